@@ -1,0 +1,206 @@
+"""Read, render and write the workspace `.env`, keeping the user's own lines.
+
+Every line the tool owns is `export KEY='value'`: single quotes are the one shell
+quoting with no expansion, and python-dotenv reads them literally as long as the
+value avoids the few characters `value_problem` refuses (see shared env-quoting notes).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+
+from .errors import EnvFileError, shown
+
+_LEADING_WHITESPACE = re.compile(r"\s*")
+_COMMENT_START = re.compile(r"[ \t]+#")
+
+
+def value_problem(value: str) -> str | None:
+    """Why `value` cannot be written as `export KEY='value'`, or None when it can."""
+    if "'" in value:
+        return "a single quote (')"
+    if "\\" in value:
+        return "a backslash (\\)"
+    if "${" in value:
+        return "'${' (python-dotenv would expand it)"
+    for char in value:
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            return f"a control character ({char!r})"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "characters that are not valid UTF-8"
+    return None
+
+
+def render_binding(key: str, value: str) -> str:
+    """The line the tool writes for one variable (without the newline)."""
+    return f"export {key}='{value}'"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of the file as python-dotenv splits it: a binding, a comment or blank lines."""
+
+    text: str
+    key: str | None
+    value: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """The `.env` as found on disk, split into chunks that can be written back verbatim."""
+
+    path: Path
+    exists: bool
+    text: str
+    chunks: tuple[Chunk, ...]
+
+    def values(self) -> dict[str, str]:
+        """The values python-dotenv reads from it (with its defaults), unset keys left out."""
+        return {k: v for k, v in _read_values(self.text).items() if v is not None}
+
+
+def _read_values(text: str) -> dict[str, str | None]:
+    return dict(dotenv_values(stream=io.StringIO(text)))
+
+
+def _chunks(text: str) -> list[Chunk]:
+    return [
+        Chunk(b.original.string, b.key, b.value, b.original.line)
+        for b in parse_stream(io.StringIO(text))
+    ]
+
+
+def read_env_file(path: Path) -> EnvFile:
+    """Read and check `.env`; refuse a file that python-dotenv or a shell would misread."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return EnvFile(path, False, "", ())
+    except UnicodeDecodeError as error:
+        raise EnvFileError(
+            f"{path} is not UTF-8 text ({error.reason} at byte {error.start})",
+            f"re-save {path} as UTF-8, then run: inv env",
+        ) from error
+    except OSError as error:
+        raise EnvFileError(
+            f"cannot read {path}: {error.strerror}", f"check the permissions of {path}"
+        ) from error
+    if text.startswith("\ufeff"):
+        raise EnvFileError(
+            f"{path} starts with a byte-order mark, which shells cannot source",
+            f"re-save {path} as UTF-8 without BOM, then run: inv env",
+        )
+    chunks = _chunks(text)
+    _check_chunks(path, chunks)
+    return EnvFile(path, True, text, tuple(chunks))
+
+
+def _check_chunks(path: Path, chunks: Sequence[Chunk]) -> None:
+    for chunk in chunks:
+        first_line = chunk.text.lstrip("\r\n").splitlines()[0] if chunk.text.strip() else ""
+        if chunk.key is None and chunk.text.strip() and not chunk.text.strip().startswith("#"):
+            raise EnvFileError(
+                f"{path}: line {chunk.line}: python-dotenv cannot parse {shown(first_line)}",
+                f"fix or delete line {chunk.line} of {path}, then run: inv env",
+            )
+        if chunk.key is not None and not _shell_balanced(chunk.text):
+            raise EnvFileError(
+                f"{path}: line {chunk.line}: unbalanced quote in {shown(first_line)};"
+                " shells would read the lines after it differently",
+                f"fix the quoting on line {chunk.line} of {path}, then run: inv env",
+            )
+
+
+def _shell_balanced(text: str) -> bool:
+    try:
+        shlex.split(text, comments=True)
+    except ValueError:
+        return False
+    return True
+
+
+def _inline_comment(line: str, key: str, value: str) -> str:
+    """The user's trailing `# comment` on a binding line, kept when the tool rewrites it."""
+    for match in _COMMENT_START.finditer(line):
+        head = line[: match.start()]
+        if _read_values(head + "\n") == {key: value} and _chunks(head + "\n")[0].key == key:
+            return line[match.start() :]
+    return ""
+
+
+def _rewrite_chunk(chunk: Chunk, key: str, value: str) -> str:
+    leading = _LEADING_WHITESPACE.match(chunk.text)
+    indent = leading.group(0) if leading else ""
+    body = chunk.text[len(indent) :].rstrip("\r\n")
+    comment = ""
+    if chunk.value is not None and "\n" not in body and "\r" not in body:
+        comment = _inline_comment(body, key, chunk.value)
+    return indent + render_binding(key, value) + comment + "\n"
+
+
+def render(
+    envfile: EnvFile,
+    owned: Mapping[str, str],
+    descriptions: Mapping[str, str],
+    header: str,
+) -> str:
+    """The new `.env` text: the user's chunks verbatim, the owned keys set to `owned`.
+
+    Owned keys that are missing are appended, each after a one-line comment.
+    """
+    for key, value in owned.items():
+        problem = value_problem(value)
+        if problem is not None:
+            raise EnvFileError(
+                f"{key} cannot be written to .env: its value {shown(value)} contains {problem}",
+                f"set {key} to a value without it (in .env, the environment or the task's flag)",
+            )
+    parts: list[str] = []
+    seen: set[str] = set()
+    for chunk in envfile.chunks:
+        if chunk.key is not None and chunk.key in owned:
+            seen.add(chunk.key)
+            parts.append(_rewrite_chunk(chunk, chunk.key, owned[chunk.key]))
+        else:
+            parts.append(chunk.text)
+    text = "".join(parts)
+    missing = [key for key in owned if key not in seen]
+    if missing:
+        if not text:
+            text = f"# {header}\n"
+        elif not text.endswith(("\n", "\r")):
+            text += "\n"
+        for key in missing:
+            text += f"# {descriptions.get(key, key)}\n{render_binding(key, owned[key])}\n"
+    _verify(envfile.path, text, owned)
+    return text
+
+
+def _verify(path: Path, text: str, owned: Mapping[str, str]) -> None:
+    """Refuse to write a file whose owned keys would not read back exactly."""
+    chunks = _chunks(text)
+    values = _read_values(text)
+    for key, value in owned.items():
+        if values.get(key) == value:
+            continue
+        culprit = next(
+            (c for c in chunks if c.key != key and render_binding(key, value) in c.text), None
+        )
+        where = f" line {culprit.line} swallows it" if culprit else " a line of yours overrides it"
+        raise EnvFileError(
+            f"{path}: {key} would not read back as written:{where}",
+            f"fix that line of {path} (an unclosed quote?), then run: inv env",
+        )
+    _check_chunks(path, chunks)

@@ -1,0 +1,34 @@
+"""Domain errors: each carries one line of what is wrong and one `hint:` line."""
+
+from __future__ import annotations
+
+
+class BootstrapError(Exception):
+    """An expected failure the user can fix; shown as an error line and a hint line."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = one_line(message)
+        self.hint = one_line(hint)
+
+
+class SettingsError(BootstrapError):
+    """A variable has a value the tool cannot use."""
+
+
+class EnvFileError(BootstrapError):
+    """The `.env` file cannot be read or written safely."""
+
+
+class LayoutError(BootstrapError):
+    """A storage folder cannot be created."""
+
+
+def one_line(text: str) -> str:
+    """Fold any line breaks so that a message stays on one line."""
+    return " ".join(text.splitlines()) if ("\n" in text or "\r" in text) else text
+
+
+def shown(value: str) -> str:
+    """Quote a user value for a message, escaping anything that would break the line."""
+    return repr(value)

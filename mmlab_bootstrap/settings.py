@@ -1,0 +1,234 @@
+"""The effective settings: one place that resolves, checks and remembers each value's source.
+
+Precedence, highest first: a task's flag, the process environment, `.env`, the default.
+An empty value counts as unset.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from .envfile import value_problem
+from .errors import SettingsError, shown
+from .fsutil import is_inside
+from .variables import (
+    BY_NAME,
+    CHECKPOINTS_PATH,
+    DATASET_PATH,
+    EXTENSION_PATH,
+    EXTENSION_REF,
+    EXTENSION_REPO,
+    GIT_MIRROR,
+    PROJECTS,
+    VARIABLES,
+    Kind,
+    Variable,
+)
+
+
+class Source(Enum):
+    """Where a value came from."""
+
+    FLAG = "flag"
+    ENVIRONMENT = "environment"
+    DOTENV = ".env"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Value:
+    """One effective value, normalised (absolute paths), with its source and raw text."""
+
+    value: str
+    source: Source
+    raw: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every variable's effective value for one workspace."""
+
+    root: Path
+    values: Mapping[str, Value]
+
+    def __getitem__(self, name: str) -> str:
+        return self.values[name].value
+
+    @property
+    def extension_path(self) -> Path:
+        return Path(self[EXTENSION_PATH])
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return Path(self[CHECKPOINTS_PATH])
+
+    @property
+    def dataset_path(self) -> Path:
+        return Path(self[DATASET_PATH])
+
+    @property
+    def projects(self) -> tuple[str, ...]:
+        return tuple(self[PROJECTS].split())
+
+    @property
+    def repo(self) -> str:
+        return self[EXTENSION_REPO]
+
+    @property
+    def ref(self) -> str:
+        return self[EXTENSION_REF]
+
+    @property
+    def mirror(self) -> str:
+        return self[GIT_MIRROR]
+
+    def as_env(self) -> dict[str, str]:
+        """What `.env` holds for this workspace, in the documented order."""
+        return {variable.name: self.values[variable.name].value for variable in VARIABLES}
+
+
+def resolve(
+    root: Path,
+    flags: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str],
+) -> Settings:
+    """Compute and check the effective settings; raise SettingsError naming the culprit."""
+    values: dict[str, Value] = {}
+    for variable in VARIABLES:
+        raw, source = _pick(variable, flags, environ, dotenv)
+        values[variable.name] = Value(_normalise(variable, raw, source, root), source, raw)
+    settings = Settings(root, values)
+    _check_nesting(settings)
+    return settings
+
+
+def _pick(
+    variable: Variable,
+    flags: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str],
+) -> tuple[str, Source]:
+    candidates = (
+        (flags.get(variable.name), Source.FLAG),
+        (environ.get(variable.name), Source.ENVIRONMENT),
+        (dotenv.get(variable.name), Source.DOTENV),
+    )
+    for raw, source in candidates:
+        if raw:
+            return raw, source
+    return variable.default, Source.DEFAULT
+
+
+def fix_hint(variable: Variable, source: Source, example: str | None = None) -> str:
+    """The command that replaces a bad value, for wherever it came from."""
+    example = example if example is not None else (variable.default or "VALUE")
+    if source is Source.ENVIRONMENT:
+        return (
+            f"unset {variable.name} (and remove its export from your shell rc file),"
+            f" or override it: inv env {variable.flag} '{example}'"
+        )
+    if source is Source.DOTENV:
+        return f"run: inv env {variable.flag} '{example}' (or edit {variable.name} in .env)"
+    return f"pass a valid value: {variable.flag} '{example}'"
+
+
+def _fail(variable: Variable, source: Source, raw: str, what: str) -> SettingsError:
+    return SettingsError(
+        f"{variable.name} (from {source.value}) {what}: {shown(raw)}", fix_hint(variable, source)
+    )
+
+
+def _normalise(variable: Variable, raw: str, source: Source, root: Path) -> str:
+    problem = value_problem(raw)
+    if problem is not None:
+        raise _fail(variable, source, raw, f"contains {problem}")
+    if not raw:
+        return raw
+    if variable.kind is Kind.PATH:
+        return _normalise_path(variable, raw, source, root)
+    if variable.kind is Kind.PROJECTS:
+        return _normalise_projects(variable, raw, source)
+    if variable.kind is Kind.REF:
+        return _check_ref(variable, raw, source)
+    return _check_url(variable, raw, source)
+
+
+def _normalise_path(variable: Variable, raw: str, source: Source, root: Path) -> str:
+    if raw.startswith("-"):
+        raise _fail(variable, source, raw, "must not start with '-'")
+    expanded = os.path.expanduser(raw)
+    if expanded.startswith("~"):
+        raise _fail(variable, source, raw, "names a home folder that does not exist")
+    absolute = os.path.normpath(os.path.join(root, expanded))
+    problem = value_problem(absolute)
+    if problem is not None:
+        raise _fail(variable, source, absolute, f"resolves to a path with {problem}")
+    return absolute
+
+
+_PROJECT_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def _normalise_projects(variable: Variable, raw: str, source: Source) -> str:
+    names: list[str] = []
+    for name in raw.split():
+        if name in (".", "..") or name.startswith("-") or _PROJECT_FORBIDDEN.search(name):
+            raise _fail(variable, source, name, "is not a plain folder name")
+        if name not in names:
+            names.append(name)
+    return " ".join(names)
+
+
+_REF_FORBIDDEN = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//")
+
+
+def _check_ref(variable: Variable, raw: str, source: Source) -> str:
+    if (
+        raw.startswith(("-", "/", "."))
+        or raw.endswith(("/", ".", ".lock"))
+        or _REF_FORBIDDEN.search(raw)
+    ):
+        raise _fail(variable, source, raw, "is not a branch, tag or commit name")
+    return raw
+
+
+_SCHEME_URL = re.compile(r"(?:https?|ssh|git)://[^/\s@]*@?[A-Za-z0-9.\[\]:_-]+(?:/.*)?|file:///.*")
+_SCP_URL = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!/?/).*")
+
+
+def _check_url(variable: Variable, raw: str, source: Source) -> str:
+    if raw.startswith("-"):
+        raise _fail(variable, source, raw, "must not start with '-'")
+    if "::" in raw.split("/", 1)[0]:
+        raise _fail(variable, source, raw, "uses a git remote helper transport (such as ext::)")
+    if not (_SCHEME_URL.fullmatch(raw) or _SCP_URL.fullmatch(raw)):
+        raise _fail(
+            variable,
+            source,
+            raw,
+            "is not a URL git accepts (https://, ssh://, git://, file:///, user@host:path)",
+        )
+    if variable.kind is Kind.MIRROR and not raw.endswith(("/", ":")):
+        return raw + "/"
+    return raw
+
+
+def _check_nesting(settings: Settings) -> None:
+    extension = settings.extension_path
+    for name in (CHECKPOINTS_PATH, DATASET_PATH):
+        storage = Path(settings[name])
+        if is_inside(storage, extension) or is_inside(extension, storage):
+            value = settings.values[name]
+            raise SettingsError(
+                f"{name} (from {value.source.value}) {shown(str(storage))} and"
+                f" {EXTENSION_PATH} {shown(str(extension))} lie inside one another",
+                fix_hint(
+                    BY_NAME[name], value.source, f"{settings.root}/{BY_NAME[name].default[2:]}"
+                ),
+            )

@@ -1,0 +1,58 @@
+"""The steps of a bootstrap, each run the same way alone or chained: plan, then apply."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .envfile import render
+from .layout import plan_layout
+from .settings import Settings
+from .variables import BY_NAME, VARIABLES
+from .workspace import Session
+
+ENV_HEADER = (
+    "mmlab-bootstrap workspace settings. `inv env` rewrites the MMLAB_ lines"
+    " and keeps everything else. Load: set -a; . ./.env; set +a"
+)
+
+
+def env_step(session: Session, flags: Mapping[str, str | None]) -> Settings:
+    """Write `.env` with every variable resolved; print the line that loads it."""
+    envfile = session.read_env()
+    settings = session.settings(flags, envfile)
+    wanted = settings.as_env()
+    text = render(envfile, wanted, {v.name: v.help for v in VARIABLES}, ENV_HEADER)
+    report = session.report
+    if text == envfile.text:
+        report.unchanged(f"up to date: {session.env_path}")
+    else:
+        old = envfile.values()
+        for name, value in wanted.items():
+            if old.get(name) != value:
+                source = settings.values[name].source.value
+                line = f"{name}={value!r} (from {source})"
+                if session.dry:
+                    report.would(f"set {line}")
+                else:
+                    report.done(f"set {line}")
+        session.changes.write_file(session.env_path, text)
+    report.info(f"load it in a shell: {session.load_line()}")
+    return settings
+
+
+def layout_step(session: Session, flags: Mapping[str, str | None]) -> Settings:
+    """Create the storage folders each project needs; leave existing ones alone."""
+    settings = session.settings(flags)
+    folders = plan_layout(settings)
+    for folder in folders:
+        if folder.exists:
+            session.report.unchanged(f"exists {folder.path}")
+        else:
+            session.changes.make_folder(folder.path)
+    return settings
+
+
+def flag_values(**params: str | None) -> dict[str, str | None]:
+    """Task parameters (`extension_path=...`) keyed by the variable they override."""
+    by_param = {variable.param: name for name, variable in BY_NAME.items()}
+    return {by_param[param]: value for param, value in params.items()}

@@ -1,0 +1,114 @@
+"""The invoke tasks: argument parsing and help text over the steps in this package."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from .errors import BootstrapError
+from .report import Reporter
+from .steps import env_step, flag_values, layout_step
+from .variables import (
+    CHECKPOINTS_PATH,
+    DATASET_PATH,
+    EXTENSION_PATH,
+    EXTENSION_REF,
+    EXTENSION_REPO,
+    GIT_MIRROR,
+    PROJECTS,
+    flag_help,
+)
+from .workspace import Session
+
+CONFIG_KEY = "mmlab_bootstrap"
+
+
+@contextlib.contextmanager
+def session_for(c: Context) -> Iterator[Session]:
+    """Open a session for a task; turn domain errors into one `Exit`, with no traceback."""
+    root = c.config[CONFIG_KEY]["root"] or os.getcwd()
+    report = Reporter()
+    try:
+        yield Session(Path(root), dry=bool(c.config.run.dry), report=report)
+    except BootstrapError as error:
+        report.error(error.message, error.hint)
+        raise Exit(code=1) from None
+    except KeyboardInterrupt:
+        report.error("interrupted", "run the same command again: it finishes what was started")
+        raise Exit(code=130) from None
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        report.error(
+            f"{error.strerror or error}{where}",
+            "fix the cause, then run the same command again: it finishes what was started",
+        )
+        raise Exit(code=1) from None
+
+
+ALL_VARIABLES = (
+    EXTENSION_REPO,
+    EXTENSION_REF,
+    EXTENSION_PATH,
+    CHECKPOINTS_PATH,
+    DATASET_PATH,
+    PROJECTS,
+    GIT_MIRROR,
+)
+
+
+@task(auto_shortflags=False, help=flag_help(*ALL_VARIABLES))
+def env(
+    c: Context,
+    repo: str | None = None,
+    ref: str | None = None,
+    extension_path: str | None = None,
+    checkpoints_path: str | None = None,
+    dataset_path: str | None = None,
+    projects: str | None = None,
+    mirror: str | None = None,
+) -> None:
+    """Write .env with every variable resolved (keeps your own lines)."""
+    with session_for(c) as session:
+        env_step(
+            session,
+            flag_values(
+                repo=repo,
+                ref=ref,
+                extension_path=extension_path,
+                checkpoints_path=checkpoints_path,
+                dataset_path=dataset_path,
+                projects=projects,
+                mirror=mirror,
+            ),
+        )
+
+
+@task(auto_shortflags=False, help=flag_help(CHECKPOINTS_PATH, DATASET_PATH, PROJECTS))
+def layout(
+    c: Context,
+    checkpoints_path: str | None = None,
+    dataset_path: str | None = None,
+    projects: str | None = None,
+) -> None:
+    """Create the checkpoints and data folders in the storage roots."""
+    with session_for(c) as session:
+        layout_step(
+            session,
+            flag_values(
+                checkpoints_path=checkpoints_path, dataset_path=dataset_path, projects=projects
+            ),
+        )
+
+
+def namespace(root: Path | None) -> Collection:
+    """The task collection, for a workspace at `root` (None: the current folder at run time)."""
+    collection = Collection(env, layout)
+    collection.configure({CONFIG_KEY: {"root": str(root) if root is not None else None}})
+    return collection

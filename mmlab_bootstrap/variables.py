@@ -1,0 +1,92 @@
+"""The workspace variables: names, defaults, flags and one line of help each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(Enum):
+    """How a variable's value is checked and normalised."""
+
+    URL = "url"
+    MIRROR = "mirror"
+    REF = "ref"
+    PATH = "path"
+    PROJECTS = "projects"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One setting of the workspace, as written in `.env`."""
+
+    name: str
+    default: str
+    kind: Kind
+    help: str
+
+    @property
+    def param(self) -> str:
+        """The task parameter that overrides it, e.g. `extension_path`."""
+        return FLAG_PARAMS[self.name]
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag that overrides it, e.g. `--extension-path`."""
+        return "--" + self.param.replace("_", "-")
+
+
+EXTENSION_REPO = "MMLAB_EXTENSION_REPO"
+EXTENSION_REF = "MMLAB_EXTENSION_REF"
+EXTENSION_PATH = "MMLAB_EXTENSION_PATH"
+CHECKPOINTS_PATH = "MMLAB_CHECKPOINTS_PATH"
+DATASET_PATH = "MMLAB_DATASET_PATH"
+PROJECTS = "MMLAB_PROJECTS"
+GIT_MIRROR = "MMLAB_GIT_MIRROR"
+
+FLAG_PARAMS = {
+    EXTENSION_REPO: "repo",
+    EXTENSION_REF: "ref",
+    EXTENSION_PATH: "extension_path",
+    CHECKPOINTS_PATH: "checkpoints_path",
+    DATASET_PATH: "dataset_path",
+    PROJECTS: "projects",
+    GIT_MIRROR: "mirror",
+}
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        EXTENSION_REPO,
+        "https://github.com/windzu/mmlab_extension.git",
+        Kind.URL,
+        "superproject to clone",
+    ),
+    Variable(
+        EXTENSION_REF,
+        "",
+        Kind.REF,
+        "branch, tag or commit to check out (empty: the remote's default branch)",
+    ),
+    Variable(EXTENSION_PATH, "./mmlab_extension", Kind.PATH, "where the superproject lives"),
+    Variable(CHECKPOINTS_PATH, "./mmlab_checkpoints", Kind.PATH, "storage root for checkpoints"),
+    Variable(DATASET_PATH, "./mmlab_dataset", Kind.PATH, "storage root for datasets"),
+    Variable(
+        PROJECTS,
+        "mmdetection mmdetection3d",
+        Kind.PROJECTS,
+        "sub-projects that get checkpoints/data links (space-separated)",
+    ),
+    Variable(
+        GIT_MIRROR,
+        "",
+        Kind.MIRROR,
+        "URL prefix that replaces https://github.com/ for every clone (empty: none)",
+    ),
+)
+
+BY_NAME = {variable.name: variable for variable in VARIABLES}
+
+
+def flag_help(*names: str) -> dict[str, str]:
+    """Help texts for the override flags of the named variables, keyed by parameter."""
+    return {BY_NAME[name].param: f"override {name}: {BY_NAME[name].help}" for name in names}

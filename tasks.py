@@ -1,0 +1,7 @@
+"""mmlab-bootstrap tasks for this workspace (the logic lives in the mmlab_bootstrap package)."""
+
+from pathlib import Path
+
+from mmlab_bootstrap.tasks import namespace
+
+ns = namespace(root=Path(__file__).resolve().parent)
