@@ -75,10 +75,14 @@ def _read_values(text: str) -> dict[str, str | None]:
 
 
 def _chunks(text: str) -> list[Chunk]:
-    return [
-        Chunk(b.original.string, b.key, b.value, b.original.line)
-        for b in parse_stream(io.StringIO(text))
-    ]
+    chunks = []
+    for binding in parse_stream(io.StringIO(text)):
+        string = binding.original.string
+        # python-dotenv counts from the blank lines it folds into a chunk; report the content's.
+        blank = _LEADING_WHITESPACE.match(string)
+        skipped = blank.group(0).count("\n") if blank and string.strip() else 0
+        chunks.append(Chunk(string, binding.key, binding.value, binding.original.line + skipped))
+    return chunks
 
 
 def read_env_file(path: Path) -> EnvFile:

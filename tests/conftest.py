@@ -1,0 +1,116 @@
+"""Shared fixtures: an isolated environment, a temporary workspace and ways to run the tasks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No MMLAB_ variable, no user git config, a private HOME; file:// allowed for test git only."""
+    for name in list(os.environ):
+        if name.startswith(("MMLAB_", "GIT_", "INVOKE_")) or name == "NO_COLOR":
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.com")
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.file.allow")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "always")
+    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    yield
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty workspace folder holding the project's thin tasks.py."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copy(REPO_ROOT / "tasks.py", root / "tasks.py")
+    return root
+
+
+@dataclass
+class Run:
+    """What a command printed and how it exited."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+def run_cli(
+    argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> Run:
+    """Run a real executable (`inv`, `mmlab-bootstrap`) in `cwd`."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    program, *rest = argv
+    executable = shutil.which(program, path=full_env["PATH"]) or program
+    done = subprocess.run(
+        [executable, *rest],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def inv(workspace: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    """Run the real `inv` in the workspace."""
+    return run_cli(["inv", *args], workspace, env)
+
+
+def assert_clean_error(run: Run, *fragments: str) -> None:
+    """Exit 1, exactly one error line and one hint line, no traceback."""
+    assert run.code == 1, (run.code, run.out, run.err)
+    lines = run.err.splitlines()
+    assert len(lines) == 2, run.err
+    assert lines[0].startswith("error: "), run.err
+    assert lines[1].startswith("hint: "), run.err
+    assert "Traceback" not in run.out + run.err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def snapshot(*roots: Path) -> dict[str, tuple[str, bytes | str | None]]:
+    """Every entry under `roots` with its type and content (bytes, link target), to compare."""
+    state: dict[str, tuple[str, bytes | str | None]] = {}
+    for root in roots:
+        if not os.path.lexists(root):
+            continue
+        for folder, dirs, files in os.walk(root):
+            for name in dirs + files:
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    state[path] = ("link", os.readlink(path))
+                elif os.path.isdir(path):
+                    state[path] = ("dir", oct(os.stat(path).st_mode))
+                else:
+                    with open(path, "rb") as handle:
+                        state[path] = ("file", handle.read())
+    return state
