@@ -107,8 +107,34 @@ def layout(
         )
 
 
+@task(auto_shortflags=False, help=flag_help(*ALL_VARIABLES))
+def bootstrap(
+    c: Context,
+    repo: str | None = None,
+    ref: str | None = None,
+    extension_path: str | None = None,
+    checkpoints_path: str | None = None,
+    dataset_path: str | None = None,
+    projects: str | None = None,
+    mirror: str | None = None,
+) -> None:
+    """Set up the whole workspace: env, then layout."""
+    flags = flag_values(
+        repo=repo,
+        ref=ref,
+        extension_path=extension_path,
+        checkpoints_path=checkpoints_path,
+        dataset_path=dataset_path,
+        projects=projects,
+        mirror=mirror,
+    )
+    with session_for(c) as session:
+        env_step(session, flags)
+        layout_step(session, flags)
+
+
 def namespace(root: Path | None) -> Collection:
     """The task collection, for a workspace at `root` (None: the current folder at run time)."""
-    collection = Collection(env, layout)
+    collection = Collection(env, layout, bootstrap)
     collection.configure({CONFIG_KEY: {"root": str(root) if root is not None else None}})
     return collection

@@ -1,0 +1,184 @@
+"""End to end: `inv env` and the `mmlab-bootstrap` console script in temporary workspaces."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+from mmlab_bootstrap import __version__
+from mmlab_bootstrap.tasks import namespace
+
+from .conftest import assert_clean_error, inv, run_cli, snapshot
+
+NAMES = [
+    "MMLAB_EXTENSION_REPO",
+    "MMLAB_EXTENSION_REF",
+    "MMLAB_EXTENSION_PATH",
+    "MMLAB_CHECKPOINTS_PATH",
+    "MMLAB_DATASET_PATH",
+    "MMLAB_PROJECTS",
+    "MMLAB_GIT_MIRROR",
+]
+
+
+def test_env_writes_every_variable_and_the_load_line(workspace: Path) -> None:
+    """`inv env` writes all variables (absolute paths) and ends with the line that loads them."""
+    run = inv(workspace, "env")
+    assert run.code == 0, run.err
+    values = dotenv_values(workspace / ".env")
+    assert list(values) == NAMES
+    assert values["MMLAB_EXTENSION_PATH"] == str(workspace / "mmlab_extension")
+    assert values["MMLAB_DATASET_PATH"] == str(workspace / "mmlab_dataset")
+    assert run.lines[-1] == f"load it in a shell: set -a; . {workspace}/.env; set +a"
+    assert (workspace / ".env").stat().st_mode & 0o777 == 0o644
+
+
+def test_env_second_run_changes_nothing(workspace: Path) -> None:
+    """A second `inv env` says `up to date` and does not touch the file."""
+    assert inv(workspace, "env").code == 0
+    before = os.stat(workspace / ".env")
+    run = inv(workspace, "env")
+    assert run.code == 0
+    assert run.lines[0] == f"up to date: {workspace}/.env"
+    after = os.stat(workspace / ".env")
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+
+
+def test_env_is_sourceable_and_matches_dotenv(workspace: Path) -> None:
+    """The generated file gives the same values in bash, dash and zsh as in python-dotenv."""
+    path = workspace / "dir with space$(x)"
+    assert inv(workspace, "env", "--dataset-path", str(path), "--ref", "v1.0").code == 0
+    expected = dotenv_values(workspace / ".env")
+    for shell in ("bash", "dash", "zsh"):
+        printed = " ".join(f'"${name}"' for name in NAMES)
+        done = subprocess.run(
+            [shell, "-c", f"set -a; . ./.env; set +a; printf '%s\\n' {printed}"],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0 and done.stderr == ""
+        assert done.stdout.splitlines() == [expected[name] for name in NAMES], shell
+
+
+def test_precedence_end_to_end(workspace: Path) -> None:
+    """A flag beats the environment, which beats .env; what env writes records the winner."""
+    (workspace / ".env").write_text("# keep me\nMMLAB_PROJECTS='from-dotenv'\nMINE=1\n")
+    run = inv(
+        workspace,
+        "env",
+        "--ref",
+        "from-flag",
+        env={"MMLAB_PROJECTS": "from-environment", "MMLAB_EXTENSION_REF": "from-environment"},
+    )
+    assert run.code == 0, run.err
+    assert "MMLAB_PROJECTS='from-environment' (from environment)" in run.out
+    assert "MMLAB_EXTENSION_REF='from-flag' (from flag)" in run.out
+    text = (workspace / ".env").read_text()
+    assert text.startswith("# keep me\nexport MMLAB_PROJECTS='from-environment'\nMINE=1\n")
+
+
+def test_dry_env_changes_nothing(workspace: Path) -> None:
+    """`inv --dry env` prints what would be set and written, and writes nothing."""
+    run = inv(workspace, "--dry", "env")
+    assert run.code == 0
+    assert f"would write {workspace}/.env" in run.lines
+    assert any(line.startswith("would set MMLAB_PROJECTS=") for line in run.lines)
+    assert not (workspace / ".env").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "dotenv", "fragment"),
+    [
+        (["--projects", "a/b"], {}, None, "MMLAB_PROJECTS (from flag)"),
+        (["--repo", "ext::sh -c id"], {}, None, "MMLAB_EXTENSION_REPO (from flag)"),
+        ([], {"MMLAB_DATASET_PATH": "/x/o'brien"}, None, "MMLAB_DATASET_PATH (from environment)"),
+        ([], {}, "MMLAB_GIT_MIRROR=-oProxyCommand=x\n", "MMLAB_GIT_MIRROR (from .env)"),
+        ([], {}, "A=1\nB='unterminated\n", "line 2"),
+        (["--dataset-path", "mmlab_extension/data"], {}, None, "lie inside one another"),
+    ],
+    ids=["project-name", "ext-url", "quote-in-env", "mirror-dash", "malformed", "nested"],
+)
+def test_bad_input_is_one_error_and_one_hint(
+    workspace: Path, args: list[str], environ: dict[str, str], dotenv: str | None, fragment: str
+) -> None:
+    """Bad input: exit 1, `error:` and `hint:` lines, no traceback, and .env unchanged."""
+    if dotenv is not None:
+        (workspace / ".env").write_text(dotenv)
+    before = snapshot(workspace)
+    run = inv(workspace, "env", *args, env=environ)
+    assert_clean_error(run, fragment)
+    assert snapshot(workspace) == before
+
+
+def test_console_script_uses_the_current_folder(tmp_path: Path) -> None:
+    """`mmlab-bootstrap env` works in any folder, with that folder as the workspace root."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    run = run_cli(["mmlab-bootstrap", "env"], folder)
+    assert run.code == 0, run.err
+    assert dotenv_values(folder / ".env")["MMLAB_EXTENSION_PATH"] == str(folder / "mmlab_extension")
+
+
+def test_console_script_version_and_list(tmp_path: Path) -> None:
+    """`--version` and `--list` behave like invoke's."""
+    version = run_cli(["mmlab-bootstrap", "--version"], tmp_path)
+    assert version.code == 0 and __version__ in version.out
+    listing = run_cli(["mmlab-bootstrap", "--list"], tmp_path)
+    assert listing.code == 0
+    for name in ("env", "layout"):
+        assert f"  {name} " in listing.out
+
+
+def test_every_task_parses_its_arguments_and_has_help() -> None:
+    """Each task's flags parse, and every flag has help text."""
+    collection = namespace(root=None)
+    for name in collection.task_names:
+        task = collection[name]
+        arguments = task.get_arguments()
+        assert task.__doc__
+        for argument in arguments:
+            assert argument.help, (name, argument.name)
+
+
+def test_output_is_plain_when_piped_or_no_color(workspace: Path) -> None:
+    """No escape codes when stdout is not a terminal."""
+    run = inv(workspace, "env")
+    assert "\x1b[" not in run.out + run.err
+
+
+def run_in_terminal(workspace: Path, env: dict[str, str]) -> bytes:
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        ["inv", "layout"],
+        cwd=workspace,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, **env},
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(timeout=60)
+    os.close(leader)
+    return output
+
+
+def test_output_is_colored_on_a_terminal_unless_no_color(workspace: Path) -> None:
+    """On a terminal, done lines are green; with NO_COLOR set they are plain."""
+    colored = run_in_terminal(workspace, {})
+    assert b"\x1b[32mcreated " in colored
+    plain = run_in_terminal(workspace, {"NO_COLOR": "1"})
+    assert b"exists " in plain and b"\x1b[" not in plain
