@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LayoutError, shown
+from .fsutil import creatable_problem
 from .settings import Settings, fix_hint
 from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH
 
@@ -68,18 +69,11 @@ def _classify(settings: Settings, variable: str, path: Path) -> Folder:
             f"{shown(str(path))} exists but is {what}",
             f"move it out of the way (mv '{path}' '{path}.old'), then run: inv layout",
         )
-    ancestor = path.parent
-    while not os.path.lexists(ancestor):
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
+    problem = creatable_problem(path)
+    if problem is not None:
         raise LayoutError(
-            f"cannot create {shown(str(path))}: {shown(str(ancestor))} is a file",
-            f"move it out of the way (mv '{ancestor}' '{ancestor}.old'), then run: inv layout",
-        )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise LayoutError(
-            f"cannot create {shown(str(path))}: {shown(str(ancestor))} is not writable",
-            f"make it writable (sudo chown \"$USER\" '{ancestor}') or choose another root: "
+            f"cannot create {shown(str(path))}: {problem}",
+            'make room or fix permissions (sudo chown "$USER" FOLDER), or choose another root: '
             + fix_hint(BY_NAME[variable], settings.values[variable].source, "/path/to/storage"),
         )
     return Folder(path, False)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .clone import Cloner, plan_clone
 from .envfile import render
+from .errors import BootstrapError
+from .git import Git
 from .layout import plan_layout
 from .settings import Settings
 from .variables import BY_NAME, VARIABLES
@@ -49,6 +52,22 @@ def layout_step(session: Session, flags: Mapping[str, str | None]) -> Settings:
             session.report.unchanged(f"exists {folder.path}")
         else:
             session.changes.make_folder(folder.path)
+    return settings
+
+
+DEFAULT_JOBS = 4
+
+
+def clone_step(
+    session: Session, flags: Mapping[str, str | None], *, jobs: int, update: bool
+) -> Settings:
+    """Clone the superproject and its submodules (shallow, parallel), or complete them."""
+    if jobs < 1:
+        raise BootstrapError(f"--jobs must be at least 1, not {jobs}", "run: inv clone --jobs 4")
+    settings = session.settings(flags)
+    git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    plan = plan_clone(settings, git)
+    Cloner(settings, git, session.report, jobs).apply(plan, update=update)
     return settings
 
 

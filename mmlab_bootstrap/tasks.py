@@ -14,7 +14,7 @@ from invoke.tasks import task
 
 from .errors import BootstrapError
 from .report import Reporter
-from .steps import env_step, flag_values, layout_step
+from .steps import DEFAULT_JOBS, clone_step, env_step, flag_values, layout_step
 from .variables import (
     CHECKPOINTS_PATH,
     DATASET_PATH,
@@ -90,6 +90,29 @@ def env(
         )
 
 
+CLONE_HELP = {
+    **flag_help(EXTENSION_REPO, EXTENSION_REF, EXTENSION_PATH, GIT_MIRROR),
+    "jobs": f"submodules fetched in parallel (default {DEFAULT_JOBS})",
+    "update": "fetch the latest of the ref and update submodules to what it records",
+}
+
+
+@task(auto_shortflags=False, help=CLONE_HELP)
+def clone(
+    c: Context,
+    repo: str | None = None,
+    ref: str | None = None,
+    extension_path: str | None = None,
+    mirror: str | None = None,
+    jobs: int = DEFAULT_JOBS,
+    update: bool = False,
+) -> None:
+    """Clone the superproject and its submodules shallowly, or complete a clone."""
+    with session_for(c) as session:
+        flags = flag_values(repo=repo, ref=ref, extension_path=extension_path, mirror=mirror)
+        clone_step(session, flags, jobs=jobs, update=update)
+
+
 @task(auto_shortflags=False, help=flag_help(CHECKPOINTS_PATH, DATASET_PATH, PROJECTS))
 def layout(
     c: Context,
@@ -135,6 +158,6 @@ def bootstrap(
 
 def namespace(root: Path | None) -> Collection:
     """The task collection, for a workspace at `root` (None: the current folder at run time)."""
-    collection = Collection(env, layout, bootstrap)
+    collection = Collection(env, clone, layout, bootstrap)
     collection.configure({CONFIG_KEY: {"root": str(root) if root is not None else None}})
     return collection

@@ -1,0 +1,294 @@
+"""Clone the superproject shallowly into a temporary folder, then move it into place;
+initialise submodules recursively, shallow and in parallel; complete what a re-run finds missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BootstrapError, shown
+from .fsutil import creatable_problem, typo_problem
+from .git import GITHUB, Git, GitError, Outcome, last_line, network_error
+from .report import Reporter
+from .settings import Settings, fix_hint
+from .variables import BY_NAME, EXTENSION_PATH, EXTENSION_REF
+
+PARTIAL_SUFFIX = ".mmlab-bootstrap-partial"
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+DEEPER = ("--depth", "50")
+
+
+class CloneError(BootstrapError):
+    """The superproject cannot be cloned or completed as asked."""
+
+
+@dataclass(frozen=True)
+class SubmoduleEntry:
+    """One line of `git submodule status --recursive`."""
+
+    flag: str
+    sha: str
+    path: str
+
+    @property
+    def ready(self) -> bool:
+        return self.flag == " "
+
+
+@dataclass(frozen=True)
+class ClonePlan:
+    """What `clone` found at the extension path and what it will do about it."""
+
+    path: Path
+    fresh: bool
+    partial: Path
+    incomplete: tuple[SubmoduleEntry, ...]
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary folder beside the extension path that a fresh clone is made in."""
+    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+
+
+def same_repository(origin: str, settings: Settings) -> bool:
+    """Whether a clone's origin is MMLAB_EXTENSION_REPO (directly or through the mirror)."""
+    wanted = {settings.repo}
+    if settings.mirror and settings.repo.startswith(GITHUB):
+        wanted.add(settings.mirror + settings.repo[len(GITHUB) :])
+    return _normal(origin) in {_normal(url) for url in wanted}
+
+
+def _normal(url: str) -> str:
+    return url.strip().rstrip("/").removesuffix(".git").rstrip("/")
+
+
+def submodule_status(git: Git, root: Path) -> tuple[SubmoduleEntry, ...] | None:
+    """Every submodule, recursively, with its state; None when git cannot tell (a broken one)."""
+    outcome = git.probe(["submodule", "status", "--recursive"], cwd=root)
+    if not outcome.ok:
+        return None
+    entries = []
+    for line in outcome.out.splitlines():
+        if len(line) < 43:
+            continue
+        rest = re.sub(r" \([^()]*\)$", "", line[42:])
+        entries.append(SubmoduleEntry(line[0], line[1:41], rest))
+    return tuple(entries)
+
+
+def plan_clone(settings: Settings, git: Git) -> ClonePlan:
+    """Look at the extension path and decide: fresh clone, complete, or refuse."""
+    path = settings.extension_path
+    partial = partial_path(path)
+    if not os.path.lexists(path) or (_is_empty_folder(path)):
+        problem = typo_problem(path) or creatable_problem(path)
+        if problem:
+            raise CloneError(
+                f"cannot clone into {shown(str(path))}: {problem}",
+                fix_hint(
+                    BY_NAME[EXTENSION_PATH], settings.values[EXTENSION_PATH].source, "/path/you/own"
+                ),
+            )
+        return ClonePlan(path, True, partial, ())
+    if not path.is_dir():
+        raise CloneError(
+            f"{EXTENSION_PATH} {shown(str(path))} exists and is not a folder",
+            f"move it away (mv '{path}' '{path}.old'),"
+            " or choose another path: inv env --extension-path …",
+        )
+    top = git.probe(["rev-parse", "--show-toplevel"], cwd=path)
+    if not top.ok or os.path.realpath(top.out.strip()) != os.path.realpath(path):
+        count = sum(1 for _ in path.iterdir())
+        raise CloneError(
+            f"{shown(str(path))} exists and is not a git repository ({count} entries); left alone",
+            "move it away, or point MMLAB_EXTENSION_PATH elsewhere: inv env --extension-path …",
+        )
+    origin = git.probe(["config", "--get", "remote.origin.url"], cwd=path).out.strip()
+    if not same_repository(origin, settings):
+        raise CloneError(
+            f"{shown(str(path))} is a clone of {shown(origin or '(no origin)')},"
+            f" not of {shown(settings.repo)}; left alone",
+            "point MMLAB_EXTENSION_PATH elsewhere (inv env --extension-path …)"
+            " or MMLAB_EXTENSION_REPO at that repository",
+        )
+    status = submodule_status(git, path)
+    if status is None:
+        incomplete: tuple[SubmoduleEntry, ...] = (SubmoduleEntry("?", "", "(unreadable)"),)
+    else:
+        incomplete = tuple(entry for entry in status if not entry.ready)
+    return ClonePlan(path, False, partial, incomplete)
+
+
+def _is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+@dataclass
+class Cloner:
+    """Carries out a clone plan."""
+
+    settings: Settings
+    git: Git
+    report: Reporter
+    jobs: int
+
+    def apply(self, plan: ClonePlan, *, update: bool) -> None:
+        """Fresh clone, completion of what is missing, or `--update`; nothing else."""
+        if plan.fresh:
+            self._fresh(plan)
+            self._submodules(plan.path)
+            return
+        if update:
+            self._update(plan.path)
+            self._submodules(plan.path)
+            return
+        if not plan.incomplete:
+            self.report.unchanged(f"up to date: {plan.path}")
+            return
+        names = ", ".join(entry.path for entry in plan.incomplete)
+        self.report.info(f"completing {len(plan.incomplete)} submodule(s): {names}")
+        self._submodules(plan.path)
+
+    def _fresh(self, plan: ClonePlan) -> None:
+        settings, git = self.settings, self.git
+        if os.path.lexists(plan.partial):
+            if git.dry:
+                self.report.would(f"remove the partial clone {plan.partial}")
+            else:
+                shutil.rmtree(plan.partial)
+                self.report.info(
+                    f"removed the partial clone left by an interrupted run: {plan.partial}"
+                )
+        try:
+            self._clone_into(plan.partial)
+        except BaseException:
+            if not git.dry:
+                shutil.rmtree(plan.partial, ignore_errors=True)
+            raise
+        if git.dry:
+            self.report.would(f"move {plan.partial} to {plan.path}")
+            return
+        os.rename(plan.partial, plan.path)
+        self.report.done(f"cloned {settings.repo} into {plan.path} (depth 1)")
+
+    def _clone_into(self, folder: Path) -> None:
+        repo, ref, git = self.settings.repo, self.settings.ref, self.git
+        if _FULL_SHA.fullmatch(ref):
+            git.change(["init", "-q", "--", str(folder)])
+            git.change(["remote", "add", "origin", repo], cwd=folder)
+            fetched = git.network(
+                ["fetch", "--depth", "1", *self._progress(), "origin", ref], cwd=folder, url=repo
+            )
+            self._check_ref(fetched, repo, ref)
+            git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=folder)
+            return
+        branch = ["--branch", ref] if ref else []
+        args = ["clone", "--depth", "1", "--no-recurse-submodules", *branch, *self._progress()]
+        cloned = git.network([*args, "--", repo, str(folder)], url=repo)
+        self._check_ref(cloned, repo, ref)
+
+    def _check_ref(self, outcome: Outcome, repo: str, ref: str) -> None:
+        if outcome.ok:
+            return
+        if ref and re.search(
+            r"not found in upstream|couldn't find remote ref|not our ref", outcome.err
+        ):
+            raise GitError(
+                f"{EXTENSION_REF} {shown(ref)} does not exist on {shown(repo)}",
+                f"list its branches and tags (git ls-remote --heads --tags {repo}),"
+                " then: inv env --ref NAME",
+            )
+        raise network_error(outcome, repo, "git clone")
+
+    def _progress(self) -> list[str]:
+        return ["--progress"] if self.git.progress else []
+
+    def _submodules(self, root: Path) -> None:
+        git, repo = self.git, self.settings.repo
+        args = [
+            "submodule",
+            "update",
+            "--init",
+            "--recursive",
+            "--depth",
+            "1",
+            "--jobs",
+            str(self.jobs),
+        ]
+        outcome = git.network([*args, *self._progress()], cwd=root, url=repo)
+        if git.dry:
+            return
+        status = submodule_status(git, root)
+        missing = [entry for entry in status or () if not entry.ready]
+        if status is not None and not missing:
+            self.report.done(f"submodules ready: {len(status)} (depth 1)")
+            return
+        for entry in missing:
+            self._deepen(root, entry)
+        if missing:
+            outcome = git.network([*args, *self._progress()], cwd=root, url=repo)
+        status = submodule_status(git, root)
+        still = [entry.path for entry in status or () if not entry.ready]
+        if status is None or still:
+            raise GitError(
+                f"submodules not complete ({', '.join(still) or 'unreadable'}):"
+                f" {last_line(outcome.err)}",
+                "check the network (or set a mirror: inv env --mirror URL), then run: inv clone",
+            )
+        self.report.done(f"submodules ready: {len(status)}")
+
+    def _deepen(self, root: Path, entry: SubmoduleEntry) -> None:
+        """Fetch more history for one submodule whose commit a server refuses at depth 1."""
+        folder = root / entry.path
+        top = self.git.probe(["rev-parse", "--show-toplevel"], cwd=folder)
+        if not top.ok or os.path.realpath(top.out.strip()) != os.path.realpath(folder):
+            return
+        url = self.git.probe(["config", "--get", "remote.origin.url"], cwd=folder).out.strip()
+        self.report.warn(
+            f"{entry.path}: the server would not send commit {entry.sha[:12]} at depth 1;"
+            " fetching more history for this submodule only"
+        )
+        for depth in (DEEPER, ("--unshallow",)):
+            self.git.network(["fetch", *depth, "origin"], cwd=folder, url=url)
+            if self.git.probe(["cat-file", "-e", f"{entry.sha}^{{commit}}"], cwd=folder).ok:
+                return
+
+    def _update(self, root: Path) -> None:
+        git, repo = self.git, self.settings.repo
+        dirty = git.probe(["status", "--porcelain"], cwd=root).out.strip()
+        if dirty:
+            first = dirty.splitlines()[0]
+            raise CloneError(
+                f"{shown(str(root))} has local changes that --update would overwrite"
+                f" ({first.strip()} …)",
+                f"commit or stash them first (git -C '{root}' status), then: inv clone --update",
+            )
+        branch = git.probe(["symbolic-ref", "--short", "-q", "HEAD"], cwd=root).out.strip()
+        ref = self.settings.ref or branch or "HEAD"
+        if branch and ref == branch:
+            tracking = f"refs/remotes/origin/{branch}"
+            before = git.probe(["rev-parse", "-q", "--verify", tracking], cwd=root).out.strip()
+            head = git.probe(["rev-parse", "HEAD"], cwd=root).out.strip()
+            if before and before != head:
+                raise CloneError(
+                    f"{shown(str(root))} branch {branch} has commits that are not on origin",
+                    f"push or move them first (git -C '{root}' log {tracking}..HEAD),"
+                    " then: inv clone --update",
+                )
+            fetched = git.network(
+                ["fetch", "--depth", "1", "origin", f"+refs/heads/{branch}:{tracking}"],
+                cwd=root,
+                url=repo,
+            )
+            self._check_ref(fetched, repo, ref)
+            git.change(["reset", "-q", "--keep", tracking], cwd=root)
+        else:
+            fetched = git.network(["fetch", "--depth", "1", "origin", ref], cwd=root, url=repo)
+            self._check_ref(fetched, repo, ref)
+            git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
+        head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
+        self.report.done(f"updated {root} to {ref} ({head or 'dry run'})")

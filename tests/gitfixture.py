@@ -1,0 +1,153 @@
+"""Build a realistic superproject with nested submodules as bare repositories under one folder.
+
+The layout mirrors GitHub so that a `file://` folder can stand in for a mirror:
+`<served>/<owner>/<name>.git`. History is written with `git fast-import` so that hundreds
+of commits take well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GITHUB = "https://github.com/"
+OWNER = "fake"
+
+
+def git(*args: str, cwd: Path | None = None, input: bytes | None = None) -> str:
+    """Run git for the fixture, with file:// allowed for this call only."""
+    done = subprocess.run(
+        ["git", "-c", "protocol.file.allow=always", *args],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout.decode().strip()
+
+
+@dataclass
+class Submodule:
+    """A gitlink in a repository: where it sits and which repository it points to."""
+
+    path: str
+    name: str
+
+
+@dataclass
+class RepoSpec:
+    """What one served repository holds."""
+
+    name: str
+    commits: int = 3
+    bytes_per_commit: int = 256
+    files: dict[str, bytes] = field(default_factory=dict)
+    submodules: list[Submodule] = field(default_factory=list)
+
+
+def _blob(data: bytes) -> bytes:
+    return b"data %d\n" % len(data) + data + b"\n"
+
+
+def build_repo(served: Path, spec: RepoSpec, gitlinks: dict[str, str], absolute: bool) -> str:
+    """Create `<served>/fake/<name>.git` with `spec.commits` commits; return the tip commit."""
+    bare = served / OWNER / f"{spec.name}.git"
+    bare.parent.mkdir(parents=True, exist_ok=True)
+    git("init", "-q", "--bare", "-b", "main", str(bare))
+    rng = random.Random(spec.name)
+    stream = bytearray()
+    for number in range(1, spec.commits + 1):
+        last = number == spec.commits
+        message = f"{spec.name} commit {number}".encode()
+        stream += b"commit refs/heads/main\n"
+        stream += b"committer Test <test@example.com> %d +0000\n" % (1_600_000_000 + number)
+        stream += _blob(message)
+        noise = rng.randbytes(spec.bytes_per_commit)
+        stream += b"M 100644 inline history.bin\n" + _blob(noise)
+        stream += b"M 100644 inline README.md\n" + _blob(b"# %s\n" % spec.name.encode())
+        if last:
+            for path, data in spec.files.items():
+                stream += b"M 100644 inline %s\n" % path.encode() + _blob(data)
+            modules = ""
+            for sub in spec.submodules:
+                url = f"{GITHUB}{OWNER}/{sub.name}.git" if absolute else f"../{sub.name}.git"
+                modules += f'[submodule "{sub.name}"]\n\tpath = {sub.path}\n\turl = {url}\n'
+                stream += b"M 160000 %s %s\n" % (gitlinks[sub.name].encode(), sub.path.encode())
+            if modules:
+                stream += b"M 100644 inline .gitmodules\n" + _blob(modules.encode())
+    git("fast-import", "--quiet", cwd=bare, input=bytes(stream))
+    return git("rev-parse", "refs/heads/main", cwd=bare)
+
+
+MMDET3D_DATA = {
+    "data/scannet/batch_load_scannet_data.py": b"# prepares scannet\n",
+    "data/lyft/train.txt": b"scene-1\nscene-2\n",
+    "data/s3dis/README.md": b"# s3dis\n",
+}
+
+
+@dataclass
+class Fixture:
+    """The served repositories and the URLs that reach them."""
+
+    served: Path
+    tips: dict[str, str]
+
+    def url(self, name: str = "mmlab_extension") -> str:
+        return f"file://{self.served}/{OWNER}/{name}.git"
+
+    @property
+    def github_url(self) -> str:
+        return f"{GITHUB}{OWNER}/mmlab_extension.git"
+
+    @property
+    def mirror(self) -> str:
+        return f"file://{self.served}/"
+
+    def bare(self, name: str) -> Path:
+        return self.served / OWNER / f"{name}.git"
+
+
+def build_superproject(
+    served: Path, *, absolute: bool = False, commits: int = 3, bytes_per_commit: int = 256
+) -> Fixture:
+    """mmlab_extension with mmdetection and mmdetection3d (which nests spconv), all served."""
+    specs = [
+        RepoSpec("spconv", commits, bytes_per_commit),
+        RepoSpec("mmdetection", commits, bytes_per_commit, {"mmdet/__init__.py": b""}),
+        RepoSpec(
+            "mmdetection3d",
+            commits,
+            bytes_per_commit,
+            {"mmdet3d/__init__.py": b"", **MMDET3D_DATA},
+            [Submodule("third_party/spconv", "spconv")],
+        ),
+        RepoSpec(
+            "mmlab_extension",
+            commits,
+            bytes_per_commit,
+            {"projects/README.md": b"# extension code\n"},
+            [Submodule("mmdetection", "mmdetection"), Submodule("mmdetection3d", "mmdetection3d")],
+        ),
+    ]
+    tips: dict[str, str] = {}
+    for spec in specs:
+        tips[spec.name] = build_repo(served, spec, tips, absolute)
+    return Fixture(served, tips)
+
+
+def push_commit(fixture: Fixture, name: str, path: str, data: bytes, branch: str = "main") -> str:
+    """Add a commit to a served repository (through a scratch clone); return its id."""
+    scratch = fixture.served.parent / f"scratch-{name}-{os.getpid()}"
+    git("clone", "-q", fixture.url(name), str(scratch))
+    (scratch / path).parent.mkdir(parents=True, exist_ok=True)
+    (scratch / path).write_bytes(data)
+    git("add", path, cwd=scratch)
+    git("commit", "-q", "-m", f"change {path}", cwd=scratch)
+    git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=scratch)
+    tip = git("rev-parse", "HEAD", cwd=scratch)
+    subprocess.run(["rm", "-rf", str(scratch)], check=True)
+    return tip
