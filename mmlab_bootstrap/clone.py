@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import BootstrapError, shown
 from .fsutil import creatable_problem, typo_problem
-from .git import GITHUB, Git, GitError, Outcome, last_line, network_error
+from .git import GITHUB, Git, GitError, Outcome, git_message, network_error
 from .report import Reporter
 from .settings import Settings, fix_hint
 from .variables import BY_NAME, EXTENSION_PATH, EXTENSION_REF
@@ -100,8 +100,7 @@ def plan_clone(settings: Settings, git: Git) -> ClonePlan:
             f"move it away (mv '{path}' '{path}.old'),"
             " or choose another path: inv env --extension-path …",
         )
-    top = git.probe(["rev-parse", "--show-toplevel"], cwd=path)
-    if not top.ok or os.path.realpath(top.out.strip()) != os.path.realpath(path):
+    if not is_toplevel(git, path):
         count = sum(1 for _ in path.iterdir())
         raise CloneError(
             f"{shown(str(path))} exists and is not a git repository ({count} entries); left alone",
@@ -115,12 +114,8 @@ def plan_clone(settings: Settings, git: Git) -> ClonePlan:
             "point MMLAB_EXTENSION_PATH elsewhere (inv env --extension-path …)"
             " or MMLAB_EXTENSION_REPO at that repository",
         )
-    status = submodule_status(git, path)
-    if status is None:
-        incomplete: tuple[SubmoduleEntry, ...] = (SubmoduleEntry("?", "", "(unreadable)"),)
-    else:
-        incomplete = tuple(entry for entry in status if not entry.ready)
-    return ClonePlan(path, False, partial, incomplete)
+    incomplete = incomplete_submodules(git, path, submodule_status(git, path))
+    return ClonePlan(path, False, partial, tuple(incomplete))
 
 
 def _is_empty_folder(path: Path) -> bool:
@@ -209,53 +204,46 @@ class Cloner:
 
     def _submodules(self, root: Path) -> None:
         git, repo = self.git, self.settings.repo
-        args = [
-            "submodule",
-            "update",
-            "--init",
-            "--recursive",
-            "--depth",
-            "1",
-            "--jobs",
-            str(self.jobs),
-        ]
-        outcome = git.network([*args, *self._progress()], cwd=root, url=repo)
+        args = ["submodule", "update", "--init", "--recursive", "--depth", "1"]
+        args += ["--jobs", str(self.jobs), *self._progress()]
+        outcome = git.network(args, cwd=root, url=repo)
         if git.dry:
             return
-        status = submodule_status(git, root)
-        missing = [entry for entry in status or () if not entry.ready]
-        if status is not None and not missing:
-            self.report.done(f"submodules ready: {len(status)} (depth 1)")
-            return
-        for entry in missing:
-            self._deepen(root, entry)
-        if missing:
-            outcome = git.network([*args, *self._progress()], cwd=root, url=repo)
-        status = submodule_status(git, root)
-        still = [entry.path for entry in status or () if not entry.ready]
-        if status is None or still:
-            raise GitError(
-                f"submodules not complete ({', '.join(still) or 'unreadable'}):"
-                f" {last_line(outcome.err)}",
-                "check the network (or set a mirror: inv env --mirror URL), then run: inv clone",
-            )
-        self.report.done(f"submodules ready: {len(status)}")
-
-    def _deepen(self, root: Path, entry: SubmoduleEntry) -> None:
-        """Fetch more history for one submodule whose commit a server refuses at depth 1."""
-        folder = root / entry.path
-        top = self.git.probe(["rev-parse", "--show-toplevel"], cwd=folder)
-        if not top.ok or os.path.realpath(top.out.strip()) != os.path.realpath(folder):
-            return
-        url = self.git.probe(["config", "--get", "remote.origin.url"], cwd=folder).out.strip()
-        self.report.warn(
-            f"{entry.path}: the server would not send commit {entry.sha[:12]} at depth 1;"
-            " fetching more history for this submodule only"
-        )
-        for depth in (DEEPER, ("--unshallow",)):
-            self.git.network(["fetch", *depth, "origin"], cwd=folder, url=url)
-            if self.git.probe(["cat-file", "-e", f"{entry.sha}^{{commit}}"], cwd=folder).ok:
+        for _ in range(3):
+            status = submodule_status(git, root)
+            missing = incomplete_submodules(git, root, status)
+            if not missing:
+                self.report.done(f"submodules ready: {len(status or ())}")
                 return
+            for entry in missing:
+                self._repair(root, entry)
+            outcome = git.network(args, cwd=root, url=repo)
+        raise GitError(
+            f"submodules not complete ({', '.join(e.path for e in missing)}):"
+            f" {git_message(outcome.err)}",
+            "check the network (or set a mirror: inv env --mirror URL), then run: inv clone",
+        )
+
+    def _repair(self, root: Path, entry: SubmoduleEntry) -> None:
+        """Make one submodule complete: fetch deeper if its commit is missing, check it out."""
+        git, folder = self.git, root / entry.path
+        if not is_toplevel(git, folder):
+            return  # not cloned yet: the next `submodule update` clones it
+        recorded = recorded_commit(git, folder)
+        if recorded and not has_commit(git, folder, recorded):
+            url = git.probe(["config", "--get", "remote.origin.url"], cwd=folder).out.strip()
+            self.report.warn(
+                f"{entry.path}: the server would not send commit {recorded[:12]} at depth 1;"
+                " fetching more history for this submodule only"
+            )
+            for depth in (DEEPER, ("--unshallow",)):
+                git.network(["fetch", *depth, "origin"], cwd=folder, url=url)
+                if has_commit(git, folder, recorded):
+                    break
+        if entry.ready and not has_index(git, folder):
+            # Cloned but never checked out (the run stopped in between): only git's own
+            # files can be here, so checking HEAD out completes it.
+            git.change(["checkout", "-q", "HEAD", "--", "."], cwd=folder)
 
     def _update(self, root: Path) -> None:
         git, repo = self.git, self.settings.repo
@@ -292,3 +280,40 @@ class Cloner:
             git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
         head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
         self.report.done(f"updated {root} to {ref} ({head or 'dry run'})")
+
+
+def is_toplevel(git: Git, folder: Path) -> bool:
+    """Whether `folder` is the top of its own git repository."""
+    if not folder.is_dir():
+        return False
+    top = git.probe(["rev-parse", "--show-toplevel"], cwd=folder)
+    return top.ok and os.path.realpath(top.out.strip()) == os.path.realpath(folder)
+
+
+def has_index(git: Git, folder: Path) -> bool:
+    """A clone that was never checked out has no index file."""
+    index = git.probe(["rev-parse", "--path-format=absolute", "--git-path", "index"], cwd=folder)
+    return index.ok and os.path.exists(index.out.strip())
+
+
+def has_commit(git: Git, folder: Path, commit: str) -> bool:
+    """Whether the repository at `folder` holds `commit`."""
+    return git.probe(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=folder).ok
+
+
+def recorded_commit(git: Git, folder: Path) -> str:
+    """The commit a submodule's parent repository records for it."""
+    parent = git.probe(["rev-parse", "--show-toplevel"], cwd=folder.parent).out.strip()
+    if not parent:
+        return ""
+    relative = os.path.relpath(folder, parent)
+    return git.probe(["rev-parse", f":{relative}"], cwd=Path(parent)).out.strip()
+
+
+def incomplete_submodules(
+    git: Git, root: Path, status: tuple[SubmoduleEntry, ...] | None
+) -> list[SubmoduleEntry]:
+    """Submodules that are uninitialised, at another commit, or never checked out."""
+    if status is None:
+        return [SubmoduleEntry("?", "", "(unreadable submodule status)")]
+    return [e for e in status if not e.ready or not has_index(git, root / e.path)]

@@ -43,10 +43,11 @@ class Outcome:
         return self.code == 0
 
 
-def last_line(text: str) -> str:
-    """git's own final message (the most useful line of its stderr)."""
+def git_message(text: str) -> str:
+    """git's own message: its first `fatal:`/`error:` line, else its last line."""
     lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
-    return lines[-1] if lines else "(no message)"
+    errors = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    return errors[0] if errors else lines[-1] if lines else "(no message)"
 
 
 class Git:
@@ -98,7 +99,7 @@ class Git:
             if outcome.ok or _PERMANENT.search(outcome.err):
                 break
             self.report.warn(
-                f"git failed for {url} ({last_line(outcome.err)}); retrying in {delay:g}s"
+                f"git failed for {url} ({git_message(outcome.err)}); retrying in {delay:g}s"
             )
             time.sleep(delay)
             outcome = self._run(args, cwd)
@@ -136,7 +137,7 @@ def _quiet_env() -> dict[str, str]:
 def network_error(outcome: Outcome, url: str, what: str) -> GitError:
     """The error for a failed network command: the URL, git's own message and a hint."""
     return GitError(
-        f"{what} failed for {shown(url)}: {last_line(outcome.err)}",
+        f"{what} failed for {shown(url)}: {git_message(outcome.err)}",
         "check the network and the URL; if GitHub is slow or blocked here, set a mirror:"
         " inv env --mirror 'https://mirror.example.com/github/'",
     )

@@ -17,12 +17,12 @@ GITHUB = "https://github.com/"
 OWNER = "fake"
 
 
-def git(*args: str, cwd: Path | None = None, input: bytes | None = None) -> str:
+def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> str:
     """Run git for the fixture, with file:// allowed for this call only."""
     done = subprocess.run(
         ["git", "-c", "protocol.file.allow=always", *args],
         cwd=cwd,
-        input=input,
+        input=stdin,
         capture_output=True,
         check=True,
     )
@@ -78,7 +78,7 @@ def build_repo(served: Path, spec: RepoSpec, gitlinks: dict[str, str], absolute:
                 stream += b"M 160000 %s %s\n" % (gitlinks[sub.name].encode(), sub.path.encode())
             if modules:
                 stream += b"M 100644 inline .gitmodules\n" + _blob(modules.encode())
-    git("fast-import", "--quiet", cwd=bare, input=bytes(stream))
+    git("fast-import", "--quiet", cwd=bare, stdin=bytes(stream))
     return git("rev-parse", "refs/heads/main", cwd=bare)
 
 
