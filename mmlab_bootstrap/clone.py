@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BootstrapError, shown
-from .fsutil import creatable_problem, typo_problem
+from .fsutil import creatable_problem, is_inside, typo_problem
 from .git import GITHUB, Git, GitError, Outcome, git_message, network_error
 from .report import Reporter
 from .settings import Settings, fix_hint
@@ -66,17 +66,40 @@ def _normal(url: str) -> str:
     return url.strip().rstrip("/").removesuffix(".git").rstrip("/")
 
 
-def submodule_status(git: Git, root: Path) -> tuple[SubmoduleEntry, ...] | None:
-    """Every submodule, recursively, with its state; None when git cannot tell (a broken one)."""
+def submodule_status(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
+    """Every submodule, recursively, with its state."""
     outcome = git.probe(["submodule", "status", "--recursive"], cwd=root)
     if not outcome.ok:
-        return None
+        return walk_submodules(git, root)
     entries = []
     for line in outcome.out.splitlines():
         if len(line) < 43:
             continue
         rest = re.sub(r" \([^()]*\)$", "", line[42:])
         entries.append(SubmoduleEntry(line[0], line[1:41], rest))
+    return tuple(entries)
+
+
+def walk_submodules(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
+    """Submodule states found level by level, for when a broken one stops git's own listing."""
+    entries: list[SubmoduleEntry] = []
+
+    def visit(repo: Path, prefix: str) -> None:
+        listing = git.probe(["ls-files", "--stage", "-z"], cwd=repo)
+        for record in listing.out.split("\0"):
+            meta, _, path = record.partition("\t")
+            if not meta.startswith("160000 "):
+                continue
+            recorded = meta.split()[1]
+            folder = repo / path
+            flag = "-"
+            if is_toplevel(git, folder):
+                head = git.probe(["rev-parse", "-q", "--verify", "HEAD"], cwd=folder).out.strip()
+                flag = " " if head == recorded else "+"
+                visit(folder, f"{prefix}{path}/")
+            entries.append(SubmoduleEntry(flag, recorded, f"{prefix}{path}"))
+
+    visit(root, "")
     return tuple(entries)
 
 
@@ -158,6 +181,7 @@ class Cloner:
                 self.report.info(
                     f"removed the partial clone left by an interrupted run: {plan.partial}"
                 )
+        self.report.info(f"cloning {settings.repo} (depth 1) …")
         try:
             self._clone_into(plan.partial)
         except BaseException:
@@ -206,6 +230,7 @@ class Cloner:
         git, repo = self.git, self.settings.repo
         args = ["submodule", "update", "--init", "--recursive", "--depth", "1"]
         args += ["--jobs", str(self.jobs), *self._progress()]
+        git.stale_locks_under = root / ".git"
         outcome = git.network(args, cwd=root, url=repo)
         if git.dry:
             return
@@ -213,7 +238,7 @@ class Cloner:
             status = submodule_status(git, root)
             missing = incomplete_submodules(git, root, status)
             if not missing:
-                self.report.done(f"submodules ready: {len(status or ())}")
+                self.report.done(f"submodules ready: {len(status)}")
                 return
             for entry in missing:
                 self._repair(root, entry)
@@ -227,6 +252,10 @@ class Cloner:
     def _repair(self, root: Path, entry: SubmoduleEntry) -> None:
         """Make one submodule complete: fetch deeper if its commit is missing, check it out."""
         git, folder = self.git, root / entry.path
+        gitdir = module_gitdir(git, folder)
+        if gitdir is not None and gitdir.exists() and not has_head(git, gitdir):
+            self._forget_half_clone(root, entry, folder, gitdir)
+            return
         if not is_toplevel(git, folder):
             return  # not cloned yet: the next `submodule update` clones it
         recorded = recorded_commit(git, folder)
@@ -244,6 +273,30 @@ class Cloner:
             # Cloned but never checked out (the run stopped in between): only git's own
             # files can be here, so checking HEAD out completes it.
             git.change(["checkout", "-q", "HEAD", "--", "."], cwd=folder)
+
+    def _forget_half_clone(
+        self, root: Path, entry: SubmoduleEntry, folder: Path, gitdir: Path
+    ) -> None:
+        """Remove a submodule clone that was killed before its first commit arrived.
+
+        It holds no commit, and its folder holds nothing but the `.git` link, so nothing of
+        the user's can be in it; the next `submodule update` clones it again.
+        """
+        others = [p.name for p in folder.iterdir() if p.name != ".git"] if folder.is_dir() else []
+        if others or not is_inside(gitdir, root / ".git" / "modules"):
+            raise CloneError(
+                f"submodule {entry.path} has no commit yet but holds files ({len(others)} entries)",
+                f"look at {folder} and move your files away, then run: inv clone",
+            )
+        if self.git.dry:
+            self.report.would(f"remove the half-cloned submodule {entry.path} ({gitdir})")
+            return
+        shutil.rmtree(gitdir)
+        if (folder / ".git").is_file():
+            (folder / ".git").unlink()
+        self.report.warn(
+            f"removed a half-cloned submodule left by an interrupted run: {entry.path}"
+        )
 
     def _update(self, root: Path) -> None:
         git, repo = self.git, self.settings.repo
@@ -311,9 +364,33 @@ def recorded_commit(git: Git, folder: Path) -> str:
 
 
 def incomplete_submodules(
-    git: Git, root: Path, status: tuple[SubmoduleEntry, ...] | None
+    git: Git, root: Path, status: tuple[SubmoduleEntry, ...]
 ) -> list[SubmoduleEntry]:
     """Submodules that are uninitialised, at another commit, or never checked out."""
-    if status is None:
-        return [SubmoduleEntry("?", "", "(unreadable submodule status)")]
     return [e for e in status if not e.ready or not has_index(git, root / e.path)]
+
+
+def has_head(git: Git, gitdir: Path) -> bool:
+    """Whether a repository (given by its git folder) has a commit checked out."""
+    return git.probe(["--git-dir", str(gitdir), "rev-parse", "--verify", "-q", "HEAD"]).ok
+
+
+def module_gitdir(git: Git, folder: Path) -> Path | None:
+    """Where git keeps the repository of the submodule at `folder` (its parent's modules/)."""
+    parent = git.probe(["rev-parse", "--show-toplevel"], cwd=folder.parent).out.strip()
+    if not parent:
+        return None
+    relative = os.path.relpath(folder, parent)
+    paths = git.probe(
+        ["config", "-f", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"], cwd=Path(parent)
+    )
+    for line in paths.out.splitlines():
+        key, _, path = line.partition(" ")
+        if path == relative:
+            name = key[len("submodule.") : -len(".path")]
+            where = git.probe(
+                ["rev-parse", "--path-format=absolute", "--git-path", f"modules/{name}"],
+                cwd=Path(parent),
+            )
+            return Path(where.out.strip()) if where.ok else None
+    return None

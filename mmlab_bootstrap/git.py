@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BootstrapError, shown
+from .fsutil import is_inside
 from .report import Reporter
 
 GITHUB = "https://github.com/"
@@ -21,9 +23,14 @@ RETRY_DELAYS = (1.0, 3.0)
 _PERMANENT = re.compile(
     r"not found in upstream|does not appear to be a git repository|Repository not found"
     r"|not our ref|unadvertised object|did not contain|couldn't find remote ref"
-    r"|Authentication failed|Permission denied|transport '.*' not allowed|already exists",
+    r"|Authentication failed|Permission denied|transport '.*' not allowed|already exists"
+    r"|does not make sense|Unable to find current revision|File exists"
+    r"|could not get a repository handle|not a git repository",
     re.IGNORECASE,
 )
+
+
+_STALE_LOCK = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 
 
 class GitError(BootstrapError):
@@ -58,6 +65,9 @@ class Git:
         self.dry = dry
         self.mirror = mirror
         self.progress = sys.stderr.isatty()
+        # Lock files under this folder that a killed git left behind may be removed: only one
+        # run of the tool works on a workspace at a time.
+        self.stale_locks_under: Path | None = None
 
     def command(self, args: Sequence[str], cwd: Path | None = None) -> list[str]:
         """The full argument list: `git [-C cwd] [-c url.<mirror>.insteadOf=…] args…`."""
@@ -106,7 +116,17 @@ class Git:
         return outcome
 
     def _run(self, args: Sequence[str], cwd: Path | None) -> Outcome:
-        command = self.command(args, cwd)
+        outcome = self._spawn(self.command(args, cwd))
+        if outcome.code in (-signal.SIGINT, 128 + signal.SIGINT):
+            raise KeyboardInterrupt  # git was interrupted with us (Ctrl-C reaches the group)
+        lock = _STALE_LOCK.search(outcome.err)
+        if lock and self.stale_locks_under and is_inside(Path(lock[1]), self.stale_locks_under):
+            os.unlink(lock[1])
+            self.report.warn(f"removed a lock left by an interrupted git: {lock[1]}")
+            outcome = self._spawn(self.command(args, cwd))
+        return outcome
+
+    def _spawn(self, command: list[str]) -> Outcome:
         if not self.progress:
             done = subprocess.run(
                 command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=_quiet_env()

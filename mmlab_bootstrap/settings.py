@@ -1,7 +1,8 @@
 """The effective settings: one place that resolves, checks and remembers each value's source.
 
 Precedence, highest first: a task's flag, the process environment, `.env`, the default.
-An empty value counts as unset.
+An empty value in the environment or `.env` counts as unset; an empty flag is an error,
+except for the variables whose default is empty (the ref and the mirror).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def _pick(
         (dotenv.get(variable.name), Source.DOTENV),
     )
     for raw, source in candidates:
-        if raw:
+        if raw is not None and (raw or source is Source.FLAG or not variable.default):
             return raw, source
     return variable.default, Source.DEFAULT
 
@@ -149,6 +150,8 @@ def _normalise(variable: Variable, raw: str, source: Source, root: Path) -> str:
     if problem is not None:
         raise _fail(variable, source, raw, f"contains {problem}")
     if not raw:
+        if variable.default:
+            raise _fail(variable, source, raw, "is empty")
         return raw
     if variable.kind is Kind.PATH:
         return _normalise_path(variable, raw, source, root)

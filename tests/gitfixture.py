@@ -26,7 +26,7 @@ def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> str:
         capture_output=True,
         check=True,
     )
-    return done.stdout.decode().strip()
+    return done.stdout.decode().rstrip()
 
 
 @dataclass

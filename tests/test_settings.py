@@ -33,7 +33,7 @@ def test_defaults_resolve_against_the_root() -> None:
         (None, "/e", "/d", "/e", Source.ENVIRONMENT),
         (None, None, "/d", "/d", Source.DOTENV),
         (None, None, None, "/srv/ws/mmlab_dataset", Source.DEFAULT),
-        ("", "", "/d", "/d", Source.DOTENV),
+        (None, "", "/d", "/d", Source.DOTENV),
     ],
     ids=[
         "flag-wins",
