@@ -130,7 +130,7 @@ def layout(
         )
 
 
-@task(auto_shortflags=False, help=flag_help(*ALL_VARIABLES))
+@task(auto_shortflags=False, help={**flag_help(*ALL_VARIABLES), **CLONE_HELP})
 def bootstrap(
     c: Context,
     repo: str | None = None,
@@ -140,8 +140,10 @@ def bootstrap(
     dataset_path: str | None = None,
     projects: str | None = None,
     mirror: str | None = None,
+    jobs: int = DEFAULT_JOBS,
+    update: bool = False,
 ) -> None:
-    """Set up the whole workspace: env, then layout."""
+    """Set up the whole workspace: env, clone, then layout."""
     flags = flag_values(
         repo=repo,
         ref=ref,
@@ -153,6 +155,7 @@ def bootstrap(
     )
     with session_for(c) as session:
         env_step(session, flags)
+        clone_step(session, flags, jobs=jobs, update=update)
         layout_step(session, flags)
 
 

@@ -46,6 +46,7 @@ class RepoSpec:
     bytes_per_commit: int = 256
     files: dict[str, bytes] = field(default_factory=dict)
     submodules: list[Submodule] = field(default_factory=list)
+    tip_bytes: int = 0
 
 
 def _blob(data: bytes) -> bytes:
@@ -69,6 +70,10 @@ def build_repo(served: Path, spec: RepoSpec, gitlinks: dict[str, str], absolute:
         stream += b"M 100644 inline history.bin\n" + _blob(noise)
         stream += b"M 100644 inline README.md\n" + _blob(b"# %s\n" % spec.name.encode())
         if last:
+            if spec.tip_bytes:
+                stream += b"M 100644 inline assets/blob.bin\n" + _blob(
+                    rng.randbytes(spec.tip_bytes)
+                )
             for path, data in spec.files.items():
                 stream += b"M 100644 inline %s\n" % path.encode() + _blob(data)
             modules = ""
@@ -112,7 +117,12 @@ class Fixture:
 
 
 def build_superproject(
-    served: Path, *, absolute: bool = False, commits: int = 3, bytes_per_commit: int = 256
+    served: Path,
+    *,
+    absolute: bool = False,
+    commits: int = 3,
+    bytes_per_commit: int = 256,
+    tip_bytes: int = 0,
 ) -> Fixture:
     """mmlab_extension with mmdetection and mmdetection3d (which nests spconv), all served."""
     specs = [
@@ -135,6 +145,7 @@ def build_superproject(
     ]
     tips: dict[str, str] = {}
     for spec in specs:
+        spec.tip_bytes = tip_bytes
         tips[spec.name] = build_repo(served, spec, tips, absolute)
     return Fixture(served, tips)
 

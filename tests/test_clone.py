@@ -124,9 +124,7 @@ def strict_server(tmp_path: Path, fixture: Fixture, name: str) -> dict[str, str]
     }
 
 
-def test_unadvertised_commit_falls_back_to_a_deeper_fetch(
-    workspace: Path, tmp_path: Path
-) -> None:
+def test_unadvertised_commit_falls_back_to_a_deeper_fetch(workspace: Path, tmp_path: Path) -> None:
     """When a server will not send a submodule's commit at depth 1, only that one goes deeper."""
     fixture = build_superproject(tmp_path / "served", commits=80)
     push_commit(fixture, "mmdetection", "newer.txt", b"not recorded by the superproject")
@@ -140,9 +138,7 @@ def test_unadvertised_commit_falls_back_to_a_deeper_fetch(
     assert all(is_shallow(ext / p) for p in ["", "mmdetection3d", SUBMODULES[2]])
 
 
-def test_mirror_serves_every_clone_without_rewriting_files(
-    workspace: Path, tmp_path: Path
-) -> None:
+def test_mirror_serves_every_clone_without_rewriting_files(workspace: Path, tmp_path: Path) -> None:
     """With MMLAB_GIT_MIRROR, superproject and nested submodules come from the mirror only."""
     fixture = build_superproject(tmp_path / "served", absolute=True)
     env = {"GIT_ALLOW_PROTOCOL": "file", "MMLAB_GIT_MIRROR": fixture.mirror}
@@ -183,9 +179,7 @@ def test_existing_folder_that_is_not_a_repository_is_refused(
     assert snapshot(workspace) == before
 
 
-def test_existing_clone_of_another_repository_is_refused(
-    workspace: Path, fixture: Fixture
-) -> None:
+def test_existing_clone_of_another_repository_is_refused(workspace: Path, fixture: Fixture) -> None:
     """A clone of some other repository at the path is left alone."""
     git("clone", "-q", fixture.url("spconv"), str(workspace / "mmlab_extension"))
     before = snapshot(workspace)

@@ -1,0 +1,98 @@
+"""Serve a folder of bare repositories over git:// on loopback, through a proxy that gives
+each connection a fixed latency and bandwidth, like one connection to a remote host.
+
+Used by the clone benchmark; bounded by its caller (it lives as long as the `with` block).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rate: float, latency: float
+) -> None:
+    started, sent = 0.0, 0
+    first = True
+    try:
+        while chunk := await reader.read(65536):
+            if first:
+                await asyncio.sleep(latency)
+                started, first = time.monotonic(), False
+            writer.write(chunk)
+            await writer.drain()
+            sent += len(chunk)
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+    finally:
+        writer.close()
+
+
+async def _serve(port: int, daemon_port: int, rate: float, latency: float) -> None:
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", daemon_port)
+        await asyncio.gather(
+            _pipe(client_r, server_w, 0, latency / 2),
+            _pipe(server_r, client_w, rate, latency / 2),
+            return_exceptions=True,
+        )
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+@contextmanager
+def served_over_network(base: Path, mib_per_second: float, latency: float) -> Iterator[str]:
+    """Yield the git:// URL prefix that reaches `base` through the throttling proxy."""
+    daemon_port, port = _free_port(), _free_port()
+    daemon = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--export-all",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            f"--port={daemon_port}",
+            f"--base-path={base}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    loop = asyncio.new_event_loop()
+    rate = mib_per_second * 1024 * 1024
+    proxy = loop.create_task(_serve(port, daemon_port, rate, latency))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", daemon_port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield f"git://127.0.0.1:{port}/"
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+        loop.call_soon_threadsafe(proxy.cancel)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(asyncio.gather(proxy, return_exceptions=True))
+        loop.close()
