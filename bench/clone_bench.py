@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.netserve import served_over_network  # noqa: E402
 from tests.gitfixture import build_superproject  # noqa: E402
+from tests.netserve import served_over_network  # noqa: E402
 
 GIT_ENV = {  # file:// allowed for this benchmark's git only
     "GIT_CONFIG_GLOBAL": os.devnull,

@@ -198,7 +198,7 @@ class Cloner:
         repo, ref, git = self.settings.repo, self.settings.ref, self.git
         if _FULL_SHA.fullmatch(ref):
             git.change(["init", "-q", "--", str(folder)])
-            git.change(["remote", "add", "origin", repo], cwd=folder)
+            git.change(["remote", "add", "--", "origin", repo], cwd=folder)
             fetched = git.network(
                 ["fetch", "--depth", "1", *self._progress(), "origin", ref], cwd=folder, url=repo
             )

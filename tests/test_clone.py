@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import random
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from .conftest import assert_clean_error, inv, snapshot
 from .gitfixture import Fixture, build_superproject, git, push_commit
+from .netserve import served_over_network
 
 SUBMODULES = ["mmdetection", "mmdetection3d", "mmdetection3d/third_party/spconv"]
 
@@ -299,3 +301,39 @@ def test_interrupted_clones_are_finished_by_the_next_run(workspace: Path, tmp_pa
     assert run.code == 0, run.err
     assert_complete(workspace, fixture)
     assert not list(workspace.glob(".*partial*"))
+
+
+def test_a_dropped_connection_is_retried(workspace: Path, fixture: Fixture) -> None:
+    """Network loss on the first attempt: git runs again after a pause; the clone completes."""
+    with served_over_network(fixture.served, drop_first=1) as base:
+        run = inv(workspace, "clone", "--repo", f"{base}fake/mmlab_extension.git")
+    assert run.code == 0, run.err
+    assert "retrying in 1s" in run.err
+    assert_complete(workspace, fixture)
+
+
+def test_progress_is_shown_on_a_terminal(workspace: Path, fixture: Fixture) -> None:
+    """On a terminal git's own progress comes through; piped, only the tool's lines appear."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        ["inv", "clone", "--repo", fixture.url()],
+        cwd=workspace,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=60) == 0
+    os.close(leader)
+    assert b"Receiving objects" in output or b"Cloning into" in output
+    piped = inv(workspace, "clone", "--repo", fixture.url())
+    assert "Cloning into" not in piped.out + piped.err

@@ -1,7 +1,9 @@
 """Serve a folder of bare repositories over git:// on loopback, through a proxy that gives
 each connection a fixed latency and bandwidth, like one connection to a remote host.
 
-Used by the clone benchmark; bounded by its caller (it lives as long as the `with` block).
+Used by the clone benchmark and the network-failure tests; it lives as long as the caller's
+`with` block and listens on 127.0.0.1 only. `drop_first` connections are cut at once, as a
+flaky network would.
 """
 
 from __future__ import annotations
@@ -43,8 +45,14 @@ async def _pipe(
         writer.close()
 
 
-async def _serve(port: int, daemon_port: int, rate: float, latency: float) -> None:
+async def _serve(
+    port: int, daemon_port: int, rate: float, latency: float, drops: list[int]
+) -> None:
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if drops[0] > 0:
+            drops[0] -= 1
+            client_w.close()
+            return
         server_r, server_w = await asyncio.open_connection("127.0.0.1", daemon_port)
         await asyncio.gather(
             _pipe(client_r, server_w, 0, latency / 2),
@@ -58,7 +66,9 @@ async def _serve(port: int, daemon_port: int, rate: float, latency: float) -> No
 
 
 @contextmanager
-def served_over_network(base: Path, mib_per_second: float, latency: float) -> Iterator[str]:
+def served_over_network(
+    base: Path, mib_per_second: float = 0, latency: float = 0, drop_first: int = 0
+) -> Iterator[str]:
     """Yield the git:// URL prefix that reaches `base` through the throttling proxy."""
     daemon_port, port = _free_port(), _free_port()
     daemon = subprocess.Popen(
@@ -77,7 +87,7 @@ def served_over_network(base: Path, mib_per_second: float, latency: float) -> It
     )
     loop = asyncio.new_event_loop()
     rate = mib_per_second * 1024 * 1024
-    proxy = loop.create_task(_serve(port, daemon_port, rate, latency))
+    proxy = loop.create_task(_serve(port, daemon_port, rate, latency, [drop_first]))
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     for _ in range(100):
