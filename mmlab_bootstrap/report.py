@@ -54,6 +54,10 @@ class Reporter:
         """Plain information."""
         self._print(self.out, "", text)
 
+    def refused(self, text: str) -> None:
+        """A location or item the tool would not touch."""
+        self._print(self.out, _RED, f"refused {text}")
+
     def warn(self, text: str) -> None:
         """Something the user should look at; nothing failed."""
         self._print(self.err, _YELLOW, f"warning: {text}")

@@ -9,6 +9,8 @@ from .envfile import render
 from .errors import BootstrapError
 from .git import Git
 from .layout import plan_layout
+from .linking import Linker, Unlinker
+from .links import LEAVES, LinkError, State, Way, check_projects, locations, plan_links
 from .settings import Settings
 from .variables import BY_NAME, VARIABLES
 from .workspace import Session
@@ -68,6 +70,72 @@ def clone_step(
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
     plan = plan_clone(settings, git)
     Cloner(settings, git, session.report, jobs).apply(plan, update=update)
+    return settings
+
+
+def task_name(variable: str) -> str:
+    """`link-checkpoints` or `link-data`."""
+    return f"link-{LEAVES[variable]}"
+
+
+def link_step(
+    session: Session,
+    flags: Mapping[str, str | None],
+    variable: str,
+    *,
+    backup: bool = False,
+    adopt: bool = False,
+    relative: bool = False,
+    keep_going: bool = False,
+) -> Settings:
+    """Link each project's checkpoints or data folder to storage, losing nothing."""
+    name = task_name(variable)
+    if backup and adopt:
+        raise LinkError(
+            "--backup and --adopt contradict each other",
+            f"choose one: inv {name} --backup (rename aside)"
+            f" or inv {name} --adopt (move to storage)",
+        )
+    settings = session.settings(flags)
+    plan_layout(settings, (variable,))
+    git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    way = Way.BACKUP if backup else Way.ADOPT if adopt else Way.REFUSE
+    plans = plan_links(settings, variable, git, way)
+    refused = [plan for plan in plans if plan.refused]
+    linker = Linker(git, session.report, session.dry, relative)
+    for plan in plans:
+        if plan.refused:
+            session.report.refused(f"{plan.location.link} [{plan.state.value}]: {plan.problem}")
+        elif session.dry and refused and not keep_going:
+            linker.apply(plan)  # under --dry, show the whole plan before refusing
+    user_data = any(plan.state is State.USER_DATA and plan.way is Way.REFUSE for plan in refused)
+    hint = (
+        f"keep your files: inv {name} --backup (rename aside)"
+        f" or inv {name} --adopt (move to storage)"
+        if user_data
+        else f"move the named files out of the way, then run: inv {name}"
+    )
+    if refused and not keep_going:
+        raise LinkError(f"{len(refused)} link location(s) refused; nothing changed", hint)
+    for plan in plans:
+        if not plan.refused:
+            linker.apply(plan)
+    if refused:
+        raise LinkError(f"{len(refused)} link location(s) refused; the others were done", hint)
+    return settings
+
+
+def unlink_step(
+    session: Session, flags: Mapping[str, str | None], variables: tuple[str, ...]
+) -> Settings:
+    """Remove managed links and put back what linking replaced; stored data stays."""
+    settings = session.settings(flags)
+    check_projects(settings)
+    git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    unlinker = Unlinker(git, session.report, session.dry)
+    for variable in variables:
+        for location in locations(settings, variable):
+            unlinker.apply(location)
     return settings
 
 

@@ -14,7 +14,15 @@ from invoke.tasks import task
 
 from .errors import BootstrapError
 from .report import Reporter
-from .steps import DEFAULT_JOBS, clone_step, env_step, flag_values, layout_step
+from .steps import (
+    DEFAULT_JOBS,
+    clone_step,
+    env_step,
+    flag_values,
+    layout_step,
+    link_step,
+    unlink_step,
+)
 from .variables import (
     CHECKPOINTS_PATH,
     DATASET_PATH,
@@ -74,7 +82,7 @@ def env(
     projects: str | None = None,
     mirror: str | None = None,
 ) -> None:
-    """Write .env with every variable resolved (keeps your own lines)."""
+    """Write .env with every variable resolved, keeping your own lines."""
     with session_for(c) as session:
         env_step(
             session,
@@ -107,7 +115,7 @@ def clone(
     jobs: int = DEFAULT_JOBS,
     update: bool = False,
 ) -> None:
-    """Clone the superproject and its submodules shallowly, or complete a clone."""
+    """Clone the superproject and submodules (shallow), or complete a clone."""
     with session_for(c) as session:
         flags = flag_values(repo=repo, ref=ref, extension_path=extension_path, mirror=mirror)
         clone_step(session, flags, jobs=jobs, update=update)
@@ -130,7 +138,107 @@ def layout(
         )
 
 
-@task(auto_shortflags=False, help={**flag_help(*ALL_VARIABLES), **CLONE_HELP})
+LINK_HELP = {
+    "backup": "rename a folder holding your files to <name>.bak-<timestamp>, then link",
+    "adopt": "move the files at a location into its target (refusing on name clashes), then link",
+    "relative": "make the links relative instead of absolute",
+    "keep_going": "link the locations that can be linked even when others are refused",
+}
+
+
+@task(
+    auto_shortflags=False,
+    help={**flag_help(EXTENSION_PATH, CHECKPOINTS_PATH, PROJECTS), **LINK_HELP},
+)
+def link_checkpoints(
+    c: Context,
+    extension_path: str | None = None,
+    checkpoints_path: str | None = None,
+    projects: str | None = None,
+    backup: bool = False,
+    adopt: bool = False,
+    relative: bool = False,
+    keep_going: bool = False,
+) -> None:
+    """Link <project>/checkpoints to checkpoint storage, losing nothing."""
+    with session_for(c) as session:
+        flags = flag_values(
+            extension_path=extension_path, checkpoints_path=checkpoints_path, projects=projects
+        )
+        link_step(
+            session,
+            flags,
+            CHECKPOINTS_PATH,
+            backup=backup,
+            adopt=adopt,
+            relative=relative,
+            keep_going=keep_going,
+        )
+
+
+@task(
+    auto_shortflags=False,
+    help={**flag_help(EXTENSION_PATH, DATASET_PATH, PROJECTS), **LINK_HELP},
+)
+def link_data(
+    c: Context,
+    extension_path: str | None = None,
+    dataset_path: str | None = None,
+    projects: str | None = None,
+    backup: bool = False,
+    adopt: bool = False,
+    relative: bool = False,
+    keep_going: bool = False,
+) -> None:
+    """Link <project>/data to dataset storage, losing nothing."""
+    with session_for(c) as session:
+        flags = flag_values(
+            extension_path=extension_path, dataset_path=dataset_path, projects=projects
+        )
+        link_step(
+            session,
+            flags,
+            DATASET_PATH,
+            backup=backup,
+            adopt=adopt,
+            relative=relative,
+            keep_going=keep_going,
+        )
+
+
+@task(
+    auto_shortflags=False,
+    help={
+        **flag_help(EXTENSION_PATH, CHECKPOINTS_PATH, DATASET_PATH, PROJECTS),
+        "checkpoints": "only the checkpoints links",
+        "data": "only the data links",
+    },
+)
+def unlink(
+    c: Context,
+    extension_path: str | None = None,
+    checkpoints_path: str | None = None,
+    dataset_path: str | None = None,
+    projects: str | None = None,
+    checkpoints: bool = False,
+    data: bool = False,
+) -> None:
+    """Remove the managed links; put back what linking replaced."""
+    chosen = (CHECKPOINTS_PATH,) * checkpoints + (DATASET_PATH,) * data
+    with session_for(c) as session:
+        flags = flag_values(
+            extension_path=extension_path,
+            checkpoints_path=checkpoints_path,
+            dataset_path=dataset_path,
+            projects=projects,
+        )
+        unlink_step(session, flags, chosen or (CHECKPOINTS_PATH, DATASET_PATH))
+
+
+@task(
+    auto_shortflags=False,
+    help={**flag_help(*ALL_VARIABLES), **CLONE_HELP, **LINK_HELP},
+)
 def bootstrap(
     c: Context,
     repo: str | None = None,
@@ -142,8 +250,12 @@ def bootstrap(
     mirror: str | None = None,
     jobs: int = DEFAULT_JOBS,
     update: bool = False,
+    backup: bool = False,
+    adopt: bool = False,
+    relative: bool = False,
+    keep_going: bool = False,
 ) -> None:
-    """Set up the whole workspace: env, clone, then layout."""
+    """Set up everything: env, clone, layout, link-checkpoints, link-data."""
     flags = flag_values(
         repo=repo,
         ref=ref,
@@ -157,10 +269,20 @@ def bootstrap(
         env_step(session, flags)
         clone_step(session, flags, jobs=jobs, update=update)
         layout_step(session, flags)
+        for variable in (CHECKPOINTS_PATH, DATASET_PATH):
+            link_step(
+                session,
+                flags,
+                variable,
+                backup=backup,
+                adopt=adopt,
+                relative=relative,
+                keep_going=keep_going,
+            )
 
 
 def namespace(root: Path | None) -> Collection:
     """The task collection, for a workspace at `root` (None: the current folder at run time)."""
-    collection = Collection(env, clone, layout, bootstrap)
+    collection = Collection(env, clone, layout, link_checkpoints, link_data, unlink, bootstrap)
     collection.configure({CONFIG_KEY: {"root": str(root) if root is not None else None}})
     return collection

@@ -1,0 +1,341 @@
+"""Carry out link plans, and undo them: every change here keeps every byte somewhere named."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .fsutil import fsync_folder, write_atomically
+from .git import Git
+from .links import (
+    LinkError,
+    LinkPlan,
+    Location,
+    State,
+    Way,
+    human_size,
+    in_target,
+    same_file_content,
+)
+from .report import Reporter
+
+TEMPORARY_LINK = ".{leaf}.mmlab-bootstrap-link"
+EXCLUDE_MARK = "# mmlab-bootstrap: {leaf} link (inv unlink removes this block)"
+
+
+@dataclass
+class Linker:
+    """Applies link plans; under --dry only says what it would do."""
+
+    git: Git
+    report: Reporter
+    dry: bool
+    relative: bool = False
+
+    def apply(self, plan: LinkPlan) -> None:
+        """Make the location a link to its target, keeping what was there."""
+        location, state = plan.location, plan.state
+        link, target = location.link, location.target
+        if state is State.LINKED:
+            if not target.is_dir() and not self.dry:
+                target.mkdir(parents=True)  # the link was there before its target
+            self.report.unchanged(f"already linked {link}")
+            return
+        destination = self.destination(location)
+        if self.dry:
+            self.report.would(self.describe(plan, destination))
+            return
+        target.mkdir(parents=True, exist_ok=True)
+        if state in (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK):
+            self._link(location, destination)
+            was = f" (was -> {plan.old_destination})" if plan.old_destination else ""
+            verb = "linked" if state is State.ABSENT else "relinked"
+            self.report.done(f"{verb} {link} -> {destination}{was}")
+        elif state is State.EMPTY:
+            remove_empty_tree(link)
+            self._link(location, destination)
+            self.report.done(f"linked {link} -> {destination} (replaced an empty folder)")
+        elif state is State.TRACKED:
+            copied = self._adopt_tracked(location, plan.inventory.tracked, source=location.link)
+            remove_empty_tree(link)
+            self._link(location, destination)
+            self.report.done(
+                f"adopted {copied} tracked files into {target}; linked {link} -> {destination}"
+            )
+        elif plan.way is Way.BACKUP:
+            backup = self._backup(location)
+            self._adopt_tracked(location, plan.inventory.tracked, source=backup)
+            self._link(location, destination)
+            self.report.done(f"backed up {link} to {backup}; linked {link} -> {destination}")
+        else:
+            moved = self._adopt_everything(plan)
+            remove_empty_tree(link)
+            self._link(location, destination)
+            self.report.done(
+                f"adopted {moved} files ({human_size(plan.inventory.size)}) into {target};"
+                f" linked {link} -> {destination}"
+            )
+        self._exclude(location)
+
+    def destination(self, location: Location) -> str:
+        """What the link holds: the absolute target, or one relative to the link's folder."""
+        if self.relative:
+            return os.path.relpath(location.target, location.project_dir)
+        return str(location.target)
+
+    def describe(self, plan: LinkPlan, destination: str) -> str:
+        """The --dry line for a plan."""
+        link, state = plan.location.link, plan.state
+        what = {
+            State.ABSENT: f"link {link} -> {destination}",
+            State.OTHER_LINK: f"relink {link} -> {destination} (was -> {plan.old_destination})",
+            State.BROKEN_LINK: f"relink {link} -> {destination} (was -> {plan.old_destination})",
+            State.EMPTY: f"replace the empty folder {link} with a link -> {destination}",
+            State.TRACKED: f"adopt {len(plan.inventory.tracked)} tracked files into"
+            f" {plan.location.target}, then link {link} -> {destination}",
+        }.get(state)
+        if what is None:
+            verb = "back up" if plan.way is Way.BACKUP else "adopt"
+            what = (
+                f"{verb} {len(plan.inventory.files)} files ({human_size(plan.inventory.size)})"
+                f" at {link}, then link it -> {destination}"
+            )
+        return f"{what}  [{state.value}]"
+
+    def _link(self, location: Location, destination: str) -> None:
+        """Put a symlink at the location atomically: made aside, then renamed over."""
+        temporary = location.project_dir / TEMPORARY_LINK.format(leaf=location.leaf)
+        if os.path.lexists(temporary):
+            os.unlink(temporary)  # our own leftover from an interrupted run
+        os.symlink(destination, temporary)
+        os.replace(temporary, location.link)
+        fsync_folder(location.project_dir)
+
+    def _adopt_tracked(self, location: Location, tracked: tuple[str, ...], source: Path) -> int:
+        """Copy tracked files into the target, verified, and tell git to leave them be."""
+        for relative in tracked:
+            original = source / os.path.relpath(relative, location.leaf)
+            copy_verified(original, in_target(location, relative))
+        if tracked:
+            self.git.change(
+                ["update-index", "--skip-worktree", "--", *tracked], cwd=location.project_dir
+            )
+        if source == location.link:
+            for relative in tracked:
+                os.unlink(location.project_dir / relative)
+        return len(tracked)
+
+    def _backup(self, location: Location) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = location.link.with_name(f"{location.leaf}.bak-{stamp}")
+        number = 1
+        while os.path.lexists(backup):
+            number += 1
+            backup = location.link.with_name(f"{location.leaf}.bak-{stamp}-{number}")
+        os.rename(location.link, backup)
+        fsync_folder(location.project_dir)
+        return backup
+
+    def _adopt_everything(self, plan: LinkPlan) -> int:
+        """Move every file at the location into the target (rename, or copy+verify+remove)."""
+        location = plan.location
+        same_device = os.stat(location.link).st_dev == os.stat(location.target).st_dev
+        if not same_device:
+            self.report.info(
+                f"moving {len(plan.inventory.files)} files ({human_size(plan.inventory.size)})"
+                f" from {location.link} to another filesystem: copy, verify sizes, then remove"
+            )
+        move_tree(location.link, location.target, same_device=same_device)
+        tracked = plan.inventory.tracked
+        if tracked:
+            self.git.change(
+                ["update-index", "--skip-worktree", "--", *tracked], cwd=location.project_dir
+            )
+        return len(plan.inventory.files)
+
+    def _exclude(self, location: Location) -> None:
+        """Hide the link (and backups) from `git status` in the sub-project's local exclude."""
+        shown = self.git.probe(
+            ["status", "--porcelain", "--", location.leaf, f"{location.leaf}.bak-*"],
+            cwd=location.project_dir,
+        )
+        if not shown.ok or "??" not in shown.out:
+            return
+        exclude = exclude_file(self.git, location.project_dir)
+        if exclude is None:
+            return
+        text = exclude.read_text() if exclude.exists() else ""
+        block = exclude_block(location.leaf)
+        if block in text:
+            return
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(exclude, text + ("" if not text or text.endswith("\n") else "\n") + block)
+
+
+def exclude_file(git: Git, project_dir: Path) -> Path | None:
+    """The sub-project's `.git/info/exclude` (wherever its git folder is)."""
+    where = git.probe(
+        ["rev-parse", "--path-format=absolute", "--git-path", "info/exclude"], cwd=project_dir
+    )
+    return Path(where.out.strip()) if where.ok and where.out.strip() else None
+
+
+def copy_verified(source: Path, destination: Path) -> None:
+    """Copy one file (or symlink) through a temporary name; check the bytes before using it."""
+    if os.path.lexists(destination):
+        if same_file_content(source, destination):
+            return
+        raise LinkError(
+            f"{shown_path(destination)} already exists with other content",
+            "move one of the two away, then run the same command again",
+        )
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{destination.name}.mmlab-bootstrap-copy")
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    if source.is_symlink():
+        os.symlink(os.readlink(source), temporary)
+    else:
+        shutil.copy2(source, temporary)
+        if os.stat(temporary).st_size != os.stat(source).st_size:
+            os.unlink(temporary)
+            raise LinkError(
+                f"copying {shown_path(source)} gave a file of another size (disk full?)",
+                "free some space, then run the same command again",
+            )
+    os.replace(temporary, destination)
+
+
+def move_tree(source: Path, target: Path, *, same_device: bool) -> None:
+    """Move everything under `source` into `target`, merging folders, never overwriting."""
+    for entry in sorted(os.listdir(source)):
+        origin, destination = source / entry, target / entry
+        if origin.is_dir() and not origin.is_symlink() and destination.is_dir():
+            move_tree(origin, destination, same_device=same_device)
+            continue
+        if os.path.lexists(destination):
+            if not same_file_content(origin, destination):
+                raise LinkError(
+                    f"{shown_path(destination)} already exists with other content",
+                    "move one of the two away, then run the same command again",
+                )
+            _remove(origin)  # the same bytes are already in the target
+        elif same_device:
+            os.rename(origin, destination)
+        elif origin.is_dir() and not origin.is_symlink():
+            destination.mkdir()
+            move_tree(origin, destination, same_device=False)
+        else:
+            copy_verified(origin, destination)
+            os.unlink(origin)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        remove_empty_tree(path)
+    else:
+        os.unlink(path)
+
+
+def remove_empty_tree(folder: Path) -> None:
+    """Remove a folder holding only empty folders; `rmdir` fails on anything else."""
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for parent, dirs, _ in os.walk(folder, topdown=False):
+        for name in dirs:
+            os.rmdir(os.path.join(parent, name))
+    os.rmdir(folder)
+
+
+def shown_path(path: Path) -> str:
+    return repr(str(path))
+
+
+@dataclass
+class Unlinker:
+    """Removes managed links and puts back what linking replaced; never deletes stored data."""
+
+    git: Git
+    report: Reporter
+    dry: bool
+
+    def apply(self, location: Location) -> None:
+        """Remove the link if it is ours; restore the newest backup or the adopted files."""
+        link, target = location.link, location.target
+        if link.is_symlink() and os.path.realpath(link) != os.path.realpath(target):
+            self.report.warn(f"left alone: {link} links to {os.readlink(link)}, not to {target}")
+            return
+        linked = link.is_symlink()
+        skipped = skipped_files(self.git, location)
+        backups = sorted(location.project_dir.glob(f"{location.leaf}.bak-*"), key=backup_order)
+        backup = backups[-1] if backups and (linked or not os.path.lexists(link)) else None
+        if not linked and backup is None and not skipped:
+            self.report.unchanged(f"not linked: {link}")
+            return
+        if self.dry:
+            what = (
+                f" and restore {backup.name}"
+                if backup
+                else f" and restore {len(skipped)} tracked files"
+                if skipped
+                else ""
+            )
+            self.report.would(f"remove the link {link}{what}")
+            return
+        if linked:
+            os.unlink(link)
+        if backup is not None:
+            os.rename(backup, link)
+            fsync_folder(location.project_dir)
+        for relative in skipped:
+            original, stored = location.project_dir / relative, in_target(location, relative)
+            if os.path.lexists(original):
+                continue
+            if os.path.lexists(stored):
+                copy_verified(stored, original)
+            else:
+                self.git.change(["checkout", "--", relative], cwd=location.project_dir)
+        if skipped:
+            self.git.change(
+                ["update-index", "--no-skip-worktree", "--", *skipped], cwd=location.project_dir
+            )
+        self._drop_exclude(location)
+        if backup is not None:
+            restored = f"restored it from {backup.name}"
+        elif skipped:
+            restored = f"restored {len(skipped)} tracked files (copied from {target})"
+        else:
+            restored = f"your files stay in {target}"
+        self.report.done(f"unlinked {link}; {restored}")
+
+    def _drop_exclude(self, location: Location) -> None:
+        exclude = exclude_file(self.git, location.project_dir)
+        if exclude is None or not exclude.exists():
+            return
+        text = exclude.read_text()
+        block = exclude_block(location.leaf)
+        if block in text:
+            write_atomically(exclude, text.replace(block, ""))
+
+
+def exclude_block(leaf: str) -> str:
+    """The lines linking adds to a sub-project's `.git/info/exclude`."""
+    return f"{EXCLUDE_MARK.format(leaf=leaf)}\n/{leaf}\n/{leaf}.bak-*\n"
+
+
+def backup_order(path: Path) -> tuple[str, int]:
+    """Backups (`<leaf>.bak-YYYYmmdd-HHMMSS[-N]`) sort by time, then by number."""
+    stamp = path.name.split(".bak-", 1)[1]
+    number = stamp[16:]
+    return (stamp[:15], int(number) if number.isdigit() else 1)
+
+
+def skipped_files(git: Git, location: Location) -> tuple[str, ...]:
+    """Tracked files under the leaf that are marked skip-worktree (those linking adopted)."""
+    listing = git.probe(["ls-files", "-v", "-z", "--", location.leaf], cwd=location.project_dir)
+    if not listing.ok:
+        return ()
+    return tuple(entry[2:] for entry in listing.out.split("\0") if entry.startswith("S "))

@@ -1,0 +1,269 @@
+"""Plan the checkpoints/data links: look at every link location before changing any.
+
+A location is `<extension>/<project>/<leaf>`; its target is `<storage root>/<project>/<leaf>`.
+Each is classified (absent, linked, other or broken link, empty folder, tracked files only,
+user data) and given the action that loses nothing, or refused.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from .errors import BootstrapError, shown
+from .git import Git
+from .layout import storage_folder
+from .settings import Settings
+from .variables import CHECKPOINTS_PATH, DATASET_PATH
+
+LEAVES = {CHECKPOINTS_PATH: "checkpoints", DATASET_PATH: "data"}
+
+
+class LinkError(BootstrapError):
+    """A link location cannot be handled as asked."""
+
+
+class State(Enum):
+    """What is found at a link location."""
+
+    ABSENT = "absent"
+    LINKED = "linked"
+    OTHER_LINK = "link to elsewhere"
+    BROKEN_LINK = "broken link"
+    EMPTY = "empty folder"
+    TRACKED = "tracked files only"
+    USER_DATA = "user data"
+
+
+class Way(Enum):
+    """How user data at a location is dealt with."""
+
+    REFUSE = "refuse"
+    BACKUP = "backup"
+    ADOPT = "adopt"
+
+
+@dataclass(frozen=True)
+class Location:
+    """One link the workspace needs."""
+
+    project: str
+    variable: str
+    link: Path
+    target: Path
+
+    @property
+    def leaf(self) -> str:
+        return self.link.name
+
+    @property
+    def project_dir(self) -> Path:
+        return self.link.parent
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What a real folder (or file) at a location holds."""
+
+    files: tuple[str, ...] = ()
+    tracked: tuple[str, ...] = ()
+    size: int = 0
+
+    @property
+    def untracked(self) -> tuple[str, ...]:
+        tracked = set(self.tracked)
+        return tuple(path for path in self.files if path not in tracked)
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """A location, what is there, and what will be done (or why not)."""
+
+    location: Location
+    state: State
+    inventory: Inventory = field(default_factory=Inventory)
+    old_destination: str = ""
+    way: Way = Way.REFUSE
+    problem: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.problem)
+
+
+def locations(settings: Settings, variable: str) -> list[Location]:
+    """The link locations of one task (checkpoints or data), one per project."""
+    leaf = LEAVES[variable]
+    return [
+        Location(
+            project,
+            variable,
+            settings.extension_path / project / leaf,
+            storage_folder(settings, variable, project),
+        )
+        for project in settings.projects
+    ]
+
+
+def check_projects(settings: Settings) -> None:
+    """Every project in MMLAB_PROJECTS must be a folder of the extension, reached directly."""
+    extension = settings.extension_path
+    for project in settings.projects:
+        folder = extension / project
+        if folder.is_symlink():
+            raise LinkError(
+                f"{shown(str(folder))} is a symlink to {shown(os.readlink(folder))};"
+                " refusing to follow a link location out of the extension",
+                f"replace the symlink with the real project (rm '{folder}'), then run: inv clone",
+            )
+        if not folder.is_dir():
+            known = (
+                sorted(p.name for p in extension.iterdir() if p.is_dir())
+                if extension.is_dir()
+                else []
+            )
+            listed = (
+                f" (found: {' '.join(n for n in known if not n.startswith('.'))})" if known else ""
+            )
+            raise LinkError(
+                f"project {shown(project)} has no folder in {shown(str(extension))}{listed}",
+                "run: inv clone (or fix the list: inv env --projects 'mmdetection mmdetection3d')",
+            )
+
+
+def plan_links(settings: Settings, variable: str, git: Git, way: Way) -> list[LinkPlan]:
+    """Classify every location of one task; refusals are recorded, not raised."""
+    check_projects(settings)
+    return [classify(location, git, way) for location in locations(settings, variable)]
+
+
+def classify(location: Location, git: Git, way: Way) -> LinkPlan:
+    """Look at one location (following nothing) and decide what to do there."""
+    link, target = location.link, location.target
+    if os.path.lexists(target) and not target.is_dir():
+        return LinkPlan(
+            location, State.ABSENT, problem=f"the target {shown(str(target))} is not a folder"
+        )
+    if _overlaps(link, target):
+        return LinkPlan(
+            location,
+            State.ABSENT,
+            problem=f"the target {shown(str(target))} and the location lie inside one another",
+        )
+    if not os.path.lexists(link):
+        return LinkPlan(location, State.ABSENT)
+    if link.is_symlink():
+        destination = os.readlink(link)
+        if os.path.realpath(link) == os.path.realpath(target):
+            return LinkPlan(location, State.LINKED, old_destination=destination)
+        state = State.OTHER_LINK if os.path.exists(link) else State.BROKEN_LINK
+        return LinkPlan(location, state, old_destination=destination)
+    inventory = take_inventory(location, git)
+    if not inventory.files and link.is_dir():
+        return LinkPlan(location, State.EMPTY, inventory)
+    if link.is_dir() and not inventory.untracked:
+        clashes = clashes_in_target(location, inventory.tracked)
+        if clashes:
+            return LinkPlan(location, State.TRACKED, inventory, problem=_clash_text(clashes))
+        return LinkPlan(location, State.TRACKED, inventory)
+    if way is Way.REFUSE:
+        count = len(inventory.untracked)
+        return LinkPlan(
+            location,
+            State.USER_DATA,
+            inventory,
+            problem=f"holds {count} file(s) of yours ({human_size(inventory.size)});"
+            " use --backup (rename it aside) or --adopt (move it into the target)",
+        )
+    if way is Way.ADOPT and not link.is_dir():
+        return LinkPlan(
+            location,
+            State.USER_DATA,
+            inventory,
+            way=way,
+            problem="is a file, not a folder: use --backup",
+        )
+    clashes = clashes_in_target(location, inventory.files) if way is Way.ADOPT else []
+    if clashes:
+        return LinkPlan(location, State.USER_DATA, inventory, way=way, problem=_clash_text(clashes))
+    return LinkPlan(location, State.USER_DATA, inventory, way=way)
+
+
+def in_target(location: Location, relative: str) -> Path:
+    """Where a file at `<project>/<leaf>/…` lives in the target."""
+    return location.target / os.path.relpath(relative, location.leaf)
+
+
+def clashes_in_target(location: Location, files: tuple[str, ...]) -> list[str]:
+    """Files that exist in the target with other content (the same content is no clash)."""
+    clashes = []
+    for relative in files:
+        source, destination = location.project_dir / relative, in_target(location, relative)
+        if os.path.lexists(destination) and not same_file_content(source, destination):
+            clashes.append(relative)
+    return clashes
+
+
+def same_file_content(one: Path, other: Path) -> bool:
+    """Whether two files (or two symlinks) hold the same bytes (or point to the same place)."""
+    if one.is_symlink() or other.is_symlink():
+        return one.is_symlink() and other.is_symlink() and os.readlink(one) == os.readlink(other)
+    if not (one.is_file() and other.is_file()) or one.stat().st_size != other.stat().st_size:
+        return False
+    with open(one, "rb") as left, open(other, "rb") as right:
+        while True:
+            a, b = left.read(1 << 20), right.read(1 << 20)
+            if a != b:
+                return False
+            if not a:
+                return True
+
+
+def _clash_text(clashes: list[str]) -> str:
+    shown_names = ", ".join(clashes[:5]) + (
+        f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""
+    )
+    return f"{len(clashes)} file(s) already in the target with other content: {shown_names}"
+
+
+def _overlaps(link: Path, target: Path) -> bool:
+    # The location itself is not followed: it may already be our link to the target.
+    location = Path(os.path.realpath(link.parent)) / link.name
+    resolved = Path(os.path.realpath(target))
+    return resolved == location or location in resolved.parents or resolved in location.parents
+
+
+def take_inventory(location: Location, git: Git) -> Inventory:
+    """Every file under a real folder (or the file itself), which of them git tracks, the size."""
+    link = location.link
+    if not link.is_dir():
+        return Inventory((location.leaf,), (), os.lstat(link).st_size)
+    files: list[str] = []
+    size = 0
+    for folder, _, names in os.walk(link):
+        for name in names:
+            path = os.path.join(folder, name)
+            files.append(os.path.relpath(path, location.project_dir))
+            size += os.lstat(path).st_size
+    tracked = tracked_files(git, location.project_dir, location.leaf) if files else ()
+    return Inventory(tuple(sorted(files)), tracked, size)
+
+
+def tracked_files(git: Git, project_dir: Path, leaf: str) -> tuple[str, ...]:
+    """Files the sub-project's git tracks under `leaf` (paths relative to the project)."""
+    listing = git.probe(["ls-files", "-z", "--", leaf], cwd=project_dir)
+    if not listing.ok:
+        return ()
+    return tuple(sorted(path for path in listing.out.split("\0") if path))
+
+
+def human_size(size: int) -> str:
+    """Bytes for a person: 1.2 MB."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
