@@ -114,3 +114,72 @@ def snapshot(*roots: Path) -> dict[str, tuple[str, bytes | str | None]]:
                     with open(path, "rb") as handle:
                         state[path] = ("file", handle.read())
     return state
+
+
+@dataclass
+class Cloned:
+    """A workspace with the fixture superproject cloned and `.env` pointing at its storage."""
+
+    root: Path
+    served: Path
+
+    @property
+    def ext(self) -> Path:
+        return self.root / "mmlab_extension"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "mmlab_dataset"
+
+    @property
+    def ckpt(self) -> Path:
+        return self.root / "mmlab_checkpoints"
+
+
+@pytest.fixture(scope="session")
+def cloned_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture superproject served and cloned once; tests work on copies."""
+    from .gitfixture import build_superproject
+
+    base = tmp_path_factory.mktemp("template")
+    fixture = build_superproject(base / "served")
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "protocol.file.allow=always",
+            "clone",
+            "-q",
+            "--recurse-submodules",
+            "--shallow-submodules",
+            "--depth",
+            "1",
+            fixture.url(),
+            str(base / "mmlab_extension"),
+        ],
+        check=True,
+        env={**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"},
+    )
+    return base
+
+
+@pytest.fixture
+def cloned(workspace: Path, cloned_template: Path) -> Cloned:
+    """A fresh copy of the cloned workspace for one test."""
+    shutil.copytree(
+        cloned_template / "mmlab_extension", workspace / "mmlab_extension", symlinks=True
+    )
+    (workspace / ".env").write_text(
+        f"MMLAB_EXTENSION_REPO='{(cloned_template / 'served').as_uri()}/fake/mmlab_extension.git'\n"
+    )
+    return Cloned(workspace, cloned_template / "served")
+
+
+def git_status(repo: Path) -> str:
+    """`git status --porcelain` of a repository (with submodules' own changes)."""
+    return subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout

@@ -94,6 +94,10 @@ MMDET3D_DATA = {
 }
 
 
+# Tracked files under a link location, so that both link tasks meet the "tracked only" state.
+MMDET_CKPT = {"checkpoints/README.md": b"# download checkpoints here\n"}
+
+
 @dataclass
 class Fixture:
     """The served repositories and the URLs that reach them."""
@@ -127,7 +131,9 @@ def build_superproject(
     """mmlab_extension with mmdetection and mmdetection3d (which nests spconv), all served."""
     specs = [
         RepoSpec("spconv", commits, bytes_per_commit),
-        RepoSpec("mmdetection", commits, bytes_per_commit, {"mmdet/__init__.py": b""}),
+        RepoSpec(
+            "mmdetection", commits, bytes_per_commit, {"mmdet/__init__.py": b"", **MMDET_CKPT}
+        ),
         RepoSpec(
             "mmdetection3d",
             commits,

@@ -1,0 +1,127 @@
+"""Property: whatever was at the link locations, link then unlink loses no file and no byte."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mmlab_bootstrap.errors import BootstrapError
+from mmlab_bootstrap.report import Reporter
+from mmlab_bootstrap.steps import link_step, unlink_step
+from mmlab_bootstrap.variables import DATASET_PATH
+from mmlab_bootstrap.workspace import Session
+
+from .conftest import git_status
+
+SEGMENTS = st.sampled_from(["a", "b", "kitti", "x y", "ü", "lyft", "train.txt"])
+PATHS = st.lists(SEGMENTS, min_size=1, max_size=3).map("/".join)
+TREES = st.dictionaries(PATHS, st.binary(max_size=40), max_size=5).filter(
+    lambda tree: not any(o.startswith(p + "/") for p in tree for o in tree)
+)
+SHAPES = st.sampled_from(["absent", "empty", "tree", "link-elsewhere", "broken-link"])
+WAYS = st.sampled_from(["refuse", "backup", "adopt"])
+
+
+def files_under(*roots: Path) -> dict[Path, bytes]:
+    found: dict[Path, bytes] = {}
+    for root in roots:
+        if root.is_symlink() or not root.exists():
+            continue
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder) / name
+                if not path.is_symlink():
+                    found[path] = path.read_bytes()
+    return found
+
+
+def build(location: Path, shape: str, tree: dict[str, bytes], elsewhere: Path) -> None:
+    if shape == "absent":
+        return
+    if shape in ("link-elsewhere", "broken-link"):
+        location.symlink_to(elsewhere if shape == "link-elsewhere" else elsewhere / "gone")
+        return
+    location.mkdir(parents=True, exist_ok=True)
+    if shape == "tree":
+        for relative, data in tree.items():
+            path = location / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                path.write_bytes(data)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    plain_shape=SHAPES,
+    plain_tree=TREES,
+    extra_tracked=TREES,
+    in_target=TREES,
+    way=WAYS,
+)
+def test_link_then_unlink_keeps_every_file(
+    cloned_template: Path,
+    plain_shape: str,
+    plain_tree: dict[str, bytes],
+    extra_tracked: dict[str, bytes],
+    in_target: dict[str, bytes],
+    way: str,
+) -> None:
+    """Every file that existed before still exists, with its bytes, where the output said."""
+    with tempfile.TemporaryDirectory() as name:
+        root = Path(name)
+        shutil.copytree(
+            cloned_template / "mmlab_extension", root / "mmlab_extension", symlinks=True
+        )
+        (root / ".env").write_text(
+            f"MMLAB_EXTENSION_REPO='{(cloned_template / 'served').as_uri()}/fake/x.git'\n"
+        )
+        ext, storage = root / "mmlab_extension", root / "mmlab_dataset"
+        elsewhere = root / "elsewhere"
+        elsewhere.mkdir()
+        (elsewhere / "other.bin").write_bytes(b"other")
+        plain, tracked = ext / "mmdetection" / "data", ext / "mmdetection3d" / "data"
+        build(plain, plain_shape, plain_tree, elsewhere)
+        build(tracked, "tree", extra_tracked, elsewhere)
+        build(
+            storage / "mmdetection" / "data",
+            "tree" if in_target else "absent",
+            in_target,
+            elsewhere,
+        )
+        before = files_under(plain, tracked, storage, elsewhere)
+        out = io.StringIO()
+        session = Session(root, report=Reporter(out, io.StringIO()), environ={})
+        try:
+            link_step(session, {}, DATASET_PATH, backup=way == "backup", adopt=way == "adopt")
+            linked = True
+        except BootstrapError:
+            linked = False
+            assert files_under(plain, tracked, storage, elsewhere) == before
+        if linked:
+            for project in ("mmdetection", "mmdetection3d"):
+                assert git_status(ext / project) == "", project
+            assert git_status(ext) == ""
+        unlink_step(session, {}, (DATASET_PATH,))
+        said = out.getvalue()
+        after = files_under(plain, tracked, storage, elsewhere, *ext.glob("*/data.bak-*"))
+        for path, data in before.items():
+            if after.get(path) == data:
+                continue
+            relative = next(
+                (path.relative_to(p) for p in (plain, tracked) if path.is_relative_to(p)), None
+            )
+            assert relative is not None, f"{path} changed"
+            project = path.relative_to(ext).parts[0]
+            target = storage / project / "data"
+            assert after.get(target / relative) == data, f"{path} lost"
+            assert str(target) in said
