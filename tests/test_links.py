@@ -344,3 +344,14 @@ def test_adopt_across_filesystems_copies_verifies_and_says_so(
     assert (target / "kitti" / "big.bin").read_bytes() == wanted
     assert os.readlink(target / "kitti" / "link-to-elsewhere") == "/nonexistent"
     assert os.readlink(location) == str(target)
+
+
+def test_a_target_inside_the_location_is_refused(task: Task, cloned: Cloned) -> None:
+    """Storage reached through a symlink into the extension would link into itself: refused."""
+    sneaky = cloned.root / "sneaky"
+    sneaky.symlink_to(cloned.ext / task.plain_project)
+    before = everything(cloned)
+    variable = "MMLAB_DATASET_PATH" if task.leaf == "data" else "MMLAB_CHECKPOINTS_PATH"
+    run = inv(cloned.root, task.name, env={variable: str(sneaky)})
+    assert_clean_error(run, "inside one another")
+    assert everything(cloned) == before
