@@ -30,7 +30,10 @@ _PERMANENT = re.compile(
 )
 
 
-_STALE_LOCK = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+_STALE_LOCK = re.compile(
+    r"Unable to create '(?P<lock>[^']+\.lock)': File exists"
+    r"|could not lock config file (?P<config>.+?): File exists"
+)
 
 
 class GitError(BootstrapError):
@@ -119,12 +122,23 @@ class Git:
         outcome = self._spawn(self.command(args, cwd))
         if outcome.code in (-signal.SIGINT, 128 + signal.SIGINT):
             raise KeyboardInterrupt  # git was interrupted with us (Ctrl-C reaches the group)
-        lock = _STALE_LOCK.search(outcome.err)
-        if lock and self.stale_locks_under and is_inside(Path(lock[1]), self.stale_locks_under):
-            os.unlink(lock[1])
-            self.report.warn(f"removed a lock left by an interrupted git: {lock[1]}")
+        stale = self._stale_lock(outcome.err, cwd)
+        if stale is not None:
+            os.unlink(stale)
+            self.report.warn(f"removed a lock left by an interrupted git: {stale}")
             outcome = self._spawn(self.command(args, cwd))
         return outcome
+
+    def _stale_lock(self, message: str, cwd: Path | None) -> Path | None:
+        """A lock file git reports as existing, when it lies where stale locks may be removed."""
+        found = _STALE_LOCK.search(message)
+        if not found or self.stale_locks_under is None:
+            return None
+        name = found["lock"] or f"{found['config']}.lock"
+        lock = Path(cwd or Path.cwd()) / name  # git names it relative to where it ran
+        if os.path.lexists(lock) and is_inside(lock, self.stale_locks_under):
+            return lock
+        return None
 
     def _spawn(self, command: list[str]) -> Outcome:
         if not self.progress:

@@ -197,13 +197,35 @@ def in_target(location: Location, relative: str) -> Path:
 
 
 def clashes_in_target(location: Location, files: tuple[str, ...]) -> list[str]:
-    """Files that exist in the target with other content (the same content is no clash)."""
+    """Paths that cannot move into the target as they are: another file of the same name
+    (the same content is no clash), or a file where a folder must go, or the reverse."""
     clashes = []
     for relative in files:
         source, destination = location.project_dir / relative, in_target(location, relative)
-        if os.path.lexists(destination) and not same_file_content(source, destination):
+        if os.path.lexists(destination):
+            if not same_file_content(source, destination):
+                clashes.append(relative)
+        elif _blocked(destination.parent, location.target):
             clashes.append(relative)
+    if location.link.is_dir() and not location.link.is_symlink():
+        for folder, dirs, _ in os.walk(location.link):
+            for name in dirs:
+                relative = os.path.relpath(os.path.join(folder, name), location.project_dir)
+                destination = in_target(location, relative)
+                if os.path.lexists(destination) and (
+                    destination.is_symlink() or not destination.is_dir()
+                ):
+                    clashes.append(relative + "/")
     return clashes
+
+
+def _blocked(folder: Path, target: Path) -> bool:
+    """Whether a file (not a folder) stands at `folder` or between it and `target`."""
+    while folder != target and target in folder.parents:
+        if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+            return True
+        folder = folder.parent
+    return False
 
 
 def same_file_content(one: Path, other: Path) -> bool:

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mmlab_bootstrap.errors import BootstrapError
@@ -51,15 +51,23 @@ def build(location: Path, shape: str, tree: dict[str, bytes], elsewhere: Path) -
     if shape == "tree":
         for relative, data in tree.items():
             path = location / relative
+            if any(p.is_file() for p in path.parents) or path.exists():
+                continue  # would need a folder where a (tracked) file is
             path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                path.write_bytes(data)
+            path.write_bytes(data)
 
 
 @settings(
     max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@example(  # found in CI: a folder to adopt where the target holds a file of that name
+    plain_shape="tree",
+    plain_tree={"a": b"", "b/a": b""},
+    extra_tracked={},
+    in_target={"b": b""},
+    way="adopt",
 )
 @given(
     plain_shape=SHAPES,
