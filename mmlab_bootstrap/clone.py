@@ -181,7 +181,8 @@ class Cloner:
                 self.report.info(
                     f"removed the partial clone left by an interrupted run: {plan.partial}"
                 )
-        self.report.info(f"cloning {settings.repo} (depth 1) …")
+        if not git.dry:
+            self.report.info(f"cloning {settings.repo} (depth 1) …")
         try:
             self._clone_into(plan.partial)
         except BaseException:

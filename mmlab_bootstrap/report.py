@@ -32,6 +32,8 @@ class Reporter:
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
+        self.changes = 0  # done, would and refused lines so far
+        self.hide_unchanged = False  # bootstrap sums a step's unchanged lines up in one
 
     def _print(self, stream: TextIO, style: str, text: str) -> None:
         if style and wants_color(stream):
@@ -40,14 +42,17 @@ class Reporter:
 
     def done(self, text: str) -> None:
         """Something was changed."""
+        self.changes += 1
         self._print(self.out, _GREEN, text)
 
-    def unchanged(self, text: str) -> None:
+    def unchanged(self, text: str, *, always: bool = False) -> None:
         """Something was already as wanted."""
-        self._print(self.out, _DIM, text)
+        if always or not self.hide_unchanged:
+            self._print(self.out, _DIM, text)
 
     def would(self, text: str) -> None:
         """What a real run would change (under --dry)."""
+        self.changes += 1
         self._print(self.out, _CYAN, f"would {text}")
 
     def info(self, text: str) -> None:
@@ -56,7 +61,12 @@ class Reporter:
 
     def refused(self, text: str) -> None:
         """A location or item the tool would not touch."""
+        self.changes += 1
         self._print(self.out, _RED, f"refused {text}")
+
+    def problem(self, text: str) -> None:
+        """Something found wrong (by `status`)."""
+        self._print(self.out, _RED, text)
 
     def warn(self, text: str) -> None:
         """Something the user should look at; nothing failed."""

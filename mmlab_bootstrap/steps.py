@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .clone import Cloner, plan_clone
 from .envfile import render
@@ -12,7 +12,7 @@ from .layout import plan_layout
 from .linking import Linker, Unlinker
 from .links import LEAVES, LinkError, State, Way, check_projects, locations, plan_links
 from .settings import Settings
-from .variables import BY_NAME, VARIABLES
+from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
 from .workspace import Session
 
 ENV_HEADER = (
@@ -21,7 +21,9 @@ ENV_HEADER = (
 )
 
 
-def env_step(session: Session, flags: Mapping[str, str | None]) -> Settings:
+def env_step(
+    session: Session, flags: Mapping[str, str | None], *, load_line: bool = True
+) -> Settings:
     """Write `.env` with every variable resolved; print the line that loads it."""
     envfile = session.read_env()
     settings = session.settings(flags, envfile)
@@ -41,7 +43,8 @@ def env_step(session: Session, flags: Mapping[str, str | None]) -> Settings:
                 else:
                     report.done(f"set {line}")
         session.changes.write_file(session.env_path, text)
-    report.info(f"load it in a shell: {session.load_line()}")
+    if load_line:
+        report.info(f"load it in a shell: {session.load_line()}")
     return settings
 
 
@@ -98,6 +101,10 @@ def link_step(
         )
     settings = session.settings(flags)
     plan_layout(settings, (variable,))
+    if session.dry and not settings.extension_path.exists():
+        for location in locations(settings, variable):  # --dry bootstrap: not cloned yet
+            session.report.would(f"link {location.link} -> {location.target} (once cloned)")
+        return settings
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
     way = Way.BACKUP if backup else Way.ADOPT if adopt else Way.REFUSE
     plans = plan_links(settings, variable, git, way)
@@ -143,3 +150,47 @@ def flag_values(**params: str | None) -> dict[str, str | None]:
     """Task parameters (`extension_path=...`) keyed by the variable they override."""
     by_param = {variable.param: name for name, variable in BY_NAME.items()}
     return {by_param[param]: value for param, value in params.items()}
+
+
+BOOTSTRAP_STEPS = ("env", "clone", "layout", "link-checkpoints", "link-data")
+
+
+def bootstrap_steps(
+    session: Session,
+    flags: Mapping[str, str | None],
+    *,
+    jobs: int = DEFAULT_JOBS,
+    update: bool = False,
+    backup: bool = False,
+    adopt: bool = False,
+    relative: bool = False,
+    keep_going: bool = False,
+) -> Settings:
+    """Run every step in order; stop at the first failure, saying which steps completed."""
+    ways = {"backup": backup, "adopt": adopt, "relative": relative, "keep_going": keep_going}
+    steps: dict[str, Callable[[], Settings]] = {
+        "env": lambda: env_step(session, flags, load_line=False),
+        "clone": lambda: clone_step(session, flags, jobs=jobs, update=update),
+        "layout": lambda: layout_step(session, flags),
+        "link-checkpoints": lambda: link_step(session, flags, CHECKPOINTS_PATH, **ways),
+        "link-data": lambda: link_step(session, flags, DATASET_PATH, **ways),
+    }
+    report = session.report
+    report.hide_unchanged = True
+    completed: list[str] = []
+    for name in BOOTSTRAP_STEPS:
+        before = report.changes
+        try:
+            settings = steps[name]()
+        except (BootstrapError, KeyboardInterrupt):
+            done = ", ".join(completed) or "none"
+            report.info(f"bootstrap stopped at {name} (completed: {done}); run it again to go on")
+            raise
+        if report.changes == before:
+            report.unchanged(f"{name}: up to date", always=True)
+        completed.append(name)
+    report.info(f"extension:   {settings.extension_path}")
+    report.info(f"checkpoints: {settings.checkpoints_path}")
+    report.info(f"datasets:    {settings.dataset_path}")
+    report.info(f"load the settings in a shell: {session.load_line()}")
+    return settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json as jsonlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,12 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from .errors import BootstrapError
+from .rcfile import update_rc
 from .report import Reporter
+from .status import print_status, workspace_status
 from .steps import (
     DEFAULT_JOBS,
+    bootstrap_steps,
     clone_step,
     env_step,
     flag_values,
@@ -71,7 +75,14 @@ ALL_VARIABLES = (
 )
 
 
-@task(auto_shortflags=False, help=flag_help(*ALL_VARIABLES))
+@task(
+    auto_shortflags=False,
+    help={
+        **flag_help(*ALL_VARIABLES),
+        "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
+        "remove": "with --rc: take this workspace's block out of the rc file instead",
+    },
+)
 def env(
     c: Context,
     repo: str | None = None,
@@ -81,9 +92,13 @@ def env(
     dataset_path: str | None = None,
     projects: str | None = None,
     mirror: str | None = None,
+    rc: str | None = None,
+    remove: bool = False,
 ) -> None:
     """Write .env with every variable resolved, keeping your own lines."""
     with session_for(c) as session:
+        if remove and not rc:
+            raise BootstrapError("--remove goes with --rc", "run: inv env --rc ~/.bashrc --remove")
         env_step(
             session,
             flag_values(
@@ -96,6 +111,9 @@ def env(
                 mirror=mirror,
             ),
         )
+        if rc:
+            rc_path = Path(os.path.expanduser(rc))
+            update_rc(rc_path, session.root, session.env_path, session.changes, remove=remove)
 
 
 CLONE_HELP = {
@@ -266,23 +284,37 @@ def bootstrap(
         mirror=mirror,
     )
     with session_for(c) as session:
-        env_step(session, flags)
-        clone_step(session, flags, jobs=jobs, update=update)
-        layout_step(session, flags)
-        for variable in (CHECKPOINTS_PATH, DATASET_PATH):
-            link_step(
-                session,
-                flags,
-                variable,
-                backup=backup,
-                adopt=adopt,
-                relative=relative,
-                keep_going=keep_going,
-            )
+        bootstrap_steps(
+            session,
+            flags,
+            jobs=jobs,
+            update=update,
+            backup=backup,
+            adopt=adopt,
+            relative=relative,
+            keep_going=keep_going,
+        )
+
+
+@task(help={"json": "print one JSON document instead (its keys are listed in the README)"})
+def status(c: Context, json: bool = False) -> None:
+    """Show the workspace at a glance; exit 1 when something needs attention."""
+    with session_for(c) as session:
+        envfile = session.read_env()
+        settings = session.settings({}, envfile)
+        found = workspace_status(session, settings, envfile.values())
+        if json:
+            print(jsonlib.dumps(found, indent=2))
+        else:
+            print_status(session, found)
+    if not found["healthy"]:
+        raise Exit(code=1)
 
 
 def namespace(root: Path | None) -> Collection:
     """The task collection, for a workspace at `root` (None: the current folder at run time)."""
-    collection = Collection(env, clone, layout, link_checkpoints, link_data, unlink, bootstrap)
+    collection = Collection(
+        env, clone, layout, link_checkpoints, link_data, unlink, bootstrap, status
+    )
     collection.configure({CONFIG_KEY: {"root": str(root) if root is not None else None}})
     return collection

@@ -1,0 +1,87 @@
+"""One marked block in a shell rc file that loads a workspace's `.env` in new shells."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from .changes import Changes
+from .errors import BootstrapError, shown
+
+BEGIN = "# >>> mmlab-bootstrap {root} >>>"
+END = "# <<< mmlab-bootstrap {root} <<<"
+_MANUAL_EXPORT = re.compile(r"^\s*export\s+MMLAB_[A-Z_]*=", re.MULTILINE)
+
+
+class RcFileError(BootstrapError):
+    """The rc file cannot be changed safely."""
+
+
+def block(root: Path, env_path: Path) -> str:
+    """The lines added for one workspace (POSIX: bash and zsh both read it)."""
+    quoted = shlex.quote(str(env_path))
+    return (
+        f"{BEGIN.format(root=root)}\n"
+        f"if [ -f {quoted} ]; then set -a; . {quoted}; set +a; fi\n"
+        f"{END.format(root=root)}\n"
+    )
+
+
+def _span(text: str, root: Path) -> tuple[int, int] | None:
+    """Where this workspace's block is (start, end including its final newline)."""
+    begin, end = BEGIN.format(root=root), END.format(root=root)
+    start = text.find(begin + "\n")
+    if start == -1 or (start > 0 and text[start - 1] != "\n"):
+        return None
+    stop = text.find(end, start)
+    if stop == -1:
+        raise RcFileError(
+            f"the mmlab-bootstrap block in the rc file has no end marker ({end!r})",
+            "fix the block by hand (or delete it), then run the same command again",
+        )
+    stop += len(end)
+    return start, stop + 1 if text[stop : stop + 1] == "\n" else stop
+
+
+def update_rc(
+    rc: Path, root: Path, env_path: Path, changes: Changes, *, remove: bool = False
+) -> None:
+    """Add (or with `remove`, take out) this workspace's block; touch nothing else."""
+    if "\n" in str(root) or "\r" in str(root):
+        raise RcFileError(
+            f"the workspace path {shown(str(root))} holds a line break", "use a plain folder"
+        )
+    if not rc.parent.is_dir():
+        raise RcFileError(
+            f"cannot write {shown(str(rc))}: its folder does not exist",
+            "check the path, e.g. inv env --rc ~/.bashrc",
+        )
+    try:
+        text = rc.read_text(encoding="utf-8") if rc.exists() else ""
+    except (OSError, UnicodeDecodeError) as error:
+        raise RcFileError(f"cannot read {shown(str(rc))}: {error}", "check the file") from error
+    span = _span(text, root)
+    outside = text if span is None else text[: span[0]] + text[span[1] :]
+    for match in _MANUAL_EXPORT.finditer(outside):
+        line = outside[: match.start()].count("\n") + 1
+        first = outside[match.start() :].splitlines()[0].strip()
+        changes.report.warn(
+            f"{rc}: line {line} sets {first.split('=')[0].split()[-1]} by hand (the manual"
+            " steps' leftover?); remove it if it is stale, or it may override .env"
+        )
+    if remove:
+        if span is None:
+            changes.report.unchanged(f"no mmlab-bootstrap block for {root} in {rc}")
+            return
+        changes.write_file(rc, outside)
+        return
+    wanted = block(root, env_path)
+    if span is not None and text[span[0] : span[1]] == wanted:
+        changes.report.unchanged(f"up to date: {rc}")
+        return
+    if span is not None:
+        new = text[: span[0]] + wanted + text[span[1] :]
+    else:
+        new = text + ("" if not text or text.endswith("\n") else "\n") + wanted
+    changes.write_file(rc, new)

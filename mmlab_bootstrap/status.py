@@ -1,0 +1,224 @@
+"""Look at the whole workspace without changing anything or touching the network."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .clone import has_index, is_toplevel, same_repository, submodule_status
+from .git import Git
+from .links import LEAVES, Location, locations
+from .report import Reporter
+from .settings import Settings
+from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
+from .workspace import Session
+
+# Counting the files of a folder that blocks a link stops here: it may hold a dataset.
+COUNT_LIMIT = 10_000
+
+
+def workspace_status(
+    session: Session, settings: Settings, dotenv: Mapping[str, str]
+) -> dict[str, Any]:
+    """Everything `inv status` shows, as plain data (the `--json` document)."""
+    git = Git(session.report, dry=False, mirror=settings.mirror)
+    variables, warnings = _variables(settings, session.environ, dotenv)
+    superproject, submodules = _repository(git, settings)
+    links = [
+        _link(git, location) for variable in LEAVES for location in locations(settings, variable)
+    ]
+    storage = [_storage(settings, variable) for variable in (CHECKPOINTS_PATH, DATASET_PATH)]
+    problems = []
+    if not superproject["present"]:
+        problems.append(f"the superproject is not cloned at {superproject['path']}")
+    elif not superproject["same_repository"]:
+        problems.append(f"{superproject['path']} is a clone of another repository")
+    problems += [f"submodule {s['path']} is not complete" for s in submodules if not s["ready"]]
+    problems += [
+        f"{link['location']} is {link['state']}" for link in links if link["state"] != "ok"
+    ]
+    problems += [
+        f"storage root {root['path']} is {'not writable' if root['exists'] else 'missing'}"
+        for root in storage
+        if not (root["exists"] and root["writable"])
+    ]
+    return {
+        "healthy": not problems,
+        "problems": problems,
+        "warnings": warnings,
+        "workspace": str(session.root),
+        "variables": variables,
+        "superproject": superproject,
+        "submodules": submodules,
+        "links": links,
+        "storage": storage,
+    }
+
+
+def _variables(
+    settings: Settings, environ: Mapping[str, str], dotenv: Mapping[str, str]
+) -> tuple[dict[str, Any], list[str]]:
+    variables, warnings = {}, []
+    for variable in VARIABLES:
+        value = settings.values[variable.name]
+        in_env, in_file = environ.get(variable.name), dotenv.get(variable.name)
+        differs = bool(in_env) and in_file is not None and in_env != in_file
+        if differs:
+            warnings.append(
+                f"{variable.name} in the environment ({in_env!r}) differs from .env ({in_file!r});"
+                " a stale export in your shell rc file is the usual cause"
+            )
+        variables[variable.name] = {
+            "value": value.value,
+            "source": value.source.value,
+            "environment_differs_from_dotenv": differs,
+        }
+    return variables, warnings
+
+
+def _repository(git: Git, settings: Settings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    path = settings.extension_path
+    present = is_toplevel(git, path)
+    info: dict[str, Any] = {"path": str(path), "present": present}
+    if not present:
+        return info, []
+    origin = git.probe(["config", "--get", "remote.origin.url"], cwd=path).out.strip()
+    branch = git.probe(["symbolic-ref", "--short", "-q", "HEAD"], cwd=path).out.strip()
+    info |= {
+        "origin": origin,
+        "same_repository": same_repository(origin, settings),
+        "commit": git.probe(["rev-parse", "HEAD"], cwd=path).out.strip(),
+        "branch": branch or None,
+        "detached": not branch,
+        "shallow": git.probe(["rev-parse", "--is-shallow-repository"], cwd=path).out.strip()
+        == "true",
+        "local_changes": bool(
+            git.probe(["status", "--porcelain", "--ignore-submodules=all"], cwd=path).out.strip()
+        ),
+    }
+    submodules = [
+        {
+            "path": entry.path,
+            "initialised": entry.flag != "-",
+            "at_recorded_commit": entry.flag == " ",
+            "checked_out": entry.flag != "-" and has_index(git, path / entry.path),
+            "ready": entry.flag == " " and has_index(git, path / entry.path),
+        }
+        for entry in submodule_status(git, path)
+    ]
+    return info, submodules
+
+
+def _link(git: Git, location: Location) -> dict[str, Any]:
+    link, target = location.link, location.target
+    info: dict[str, Any] = {
+        "project": location.project,
+        "kind": location.leaf,
+        "location": str(link),
+        "target": str(target),
+        "destination": None,
+        "files": None,
+    }
+    if link.is_symlink():
+        info["destination"] = os.readlink(link)
+        if os.path.realpath(link) == os.path.realpath(target):
+            info["state"] = "ok" if target.is_dir() else "broken"
+        else:
+            info["state"] = "wrong" if os.path.exists(link) else "broken"
+    elif os.path.lexists(link):
+        info["state"] = "blocked"
+        info["files"] = _count_files(link)
+    else:
+        info["state"] = "missing"
+    return info
+
+
+def _count_files(path: Path) -> int:
+    if not path.is_dir():
+        return 1
+    count = 0
+    for _, _, files in os.walk(path):
+        count += len(files)
+        if count >= COUNT_LIMIT:
+            return COUNT_LIMIT
+    return count
+
+
+def _storage(settings: Settings, variable: str) -> dict[str, Any]:
+    root = Path(settings[variable])
+    exists = root.is_dir()
+    free = shutil.disk_usage(root).free if exists else None
+    return {
+        "variable": variable,
+        "path": str(root),
+        "exists": exists,
+        "writable": exists and os.access(root, os.W_OK | os.X_OK),
+        "free_bytes": free,
+        "mount_point": exists and os.path.ismount(root),
+    }
+
+
+def print_status(session: Session, status: Mapping[str, Any]) -> None:
+    """The human view of `workspace_status`: one line per thing, colored by health."""
+    report = session.report
+    report.info(f"workspace {status['workspace']}")
+    for name, variable in status["variables"].items():
+        report.unchanged(f"  {name}={variable['value']!r} ({variable['source']})", always=True)
+    for warning in status["warnings"]:
+        report.warn(warning)
+    superproject = status["superproject"]
+    if superproject["present"]:
+        where = superproject["branch"] or "detached"
+        shallow = "shallow" if superproject["shallow"] else "full history"
+        changes = ", local changes" if superproject["local_changes"] else ""
+        _line(
+            report,
+            superproject["same_repository"],
+            f"superproject {superproject['path']}: {superproject['commit'][:12]} ({where},"
+            f" {shallow}{changes})",
+        )
+    else:
+        _line(report, False, f"superproject {superproject['path']}: not cloned")
+    for submodule in status["submodules"]:
+        state = "ok" if submodule["ready"] else (
+            "not initialised" if not submodule["initialised"] else
+            "not at the recorded commit" if not submodule["at_recorded_commit"] else
+            "not checked out"
+        )  # fmt: skip
+        _line(report, submodule["ready"], f"  submodule {submodule['path']}: {state}")
+    for link in status["links"]:
+        detail = {
+            "ok": f"-> {link['destination']}",
+            "missing": "no link yet",
+            "wrong": f"links to {link['destination']}, not {link['target']}",
+            "broken": f"broken link to {link['destination']}",
+            "blocked": f"a real folder or file with {_files(link['files'])} is in the way",
+        }[link["state"]]
+        _line(report, link["state"] == "ok", f"link {link['location']}: {link['state']}, {detail}")
+    for root in status["storage"]:
+        if root["exists"]:
+            free = root["free_bytes"] / 1e9
+            mount = ", a mount point" if root["mount_point"] else ""
+            writable = "writable" if root["writable"] else "NOT writable"
+            text = f"storage {root['path']}: {writable}, {free:.1f} GB free{mount}"
+        else:
+            text = f"storage {root['path']}: missing"
+        _line(report, root["exists"] and root["writable"], text)
+    if status["healthy"]:
+        report.done("workspace healthy")
+    else:
+        report.problem(f"workspace: {len(status['problems'])} problem(s); run: inv bootstrap")
+
+
+def _files(count: int | None) -> str:
+    return f"{count}+ files" if count == COUNT_LIMIT else f"{count} file(s)"
+
+
+def _line(report: Reporter, ok: bool, text: str) -> None:
+    if ok:
+        report.unchanged(f"ok {text}", always=True)
+    else:
+        report.problem(text)
