@@ -41,7 +41,10 @@ def _span(text: str, root: Path) -> tuple[int, int] | None:
             "fix the block by hand (or delete it), then run the same command again",
         )
     stop += len(end)
-    return start, stop + 1 if text[stop : stop + 1] == "\n" else stop
+    if text[stop : stop + 1] == "\n":
+        return start, stop + 1
+    # Added to a file with no final newline: the newline before the block is ours too.
+    return (start - 1 if start > 0 else start), stop
 
 
 def update_rc(
@@ -77,11 +80,15 @@ def update_rc(
         changes.write_file(rc, outside)
         return
     wanted = block(root, env_path)
-    if span is not None and text[span[0] : span[1]] == wanted:
+    if span is not None and text[span[0] : span[1]].strip("\n") == wanted.strip("\n"):
         changes.report.unchanged(f"up to date: {rc}")
         return
-    if span is not None:
-        new = text[: span[0]] + wanted + text[span[1] :]
+    core = wanted.strip("\n")
+    if span is not None:  # an outdated block: replace it, framed as the old one was
+        old = text[span[0] : span[1]]
+        framed = "\n" * old.startswith("\n") + core + "\n" * old.endswith("\n")
+        changes.write_file(rc, text[: span[0]] + framed + text[span[1] :])
+    elif text and not text.endswith("\n"):
+        changes.write_file(rc, text + "\n" + core)  # keep the file without a final newline
     else:
-        new = text + ("" if not text or text.endswith("\n") else "\n") + wanted
-    changes.write_file(rc, new)
+        changes.write_file(rc, text + wanted)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from .gitfixture import Fixture, build_superproject
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -139,8 +141,6 @@ class Cloned:
 @pytest.fixture(scope="session")
 def cloned_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture superproject served and cloned once; tests work on copies."""
-    from .gitfixture import build_superproject
-
     base = tmp_path_factory.mktemp("template")
     fixture = build_superproject(base / "served")
     subprocess.run(
@@ -183,3 +183,9 @@ def git_status(repo: Path) -> str:
         text=True,
         check=True,
     ).stdout
+
+
+@pytest.fixture
+def fixture(tmp_path: Path) -> Fixture:
+    """The fixture superproject, served over file:// from this test's own folder."""
+    return build_superproject(tmp_path / "served")

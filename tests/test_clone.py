@@ -19,11 +19,6 @@ from .netserve import served_over_network
 SUBMODULES = ["mmdetection", "mmdetection3d", "mmdetection3d/third_party/spconv"]
 
 
-@pytest.fixture
-def fixture(tmp_path: Path) -> Fixture:
-    return build_superproject(tmp_path / "served")
-
-
 def status(repo: Path) -> dict[str, tuple[str, str]]:
     """`git submodule status --recursive` as {path: (flag, commit)}."""
     lines = git("-C", str(repo), "submodule", "status", "--recursive").splitlines()
@@ -164,7 +159,7 @@ def test_dry_run_prints_git_commands_and_changes_nothing(workspace: Path, fixtur
     """`inv --dry clone` lists the git commands and runs none of them."""
     run = inv(workspace, "--dry", "clone", "--repo", fixture.url())
     assert run.code == 0, run.err
-    assert run.lines[1].startswith("would run: git clone --depth 1 --no-recurse-submodules -- ")
+    assert run.lines[0].startswith("would run: git clone --depth 1 --no-recurse-submodules -- ")
     assert any("submodule update --init --recursive --depth 1 --jobs 4" in x for x in run.lines)
     assert sorted(p.name for p in workspace.iterdir()) == ["tasks.py"]
 

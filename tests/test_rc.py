@@ -1,0 +1,69 @@
+"""`inv env --rc`: one marked block per workspace, added once, removed cleanly."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from .conftest import REPO_ROOT, inv
+
+ORIGINAL = (
+    "# my bashrc\nalias ll='ls -l'\nexport MMLAB_DATASET_PATH=/old/manual\nexport PATH=$PATH:/x"
+)
+
+
+def test_block_added_once_and_removed_byte_for_byte(workspace: Path, tmp_path: Path) -> None:
+    """Twice adds one block; --remove restores the file exactly; manual exports are kept."""
+    rc = tmp_path / "home" / ".bashrc"
+    rc.write_text(ORIGINAL)
+    first = inv(workspace, "env", "--rc", str(rc))
+    assert first.code == 0, first.err
+    assert "line 3 sets MMLAB_DATASET_PATH by hand" in first.err
+    after_first = rc.read_text()
+    assert after_first.startswith(ORIGINAL + "\n# >>> mmlab-bootstrap ")
+    second = inv(workspace, "env", "--rc", str(rc))
+    assert second.code == 0
+    assert f"up to date: {rc}" in second.lines
+    assert rc.read_text() == after_first
+    removed = inv(workspace, "env", "--rc", str(rc), "--remove")
+    assert removed.code == 0, removed.err
+    assert rc.read_text() == ORIGINAL
+
+
+def test_each_workspace_gets_its_own_block(workspace: Path, tmp_path: Path) -> None:
+    """A second workspace adds a second block; removing one leaves the other."""
+    other = tmp_path / "second"
+    other.mkdir()
+    shutil.copy(REPO_ROOT / "tasks.py", other / "tasks.py")
+    rc = tmp_path / "home" / ".zshrc"
+    assert inv(workspace, "env", "--rc", "~/.zshrc").code == 0
+    assert inv(other, "env", "--rc", str(rc)).code == 0
+    text = rc.read_text()
+    assert text.count("# >>> mmlab-bootstrap") == 2
+    assert inv(workspace, "env", "--rc", str(rc), "--remove").code == 0
+    assert str(workspace) not in rc.read_text() and str(other) in rc.read_text()
+
+
+def test_the_block_loads_the_workspace_in_new_shells(workspace: Path, tmp_path: Path) -> None:
+    """bash and zsh reading the rc file get the workspace's variables."""
+    rc = tmp_path / "home" / ".rc"
+    assert inv(workspace, "env", "--rc", str(rc)).code == 0
+    for shell in ("bash", "zsh"):
+        done = subprocess.run(
+            [shell, "-c", f'. "{rc}"; printf %s "$MMLAB_EXTENSION_PATH"'],
+            capture_output=True,
+            text=True,
+        )
+        assert done.stdout == str(workspace / "mmlab_extension"), (shell, done.stderr)
+
+
+def test_a_symlinked_rc_file_is_written_through(workspace: Path, tmp_path: Path) -> None:
+    """Dotfile managers link rc files: the link stays, its target gets the block."""
+    real = tmp_path / "dotfiles" / "bashrc"
+    real.parent.mkdir()
+    real.write_text("# managed\n")
+    rc = tmp_path / "home" / ".bashrc"
+    rc.symlink_to(real)
+    assert inv(workspace, "env", "--rc", str(rc)).code == 0
+    assert rc.is_symlink() and "mmlab-bootstrap" in real.read_text()
