@@ -25,8 +25,8 @@ def env_step(
     session: Session, flags: Mapping[str, str | None], *, load_line: bool = True
 ) -> Settings:
     """Write `.env` with every variable resolved; print the line that loads it."""
-    envfile = session.read_env()
-    settings = session.settings(flags, envfile)
+    settings = session.settings(flags)
+    envfile = session.read_env()  # read under the lock
     wanted = settings.as_env()
     text = render(envfile, wanted, {v.name: v.help for v in VARIABLES}, ENV_HEADER)
     report = session.report

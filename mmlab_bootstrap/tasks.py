@@ -43,12 +43,19 @@ CONFIG_KEY = "mmlab_bootstrap"
 
 
 @contextlib.contextmanager
-def session_for(c: Context) -> Iterator[Session]:
-    """Open a session for a task; turn domain errors into one `Exit`, with no traceback."""
-    root = c.config[CONFIG_KEY]["root"] or os.getcwd()
+def session_for(c: Context, task: str, *, changes: bool = True) -> Iterator[Session]:
+    """Open a session for a task; turn domain errors into one `Exit`, with no traceback.
+
+    A task that changes things takes the workspace lock once its input is checked
+    (not under --dry), and holds it to the end.
+    """
+    root = Path(c.config[CONFIG_KEY]["root"] or os.getcwd())
     report = Reporter()
+    dry = bool(c.config.run.dry)
     try:
-        yield Session(Path(root), dry=bool(c.config.run.dry), report=report)
+        with contextlib.ExitStack() as held:
+            lock_task = task if changes and not dry else None
+            yield Session(root, dry=dry, report=report, lock_task=lock_task, held=held)
     except BootstrapError as error:
         report.error(error.message, error.hint)
         raise Exit(code=1) from None
@@ -96,7 +103,7 @@ def env(
     remove: bool = False,
 ) -> None:
     """Write .env with every variable resolved, keeping your own lines."""
-    with session_for(c) as session:
+    with session_for(c, "env") as session:
         if remove and not rc:
             raise BootstrapError("--remove goes with --rc", "run: inv env --rc ~/.bashrc --remove")
         env_step(
@@ -134,7 +141,7 @@ def clone(
     update: bool = False,
 ) -> None:
     """Clone the superproject and submodules (shallow), or complete a clone."""
-    with session_for(c) as session:
+    with session_for(c, "clone") as session:
         flags = flag_values(repo=repo, ref=ref, extension_path=extension_path, mirror=mirror)
         clone_step(session, flags, jobs=jobs, update=update)
 
@@ -147,7 +154,7 @@ def layout(
     projects: str | None = None,
 ) -> None:
     """Create the checkpoints and data folders in the storage roots."""
-    with session_for(c) as session:
+    with session_for(c, "layout") as session:
         layout_step(
             session,
             flag_values(
@@ -179,7 +186,7 @@ def link_checkpoints(
     keep_going: bool = False,
 ) -> None:
     """Link <project>/checkpoints to checkpoint storage, losing nothing."""
-    with session_for(c) as session:
+    with session_for(c, "link-checkpoints") as session:
         flags = flag_values(
             extension_path=extension_path, checkpoints_path=checkpoints_path, projects=projects
         )
@@ -209,7 +216,7 @@ def link_data(
     keep_going: bool = False,
 ) -> None:
     """Link <project>/data to dataset storage, losing nothing."""
-    with session_for(c) as session:
+    with session_for(c, "link-data") as session:
         flags = flag_values(
             extension_path=extension_path, dataset_path=dataset_path, projects=projects
         )
@@ -243,7 +250,7 @@ def unlink(
 ) -> None:
     """Remove the managed links; put back what linking replaced."""
     chosen = (CHECKPOINTS_PATH,) * checkpoints + (DATASET_PATH,) * data
-    with session_for(c) as session:
+    with session_for(c, "unlink") as session:
         flags = flag_values(
             extension_path=extension_path,
             checkpoints_path=checkpoints_path,
@@ -283,7 +290,7 @@ def bootstrap(
         projects=projects,
         mirror=mirror,
     )
-    with session_for(c) as session:
+    with session_for(c, "bootstrap") as session:
         bootstrap_steps(
             session,
             flags,
@@ -299,7 +306,7 @@ def bootstrap(
 @task(help={"json": "print one JSON document instead (its keys are listed in the README)"})
 def status(c: Context, json: bool = False) -> None:
     """Show the workspace at a glance; exit 1 when something needs attention."""
-    with session_for(c) as session:
+    with session_for(c, "status", changes=False) as session:
         envfile = session.read_env()
         settings = session.settings({}, envfile)
         found = workspace_status(session, settings, envfile.values())

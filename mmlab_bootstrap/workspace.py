@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Mapping
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from .changes import Changes
 from .envfile import EnvFile, read_env_file
+from .journal import Journal
+from .lock import workspace_lock
 from .report import Reporter
 from .settings import Settings, resolve
 
@@ -24,6 +27,9 @@ class Session:
     dry: bool = False
     report: Reporter = field(default_factory=Reporter)
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    lock_task: str | None = None  # take the workspace lock for this task, once input is valid
+    held: contextlib.ExitStack | None = None  # keeps the lock until the task ends
+    _journal: Journal | None = None
 
     @property
     def env_path(self) -> Path:
@@ -38,9 +44,25 @@ class Session:
         return read_env_file(self.env_path)
 
     def settings(self, flags: Mapping[str, str | None], envfile: EnvFile | None = None) -> Settings:
-        """The effective settings for this run (flags > environment > .env > defaults)."""
+        """The effective settings for this run (flags > environment > .env > defaults).
+
+        The first valid settings of a changing task take the workspace lock; `.env` is then
+        read again, as another run may have written it while this one waited.
+        """
         envfile = envfile if envfile is not None else self.read_env()
-        return resolve(self.root, flags, self.environ, envfile.values())
+        settings = resolve(self.root, flags, self.environ, envfile.values())
+        if self.lock_task is not None and self.held is not None:
+            self.held.enter_context(workspace_lock(self.root, self.lock_task))
+            self.lock_task = None
+            settings = resolve(self.root, flags, self.environ, self.read_env().values())
+        return settings
+
+    @property
+    def journal(self) -> Journal:
+        """The record of what linking changed in this workspace."""
+        if self._journal is None:
+            self._journal = Journal(self.root, dry=self.dry)
+        return self._journal
 
     def load_line(self) -> str:
         """The line a user pastes into a shell to load this workspace's `.env`."""

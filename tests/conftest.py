@@ -99,14 +99,27 @@ def assert_clean_error(run: Run, *fragments: str) -> None:
         assert fragment in lines[0], (fragment, lines[0])
 
 
+LOCK_FILE = ".mmlab-bootstrap.lock"
+
+
+def entries(folder: Path) -> list[str]:
+    """The names in a folder, the workspace lock file left out."""
+    return sorted(name for name in os.listdir(folder) if name != LOCK_FILE)
+
+
 def snapshot(*roots: Path) -> dict[str, tuple[str, bytes | str | None]]:
-    """Every entry under `roots` with its type and content (bytes, link target), to compare."""
+    """Every entry under `roots` with its type and content (bytes, link target), to compare.
+
+    The workspace lock file is left out: it only names the run that last held the lock.
+    """
     state: dict[str, tuple[str, bytes | str | None]] = {}
     for root in roots:
         if not os.path.lexists(root):
             continue
         for folder, dirs, files in os.walk(root):
             for name in dirs + files:
+                if name == LOCK_FILE:
+                    continue
                 path = os.path.join(folder, name)
                 if os.path.islink(path):
                     state[path] = ("link", os.readlink(path))

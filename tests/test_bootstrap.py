@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .conftest import assert_clean_error, inv, run_cli, snapshot
+from .conftest import assert_clean_error, entries, inv, run_cli, snapshot
 from .gitfixture import Fixture
 
 STEPS = ["env", "clone", "layout", "link-checkpoints", "link-data"]
@@ -84,7 +84,7 @@ def test_dry_bootstrap_prints_the_whole_plan_and_changes_nothing(
     assert "would run: git clone --depth 1" in text
     assert "would run: git -C" in text and "submodule update --init --recursive" in text
     assert "would create " in text and "(once cloned)" in text
-    assert sorted(p.name for p in workspace.iterdir()) == ["tasks.py"]
+    assert entries(workspace) == ["tasks.py"]
 
 
 def test_console_script_bootstraps_the_current_folder(tmp_path: Path, fixture: Fixture) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import assert_clean_error, inv, snapshot
+from .conftest import assert_clean_error, entries, inv, snapshot
 from .gitfixture import Fixture, build_superproject, git, push_commit
 from .netserve import served_over_network
 
@@ -95,7 +95,7 @@ def test_unknown_ref_is_a_clear_error_and_leaves_nothing(workspace: Path, fixtur
     """A ref the remote does not have: one error naming it, and no folder left behind."""
     run = inv(workspace, "clone", "--repo", fixture.url(), "--ref", "no-such-branch")
     assert_clean_error(run, "MMLAB_EXTENSION_REF 'no-such-branch' does not exist")
-    assert sorted(p.name for p in workspace.iterdir()) == ["tasks.py"]
+    assert entries(workspace) == ["tasks.py"]
 
 
 def test_unreachable_repository_names_url_and_hints_mirror(workspace: Path, tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_unreachable_repository_names_url_and_hints_mirror(workspace: Path, tmp_
     run = inv(workspace, "clone", "--repo", url)
     assert_clean_error(run, url, "does not appear to be a git repository")
     assert "--mirror" in run.err
-    assert sorted(p.name for p in workspace.iterdir()) == ["tasks.py"]
+    assert entries(workspace) == ["tasks.py"]
 
 
 def strict_server(tmp_path: Path, fixture: Fixture, name: str) -> dict[str, str]:
@@ -161,7 +161,7 @@ def test_dry_run_prints_git_commands_and_changes_nothing(workspace: Path, fixtur
     assert run.code == 0, run.err
     assert run.lines[0].startswith("would run: git clone --depth 1 --no-recurse-submodules -- ")
     assert any("submodule update --init --recursive --depth 1 --jobs 4" in x for x in run.lines)
-    assert sorted(p.name for p in workspace.iterdir()) == ["tasks.py"]
+    assert entries(workspace) == ["tasks.py"]
 
 
 def test_existing_folder_that_is_not_a_repository_is_refused(
@@ -234,7 +234,7 @@ def test_bad_input_changes_nothing(
     repo = [] if "--repo" in args else ["--repo", fixture.url()]
     run = inv(workspace, "clone", *repo, *args)
     assert_clean_error(run, fragment)
-    assert sorted(p.name for p in workspace.iterdir()) == ["tasks.py"]
+    assert entries(workspace) == ["tasks.py"]
 
 
 def test_unwritable_parent_is_refused(fixture: Fixture, tmp_path: Path) -> None:
