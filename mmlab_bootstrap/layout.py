@@ -44,11 +44,24 @@ def plan_layout(
 def _check_root(settings: Settings, variable: str) -> None:
     root = Path(settings[variable])
     source = settings.values[variable].source
+    if settings.require_mount and not on_mounted_disk(root):
+        raise LayoutError(
+            f"MMLAB_REQUIRE_MOUNT=1, but {variable} {shown(str(root))} is not on a mounted disk"
+            " (it would fill the system disk)",
+            "mount the disk first (e.g. sudo mount /dev/sdb1 /mnt/data), or "
+            + fix_hint(BY_NAME[variable], source, "/mnt/data/mmlab"),
+        )
     if os.path.lexists(root):
         if not root.is_dir():
             raise LayoutError(
                 f"{variable} {shown(str(root))} exists but is not a folder",
                 fix_hint(BY_NAME[variable], source, "/path/to/storage"),
+            )
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise LayoutError(
+                f"{variable} {shown(str(root))} is not writable",
+                f"make it writable (sudo chown \"$USER\" '{root}'), or "
+                + fix_hint(BY_NAME[variable], source, "/path/to/storage"),
             )
         return
     if not root.parent.is_dir():
@@ -77,3 +90,15 @@ def _classify(settings: Settings, variable: str, path: Path) -> Folder:
             + fix_hint(BY_NAME[variable], settings.values[variable].source, "/path/to/storage"),
         )
     return Folder(path, False)
+
+
+def on_mounted_disk(path: Path) -> bool:
+    """Whether `path` (or the part of it that exists) lies on a mount other than `/`."""
+    folder = Path(os.path.realpath(path))
+    while not folder.exists():
+        folder = folder.parent
+    while folder != folder.parent:
+        if os.path.ismount(folder):
+            return True
+        folder = folder.parent
+    return False

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from .fsutil import fsync_folder, write_atomically
 from .git import Git
+from .journal import Journal
 from .links import (
     LinkError,
     LinkPlan,
@@ -33,6 +35,7 @@ class Linker:
     git: Git
     report: Reporter
     dry: bool
+    journal: Journal
     relative: bool = False
 
     def apply(self, plan: LinkPlan) -> None:
@@ -49,6 +52,14 @@ class Linker:
             self.report.would(self.describe(plan, destination))
             return
         target.mkdir(parents=True, exist_ok=True)
+        self.journal.record(
+            link,
+            target=str(target),
+            destination=destination,
+            found=state.value,
+            previous_link=plan.old_destination or None,
+            adopted_tracked=list(plan.inventory.tracked),
+        )
         if state in (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK):
             self._link(location, destination)
             was = f" (was -> {plan.old_destination})" if plan.old_destination else ""
@@ -66,11 +77,15 @@ class Linker:
                 f"adopted {copied} tracked files into {target}; linked {link} -> {destination}"
             )
         elif plan.way is Way.BACKUP:
-            backup = self._backup(location)
+            backup = backup_path(location)
+            self.journal.record(link, backup=str(backup))
+            os.rename(location.link, backup)
+            fsync_folder(location.project_dir)
             self._adopt_tracked(location, plan.inventory.tracked, source=backup)
             self._link(location, destination)
             self.report.done(f"backed up {link} to {backup}; linked {link} -> {destination}")
         else:
+            self.journal.record(link, adopted_into=str(target), adopted=list(plan.inventory.files))
             moved = self._adopt_everything(plan)
             remove_empty_tree(link)
             self._link(location, destination)
@@ -79,6 +94,7 @@ class Linker:
                 f" linked {link} -> {destination}"
             )
         self._exclude(location)
+        self.journal.record(link, linked=True)
 
     def destination(self, location: Location) -> str:
         """What the link holds: the absolute target, or one relative to the link's folder."""
@@ -128,17 +144,6 @@ class Linker:
                 os.unlink(location.project_dir / relative)
         return len(tracked)
 
-    def _backup(self, location: Location) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        backup = location.link.with_name(f"{location.leaf}.bak-{stamp}")
-        number = 1
-        while os.path.lexists(backup):
-            number += 1
-            backup = location.link.with_name(f"{location.leaf}.bak-{stamp}-{number}")
-        os.rename(location.link, backup)
-        fsync_folder(location.project_dir)
-        return backup
-
     def _adopt_everything(self, plan: LinkPlan) -> int:
         """Move every file at the location into the target (rename, or copy+verify+remove)."""
         location = plan.location
@@ -173,6 +178,17 @@ class Linker:
             return
         exclude.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(exclude, text + ("" if not text or text.endswith("\n") else "\n") + block)
+
+
+def backup_path(location: Location) -> Path:
+    """A free `<leaf>.bak-<timestamp>[-N]` name beside the location."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = location.link.with_name(f"{location.leaf}.bak-{stamp}")
+    number = 1
+    while os.path.lexists(backup):
+        number += 1
+        backup = location.link.with_name(f"{location.leaf}.bak-{stamp}-{number}")
+    return backup
 
 
 def exclude_file(git: Git, project_dir: Path) -> Path | None:
@@ -261,55 +277,80 @@ class Unlinker:
     git: Git
     report: Reporter
     dry: bool
+    journal: Journal
 
     def apply(self, location: Location) -> None:
-        """Remove the link if it is ours; restore the newest backup or the adopted files."""
+        """Remove the link if it is ours; put back the backup, adopted files or old link."""
+        entry = self.journal.entry(location.link)
+        if entry.get("target"):  # where linking put things, even if the settings moved since
+            location = replace(location, target=Path(entry["target"]))
         link, target = location.link, location.target
         if link.is_symlink() and os.path.realpath(link) != os.path.realpath(target):
             self.report.warn(f"left alone: {link} links to {os.readlink(link)}, not to {target}")
             return
         linked = link.is_symlink()
-        skipped = skipped_files(self.git, location)
-        backups = sorted(location.project_dir.glob(f"{location.leaf}.bak-*"), key=backup_order)
-        backup = backups[-1] if backups and (linked or not os.path.lexists(link)) else None
-        if not linked and backup is None and not skipped:
+        adopted = set(skipped_files(self.git, location)) | set(entry.get("adopted_tracked", ()))
+        missing = sorted(p for p in adopted if not os.path.lexists(location.project_dir / p))
+        backup = self._backup_to_restore(location, entry, linked)
+        previous = entry.get("previous_link") if backup is None and not missing else None
+        if not linked and backup is None and not adopted:
             self.report.unchanged(f"not linked: {link}")
+            self.journal.forget(link)
             return
         if self.dry:
             what = (
                 f" and restore {backup.name}"
                 if backup
-                else f" and restore {len(skipped)} tracked files"
-                if skipped
+                else f" and restore {len(missing)} tracked files"
+                if missing
+                else f" and put back the link to {previous}"
+                if previous
                 else ""
             )
             self.report.would(f"remove the link {link}{what}")
             return
         if linked:
             os.unlink(link)
-        if backup is not None:
+        if backup is not None and not os.path.lexists(link):
             os.rename(backup, link)
             fsync_folder(location.project_dir)
-        for relative in skipped:
-            original, stored = location.project_dir / relative, in_target(location, relative)
-            if os.path.lexists(original):
-                continue
+        elif previous and not os.path.lexists(link):
+            os.symlink(previous, link)
+        for relative in sorted(p for p in adopted if not os.path.lexists(location.project_dir / p)):
+            stored = in_target(location, relative)
             if os.path.lexists(stored):
-                copy_verified(stored, original)
+                copy_verified(stored, location.project_dir / relative)
             else:
                 self.git.change(["checkout", "--", relative], cwd=location.project_dir)
+        skipped = skipped_files(self.git, location)
         if skipped:
             self.git.change(
                 ["update-index", "--no-skip-worktree", "--", *skipped], cwd=location.project_dir
             )
         self._drop_exclude(location)
+        self.journal.forget(link)
         if backup is not None:
             restored = f"restored it from {backup.name}"
-        elif skipped:
-            restored = f"restored {len(skipped)} tracked files (copied from {target})"
+        elif missing:
+            restored = f"restored {len(missing)} tracked files (copied from {target})"
+        elif previous:
+            restored = f"put back the link to {previous}"
         else:
             restored = f"your files stay in {target}"
         self.report.done(f"unlinked {link}; {restored}")
+
+    def _backup_to_restore(
+        self, location: Location, entry: dict[str, Any], linked: bool
+    ) -> Path | None:
+        """The backup linking made (from the journal), else the newest one found."""
+        if linked or not os.path.lexists(location.link):
+            recorded = entry.get("backup")
+            if recorded and os.path.lexists(recorded):
+                return Path(recorded)
+            found = sorted(location.project_dir.glob(f"{location.leaf}.bak-*"), key=backup_order)
+            if found:
+                return found[-1]
+        return None
 
     def _drop_exclude(self, location: Location) -> None:
         exclude = exclude_file(self.git, location.project_dir)

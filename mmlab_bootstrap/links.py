@@ -8,6 +8,7 @@ user data) and given the action that loses nothing, or refused.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -163,6 +164,10 @@ def classify(location: Location, git: Git, way: Way) -> LinkPlan:
     inventory = take_inventory(location, git)
     if not inventory.files and link.is_dir():
         return LinkPlan(location, State.EMPTY, inventory)
+    shortage = space_problem(location, inventory, way)
+    if shortage:
+        state = State.TRACKED if link.is_dir() and not inventory.untracked else State.USER_DATA
+        return LinkPlan(location, state, inventory, way=way, problem=shortage)
     if link.is_dir() and not inventory.untracked:
         clashes = clashes_in_target(location, inventory.tracked)
         if clashes:
@@ -189,6 +194,28 @@ def classify(location: Location, git: Git, way: Way) -> LinkPlan:
     if clashes:
         return LinkPlan(location, State.USER_DATA, inventory, way=way, problem=_clash_text(clashes))
     return LinkPlan(location, State.USER_DATA, inventory, way=way)
+
+
+def space_problem(location: Location, inventory: Inventory, way: Way) -> str:
+    """Refuse early when the bytes to copy into the target do not fit there."""
+    copies = bool(inventory.tracked) or way is Way.ADOPT
+    if not copies or not inventory.size:
+        return ""
+    existing = location.target
+    while not existing.exists():
+        existing = existing.parent
+    moves_across = way is Way.ADOPT and os.stat(location.link).st_dev != os.stat(existing).st_dev
+    if moves_across:
+        need = inventory.size
+    else:  # renames cost nothing; tracked files are copied
+        need = sum(os.lstat(location.project_dir / p).st_size for p in inventory.tracked)
+    free = shutil.disk_usage(existing).free
+    if need <= free:
+        return ""
+    return (
+        f"needs {human_size(need)} in {existing}, which has {human_size(free)} free;"
+        " nothing was copied"
+    )
 
 
 def in_target(location: Location, relative: str) -> Path:

@@ -26,6 +26,7 @@ from .variables import (
     EXTENSION_REPO,
     GIT_MIRROR,
     PROJECTS,
+    REQUIRE_MOUNT,
     VARIABLES,
     Kind,
     Variable,
@@ -87,6 +88,10 @@ class Settings:
     @property
     def mirror(self) -> str:
         return self[GIT_MIRROR]
+
+    @property
+    def require_mount(self) -> bool:
+        return self[REQUIRE_MOUNT] == "1"
 
     def as_env(self) -> dict[str, str]:
         """What `.env` holds for this workspace, in the documented order."""
@@ -159,6 +164,10 @@ def _normalise(variable: Variable, raw: str, source: Source, root: Path) -> str:
         return _normalise_projects(variable, raw, source)
     if variable.kind is Kind.REF:
         return _check_ref(variable, raw, source)
+    if variable.kind is Kind.SWITCH:
+        if raw not in ("0", "1"):
+            raise _fail(variable, source, raw, "must be 0 or 1")
+        return raw
     return _check_url(variable, raw, source)
 
 

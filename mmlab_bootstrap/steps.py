@@ -109,7 +109,7 @@ def link_step(
     way = Way.BACKUP if backup else Way.ADOPT if adopt else Way.REFUSE
     plans = plan_links(settings, variable, git, way)
     refused = [plan for plan in plans if plan.refused]
-    linker = Linker(git, session.report, session.dry, relative)
+    linker = Linker(git, session.report, session.dry, session.journal, relative)
     for plan in plans:
         if plan.refused:
             session.report.refused(f"{plan.location.link} [{plan.state.value}]: {plan.problem}")
@@ -139,7 +139,7 @@ def unlink_step(
     settings = session.settings(flags)
     check_projects(settings)
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
-    unlinker = Unlinker(git, session.report, session.dry)
+    unlinker = Unlinker(git, session.report, session.dry, session.journal)
     for variable in variables:
         for location in locations(settings, variable):
             unlinker.apply(location)

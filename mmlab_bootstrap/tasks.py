@@ -35,6 +35,7 @@ from .variables import (
     EXTENSION_REPO,
     GIT_MIRROR,
     PROJECTS,
+    REQUIRE_MOUNT,
     flag_help,
 )
 from .workspace import Session
@@ -79,6 +80,7 @@ ALL_VARIABLES = (
     DATASET_PATH,
     PROJECTS,
     GIT_MIRROR,
+    REQUIRE_MOUNT,
 )
 
 
@@ -99,6 +101,7 @@ def env(
     dataset_path: str | None = None,
     projects: str | None = None,
     mirror: str | None = None,
+    require_mount: str | None = None,
     rc: str | None = None,
     remove: bool = False,
 ) -> None:
@@ -116,6 +119,7 @@ def env(
                 dataset_path=dataset_path,
                 projects=projects,
                 mirror=mirror,
+                require_mount=require_mount,
             ),
         )
         if rc:
@@ -273,6 +277,7 @@ def bootstrap(
     dataset_path: str | None = None,
     projects: str | None = None,
     mirror: str | None = None,
+    require_mount: str | None = None,
     jobs: int = DEFAULT_JOBS,
     update: bool = False,
     backup: bool = False,
@@ -289,6 +294,7 @@ def bootstrap(
         dataset_path=dataset_path,
         projects=projects,
         mirror=mirror,
+        require_mount=require_mount,
     )
     with session_for(c, "bootstrap") as session:
         bootstrap_steps(

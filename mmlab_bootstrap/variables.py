@@ -14,6 +14,7 @@ class Kind(Enum):
     REF = "ref"
     PATH = "path"
     PROJECTS = "projects"
+    SWITCH = "switch"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ CHECKPOINTS_PATH = "MMLAB_CHECKPOINTS_PATH"
 DATASET_PATH = "MMLAB_DATASET_PATH"
 PROJECTS = "MMLAB_PROJECTS"
 GIT_MIRROR = "MMLAB_GIT_MIRROR"
+REQUIRE_MOUNT = "MMLAB_REQUIRE_MOUNT"
 
 FLAG_PARAMS = {
     EXTENSION_REPO: "repo",
@@ -52,6 +54,7 @@ FLAG_PARAMS = {
     DATASET_PATH: "dataset_path",
     PROJECTS: "projects",
     GIT_MIRROR: "mirror",
+    REQUIRE_MOUNT: "require_mount",
 }
 
 VARIABLES: tuple[Variable, ...] = (
@@ -81,6 +84,12 @@ VARIABLES: tuple[Variable, ...] = (
         "",
         Kind.MIRROR,
         "URL prefix that replaces https://github.com/ for every clone (empty: none)",
+    ),
+    Variable(
+        REQUIRE_MOUNT,
+        "0",
+        Kind.SWITCH,
+        "1: refuse storage roots that are not on a mounted disk (keeps data off the system disk)",
     ),
 )
 
