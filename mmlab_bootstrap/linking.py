@@ -51,6 +51,20 @@ class Linker:
         if self.dry:
             self.report.would(self.describe(plan, destination))
             return
+        try:
+            self._change(plan, destination)
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            raise LinkError(
+                f"linking {link} stopped part way: {error.strerror or error}{where}; nothing is"
+                f" lost: what moved is in {target}, the rest is still at {link}",
+                "fix the cause (free space, permissions), then run the same command again:"
+                " it goes on from there",
+            ) from error
+
+    def _change(self, plan: LinkPlan, destination: str) -> None:
+        location, state = plan.location, plan.state
+        link, target = location.link, location.target
         target.mkdir(parents=True, exist_ok=True)
         self.journal.record(
             link,
