@@ -19,16 +19,21 @@ from .report import Reporter
 
 GITHUB = "https://github.com/"
 RETRY_DELAYS = (1.0, 3.0)
-# Failures that another attempt cannot fix: retrying them only delays the error.
-_PERMANENT = re.compile(
-    r"not found in upstream|does not appear to be a git repository|Repository not found"
-    r"|not our ref|unadvertised object|did not contain|couldn't find remote ref"
-    r"|Authentication failed|Permission denied|transport '.*' not allowed|already exists"
-    r"|does not make sense|Unable to find current revision|File exists"
-    r"|could not get a repository handle|not a git repository",
+# Failures that look like the network's: only these are worth another attempt.
+_TRANSIENT = re.compile(
+    r"hung up unexpectedly|early EOF|Could not resolve host|Failed to connect|Connection"
+    r"|timed out|RPC failed|unexpected disconnect|reset by peer|Could not read from remote"
+    r"|unable to access|SSL|TLS|gnutls|HTTP/2|HTTP 5\d\d|returned error: 5\d\d"
+    r"|index-pack failed|fetch-pack: invalid index-pack output",
     re.IGNORECASE,
 )
 
+# ... unless the remote answered that the repository or ref is not there.
+_MISSING = re.compile(
+    r"does not appear to be a git repository|Repository not found|not found in upstream"
+    r"|couldn't find remote ref|not our ref|unadvertised object",
+    re.IGNORECASE,
+)
 
 _STALE_LOCK = re.compile(
     r"Unable to create '(?P<lock>[^']+\.lock)': File exists"
@@ -109,7 +114,7 @@ class Git:
             return Outcome(0, "", "")
         outcome = self._run(args, cwd)
         for delay in RETRY_DELAYS:
-            if outcome.ok or _PERMANENT.search(outcome.err):
+            if outcome.ok or not _TRANSIENT.search(outcome.err) or _MISSING.search(outcome.err):
                 break
             self.report.warn(
                 f"git failed for {url} ({git_message(outcome.err)}); retrying in {delay:g}s"

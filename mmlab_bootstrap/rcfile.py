@@ -47,10 +47,8 @@ def _span(text: str, root: Path) -> tuple[int, int] | None:
     return (start - 1 if start > 0 else start), stop
 
 
-def update_rc(
-    rc: Path, root: Path, env_path: Path, changes: Changes, *, remove: bool = False
-) -> None:
-    """Add (or with `remove`, take out) this workspace's block; touch nothing else."""
+def check_rc(rc: Path, root: Path) -> str:
+    """Read the rc file (empty when missing), refusing what cannot be changed safely."""
     if "\n" in str(root) or "\r" in str(root):
         raise RcFileError(
             f"the workspace path {shown(str(root))} holds a line break", "use a plain folder"
@@ -64,6 +62,15 @@ def update_rc(
         text = rc.read_text(encoding="utf-8") if rc.exists() else ""
     except (OSError, UnicodeDecodeError) as error:
         raise RcFileError(f"cannot read {shown(str(rc))}: {error}", "check the file") from error
+    _span(text, root)  # a block without its end marker is refused here
+    return text
+
+
+def update_rc(
+    rc: Path, root: Path, env_path: Path, changes: Changes, *, remove: bool = False
+) -> None:
+    """Add (or with `remove`, take out) this workspace's block; touch nothing else."""
+    text = check_rc(rc, root)
     span = _span(text, root)
     outside = text if span is None else text[: span[0]] + text[span[1] :]
     for match in _MANUAL_EXPORT.finditer(outside):

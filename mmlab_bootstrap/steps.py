@@ -67,13 +67,26 @@ def clone_step(
     session: Session, flags: Mapping[str, str | None], *, jobs: int, update: bool
 ) -> Settings:
     """Clone the superproject and its submodules (shallow, parallel), or complete them."""
-    if jobs < 1:
-        raise BootstrapError(f"--jobs must be at least 1, not {jobs}", "run: inv clone --jobs 4")
+    check_flags(jobs=jobs)
     settings = session.settings(flags)
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
     plan = plan_clone(settings, git)
     Cloner(settings, git, session.report, jobs).apply(plan, update=update)
     return settings
+
+
+def check_flags(
+    *, jobs: int = DEFAULT_JOBS, backup: bool = False, adopt: bool = False, task: str = "clone"
+) -> None:
+    """Flags that cannot work, refused before anything is done."""
+    if jobs < 1:
+        raise BootstrapError(f"--jobs must be at least 1, not {jobs}", f"run: inv {task} --jobs 4")
+    if backup and adopt:
+        raise LinkError(
+            "--backup and --adopt contradict each other",
+            f"choose one: inv {task} --backup (rename aside)"
+            f" or inv {task} --adopt (move to storage)",
+        )
 
 
 def task_name(variable: str) -> str:
@@ -93,12 +106,7 @@ def link_step(
 ) -> Settings:
     """Link each project's checkpoints or data folder to storage, losing nothing."""
     name = task_name(variable)
-    if backup and adopt:
-        raise LinkError(
-            "--backup and --adopt contradict each other",
-            f"choose one: inv {name} --backup (rename aside)"
-            f" or inv {name} --adopt (move to storage)",
-        )
+    check_flags(backup=backup, adopt=adopt, task=name)
     settings = session.settings(flags)
     plan_layout(settings, (variable,))
     if session.dry and not settings.extension_path.exists():
@@ -167,6 +175,7 @@ def bootstrap_steps(
     keep_going: bool = False,
 ) -> Settings:
     """Run every step in order; stop at the first failure, saying which steps completed."""
+    check_flags(jobs=jobs, backup=backup, adopt=adopt, task="bootstrap")  # before any step acts
     ways = {"backup": backup, "adopt": adopt, "relative": relative, "keep_going": keep_going}
     steps: dict[str, Callable[[], Settings]] = {
         "env": lambda: env_step(session, flags, load_line=False),

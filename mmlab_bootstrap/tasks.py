@@ -14,7 +14,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from .errors import BootstrapError
-from .rcfile import update_rc
+from .rcfile import check_rc, update_rc
 from .report import Reporter
 from .status import print_status, workspace_status
 from .steps import (
@@ -109,6 +109,9 @@ def env(
     with session_for(c, "env") as session:
         if remove and not rc:
             raise BootstrapError("--remove goes with --rc", "run: inv env --rc ~/.bashrc --remove")
+        rc_path = Path(os.path.expanduser(rc)) if rc else None
+        if rc_path is not None:
+            check_rc(rc_path, session.root)  # before .env is written
         env_step(
             session,
             flag_values(
@@ -122,8 +125,7 @@ def env(
                 require_mount=require_mount,
             ),
         )
-        if rc:
-            rc_path = Path(os.path.expanduser(rc))
+        if rc_path is not None:
             update_rc(rc_path, session.root, session.env_path, session.changes, remove=remove)
 
 

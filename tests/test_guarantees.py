@@ -1,0 +1,327 @@
+"""The README's guarantees under pressure: kills, concurrent runs, bad input, faults, hostility."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mmlab_bootstrap.lock import workspace_lock
+
+from .conftest import Cloned, assert_clean_error, inv, snapshot
+from .gitfixture import Fixture, RepoSpec, Submodule, build_repo, build_superproject
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def all_digests(root: Path) -> set[str]:
+    found = set()
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            if path.is_file() and not path.is_symlink():
+                found.add(digest(path))
+    return found
+
+
+def test_kill_and_rerun_twenty_times(workspace: Path, tmp_path: Path) -> None:
+    """SIGINT and SIGKILL at random moments, 20 times (bootstrap, unlink, bootstrap, …); one
+    more run leaves a healthy workspace and every file the user had, byte for byte."""
+    fixture = build_superproject(tmp_path / "served", commits=100, bytes_per_commit=4096)
+    (workspace / ".env").write_text("# my notes\nMY_KEY='keep me'\n")
+    stored = workspace / "mmlab_dataset/mmdetection3d/data/kitti/velodyne.bin"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(os.urandom(4096))
+    first = subprocess.Popen(
+        ["inv", "bootstrap", "--repo", fixture.url()], cwd=workspace, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(0.6)
+    os.killpg(first.pid, signal.SIGKILL)  # in the clone, most likely
+    first.wait()
+    assert inv(workspace, "clone").code == 0
+    downloaded = workspace / "mmlab_extension/mmdetection/data/downloaded.bin"
+    if os.path.islink(downloaded.parent):
+        assert inv(workspace, "unlink", "--data").code == 0
+    downloaded.parent.mkdir(exist_ok=True)
+    downloaded.write_bytes(os.urandom(2048))
+    user_files = {stored: digest(stored), downloaded: digest(downloaded)}
+    rng = random.Random(2026)
+    for attempt in range(20):
+        task = ["bootstrap", "--backup"] if attempt % 2 == 0 else ["unlink"]
+        process = subprocess.Popen(
+            ["inv", *task], cwd=workspace, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(rng.uniform(0.15, 0.6))
+        os.killpg(process.pid, signal.SIGINT if attempt % 4 < 2 else signal.SIGKILL)
+        process.wait(timeout=60)
+    final = inv(workspace, "bootstrap", "--backup")
+    assert final.code == 0, final.err
+    assert inv(workspace, "status").code == 0
+    assert "MY_KEY='keep me'" in (workspace / ".env").read_text()
+    assert set(user_files.values()) <= all_digests(workspace)
+
+
+def test_two_bootstraps_at_once(workspace: Path, fixture: Fixture) -> None:
+    """Exactly one run does the work; the other waits (then finds nothing to do) or says who
+    holds the workspace."""
+    runs = [
+        subprocess.Popen(
+            ["inv", "bootstrap", "--repo", fixture.url()],
+            cwd=workspace,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+    workers = [r for r in results if "cloned " in r[1]]
+    assert len(workers) == 1, results
+    assert workers[0][0] == 0
+    other = next(r for r in results if r is not workers[0])
+    assert (other[0] == 0 and "clone: up to date" in other[1]) or (
+        other[0] == 1 and "another run (pid" in other[2]
+    ), other
+    assert inv(workspace, "status").code == 0
+
+
+def test_a_held_workspace_is_named_and_read_only_tasks_still_work(workspace: Path) -> None:
+    """While another run holds the lock: a changing task fails naming it; status and --dry run."""
+    with workspace_lock(workspace, "clone"):
+        run = inv(workspace, "env", env={"MMLAB_LOCK_WAIT": "0.2"})
+        assert_clean_error(run, f"another run (pid {os.getpid()}, task clone)")
+        assert not (workspace / ".env").exists()
+        assert inv(workspace, "--dry", "env").code == 0
+        assert inv(workspace, "status").code == 1  # not set up, but it ran
+
+
+BAD_INPUTS = [
+    # (task and flags, environment, .env text)
+    (["env", "--projects", "a/b"], {}, None),
+    (["env", "--projects", ".."], {}, None),
+    (["env", "--projects", "-rf"], {}, None),
+    (["env", "--repo", ""], {}, None),
+    (["env", "--repo", "ext::sh -c touch% SENTINEL"], {}, None),
+    (["env", "--repo", "-uupload-pack=touch SENTINEL"], {}, None),
+    (["env", "--repo", "not a url"], {}, None),
+    (["env", "--repo", "https://"], {}, None),
+    (["env", "--mirror", "fd::3"], {}, None),
+    (["env", "--mirror", "mirror.example.com"], {}, None),
+    (["env", "--ref", "-main"], {}, None),
+    (["env", "--ref", "a..b"], {}, None),
+    (["env", "--dataset-path", "/x/o'brien; touch SENTINEL; '"], {}, None),
+    (["env", "--dataset-path", "/x/a\nb"], {}, None),
+    (["env", "--dataset-path", "/x/${HOME}"], {}, None),
+    (["env", "--checkpoints-path", "-c"], {}, None),
+    (["env", "--dataset-path", "~nosuchuser_zz/data"], {}, None),
+    (["env", "--extension-path", "mmlab_dataset/ext"], {}, None),
+    (["env", "--require-mount", "2"], {}, None),
+    (["env", "--remove"], {}, None),
+    (["env", "--rc", "/nonexistent-folder/rc"], {}, None),
+    (["env"], {"MMLAB_PROJECTS": "ok ../etc"}, None),
+    (["env"], {"MMLAB_EXTENSION_REPO": "ext::x"}, None),
+    (["env"], {}, "MMLAB_X='unterminated\n"),
+    (["env"], {}, "\ufeffMMLAB_PROJECTS=x\n"),
+    (["env"], {}, "NAME=it's\n"),
+    (["layout", "--dataset-path", "/nonexistent-root/typo/x"], {}, None),
+    (["layout", "--dataset-path", "tasks.py"], {}, None),
+    (["layout"], {"MMLAB_REQUIRE_MOUNT": "1"}, None),
+    (["clone", "--jobs", "0"], {}, None),
+    (["clone", "--extension-path", "tasks.py"], {}, None),
+    (["clone", "--ref", "$(touch SENTINEL)"], {}, None),
+    (["link-data", "--backup", "--adopt"], {}, None),
+    (["link-data", "--projects", "mmdetection nosuch"], {}, None),
+    (["link-checkpoints", "--projects", "x/y"], {}, None),
+    (["unlink", "--projects", "-x"], {}, None),
+    (["bootstrap", "--jobs", "-1"], {}, None),
+    (["bootstrap", "--backup", "--adopt"], {}, None),
+    (["status"], {}, "A='x'y\n"),
+]
+
+
+@pytest.mark.parametrize(("args", "environ", "dotenv"), BAD_INPUTS)
+def test_bad_input_changes_nothing(
+    cloned: Cloned, args: list[str], environ: dict[str, str], dotenv: str | None
+) -> None:
+    """Each bad input: exit 1, one error line, one hint line, no traceback; nothing changed."""
+    if dotenv is not None:
+        (cloned.root / ".env").write_text(dotenv, encoding="utf-8")
+    before = snapshot(cloned.root)
+    run = inv(cloned.root, *args, env=environ)
+    assert_clean_error(run)
+    assert snapshot(cloned.root) == before
+    assert not list(cloned.root.rglob("SENTINEL"))
+
+
+def test_the_table_has_thirty_bad_inputs() -> None:
+    """At least 30 bad inputs, across every task."""
+    assert len(BAD_INPUTS) >= 30
+    tasks = {args[0] for args, _, _ in BAD_INPUTS}
+    assert tasks >= {
+        "env",
+        "layout",
+        "clone",
+        "link-data",
+        "link-checkpoints",
+        "unlink",
+        "bootstrap",
+    }
+
+
+@pytest.fixture
+def mounts(tmp_path: Path) -> Iterator[list[Path]]:
+    """Mount points made by a test, unmounted afterwards (skip where mounting is not allowed)."""
+    made: list[Path] = []
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(probe)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    made.append(probe)
+    yield made
+    for point in reversed(made):
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def mount(mounts: list[Path], point: Path, options: str) -> None:
+    point.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], check=True)
+    mounts.append(point)
+
+
+def test_permission_denied_part_way_through_an_adopt(cloned: Cloned, mounts: list[Path]) -> None:
+    """A read-only folder in the target stops the adopt part way: nothing lost, clear next step."""
+    storage = cloned.root / "fast"
+    mount(mounts, storage, "size=8m")
+    target = storage / "mmdetection" / "data"
+    location = cloned.ext / "mmdetection" / "data"
+    (location / "zz").mkdir(parents=True)
+    (location / "a.bin").write_bytes(b"a" * 1000)
+    (location / "zz" / "b.bin").write_bytes(b"b" * 1000)
+    mount(mounts, target / "zz", "ro,size=1m")
+    run = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
+    assert_clean_error(run, "stopped part way", "Read-only file system", "nothing is lost")
+    assert "run the same command again" in run.err
+    assert (target / "a.bin").read_bytes() == b"a" * 1000
+    assert (location / "zz" / "b.bin").read_bytes() == b"b" * 1000
+    subprocess.run(["umount", str(target / "zz")], check=True)
+    mounts.remove(target / "zz")
+    again = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
+    assert again.code == 0, again.err
+    assert (location / "zz" / "b.bin").read_bytes() == b"b" * 1000  # through the link now
+
+
+def test_disk_full_during_a_copy(cloned: Cloned, mounts: list[Path]) -> None:
+    """The target fills up (no inodes left) during the copy: nothing lost, clear next step."""
+    storage = cloned.root / "small"
+    mount(mounts, storage, "size=4m,nr_inodes=8")
+    location = cloned.ext / "mmdetection" / "data"
+    location.mkdir()
+    files = {f"f{i}.bin": os.urandom(1000) for i in range(8)}
+    for name, data in files.items():
+        (location / name).write_bytes(data)
+    run = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
+    assert_clean_error(run, "stopped part way", "No space left on device")
+    target = storage / "mmdetection" / "data"
+    for name, data in files.items():
+        here, there = location / name, target / name
+        assert (here.exists() and here.read_bytes() == data) or there.read_bytes() == data, name
+    subprocess.run(["mount", "-o", "remount,nr_inodes=1000", str(storage)], check=True)
+    again = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
+    assert again.code == 0, again.err
+    assert {name: (location / name).read_bytes() for name in files} == files
+
+
+def test_not_enough_space_is_refused_before_copying(cloned: Cloned, mounts: list[Path]) -> None:
+    """Free space is checked first: the refusal names both figures and nothing moves."""
+    storage = cloned.root / "tiny"
+    mount(mounts, storage, "size=64k")
+    location = cloned.ext / "mmdetection" / "data"
+    location.mkdir()
+    (location / "big.bin").write_bytes(os.urandom(300_000))
+    before = snapshot(cloned.ext)
+    run = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
+    assert_clean_error(run, "nothing changed")
+    assert "needs 300.0 kB" in run.out and "free" in run.out
+    assert snapshot(cloned.ext) == before
+
+
+def test_require_mount_refuses_the_system_disk(cloned: Cloned, mounts: list[Path]) -> None:
+    """With MMLAB_REQUIRE_MOUNT=1 a storage root on the system disk is refused; one on a mount
+    is used."""
+    run = inv(cloned.root, "layout", env={"MMLAB_REQUIRE_MOUNT": "1"})
+    assert_clean_error(run, "is not on a mounted disk")
+    disk = cloned.root / "disk"
+    mount(mounts, disk, "size=1m")
+    ok = inv(
+        cloned.root,
+        "layout",
+        "--dataset-path",
+        str(disk / "data"),
+        "--checkpoints-path",
+        str(disk / "ckpt"),
+        env={"MMLAB_REQUIRE_MOUNT": "1"},
+    )
+    assert ok.code == 0, ok.err
+
+
+def hostile_superproject(served: Path, module_path: str, module_url: str) -> str:
+    """A superproject whose .gitmodules names a path or URL that starts with '-'."""
+    sub = build_repo(served, RepoSpec("plain"), {}, absolute=False)
+    spec = RepoSpec("hostile", submodules=[Submodule(module_path, "evil")])
+    build_repo(served, spec, {"evil": sub}, absolute=False)
+    gitmodules = served / "fake" / "hostile.git"
+    assert gitmodules.exists()
+    return module_url
+
+
+@pytest.mark.parametrize("field", ["url", "path"])
+def test_gitmodules_with_dash_is_refused_and_runs_nothing(
+    workspace: Path, tmp_path: Path, field: str
+) -> None:
+    """A submodule URL or path starting with '-' never becomes an option to any command."""
+    served = tmp_path / "served"
+    sentinel = tmp_path / "SENTINEL"
+    sub = build_repo(served, RepoSpec("plain"), {}, absolute=False)
+    path, name = ("-evil", "evil") if field == "path" else ("evil", "evil")
+    spec = RepoSpec("hostile", submodules=[Submodule(path, name)])
+    repo = served / "fake" / "hostile.git"
+    build_repo(served, spec, {name: sub}, absolute=False)
+    if field == "url":
+        scratch = tmp_path / "scratch"
+        subprocess.run(["git", "clone", "-q", str(repo), str(scratch)], check=True)
+        (scratch / ".gitmodules").write_text(
+            f'[submodule "evil"]\n\tpath = evil\n\turl = -u"touch {sentinel}"\n'
+        )
+        subprocess.run(["git", "-C", str(scratch), "commit", "-qam", "evil url"], check=True)
+        subprocess.run(["git", "-C", str(scratch), "push", "-q", "origin", "HEAD:main"], check=True)
+    outside = snapshot(tmp_path / "home")
+    run = inv(workspace, "clone", "--repo", f"file://{repo}")
+    assert_clean_error(run)
+    assert not sentinel.exists()
+    assert snapshot(tmp_path / "home") == outside
+
+
+def test_a_symlink_out_of_the_workspace_is_not_followed(cloned: Cloned, tmp_path: Path) -> None:
+    """A sub-project folder that is a symlink outside: refused; the outside stays as it was."""
+    sentinel = tmp_path / "sentinel"
+    (cloned.ext / "mmdetection").rename(sentinel)
+    (cloned.ext / "mmdetection").symlink_to(sentinel)
+    before = snapshot(sentinel)
+    for task in ("link-data", "link-checkpoints", "unlink", "bootstrap"):
+        run = inv(cloned.root, task)
+        assert_clean_error(run)
+        # (bootstrap meets it first in clone, where git itself refuses the symlink)
+        assert "refusing to follow" in run.err or "symbolic link" in run.err, task
+    assert snapshot(sentinel) == before
