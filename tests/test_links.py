@@ -355,3 +355,42 @@ def test_a_target_inside_the_location_is_refused(task: Task, cloned: Cloned) -> 
     run = inv(cloned.root, task.name, env={variable: str(sneaky)})
     assert_clean_error(run, "inside one another")
     assert everything(cloned) == before
+
+
+def test_unlink_follows_the_journal_after_storage_moved(cloned: Cloned, tmp_path: Path) -> None:
+    """The journal records where linking put things: unlink finds them after the root moved."""
+    assert inv(cloned.root, "link-data").code == 0
+    assert inv(cloned.root, "env", "--dataset-path", str(tmp_path / "new-root")).code == 0
+    run = inv(cloned.root, "unlink", "--data")
+    assert run.code == 0, run.err
+    location = DATA.location(cloned, "mmdetection3d")
+    assert location.is_dir() and not location.is_symlink()
+    for relative, data in TRACKED["data"].items():
+        assert (cloned.ext / "mmdetection3d" / relative).read_bytes() == data
+    assert_clean_git(cloned)
+
+
+def test_unlink_after_a_run_killed_between_backup_and_link(cloned: Cloned) -> None:
+    """Killed after the backup but before the link: unlink restores the recorded backup."""
+    location = DATA.location(cloned, "mmdetection")
+    location.mkdir()
+    (location / "mine.bin").write_bytes(b"mine")
+    assert inv(cloned.root, "link-data", "--backup").code == 0
+    location.unlink()  # as if the run had died before making the link
+    (location.parent / "data.bak-29991231-235959").mkdir()  # a newer, unrelated backup
+    run = inv(cloned.root, "unlink", "--data")
+    assert run.code == 0, run.err
+    assert (location / "mine.bin").read_bytes() == b"mine"
+
+
+def test_unlink_puts_back_a_replaced_link(cloned: Cloned, tmp_path: Path) -> None:
+    """A link to elsewhere that linking replaced comes back on unlink."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    location = CHECKPOINTS.location(cloned, "mmdetection3d")
+    location.symlink_to(elsewhere)
+    assert inv(cloned.root, "link-checkpoints").code == 0
+    run = inv(cloned.root, "unlink", "--checkpoints")
+    assert run.code == 0, run.err
+    assert os.readlink(location) == str(elsewhere)
+    assert f"put back the link to {elsewhere}" in run.out
