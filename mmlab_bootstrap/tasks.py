@@ -25,6 +25,7 @@ from .steps import (
     flag_values,
     layout_step,
     link_step,
+    task_name,
     unlink_step,
 )
 from .variables import (
@@ -192,19 +193,10 @@ def link_checkpoints(
     keep_going: bool = False,
 ) -> None:
     """Link <project>/checkpoints to checkpoint storage, losing nothing."""
-    with session_for(c, "link-checkpoints") as session:
-        flags = flag_values(
-            extension_path=extension_path, checkpoints_path=checkpoints_path, projects=projects
-        )
-        link_step(
-            session,
-            flags,
-            CHECKPOINTS_PATH,
-            backup=backup,
-            adopt=adopt,
-            relative=relative,
-            keep_going=keep_going,
-        )
+    flags = flag_values(
+        extension_path=extension_path, checkpoints_path=checkpoints_path, projects=projects
+    )
+    _link(c, CHECKPOINTS_PATH, flags, backup, adopt, relative, keep_going)
 
 
 @task(
@@ -222,14 +214,24 @@ def link_data(
     keep_going: bool = False,
 ) -> None:
     """Link <project>/data to dataset storage, losing nothing."""
-    with session_for(c, "link-data") as session:
-        flags = flag_values(
-            extension_path=extension_path, dataset_path=dataset_path, projects=projects
-        )
+    flags = flag_values(extension_path=extension_path, dataset_path=dataset_path, projects=projects)
+    _link(c, DATASET_PATH, flags, backup, adopt, relative, keep_going)
+
+
+def _link(
+    c: Context,
+    variable: str,
+    flags: dict[str, str | None],
+    backup: bool,
+    adopt: bool,
+    relative: bool,
+    keep_going: bool,
+) -> None:
+    with session_for(c, task_name(variable)) as session:
         link_step(
             session,
             flags,
-            DATASET_PATH,
+            variable,
             backup=backup,
             adopt=adopt,
             relative=relative,

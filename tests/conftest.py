@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -202,3 +203,53 @@ def git_status(repo: Path) -> str:
 def fixture(tmp_path: Path) -> Fixture:
     """The fixture superproject, served over file:// from this test's own folder."""
     return build_superproject(tmp_path / "served")
+
+
+@pytest.fixture
+def mounts(tmp_path: Path) -> Iterator[list[Path]]:
+    """Mount points made by a test, unmounted afterwards (skip where mounting is not allowed)."""
+    made: list[Path] = []
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(probe)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    made.append(probe)
+    yield made
+    for point in reversed(made):
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def mount(mounts: list[Path], point: Path, options: str) -> None:
+    """Mount a tmpfs with `options` at `point`; the `mounts` fixture unmounts it."""
+    point.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], check=True)
+    mounts.append(point)
+
+
+def run_in_terminal(
+    argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    """Run a command with a pseudo-terminal as stdout and stderr; return its code and output."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, **(env or {})},
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    code = process.wait(timeout=60)
+    os.close(leader)
+    return code, output

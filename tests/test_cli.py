@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pty
 import subprocess
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from dotenv import dotenv_values
 from mmlab_bootstrap import __version__
 from mmlab_bootstrap.tasks import namespace
 
-from .conftest import assert_clean_error, inv, run_cli, snapshot
+from .conftest import assert_clean_error, inv, run_cli, run_in_terminal, snapshot
 
 NAMES = [
     "MMLAB_EXTENSION_REPO",
@@ -153,33 +152,9 @@ def test_output_is_plain_when_piped_or_no_color(workspace: Path) -> None:
     assert "\x1b[" not in run.out + run.err
 
 
-def run_in_terminal(workspace: Path, env: dict[str, str]) -> bytes:
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        ["inv", "layout"],
-        cwd=workspace,
-        stdout=follower,
-        stderr=follower,
-        env={**os.environ, **env},
-    )
-    os.close(follower)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    process.wait(timeout=60)
-    os.close(leader)
-    return output
-
-
 def test_output_is_colored_on_a_terminal_unless_no_color(workspace: Path) -> None:
     """On a terminal, done lines are green; with NO_COLOR set they are plain."""
-    colored = run_in_terminal(workspace, {})
+    colored = run_in_terminal(["inv", "layout"], workspace)[1]
     assert b"\x1b[32mcreated " in colored
-    plain = run_in_terminal(workspace, {"NO_COLOR": "1"})
+    plain = run_in_terminal(["inv", "layout"], workspace, {"NO_COLOR": "1"})[1]
     assert b"exists " in plain and b"\x1b[" not in plain

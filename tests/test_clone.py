@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pty
 import random
 import signal
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import assert_clean_error, entries, inv, snapshot
+from .conftest import assert_clean_error, entries, inv, mount, run_in_terminal, snapshot
 from .gitfixture import Fixture, build_superproject, git, push_commit
 from .netserve import served_over_network
 
@@ -237,21 +236,14 @@ def test_bad_input_changes_nothing(
     assert entries(workspace) == ["tasks.py"]
 
 
-def test_unwritable_parent_is_refused(fixture: Fixture, tmp_path: Path) -> None:
+def test_unwritable_parent_is_refused(
+    fixture: Fixture, workspace: Path, tmp_path: Path, mounts: list[Path]
+) -> None:
     """An extension path whose parent cannot be written is refused before cloning."""
     folder = tmp_path / "ro"
-    folder.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)]
-    if subprocess.run(mount).returncode:
-        pytest.skip("cannot mount a read-only tmpfs here")
-    try:
-        workspace = tmp_path / "ws2"
-        workspace.mkdir()
-        (workspace / "tasks.py").write_text((Path(__file__).parent.parent / "tasks.py").read_text())
-        run = inv(workspace, "clone", "--repo", fixture.url(), "--extension-path", f"{folder}/ext")
-        assert_clean_error(run, "is not writable")
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
+    mount(mounts, folder, "ro,size=1m")
+    run = inv(workspace, "clone", "--repo", fixture.url(), "--extension-path", f"{folder}/ext")
+    assert_clean_error(run, "is not writable")
 
 
 def test_interrupted_clones_are_finished_by_the_next_run(workspace: Path, tmp_path: Path) -> None:
@@ -309,26 +301,8 @@ def test_a_dropped_connection_is_retried(workspace: Path, fixture: Fixture) -> N
 
 def test_progress_is_shown_on_a_terminal(workspace: Path, fixture: Fixture) -> None:
     """On a terminal git's own progress comes through; piped, only the tool's lines appear."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        ["inv", "clone", "--repo", fixture.url()],
-        cwd=workspace,
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    assert process.wait(timeout=60) == 0
-    os.close(leader)
+    code, output = run_in_terminal(["inv", "clone", "--repo", fixture.url()], workspace)
+    assert code == 0
     assert b"Receiving objects" in output or b"Cloning into" in output
     piped = inv(workspace, "clone", "--repo", fixture.url())
     assert "Cloning into" not in piped.out + piped.err

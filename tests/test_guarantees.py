@@ -8,14 +8,13 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mmlab_bootstrap.lock import workspace_lock
 
-from .conftest import Cloned, assert_clean_error, inv, snapshot
+from .conftest import Cloned, assert_clean_error, inv, mount, snapshot
 from .gitfixture import Fixture, RepoSpec, Submodule, build_repo, build_superproject
 
 
@@ -177,27 +176,6 @@ def test_the_table_has_thirty_bad_inputs() -> None:
         "unlink",
         "bootstrap",
     }
-
-
-@pytest.fixture
-def mounts(tmp_path: Path) -> Iterator[list[Path]]:
-    """Mount points made by a test, unmounted afterwards (skip where mounting is not allowed)."""
-    made: list[Path] = []
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(probe)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    made.append(probe)
-    yield made
-    for point in reversed(made):
-        subprocess.run(["umount", "-l", str(point)], check=False)
-
-
-def mount(mounts: list[Path], point: Path, options: str) -> None:
-    point.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], check=True)
-    mounts.append(point)
 
 
 def test_permission_denied_part_way_through_an_adopt(cloned: Cloned, mounts: list[Path]) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import assert_clean_error, inv, snapshot
+from .conftest import assert_clean_error, inv, mount, snapshot
 
 FOLDERS = [
     "ckpt/mmdetection/checkpoints",
@@ -105,24 +103,15 @@ def test_a_linked_storage_folder_counts_as_existing(workspace: Path, tmp_path: P
     assert f"exists {tmp_path}/ckpt/mmdetection/checkpoints" in run.lines
 
 
-@pytest.fixture
-def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder on a read-only tmpfs (root ignores permission bits, not a read-only mount)."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
+def test_an_unwritable_parent_is_refused(
+    workspace: Path, tmp_path: Path, mounts: list[Path]
+) -> None:
+    """A storage root that cannot be written is an error naming the folder.
 
-
-def test_an_unwritable_parent_is_refused(workspace: Path, read_only_folder: Path) -> None:
-    """A storage root that cannot be written is an error naming the folder."""
-    run = inv(workspace, "layout", "--dataset-path", str(read_only_folder / "data"))
+    (A read-only tmpfs: root ignores permission bits, not a read-only mount.)
+    """
+    read_only = tmp_path / "ro"
+    mount(mounts, read_only, "ro,size=1m")
+    run = inv(workspace, "layout", "--dataset-path", str(read_only / "data"))
     assert_clean_error(run, "is not writable")
     assert not (workspace / "mmlab_checkpoints").exists()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .conftest import Cloned, assert_clean_error, git_status, inv, snapshot
+from .conftest import Cloned, assert_clean_error, git_status, inv, mount, snapshot
 
 
 @dataclass(frozen=True)
@@ -312,26 +311,12 @@ def test_unlink_leaves_foreign_links_and_narrows(cloned: Cloned, tmp_path: Path)
     assert DATA.location(cloned, "mmdetection").is_symlink()
 
 
-@pytest.fixture
-def other_filesystem(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs for storage, so the target is on another filesystem than the extension."""
-    folder = tmp_path / "tmpfs"
-    folder.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
 def test_adopt_across_filesystems_copies_verifies_and_says_so(
-    cloned: Cloned, other_filesystem: Path
+    cloned: Cloned, tmp_path: Path, mounts: list[Path]
 ) -> None:
     """Across filesystems --adopt copies, checks sizes, then removes the originals."""
+    other_filesystem = tmp_path / "tmpfs"
+    mount(mounts, other_filesystem, "size=16m")
     location = DATA.location(cloned, "mmdetection3d")
     (location / "kitti").mkdir()
     (location / "kitti" / "big.bin").write_bytes(os.urandom(200_000))
