@@ -303,3 +303,14 @@ def test_a_symlink_out_of_the_workspace_is_not_followed(cloned: Cloned, tmp_path
         # (bootstrap meets it first in clone, where git itself refuses the symlink)
         assert "refusing to follow" in run.err or "symbolic link" in run.err, task
     assert snapshot(sentinel) == before
+
+
+def test_an_unwritable_storage_root_is_refused(cloned: Cloned, mounts: list[Path]) -> None:
+    """A storage root that exists but cannot be written is refused before anything is made."""
+    root = cloned.root / "readonly"
+    mount(mounts, root, "ro,size=1m")
+    before = snapshot(cloned.ext)
+    for task in ("layout", "link-data"):
+        run = inv(cloned.root, task, "--dataset-path", str(root))
+        assert_clean_error(run, "is not writable")
+    assert snapshot(cloned.ext) == before
