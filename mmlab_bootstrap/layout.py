@@ -11,7 +11,8 @@ from .fsutil import creatable_problem
 from .settings import Settings, fix_hint
 from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH
 
-STORAGE = ((CHECKPOINTS_PATH, "checkpoints"), (DATASET_PATH, "data"))
+# The folder name each storage root gives a project, which is also the link's name.
+LEAVES = {CHECKPOINTS_PATH: "checkpoints", DATASET_PATH: "data"}
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,7 @@ class Folder:
 
 def storage_folder(settings: Settings, variable: str, project: str) -> Path:
     """Where one project's checkpoints or data live."""
-    leaf = dict(STORAGE)[variable]
-    return Path(settings[variable]) / project / leaf
+    return Path(settings[variable]) / project / LEAVES[variable]
 
 
 def plan_layout(

@@ -15,11 +15,8 @@ from pathlib import Path
 
 from .errors import BootstrapError, shown
 from .git import Git
-from .layout import storage_folder
+from .layout import LEAVES, storage_folder
 from .settings import Settings
-from .variables import CHECKPOINTS_PATH, DATASET_PATH
-
-LEAVES = {CHECKPOINTS_PATH: "checkpoints", DATASET_PATH: "data"}
 
 
 class LinkError(BootstrapError):

@@ -10,7 +10,8 @@ from typing import Any
 
 from .clone import has_index, is_toplevel, same_repository, submodule_status
 from .git import Git
-from .links import LEAVES, Location, locations
+from .layout import LEAVES
+from .links import Location, locations
 from .report import Reporter
 from .settings import Settings
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES

@@ -8,9 +8,9 @@ from .clone import Cloner, plan_clone
 from .envfile import render
 from .errors import BootstrapError
 from .git import Git
-from .layout import plan_layout
+from .layout import LEAVES, plan_layout
 from .linking import Linker, Unlinker
-from .links import LEAVES, LinkError, State, Way, check_projects, locations, plan_links
+from .links import LinkError, State, Way, check_projects, locations, plan_links
 from .settings import Settings
 from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
 from .workspace import Session
