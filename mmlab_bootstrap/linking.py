@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import shown
 from .fsutil import fsync_folder, write_atomically
 from .git import Git
 from .journal import Journal
@@ -149,10 +150,7 @@ class Linker:
         for relative in tracked:
             original = source / os.path.relpath(relative, location.leaf)
             copy_verified(original, in_target(location, relative))
-        if tracked:
-            self.git.change(
-                ["update-index", "--skip-worktree", "--", *tracked], cwd=location.project_dir
-            )
+        self._skip_worktree(location, tracked)
         if source == location.link:
             for relative in tracked:
                 os.unlink(location.project_dir / relative)
@@ -168,12 +166,15 @@ class Linker:
                 f" from {location.link} to another filesystem: copy, verify sizes, then remove"
             )
         move_tree(location.link, location.target, same_device=same_device)
-        tracked = plan.inventory.tracked
+        self._skip_worktree(location, plan.inventory.tracked)
+        return len(plan.inventory.files)
+
+    def _skip_worktree(self, location: Location, tracked: tuple[str, ...]) -> None:
+        """Tell the sub-project's git to leave adopted files be (they live in storage now)."""
         if tracked:
             self.git.change(
                 ["update-index", "--skip-worktree", "--", *tracked], cwd=location.project_dir
             )
-        return len(plan.inventory.files)
 
     def _exclude(self, location: Location) -> None:
         """Hide the link (and backups) from `git status` in the sub-project's local exclude."""
@@ -219,7 +220,7 @@ def copy_verified(source: Path, destination: Path) -> None:
         if same_file_content(source, destination):
             return
         raise LinkError(
-            f"{shown_path(destination)} already exists with other content",
+            f"{shown(str(destination))} already exists with other content",
             "move one of the two away, then run the same command again",
         )
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,7 @@ def copy_verified(source: Path, destination: Path) -> None:
         if os.stat(temporary).st_size != os.stat(source).st_size:
             os.unlink(temporary)
             raise LinkError(
-                f"copying {shown_path(source)} gave a file of another size (disk full?)",
+                f"copying {shown(str(source))} gave a file of another size (disk full?)",
                 "free some space, then run the same command again",
             )
     os.replace(temporary, destination)
@@ -249,7 +250,7 @@ def move_tree(source: Path, target: Path, *, same_device: bool) -> None:
         if os.path.lexists(destination):
             if not same_file_content(origin, destination):
                 raise LinkError(
-                    f"{shown_path(destination)} already exists with other content",
+                    f"{shown(str(destination))} already exists with other content",
                     "move one of the two away, then run the same command again",
                 )
             _remove(origin)  # the same bytes are already in the target
@@ -278,10 +279,6 @@ def remove_empty_tree(folder: Path) -> None:
         for name in dirs:
             os.rmdir(os.path.join(parent, name))
     os.rmdir(folder)
-
-
-def shown_path(path: Path) -> str:
-    return repr(str(path))
 
 
 @dataclass
