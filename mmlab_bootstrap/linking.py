@@ -300,7 +300,8 @@ class Unlinker:
             self.report.warn(f"left alone: {link} links to {os.readlink(link)}, not to {target}")
             return
         linked = link.is_symlink()
-        adopted = set(skipped_files(self.git, location)) | set(entry.get("adopted_tracked", ()))
+        skipped = skipped_files(self.git, location)
+        adopted = set(skipped) | set(entry.get("adopted_tracked", ()))
         missing = sorted(p for p in adopted if not os.path.lexists(location.project_dir / p))
         backup = self._backup_to_restore(location, entry, linked)
         previous = entry.get("previous_link") if backup is None and not missing else None
@@ -333,8 +334,7 @@ class Unlinker:
                 copy_verified(stored, location.project_dir / relative)
             else:
                 self.git.change(["checkout", "--", relative], cwd=location.project_dir)
-        skipped = skipped_files(self.git, location)
-        if skipped:
+        if skipped:  # restoring files leaves git's skip-worktree flags as they were
             self.git.change(
                 ["update-index", "--no-skip-worktree", "--", *skipped], cwd=location.project_dir
             )

@@ -100,16 +100,18 @@ def _repository(git: Git, settings: Settings) -> tuple[dict[str, Any], list[dict
             git.probe(["status", "--porcelain", "--ignore-submodules=all"], cwd=path).out.strip()
         ),
     }
-    submodules = [
-        {
-            "path": entry.path,
-            "initialised": entry.flag != "-",
-            "at_recorded_commit": entry.flag == " ",
-            "checked_out": entry.flag != "-" and has_index(git, path / entry.path),
-            "ready": entry.flag == " " and has_index(git, path / entry.path),
-        }
-        for entry in submodule_status(git, path)
-    ]
+    submodules = []
+    for entry in submodule_status(git, path):
+        checked_out = entry.flag != "-" and has_index(git, path / entry.path)
+        submodules.append(
+            {
+                "path": entry.path,
+                "initialised": entry.flag != "-",
+                "at_recorded_commit": entry.flag == " ",
+                "checked_out": checked_out,
+                "ready": entry.flag == " " and checked_out,
+            }
+        )
     return info, submodules
 
 
