@@ -8,6 +8,7 @@ value avoids the few characters `value_problem` refuses (see shared env-quoting 
 from __future__ import annotations
 
 import io
+import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,8 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from .errors import EnvFileError, shown
+from .fsutil import FileRefused, read_regular
+from .variables import BY_NAME
 
 _LEADING_WHITESPACE = re.compile(r"\s*")
 _COMMENT_START = re.compile(r"[ \t]+#")
@@ -86,12 +89,20 @@ def _chunks(text: str) -> list[Chunk]:
 
 
 def read_env_file(path: Path) -> EnvFile:
-    """Read and check `.env`; refuse a file that python-dotenv or a shell would misread."""
+    """Read and check `.env`; refuse a file that python-dotenv or a shell would misread.
+
+    Only a regular file (or a symlink to one) is read: a device, FIFO, socket or folder is
+    refused before it is opened, so nothing hangs and nothing is read from a device.
+    """
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return EnvFile(path, False, "", ())
+        data = read_regular(
+            path, f"replace it with a regular file (mv '{path}' '{path}.old'), then run: inv env"
+        )
+        if data is None:
+            return EnvFile(path, False, "", ())
+        text = data.decode("utf-8")
+    except FileRefused as error:
+        raise EnvFileError(error.message, error.hint) from None
     except UnicodeDecodeError as error:
         raise EnvFileError(
             f"{path} is not UTF-8 text ({error.reason} at byte {error.start})",
@@ -125,6 +136,90 @@ def _check_chunks(path: Path, chunks: Sequence[Chunk]) -> None:
                 " shells would read the lines after it differently",
                 f"fix the quoting on line {chunk.line} of {path}, then run: inv env",
             )
+        if chunk.key in BY_NAME and chunk.value is not None:
+            reason = read_differently(chunk.text)
+            if reason is not None:
+                raise EnvFileError(
+                    f"{path}: line {chunk.line}: {shown(first_line)} reads differently in a"
+                    f" shell and in python-dotenv: {reason}",
+                    f"write the value out on line {chunk.line} of {path} as"
+                    f" {_suggestion(chunk.key, chunk.value, chunk.text)}, then run: inv env",
+                )
+
+
+_BINDING = re.compile(
+    r"\s*(?:export[ \t]+)?(?P<key>[^=#\s'\"]+|'[^']+')"
+    r"(?P<before>[ \t]*)=(?P<after>[ \t]*)(?P<value>.*)",
+    re.DOTALL,
+)
+# Outside quotes, a shell treats these specially (expansion, splitting, globbing, syntax).
+_UNQUOTED_SPECIAL = {
+    "$": "'$' (a shell expands it, python-dotenv does not)",
+    "`": "a backtick (a shell runs a command, python-dotenv does not)",
+    "\\": "a backslash (a shell removes it, python-dotenv does not)",
+    "~": "'~' (a shell may expand it to a home folder, python-dotenv does not)",
+    "'": "a quote inside the value (a shell removes it, python-dotenv does not)",
+    '"': "a quote inside the value (a shell removes it, python-dotenv does not)",
+    " ": "a space (a shell splits the value there, python-dotenv does not)",
+    "\t": "a tab (a shell splits the value there, python-dotenv does not)",
+    **dict.fromkeys("*?[", "a wildcard (a shell may expand it to file names)"),
+    **dict.fromkeys(";&|<>(){}", "a shell operator (a shell would act on it)"),
+}
+
+
+def read_differently(text: str) -> str | None:
+    """Why a shell (`set -a; . ./.env`) and python-dotenv would read this binding differently.
+
+    Single quotes are literal in a shell, but python-dotenv unescapes `\\` and `\'` in them
+    and expands `${…}`. Double quotes and unquoted values are expanded by a shell (`$`, `` ` ``,
+    `\\`) but not by python-dotenv, which also strips an unquoted value at ` #`.
+    """
+    match = _BINDING.match(text)
+    if match is None:
+        return None
+    if match.group("key").startswith("'"):
+        return "a quoted name (a shell runs the line as a command)"
+    if match.group("before") or match.group("after"):
+        return "a space around '=' (a shell reads the value as empty or fails)"
+    value = match.group("value").rstrip("\r\n")
+    if value.startswith("'"):
+        inner = value[1:].split("'", 1)[0]
+        if "\\" in inner:
+            return "a backslash inside single quotes (python-dotenv unescapes it, a shell does not)"
+        if "${" in inner:
+            return "'${' (python-dotenv expands it even inside single quotes, a shell does not)"
+        return None
+    if value.startswith('"'):
+        inner = re.match(r'"((?:\\.|[^"\\])*)"', value, re.DOTALL)
+        body = inner.group(1) if inner else value[1:]
+        for char, reason in (
+            ("$", "'$' inside double quotes (a shell expands it, python-dotenv does not)"),
+            ("`", "a backtick inside double quotes (a shell runs a command)"),
+            (
+                "\\",
+                "a backslash inside double quotes (a shell and python-dotenv unescape differently)",
+            ),
+        ):
+            if char in body:
+                return reason
+        return None
+    body = re.sub(r"[ \t]+#.*", "", value.split("\n", 1)[0]).rstrip()
+    for char in body:
+        if char in _UNQUOTED_SPECIAL:
+            return _UNQUOTED_SPECIAL[char]
+    return None
+
+
+def _suggestion(key: str, value: str, text: str) -> str:
+    """The line to write instead: single-quoted, with what a shell would expand expanded."""
+    match = _BINDING.match(text)
+    literal = match is None or match.group("value").startswith("'")
+    expanded = value
+    if not literal and "`" not in value and "$(" not in value:
+        expanded = os.path.expanduser(os.path.expandvars(value))
+    if literal or "$" in expanded or value_problem(expanded) is not None:
+        return f"export {key}='/the/absolute/path' (no $, `, \\ or ${{ in it)"
+    return f"export {key}='{expanded}'"
 
 
 def _shell_balanced(text: str) -> bool:

@@ -1,41 +1,293 @@
-"""Small filesystem helpers that never leave a half-written file behind."""
+"""Small filesystem helpers that never leave a half-written file behind, and that read and
+write only regular files: never a device, a FIFO, a socket or a folder, and never through a
+symlink where the tool's own files are concerned."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import re
 import secrets
+import stat
 from pathlib import Path
 
+from .errors import BootstrapError, shown
 
-def write_atomically(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file in the same folder, then rename.
+TEMPORARY = ".{name}.tmp-{token}"  # beside the file it replaces; see remove_stale_temporaries
+_TOKEN = "[0-9a-f]{8}"
 
-    When `path` is a symlink, its final target is written and the link stays. An
-    existing file keeps its mode; a new one gets 0666 less the umask. Returns the
-    path actually written.
+
+class FileRefused(BootstrapError):
+    """A file the tool would read or write is not a plain file it may change."""
+
+
+def kind(mode: int) -> str:
+    """What an `st_mode` describes, for a message."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _refuse_kind(path: Path, found: os.stat_result, hint: str, *, follow: bool) -> FileRefused:
+    if follow and os.path.islink(path):
+        where = f"{shown(str(path))} links to {shown(os.path.realpath(path))}, which is"
+    else:
+        where = f"{shown(str(path))} is"
+    return FileRefused(
+        f"{where} {kind(found.st_mode)}, not a regular file; refusing to read or write it", hint
+    )
+
+
+def read_regular(path: Path, hint: str, *, own: bool = False) -> bytes | None:
+    """The bytes of a regular file, or None when there is nothing at `path`.
+
+    Anything else (a folder, device, FIFO, socket; for the tool's own files also a symlink)
+    is refused before it is opened, and opening never blocks or follows a late-swapped link.
     """
+    follow = not own
+    try:
+        found = os.stat(path, follow_symlinks=follow)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileRefused(
+                f"{shown(str(path))} is a symlink to {shown(os.readlink(path))},"
+                " which does not exist",
+                hint,
+            ) from None
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        raise _refuse_kind(path, found, hint, follow=follow)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise FileRefused(
+                f"{shown(str(path))} is a symlink; refusing to follow it", hint
+            ) from None
+        raise
+    try:
+        opened = os.fstat(descriptor)
+        if not stat.S_ISREG(opened.st_mode):
+            raise _refuse_kind(path, opened, hint, follow=False)
+        chunks = []
+        while chunk := os.read(descriptor, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def open_own_file(path: Path, hint: str) -> int:
+    """Open (creating it 0644 if missing) one of the tool's own files for reading and writing.
+
+    Never through a symlink, never anything but a regular file with no other hard links: a
+    link planted at the name cannot make the tool truncate or create a file elsewhere.
+    """
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(found.st_mode):
+            raise _refuse_kind(path, found, hint, follow=False)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise FileRefused(
+                f"{shown(str(path))} is a symlink; refusing to follow it", hint
+            ) from None
+        raise
+    opened = os.fstat(descriptor)
+    problem = None
+    if not stat.S_ISREG(opened.st_mode):
+        problem = _refuse_kind(path, opened, hint, follow=False)
+    elif opened.st_nlink > 1:
+        problem = FileRefused(
+            f"{shown(str(path))} has {opened.st_nlink - 1} other hard link(s); refusing to"
+            " write into a file that has other names",
+            hint,
+        )
+    if problem is not None:
+        os.close(descriptor)
+        raise problem
+    return descriptor
+
+
+def writable_problem(path: Path, *, own: bool = False) -> tuple[str, str] | None:
+    """Why `path` may not be replaced: (what is wrong, hint), or None.
+
+    A user's file is followed through symlinks to its final target, which must be a regular
+    file that is writable, has no other hard links and (unless running as root) is ours.
+    One of the tool's own files (`own`) is never followed: a symlink there is refused.
+    """
+    if own:
+        try:
+            found = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISREG(found.st_mode):
+            return None
+        return (
+            f"{shown(str(path))} is {kind(found.st_mode)}, not a regular file;"
+            " refusing to write through it",
+            f"move it aside (mv '{path}' '{path}.old'), then run the same command again",
+        )
     target = Path(os.path.realpath(path))
     try:
-        mode: int | None = target.stat().st_mode & 0o7777
+        found = os.lstat(target)
     except FileNotFoundError:
-        mode = None
-    temporary = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        if os.path.islink(path):
+            return (
+                f"{shown(str(path))} is a symlink to {shown(os.readlink(path))},"
+                " which does not exist",
+                f"create the file it points to first (touch '{target}'), or remove the link",
+            )
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        where = (
+            f"{shown(str(path))} links to {shown(str(target))}, which is"
+            if target != path
+            else f"{shown(str(path))} is"
+        )
+        return (
+            f"{where} {kind(found.st_mode)}, not a regular file; refusing to write it",
+            f"replace it with a regular file (mv '{path}' '{path}.old'), then run it again",
+        )
+    if found.st_nlink > 1:
+        return (
+            f"{shown(str(target))} has {found.st_nlink - 1} other hard link(s); rewriting it"
+            " would split it from them",
+            f"give it a name of its own first (cp '{target}' '{target}.new' &&"
+            f" mv '{target}.new' '{target}'), or leave it out",
+        )
+    if not found.st_mode & stat.S_IWUSR or not os.access(target, os.W_OK):
+        return (
+            f"{shown(str(target))} is read-only (mode {stat.S_IMODE(found.st_mode):04o})",
+            f"if it may be changed, make it writable (chmod u+w '{target}'), then run it again",
+        )
+    if os.geteuid() != 0 and found.st_uid != os.geteuid():
+        return (
+            f"{shown(str(target))} belongs to another user (uid {found.st_uid}); rewriting it"
+            " would make it yours",
+            "run the command as the file's owner",
+        )
+    return None
+
+
+def write_atomically(path: Path, text: str, *, own: bool = False) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder, then rename.
+
+    A user's file: a symlink's final target is written and the link stays; only a regular
+    file is replaced, never one that is read-only or has other hard links, and it keeps its
+    mode, owner and group. One of the tool's own files (`own`): a symlink or anything but a
+    regular file at `path` is refused. A new file gets 0666 less the umask. Returns the path
+    actually written.
+    """
+    problem = writable_problem(path, own=own)
+    if problem is not None:
+        raise FileRefused(*problem)
+    target = path if own else Path(os.path.realpath(path))
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        found: os.stat_result | None = os.lstat(target)
+    except FileNotFoundError:
+        found = None
+    remove_stale_temporaries(target)
+    temporary = target.with_name(TEMPORARY.format(name=target.name, token=secrets.token_hex(4)))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    descriptor = os.open(temporary, flags, 0o666)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)  # ours while this run lives; see below
+        with os.fdopen(descriptor, "wb", closefd=False) as handle:
+            handle.write(text.encode("utf-8", "surrogateescape"))
             handle.flush()
-            if mode is not None:
-                os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
+        if found is not None:
+            _keep_owner(descriptor, found, target, strict=not own)
+            os.fchmod(descriptor, stat.S_IMODE(found.st_mode))
+        os.fsync(descriptor)
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    finally:
+        os.close(descriptor)
     fsync_folder(target.parent)
     return target
+
+
+def _keep_owner(descriptor: int, found: os.stat_result, target: Path, *, strict: bool) -> None:
+    mine = os.fstat(descriptor)
+    if (mine.st_uid, mine.st_gid) == (found.st_uid, found.st_gid):
+        return
+    try:
+        os.fchown(descriptor, found.st_uid, found.st_gid)
+    except PermissionError:
+        if not strict:
+            return
+        raise FileRefused(
+            f"cannot keep the owner and group of {shown(str(target))}"
+            f" ({found.st_uid}:{found.st_gid}); refusing to rewrite it",
+            "run the command as the file's owner",
+        ) from None
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporary files a killed write to `target` left beside it.
+
+    Only names `write_atomically` makes for this very file (`.<name>.tmp-<8 hex digits>`),
+    only regular files, and only when no live process holds them (a writer keeps its
+    temporary file locked until it is renamed into place).
+    """
+    pattern = re.compile(re.escape(TEMPORARY.format(name=target.name, token="")) + _TOKEN)
+    removed: list[Path] = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not pattern.fullmatch(name):
+            continue
+        leftover = target.parent / name
+        with contextlib.suppress(OSError):
+            if _remove_if_abandoned(leftover):
+                removed.append(leftover)
+    return removed
+
+
+def _remove_if_abandoned(leftover: Path) -> bool:
+    if not stat.S_ISREG(os.lstat(leftover).st_mode):
+        return False
+    descriptor = os.open(leftover, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live run is writing it
+        opened = os.fstat(descriptor)
+        now = os.lstat(leftover)
+        if (opened.st_dev, opened.st_ino) != (now.st_dev, now.st_ino):
+            return False
+        os.unlink(leftover)
+        return True
+    finally:
+        os.close(descriptor)
 
 
 def fsync_folder(folder: Path) -> None:

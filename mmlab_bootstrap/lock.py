@@ -5,14 +5,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import BootstrapError
+from .fsutil import FileRefused, open_own_file
 
 LOCK_FILE = ".mmlab-bootstrap.lock"
 DEFAULT_WAIT = 5.0
+_HOLDER = re.compile(r"pid (\d+), task ([A-Za-z0-9_-]+)")
 
 
 class LockError(BootstrapError):
@@ -27,25 +31,56 @@ def lock_wait() -> float:
         return DEFAULT_WAIT
 
 
-@contextlib.contextmanager
-def workspace_lock(root: Path, task: str, wait: float | None = None) -> Iterator[None]:
-    """Hold the workspace for the block; wait a little for another run, then give up."""
-    path = root / LOCK_FILE
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def holder(descriptor: int) -> str:
+    """Who holds the lock, as `pid N, task T` (what that run wrote), else `pid unknown`."""
     try:
-        deadline = time.monotonic() + (lock_wait() if wait is None else wait)
+        found = _HOLDER.search(os.pread(descriptor, 200, 0).decode("ascii", "replace"))
+    except OSError:
+        found = None
+    return f"pid {found.group(1)}, task {found.group(2)}" if found else "pid unknown"
+
+
+@contextlib.contextmanager
+def workspace_lock(
+    root: Path, task: str, wait: float | None = None, say: Callable[[str], None] = _say
+) -> Iterator[None]:
+    """Hold the workspace for the block.
+
+    When another run holds it, say at once who (one line, `say`), wait up to `wait`
+    seconds (MMLAB_LOCK_WAIT), then give up naming it.
+    """
+    path = root / LOCK_FILE
+    try:
+        descriptor = open_own_file(
+            path, f"remove it (rm '{path}'; the tool makes its own), then run it again"
+        )
+    except FileRefused as error:
+        raise LockError(f"the workspace lock: {error.message}", error.hint) from None
+    try:
+        start = time.monotonic()
+        deadline = start + (lock_wait() if wait is None else wait)
+        announced = False
         while True:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = path.read_text(errors="replace").strip() or "pid unknown"
+                who, now = holder(descriptor), time.monotonic()
+                if now >= deadline:
                     raise LockError(
-                        f"another run ({holder}) is working on this workspace",
+                        f"another run ({who}) is working on this workspace",
                         "wait for it to finish (or stop it), then run the same command again",
                     ) from None
-                time.sleep(0.1)
+                if not announced and (who != "pid unknown" or now - start >= 0.3):
+                    # The holder writes its name right after locking: give it a moment.
+                    pid, _, name = who.partition(", task ")
+                    say(f"waiting for {pid} (task {name})…" if name else "waiting for another run…")
+                    announced = True
+                time.sleep(0.05 if not announced else 0.1)
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"pid {os.getpid()}, task {task}\n".encode(), 0)
         yield

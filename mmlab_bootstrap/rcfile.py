@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .changes import Changes
 from .errors import BootstrapError, shown
+from .fsutil import FileRefused, read_regular, writable_problem
 
 BEGIN = "# >>> mmlab-bootstrap {root} >>>"
 END = "# <<< mmlab-bootstrap {root} <<<"
@@ -28,11 +29,14 @@ def block(root: Path, env_path: Path) -> str:
     )
 
 
-def _span(text: str, root: Path) -> tuple[int, int] | None:
-    """Where this workspace's block is (start, end including its final newline)."""
+def _span(text: str, root: Path, offset: int = 0) -> tuple[int, int] | None:
+    """Where this workspace's first block at or after `offset` is (start, end including its
+    final newline)."""
     begin, end = BEGIN.format(root=root), END.format(root=root)
-    start = text.find(begin + "\n")
-    if start == -1 or (start > 0 and text[start - 1] != "\n"):
+    start = text.find(begin + "\n", offset)
+    while start > 0 and text[start - 1] != "\n":  # only a marker at the start of a line
+        start = text.find(begin + "\n", start + 1)
+    if start == -1:
         return None
     stop = text.find(end, start)
     if stop == -1:
@@ -47,8 +51,28 @@ def _span(text: str, root: Path) -> tuple[int, int] | None:
     return (start - 1 if start > 0 else start), stop
 
 
-def check_rc(rc: Path, root: Path) -> str:
-    """Read the rc file (empty when missing), refusing what cannot be changed safely."""
+def _spans(text: str, root: Path) -> list[tuple[int, int]]:
+    """Every block of this workspace in the file, first to last."""
+    found: list[tuple[int, int]] = []
+    while (span := _span(text, root, found[-1][1] if found else 0)) is not None:
+        found.append(span)
+    return found
+
+
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    for start, stop in reversed(spans):
+        text = text[:start] + text[stop:]
+    return text
+
+
+def check_rc(rc: Path, root: Path, *, remove: bool = False, env_path: Path | None = None) -> str:
+    """Read the rc file (empty when missing), refusing what cannot be changed safely.
+
+    The file is read and written as bytes (CR and CRLF kept, other encodings kept byte for
+    byte); it must be a regular file (or a symlink to one). When adding (or with `remove`,
+    removing) the block would change it, it must also be writable and have no other hard
+    links, and it keeps its owner, group and mode.
+    """
     if "\n" in str(root) or "\r" in str(root):
         raise RcFileError(
             f"the workspace path {shown(str(root))} holds a line break", "use a plain folder"
@@ -59,20 +83,32 @@ def check_rc(rc: Path, root: Path) -> str:
             "check the path, e.g. inv env --rc ~/.bashrc",
         )
     try:
-        text = rc.read_text(encoding="utf-8") if rc.exists() else ""
-    except (OSError, UnicodeDecodeError) as error:
-        raise RcFileError(f"cannot read {shown(str(rc))}: {error}", "check the file") from error
-    _span(text, root)  # a block without its end marker is refused here
+        data = read_regular(rc, "name your shell's rc file, e.g. inv env --rc ~/.bashrc")
+    except FileRefused as error:
+        raise RcFileError(error.message, error.hint) from None
+    except OSError as error:
+        raise RcFileError(
+            f"cannot read {shown(str(rc))}: {error.strerror}", "check the file's permissions"
+        ) from error
+    text = (data or b"").decode("utf-8", "surrogateescape")
+    spans = _spans(text, root)  # a block without its end marker is refused here
+    wanted = block(root, env_path or root / ".env").strip("\n")
+    up_to_date = bool(spans) and text[spans[0][0] : spans[0][1]].strip("\n") == wanted
+    if (bool(spans) if remove else not up_to_date) and data is not None:
+        problem = writable_problem(rc)
+        if problem is not None:
+            raise RcFileError(*problem)
     return text
 
 
 def update_rc(
     rc: Path, root: Path, env_path: Path, changes: Changes, *, remove: bool = False
 ) -> None:
-    """Add (or with `remove`, take out) this workspace's block; touch nothing else."""
-    text = check_rc(rc, root)
-    span = _span(text, root)
-    outside = text if span is None else text[: span[0]] + text[span[1] :]
+    """Add (or with `remove`, take out every copy of) this workspace's block; touch nothing
+    else."""
+    text = check_rc(rc, root, remove=remove, env_path=env_path)
+    spans = _spans(text, root)
+    outside = _without(text, spans)
     for match in _MANUAL_EXPORT.finditer(outside):
         line = outside[: match.start()].count("\n") + 1
         first = outside[match.start() :].splitlines()[0].strip()
@@ -81,12 +117,13 @@ def update_rc(
             " steps' leftover?); remove it if it is stale, or it may override .env"
         )
     if remove:
-        if span is None:
+        if not spans:
             changes.report.unchanged(f"no mmlab-bootstrap block for {root} in {rc}")
             return
         changes.write_file(rc, outside)
         return
     wanted = block(root, env_path)
+    span = spans[0] if spans else None
     if span is not None and text[span[0] : span[1]].strip("\n") == wanted.strip("\n"):
         changes.report.unchanged(f"up to date: {rc}")
         return

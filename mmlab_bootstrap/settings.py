@@ -190,10 +190,14 @@ _PROJECT_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
 def _normalise_projects(variable: Variable, raw: str, source: Source) -> str:
     names: list[str] = []
     for name in raw.split():
-        if name in (".", "..") or name.startswith("-") or _PROJECT_FORBIDDEN.search(name):
+        if name.startswith("."):  # `.`, `..`, `.git` and other hidden folders
+            raise _fail(variable, source, name, "is not a plain folder name (it starts with '.')")
+        if name.startswith("-") or _PROJECT_FORBIDDEN.search(name):
             raise _fail(variable, source, name, "is not a plain folder name")
         if name not in names:
             names.append(name)
+    if not names:
+        raise _fail(variable, source, raw, "names no project (it is blank)")
     return " ".join(names)
 
 

@@ -112,7 +112,7 @@ def env(
             raise BootstrapError("--remove goes with --rc", "run: inv env --rc ~/.bashrc --remove")
         rc_path = Path(os.path.expanduser(rc)) if rc else None
         if rc_path is not None:
-            check_rc(rc_path, session.root)  # before .env is written
+            check_rc(rc_path, session.root, remove=remove)  # before .env is written
         env_step(
             session,
             flag_values(

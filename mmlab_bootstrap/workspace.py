@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .changes import Changes
 from .envfile import EnvFile, read_env_file
-from .journal import Journal
+from .fsutil import remove_stale_temporaries
+from .journal import STATE_FILE, Journal
 from .lock import workspace_lock
 from .report import Reporter
 from .settings import Settings, resolve
@@ -54,8 +55,15 @@ class Session:
         if self.lock_task is not None and self.held is not None:
             self.held.enter_context(workspace_lock(self.root, self.lock_task))
             self.lock_task = None
+            self.remove_leftovers()
             settings = resolve(self.root, flags, self.environ, self.read_env().values())
         return settings
+
+    def remove_leftovers(self) -> None:
+        """Remove the temporary files a killed run left beside `.env` and the journal."""
+        for path in (Path(os.path.realpath(self.env_path)), self.root / STATE_FILE):
+            for leftover in remove_stale_temporaries(path):
+                self.report.done(f"removed {leftover} (left by an interrupted run)")
 
     @property
     def journal(self) -> Journal:
