@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,9 @@ def test_a_held_workspace_is_named_and_read_only_tasks_still_work(workspace: Pat
     """While another run holds the lock: a changing task fails naming it; status and --dry run."""
     with workspace_lock(workspace, "clone"):
         run = inv(workspace, "env", env={"MMLAB_LOCK_WAIT": "0.2"})
-        assert_clean_error(run, f"another run (pid {os.getpid()}, task clone)")
+        waiting, _, rest = run.err.partition("\n")
+        assert waiting == f"waiting for pid {os.getpid()} (task clone)…"
+        assert_clean_error(replace(run, err=rest), f"another run (pid {os.getpid()}, task clone)")
         assert not (workspace / ".env").exists()
         assert inv(workspace, "--dry", "env").code == 0
         assert inv(workspace, "status").code == 1  # not set up, but it ran
