@@ -18,6 +18,8 @@ DEFAULT_WAIT = 5.0
 class LockError(BootstrapError):
     """Another run holds the workspace."""
 
+    rerun_helps = True
+
 
 def lock_wait() -> float:
     """Seconds to wait for another run; MMLAB_LOCK_WAIT overrides the default."""
