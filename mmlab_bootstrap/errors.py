@@ -4,12 +4,20 @@ from __future__ import annotations
 
 
 class BootstrapError(Exception):
-    """An expected failure the user can fix; shown as an error line and a hint line."""
+    """An expected failure the user can fix; shown as an error line and a hint line.
 
-    def __init__(self, message: str, hint: str) -> None:
+    `rerun_helps`: running the same command again may get past it (a network fault, a busy
+    workspace, a run stopped part way), as opposed to a fix the hint names first.
+    """
+
+    rerun_helps = False
+
+    def __init__(self, message: str, hint: str, *, rerun_helps: bool | None = None) -> None:
         super().__init__(message)
         self.message = one_line(message)
         self.hint = one_line(hint)
+        if rerun_helps is not None:
+            self.rerun_helps = rerun_helps
 
 
 class SettingsError(BootstrapError):

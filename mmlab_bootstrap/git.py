@@ -179,4 +179,5 @@ def network_error(outcome: Outcome, url: str, what: str) -> GitError:
         f"{what} failed for {shown(url)}: {git_message(outcome.err)}",
         "check the network and the URL; if GitHub is slow or blocked here, set a mirror:"
         " inv env --mirror 'https://mirror.example.com/github/'",
+        rerun_helps=True,
     )

@@ -47,6 +47,7 @@ class Linker:
             if not target.is_dir() and not self.dry:
                 target.mkdir(parents=True)  # the link was there before its target
             self.report.unchanged(f"already linked {link}")
+            self._repair_bookkeeping(location)
             return
         destination = self.destination(location)
         if self.dry:
@@ -61,6 +62,7 @@ class Linker:
                 f" lost: what moved is in {target}, the rest is still at {link}",
                 "fix the cause (free space, permissions), then run the same command again:"
                 " it goes on from there",
+                rerun_helps=True,
             ) from error
 
     def _change(self, plan: LinkPlan, destination: str) -> None:
@@ -110,6 +112,16 @@ class Linker:
             )
         self._exclude(location)
         self.journal.record(link, linked=True)
+
+    def _repair_bookkeeping(self, location: Location) -> None:
+        """A run stopped right after linking (killed, or its output pipe closed) may have
+        left the link without its exclude entry or journal record: add what is missing."""
+        if self.dry:
+            return
+        if not self.journal.entry(location.link):
+            self.journal.record(location.link, target=str(location.target), linked=True)
+        if self._exclude(location):
+            self.report.done(f"hid {location.link} from git status (.git/info/exclude)")
 
     def destination(self, location: Location) -> str:
         """What the link holds: the absolute target, or one relative to the link's folder."""
@@ -176,23 +188,25 @@ class Linker:
                 ["update-index", "--skip-worktree", "--", *tracked], cwd=location.project_dir
             )
 
-    def _exclude(self, location: Location) -> None:
-        """Hide the link (and backups) from `git status` in the sub-project's local exclude."""
+    def _exclude(self, location: Location) -> bool:
+        """Hide the link (and backups) from `git status` in the sub-project's local exclude;
+        whether that changed the file."""
         shown = self.git.probe(
             ["status", "--porcelain", "--", location.leaf, f"{location.leaf}.bak-*"],
             cwd=location.project_dir,
         )
         if not shown.ok or "??" not in shown.out:
-            return
+            return False
         exclude = exclude_file(self.git, location.project_dir)
         if exclude is None:
-            return
+            return False
         text = exclude.read_text() if exclude.exists() else ""
         block = exclude_block(location.leaf)
         if block in text:
-            return
+            return False
         exclude.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(exclude, text + ("" if not text or text.endswith("\n") else "\n") + block)
+        return True
 
 
 def backup_path(location: Location) -> Path:

@@ -7,7 +7,9 @@ user data) and given the action that loses nothing, or refused.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from enum import Enum
@@ -117,18 +119,34 @@ def check_projects(settings: Settings) -> None:
                 f"replace the symlink with the real project (rm '{folder}'), then run: inv clone",
             )
         if not folder.is_dir():
-            known = (
-                sorted(p.name for p in extension.iterdir() if p.is_dir())
-                if extension.is_dir()
-                else []
-            )
-            listed = (
-                f" (found: {' '.join(n for n in known if not n.startswith('.'))})" if known else ""
-            )
+            existing = sub_projects(extension)
+            valid = [name for name in settings.projects if name in existing] or existing
+            if not existing:
+                hint = "run: inv clone (it checks out the sub-projects)"
+            else:
+                hint = (
+                    f"the sub-projects are: {' '.join(existing)};"
+                    f" run: inv env --projects '{' '.join(valid)}'"
+                )
             raise LinkError(
-                f"project {shown(project)} has no folder in {shown(str(extension))}{listed}",
-                "run: inv clone (or fix the list: inv env --projects 'mmdetection mmdetection3d')",
+                f"project {shown(project)} has no folder in {shown(str(extension))}", hint
             )
+
+
+def sub_projects(extension: Path) -> list[str]:
+    """The top-level sub-projects the superproject has: its submodules' folders (from
+    `.gitmodules`) that exist, and folders holding a repository of their own."""
+    found: set[str] = set()
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        text = (extension / ".gitmodules").read_text(encoding="utf-8")
+        for path in re.findall(r"^\s*path\s*=\s*(\S+)\s*$", text, re.MULTILINE):
+            if "/" not in path.strip("/") and (extension / path).is_dir():
+                found.add(path.strip("/"))
+    with contextlib.suppress(OSError):
+        for entry in extension.iterdir():
+            if entry.is_dir() and not entry.is_symlink() and (entry / ".git").exists():
+                found.add(entry.name)
+    return sorted(found)
 
 
 def plan_links(settings: Settings, variable: str, git: Git, way: Way) -> list[LinkPlan]:

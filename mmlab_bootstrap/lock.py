@@ -22,6 +22,8 @@ _HOLDER = re.compile(r"pid (\d+), task ([A-Za-z0-9_-]+)")
 class LockError(BootstrapError):
     """Another run holds the workspace."""
 
+    rerun_helps = True
+
 
 def lock_wait() -> float:
     """Seconds to wait for another run; MMLAB_LOCK_WAIT overrides the default."""

@@ -8,7 +8,7 @@ from . import __version__
 from .tasks import namespace
 
 program = Program(
-    namespace=namespace(root=None),
+    namespace=namespace(root=None, program="mmlab-bootstrap"),
     version=__version__,
     name="mmlab-bootstrap",
     binary="mmlab-bootstrap",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from types import TracebackType
 from typing import TextIO
 
 import colorama
@@ -18,6 +20,64 @@ _DIM = colorama.Style.DIM
 _RESET = colorama.Style.RESET_ALL
 
 
+# Hints and instructions are written as `inv TASK …`; they are shown with the command the user
+# actually ran (`mmlab-bootstrap TASK …` for the console script).
+TASKS = ("env", "clone", "layout", "link-checkpoints", "link-data", "unlink", "bootstrap", "status")
+_INV_TASK = re.compile(r"(?<![\w./'\\-])inv (?=(?:" + "|".join(TASKS) + r")\b)")
+
+
+def as_run(text: str, program: str) -> str:
+    """`inv TASK` in an instruction, spelled with the program the user ran."""
+    return text if program == "inv" else _INV_TASK.sub(f"{program} ", text)
+
+
+def silence(stream: TextIO) -> None:
+    """Send what is still written to a closed pipe (`inv status | head -1`) nowhere.
+
+    The work goes on: output that can no longer be read never stops or half-does a change.
+    """
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)
+
+
+def quiet_broken_pipe() -> None:
+    """Let a closed pipe end invoke's own output (`inv --list | head`) quietly, no traceback.
+
+    Installed once, when the tasks are loaded; the tasks' own output never raises it (see
+    `write_line`).
+    """
+    previous = sys.excepthook
+    if getattr(previous, "quiet_broken_pipe", False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+        if issubclass(kind, BrokenPipeError):
+            silence(sys.stdout)
+            silence(sys.stderr)
+            return
+        previous(kind, error, trace)
+
+    hook.quiet_broken_pipe = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+def write_line(stream: TextIO, text: str) -> bool:
+    """Print one line; False (and the stream silenced) when its reader has gone away."""
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        silence(stream)
+        return False
+    return True
+
+
 def wants_color(stream: TextIO) -> bool:
     """Color only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
     if os.environ.get("NO_COLOR"):
@@ -29,16 +89,21 @@ def wants_color(stream: TextIO) -> bool:
 class Reporter:
     """Prints what the tool does; errors and warnings go to stderr."""
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(
+        self, out: TextIO | None = None, err: TextIO | None = None, *, program: str = "inv"
+    ) -> None:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
+        self.program = program  # the command the user ran, named in hints
         self.changes = 0  # done, would and refused lines so far
         self.hide_unchanged = False  # bootstrap sums a step's unchanged lines up in one
 
-    def _print(self, stream: TextIO, style: str, text: str) -> None:
+    def _print(self, stream: TextIO, style: str, text: str, *, instruction: bool = False) -> None:
+        if instruction:  # may name a command to run
+            text = as_run(text, self.program)
         if style and wants_color(stream):
             text = f"{style}{text}{_RESET}"
-        print(text, file=stream, flush=True)
+        write_line(stream, text)
 
     def done(self, text: str) -> None:
         """Something was changed."""
@@ -57,7 +122,7 @@ class Reporter:
 
     def info(self, text: str) -> None:
         """Plain information."""
-        self._print(self.out, "", text)
+        self._print(self.out, "", text, instruction=True)
 
     def refused(self, text: str) -> None:
         """A location or item the tool would not touch."""
@@ -66,13 +131,13 @@ class Reporter:
 
     def problem(self, text: str) -> None:
         """Something found wrong (by `status`)."""
-        self._print(self.out, _RED, text)
+        self._print(self.out, _RED, text, instruction=True)
 
     def warn(self, text: str) -> None:
         """Something the user should look at; nothing failed."""
-        self._print(self.err, _YELLOW, f"warning: {text}")
+        self._print(self.err, _YELLOW, f"warning: {text}", instruction=True)
 
     def error(self, message: str, hint: str) -> None:
         """One line of what is wrong, one line of what fixes it."""
         self._print(self.err, _RED, f"error: {message}")
-        self._print(self.err, "", f"hint: {hint}")
+        self._print(self.err, "", f"hint: {hint}", instruction=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from .clone import Cloner, plan_clone
 from .envfile import render
@@ -10,7 +11,7 @@ from .errors import BootstrapError
 from .git import Git
 from .layout import LEAVES, plan_layout
 from .linking import Linker, Unlinker
-from .links import LinkError, State, Way, check_projects, locations, plan_links
+from .links import LinkError, LinkPlan, State, Way, check_projects, locations, plan_links
 from .settings import Settings
 from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
 from .workspace import Session
@@ -94,6 +95,88 @@ def task_name(variable: str) -> str:
     return f"link-{LEAVES[variable]}"
 
 
+@dataclass
+class LinkWork:
+    """One link task's plans, worked out before any link is changed."""
+
+    name: str
+    plans: list[LinkPlan]
+    linker: Linker | None  # None: under --dry before the clone exists
+
+    @property
+    def refused(self) -> list[LinkPlan]:
+        return [plan for plan in self.plans if plan.refused]
+
+
+def plan_link_step(
+    session: Session,
+    settings: Settings,
+    variable: str,
+    *,
+    way: Way,
+    relative: bool,
+) -> LinkWork:
+    """Classify every location of one link task; print each refusal. Changes nothing."""
+    name = task_name(variable)
+    plan_layout(settings, (variable,))
+    if session.dry and not settings.extension_path.exists():
+        for location in locations(settings, variable):  # --dry bootstrap: not cloned yet
+            session.report.would(f"link {location.link} -> {location.target} (once cloned)")
+        return LinkWork(name, [], None)
+    git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    plans = plan_links(settings, variable, git, way)
+    for plan in plans:
+        if plan.refused:
+            session.report.refused(f"{plan.location.link} [{plan.state.value}]: {plan.problem}")
+    return LinkWork(
+        name, plans, Linker(git, session.report, session.dry, session.journal, relative)
+    )
+
+
+def refusal_error(works: list[LinkWork], task: str, *, done: bool) -> LinkError | None:
+    """The error for refused locations (None when none was refused), with the flag that helps."""
+    refused = [plan for work in works for plan in work.refused]
+    if not refused:
+        return None
+    user_data = any(plan.state is State.USER_DATA and plan.way is Way.REFUSE for plan in refused)
+    hint = (
+        f"keep your files: inv {task} --backup (rename aside) or inv {task} --adopt"
+        " (move to storage)"
+        if user_data
+        else f"move the named files out of the way, then run: inv {task}"
+    )
+    outcome = "the others were done" if done else "nothing changed"
+    return LinkError(f"{len(refused)} link location(s) refused; {outcome}", hint)
+
+
+def apply_link_steps(
+    session: Session, works: list[LinkWork], task: str, *, keep_going: bool
+) -> list[bool]:
+    """Carry out planned link tasks: all of them, or (with refusals) only under --keep-going.
+
+    Returns, per task, whether it changed (or refused) anything.
+    """
+    error = refusal_error(works, task, done=False)
+    if error is not None and not keep_going:
+        for work in works:  # under --dry, show the whole plan before refusing
+            if session.dry and work.linker is not None:
+                for plan in work.plans:
+                    if not plan.refused:
+                        work.linker.apply(plan)
+        raise error
+    changed = []
+    for work in works:
+        before = session.report.changes
+        for plan in work.plans:
+            if not plan.refused and work.linker is not None:
+                work.linker.apply(plan)
+        changed.append(bool(work.refused) or session.report.changes != before)
+    error = refusal_error(works, task, done=True)
+    if error is not None:
+        raise error
+    return changed
+
+
 def link_step(
     session: Session,
     flags: Mapping[str, str | None],
@@ -108,36 +191,14 @@ def link_step(
     name = task_name(variable)
     check_flags(backup=backup, adopt=adopt, task=name)
     settings = session.settings(flags)
-    plan_layout(settings, (variable,))
-    if session.dry and not settings.extension_path.exists():
-        for location in locations(settings, variable):  # --dry bootstrap: not cloned yet
-            session.report.would(f"link {location.link} -> {location.target} (once cloned)")
-        return settings
-    git = Git(session.report, dry=session.dry, mirror=settings.mirror)
-    way = Way.BACKUP if backup else Way.ADOPT if adopt else Way.REFUSE
-    plans = plan_links(settings, variable, git, way)
-    refused = [plan for plan in plans if plan.refused]
-    linker = Linker(git, session.report, session.dry, session.journal, relative)
-    for plan in plans:
-        if plan.refused:
-            session.report.refused(f"{plan.location.link} [{plan.state.value}]: {plan.problem}")
-        elif session.dry and refused and not keep_going:
-            linker.apply(plan)  # under --dry, show the whole plan before refusing
-    user_data = any(plan.state is State.USER_DATA and plan.way is Way.REFUSE for plan in refused)
-    hint = (
-        f"keep your files: inv {name} --backup (rename aside)"
-        f" or inv {name} --adopt (move to storage)"
-        if user_data
-        else f"move the named files out of the way, then run: inv {name}"
-    )
-    if refused and not keep_going:
-        raise LinkError(f"{len(refused)} link location(s) refused; nothing changed", hint)
-    for plan in plans:
-        if not plan.refused:
-            linker.apply(plan)
-    if refused:
-        raise LinkError(f"{len(refused)} link location(s) refused; the others were done", hint)
+    work = plan_link_step(session, settings, variable, way=way_of(backup, adopt), relative=relative)
+    apply_link_steps(session, [work], name, keep_going=keep_going)
     return settings
+
+
+def way_of(backup: bool, adopt: bool) -> Way:
+    """What to do with user data at a link location."""
+    return Way.BACKUP if backup else Way.ADOPT if adopt else Way.REFUSE
 
 
 def unlink_step(
@@ -160,9 +221,6 @@ def flag_values(**params: str | None) -> dict[str, str | None]:
     return {by_param[param]: value for param, value in params.items()}
 
 
-BOOTSTRAP_STEPS = ("env", "clone", "layout", "link-checkpoints", "link-data")
-
-
 def bootstrap_steps(
     session: Session,
     flags: Mapping[str, str | None],
@@ -174,30 +232,54 @@ def bootstrap_steps(
     relative: bool = False,
     keep_going: bool = False,
 ) -> Settings:
-    """Run every step in order; stop at the first failure, saying which steps completed."""
+    """Run every step in order; stop at the first failure, saying which steps completed.
+
+    Both link tasks are planned before either changes anything, so every refusal shows at once.
+    """
     check_flags(jobs=jobs, backup=backup, adopt=adopt, task="bootstrap")  # before any step acts
-    ways = {"backup": backup, "adopt": adopt, "relative": relative, "keep_going": keep_going}
-    steps: dict[str, Callable[[], Settings]] = {
-        "env": lambda: env_step(session, flags, load_line=False),
-        "clone": lambda: clone_step(session, flags, jobs=jobs, update=update),
-        "layout": lambda: layout_step(session, flags),
-        "link-checkpoints": lambda: link_step(session, flags, CHECKPOINTS_PATH, **ways),
-        "link-data": lambda: link_step(session, flags, DATASET_PATH, **ways),
-    }
     report = session.report
     report.hide_unchanged = True
+
+    def link() -> list[str]:
+        settings = session.settings(flags)
+        way = way_of(backup, adopt)
+        works = [
+            plan_link_step(session, settings, variable, way=way, relative=relative)
+            for variable in (CHECKPOINTS_PATH, DATASET_PATH)
+        ]
+        changed = apply_link_steps(session, works, "bootstrap", keep_going=keep_going)
+        return [work.name for work, did in zip(works, changed, strict=True) if not did]
+
+    def single(name: str, step: Callable[[], object]) -> Callable[[], list[str]]:
+        def run() -> list[str]:
+            before = report.changes
+            step()
+            return [name] if report.changes == before else []
+
+        return run
+
+    steps: dict[str, Callable[[], list[str]]] = {
+        "env": single("env", lambda: env_step(session, flags, load_line=False)),
+        "clone": single("clone", lambda: clone_step(session, flags, jobs=jobs, update=update)),
+        "layout": single("layout", lambda: layout_step(session, flags)),
+        "linking": link,
+    }
     completed: list[str] = []
-    for name in BOOTSTRAP_STEPS:
-        before = report.changes
+    for name, step in steps.items():
         try:
-            settings = steps[name]()
-        except (BootstrapError, KeyboardInterrupt):
+            unchanged = step()
+        except (BootstrapError, KeyboardInterrupt) as error:
             done = ", ".join(completed) or "none"
-            report.info(f"bootstrap stopped at {name} (completed: {done}); run it again to go on")
+            again = isinstance(error, KeyboardInterrupt) or (
+                isinstance(error, BootstrapError) and error.rerun_helps
+            )
+            going_on = "run it again to go on" if again else "the hint says what to do first"
+            report.info(f"bootstrap stopped at {name} (completed: {done}); {going_on}")
             raise
-        if report.changes == before:
-            report.unchanged(f"{name}: up to date", always=True)
+        for step_name in unchanged:
+            report.unchanged(f"{step_name}: up to date", always=True)
         completed.append(name)
+    settings = session.settings(flags)
     report.info(f"extension:   {settings.extension_path}")
     report.info(f"checkpoints: {settings.checkpoints_path}")
     report.info(f"datasets:    {settings.dataset_path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from invoke.tasks import task
 
 from .errors import BootstrapError
 from .rcfile import check_rc, update_rc
-from .report import Reporter
+from .report import Reporter, quiet_broken_pipe, silence, write_line
 from .status import print_status, workspace_status
 from .steps import (
     DEFAULT_JOBS,
@@ -52,7 +53,7 @@ def session_for(c: Context, task: str, *, changes: bool = True) -> Iterator[Sess
     (not under --dry), and holds it to the end.
     """
     root = Path(c.config[CONFIG_KEY]["root"] or os.getcwd())
-    report = Reporter()
+    report = Reporter(program=c.config[CONFIG_KEY].get("program") or "inv")
     dry = bool(c.config.run.dry)
     try:
         with contextlib.ExitStack() as held:
@@ -60,6 +61,9 @@ def session_for(c: Context, task: str, *, changes: bool = True) -> Iterator[Sess
             yield Session(root, dry=dry, report=report, lock_task=lock_task, held=held)
     except BootstrapError as error:
         report.error(error.message, error.hint)
+        raise Exit(code=1) from None
+    except BrokenPipeError:  # only from writing output the reader no longer wants
+        silence(sys.stdout)
         raise Exit(code=1) from None
     except KeyboardInterrupt:
         report.error("interrupted", "run the same command again: it finishes what was started")
@@ -321,17 +325,23 @@ def status(c: Context, json: bool = False) -> None:
         settings = session.settings({}, envfile)
         found = workspace_status(session, settings, envfile.values())
         if json:
-            print(jsonlib.dumps(found, indent=2))
+            write_line(sys.stdout, jsonlib.dumps(found, indent=2))
         else:
             print_status(session, found)
     if not found["healthy"]:
         raise Exit(code=1)
 
 
-def namespace(root: Path | None) -> Collection:
-    """The task collection, for a workspace at `root` (None: the current folder at run time)."""
+def namespace(root: Path | None, program: str = "inv") -> Collection:
+    """The task collection, for a workspace at `root` (None: the current folder at run time).
+
+    `program` is the command the user runs (`inv`, `mmlab-bootstrap`), named in hints.
+    """
+    quiet_broken_pipe()
     collection = Collection(
         env, clone, layout, link_checkpoints, link_data, unlink, bootstrap, status
     )
-    collection.configure({CONFIG_KEY: {"root": str(root) if root is not None else None}})
+    collection.configure(
+        {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}
+    )
     return collection

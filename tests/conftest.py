@@ -253,3 +253,16 @@ def run_in_terminal(
     code = process.wait(timeout=60)
     os.close(leader)
     return code, output
+
+
+def shell_or_skip(name: str) -> str:
+    """The path of a shell a test runs; skipped with a reason where it is not installed.
+
+    CI installs bash, dash and zsh (`.ci/run`), so there a missing shell fails instead.
+    """
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {name} installed (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed here")
+    return found

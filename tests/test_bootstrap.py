@@ -43,8 +43,8 @@ def test_a_failing_step_says_what_completed_and_a_rerun_goes_on(
     run = inv(workspace, "bootstrap")
     assert_clean_error(run, "1 link location(s) refused; nothing changed")
     assert (
-        "bootstrap stopped at link-data (completed: env, clone, layout, link-checkpoints);"
-        " run it again to go on" in run.lines
+        "bootstrap stopped at linking (completed: env, clone, layout);"
+        " the hint says what to do first" in run.lines
     )
     assert (data / "kitti.bin").read_bytes() == b"kitti"
     again = inv(workspace, "bootstrap", "--backup")

@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 from mmlab_bootstrap import __version__
 from mmlab_bootstrap.tasks import namespace
 
-from .conftest import assert_clean_error, inv, run_cli, run_in_terminal, snapshot
+from .conftest import assert_clean_error, inv, run_cli, run_in_terminal, shell_or_skip, snapshot
 
 NAMES = [
     "MMLAB_EXTENSION_REPO",
@@ -49,21 +49,22 @@ def test_env_second_run_changes_nothing(workspace: Path) -> None:
     assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
 
 
-def test_env_is_sourceable_and_matches_dotenv(workspace: Path) -> None:
+@pytest.mark.parametrize("shell", ["bash", "dash", "zsh"])
+def test_env_is_sourceable_and_matches_dotenv(workspace: Path, shell: str) -> None:
     """The generated file gives the same values in bash, dash and zsh as in python-dotenv."""
+    program = shell_or_skip(shell)
     path = workspace / "dir with space$(x)"
     assert inv(workspace, "env", "--dataset-path", str(path), "--ref", "v1.0").code == 0
     expected = dotenv_values(workspace / ".env")
-    for shell in ("bash", "dash", "zsh"):
-        printed = " ".join(f'"${name}"' for name in NAMES)
-        done = subprocess.run(
-            [shell, "-c", f"set -a; . ./.env; set +a; printf '%s\\n' {printed}"],
-            cwd=workspace,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0 and done.stderr == ""
-        assert done.stdout.splitlines() == [expected[name] for name in NAMES], shell
+    printed = " ".join(f'"${name}"' for name in NAMES)
+    done = subprocess.run(
+        [program, "-c", f"set -a; . ./.env; set +a; printf '%s\\n' {printed}"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.splitlines() == [expected[name] for name in NAMES], shell
 
 
 def test_precedence_end_to_end(workspace: Path) -> None:

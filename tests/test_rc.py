@@ -6,7 +6,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .conftest import REPO_ROOT, inv
+import pytest
+
+from .conftest import REPO_ROOT, inv, shell_or_skip
 
 ORIGINAL = (
     "# my bashrc\nalias ll='ls -l'\nexport MMLAB_DATASET_PATH=/old/manual\nexport PATH=$PATH:/x"
@@ -45,17 +47,20 @@ def test_each_workspace_gets_its_own_block(workspace: Path, tmp_path: Path) -> N
     assert str(workspace) not in rc.read_text() and str(other) in rc.read_text()
 
 
-def test_the_block_loads_the_workspace_in_new_shells(workspace: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_the_block_loads_the_workspace_in_new_shells(
+    workspace: Path, tmp_path: Path, shell: str
+) -> None:
     """bash and zsh reading the rc file get the workspace's variables."""
+    program = shell_or_skip(shell)
     rc = tmp_path / "home" / ".rc"
     assert inv(workspace, "env", "--rc", str(rc)).code == 0
-    for shell in ("bash", "zsh"):
-        done = subprocess.run(
-            [shell, "-c", f'. "{rc}"; printf %s "$MMLAB_EXTENSION_PATH"'],
-            capture_output=True,
-            text=True,
-        )
-        assert done.stdout == str(workspace / "mmlab_extension"), (shell, done.stderr)
+    done = subprocess.run(
+        [program, "-c", f'. "{rc}"; printf %s "$MMLAB_EXTENSION_PATH"'],
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout == str(workspace / "mmlab_extension"), (shell, done.stderr)
 
 
 def test_a_symlinked_rc_file_is_written_through(workspace: Path, tmp_path: Path) -> None:
