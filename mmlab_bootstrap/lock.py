@@ -61,7 +61,9 @@ def workspace_lock(
             path, f"remove it (rm '{path}'; the tool makes its own), then run it again"
         )
     except FileRefused as error:
-        raise LockError(f"the workspace lock: {error.message}", error.hint) from None
+        raise LockError(
+            f"the workspace lock: {error.message}", error.hint, rerun_helps=False
+        ) from None
     try:
         start = time.monotonic()
         deadline = start + (lock_wait() if wait is None else wait)
