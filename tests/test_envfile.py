@@ -12,6 +12,8 @@ from mmlab_bootstrap.envfile import read_env_file, render
 from mmlab_bootstrap.errors import EnvFileError
 from mmlab_bootstrap.fsutil import write_atomically
 
+from .conftest import assert_clean_error, inv
+
 OWNED = {"MMLAB_A": "/data/a b", "MMLAB_B": "https://example.com/x.git#frag"}
 HELP = {"MMLAB_A": "first", "MMLAB_B": "second"}
 
@@ -143,3 +145,68 @@ def test_symlinked_file_is_written_through(tmp_path: Path) -> None:
     written = write_atomically(link, "A=2\n")
     assert written == target
     assert link.is_symlink() and target.read_text() == "A=2\n"
+
+
+READ_DIFFERENTLY = [
+    ('export MMLAB_DATASET_PATH="$HOME/datasets"', "'$' inside double quotes"),
+    ("MMLAB_DATASET_PATH=$HOME/datasets", "'$'"),
+    ("MMLAB_DATASET_PATH='${HOME}/datasets'", "'${'"),
+    ('MMLAB_DATASET_PATH="${HOME}/datasets"', "'$' inside double quotes"),
+    ("MMLAB_CHECKPOINTS_PATH=`pwd`/ckpt", "backtick"),
+    ('MMLAB_CHECKPOINTS_PATH="$(pwd)/ckpt"', "'$' inside double quotes"),
+    ('MMLAB_CHECKPOINTS_PATH="/data/a\\\\b"', "backslash inside double quotes"),
+    ("MMLAB_CHECKPOINTS_PATH='/data/a\\\\b'", "backslash inside single quotes"),
+    ("MMLAB_CHECKPOINTS_PATH=/data/a\\ b", "backslash"),
+    ("MMLAB_PROJECTS=mmdetection mmdetection3d", "a space"),
+    ("MMLAB_DATASET_PATH=~/datasets", "'~'"),
+    ("MMLAB_DATASET_PATH = /datasets", "around '='"),
+    ("export MMLAB_DATASET_PATH= '/datasets'", "around '='"),
+    ("MMLAB_DATASET_PATH=/data/*", "wildcard"),
+    ("MMLAB_DATASET_PATH=/data;id", "shell operator"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), READ_DIFFERENTLY)
+def test_a_value_shells_and_dotenv_read_differently_is_refused(
+    tmp_path: Path, line: str, reason: str
+) -> None:
+    """Each such line of the tool's variables is refused with its line number and a reason."""
+    (tmp_path / ".env").write_text(f"# mine\nOTHER=1\n{line}\n")
+    with pytest.raises(EnvFileError) as caught:
+        read_env_file(tmp_path / ".env")
+    assert caught.value.message.startswith(f"{tmp_path / '.env'}: line 3: ")
+    assert "reads differently in a shell and in python-dotenv" in caught.value.message
+    assert reason in caught.value.message
+    assert "line 3" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "MMLAB_DATASET_PATH=/data/x",
+        "export MMLAB_DATASET_PATH='/data/x y'",
+        'MMLAB_DATASET_PATH="/data/x y"',
+        "MMLAB_DATASET_PATH='/data/$x'",  # single quotes: both read `$x` literally
+        "MMLAB_DATASET_PATH=/data/x   # on the big disk",
+        'PATH="$HOME/bin:$PATH"',  # not one of the tool's variables: the user's business
+        "MMLAB_MY_OWN=`date`",
+    ],
+)
+def test_values_read_the_same_are_accepted(tmp_path: Path, line: str) -> None:
+    """Lines a shell and python-dotenv read alike, and other keys, are not refused."""
+    (tmp_path / ".env").write_text(line + "\n")
+    assert read_env_file(tmp_path / ".env").exists
+
+
+def test_a_shell_expansion_in_dotenv_is_never_rewritten(workspace: Path, tmp_path: Path) -> None:
+    """`export MMLAB_DATASET_PATH="$HOME/datasets"` is refused, not turned into
+    `<workspace>/$HOME/datasets`; `.env` stays byte for byte; the hint gives the line to write."""
+    path = workspace / ".env"
+    original = b'# mine\r\nexport MMLAB_DATASET_PATH="$HOME/datasets"\n'
+    path.write_bytes(original)
+    for task in (["env"], ["env", "--projects", "mmdetection"], ["status"], ["layout"]):
+        run = inv(workspace, *task)
+        assert_clean_error(run, "line 2", "reads differently in a shell and in python-dotenv")
+        assert f"export MMLAB_DATASET_PATH='{tmp_path / 'home' / 'datasets'}'" in run.err
+        assert path.read_bytes() == original
+    assert not (workspace / "$HOME").exists()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from mmlab_bootstrap.changes import Changes
+from mmlab_bootstrap.rcfile import update_rc
+from mmlab_bootstrap.report import Reporter
 
 from .conftest import REPO_ROOT, inv, shell_or_skip
 
@@ -72,3 +80,58 @@ def test_a_symlinked_rc_file_is_written_through(workspace: Path, tmp_path: Path)
     rc.symlink_to(real)
     assert inv(workspace, "env", "--rc", str(rc)).code == 0
     assert rc.is_symlink() and "mmlab-bootstrap" in real.read_text()
+
+
+RC_TEXT = (
+    st.lists(
+        st.one_of(st.sampled_from(["\r", "\n", "\r\n", "#", "'", " ", "é", "😀"]), st.characters()),
+        max_size=40,
+    )
+    .map("".join)
+    .map(lambda text: text.encode("utf-8", "surrogatepass"))
+)
+RC_BYTES = st.one_of(RC_TEXT, st.binary(max_size=60))  # also text in other encodings
+
+
+@settings(max_examples=300, deadline=None)
+@given(original=RC_BYTES)
+def test_add_then_remove_gives_back_every_byte(original: bytes) -> None:
+    """Any rc content (CR, CRLF, no final newline, unicode, non-UTF-8 bytes): adding the block
+    and taking it out again leaves exactly the bytes there were."""
+    assume(b"mmlab-bootstrap" not in original)
+    with tempfile.TemporaryDirectory() as folder:
+        rc = Path(folder) / ".bashrc"
+        rc.write_bytes(original)
+        root = Path(folder) / "ws"
+        changes = Changes(Reporter(out=io.StringIO(), err=io.StringIO()), dry=False)
+        update_rc(rc, root, root / ".env", changes)
+        added = rc.read_bytes()
+        assert b"# >>> mmlab-bootstrap" in added
+        update_rc(rc, root, root / ".env", changes)  # a second add changes nothing
+        assert rc.read_bytes() == added
+        update_rc(rc, root, root / ".env", changes, remove=True)
+        assert rc.read_bytes() == original
+
+
+def test_carriage_returns_survive_the_real_tasks(workspace: Path, tmp_path: Path) -> None:
+    """`env --rc FILE` then `--rc FILE --remove` keeps CR, CRLF and a missing final newline."""
+    rc = tmp_path / "home" / ".bashrc"
+    original = b"alias x='a\rb'\r\nexport FOO=1\r\n# caf\xc3\xa9 \xff\r"
+    rc.write_bytes(original)
+    assert inv(workspace, "env", "--rc", str(rc)).code == 0
+    assert rc.read_bytes().startswith(original)
+    run = inv(workspace, "env", "--rc", str(rc), "--remove")
+    assert run.code == 0, run.err
+    assert rc.read_bytes() == original
+
+
+def test_remove_takes_out_every_copy_of_the_block(workspace: Path, tmp_path: Path) -> None:
+    """A block pasted twice (or added by an old copy of the rc file) goes entirely."""
+    rc = tmp_path / "home" / ".bashrc"
+    rc.write_text("A\n")
+    assert inv(workspace, "env", "--rc", str(rc)).code == 0
+    block = rc.read_text()[2:]
+    rc.write_text("A\n" + block + "B\n" + block)
+    run = inv(workspace, "env", "--rc", str(rc), "--remove")
+    assert run.code == 0, run.err
+    assert rc.read_text() == "A\nB\n"
