@@ -18,19 +18,10 @@ from typing import Any
 
 from .errors import BootstrapError, shown
 from .fsutil import FileRefused, read_regular, write_atomically
+from .layout import LEAVES
 
 STATE_FILE = ".mmlab-bootstrap-state.json"
 VERSION = 1
-LEAVES = ("checkpoints", "data")  # the link names linking makes (layout.LEAVES' values)
-FOUND = (
-    "absent",
-    "linked",
-    "link to elsewhere",
-    "broken link",
-    "empty folder",
-    "tracked files only",
-    "user data",
-)  # links.State values
 
 
 class JournalError(BootstrapError):
@@ -118,7 +109,7 @@ def validated(document: object) -> dict[str, dict[str, Any]]:
 def check_entry(link: str, entry: object) -> None:
     """Raise Damage unless `entry` is what linking records for the location `link`."""
     location = _clean_absolute(link, "a link location")
-    if location.name not in LEAVES or len(location.parts) < 4:
+    if location.name not in LEAVES.values() or len(location.parts) < 4:
         raise Damage(f"{shown(link)} is not a <extension>/<project>/checkpoints|data location")
     if not isinstance(entry, dict):
         raise Damage(f"the entry for {shown(link)} holds {_type(entry)}, not an object")
@@ -171,20 +162,13 @@ def _target(location: PurePosixPath, value: object, _: dict[str, Any]) -> None:
         raise Damage(f"{shown(str(target))} lies inside the extension or contains it")
 
 
-def _destination(location: PurePosixPath, value: object, entry: dict[str, Any]) -> None:
-    text = _string(value)
-    resolved = os.path.normpath(os.path.join(location.parent, text))
-    if resolved != entry.get("target"):
-        raise Damage(f"{shown(text)} does not lead to the recorded target")
-
-
-def _found(_: PurePosixPath, value: object, __: dict[str, Any]) -> None:
-    if _string(value) not in FOUND:
-        raise Damage(f"{shown(str(value))} is not a state linking records")
+def _text(_: PurePosixPath, value: object, __: dict[str, Any]) -> None:
+    """What is only shown, never acted on (the link's text, the state found)."""
+    _string(value)
 
 
 def _previous_link(_: PurePosixPath, value: object, __: dict[str, Any]) -> None:
-    if value is not None:
+    if value is not None:  # unlink puts this link back: any text a symlink may hold
         _string(value)
 
 
@@ -227,8 +211,8 @@ def _flag(_: PurePosixPath, value: object, __: dict[str, Any]) -> None:
 
 _FIELDS: dict[str, Callable[[PurePosixPath, object, dict[str, Any]], None]] = {
     "target": _target,
-    "destination": _destination,
-    "found": _found,
+    "destination": _text,
+    "found": _text,
     "previous_link": _previous_link,
     "adopted_tracked": _relative_paths,
     "backup": _backup,
