@@ -22,6 +22,7 @@ from .links import (
     human_size,
     in_target,
     same_file_content,
+    skipped_files,
 )
 from .report import Reporter
 
@@ -46,10 +47,14 @@ class Linker:
         if state is State.LINKED:
             if not target.is_dir() and not self.dry:
                 target.mkdir(parents=True)  # the link was there before its target
-            self.report.unchanged(f"already linked {link}")
+            if plan.carried:
+                self._carry(plan)
+            else:
+                self.report.unchanged(f"already linked {link}")
             return
         destination = self.destination(location)
         if self.dry:
+            self._carry(plan)
             self.report.would(self.describe(plan, destination))
             return
         try:
@@ -73,8 +78,9 @@ class Linker:
             destination=destination,
             found=state.value,
             previous_link=plan.old_destination or None,
-            adopted_tracked=list(plan.inventory.tracked),
+            adopted_tracked=self._adopted(plan),
         )
+        self._carry(plan)
         if state in (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK):
             self._link(location, destination)
             was = f" (was -> {plan.old_destination})" if plan.old_destination else ""
@@ -110,6 +116,43 @@ class Linker:
             )
         self._exclude(location)
         self.journal.record(link, linked=True)
+
+    def _adopted(self, plan: LinkPlan) -> list[str]:
+        """The tracked files this link holds for git: adopted now, or carried with it."""
+        adopted = set(plan.inventory.tracked) | {relative for relative, _ in plan.carried}
+        if plan.state not in (State.TRACKED, State.USER_DATA):  # a relink keeps earlier ones
+            earlier = self.journal.entry(plan.location.link).get("adopted_tracked")
+            if isinstance(earlier, list):
+                adopted |= {path for path in earlier if isinstance(path, str)}
+        return sorted(adopted)
+
+    def _carry(self, plan: LinkPlan) -> None:
+        """Copy tracked files adopted earlier from the old target into the new one, verified;
+        the old copies stay where they are."""
+        if not plan.carried:
+            return
+        location = plan.location
+        if self.dry:
+            self.report.would(self._carry_text(plan))
+            return
+        if plan.state is State.LINKED:
+            location.target.mkdir(parents=True, exist_ok=True)
+            self.journal.record(location.link, adopted_tracked=self._adopted(plan))
+        for relative, source in plan.carried:
+            copy_verified(Path(source), in_target(location, relative))
+        self.report.done(self._carry_text(plan, verb="carried"))
+
+    def _carry_text(self, plan: LinkPlan, verb: str = "carry") -> str:
+        leaf = plan.location.leaf
+        olds = {
+            source.removesuffix(os.sep + os.path.relpath(relative, leaf))
+            for relative, source in plan.carried
+        }
+        origin = " and ".join(sorted(olds))
+        return (
+            f"{verb} {len(plan.carried)} tracked file(s) adopted earlier into"
+            f" {plan.location.target} (copies, verified; the old ones stay in {origin})"
+        )
 
     def destination(self, location: Location) -> str:
         """What the link holds: the absolute target, or one relative to the link's folder."""
@@ -383,11 +426,3 @@ def backup_order(path: Path) -> tuple[str, int]:
     stamp = path.name.split(".bak-", 1)[1]
     number = stamp[16:]
     return (stamp[:15], int(number) if number.isdigit() else 1)
-
-
-def skipped_files(git: Git, location: Location) -> tuple[str, ...]:
-    """Tracked files under the leaf that are marked skip-worktree (those linking adopted)."""
-    listing = git.probe(["ls-files", "-v", "-z", "--", location.leaf], cwd=location.project_dir)
-    if not listing.ok:
-        return ()
-    return tuple(entry[2:] for entry in listing.out.split("\0") if entry.startswith("S "))

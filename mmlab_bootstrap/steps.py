@@ -10,8 +10,9 @@ from .errors import BootstrapError
 from .git import Git
 from .layout import LEAVES, plan_layout
 from .linking import Linker, Unlinker
-from .links import LinkError, State, Way, check_projects, locations, plan_links
+from .links import LinkError, State, Way, carry_adopted, check_projects, locations, plan_links
 from .settings import Settings
+from .status import override_warnings
 from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
 from .workspace import Session
 
@@ -27,6 +28,8 @@ def env_step(
     """Write `.env` with every variable resolved; print the line that loads it."""
     settings = session.settings(flags)
     envfile = session.read_env()  # read under the lock
+    for warning in override_warnings(settings, session.environ, envfile.values()):
+        session.report.warn(warning)
     wanted = settings.as_env()
     text = render(envfile, wanted, {v.name: v.help for v in VARIABLES}, ENV_HEADER)
     report = session.report
@@ -115,7 +118,10 @@ def link_step(
         return settings
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
     way = Way.BACKUP if backup else Way.ADOPT if adopt else Way.REFUSE
-    plans = plan_links(settings, variable, git, way)
+    plans = [
+        carry_adopted(plan, git, session.journal.entry(plan.location.link))
+        for plan in plan_links(settings, variable, git, way)
+    ]
     refused = [plan for plan in plans if plan.refused]
     linker = Linker(git, session.report, session.dry, session.journal, relative)
     for plan in plans:
