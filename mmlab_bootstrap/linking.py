@@ -72,12 +72,17 @@ class Linker:
         location, state = plan.location, plan.state
         link, target = location.link, location.target
         target.mkdir(parents=True, exist_ok=True)
+        earlier = self.journal.entry(link)
+        if self._replaces_own_link(plan, earlier):  # unlink puts back what was there first
+            found, previous = earlier.get("found", state.value), earlier.get("previous_link")
+        else:
+            found, previous = state.value, plan.old_destination or None
         self.journal.record(
             link,
             target=str(target),
             destination=destination,
-            found=state.value,
-            previous_link=plan.old_destination or None,
+            found=found,
+            previous_link=previous,
             adopted_tracked=self._adopted(plan),
         )
         self._carry(plan)
@@ -116,6 +121,15 @@ class Linker:
             )
         self._exclude(location)
         self.journal.record(link, linked=True)
+
+    @staticmethod
+    def _replaces_own_link(plan: LinkPlan, earlier: dict[str, Any]) -> bool:
+        """Whether the link being replaced is one this tool made (to the recorded target)."""
+        recorded = earlier.get("target")
+        if not (plan.old_destination and earlier.get("linked") and isinstance(recorded, str)):
+            return False
+        old = plan.location.project_dir / plan.old_destination
+        return os.path.realpath(old) == os.path.realpath(recorded)
 
     def _adopted(self, plan: LinkPlan) -> list[str]:
         """The tracked files this link holds for git: adopted now, or carried with it."""
