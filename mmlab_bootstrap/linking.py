@@ -19,6 +19,7 @@ from .links import (
     Location,
     State,
     Way,
+    git_names,
     human_size,
     in_target,
     same_file_content,
@@ -235,11 +236,12 @@ class Linker:
 
     def _exclude(self, location: Location) -> None:
         """Hide the link (and backups) from `git status` in the sub-project's local exclude."""
-        shown = self.git.probe(
-            ["status", "--porcelain", "--", location.leaf, f"{location.leaf}.bak-*"],
-            cwd=location.project_dir,
+        listed = git_names(
+            self.git,
+            ["status", "--porcelain", "-z", "--", location.leaf, f"{location.leaf}.bak-*"],
+            location.project_dir,
         )
-        if not shown.ok or "??" not in shown.out:
+        if not any(entry.startswith("?? ") for entry in listed or ()):
             return
         exclude = exclude_file(self.git, location.project_dir)
         if exclude is None:

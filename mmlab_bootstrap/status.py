@@ -12,7 +12,7 @@ from .clone import has_index, is_toplevel, same_repository, submodule_status
 from .errors import escaped, shown
 from .git import Git
 from .layout import LEAVES
-from .links import Location, locations, skipped_files
+from .links import Location, git_names, locations, skipped_files
 from .report import Reporter
 from .settings import Settings, Source
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
@@ -111,8 +111,9 @@ def _repository(git: Git, settings: Settings) -> tuple[dict[str, Any], list[dict
         "detached": not branch,
         "shallow": git.probe(["rev-parse", "--is-shallow-repository"], cwd=path).out.strip()
         == "true",
+        # -z and bytes: names are never decoded strictly (core.quotePath=false prints them raw)
         "local_changes": bool(
-            git.probe(["status", "--porcelain", "--ignore-submodules=all"], cwd=path).out.strip()
+            git_names(git, ["status", "--porcelain", "-z", "--ignore-submodules=all"], path)
         ),
     }
     submodules = []

@@ -160,3 +160,16 @@ def test_escaped_names_are_one_printable_line(name: str) -> None:
         assert f"\\x{ord(char) - 0xDC00:02x}" in shown(name)
     if name.isprintable():
         assert escaped(name) == name
+
+
+def test_names_git_prints_raw_with_quotepath_off(cloned: Cloned) -> None:
+    """`core.quotePath=false` (common where names are not English) makes git print names as
+    raw bytes: status and link-data still read them, as bytes."""
+    for repo in (cloned.ext, cloned.ext / "mmdetection"):
+        subprocess.run(["git", "-C", str(repo), "config", "core.quotePath", "false"], check=True)
+    (cloned.ext / os.fsdecode(b"notes-\xe9.txt")).write_bytes(b"mine")
+    run = inv_utf8(cloned.root, "link-data")
+    assert run.code == 0, run.err
+    (cloned.ext / "mmdetection" / os.fsdecode(b"data.bak-\xe9")).mkdir()
+    status = inv_utf8(cloned.root, "status", "--json")
+    assert json.loads(status.out)["superproject"]["local_changes"] is True
