@@ -387,16 +387,19 @@ class Unlinker:
             fsync_folder(location.project_dir)
         elif previous and not os.path.lexists(link):
             os.symlink(previous, link)
+        from_git = []
         for relative in sorted(p for p in adopted if not os.path.lexists(location.project_dir / p)):
             stored = in_target(location, relative)
             if os.path.lexists(stored):
                 copy_verified(stored, location.project_dir / relative)
             else:
-                self.git.change(["checkout", "--", relative], cwd=location.project_dir)
+                from_git.append(relative)
         if skipped:  # restoring files leaves git's skip-worktree flags as they were
             self.git.change(
                 ["update-index", "--no-skip-worktree", "--", *skipped], cwd=location.project_dir
             )
+        if from_git:  # gone from storage too: git's copy (it skips skip-worktree files)
+            self.git.change(["checkout", "--", *from_git], cwd=location.project_dir)
         self._drop_exclude(location)
         self.journal.forget(link)
         if backup is not None:

@@ -91,6 +91,7 @@ class LinkPlan:
     # Files adopted by an earlier link (skip-worktree) that must follow the link into its
     # new target: (path relative to the project, where the file is now).
     carried: tuple[tuple[str, str], ...] = ()
+    hint: str = ""  # the command that fixes a refusal, when it is not the usual one
 
     @property
     def refused(self) -> bool:
@@ -302,7 +303,9 @@ def take_inventory(location: Location, git: Git) -> Inventory:
             path = os.path.join(folder, name)
             files.append(os.path.relpath(path, location.project_dir))
             size += os.lstat(path).st_size
-    tracked = tracked_files(git, location.project_dir, location.leaf) if files else ()
+    present = set(files)  # a tracked file deleted from the work tree is not there to adopt
+    listed = tracked_files(git, location.project_dir, location.leaf) if files else ()
+    tracked = tuple(path for path in listed if path in present)
     return Inventory(tuple(sorted(files)), tracked, size)
 
 
@@ -389,8 +392,9 @@ def carry_adopted(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> Link
         return replace(
             plan,
             problem=f"{len(lost)} tracked file(s) adopted earlier (skip-worktree) are neither"
-            f" in {location.target} nor in the old target: {_names(lost)}; get them back"
-            f" from git with: inv unlink --{location.leaf}, then link again",
+            f" in {location.target} nor in the old target: {_names(lost)}",
+            hint=f"get them back from git: inv unlink --{location.leaf}; then link again:"
+            f" inv link-{location.leaf}",
         )
     return replace(plan, carried=tuple(carried))
 

@@ -130,10 +130,13 @@ def link_step(
         elif session.dry and refused and not keep_going:
             linker.apply(plan)  # under --dry, show the whole plan before refusing
     user_data = any(plan.state is State.USER_DATA and plan.way is Way.REFUSE for plan in refused)
+    hints = [plan.hint for plan in refused if plan.hint]
     hint = (
         f"keep your files: inv {name} --backup (rename aside)"
         f" or inv {name} --adopt (move to storage)"
         if user_data
+        else hints[0]
+        if hints
         else f"move the named files out of the way, then run: inv {name}"
     )
     if refused and not keep_going:

@@ -55,6 +55,16 @@ def assert_reachable(cloned: Cloned) -> None:
         assert (cloned.ext / PROJECT / relative).read_bytes() == data, relative
 
 
+def test_dry_shows_the_carry_and_changes_nothing(linked: Cloned) -> None:
+    """`inv --dry link-data` with a new root says what it would carry; nothing changes."""
+    before = snapshot(linked.root)
+    run = inv(linked.root, "--dry", "link-data", "--dataset-path", str(linked.root / "bigdisk"))
+    assert run.code == 0, run.err
+    assert any(line.startswith("would carry 3 tracked file(s)") for line in run.lines), run.out
+    assert any(line.startswith("would relink ") for line in run.lines), run.out
+    assert snapshot(linked.root) == before
+
+
 @pytest.mark.parametrize("how", ["flag", "environment"])
 def test_a_new_storage_root_carries_the_adopted_tracked_files(linked: Cloned, how: str) -> None:
     """Relinking to a new root copies the adopted files there (verified); the old copies stay;
@@ -111,8 +121,15 @@ def test_tracked_files_found_nowhere_are_refused_by_name(linked: Cloned) -> None
     (linked.data / PROJECT / "data" / "s3dis" / "README.md").unlink()
     run = inv(linked.root, "link-data", "--dataset-path", str(linked.root / "bigdisk"))
     assert_clean_error(run, "refused; nothing changed")
-    assert "data/s3dis/README.md" in run.out and "inv unlink --data" in run.out
+    assert "data/s3dis/README.md" in run.out and "hint: get them back from git" in run.err
     assert os.readlink(linked.ext / PROJECT / "data") == str(linked.data / PROJECT / "data")
+    hint = run.err.splitlines()[1]
+    assert hint == "hint: get them back from git: inv unlink --data; then link again: inv link-data"
+    assert inv(linked.root, "unlink", "--data").code == 0
+    new_root = linked.root / "bigdisk"
+    assert inv(linked.root, "link-data", "--dataset-path", str(new_root)).code == 0
+    assert_reachable(linked)
+    assert (new_root / PROJECT / "data" / "s3dis" / "README.md").read_bytes() == b"# s3dis\n"
 
 
 def test_a_link_already_moved_by_an_older_version_gets_its_files_back(linked: Cloned) -> None:
