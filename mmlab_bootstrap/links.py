@@ -321,6 +321,14 @@ def skipped_files(git: Git, location: Location) -> tuple[str, ...]:
     return tuple(sorted(entry[2:] for entry in listing or () if entry.startswith("S ")))
 
 
+def sparse_checkout(git: Git, project_dir: Path) -> bool:
+    """Whether the sub-project uses sparse checkout: then git itself marks the files it leaves
+    out skip-worktree, and only the ones the journal records were adopted by linking."""
+    return git.probe(["config", "--bool", "core.sparseCheckout"], cwd=project_dir).out.strip() == (
+        "true"
+    )
+
+
 def git_names(git: Git, args: Sequence[str], cwd: Path) -> list[str] | None:
     """The NUL-separated names a read-only git command lists (`-z`), or None if it failed.
 
@@ -361,6 +369,9 @@ def carry_adopted(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> Link
         return plan
     location = plan.location
     skipped = skipped_files(git, location)
+    if skipped and sparse_checkout(git, location.project_dir):
+        adopted = recorded.get("adopted_tracked")
+        skipped = tuple(p for p in skipped if isinstance(adopted, list) and p in adopted)
     if not skipped:
         return plan
     olds = _old_targets(plan, recorded)

@@ -12,7 +12,7 @@ from .clone import has_index, is_toplevel, same_repository, submodule_status
 from .errors import escaped, shown
 from .git import Git
 from .layout import LEAVES
-from .links import Location, git_names, locations, skipped_files
+from .links import Location, git_names, locations, skipped_files, sparse_checkout
 from .report import Reporter
 from .settings import Settings, Source
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
@@ -140,13 +140,7 @@ def _link(git: Git, location: Location) -> dict[str, Any]:
         "target": str(target),
         "destination": None,
         "files": None,
-        # Tracked files git skips (adopted into storage) that the location does not reach:
-        # git status stays clean about them, so only this shows they are gone.
-        "unreachable_tracked": [
-            relative
-            for relative in (skipped_files(git, location) if location.project_dir.is_dir() else ())
-            if not os.path.lexists(location.project_dir / relative)
-        ],
+        "unreachable_tracked": _unreachable_tracked(git, location),
     }
     if link.is_symlink():
         info["destination"] = os.readlink(link)
@@ -160,6 +154,18 @@ def _link(git: Git, location: Location) -> dict[str, Any]:
     else:
         info["state"] = "missing"
     return info
+
+
+def _unreachable_tracked(git: Git, location: Location) -> list[str]:
+    """Tracked files git skips (adopted into storage) that the location does not reach: git
+    status stays clean about them, so only this shows they are gone. Under sparse checkout
+    git skips files by design, and status does not tell them apart (it reads no journal)."""
+    if not location.project_dir.is_dir():
+        return []
+    skipped = skipped_files(git, location)
+    if not skipped or sparse_checkout(git, location.project_dir):
+        return []
+    return [path for path in skipped if not os.path.lexists(location.project_dir / path)]
 
 
 def _count_files(path: Path) -> int:

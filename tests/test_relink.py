@@ -191,3 +191,21 @@ def test_env_and_bootstrap_warn_when_the_environment_overrides_dotenv(
     assert new_root in warnings[0] and str(linked.data) in warnings[0]
     quiet = inv(linked.root, task, env={"MMLAB_DATASET_PATH": new_root})
     assert "warning: MMLAB_DATASET_PATH" not in quiet.err  # .env holds it now
+
+
+def test_files_sparse_checkout_leaves_out_are_not_adopted_files(cloned: Cloned) -> None:
+    """Sparse checkout marks the files it leaves out skip-worktree too: those are not taken
+    for lost adopted files (the location links as usual; status stays quiet about them)."""
+    project = cloned.ext / PROJECT
+    subprocess.run(["git", "-C", str(project), "update-index", "-q", "--refresh"], check=True)
+    subprocess.run(
+        ["git", "-C", str(project), "sparse-checkout", "set", "--no-cone", "/*", "!/data/"],
+        check=True,
+        capture_output=True,
+    )
+    assert not (project / "data").exists()
+    assert skip_worktree(project) == sorted(MMDET3D_DATA)
+    run = inv(cloned.root, "link-data")
+    assert run.code == 0, run.out + run.err
+    assert os.readlink(project / "data") == str(cloned.data / PROJECT / "data")
+    assert data_problems(cloned) == []
