@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 
 class BootstrapError(Exception):
     """An expected failure the user can fix; shown as an error line and a hint line.
@@ -33,10 +36,41 @@ class LayoutError(BootstrapError):
 
 
 def one_line(text: str) -> str:
-    """Fold any line breaks so that a message stays on one line."""
-    return " ".join(text.splitlines()) if ("\n" in text or "\r" in text) else text
+    """Keep a message on one line: line breaks and other control characters shown escaped."""
+    return escaped(text)
+
+
+# Characters that move the cursor or reorder text: shown as escapes, never printed raw.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (os.fsdecode's surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if char in _NAMED:
+        return _NAMED[char]
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def _hidden(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in _BIDI
+
+
+def escaped(text: str) -> str:
+    """Text safe to print as (part of) one line: control characters, line and paragraph
+    separators, bidi overrides and undecodable bytes (surrogate escapes) shown as `\\n`,
+    `\\xff`, `\\u202e`; everything else as it is. Printing it never raises in a UTF-8 locale."""
+    if text.isprintable():
+        return text
+    return "".join(_escape(char) if _hidden(char) else char for char in text)
+
+
+_SURROGATE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
 
 
 def shown(value: str) -> str:
-    """Quote a user value for a message, escaping anything that would break the line."""
-    return repr(value)
+    """Quote a user value (a name, a path) for a message, escaping anything that would break
+    the line; a byte that is not UTF-8 shows as `\\xff`, as the OS gave it."""
+    return _SURROGATE_ESCAPE.sub(r"\1\\x\2", repr(value))

@@ -198,12 +198,6 @@ def _relative_paths(location: PurePosixPath, value: object, _: dict[str, Any]) -
             raise Damage(f"{shown(text)} is not a path under {location.name}/ (without '..')")
 
 
-def _adopted_into(location: PurePosixPath, value: object, entry: dict[str, Any]) -> None:
-    _target(location, value, entry)
-    if "target" in entry and value != entry["target"]:
-        raise Damage("differs from the recorded target")
-
-
 def _flag(_: PurePosixPath, value: object, __: dict[str, Any]) -> None:
     if not isinstance(value, bool):
         raise Damage(f"holds {_type(value)}, not true/false")
@@ -216,7 +210,7 @@ _FIELDS: dict[str, Callable[[PurePosixPath, object, dict[str, Any]], None]] = {
     "previous_link": _previous_link,
     "adopted_tracked": _relative_paths,
     "backup": _backup,
-    "adopted_into": _adopted_into,
+    "adopted_into": _target,  # the target at the time: a later relink records a new target
     "adopted": _relative_paths,
     "linked": _flag,
 }

@@ -19,9 +19,11 @@ from .links import (
     Location,
     State,
     Way,
+    git_names,
     human_size,
     in_target,
     same_file_content,
+    skipped_files,
 )
 from .report import Reporter
 
@@ -46,11 +48,15 @@ class Linker:
         if state is State.LINKED:
             if not target.is_dir() and not self.dry:
                 target.mkdir(parents=True)  # the link was there before its target
-            self.report.unchanged(f"already linked {link}")
+            if plan.carried:
+                self._carry(plan)
+            else:
+                self.report.unchanged(f"already linked {link}")
             self._repair_bookkeeping(location)
             return
         destination = self.destination(location)
         if self.dry:
+            self._carry(plan)
             self.report.would(self.describe(plan, destination))
             return
         try:
@@ -69,14 +75,20 @@ class Linker:
         location, state = plan.location, plan.state
         link, target = location.link, location.target
         target.mkdir(parents=True, exist_ok=True)
+        earlier = self.journal.entry(link)
+        if self._replaces_own_link(plan, earlier):  # unlink puts back what was there first
+            found, previous = earlier.get("found", state.value), earlier.get("previous_link")
+        else:
+            found, previous = state.value, plan.old_destination or None
         self.journal.record(
             link,
             target=str(target),
             destination=destination,
-            found=state.value,
-            previous_link=plan.old_destination or None,
-            adopted_tracked=list(plan.inventory.tracked),
+            found=found,
+            previous_link=previous,
+            adopted_tracked=self._adopted(plan),
         )
+        self._carry(plan)
         if state in (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK):
             self._link(location, destination)
             was = f" (was -> {plan.old_destination})" if plan.old_destination else ""
@@ -122,6 +134,52 @@ class Linker:
             self.journal.record(location.link, target=str(location.target), linked=True)
         if self._exclude(location):
             self.report.done(f"hid {location.link} from git status (.git/info/exclude)")
+
+    @staticmethod
+    def _replaces_own_link(plan: LinkPlan, earlier: dict[str, Any]) -> bool:
+        """Whether the link being replaced is one this tool made (to the recorded target)."""
+        recorded = earlier.get("target")
+        if not (plan.old_destination and earlier.get("linked") and isinstance(recorded, str)):
+            return False
+        old = plan.location.project_dir / plan.old_destination
+        return os.path.realpath(old) == os.path.realpath(recorded)
+
+    def _adopted(self, plan: LinkPlan) -> list[str]:
+        """The tracked files this link holds for git: adopted now, or carried with it."""
+        adopted = set(plan.inventory.tracked) | {relative for relative, _ in plan.carried}
+        if plan.state not in (State.TRACKED, State.USER_DATA):  # a relink keeps earlier ones
+            earlier = self.journal.entry(plan.location.link).get("adopted_tracked")
+            if isinstance(earlier, list):
+                adopted |= {path for path in earlier if isinstance(path, str)}
+        return sorted(adopted)
+
+    def _carry(self, plan: LinkPlan) -> None:
+        """Copy tracked files adopted earlier from the old target into the new one, verified;
+        the old copies stay where they are."""
+        if not plan.carried:
+            return
+        location = plan.location
+        if self.dry:
+            self.report.would(self._carry_text(plan))
+            return
+        if plan.state is State.LINKED:
+            location.target.mkdir(parents=True, exist_ok=True)
+            self.journal.record(location.link, adopted_tracked=self._adopted(plan))
+        for relative, source in plan.carried:
+            copy_verified(Path(source), in_target(location, relative))
+        self.report.done(self._carry_text(plan, verb="carried"))
+
+    def _carry_text(self, plan: LinkPlan, verb: str = "carry") -> str:
+        leaf = plan.location.leaf
+        olds = {
+            source.removesuffix(os.sep + os.path.relpath(relative, leaf))
+            for relative, source in plan.carried
+        }
+        origin = " and ".join(sorted(olds))
+        return (
+            f"{verb} {len(plan.carried)} tracked file(s) adopted earlier into"
+            f" {plan.location.target} (copies, verified; the old ones stay in {origin})"
+        )
 
     def destination(self, location: Location) -> str:
         """What the link holds: the absolute target, or one relative to the link's folder."""
@@ -191,11 +249,12 @@ class Linker:
     def _exclude(self, location: Location) -> bool:
         """Hide the link (and backups) from `git status` in the sub-project's local exclude;
         whether that changed the file."""
-        shown = self.git.probe(
-            ["status", "--porcelain", "--", location.leaf, f"{location.leaf}.bak-*"],
-            cwd=location.project_dir,
+        listed = git_names(
+            self.git,
+            ["status", "--porcelain", "-z", "--", location.leaf, f"{location.leaf}.bak-*"],
+            location.project_dir,
         )
-        if not shown.ok or "??" not in shown.out:
+        if not any(entry.startswith("?? ") for entry in listed or ()):
             return False
         exclude = exclude_file(self.git, location.project_dir)
         if exclude is None:
@@ -342,16 +401,19 @@ class Unlinker:
             fsync_folder(location.project_dir)
         elif previous and not os.path.lexists(link):
             os.symlink(previous, link)
+        from_git = []
         for relative in sorted(p for p in adopted if not os.path.lexists(location.project_dir / p)):
             stored = in_target(location, relative)
             if os.path.lexists(stored):
                 copy_verified(stored, location.project_dir / relative)
             else:
-                self.git.change(["checkout", "--", relative], cwd=location.project_dir)
+                from_git.append(relative)
         if skipped:  # restoring files leaves git's skip-worktree flags as they were
             self.git.change(
                 ["update-index", "--no-skip-worktree", "--", *skipped], cwd=location.project_dir
             )
+        if from_git:  # gone from storage too: git's copy (it skips skip-worktree files)
+            self.git.change(["checkout", "--", *from_git], cwd=location.project_dir)
         self._drop_exclude(location)
         self.journal.forget(link)
         if backup is not None:
@@ -397,11 +459,3 @@ def backup_order(path: Path) -> tuple[str, int]:
     stamp = path.name.split(".bak-", 1)[1]
     number = stamp[16:]
     return (stamp[:15], int(number) if number.isdigit() else 1)
-
-
-def skipped_files(git: Git, location: Location) -> tuple[str, ...]:
-    """Tracked files under the leaf that are marked skip-worktree (those linking adopted)."""
-    listing = git.probe(["ls-files", "-v", "-z", "--", location.leaf], cwd=location.project_dir)
-    if not listing.ok:
-        return ()
-    return tuple(entry[2:] for entry in listing.out.split("\0") if entry.startswith("S "))

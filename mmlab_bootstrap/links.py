@@ -11,11 +11,14 @@ import contextlib
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
-from .errors import BootstrapError, shown
+from .errors import BootstrapError, escaped, shown
 from .git import Git
 from .layout import LEAVES, storage_folder
 from .settings import Settings
@@ -87,6 +90,10 @@ class LinkPlan:
     old_destination: str = ""
     way: Way = Way.REFUSE
     problem: str = ""
+    # Files adopted by an earlier link (skip-worktree) that must follow the link into its
+    # new target: (path relative to the project, where the file is now).
+    carried: tuple[tuple[str, str], ...] = ()
+    hint: str = ""  # the command that fixes a refusal, when it is not the usual one
 
     @property
     def refused(self) -> bool:
@@ -286,10 +293,13 @@ def same_file_content(one: Path, other: Path) -> bool:
 
 
 def _clash_text(clashes: list[str]) -> str:
-    shown_names = ", ".join(clashes[:5]) + (
-        f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""
-    )
-    return f"{len(clashes)} file(s) already in the target with other content: {shown_names}"
+    return f"{len(clashes)} file(s) already in the target with other content: {_names(clashes)}"
+
+
+def _names(paths: list[str]) -> str:
+    """Up to five names for a message, escaped so that each stays one piece of one line."""
+    listed = ", ".join(escaped(path) for path in paths[:5])
+    return listed + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
 def _overlaps(link: Path, target: Path) -> bool:
@@ -311,16 +321,44 @@ def take_inventory(location: Location, git: Git) -> Inventory:
             path = os.path.join(folder, name)
             files.append(os.path.relpath(path, location.project_dir))
             size += os.lstat(path).st_size
-    tracked = tracked_files(git, location.project_dir, location.leaf) if files else ()
+    present = set(files)  # a tracked file deleted from the work tree is not there to adopt
+    listed = tracked_files(git, location.project_dir, location.leaf) if files else ()
+    tracked = tuple(path for path in listed if path in present)
     return Inventory(tuple(sorted(files)), tracked, size)
 
 
 def tracked_files(git: Git, project_dir: Path, leaf: str) -> tuple[str, ...]:
     """Files the sub-project's git tracks under `leaf` (paths relative to the project)."""
-    listing = git.probe(["ls-files", "-z", "--", leaf], cwd=project_dir)
-    if not listing.ok:
-        return ()
-    return tuple(sorted(path for path in listing.out.split("\0") if path))
+    listing = git_names(git, ["ls-files", "-z", "--", leaf], project_dir)
+    return tuple(sorted(listing or ()))
+
+
+def skipped_files(git: Git, location: Location) -> tuple[str, ...]:
+    """Tracked files under the leaf that are marked skip-worktree (those linking adopted)."""
+    listing = git_names(git, ["ls-files", "-v", "-z", "--", location.leaf], location.project_dir)
+    return tuple(sorted(entry[2:] for entry in listing or () if entry.startswith("S ")))
+
+
+def sparse_checkout(git: Git, project_dir: Path) -> bool:
+    """Whether the sub-project uses sparse checkout: then git itself marks the files it leaves
+    out skip-worktree, and only the ones the journal records were adopted by linking."""
+    return git.probe(["config", "--bool", "core.sparseCheckout"], cwd=project_dir).out.strip() == (
+        "true"
+    )
+
+
+def git_names(git: Git, args: Sequence[str], cwd: Path) -> list[str] | None:
+    """The NUL-separated names a read-only git command lists (`-z`), or None if it failed.
+
+    git gives names as bytes; they are decoded as the OS decodes file names (os.fsdecode:
+    bytes that are not UTF-8 become surrogate escapes), so every name reaches the same file.
+    """
+    done = subprocess.run(
+        git.command(args, cwd), capture_output=True, stdin=subprocess.DEVNULL, check=False
+    )
+    if done.returncode != 0:
+        return None
+    return [os.fsdecode(name) for name in done.stdout.split(b"\0") if name]
 
 
 def human_size(size: int) -> str:
@@ -331,3 +369,78 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{size} B"
+
+
+# States whose location becomes (or already is) a link to the target.
+_LINKING = (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK, State.EMPTY, State.LINKED)
+
+
+def carry_adopted(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> LinkPlan:
+    """Files an earlier link adopted (skip-worktree: git no longer looks for them) live in
+    the old target; a link to a new target must carry them there, or they vanish unnoticed.
+
+    Each one is found in the old target (the link's current destination, or the target and
+    link the journal recorded) and planned for a verified copy; a different file of that
+    name in the new target, or a file found nowhere, refuses the location, naming them.
+    """
+    if plan.refused or plan.state not in _LINKING:
+        return plan
+    location = plan.location
+    skipped = skipped_files(git, location)
+    if skipped and sparse_checkout(git, location.project_dir):
+        adopted = recorded.get("adopted_tracked")
+        skipped = tuple(p for p in skipped if isinstance(adopted, list) and p in adopted)
+    if not skipped:
+        return plan
+    olds = _old_targets(plan, recorded)
+    carried: list[tuple[str, str]] = []
+    clashes: list[str] = []
+    lost: list[str] = []
+    for relative in skipped:
+        destination = in_target(location, relative)
+        inside = os.path.relpath(relative, location.leaf)
+        source = next((old / inside for old in olds if os.path.lexists(old / inside)), None)
+        if source is None:
+            if not os.path.lexists(destination):
+                lost.append(relative)
+        elif os.path.lexists(destination):
+            if not same_file_content(source, destination):
+                clashes.append(relative)
+        elif _blocked(destination.parent, location.target):
+            clashes.append(relative)
+        else:
+            carried.append((relative, str(source)))
+    if clashes:
+        where = " or ".join(str(old) for old in olds)
+        return replace(
+            plan,
+            problem=f"{_clash_text(clashes)} (tracked files adopted earlier, in {where});"
+            " move one of each pair away",
+        )
+    if lost:
+        return replace(
+            plan,
+            problem=f"{len(lost)} tracked file(s) adopted earlier (skip-worktree) are neither"
+            f" in {location.target} nor in the old target: {_names(lost)}",
+            hint=f"get them back from git: inv unlink --{location.leaf}; then link again:"
+            f" inv link-{location.leaf}",
+        )
+    return replace(plan, carried=tuple(carried))
+
+
+def _old_targets(plan: LinkPlan, recorded: Mapping[str, Any]) -> list[Path]:
+    """Folders the location linked to before: its link now, the journal's target and link."""
+    location = plan.location
+    candidates = []
+    if plan.state is State.OTHER_LINK:
+        candidates.append(os.path.realpath(location.link))
+    if isinstance(recorded.get("target"), str):
+        candidates.append(os.path.realpath(recorded["target"]))
+    if isinstance(recorded.get("previous_link"), str):
+        candidates.append(os.path.realpath(location.project_dir / recorded["previous_link"]))
+    new = os.path.realpath(location.target)
+    olds: list[Path] = []
+    for candidate in candidates:
+        if candidate != new and os.path.isdir(candidate) and Path(candidate) not in olds:
+            olds.append(Path(candidate))
+    return olds

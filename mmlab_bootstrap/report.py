@@ -10,6 +10,8 @@ from typing import TextIO
 
 import colorama
 
+from .errors import escaped
+
 colorama.just_fix_windows_console()
 
 _GREEN = colorama.Fore.GREEN
@@ -99,6 +101,9 @@ class Reporter:
         self.hide_unchanged = False  # bootstrap sums a step's unchanged lines up in one
 
     def _print(self, stream: TextIO, style: str, text: str, *, instruction: bool = False) -> None:
+        # One line per thing, whatever names it holds: a newline, a terminal escape or a
+        # byte that is not UTF-8 in a file name is shown escaped (`\n`, `\x1b`, `\xff`).
+        text = escaped(text)
         if instruction:  # may name a command to run
             text = as_run(text, self.program)
         if style and wants_color(stream):

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from .clone import has_index, is_toplevel, same_repository, submodule_status
+from .errors import escaped, shown
 from .git import Git
 from .layout import LEAVES
-from .links import Location, locations
+from .links import Location, git_names, locations, skipped_files, sparse_checkout
 from .report import Reporter
-from .settings import Settings
+from .settings import Settings, Source
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
 from .workspace import Session
 
@@ -41,6 +42,7 @@ def workspace_status(
     problems += [
         f"{link['location']} is {link['state']}" for link in links if link["state"] != "ok"
     ]
+    problems += [unreachable_text(link) for link in links if link["unreachable_tracked"]]
     problems += [
         f"storage root {root['path']} is {'not writable' if root['exists'] else 'missing'}"
         for root in storage
@@ -62,22 +64,35 @@ def workspace_status(
 def _variables(
     settings: Settings, environ: Mapping[str, str], dotenv: Mapping[str, str]
 ) -> tuple[dict[str, Any], list[str]]:
-    variables, warnings = {}, []
+    variables = {}
     for variable in VARIABLES:
         value = settings.values[variable.name]
-        in_env, in_file = environ.get(variable.name), dotenv.get(variable.name)
-        differs = bool(in_env) and in_file is not None and in_env != in_file
-        if differs:
-            warnings.append(
-                f"{variable.name} in the environment ({in_env!r}) differs from .env ({in_file!r});"
-                " a stale export in your shell rc file is the usual cause"
-            )
         variables[variable.name] = {
             "value": value.value,
             "source": value.source.value,
-            "environment_differs_from_dotenv": differs,
+            "environment_differs_from_dotenv": _differs(variable.name, environ, dotenv),
         }
-    return variables, warnings
+    return variables, override_warnings(settings, environ, dotenv)
+
+
+def _differs(name: str, environ: Mapping[str, str], dotenv: Mapping[str, str]) -> bool:
+    in_env, in_file = environ.get(name), dotenv.get(name)
+    return bool(in_env) and in_file is not None and in_env != in_file
+
+
+def override_warnings(
+    settings: Settings, environ: Mapping[str, str], dotenv: Mapping[str, str]
+) -> list[str]:
+    """One warning per variable whose environment value wins over a different `.env` value
+    (`status`, `env` and `bootstrap` all say so; a flag wins over both and is no surprise)."""
+    return [
+        f"{variable.name} in the environment ({shown(environ[variable.name])}) overrides a"
+        f" different value in .env ({shown(dotenv[variable.name])}); a stale export in your"
+        " shell rc file is the usual cause (unset it, or run: inv env)"
+        for variable in VARIABLES
+        if _differs(variable.name, environ, dotenv)
+        and settings.values[variable.name].source is Source.ENVIRONMENT
+    ]
 
 
 def _repository(git: Git, settings: Settings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -96,8 +111,9 @@ def _repository(git: Git, settings: Settings) -> tuple[dict[str, Any], list[dict
         "detached": not branch,
         "shallow": git.probe(["rev-parse", "--is-shallow-repository"], cwd=path).out.strip()
         == "true",
+        # -z and bytes: names are never decoded strictly (core.quotePath=false prints them raw)
         "local_changes": bool(
-            git.probe(["status", "--porcelain", "--ignore-submodules=all"], cwd=path).out.strip()
+            git_names(git, ["status", "--porcelain", "-z", "--ignore-submodules=all"], path)
         ),
     }
     submodules = []
@@ -124,6 +140,7 @@ def _link(git: Git, location: Location) -> dict[str, Any]:
         "target": str(target),
         "destination": None,
         "files": None,
+        "unreachable_tracked": _unreachable_tracked(git, location),
     }
     if link.is_symlink():
         info["destination"] = os.readlink(link)
@@ -137,6 +154,18 @@ def _link(git: Git, location: Location) -> dict[str, Any]:
     else:
         info["state"] = "missing"
     return info
+
+
+def _unreachable_tracked(git: Git, location: Location) -> list[str]:
+    """Tracked files git skips (adopted into storage) that the location does not reach: git
+    status stays clean about them, so only this shows they are gone. Under sparse checkout
+    git skips files by design, and status does not tell them apart (it reads no journal)."""
+    if not location.project_dir.is_dir():
+        return []
+    skipped = skipped_files(git, location)
+    if not skipped or sparse_checkout(git, location.project_dir):
+        return []
+    return [path for path in skipped if not os.path.lexists(location.project_dir / path)]
 
 
 def _count_files(path: Path) -> int:
@@ -201,6 +230,8 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
             "blocked": f"a real folder or file with {_files(link['files'])} is in the way",
         }[link["state"]]
         _line(report, link["state"] == "ok", f"link {link['location']}: {link['state']}, {detail}")
+        if link["unreachable_tracked"]:
+            report.problem(f"  {unreachable_text(link)}")
     for root in status["storage"]:
         if root["exists"]:
             free = root["free_bytes"] / 1e9
@@ -214,6 +245,17 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         report.done("workspace healthy")
     else:
         report.problem(f"workspace: {len(status['problems'])} problem(s); run: inv bootstrap")
+
+
+def unreachable_text(link: Mapping[str, Any]) -> str:
+    """The problem of tracked files (skip-worktree) that a link location does not reach."""
+    names = link["unreachable_tracked"]
+    listed = ", ".join(escaped(name) for name in names[:5])
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return (
+        f"{link['location']}: {len(names)} tracked file(s) git skips (adopted into storage)"
+        f" are not reachable through it: {listed}{more}"
+    )
 
 
 def _files(count: int | None) -> str:

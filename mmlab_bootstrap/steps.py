@@ -11,8 +11,18 @@ from .errors import BootstrapError
 from .git import Git
 from .layout import LEAVES, plan_layout
 from .linking import Linker, Unlinker
-from .links import LinkError, LinkPlan, State, Way, check_projects, locations, plan_links
+from .links import (
+    LinkError,
+    LinkPlan,
+    State,
+    Way,
+    carry_adopted,
+    check_projects,
+    locations,
+    plan_links,
+)
 from .settings import Settings
+from .status import override_warnings
 from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
 from .workspace import Session
 
@@ -28,6 +38,8 @@ def env_step(
     """Write `.env` with every variable resolved; print the line that loads it."""
     settings = session.settings(flags)
     envfile = session.read_env()  # read under the lock
+    for warning in override_warnings(settings, session.environ, envfile.values()):
+        session.report.warn(warning)
     wanted = settings.as_env()
     text = render(envfile, wanted, {v.name: v.help for v in VARIABLES}, ENV_HEADER)
     report = session.report
@@ -124,7 +136,10 @@ def plan_link_step(
             session.report.would(f"link {location.link} -> {location.target} (once cloned)")
         return LinkWork(name, [], None)
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
-    plans = plan_links(settings, variable, git, way)
+    plans = [
+        carry_adopted(plan, git, session.journal.entry(plan.location.link))
+        for plan in plan_links(settings, variable, git, way)
+    ]
     for plan in plans:
         if plan.refused:
             session.report.refused(f"{plan.location.link} [{plan.state.value}]: {plan.problem}")
@@ -139,10 +154,13 @@ def refusal_error(works: list[LinkWork], task: str, *, done: bool) -> LinkError 
     if not refused:
         return None
     user_data = any(plan.state is State.USER_DATA and plan.way is Way.REFUSE for plan in refused)
+    hints = [plan.hint for plan in refused if plan.hint]
     hint = (
         f"keep your files: inv {task} --backup (rename aside) or inv {task} --adopt"
         " (move to storage)"
         if user_data
+        else hints[0]
+        if hints
         else f"move the named files out of the way, then run: inv {task}"
     )
     outcome = "the others were done" if done else "nothing changed"
