@@ -149,3 +149,19 @@ def test_what_linking_records_passes_the_check(cloned: Cloned) -> None:
     with pytest.raises(Damage):
         validated({**document, "links": {"/a/b/c/data": {"backup": "/a/b/c/data.bak-x"}}})
     assert inv(cloned.root, "unlink").code == 0
+
+
+def test_a_relink_to_a_new_root_after_adopt_keeps_a_valid_journal(
+    cloned: Cloned, tmp_path: Path
+) -> None:
+    """The journal of an `--adopt`, then a relink to another storage root, still passes the
+    check: linking, status and unlink go on working."""
+    mine = cloned.ext / "mmdetection" / "data"
+    mine.mkdir()
+    (mine / "mine.bin").write_bytes(b"my data")
+    assert inv(cloned.root, "link-data", "--adopt").code == 0
+    run = inv(cloned.root, "link-data", "--dataset-path", str(tmp_path / "new-root"))
+    assert run.code == 0, run.err
+    run = inv(cloned.root, "unlink", "--dataset-path", str(tmp_path / "new-root"))
+    assert run.code == 0, run.err
+    assert (cloned.data / "mmdetection" / "data" / "mine.bin").read_bytes() == b"my data"
