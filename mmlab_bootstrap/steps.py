@@ -115,7 +115,7 @@ def link_step(
         return settings
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
     way = Way.BACKUP if backup else Way.ADOPT if adopt else Way.REFUSE
-    plans = plan_links(settings, variable, git, way)
+    plans = plan_links(settings, variable, git, way, relative=relative)
     refused = [plan for plan in plans if plan.refused]
     linker = Linker(git, session.report, session.dry, session.journal, relative)
     for plan in plans:
