@@ -31,6 +31,7 @@ from .transfer import (
     move_tree,
     remove_empty_tree,
     remove_if_unchanged,
+    remove_leftovers,
     temporary_name,
 )
 
@@ -150,6 +151,7 @@ class Linker:
                 f" lead to {shown(str(location.target))}",
                 "run the same command without --relative",
             )
+        remove_leftovers(location.project_dir, location.leaf)
         temporary = temporary_name(location.link, "link")  # unique: never a user's file
         os.symlink(destination, temporary)
         try:
@@ -168,6 +170,8 @@ class Linker:
 
     def _adopt_tracked(self, location: Location, tracked: tuple[str, ...], source: Path) -> int:
         """Copy tracked files into the target, verified, and tell git to leave them be."""
+        for folder in sorted({in_target(location, relative).parent for relative in tracked}):
+            remove_leftovers(folder)
         copied = [
             copy_verified(
                 source / os.path.relpath(relative, location.leaf), in_target(location, relative)

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -28,6 +29,9 @@ RUN_TOKEN = secrets.token_hex(8)
 
 COPY_ATTEMPTS = 3
 
+LEFTOVER = re.compile(r"\..+\.mmlab-bootstrap-(?:copy|link)-[0-9a-f]{24}", re.ASCII | re.DOTALL)
+"""A temporary name `temporary_name` makes: only this tool makes such names."""
+
 
 class TransferError(BootstrapError):
     """A file could not be copied or moved safely; the original is where it was."""
@@ -38,6 +42,22 @@ def temporary_name(path: Path, purpose: str) -> Path:
     return path.with_name(
         f".{path.name}.mmlab-bootstrap-{purpose}-{RUN_TOKEN}{secrets.token_hex(4)}"
     )
+
+
+def remove_leftovers(folder: Path, stem: str = "") -> None:
+    """Remove temporaries an interrupted run of this tool left in `folder` (optionally only
+    those made for the name `stem`); user files never have such names."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    prefix = f".{stem}.mmlab-bootstrap-" if stem else "."
+    for name in names:
+        if name.startswith(prefix) and LEFTOVER.fullmatch(name):
+            path = folder / name
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                _discard(path)
 
 
 @dataclass(frozen=True)
@@ -289,6 +309,7 @@ def move_tree(source: Path, target: Path, *, same_device: bool) -> None:
     stack = [(source, target)]
     while stack:
         origin_folder, target_folder = stack.pop()
+        remove_leftovers(target_folder)
         for name in sorted(os.listdir(origin_folder), reverse=True):
             origin, destination = origin_folder / name, target_folder / name
             is_folder = stat.S_ISDIR(os.lstat(origin).st_mode)
