@@ -21,7 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from mmlab_bootstrap.transfer import walk
+from mmlab_bootstrap.transfer import LEFTOVER, walk
 
 from .conftest import BIN, Cloned, mount
 from .test_links import TRACKED
@@ -54,6 +54,7 @@ def build_tree(location: Path, rng: random.Random) -> Tree:
             write(b"set%02d/f%03d.bin" % (folder, number), rng.randbytes(rng.randrange(1, 600)))
     for raw in (b"caf\xe9.bin", b"\xff\xfe-not-utf8.txt", b"ok-\x80\x81/inner-\xc3.bin"):
         write(b"odd/" + raw, rng.randbytes(500))
+    write(b"set01/.f000.bin.mmlab-bootstrap-copy", b"a user's file with a temporary-like name")
     deep = b"/".join([b"deep"] * DEEP)
     write(deep + b"/bottom.bin", b"at the bottom")
     write(b"hard/one.bin", b"shared by two names")
@@ -124,7 +125,7 @@ def leftovers(*roots: Path) -> list[str]:
     for root in roots:
         if root.is_dir() and not root.is_symlink():
             for _, _, entries in walk(root):
-                found += [e.path for e in entries if ".mmlab-bootstrap-" in e.path]
+                found += [e.path for e in entries if LEFTOVER.fullmatch(os.path.basename(e.path))]
     return found
 
 
