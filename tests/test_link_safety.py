@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from mmlab_bootstrap.links import Location, link_destination, resolves
 from mmlab_bootstrap.transfer import TransferError, copy_verified, walk
 
-from .conftest import Cloned, assert_clean_error, inv, mount
+from .conftest import REPO_ROOT, Cloned, assert_clean_error, inv, mount
 from .test_links import TRACKED, assert_clean_git
 
 TRACKED_DATA = TRACKED["data"]
@@ -93,6 +96,60 @@ def test_adopt_across_filesystems_never_removes_a_file_being_written(
     assert again.code == 0, again.err
     assert (target / "train.log").read_text() == wanted
     assert log.read_text() == wanted  # through the link
+
+
+MOVER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from mmlab_bootstrap.transfer import TransferError, move_file
+try:
+    move_file(Path(sys.argv[2]), Path(sys.argv[3]))
+except TransferError as error:
+    print("refused:", error)
+else:
+    print("moved")
+"""
+
+
+def test_a_file_being_written_is_kept_for_an_unprivileged_user_too(
+    mounts: list[Path],
+) -> None:
+    """The same protection without root: `nobody` moves its own file across filesystems
+    while its own writer appends; the move is refused and every line stays."""
+    python = Path("/usr/bin/python3")  # the test's own python may not be readable by nobody
+    if shutil.which("setpriv") is None or not python.exists():
+        pytest.skip("needs setpriv and /usr/bin/python3 to run as nobody")
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        source, storage = base / "source", base / "storage"
+        source.mkdir()
+        mount(mounts, storage, "size=8m")
+        for folder in (source, storage):
+            os.chown(folder, 65534, 65534)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(python)]
+        log = source / "train.log"
+        writer = subprocess.Popen([*nobody, "-c", WRITER, str(log), "3000"])
+        try:
+            while not log.exists() or log.stat().st_size < 2000:
+                time.sleep(0.01)
+            moved = subprocess.run(
+                [*nobody, "-c", MOVER, str(REPO_ROOT), str(log), str(storage / "train.log")],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            writer.wait(timeout=60)
+        assert moved.stdout.startswith("refused:"), (moved.stdout, moved.stderr)
+        assert log.read_text() == "".join(f"line {n}\n" for n in range(3000))
+        assert log.stat().st_uid == 65534
+    finally:
+        for point in reversed(mounts):
+            subprocess.run(["umount", "-l", str(point)], check=False)
+        mounts.clear()
+        shutil.rmtree(base)
 
 
 def test_a_copy_is_durable_and_its_temporary_is_removed_on_failure(
@@ -252,6 +309,22 @@ def test_a_dataset_symlink_moves_as_a_link_with_adopt(
 
 
 # --- 9. relative links from a workspace reached through a symlinked path -------------------------
+
+
+def test_a_link_that_would_not_resolve_is_found_while_planning(tmp_path: Path) -> None:
+    """The check planning and linking use: a relative path taken naively through a symlinked
+    folder would not lead to the target; the one linking makes does."""
+    real = tmp_path / "real" / "ext"
+    (real / "proj").mkdir(parents=True)
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    alias = tmp_path / "x" / "y" / "ext"
+    alias.symlink_to(real)
+    location = Location("proj", "MMLAB_DATASET_PATH", alias / "proj" / "data",
+                        tmp_path / "storage" / "proj" / "data")  # fmt: skip
+    naive = os.path.relpath(location.target, location.project_dir)
+    assert not resolves(location, naive)
+    assert resolves(location, link_destination(location, relative=True))
+    assert resolves(location, link_destination(location, relative=False))
 
 
 def test_relative_links_through_a_symlinked_path_resolve(cloned: Cloned, tmp_path: Path) -> None:
