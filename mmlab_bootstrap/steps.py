@@ -123,7 +123,10 @@ def link_step(
             session.report.refused(f"{plan.location.link} [{plan.state.value}]: {plan.problem}")
         elif session.dry and refused and not keep_going:
             linker.apply(plan)  # under --dry, show the whole plan before refusing
-    user_data = any(plan.state is State.USER_DATA and plan.way is Way.REFUSE for plan in refused)
+    user_data = any(
+        plan.state is State.USER_DATA and plan.way is Way.REFUSE and not plan.inventory.specials
+        for plan in refused
+    )
     hint = (
         f"keep your files: inv {name} --backup (rename aside)"
         f" or inv {name} --adopt (move to storage)"

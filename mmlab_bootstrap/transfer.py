@@ -16,7 +16,9 @@ import fcntl
 import os
 import re
 import secrets
+import signal
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +107,18 @@ def folders_bottom_up(top: str | Path) -> list[str]:
     return order
 
 
+def make_folders(folder: Path) -> None:
+    """Create `folder` and any missing parents (without recursion), each one made durable."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            path.mkdir()
+        fsync_folder(path.parent)
+
+
 def remove_empty_tree(folder: Path) -> None:
     """Remove a folder holding only empty folders; `rmdir` fails on anything else."""
     if not os.path.lexists(folder) or not stat.S_ISDIR(os.lstat(folder).st_mode):
@@ -148,12 +162,20 @@ def _open_for_writing(descriptor: int) -> bool:
     Where leases are not allowed (another owner, some network filesystems) this cannot be
     told and counts as no; the size and time checks still apply.
     """
+    # A writer opening the file in the moment the lease is held sends SIGIO, which would
+    # end this process: ignore it for that moment (the writer just waits a moment).
+    quiet = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGIO, signal.SIG_IGN) if quiet else None
     try:
-        fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_RDLCK)
-    except OSError as error:
-        return error.errno in (errno.EAGAIN, errno.EBUSY)
-    fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-    return False
+        try:
+            fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        except OSError as error:
+            return error.errno in (errno.EAGAIN, errno.EBUSY)
+        fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        if quiet:
+            signal.signal(signal.SIGIO, signal.SIG_DFL if previous is None else previous)
 
 
 def _refuse_special(source: Path, mode: int) -> None:
@@ -195,7 +217,7 @@ def copy_verified(source: Path, destination: Path) -> os.stat_result:
             f"{shown(str(destination))} already exists with other content",
             "move one of the two away, then run the same command again",
         )
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(destination.parent)
     if stat.S_ISLNK(status.st_mode):
         temporary = temporary_name(destination, "link")
         os.symlink(os.readlink(source), temporary)  # fails rather than replace anything
@@ -332,6 +354,7 @@ def move_tree(source: Path, target: Path, *, same_device: bool) -> None:
                 os.rename(origin, destination)
             elif is_folder:
                 destination.mkdir()
+                fsync_folder(target_folder)
                 stack.append((origin, destination))
             else:
                 move_file(origin, destination)

@@ -235,6 +235,7 @@ def test_special_files_are_refused_before_anything_moves(
     for name in made:
         assert f"data/kitti/{name}" in run.out, run.out
     assert "FIFO" in run.out and "socket" in run.out
+    assert "move the named files out of the way" in run.err  # not "--backup or --adopt"
     assert tree(cloned.ext / "mmdetection3d", storage) == before
 
 
