@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -362,18 +363,45 @@ def deep_tree(base: Path) -> Path:
     return folder / "leaf.bin"
 
 
+def remove_deep(*roots: Path) -> None:
+    """Remove trees without recursion (pytest's own clean-up of old temporary folders
+    recurses, and would fail on a tree this deep)."""
+    for root in roots:
+        if os.path.lexists(root) and not os.path.islink(root):
+            folders = []
+            for folder, _, entries in walk(root):
+                folders.append(folder)
+                for entry in entries:
+                    os.unlink(entry.path)
+            for folder in reversed(folders):
+                os.rmdir(folder)
+
+
+@pytest.fixture
+def deep_cleanup(cloned: Cloned, tmp_path: Path) -> Iterator[list[Path]]:
+    """Folders a test fills with a very deep tree; removed afterwards, pass or fail."""
+    roots: list[Path] = []
+    yield roots
+    remove_deep(*roots)
+
+
 @pytest.mark.parametrize("across", [False, True], ids=["same-filesystem", "across-filesystems"])
 def test_a_very_deep_tree_works_everywhere(
-    cloned: Cloned, tmp_path: Path, mounts: list[Path], across: bool
+    cloned: Cloned, tmp_path: Path, mounts: list[Path], across: bool, deep_cleanup: list[Path]
 ) -> None:
     storage = tmp_path / "tmpfs" if across else cloned.data
     if across:
         mount(mounts, storage, "size=64m")
     location = cloned.ext / "mmdetection" / "data"
+    deep_cleanup += [location, storage / "mmdetection" / "data"]
     location.mkdir()
     leaf = deep_tree(location)
-    status = inv(cloned.root, "status", "--dataset-path", str(storage))
+    status = inv(cloned.root, "status", "--json", env={"MMLAB_DATASET_PATH": str(storage)})
     assert status.code == 1 and "Traceback" not in status.err, status.err
+    (found,) = [
+        link for link in json.loads(status.out)["links"] if link["location"] == str(location)
+    ]
+    assert found["state"] == "blocked" and found["files"] == 1
     refused = inv(cloned.root, "link-data", "--dataset-path", str(storage))
     assert_clean_error(refused, "refused")
     run = inv(cloned.root, "bootstrap", "--adopt", "--dataset-path", str(storage))
