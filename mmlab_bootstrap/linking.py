@@ -27,6 +27,7 @@ from .links import (
 )
 from .report import Reporter
 from .transfer import (
+    TransferError,
     copy_verified,
     move_tree,
     remove_empty_tree,
@@ -70,6 +71,12 @@ class Linker:
                 f" lost: what moved is in {target}, the rest is still at {link}",
                 "fix the cause (free space, permissions), then run the same command again:"
                 " it goes on from there",
+            ) from error
+        except TransferError as error:
+            raise LinkError(
+                f"linking {link} stopped part way: {error.message}; nothing is lost: what moved"
+                f" is in {target}, the rest is still at {link}",
+                error.hint,
             ) from error
 
     def _change(self, plan: LinkPlan, destination: str) -> None:
