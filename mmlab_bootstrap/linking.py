@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,15 +18,26 @@ from .links import (
     Location,
     State,
     Way,
+    backup_order,
     git_names,
     human_size,
     in_target,
-    same_file_content,
+    is_backup_name,
+    link_destination,
+    resolves,
     skipped_files,
 )
 from .report import Reporter
+from .transfer import (
+    TransferError,
+    copy_verified,
+    move_tree,
+    remove_empty_tree,
+    remove_if_unchanged,
+    remove_leftovers,
+    temporary_name,
+)
 
-TEMPORARY_LINK = ".{leaf}.mmlab-bootstrap-link"
 EXCLUDE_MARK = "# mmlab-bootstrap: {leaf} link (inv unlink removes this block)"
 
 
@@ -70,6 +80,12 @@ class Linker:
                 " it goes on from there",
                 rerun_helps=True,
             ) from error
+        except TransferError as error:
+            raise LinkError(
+                f"linking {link} stopped part way: {error.message}; nothing is lost: what moved"
+                f" is in {target}, the rest is still at {link}",
+                error.hint,
+            ) from error
 
     def _change(self, plan: LinkPlan, destination: str) -> None:
         location, state = plan.location, plan.state
@@ -89,6 +105,7 @@ class Linker:
             adopted_tracked=self._adopted(plan),
         )
         self._carry(plan)
+        self._skip_worktree(location, plan.inventory.tracked_moved)
         if state in (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK):
             self._link(location, destination)
             was = f" (was -> {plan.old_destination})" if plan.old_destination else ""
@@ -147,6 +164,7 @@ class Linker:
     def _adopted(self, plan: LinkPlan) -> list[str]:
         """The tracked files this link holds for git: adopted now, or carried with it."""
         adopted = set(plan.inventory.tracked) | {relative for relative, _ in plan.carried}
+        adopted |= set(plan.inventory.tracked_moved)
         if plan.state not in (State.TRACKED, State.USER_DATA):  # a relink keeps earlier ones
             earlier = self.journal.entry(plan.location.link).get("adopted_tracked")
             if isinstance(earlier, list):
@@ -183,9 +201,7 @@ class Linker:
 
     def destination(self, location: Location) -> str:
         """What the link holds: the absolute target, or one relative to the link's folder."""
-        if self.relative:
-            return os.path.relpath(location.target, location.project_dir)
-        return str(location.target)
+        return link_destination(location, relative=self.relative)
 
     def describe(self, plan: LinkPlan, destination: str) -> str:
         """The --dry line for a plan."""
@@ -207,23 +223,44 @@ class Linker:
         return f"{what}  [{state.value}]"
 
     def _link(self, location: Location, destination: str) -> None:
-        """Put a symlink at the location atomically: made aside, then renamed over."""
-        temporary = location.project_dir / TEMPORARY_LINK.format(leaf=location.leaf)
-        if os.path.lexists(temporary):
-            os.unlink(temporary)  # our own leftover from an interrupted run
+        """Put a symlink at the location atomically: made aside, checked, then renamed over."""
+        if not resolves(location, destination):
+            raise LinkError(
+                f"a link at {shown(str(location.link))} holding {shown(destination)} would not"
+                f" lead to {shown(str(location.target))}",
+                "run the same command without --relative",
+            )
+        remove_leftovers(location.project_dir, location.leaf)
+        temporary = temporary_name(location.link, "link")  # unique: never a user's file
         os.symlink(destination, temporary)
-        os.replace(temporary, location.link)
+        try:
+            if os.path.realpath(temporary) != os.path.realpath(location.target):
+                raise LinkError(
+                    f"a link holding {shown(destination)} did not lead to"
+                    f" {shown(str(location.target))}; nothing was linked",
+                    "run the same command without --relative",
+                )
+            os.replace(temporary, location.link)
+        except BaseException:
+            if os.path.lexists(temporary):
+                os.unlink(temporary)
+            raise
         fsync_folder(location.project_dir)
 
     def _adopt_tracked(self, location: Location, tracked: tuple[str, ...], source: Path) -> int:
         """Copy tracked files into the target, verified, and tell git to leave them be."""
-        for relative in tracked:
-            original = source / os.path.relpath(relative, location.leaf)
-            copy_verified(original, in_target(location, relative))
+        for folder in sorted({in_target(location, relative).parent for relative in tracked}):
+            remove_leftovers(folder)
+        copied = [
+            copy_verified(
+                source / os.path.relpath(relative, location.leaf), in_target(location, relative)
+            )
+            for relative in tracked
+        ]
         self._skip_worktree(location, tracked)
         if source == location.link:
-            for relative in tracked:
-                os.unlink(location.project_dir / relative)
+            for relative, status in zip(tracked, copied, strict=True):
+                remove_if_unchanged(location.project_dir / relative, status)
         return len(tracked)
 
     def _adopt_everything(self, plan: LinkPlan) -> int:
@@ -287,73 +324,6 @@ def exclude_file(git: Git, project_dir: Path) -> Path | None:
     return Path(where.out.strip()) if where.ok and where.out.strip() else None
 
 
-def copy_verified(source: Path, destination: Path) -> None:
-    """Copy one file (or symlink) through a temporary name; check the bytes before using it."""
-    if os.path.lexists(destination):
-        if same_file_content(source, destination):
-            return
-        raise LinkError(
-            f"{shown(str(destination))} already exists with other content",
-            "move one of the two away, then run the same command again",
-        )
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.mmlab-bootstrap-copy")
-    if os.path.lexists(temporary):
-        os.unlink(temporary)
-    if source.is_symlink():
-        os.symlink(os.readlink(source), temporary)
-    else:
-        shutil.copy2(source, temporary)
-        if os.stat(temporary).st_size != os.stat(source).st_size:
-            os.unlink(temporary)
-            raise LinkError(
-                f"copying {shown(str(source))} gave a file of another size (disk full?)",
-                "free some space, then run the same command again",
-            )
-    os.replace(temporary, destination)
-
-
-def move_tree(source: Path, target: Path, *, same_device: bool) -> None:
-    """Move everything under `source` into `target`, merging folders, never overwriting."""
-    for entry in sorted(os.listdir(source)):
-        origin, destination = source / entry, target / entry
-        if origin.is_dir() and not origin.is_symlink() and destination.is_dir():
-            move_tree(origin, destination, same_device=same_device)
-            continue
-        if os.path.lexists(destination):
-            if not same_file_content(origin, destination):
-                raise LinkError(
-                    f"{shown(str(destination))} already exists with other content",
-                    "move one of the two away, then run the same command again",
-                )
-            _remove(origin)  # the same bytes are already in the target
-        elif same_device:
-            os.rename(origin, destination)
-        elif origin.is_dir() and not origin.is_symlink():
-            destination.mkdir()
-            move_tree(origin, destination, same_device=False)
-        else:
-            copy_verified(origin, destination)
-            os.unlink(origin)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        remove_empty_tree(path)
-    else:
-        os.unlink(path)
-
-
-def remove_empty_tree(folder: Path) -> None:
-    """Remove a folder holding only empty folders; `rmdir` fails on anything else."""
-    if not folder.is_dir() or folder.is_symlink():
-        return
-    for parent, dirs, _ in os.walk(folder, topdown=False):
-        for name in dirs:
-            os.rmdir(os.path.join(parent, name))
-    os.rmdir(folder)
-
-
 @dataclass
 class Unlinker:
     """Removes managed links and puts back what linking replaced; never deletes stored data."""
@@ -375,8 +345,8 @@ class Unlinker:
         linked = link.is_symlink()
         skipped = skipped_files(self.git, location)
         adopted = set(skipped) | set(entry.get("adopted_tracked", ()))
-        missing = sorted(p for p in adopted if not os.path.lexists(location.project_dir / p))
         backup = self._backup_to_restore(location, entry, linked)
+        missing = self._missing_after(location, adopted, linked, backup)
         previous = entry.get("previous_link") if backup is None and not missing else None
         if not linked and backup is None and not adopted:
             self.report.unchanged(f"not linked: {link}")
@@ -386,12 +356,10 @@ class Unlinker:
             what = (
                 f" and restore {backup.name}"
                 if backup
-                else f" and restore {len(missing)} tracked files"
-                if missing
                 else f" and put back the link to {previous}"
                 if previous
                 else ""
-            )
+            ) + (f" and restore {len(missing)} tracked files" if missing else "")
             self.report.would(f"remove the link {link}{what}")
             return
         if linked:
@@ -402,10 +370,12 @@ class Unlinker:
         elif previous and not os.path.lexists(link):
             os.symlink(previous, link)
         from_git = []
+        copied = 0
         for relative in sorted(p for p in adopted if not os.path.lexists(location.project_dir / p)):
             stored = in_target(location, relative)
             if os.path.lexists(stored):
                 copy_verified(stored, location.project_dir / relative)
+                copied += 1
             else:
                 from_git.append(relative)
         if skipped:  # restoring files leaves git's skip-worktree flags as they were
@@ -416,15 +386,41 @@ class Unlinker:
             self.git.change(["checkout", "--", *from_git], cwd=location.project_dir)
         self._drop_exclude(location)
         self.journal.forget(link)
+        said = []
         if backup is not None:
-            restored = f"restored it from {backup.name}"
-        elif missing:
-            restored = f"restored {len(missing)} tracked files (copied from {target})"
+            said.append(f"restored it from {backup.name}")
         elif previous:
-            restored = f"put back the link to {previous}"
+            said.append(f"put back the link to {previous}")
+        if copied:
+            said.append(
+                f"restored {copied} tracked files, copied from {target}"
+                " (what is stored there stays)"
+            )
+        if from_git:
+            said.append(f"checked out {len(from_git)} tracked files from git")
+        if not said:
+            said.append(
+                f"files stored in {target} stay there"
+                if _holds_anything(target)
+                else f"nothing is stored in {target}"
+            )
+        self.report.done(f"unlinked {link}; " + "; ".join(said))
+
+    def _missing_after(
+        self, location: Location, adopted: set[str], linked: bool, backup: Path | None
+    ) -> list[str]:
+        """Adopted tracked files that will not be at their place once the link is removed."""
+        if backup is not None:
+            base = backup
+        elif linked:
+            return sorted(adopted)
         else:
-            restored = f"your files stay in {target}"
-        self.report.done(f"unlinked {link}; {restored}")
+            base = location.link
+        return sorted(
+            relative
+            for relative in adopted
+            if not os.path.lexists(base / os.path.relpath(relative, location.leaf))
+        )
 
     def _backup_to_restore(
         self, location: Location, entry: dict[str, Any], linked: bool
@@ -434,9 +430,16 @@ class Unlinker:
             recorded = entry.get("backup")
             if recorded and os.path.lexists(recorded):
                 return Path(recorded)
-            found = sorted(location.project_dir.glob(f"{location.leaf}.bak-*"), key=backup_order)
+            found = sorted(
+                (
+                    name
+                    for name in os.listdir(location.project_dir)
+                    if is_backup_name(location.leaf, name)
+                ),
+                key=lambda name: backup_order(location.leaf, name),
+            )
             if found:
-                return found[-1]
+                return location.project_dir / found[-1]
         return None
 
     def _drop_exclude(self, location: Location) -> None:
@@ -449,13 +452,15 @@ class Unlinker:
             write_atomically(exclude, text.replace(block, ""))
 
 
+def _holds_anything(folder: Path) -> bool:
+    """Whether a folder exists and has at least one entry (looks no deeper)."""
+    try:
+        with os.scandir(folder) as scan:
+            return any(True for _ in scan)
+    except OSError:
+        return False
+
+
 def exclude_block(leaf: str) -> str:
     """The lines linking adds to a sub-project's `.git/info/exclude`."""
     return f"{EXCLUDE_MARK.format(leaf=leaf)}\n/{leaf}\n/{leaf}.bak-*\n"
-
-
-def backup_order(path: Path) -> tuple[str, int]:
-    """Backups (`<leaf>.bak-YYYYmmdd-HHMMSS[-N]`) sort by time, then by number."""
-    stamp = path.name.split(".bak-", 1)[1]
-    number = stamp[16:]
-    return (stamp[:15], int(number) if number.isdigit() else 1)

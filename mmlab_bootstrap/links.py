@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from .errors import BootstrapError, escaped, shown
 from .git import Git
 from .layout import LEAVES, storage_folder
 from .settings import Settings
+from .transfer import same_file_content, special_kind, walk
 
 
 class LinkError(BootstrapError):
@@ -73,6 +75,11 @@ class Inventory:
     files: tuple[str, ...] = ()
     tracked: tuple[str, ...] = ()
     size: int = 0
+    specials: tuple[str, ...] = ()  # devices, FIFOs, sockets: "<path> (a FIFO)"
+    symlinks: tuple[str, ...] = ()  # symlinks inside the location (user content, moved as links)
+    # Tracked files no longer at the location but in the target: a killed run moved them there
+    # before it could tell git to skip them; the next run finishes that.
+    tracked_moved: tuple[str, ...] = ()
 
     @property
     def untracked(self) -> tuple[str, ...]:
@@ -156,10 +163,62 @@ def sub_projects(extension: Path) -> list[str]:
     return sorted(found)
 
 
-def plan_links(settings: Settings, variable: str, git: Git, way: Way) -> list[LinkPlan]:
+def plan_links(
+    settings: Settings, variable: str, git: Git, way: Way, *, relative: bool = False
+) -> list[LinkPlan]:
     """Classify every location of one task; refusals are recorded, not raised."""
     check_projects(settings)
-    return [classify(location, git, way) for location in locations(settings, variable)]
+    plans = []
+    for location in locations(settings, variable):
+        plan = classify(location, git, way)
+        destination = link_destination(location, relative=relative)
+        if (
+            not plan.refused
+            and plan.state is not State.LINKED
+            and not resolves(location, destination)
+        ):
+            plan = replace(
+                plan,
+                problem=f"a link there holding {shown(destination)} would not lead to"
+                f" {shown(str(location.target))}",
+            )
+        plans.append(plan)
+    return plans
+
+
+def link_destination(location: Location, *, relative: bool) -> str:
+    """What the link holds: the absolute target, or a path relative to the link's folder.
+
+    A relative path is taken between the resolved folders, so that it still leads to the
+    target when the workspace is reached through a symlinked path.
+    """
+    if relative:
+        return os.path.relpath(
+            os.path.realpath(location.target), os.path.realpath(location.project_dir)
+        )
+    return str(location.target)
+
+
+def resolves(location: Location, destination: str) -> bool:
+    """Whether a link at the location holding `destination` leads to the target."""
+    where = os.path.join(os.path.realpath(location.project_dir), destination)
+    return os.path.realpath(where) == os.path.realpath(location.target)
+
+
+BACKUP_NAME = re.compile(r"\.bak-(\d{8}-\d{6})(?:-(\d+))?", re.ASCII)
+
+
+def is_backup_name(leaf: str, name: str) -> bool:
+    """Whether `name` is one this tool gives a backup: `<leaf>.bak-YYYYmmdd-HHMMSS[-N]`."""
+    return name.startswith(leaf) and BACKUP_NAME.fullmatch(name[len(leaf) :]) is not None
+
+
+def backup_order(leaf: str, name: str) -> tuple[str, int]:
+    """Backups sort by time, then by number (a name without one counts as 1)."""
+    match = BACKUP_NAME.fullmatch(name[len(leaf) :]) if name.startswith(leaf) else None
+    if match is None:
+        return ("", 0)
+    return (match.group(1), int(match.group(2)) if match.group(2) else 1)
 
 
 def classify(location: Location, git: Git, way: Way) -> LinkPlan:
@@ -186,6 +245,17 @@ def classify(location: Location, git: Git, way: Way) -> LinkPlan:
     inventory = take_inventory(location, git)
     if not inventory.files and link.is_dir():
         return LinkPlan(location, State.EMPTY, inventory)
+    if inventory.specials:
+        names = ", ".join(inventory.specials[:5])
+        more = f" and {len(inventory.specials) - 5} more" if len(inventory.specials) > 5 else ""
+        return LinkPlan(
+            location,
+            State.USER_DATA,
+            inventory,
+            way=way,
+            problem=f"holds {len(inventory.specials)} device(s), FIFO(s) or socket(s), which"
+            f" cannot be copied or kept in storage: {names}{more}; move them elsewhere first",
+        )
     shortage = space_problem(location, inventory, way)
     if shortage:
         state = State.TRACKED if link.is_dir() and not inventory.untracked else State.USER_DATA
@@ -257,7 +327,7 @@ def clashes_in_target(location: Location, files: tuple[str, ...]) -> list[str]:
         elif _blocked(destination.parent, location.target):
             clashes.append(relative)
     if location.link.is_dir() and not location.link.is_symlink():
-        for folder, dirs, _ in os.walk(location.link):
+        for folder, dirs, _ in walk(location.link):
             for name in dirs:
                 relative = os.path.relpath(os.path.join(folder, name), location.project_dir)
                 destination = in_target(location, relative)
@@ -275,21 +345,6 @@ def _blocked(folder: Path, target: Path) -> bool:
             return True
         folder = folder.parent
     return False
-
-
-def same_file_content(one: Path, other: Path) -> bool:
-    """Whether two files (or two symlinks) hold the same bytes (or point to the same place)."""
-    if one.is_symlink() or other.is_symlink():
-        return one.is_symlink() and other.is_symlink() and os.readlink(one) == os.readlink(other)
-    if not (one.is_file() and other.is_file()) or one.stat().st_size != other.stat().st_size:
-        return False
-    with open(one, "rb") as left, open(other, "rb") as right:
-        while True:
-            a, b = left.read(1 << 20), right.read(1 << 20)
-            if a != b:
-                return False
-            if not a:
-                return True
 
 
 def _clash_text(clashes: list[str]) -> str:
@@ -310,21 +365,43 @@ def _overlaps(link: Path, target: Path) -> bool:
 
 
 def take_inventory(location: Location, git: Git) -> Inventory:
-    """Every file under a real folder (or the file itself), which of them git tracks, the size."""
+    """Every file under a real folder (or the file itself), which of them git tracks, the size.
+
+    Symlinks inside are files of their own (never followed); devices, FIFOs and sockets
+    are listed apart so that planning can refuse them before anything moves.
+    """
     link = location.link
     if not link.is_dir():
-        return Inventory((location.leaf,), (), os.lstat(link).st_size)
+        mode = os.lstat(link).st_mode
+        odd = (f"{shown(str(link))} ({special_kind(mode)})",) if _is_special(mode) else ()
+        return Inventory((location.leaf,), (), os.lstat(link).st_size, odd)
     files: list[str] = []
+    specials: list[str] = []
+    symlinks: list[str] = []
     size = 0
-    for folder, _, names in os.walk(link):
-        for name in names:
-            path = os.path.join(folder, name)
-            files.append(os.path.relpath(path, location.project_dir))
-            size += os.lstat(path).st_size
+    for _, _, entries in walk(link):
+        for entry in entries:
+            relative = os.path.relpath(entry.path, location.project_dir)
+            files.append(relative)
+            if entry.special:
+                specials.append(f"{shown(relative)} ({special_kind(entry.mode)})")
+            elif stat.S_ISLNK(entry.mode):
+                symlinks.append(relative)
+            else:
+                size += os.lstat(entry.path).st_size
     present = set(files)  # a tracked file deleted from the work tree is not there to adopt
-    listed = tracked_files(git, location.project_dir, location.leaf) if files else ()
+    listed = tracked_files(git, location.project_dir, location.leaf)
     tracked = tuple(path for path in listed if path in present)
-    return Inventory(tuple(sorted(files)), tracked, size)
+    moved = tuple(
+        path
+        for path in listed
+        if path not in present and os.path.lexists(in_target(location, path))
+    )
+    return Inventory(tuple(sorted(files)), tracked, size, tuple(specials), tuple(symlinks), moved)
+
+
+def _is_special(mode: int) -> bool:
+    return not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode))
 
 
 def tracked_files(git: Git, project_dir: Path, leaf: str) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from .layout import LEAVES
 from .links import Location, git_names, locations, skipped_files, sparse_checkout
 from .report import Reporter
 from .settings import Settings, Source
+from .transfer import walk
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
 from .workspace import Session
 
@@ -172,7 +173,7 @@ def _count_files(path: Path) -> int:
     if not path.is_dir():
         return 1
     count = 0
-    for _, _, files in os.walk(path):
+    for _, _, files in walk(path):  # symlinks and special files count too; any depth
         count += len(files)
         if count >= COUNT_LIMIT:
             return COUNT_LIMIT

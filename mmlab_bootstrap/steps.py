@@ -138,7 +138,7 @@ def plan_link_step(
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
     plans = [
         carry_adopted(plan, git, session.journal.entry(plan.location.link))
-        for plan in plan_links(settings, variable, git, way)
+        for plan in plan_links(settings, variable, git, way, relative=relative)
     ]
     for plan in plans:
         if plan.refused:
@@ -153,7 +153,10 @@ def refusal_error(works: list[LinkWork], task: str, *, done: bool) -> LinkError 
     refused = [plan for work in works for plan in work.refused]
     if not refused:
         return None
-    user_data = any(plan.state is State.USER_DATA and plan.way is Way.REFUSE for plan in refused)
+    user_data = any(
+        plan.state is State.USER_DATA and plan.way is Way.REFUSE and not plan.inventory.specials
+        for plan in refused
+    )
     hints = [plan.hint for plan in refused if plan.hint]
     hint = (
         f"keep your files: inv {task} --backup (rename aside) or inv {task} --adopt"

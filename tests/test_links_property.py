@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mmlab_bootstrap.errors import BootstrapError
 from mmlab_bootstrap.report import Reporter
 from mmlab_bootstrap.steps import link_step, unlink_step
+from mmlab_bootstrap.transfer import walk
 from mmlab_bootstrap.variables import DATASET_PATH
 from mmlab_bootstrap.workspace import Session
 
@@ -24,24 +25,32 @@ PATHS = st.lists(SEGMENTS, min_size=1, max_size=3).map("/".join)
 TREES = st.dictionaries(PATHS, st.binary(max_size=40), max_size=5).filter(
     lambda tree: not any(o.startswith(p + "/") for p in tree for o in tree)
 )
+LINKS = st.dictionaries(PATHS, st.sampled_from(["/mnt/coco", "../a", "kitti", "/nonexistent"]),
+                        max_size=2)  # fmt: skip
 SHAPES = st.sampled_from(["absent", "empty", "tree", "link-elsewhere", "broken-link"])
 WAYS = st.sampled_from(["refuse", "backup", "adopt"])
 
 
-def files_under(*roots: Path) -> dict[Path, bytes]:
-    found: dict[Path, bytes] = {}
+def files_under(*roots: Path) -> dict[Path, bytes | str]:
+    """Files (their bytes) and symlinks inside the roots (their text), never followed."""
+    found: dict[Path, bytes | str] = {}
     for root in roots:
         if root.is_symlink() or not root.exists():
             continue
-        for folder, _, names in os.walk(root):
-            for name in names:
-                path = Path(folder) / name
-                if not path.is_symlink():
-                    found[path] = path.read_bytes()
+        for _, _, entries in walk(root):
+            for entry in entries:
+                path = Path(entry.path)
+                found[path] = os.readlink(path) if path.is_symlink() else path.read_bytes()
     return found
 
 
-def build(location: Path, shape: str, tree: dict[str, bytes], elsewhere: Path) -> None:
+def build(
+    location: Path,
+    shape: str,
+    tree: dict[str, bytes],
+    elsewhere: Path,
+    links: dict[str, str] | None = None,
+) -> None:
     if shape == "absent":
         return
     if shape in ("link-elsewhere", "broken-link"):
@@ -55,6 +64,12 @@ def build(location: Path, shape: str, tree: dict[str, bytes], elsewhere: Path) -
                 continue  # would need a folder where a (tracked) file is
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
+        for relative, text in (links or {}).items():  # dataset symlinks: user content too
+            path = location / relative
+            if any(p.is_file() or p.is_symlink() for p in path.parents) or os.path.lexists(path):
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(text)
 
 
 @settings(
@@ -68,6 +83,17 @@ def build(location: Path, shape: str, tree: dict[str, bytes], elsewhere: Path) -
     extra_tracked={},
     in_target={"b": b""},
     way="adopt",
+    plain_links={},
+    tracked_links={},
+)
+@example(  # issue 10, point 8: `data/coco -> /mnt/coco` beside tracked files
+    plain_shape="absent",
+    plain_tree={},
+    extra_tracked={},
+    in_target={},
+    way="adopt",
+    plain_links={},
+    tracked_links={"coco": "/mnt/coco"},
 )
 @given(
     plain_shape=SHAPES,
@@ -75,6 +101,8 @@ def build(location: Path, shape: str, tree: dict[str, bytes], elsewhere: Path) -
     extra_tracked=TREES,
     in_target=TREES,
     way=WAYS,
+    plain_links=LINKS,
+    tracked_links=LINKS,
 )
 def test_link_then_unlink_keeps_every_file(
     cloned_template: Path,
@@ -83,6 +111,8 @@ def test_link_then_unlink_keeps_every_file(
     extra_tracked: dict[str, bytes],
     in_target: dict[str, bytes],
     way: str,
+    plain_links: dict[str, str],
+    tracked_links: dict[str, str],
 ) -> None:
     """Every file that existed before still exists, with its bytes, where the output said."""
     with tempfile.TemporaryDirectory() as name:
@@ -98,8 +128,8 @@ def test_link_then_unlink_keeps_every_file(
         elsewhere.mkdir()
         (elsewhere / "other.bin").write_bytes(b"other")
         plain, tracked = ext / "mmdetection" / "data", ext / "mmdetection3d" / "data"
-        build(plain, plain_shape, plain_tree, elsewhere)
-        build(tracked, "tree", extra_tracked, elsewhere)
+        build(plain, plain_shape, plain_tree, elsewhere, plain_links)
+        build(tracked, "tree", extra_tracked, elsewhere, tracked_links)
         build(
             storage / "mmdetection" / "data",
             "tree" if in_target else "absent",
