@@ -114,9 +114,9 @@ def strict_server(tmp_path: Path, fixture: Fixture, name: str) -> dict[str, str]
     wrapper.write_text('#!/bin/sh\nunset GIT_PROTOCOL\nexec git-upload-pack "$@"\n')
     wrapper.chmod(0o755)
     return {
-        "GIT_CONFIG_COUNT": "2",
-        "GIT_CONFIG_KEY_1": "remote.origin.uploadpack",
-        "GIT_CONFIG_VALUE_1": str(wrapper),
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "remote.origin.uploadpack",
+        "GIT_CONFIG_VALUE_0": str(wrapper),
     }
 
 
