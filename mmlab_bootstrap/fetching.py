@@ -100,6 +100,7 @@ class SubmoduleFetcher:
                     pending = [sub for sub in subs if not self._complete(sub)]
                     allow = needs_file_transport(self._urls(pending), roots)
                     for sub in pending:
+                        self._refuse_files_in_the_way(sub, record)
                         self._forget_half_clone(root, sub)
                     pending = [sub for sub in pending if not self._resume(sub, record)]
                     record.start({s.path: s.recorded for s in pending if self._ours(s, record)})
@@ -139,6 +140,20 @@ class SubmoduleFetcher:
             return False
         status = self.git.probe(["status", "--porcelain"], cwd=sub.folder)
         return status.ok and not status.out.strip()
+
+    def _refuse_files_in_the_way(self, sub: Submodule, record: CheckoutRecord) -> None:
+        """git checks out a submodule that is not there yet with force, over whatever its
+        folder holds: refuse when that could be the user's files."""
+        if sub.path in record.started or not sub.folder.is_dir():
+            return
+        others = [entry.name for entry in sub.folder.iterdir() if entry.name != ".git"]
+        if others and not is_toplevel(self.git, sub.folder):
+            raise CloneError(
+                f"submodule {sub.path} is not checked out, but its folder holds"
+                f" {len(others)} entries (e.g. {others[0]}) that its checkout would overwrite;"
+                " left alone",
+                f"files in the way are kept; move them out of {sub.folder}, then: inv clone",
+            )
 
     def _resume(self, sub: Submodule, record: CheckoutRecord) -> bool:
         """Finish a checkout an interrupted run started: force it to the recorded commit.

@@ -132,7 +132,7 @@ class Board:
             if task is not None and ok:
                 size = f" ({task.size})" if task.size else ""
                 self.say(
-                    lambda: self.report.info(f"{self._tag(task)} {label}{size} from {task.url}")
+                    lambda: self.report.info(f"{self._tag(task)} {label} from {task.url}{size}")
                 )
             self._draw(force=True)
 
