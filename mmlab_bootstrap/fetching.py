@@ -9,6 +9,7 @@ kill stopped half way is finished by the next run.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkouts import CheckoutRecord
+from .errors import shown
 from .fsutil import is_inside
 from .git import CONFLICT, REFUSED, Git, Outcome, failure, failure_kind
 from .progress import Board
@@ -144,6 +146,12 @@ class SubmoduleFetcher:
     def _refuse_files_in_the_way(self, sub: Submodule, record: CheckoutRecord) -> None:
         """git checks out a submodule that is not there yet with force, over whatever its
         folder holds: refuse when that could be the user's files."""
+        if sub.folder.is_symlink():
+            raise CloneError(
+                f"submodule {sub.path} is a symbolic link (to {shown(os.readlink(sub.folder))});"
+                " refusing to follow it",
+                f"move the link away (mv '{sub.folder}' '{sub.folder}.link'), then: inv clone",
+            )
         if sub.path in record.started or not sub.folder.is_dir():
             return
         others = [entry.name for entry in sub.folder.iterdir() if entry.name != ".git"]

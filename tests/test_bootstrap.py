@@ -82,7 +82,7 @@ def test_dry_bootstrap_prints_the_whole_plan_and_changes_nothing(
     text = run.out
     assert f"would write {workspace}/.env" in text
     assert "would run: git clone --depth 1" in text
-    assert "would run: git -C" in text and "submodule update --init --recursive" in text
+    assert "would run: git -C" in text and "submodule update --init --depth 1" in text
     assert "would create " in text and "(once cloned)" in text
     assert entries(workspace) == ["tasks.py"]
 
