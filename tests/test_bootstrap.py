@@ -67,7 +67,8 @@ def test_interrupted_bootstrap_is_finished_by_a_second_run(
     while not (workspace / ".env").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    assert process.wait() == -signal.SIGKILL, "the kill landed after bootstrap had finished"
+    assert not (workspace / "mmlab_extension/mmdetection3d/data").is_symlink()  # mid-work
     run = inv(workspace, "bootstrap")
     assert run.code == 0, run.err
     assert inv(workspace, "status").code == 0
