@@ -21,6 +21,7 @@ from .settings import Settings, fix_hint
 from .submodules import (
     CloneError,
     SubmoduleEntry,
+    expand,
     has_index,
     incomplete_submodules,
     is_toplevel,
@@ -219,6 +220,8 @@ class Cloner:
             )
         branch = git.probe(["symbolic-ref", "--short", "-q", "HEAD"], cwd=root).out.strip()
         ref = self.settings.ref or branch or "HEAD"
+        if not git.dry:
+            self.report.info(f"fetching {ref} from {expand(git, root, 'origin')} …")
         if branch and ref == branch:
             tracking = f"refs/remotes/origin/{branch}"
             before = git.probe(["rev-parse", "-q", "--verify", tracking], cwd=root).out.strip()

@@ -334,6 +334,7 @@ def test_update_fetches_the_new_tip_and_stays_shallow(workspace: Path, mirrored:
     tip = push_commit(fixture, "mmlab_extension", "projects/new.py", b"# new\n")
     run = clone(workspace, fixture, "--update")
     assert run.code == 0, run.err
+    assert run.lines[0] == f"fetching main from {fixture.url()} …"
     ext = workspace / "mmlab_extension"
     assert git("-C", str(ext), "rev-parse", "HEAD") == tip
     assert git("-C", str(ext), "symbolic-ref", "--short", "HEAD") == "main"
