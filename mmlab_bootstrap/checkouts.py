@@ -21,6 +21,7 @@ from pathlib import Path
 from .fsutil import write_atomically
 
 RECORD_NAME = "mmlab-bootstrap-checkouts.json"
+SUPERPROJECT = "."  # the superproject's own checkout under `--update`: "<commit> <branch ref>"
 
 
 class CheckoutRecord:

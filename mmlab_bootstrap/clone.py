@@ -4,13 +4,15 @@ then fetch its submodules (see `fetching`); complete what a re-run finds missing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
 from .fetching import SubmoduleFetcher
 from .fsutil import creatable_problem, typo_problem
@@ -131,8 +133,12 @@ class Cloner:
             self._fresh(plan)
             self._submodules(plan.path)
             return
+        resumed = self._resume_update(plan.path)
         if update:
             self._update(plan.path)
+            self._submodules(plan.path)
+            return
+        if resumed:
             self._submodules(plan.path)
             return
         if not plan.incomplete:
@@ -238,10 +244,38 @@ class Cloner:
                 url=repo,
             )
             self._check_ref(fetched, repo, ref)
-            git.change(["reset", "-q", "--keep", tracking], cwd=root)
+            with self._noted_update(root, tracking):
+                git.change(["reset", "-q", "--keep", tracking], cwd=root)
         else:
             fetched = git.network(["fetch", "--depth", "1", "origin", ref], cwd=root, url=repo)
             self._check_ref(fetched, repo, ref)
-            git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
+            with self._noted_update(root, "FETCH_HEAD"):
+                git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
         head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
         self.report.done(f"updated {root} to {ref} ({head or 'dry run'})")
+
+    @contextlib.contextmanager
+    def _noted_update(self, root: Path, target: str) -> Iterator[None]:
+        """Note the superproject's own checkout (clean, checked above) in the checkout record
+        while it runs, so that a kill in the middle is finished by the next run."""
+        record = CheckoutRecord(root, dry=self.git.dry)
+        commit = self.git.probe(["rev-parse", "-q", "--verify", target], cwd=root).out.strip()
+        branch = self.git.probe(["symbolic-ref", "-q", "HEAD"], cwd=root).out.strip()
+        record.start({SUPERPROJECT: f"{commit} {branch}".strip()})
+        yield
+        record.finish([SUPERPROJECT])
+
+    def _resume_update(self, root: Path) -> bool:
+        """Finish an update of the superproject that a kill stopped part way."""
+        record = CheckoutRecord(root, dry=self.git.dry)
+        if SUPERPROJECT not in record.started:
+            return False
+        commit, _, branch = record.started[SUPERPROJECT].partition(" ")
+        if branch:  # the branch had no commits of its own and the worktree was clean
+            self.git.change(["symbolic-ref", "HEAD", branch], cwd=root)
+            self.git.change(["reset", "-q", "--hard", commit], cwd=root)
+        else:
+            self.git.change(["checkout", "-f", "-q", "--detach", commit], cwd=root)
+        record.finish([SUPERPROJECT])
+        self.report.warn(f"finished the update of {root} that an interrupted run started")
+        return True

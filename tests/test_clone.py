@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -340,6 +341,37 @@ def test_update_fetches_the_new_tip_and_stays_shallow(workspace: Path, mirrored:
     assert git("-C", str(ext), "symbolic-ref", "--short", "HEAD") == "main"
     assert is_shallow(ext)
     assert_complete(workspace, fixture)
+
+
+def test_an_update_killed_in_the_superproject_checkout_is_finished(
+    workspace: Path, mirrored: Fixture
+) -> None:
+    """The state a kill leaves in the middle of `--update`'s own checkout (some files of the
+    new commit written, HEAD not moved yet, the record noting it): the next run finishes it."""
+    assert clone(workspace, mirrored).code == 0
+    ext = workspace / "mmlab_extension"
+    tip = push_commit(mirrored, "mmlab_extension", "projects/README.md", b"# new text\n")
+    mirror = f"url.{mirrored.mirror}.insteadOf=https://github.com/"
+    git(
+        "-C",
+        str(ext),
+        "-c",
+        mirror,
+        "fetch",
+        "-q",
+        "--depth",
+        "1",
+        "origin",
+        "+main:refs/remotes/origin/main",
+    )
+    (ext / "projects/README.md").write_bytes(b"# new text\n")  # written, index and HEAD not
+    (ext / RECORD).write_text(json.dumps({"started": {".": f"{tip} refs/heads/main"}}))
+    run = clone(workspace, mirrored)
+    assert run.code == 0, run.err
+    assert "finished the update of" in run.err
+    assert git("-C", str(ext), "rev-parse", "HEAD") == tip
+    assert git("-C", str(ext), "symbolic-ref", "--short", "HEAD") == "main"
+    assert_healthy(workspace, mirrored)
 
 
 def test_update_refuses_local_changes(workspace: Path, mirrored: Fixture) -> None:
