@@ -468,7 +468,8 @@ def test_interrupted_clones_are_finished_by_the_next_run(workspace: Path, tmp_pa
             checkout_began = time.monotonic() - started
         time.sleep(0.01)
     full = time.monotonic() - started
-    assert calibration.returncode == 0 and checkout_began, calibration.communicate()
+    output = calibration.communicate()
+    assert calibration.returncode == 0 and checkout_began, output
     rng = random.Random(7)
     landed: dict[str, int] = {"before": 0, "mid checkout": 0, "finished": 0}
     mid_work = 0
