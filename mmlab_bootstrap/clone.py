@@ -167,7 +167,7 @@ class Cloner:
                 board.expect(1)
                 board.add(plan.path.name, fetched)
                 self._clone_into(plan.partial, board.watcher(plan.path.name))
-                board.finish(plan.path.name, True)
+                board.finish(plan.path.name, not git.dry)  # (under --dry, nothing came)
         except BaseException:
             if not git.dry:
                 shutil.rmtree(plan.partial, ignore_errors=True)
