@@ -1,42 +1,47 @@
 """Clone the superproject shallowly into a temporary folder, then move it into place;
-initialise submodules recursively, shallow and in parallel; complete what a re-run finds missing.
+then fetch its submodules (see `fetching`); complete what a re-run finds missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BootstrapError, shown
-from .fsutil import creatable_problem, is_inside, typo_problem
-from .git import GITHUB, Git, GitError, Outcome, git_message, network_error
+from .checkouts import SUPERPROJECT, CheckoutRecord
+from .errors import shown
+from .fetching import SubmoduleFetcher
+from .fsutil import creatable_problem, typo_problem
+from .git import GITHUB, Git, GitError, Outcome, failure
+from .progress import Board
 from .report import Reporter
 from .settings import Settings, fix_hint
+from .submodules import (
+    CloneError,
+    SubmoduleEntry,
+    expand,
+    has_index,
+    incomplete_submodules,
+    is_toplevel,
+    submodule_status,
+)
 from .variables import BY_NAME, EXTENSION_PATH, EXTENSION_REF
+
+__all__ = [
+    "Cloner",
+    "has_index",
+    "is_toplevel",
+    "plan_clone",
+    "same_repository",
+    "submodule_status",
+]
 
 PARTIAL_SUFFIX = ".mmlab-bootstrap-partial"
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
-DEEPER = ("--depth", "50")
-
-
-class CloneError(BootstrapError):
-    """The superproject cannot be cloned or completed as asked."""
-
-
-@dataclass(frozen=True)
-class SubmoduleEntry:
-    """One line of `git submodule status --recursive`."""
-
-    flag: str
-    sha: str
-    path: str
-
-    @property
-    def ready(self) -> bool:
-        return self.flag == " "
 
 
 @dataclass(frozen=True)
@@ -58,49 +63,17 @@ def same_repository(origin: str, settings: Settings) -> bool:
     """Whether a clone's origin is MMLAB_EXTENSION_REPO (directly or through the mirror)."""
     wanted = {settings.repo}
     if settings.mirror and settings.repo.startswith(GITHUB):
-        wanted.add(settings.mirror + settings.repo[len(GITHUB) :])
+        wanted.add(mirrored(settings.repo, settings.mirror))
     return _normal(origin) in {_normal(url) for url in wanted}
+
+
+def mirrored(url: str, mirror: str) -> str:
+    """The URL git fetches for `url` when the mirror rewrites `https://github.com/`."""
+    return mirror + url[len(GITHUB) :] if mirror and url.startswith(GITHUB) else url
 
 
 def _normal(url: str) -> str:
     return url.strip().rstrip("/").removesuffix(".git").rstrip("/")
-
-
-def submodule_status(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
-    """Every submodule, recursively, with its state."""
-    outcome = git.probe(["submodule", "status", "--recursive"], cwd=root)
-    if not outcome.ok:
-        return walk_submodules(git, root)
-    entries = []
-    for line in outcome.out.splitlines():
-        if len(line) < 43:
-            continue
-        rest = re.sub(r" \([^()]*\)$", "", line[42:])
-        entries.append(SubmoduleEntry(line[0], line[1:41], rest))
-    return tuple(entries)
-
-
-def walk_submodules(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
-    """Submodule states found level by level, for when a broken one stops git's own listing."""
-    entries: list[SubmoduleEntry] = []
-
-    def visit(repo: Path, prefix: str) -> None:
-        listing = git.probe(["ls-files", "--stage", "-z"], cwd=repo)
-        for record in listing.out.split("\0"):
-            meta, _, path = record.partition("\t")
-            if not meta.startswith("160000 "):
-                continue
-            recorded = meta.split()[1]
-            folder = repo / path
-            flag = "-"
-            if is_toplevel(git, folder):
-                head = git.probe(["rev-parse", "-q", "--verify", "HEAD"], cwd=folder).out.strip()
-                flag = " " if head == recorded else "+"
-                visit(folder, f"{prefix}{path}/")
-            entries.append(SubmoduleEntry(flag, recorded, f"{prefix}{path}"))
-
-    visit(root, "")
-    return tuple(entries)
 
 
 def plan_clone(settings: Settings, git: Git) -> ClonePlan:
@@ -160,8 +133,12 @@ class Cloner:
             self._fresh(plan)
             self._submodules(plan.path)
             return
+        resumed = self._resume_update(plan.path)
         if update:
             self._update(plan.path)
+            self._submodules(plan.path)
+            return
+        if resumed:
             self._submodules(plan.path)
             return
         if not plan.incomplete:
@@ -179,12 +156,18 @@ class Cloner:
             else:
                 shutil.rmtree(plan.partial)
                 self.report.info(
-                    f"removed the partial clone left by an interrupted run: {plan.partial}"
+                    f"removed a partial clone of {plan.path} left by an interrupted run"
                 )
+        fetched = mirrored(settings.repo, settings.mirror)
         if not git.dry:
-            self.report.info(f"cloning {settings.repo} (depth 1) …")
+            via = f" from {fetched}" if fetched != settings.repo else ""
+            self.report.info(f"cloning {settings.repo}{via} (depth 1) …")
         try:
-            self._clone_into(plan.partial)
+            with Board(self.report, live=git.progress) as board:
+                board.expect(1)
+                board.add(plan.path.name, fetched)
+                self._clone_into(plan.partial, board.watcher(plan.path.name))
+                board.finish(plan.path.name, not git.dry)  # (under --dry, nothing came)
         except BaseException:
             if not git.dry:
                 shutil.rmtree(plan.partial, ignore_errors=True)
@@ -195,20 +178,23 @@ class Cloner:
         os.rename(plan.partial, plan.path)
         self.report.done(f"cloned {settings.repo} into {plan.path} (depth 1)")
 
-    def _clone_into(self, folder: Path) -> None:
+    def _clone_into(self, folder: Path, watch: Callable[[str], None]) -> None:
         repo, ref, git = self.settings.repo, self.settings.ref, self.git
         if _FULL_SHA.fullmatch(ref):
             git.change(["init", "-q", "--", str(folder)])
             git.change(["remote", "add", "--", "origin", repo], cwd=folder)
             fetched = git.network(
-                ["fetch", "--depth", "1", *self._progress(), "origin", ref], cwd=folder, url=repo
+                ["fetch", "--depth", "1", "--progress", "origin", ref],
+                cwd=folder,
+                url=repo,
+                watch=watch,
             )
             self._check_ref(fetched, repo, ref)
             git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=folder)
             return
         branch = ["--branch", ref] if ref else []
-        args = ["clone", "--depth", "1", "--no-recurse-submodules", *branch, *self._progress()]
-        cloned = git.network([*args, "--", repo, str(folder)], url=repo)
+        args = ["clone", "--depth", "1", "--no-recurse-submodules", *branch, "--progress"]
+        cloned = git.network([*args, "--", repo, str(folder)], url=repo, watch=watch)
         self._check_ref(cloned, repo, ref)
 
     def _check_ref(self, outcome: Outcome, repo: str, ref: str) -> None:
@@ -222,82 +208,11 @@ class Cloner:
                 f"list its branches and tags (git ls-remote --heads --tags {repo}),"
                 " then: inv env --ref NAME",
             )
-        raise network_error(outcome, repo, "git clone")
-
-    def _progress(self) -> list[str]:
-        return ["--progress"] if self.git.progress else []
+        raise failure(outcome, mirrored(repo, self.settings.mirror), "git clone")
 
     def _submodules(self, root: Path) -> None:
-        git, repo = self.git, self.settings.repo
-        args = ["submodule", "update", "--init", "--recursive", "--depth", "1"]
-        args += ["--jobs", str(self.jobs), *self._progress()]
-        git.stale_locks_under = root / ".git"
-        outcome = git.network(args, cwd=root, url=repo)
-        if git.dry:
-            return
-        for _ in range(3):
-            status = submodule_status(git, root)
-            missing = incomplete_submodules(git, root, status)
-            if not missing:
-                self.report.done(f"submodules ready: {len(status)}")
-                return
-            for entry in missing:
-                self._repair(root, entry)
-            outcome = git.network(args, cwd=root, url=repo)
-        raise GitError(
-            f"submodules not complete ({', '.join(e.path for e in missing)}):"
-            f" {git_message(outcome.err)}",
-            "check the network (or set a mirror: inv env --mirror URL), then run: inv clone",
-        )
-
-    def _repair(self, root: Path, entry: SubmoduleEntry) -> None:
-        """Make one submodule complete: fetch deeper if its commit is missing, check it out."""
-        git, folder = self.git, root / entry.path
-        gitdir = module_gitdir(git, folder)
-        if gitdir is not None and gitdir.exists() and not has_head(git, gitdir):
-            self._forget_half_clone(root, entry, folder, gitdir)
-            return
-        if not is_toplevel(git, folder):
-            return  # not cloned yet: the next `submodule update` clones it
-        recorded = recorded_commit(git, folder)
-        if recorded and not has_commit(git, folder, recorded):
-            url = git.probe(["config", "--get", "remote.origin.url"], cwd=folder).out.strip()
-            self.report.warn(
-                f"{entry.path}: the server would not send commit {recorded[:12]} at depth 1;"
-                " fetching more history for this submodule only"
-            )
-            for depth in (DEEPER, ("--unshallow",)):
-                git.network(["fetch", *depth, "origin"], cwd=folder, url=url)
-                if has_commit(git, folder, recorded):
-                    break
-        if entry.ready and not has_index(git, folder):
-            # Cloned but never checked out (the run stopped in between): only git's own
-            # files can be here, so checking HEAD out completes it.
-            git.change(["checkout", "-q", "HEAD", "--", "."], cwd=folder)
-
-    def _forget_half_clone(
-        self, root: Path, entry: SubmoduleEntry, folder: Path, gitdir: Path
-    ) -> None:
-        """Remove a submodule clone that was killed before its first commit arrived.
-
-        It holds no commit, and its folder holds nothing but the `.git` link, so nothing of
-        the user's can be in it; the next `submodule update` clones it again.
-        """
-        others = [p.name for p in folder.iterdir() if p.name != ".git"] if folder.is_dir() else []
-        if others or not is_inside(gitdir, root / ".git" / "modules"):
-            raise CloneError(
-                f"submodule {entry.path} has no commit yet but holds files ({len(others)} entries)",
-                f"look at {folder} and move your files away, then run: inv clone",
-            )
-        if self.git.dry:
-            self.report.would(f"remove the half-cloned submodule {entry.path} ({gitdir})")
-            return
-        shutil.rmtree(gitdir)
-        if (folder / ".git").is_file():
-            (folder / ".git").unlink()
-        self.report.warn(
-            f"removed a half-cloned submodule left by an interrupted run: {entry.path}"
-        )
+        fetcher = SubmoduleFetcher(self.settings, self.git, self.report, self.jobs)
+        fetcher.run(root)
 
     def _update(self, root: Path) -> None:
         git, repo = self.git, self.settings.repo
@@ -311,6 +226,8 @@ class Cloner:
             )
         branch = git.probe(["symbolic-ref", "--short", "-q", "HEAD"], cwd=root).out.strip()
         ref = self.settings.ref or branch or "HEAD"
+        if not git.dry:
+            self.report.info(f"fetching {ref} from {expand(git, root, 'origin')} …")
         if branch and ref == branch:
             tracking = f"refs/remotes/origin/{branch}"
             before = git.probe(["rev-parse", "-q", "--verify", tracking], cwd=root).out.strip()
@@ -327,71 +244,38 @@ class Cloner:
                 url=repo,
             )
             self._check_ref(fetched, repo, ref)
-            git.change(["reset", "-q", "--keep", tracking], cwd=root)
+            with self._noted_update(root, tracking):
+                git.change(["reset", "-q", "--keep", tracking], cwd=root)
         else:
             fetched = git.network(["fetch", "--depth", "1", "origin", ref], cwd=root, url=repo)
             self._check_ref(fetched, repo, ref)
-            git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
+            with self._noted_update(root, "FETCH_HEAD"):
+                git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
         head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
         self.report.done(f"updated {root} to {ref} ({head or 'dry run'})")
 
+    @contextlib.contextmanager
+    def _noted_update(self, root: Path, target: str) -> Iterator[None]:
+        """Note the superproject's own checkout (clean, checked above) in the checkout record
+        while it runs, so that a kill in the middle is finished by the next run."""
+        record = CheckoutRecord(root, dry=self.git.dry)
+        commit = self.git.probe(["rev-parse", "-q", "--verify", target], cwd=root).out.strip()
+        branch = self.git.probe(["symbolic-ref", "-q", "HEAD"], cwd=root).out.strip()
+        record.start({SUPERPROJECT: f"{commit} {branch}".strip()})
+        yield
+        record.finish([SUPERPROJECT])
 
-def is_toplevel(git: Git, folder: Path) -> bool:
-    """Whether `folder` is the top of its own git repository."""
-    if not folder.is_dir():
-        return False
-    top = git.probe(["rev-parse", "--show-toplevel"], cwd=folder)
-    return top.ok and os.path.realpath(top.out.strip()) == os.path.realpath(folder)
-
-
-def has_index(git: Git, folder: Path) -> bool:
-    """A clone that was never checked out has no index file."""
-    index = git.probe(["rev-parse", "--path-format=absolute", "--git-path", "index"], cwd=folder)
-    return index.ok and os.path.exists(index.out.strip())
-
-
-def has_commit(git: Git, folder: Path, commit: str) -> bool:
-    """Whether the repository at `folder` holds `commit`."""
-    return git.probe(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=folder).ok
-
-
-def recorded_commit(git: Git, folder: Path) -> str:
-    """The commit a submodule's parent repository records for it."""
-    parent = git.probe(["rev-parse", "--show-toplevel"], cwd=folder.parent).out.strip()
-    if not parent:
-        return ""
-    relative = os.path.relpath(folder, parent)
-    return git.probe(["rev-parse", f":{relative}"], cwd=Path(parent)).out.strip()
-
-
-def incomplete_submodules(
-    git: Git, root: Path, status: tuple[SubmoduleEntry, ...]
-) -> list[SubmoduleEntry]:
-    """Submodules that are uninitialised, at another commit, or never checked out."""
-    return [e for e in status if not e.ready or not has_index(git, root / e.path)]
-
-
-def has_head(git: Git, gitdir: Path) -> bool:
-    """Whether a repository (given by its git folder) has a commit checked out."""
-    return git.probe(["--git-dir", str(gitdir), "rev-parse", "--verify", "-q", "HEAD"]).ok
-
-
-def module_gitdir(git: Git, folder: Path) -> Path | None:
-    """Where git keeps the repository of the submodule at `folder` (its parent's modules/)."""
-    parent = git.probe(["rev-parse", "--show-toplevel"], cwd=folder.parent).out.strip()
-    if not parent:
-        return None
-    relative = os.path.relpath(folder, parent)
-    paths = git.probe(
-        ["config", "-f", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"], cwd=Path(parent)
-    )
-    for line in paths.out.splitlines():
-        key, _, path = line.partition(" ")
-        if path == relative:
-            name = key[len("submodule.") : -len(".path")]
-            where = git.probe(
-                ["rev-parse", "--path-format=absolute", "--git-path", f"modules/{name}"],
-                cwd=Path(parent),
-            )
-            return Path(where.out.strip()) if where.ok else None
-    return None
+    def _resume_update(self, root: Path) -> bool:
+        """Finish an update of the superproject that a kill stopped part way."""
+        record = CheckoutRecord(root, dry=self.git.dry)
+        if SUPERPROJECT not in record.started:
+            return False
+        commit, _, branch = record.started[SUPERPROJECT].partition(" ")
+        if branch:  # the branch had no commits of its own and the worktree was clean
+            self.git.change(["symbolic-ref", "HEAD", branch], cwd=root)
+            self.git.change(["reset", "-q", "--hard", commit], cwd=root)
+        else:
+            self.git.change(["checkout", "-f", "-q", "--detach", commit], cwd=root)
+        record.finish([SUPERPROJECT])
+        self.report.warn(f"finished the update of {root} that an interrupted run started")
+        return True

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +60,30 @@ class Outcome:
         return self.code == 0
 
 
+_NOISE = re.compile(
+    r"^(?:remote: )?[A-Z][A-Za-z ]*:\s+\d+% \(|^remote: (?:Enumerating|Total|Counting|Compressing)"
+    r"|^Cloning into |^From |^ \* |^Submodule '.*' registered for path"
+    r"|^Failed to clone '.*'\. Retry"
+)
+SHOWN_LINES = 6
+
+
 def git_message(text: str) -> str:
-    """git's own message: its first `fatal:`/`error:` line, else its last line."""
+    """git's whole message on one line: from its first `fatal:`/`error:` line on, progress left
+    out, lines joined with ' | '; past SHOWN_LINES lines, how many more there are."""
     lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
-    errors = [line for line in lines if line.startswith(("fatal:", "error:"))]
-    return errors[0] if errors else lines[-1] if lines else "(no message)"
+    lines = [line for line in lines if not _NOISE.search(line)]
+    first = next((i for i, x in enumerate(lines) if x.startswith(("fatal:", "error:"))), None)
+    if first is not None:
+        lines = lines[first:]
+    elif lines:
+        lines = lines[-1:]
+    if not lines:
+        return "(no message)"
+    shown_lines = lines[:SHOWN_LINES]
+    if len(lines) > SHOWN_LINES:
+        shown_lines.append(f"… {len(lines) - SHOWN_LINES} more lines")
+    return " | ".join(shown_lines)
 
 
 class Git:
@@ -76,14 +97,25 @@ class Git:
         # Lock files under this folder that a killed git left behind may be removed: only one
         # run of the tool works on a workspace at a time.
         self.stale_locks_under: Path | None = None
+        self.warn: Callable[[str], None] = report.warn  # the progress board prints around it
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._guard = threading.Lock()
 
-    def command(self, args: Sequence[str], cwd: Path | None = None) -> list[str]:
-        """The full argument list: `git [-C cwd] [-c url.<mirror>.insteadOf=…] args…`."""
+    def command(
+        self, args: Sequence[str], cwd: Path | None = None, *, allow_file: bool = False
+    ) -> list[str]:
+        """The full argument list: `git [-C cwd] [-c url.<mirror>.insteadOf=…] args…`.
+
+        `allow_file` lets this one command use the file transport for submodules, which stock
+        git refuses; callers set it only after checking every URL the command will fetch.
+        """
         command = ["git"]
         if cwd is not None:
             command += ["-C", str(cwd)]
         if self.mirror:
             command += ["-c", f"url.{self.mirror}.insteadOf={GITHUB}"]
+        if allow_file:
+            command += ["-c", "protocol.file.allow=always"]
         return command + list(args)
 
     def probe(self, args: Sequence[str], cwd: Path | None = None) -> Outcome:
@@ -92,6 +124,7 @@ class Git:
             self.command(args, cwd),
             capture_output=True,
             text=True,
+            errors="surrogateescape",  # names that are not UTF-8 stay the OS's bytes
             stdin=subprocess.DEVNULL,
             env=_quiet_env(),
         )
@@ -102,36 +135,46 @@ class Git:
         if self.dry:
             self.report.would(f"run: {shlex.join(self.command(args, cwd))}")
             return Outcome(0, "", "")
-        return self._run(args, cwd)
+        return self._run(self.command(args, cwd), cwd, None)
 
-    def network(self, args: Sequence[str], cwd: Path | None = None, *, url: str) -> Outcome:
+    def network(
+        self,
+        args: Sequence[str],
+        cwd: Path | None = None,
+        *,
+        url: str,
+        watch: Callable[[str], None] | None = None,
+        allow_file: bool = False,
+    ) -> Outcome:
         """Run a command that talks to a remote, retrying transient failures with backoff.
 
-        Returns the failed outcome after the last attempt, so callers can fall back.
+        `watch` gets git's stderr as it comes (its progress). Returns the failed outcome
+        after the last attempt, so callers can fall back.
         """
+        command = self.command(args, cwd, allow_file=allow_file)
         if self.dry:
-            self.report.would(f"run: {shlex.join(self.command(args, cwd))}")
+            self.report.would(f"run: {shlex.join(command)}")
             return Outcome(0, "", "")
-        outcome = self._run(args, cwd)
+        outcome = self._run(command, cwd, watch)
         for delay in RETRY_DELAYS:
-            if outcome.ok or not _TRANSIENT.search(outcome.err) or _MISSING.search(outcome.err):
+            if outcome.ok or failure_kind(outcome.err) != NETWORK:
                 break
-            self.report.warn(
-                f"git failed for {url} ({git_message(outcome.err)}); retrying in {delay:g}s"
-            )
+            self.warn(f"git failed for {url} ({git_message(outcome.err)}); retrying in {delay:g}s")
             time.sleep(delay)
-            outcome = self._run(args, cwd)
+            outcome = self._run(command, cwd, watch)
         return outcome
 
-    def _run(self, args: Sequence[str], cwd: Path | None) -> Outcome:
-        outcome = self._spawn(self.command(args, cwd))
+    def _run(
+        self, command: list[str], cwd: Path | None, watch: Callable[[str], None] | None
+    ) -> Outcome:
+        outcome = self._spawn(command, watch)
         if outcome.code in (-signal.SIGINT, 128 + signal.SIGINT):
             raise KeyboardInterrupt  # git was interrupted with us (Ctrl-C reaches the group)
         stale = self._stale_lock(outcome.err, cwd)
         if stale is not None:
             os.unlink(stale)
-            self.report.warn(f"removed a lock left by an interrupted git: {stale}")
-            outcome = self._spawn(self.command(args, cwd))
+            self.warn(f"removed a lock left by an interrupted git: {stale}")
+            outcome = self._spawn(command, watch)
         return outcome
 
     def _stale_lock(self, message: str, cwd: Path | None) -> Path | None:
@@ -145,25 +188,40 @@ class Git:
             return lock
         return None
 
-    def _spawn(self, command: list[str]) -> Outcome:
-        if not self.progress:
-            done = subprocess.run(
-                command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=_quiet_env()
-            )
-            return Outcome(done.returncode, done.stdout, done.stderr)
-        # On a terminal, pass git's own progress through while keeping its messages.
+    def _spawn(self, command: list[str], watch: Callable[[str], None] | None) -> Outcome:
+        """Run git, handing its stderr to `watch` as it comes; git's progress is never shown raw."""
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=_quiet_env(),
         )
-        assert process.stderr is not None and process.stdout is not None
-        captured = bytearray()
-        while chunk := os.read(process.stderr.fileno(), 4096):
-            captured += chunk
-            sys.stderr.buffer.write(chunk)
-            sys.stderr.flush()
-        out = process.stdout.read()
-        code = process.wait()
+        with self._guard:
+            self._running.add(process)
+        try:
+            assert process.stderr is not None and process.stdout is not None
+            captured = bytearray()
+            while chunk := os.read(process.stderr.fileno(), 65536):
+                captured += chunk
+                if watch is not None:
+                    watch(chunk.decode(errors="replace"))
+            out = process.stdout.read()
+            code = process.wait()
+        finally:
+            with self._guard:
+                self._running.discard(process)
+            process.stdout.close()  # type: ignore[union-attr]
+            process.stderr.close()  # type: ignore[union-attr]
         return Outcome(code, out.decode(errors="replace"), captured.decode(errors="replace"))
+
+    def interrupt(self) -> None:
+        """Pass an interrupt on to the git processes this object started and that still run."""
+        with self._guard:
+            running = list(self._running)
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
 
 
 def _quiet_env() -> dict[str, str]:
@@ -173,11 +231,44 @@ def _quiet_env() -> dict[str, str]:
     return env
 
 
-def network_error(outcome: Outcome, url: str, what: str) -> GitError:
-    """The error for a failed network command: the URL, git's own message and a hint."""
-    return GitError(
-        f"{what} failed for {shown(url)}: {git_message(outcome.err)}",
-        "check the network and the URL; if GitHub is slow or blocked here, set a mirror:"
+# The four kinds of failure a user must tell apart, each with its own hint.
+NETWORK, REFUSED, MISSING, CONFLICT, OTHER = "network", "refused", "missing", "conflict", "other"
+
+_REFUSED = re.compile(
+    r"transport '[^']*' not allowed|protocol '[^']*' is not supported|detected dubious ownership"
+    r"|unsafe repository|refusing to (?:fetch|clone)|not a valid submodule",
+    re.IGNORECASE,
+)
+_CONFLICT = re.compile(
+    r"would be overwritten by (?:checkout|merge)|Your local changes to the following files"
+    r"|Please (?:commit your changes|move or remove them)|untracked working tree files",
+    re.IGNORECASE,
+)
+
+
+def failure_kind(message: str) -> str:
+    """Which of the kinds a failed git command's message shows (checked in this order)."""
+    for kind, pattern in ((REFUSED, _REFUSED), (CONFLICT, _CONFLICT), (MISSING, _MISSING)):
+        if pattern.search(message):
+            return kind
+    return NETWORK if _TRANSIENT.search(message) else OTHER
+
+
+def failure(outcome: Outcome, url: str, what: str, where: Path | None = None) -> GitError:
+    """The error for a failed git command: the URL, git's whole message, the kind's own hint."""
+    kind = failure_kind(outcome.err)
+    place = f"git -C '{where}' status" if where else "git status"
+    hint = {
+        NETWORK: "check the network and the URL; if GitHub is slow or blocked here, set a mirror:"
         " inv env --mirror 'https://mirror.example.com/github/'",
-        rerun_helps=True,
-    )
+        REFUSED: "git's own settings refused it (see git config --show-origin --get-regexp"
+        " '^protocol|^safe'); file:// is allowed only under MMLAB_GIT_MIRROR or beside a file://"
+        " MMLAB_EXTENSION_REPO: inv env --mirror 'file:///path/to/mirror/'",
+        MISSING: f"that repository or ref is not there; check it (git ls-remote {url}):"
+        " is the URL or the mirror complete? Then: inv clone",
+        CONFLICT: f"files in the way are kept; look ({place}), commit, stash or move them,"
+        " then: inv clone",
+        OTHER: "fix what git says, then run: inv clone",
+    }[kind]
+    message = f"{what} failed for {shown(url)}: {git_message(outcome.err)}"
+    return GitError(message, hint, rerun_helps=kind == NETWORK)

@@ -21,7 +21,8 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No MMLAB_ variable, no user git config, a private HOME; file:// allowed for test git only."""
+    """No MMLAB_ variable, no user git config, a private HOME: git as a user has it (stock
+    settings; file:// submodules are refused unless the tool itself allows them)."""
     for name in list(os.environ):
         if name.startswith(("MMLAB_", "GIT_", "INVOKE_")) or name == "NO_COLOR":
             monkeypatch.delenv(name)
@@ -34,9 +35,6 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@example.com")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.com")
-    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
-    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.file.allow")
-    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "always")
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
     yield
 

@@ -47,6 +47,7 @@ class RepoSpec:
     files: dict[str, bytes] = field(default_factory=dict)
     submodules: list[Submodule] = field(default_factory=list)
     tip_bytes: int = 0
+    many_files: int = 0  # small files at the tip, so that checking it out takes a while
 
 
 def _blob(data: bytes) -> bytes:
@@ -76,6 +77,9 @@ def build_repo(served: Path, spec: RepoSpec, gitlinks: dict[str, str], absolute:
                 )
             for path, data in spec.files.items():
                 stream += b"M 100644 inline %s\n" % path.encode() + _blob(data)
+            for index in range(spec.many_files):
+                path = b"many/%02d/file%05d.txt" % (index % 64, index)
+                stream += b"M 100644 inline %s\n" % path + _blob(b"%d\n" % index)
             modules = ""
             for sub in spec.submodules:
                 url = f"{GITHUB}{OWNER}/{sub.name}.git" if absolute else f"../{sub.name}.git"
@@ -127,8 +131,12 @@ def build_superproject(
     commits: int = 3,
     bytes_per_commit: int = 256,
     tip_bytes: int = 0,
+    many_files: int = 0,
 ) -> Fixture:
-    """mmlab_extension with mmdetection and mmdetection3d (which nests spconv), all served."""
+    """mmlab_extension with mmdetection and mmdetection3d (which nests spconv), all served.
+
+    `many_files` small files go into mmdetection's tip, so that its checkout takes a while.
+    """
     specs = [
         RepoSpec("spconv", commits, bytes_per_commit),
         RepoSpec(
@@ -150,6 +158,7 @@ def build_superproject(
         ),
     ]
     tips: dict[str, str] = {}
+    specs[1].many_files = many_files
     for spec in specs:
         spec.tip_bytes = tip_bytes
         tips[spec.name] = build_repo(served, spec, tips, absolute)

@@ -34,8 +34,9 @@ def all_digests(root: Path) -> set[str]:
 
 
 def test_kill_and_rerun_twenty_times(workspace: Path, tmp_path: Path) -> None:
-    """SIGINT and SIGKILL at random moments, 20 times (bootstrap, unlink, bootstrap, …); one
-    more run leaves a healthy workspace and every file the user had, byte for byte."""
+    """SIGINT and SIGKILL at random moments once a task has begun, 20 times (bootstrap,
+    unlink, bootstrap, …); one more run leaves a healthy workspace and every file the user
+    had, byte for byte. Counts the kills that landed before the task finished."""
     fixture = build_superproject(tmp_path / "served", commits=100, bytes_per_commit=4096)
     (workspace / ".env").write_text("# my notes\nMY_KEY='keep me'\n")
     stored = workspace / "mmlab_dataset/mmdetection3d/data/kitti/velodyne.bin"
@@ -56,15 +57,21 @@ def test_kill_and_rerun_twenty_times(workspace: Path, tmp_path: Path) -> None:
     downloaded.write_bytes(os.urandom(2048))
     user_files = {stored: digest(stored), downloaded: digest(downloaded)}
     rng = random.Random(2026)
+    mid_work = 0
     for attempt in range(20):
         task = ["bootstrap", "--backup"] if attempt % 2 == 0 else ["unlink"]
         process = subprocess.Popen(
             ["inv", *task], cwd=workspace, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        time.sleep(rng.uniform(0.15, 0.6))
+        first = process.stdout.readline() if process.stdout else b""  # the task has begun
+        time.sleep(rng.uniform(0.0, 0.2))
         os.killpg(process.pid, signal.SIGINT if attempt % 4 < 2 else signal.SIGKILL)
-        process.wait(timeout=60)
+        process.communicate(timeout=60)
+        if process.returncode != 0 and first:
+            mid_work += 1  # killed after the task had begun, before it finished
+    print("mid_work", mid_work)
+    assert mid_work >= 4, f"only {mid_work} of 20 kills landed while a task was working"
     final = inv(workspace, "bootstrap", "--backup")
     assert final.code == 0, final.err
     assert inv(workspace, "status").code == 0
