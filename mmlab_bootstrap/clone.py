@@ -10,6 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .adopted import check_adopted, update_adopted
 from .errors import BootstrapError, shown
 from .fsutil import creatable_problem, is_inside, typo_problem
 from .git import GITHUB, Git, GitError, Outcome, git_message, network_error
@@ -161,7 +162,11 @@ class Cloner:
             self._submodules(plan.path)
             return
         if update:
+            if plan.incomplete:  # a run stopped part way (adopted.py): finish it first
+                update_adopted(self.settings, self.git, self.report)
+                self._submodules(plan.path)
             self._update(plan.path)
+            update_adopted(self.settings, self.git, self.report)  # adopted.py
             self._submodules(plan.path)
             return
         if not plan.incomplete:
@@ -169,6 +174,7 @@ class Cloner:
             return
         names = ", ".join(entry.path for entry in plan.incomplete)
         self.report.info(f"completing {len(plan.incomplete)} submodule(s): {names}")
+        update_adopted(self.settings, self.git, self.report)  # adopted.py
         self._submodules(plan.path)
 
     def _fresh(self, plan: ClonePlan) -> None:
@@ -321,16 +327,19 @@ class Cloner:
                     f"push or move them first (git -C '{root}' log {tracking}..HEAD),"
                     " then: inv clone --update",
                 )
-            fetched = git.network(
-                ["fetch", "--depth", "1", "origin", f"+refs/heads/{branch}:{tracking}"],
+            fetched = git.network(  # into FETCH_HEAD: origin/<branch> moves with the reset
+                ["fetch", "--depth", "1", "--refmap=", "origin", f"refs/heads/{branch}"],
                 cwd=root,
                 url=repo,
             )
             self._check_ref(fetched, repo, ref)
+            check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
+            git.change(["update-ref", tracking, "FETCH_HEAD"], cwd=root)
             git.change(["reset", "-q", "--keep", tracking], cwd=root)
         else:
             fetched = git.network(["fetch", "--depth", "1", "origin", ref], cwd=root, url=repo)
             self._check_ref(fetched, repo, ref)
+            check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
             git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
         head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
         self.report.done(f"updated {root} to {ref} ({head or 'dry run'})")
