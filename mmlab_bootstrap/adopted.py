@@ -251,9 +251,11 @@ def apply_updates(updates: list[LeafUpdate], git: Git, report: Reporter, journal
                 )
             continue
         project = location.project_dir
+        written = 0
         for change in changes:
             if change.new is not None:
-                write_blob(git, project, change.path, change.new, in_target(location, change.path))
+                stored = in_target(location, change.path)
+                written += write_blob(git, project, change.path, change.new, stored)
         index = ["update-index", "--add"]
         for change in changes:
             if change.new is not None:
@@ -271,62 +273,71 @@ def apply_updates(updates: list[LeafUpdate], git: Git, report: Reporter, journal
             )
         for change in changes:
             if change.new is None:
-                _remove_copy(in_target(location, change.path), location.target)
+                written += _remove_copy(in_target(location, change.path), location.target)
         journal.record(location.link, adopted_tracked=list(skipped_files(git, location)))
         counts = {
             done: sum(change.verb() == verb for change in changes)
             for verb, done in (("update", "updated"), ("add", "added"), ("remove", "removed"))
         }
         what = ", ".join(f"{done} {count}" for done, count in counts.items() if count)
+        again = "" if written else " (storage had them already: a run stopped part way)"
         report.done(
             f"{what} adopted tracked file(s) in {location.target}"
-            f" for {location.project} {update.commit[:12]}"
+            f" for {location.project} {update.commit[:12]}{again}"
         )
 
 
-def write_blob(git: Git, project: Path, relative: str, blob: Blob, destination: Path) -> None:
+def write_blob(git: Git, project: Path, relative: str, blob: Blob, destination: Path) -> bool:
     """Put a blob at `destination` as a checkout would write it: a temporary copy beside it,
-    checked against the blob id, then renamed over (never a half-written file)."""
+    checked against the blob id, then renamed over (never a half-written file). Returns
+    False when it was there already (a run stopped after writing it)."""
     if stored_oid(git, project, relative, destination) == blob.oid and _same_mode(
         destination, blob
     ):
-        return  # already there (a run stopped after writing it)
+        return False
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_name(TEMPORARY.format(name=destination.name))
     if os.path.lexists(temporary):
         os.unlink(temporary)  # our own leftover
-    content = ["cat-file", "--filters", f"--path={relative}", blob.oid]
-    if blob.mode == SYMLINK:
-        shown_blob = git.probe(["cat-file", "blob", blob.oid], cwd=project)
-        os.symlink(shown_blob.out, temporary)
-    else:
-        with open(temporary, "wb") as handle:
-            done = subprocess.run(
-                git.command(content, project),
-                stdout=handle,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        if done.returncode != 0:
-            os.unlink(temporary)
+    try:
+        _write_temporary(git, project, relative, blob, temporary)
+        if stored_oid(git, project, relative, temporary) != blob.oid:
             raise AdoptedError(
-                f"could not read {relative} ({blob.oid[:12]}) in {shown(str(project))}:"
-                f" {done.stderr.decode(errors='replace').strip()}",
-                "run: inv clone (it fetches what is missing and goes on)",
+                f"the copy of {relative} written to {shown(str(destination.parent))} does not"
+                " match upstream's (disk full?)",
+                "free some space, then run: inv clone (it goes on from there)",
             )
-        if blob.mode == "100755":
-            os.chmod(temporary, os.stat(temporary).st_mode | (0o111 & ~_umask()))
-    if stored_oid(git, project, relative, temporary) != blob.oid:
-        os.unlink(temporary)
-        raise AdoptedError(
-            f"the copy of {relative} written to {shown(str(destination.parent))} does not match"
-            " upstream's (disk full?)",
-            "free some space, then run: inv clone (it goes on from there)",
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return True
+
+
+def _write_temporary(git: Git, project: Path, relative: str, blob: Blob, temporary: Path) -> None:
+    if blob.mode == SYMLINK:
+        os.symlink(git.probe(["cat-file", "blob", blob.oid], cwd=project).out, temporary)
+        return
+    content = ["cat-file", "--filters", f"--path={relative}", blob.oid]
+    with open(temporary, "wb") as handle:
+        done = subprocess.run(
+            git.command(content, project),
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
-    os.replace(temporary, destination)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if done.returncode != 0:
+        raise AdoptedError(
+            f"could not read {relative} ({blob.oid[:12]}) in {shown(str(project))}:"
+            f" {done.stderr.decode(errors='replace').strip()}",
+            "run: inv clone (it fetches what is missing and goes on)",
+        )
+    if blob.mode == "100755":
+        os.chmod(temporary, os.stat(temporary).st_mode | (0o111 & ~_umask()))
 
 
 def _same_mode(path: Path, blob: Blob) -> bool:
@@ -342,11 +353,12 @@ def _umask() -> int:
     return mask
 
 
-def _remove_copy(stored: Path, target: Path) -> None:
+def _remove_copy(stored: Path, target: Path) -> bool:
     """Delete the storage copy of a file upstream removed (checked to be the old blob), and the
-    folders that leaves empty, up to the target."""
-    if os.path.lexists(stored):
-        os.unlink(stored)
+    folders that leaves empty, up to the target. False when it was gone already."""
+    if not os.path.lexists(stored):
+        return False
+    os.unlink(stored)
     folder = stored.parent
     while folder != target and target in folder.parents:
         with contextlib.suppress(OSError):
@@ -354,3 +366,4 @@ def _remove_copy(stored: Path, target: Path) -> None:
         if folder.exists():
             break
         folder = folder.parent
+    return True
