@@ -80,7 +80,7 @@ def check_adopted(settings: Settings, git: Git, report: Reporter, commit: str) -
     """Before the superproject moves to `commit`: refuse if that would overwrite a user's
     change in storage (fetching the submodule commits it records, to compare)."""
     if git.dry:
-        for location in linked_locations(settings, git):
+        for location in linked_locations(settings):
             adopted = skipped_files(git, location)
             if adopted:
                 report.would(
@@ -99,8 +99,9 @@ def update_adopted(settings: Settings, git: Git, report: Reporter) -> None:
         apply_updates(updates, git, report, Journal(settings.root, dry=git.dry))
 
 
-def linked_locations(settings: Settings, git: Git) -> list[Location]:
-    """Link locations that are links made by linking (to the target, or the one journalled)."""
+def linked_locations(settings: Settings) -> list[Location]:
+    """Link locations holding a link to their target (or to the one the journal recorded,
+    when the storage roots moved since): the links linking made."""
     journal = Journal(settings.root, dry=True)
     found = []
     for variable in LEAVES:
@@ -108,10 +109,10 @@ def linked_locations(settings: Settings, git: Git) -> list[Location]:
             if not location.link.is_symlink():
                 continue
             recorded = journal.entry(location.link).get("target")
-            if recorded:
-                location = replace(location, target=Path(recorded))
-            if os.path.realpath(location.link) == os.path.realpath(location.target):
-                found.append(location)
+            for target in (location.target, Path(recorded) if recorded else None):
+                if target and os.path.realpath(location.link) == os.path.realpath(target):
+                    found.append(replace(location, target=target))
+                    break
     return found
 
 
@@ -122,7 +123,7 @@ def plan_updates(
     superproject records (at `commit`, or in its index for None); refuses a user's change."""
     extension = settings.extension_path
     updates: list[LeafUpdate] = []
-    for location in linked_locations(settings, git):
+    for location in linked_locations(settings):
         project = location.project_dir
         new = gitlink(git, extension, location.project, commit)
         head = git.probe(["rev-parse", "-q", "--verify", "HEAD"], cwd=project).out.strip()

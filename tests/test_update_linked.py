@@ -12,12 +12,15 @@ import os
 import random
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .conftest import assert_clean_error, git_status, inv, snapshot
 from .gitfixture import MMDET3D_DATA, Fixture, build_superproject, git
@@ -85,7 +88,9 @@ def linked(workspace: Path, tmp_path: Path) -> Linked:
     return make_linked(workspace, tmp_path / "served")
 
 
-def push_upstream(fixture: Fixture, changes: dict[str, bytes | None]) -> str:
+def push_upstream(
+    fixture: Fixture, changes: dict[str, bytes | None], *, allow_empty: bool = False
+) -> str:
     """Push an mmdetection3d commit with `changes` (None: remove the file), then a superproject
     commit recording it; return the new mmdetection3d commit."""
     scratch = fixture.served.parent / f"scratch-{os.getpid()}-{time.monotonic_ns()}"
@@ -97,8 +102,9 @@ def push_upstream(fixture: Fixture, changes: dict[str, bytes | None]) -> str:
         else:
             file.parent.mkdir(parents=True, exist_ok=True)
             file.write_bytes(data)
-            git("add", "--", path, cwd=scratch / PROJECT)
-    git("commit", "-q", "-m", "upstream changes data/", cwd=scratch / PROJECT)
+            git("add", "-f", "--", path, cwd=scratch / PROJECT)
+    empty = ["--allow-empty"] if allow_empty else []
+    git("commit", "-q", *empty, "-m", "upstream changes data/", cwd=scratch / PROJECT)
     git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=scratch / PROJECT)
     commit = git("rev-parse", "HEAD", cwd=scratch / PROJECT)
     record_gitlink(fixture, scratch / "ext", PROJECT, commit)
@@ -333,3 +339,77 @@ def test_a_killed_update_is_finished_by_the_next_run(workspace: Path, tmp_path: 
         assert linked.head(linked.project) == commit, trigger
         assert_healthy(linked)
     assert mid_work >= 2, mid_work
+
+
+POOL = (
+    "data/lyft/train.txt",
+    "data/s3dis/README.md",
+    "data/scannet/batch_load_scannet_data.py",
+    "data/new/added.txt",
+    "data/lyft/extra.txt",
+    "checkpoints/notes.txt",
+)
+CONTENT = st.sampled_from([b"a\n", b"b\n", b"\x00\xffbinary\n", b""])
+ROUND = st.tuples(
+    st.dictionaries(st.sampled_from(POOL), st.one_of(st.none(), CONTENT), max_size=4),
+    st.sets(st.sampled_from(POOL), max_size=2),
+)
+
+
+def in_storage(linked: Linked, relative: str) -> Path:
+    if relative.startswith("checkpoints/"):
+        return linked.root / "mmlab_checkpoints" / PROJECT / relative
+    return linked.stored(relative)
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(rounds=st.lists(ROUND, min_size=1, max_size=2))
+def test_updates_keep_storage_equal_to_upstream_or_refuse(
+    workspace: Path, tmp_path: Path, rounds: list[tuple[dict[str, bytes | None], set[str]]]
+) -> None:
+    """Any upstream changes under the linked folders, with the user editing some stored files:
+    the update is refused (changing nothing) exactly when upstream changes a file the user
+    edited; otherwise storage holds upstream's version of every file upstream changed and the
+    user's version of the others, and the workspace is healthy."""
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    (root / "tasks.py").write_bytes((workspace / "tasks.py").read_bytes())
+    linked = make_linked(root, root / "served")
+    upstream: dict[str, bytes] = dict(MMDET3D_DATA)
+    expected = dict(upstream)  # what storage should hold
+    for changes, edits in rounds:
+        effective = {
+            path: data
+            for path, data in changes.items()
+            if upstream.get(path) != data and not (data is None and path not in upstream)
+        }
+        for path in sorted(edits & set(expected)):
+            expected[path] = expected[path] + b"# edited\n"
+            in_storage(linked, path).write_bytes(expected[path])
+        push_upstream(linked.fixture, effective, allow_empty=True)
+        conflicting = sorted(set(effective) & {p for p in edits if p in upstream})
+        if conflicting:
+            before = state_of(linked)
+            run = inv(linked.root, "clone", "--update")
+            assert_clean_error(run, str(in_storage(linked, conflicting[0])))
+            assert state_of(linked) == before
+            for path in conflicting:  # the user keeps their version aside
+                os.rename(in_storage(linked, path), f"{in_storage(linked, path)}.mine")
+        run = inv(linked.root, "clone", "--update")
+        assert run.code == 0, run.out + run.err
+        for path, data in effective.items():
+            if data is None:
+                upstream.pop(path, None)
+                expected.pop(path, None)
+            else:
+                upstream[path] = expected[path] = data
+        for path in POOL:
+            stored = in_storage(linked, path)
+            if path in expected:
+                assert stored.read_bytes() == expected[path], path
+            else:
+                assert not os.path.lexists(stored), path
+        assert_healthy(linked)
