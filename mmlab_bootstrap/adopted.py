@@ -100,19 +100,29 @@ def update_adopted(settings: Settings, git: Git, report: Reporter) -> None:
 
 
 def linked_locations(settings: Settings) -> list[Location]:
-    """Link locations holding a link to their target (or to the one the journal recorded,
-    when the storage roots moved since): the links linking made."""
+    """Link locations holding a link to their target (or to the one the journal recorded, when
+    the storage roots moved since), including journalled ones of projects no longer listed."""
     journal = Journal(settings.root, dry=True)
+    candidates = {
+        location.link: location for variable in LEAVES for location in locations(settings, variable)
+    }
+    leaves = {leaf: variable for variable, leaf in LEAVES.items()}
+    for key, entry in journal.links.items():
+        link = Path(key)
+        ours = link.parent.parent == settings.extension_path and link.name in leaves
+        if ours and link not in candidates and entry.get("target"):
+            target = Path(entry["target"])
+            candidates[link] = Location(link.parent.name, leaves[link.name], link, target)
     found = []
-    for variable in LEAVES:
-        for location in locations(settings, variable):
-            if not location.link.is_symlink():
-                continue
-            recorded = journal.entry(location.link).get("target")
-            for target in (location.target, Path(recorded) if recorded else None):
-                if target and os.path.realpath(location.link) == os.path.realpath(target):
-                    found.append(replace(location, target=target))
-                    break
+    for location in candidates.values():
+        if not location.link.is_symlink():
+            continue
+        recorded = journal.entry(location.link).get("target")
+        targets = [location.target] + ([Path(recorded)] if recorded else [])
+        for candidate in targets:
+            if os.path.realpath(location.link) == os.path.realpath(candidate):
+                found.append(replace(location, target=candidate))
+                break
     return found
 
 
@@ -144,8 +154,8 @@ def plan_updates(
     if problems:
         names = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more" if problems[5:] else "")
         raise AdoptedError(
-            f"upstream changes {len(problems)} adopted tracked file(s) that differ in storage"
-            f" from the version linking adopted: {names}; nothing changed",
+            f"upstream changes {len(problems)} tracked file(s) under a linked folder whose"
+            f" copy in storage is yours, not the one linking adopted: {names}; nothing changed",
             "move your version aside (mv FILE FILE.mine), then run: inv clone --update"
             " (it puts upstream's version in storage)",
         )
@@ -220,14 +230,17 @@ def _blob_id_of_text(git: Git, project: Path, text: str) -> str:
 
 
 def conflicts(git: Git, update: LeafUpdate) -> list[str]:
-    """Files in storage the update would overwrite or delete although the user changed them."""
+    """Files in storage the update would overwrite or delete although they are the user's."""
     location, found = update.location, []
     for change in update.changes:
         stored = in_target(location, change.path)
+        if _blocked(stored.parent, location.target):
+            found.append(f"{stored} (a file or link of yours is in its way)")
+            continue
         oid = stored_oid(git, location.project_dir, change.path, stored)
         known = {blob.oid for blob in (change.old, change.new) if blob is not None}
-        if (oid is not None and oid not in known) or _blocked(stored.parent, location.target):
-            found.append(str(stored))
+        if oid is not None and oid not in known:
+            found.append(f"{stored} ({'a file of yours' if change.old is None else 'edited'})")
     return found
 
 

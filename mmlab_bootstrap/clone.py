@@ -307,6 +307,7 @@ class Cloner:
 
     def _update(self, root: Path) -> None:
         git, repo = self.git, self.settings.repo
+        git.stale_locks_under = root / ".git"  # a killed run's index.lock must not stop the reset
         dirty = git.probe(["status", "--porcelain"], cwd=root).out.strip()
         if dirty:
             first = dirty.splitlines()[0]
@@ -334,13 +335,19 @@ class Cloner:
             )
             self._check_ref(fetched, repo, ref)
             check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
-            git.change(["update-ref", tracking, "FETCH_HEAD"], cwd=root)
-            git.change(["reset", "-q", "--keep", tracking], cwd=root)
+            moved = git.change(["reset", "-q", "--keep", "FETCH_HEAD"], cwd=root)
+            if moved.ok:
+                git.change(["update-ref", tracking, "HEAD"], cwd=root)
         else:
             fetched = git.network(["fetch", "--depth", "1", "origin", ref], cwd=root, url=repo)
             self._check_ref(fetched, repo, ref)
             check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
-            git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
+            moved = git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
+        if not moved.ok:
+            raise CloneError(
+                f"could not move {shown(str(root))} to {ref}: {git_message(moved.err)}",
+                f"look at git -C '{root}' status, then run: inv clone --update",
+            )
         head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
         self.report.done(f"updated {root} to {ref} ({head or 'dry run'})")
 

@@ -215,16 +215,37 @@ def test_a_file_the_user_changed_is_refused_and_nothing_changes(linked: Linked) 
     assert edited.with_name("train.txt.mine").read_bytes() == b"my own scene list\n"
 
 
-def test_a_user_file_where_upstream_adds_one_is_refused(linked: Linked) -> None:
-    """A file of the user's in storage with the name of a file upstream adds is never replaced."""
+@pytest.mark.parametrize("found", ["file", "link"])
+def test_a_user_file_where_upstream_adds_one_is_refused(linked: Linked, found: str) -> None:
+    """A file of the user's in storage with the name of a file upstream adds is never replaced,
+    and a link of the user's on its way is never written through."""
     theirs = linked.stored("data/new/added.txt")
-    theirs.parent.mkdir()
-    theirs.write_bytes(b"my data\n")
+    elsewhere = linked.root / "elsewhere"
+    elsewhere.mkdir()
+    if found == "file":
+        theirs.parent.mkdir()
+        theirs.write_bytes(b"my data\n")
+    else:
+        theirs.parent.symlink_to(elsewhere)
     push_upstream(linked.fixture, {"data/new/added.txt": b"added upstream\n"})
     before = state_of(linked)
     run = inv(linked.root, "clone", "--update")
-    assert_clean_error(run, str(theirs))
+    assert_clean_error(run, str(theirs), "file of yours" if found == "file" else "in its way")
     assert state_of(linked) == before
+    assert not any(elsewhere.iterdir())
+
+
+def test_a_linked_project_no_longer_listed_is_kept_in_step(linked: Linked) -> None:
+    """The journal names links of projects taken out of MMLAB_PROJECTS since: they follow too."""
+    with (linked.root / ".env").open("a") as env:
+        env.write("MMLAB_PROJECTS='mmdetection'\n")
+    push_upstream(linked.fixture, {TRAIN: NEW_TRAIN})
+    run = inv(linked.root, "clone", "--update")
+    assert run.code == 0, run.err
+    assert linked.stored(TRAIN).read_bytes() == NEW_TRAIN
+    assert (linked.project / "data").is_symlink()
+    for repo in (linked.ext, linked.project):
+        assert git_status(repo) == "", repo
 
 
 def test_dry_update_shows_the_work_and_changes_nothing(linked: Linked) -> None:
