@@ -322,7 +322,9 @@ class Cloner:
             tracking = f"refs/remotes/origin/{branch}"
             before = git.probe(["rev-parse", "-q", "--verify", tracking], cwd=root).out.strip()
             head = git.probe(["rev-parse", "HEAD"], cwd=root).out.strip()
-            if before and before != head:
+            # HEAD at FETCH_HEAD: a run stopped between the reset and moving origin/<branch>
+            fetch_head = git.probe(["rev-parse", "-q", "--verify", "FETCH_HEAD"], cwd=root).out
+            if before and head not in (before, fetch_head.strip()):
                 raise CloneError(
                     f"{shown(str(root))} branch {branch} has commits that are not on origin",
                     f"push or move them first (git -C '{root}' log {tracking}..HEAD),"
