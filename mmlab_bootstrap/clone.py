@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .adopted import check_adopted, update_adopted
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
 from .fetching import SubmoduleFetcher
 from .fsutil import creatable_problem, typo_problem
-from .git import GITHUB, Git, GitError, Outcome, failure
+from .git import GITHUB, Git, GitError, Outcome, failure, git_message
 from .progress import Board
 from .report import Reporter
 from .settings import Settings, fix_hint
@@ -135,10 +136,15 @@ class Cloner:
             return
         resumed = self._resume_update(plan.path)
         if update:
+            if plan.incomplete:  # a run stopped part way (adopted.py): finish it first
+                update_adopted(self.settings, self.git, self.report)
+                self._submodules(plan.path)
             self._update(plan.path)
+            update_adopted(self.settings, self.git, self.report)  # adopted.py
             self._submodules(plan.path)
             return
         if resumed:
+            update_adopted(self.settings, self.git, self.report)  # adopted.py
             self._submodules(plan.path)
             return
         if not plan.incomplete:
@@ -146,6 +152,7 @@ class Cloner:
             return
         names = ", ".join(entry.path for entry in plan.incomplete)
         self.report.info(f"completing {len(plan.incomplete)} submodule(s): {names}")
+        update_adopted(self.settings, self.git, self.report)  # adopted.py
         self._submodules(plan.path)
 
     def _fresh(self, plan: ClonePlan) -> None:
@@ -216,6 +223,7 @@ class Cloner:
 
     def _update(self, root: Path) -> None:
         git, repo = self.git, self.settings.repo
+        git.stale_locks_under = root / ".git"  # a killed run's index.lock must not stop the reset
         dirty = git.probe(["status", "--porcelain"], cwd=root).out.strip()
         if dirty:
             first = dirty.splitlines()[0]
@@ -232,25 +240,36 @@ class Cloner:
             tracking = f"refs/remotes/origin/{branch}"
             before = git.probe(["rev-parse", "-q", "--verify", tracking], cwd=root).out.strip()
             head = git.probe(["rev-parse", "HEAD"], cwd=root).out.strip()
-            if before and before != head:
+            # HEAD at FETCH_HEAD: a run stopped between the reset and moving origin/<branch>
+            fetch_head = git.probe(["rev-parse", "-q", "--verify", "FETCH_HEAD"], cwd=root).out
+            if before and head not in (before, fetch_head.strip()):
                 raise CloneError(
                     f"{shown(str(root))} branch {branch} has commits that are not on origin",
                     f"push or move them first (git -C '{root}' log {tracking}..HEAD),"
                     " then: inv clone --update",
                 )
-            fetched = git.network(
-                ["fetch", "--depth", "1", "origin", f"+refs/heads/{branch}:{tracking}"],
+            fetched = git.network(  # into FETCH_HEAD: origin/<branch> moves with the reset
+                ["fetch", "--depth", "1", "--refmap=", "origin", f"refs/heads/{branch}"],
                 cwd=root,
                 url=repo,
             )
             self._check_ref(fetched, repo, ref)
-            with self._noted_update(root, tracking):
-                git.change(["reset", "-q", "--keep", tracking], cwd=root)
+            check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
+            with self._noted_update(root, "FETCH_HEAD"):
+                moved = git.change(["reset", "-q", "--keep", "FETCH_HEAD"], cwd=root)
+            if moved.ok:
+                git.change(["update-ref", tracking, "HEAD"], cwd=root)
         else:
             fetched = git.network(["fetch", "--depth", "1", "origin", ref], cwd=root, url=repo)
             self._check_ref(fetched, repo, ref)
+            check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
             with self._noted_update(root, "FETCH_HEAD"):
-                git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
+                moved = git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
+        if not moved.ok:
+            raise CloneError(
+                f"could not move {shown(str(root))} to {ref}: {git_message(moved.err)}",
+                f"look at git -C '{root}' status, then run: inv clone --update",
+            )
         head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
         self.report.done(f"updated {root} to {ref} ({head or 'dry run'})")
 

@@ -31,7 +31,9 @@ RUN_TOKEN = secrets.token_hex(8)
 
 COPY_ATTEMPTS = 3
 
-LEFTOVER = re.compile(r"\..+\.mmlab-bootstrap-(?:copy|link)-[0-9a-f]{24}", re.ASCII | re.DOTALL)
+LEFTOVER = re.compile(
+    r"\..+\.mmlab-bootstrap-(?:copy|link|update)-[0-9a-f]{24}", re.ASCII | re.DOTALL
+)
 """A temporary name `temporary_name` makes: only this tool makes such names."""
 
 

@@ -1,0 +1,439 @@
+"""`clone --update` on a linked workspace: tracked files linking adopted follow upstream in storage.
+
+Each test builds its own served repositories (so that it can push to them), clones them with
+fixture git, links with the real `inv link-data` / `inv link-checkpoints`, then pushes a new
+mmdetection3d commit and a superproject commit recording it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from .conftest import assert_clean_error, git_status, inv, snapshot
+from .gitfixture import MMDET3D_DATA, Fixture, build_superproject, git
+
+PROJECT = "mmdetection3d"
+TRAIN = "data/lyft/train.txt"
+NEW_TRAIN = b"scene-1\nscene-2\nscene-3\n"
+
+
+@dataclass
+class Linked:
+    """A workspace cloned from its own served repositories, with both link tasks done."""
+
+    root: Path
+    fixture: Fixture
+
+    @property
+    def ext(self) -> Path:
+        return self.root / "mmlab_extension"
+
+    @property
+    def project(self) -> Path:
+        return self.ext / PROJECT
+
+    @property
+    def storage(self) -> Path:
+        return self.root / "mmlab_dataset" / PROJECT / "data"
+
+    def stored(self, relative: str) -> Path:
+        """Where a file under mmdetection3d's data/ lives in storage."""
+        return self.storage / os.path.relpath(relative, "data")
+
+    def head(self, repo: Path) -> str:
+        return git("rev-parse", "HEAD", cwd=repo)
+
+    def index(self) -> str:
+        return git("ls-files", "-s", "-v", cwd=self.project)
+
+    def flags(self) -> list[str]:
+        """`S path` (skip-worktree) or `H path` for each tracked file of mmdetection3d."""
+        return git("ls-files", "-v", cwd=self.project).splitlines()
+
+    def adopted_in_journal(self) -> list[str]:
+        state = json.loads((self.root / ".mmlab-bootstrap-state.json").read_text())
+        return list(state["links"][str(self.project / "data")]["adopted_tracked"])
+
+
+def make_linked(root: Path, served: Path) -> Linked:
+    fixture = build_superproject(served)
+    git(
+        "clone", "-q", "--recurse-submodules", "--shallow-submodules", "--depth", "1",
+        fixture.url(), str(root / "mmlab_extension"),
+    )  # fmt: skip
+    (root / ".env").write_text(f"MMLAB_EXTENSION_REPO='{fixture.url()}'\n")
+    for task in ("link-data", "link-checkpoints"):
+        run = inv(root, task)
+        assert run.code == 0, run.err
+    linked = Linked(root, fixture)
+    assert linked.stored(TRAIN).read_bytes() == MMDET3D_DATA[TRAIN]
+    return linked
+
+
+@pytest.fixture
+def linked(workspace: Path, tmp_path: Path) -> Linked:
+    return make_linked(workspace, tmp_path / "served")
+
+
+def push_upstream(
+    fixture: Fixture, changes: dict[str, bytes | None], *, allow_empty: bool = False
+) -> str:
+    """Push an mmdetection3d commit with `changes` (None: remove the file), then a superproject
+    commit recording it; return the new mmdetection3d commit."""
+    scratch = fixture.served.parent / f"scratch-{os.getpid()}-{time.monotonic_ns()}"
+    git("clone", "-q", fixture.url(PROJECT), str(scratch / PROJECT))
+    for path, data in changes.items():
+        file = scratch / PROJECT / path
+        if data is None:
+            git("rm", "-q", "--", path, cwd=scratch / PROJECT)
+        else:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(data)
+            git("add", "-f", "--", path, cwd=scratch / PROJECT)
+    empty = ["--allow-empty"] if allow_empty else []
+    git("commit", "-q", *empty, "-m", "upstream changes data/", cwd=scratch / PROJECT)
+    git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=scratch / PROJECT)
+    commit = git("rev-parse", "HEAD", cwd=scratch / PROJECT)
+    record_gitlink(fixture, scratch / "ext", PROJECT, commit)
+    return commit
+
+
+def record_gitlink(fixture: Fixture, scratch: Path, path: str, commit: str) -> None:
+    """A superproject commit that records `commit` for the submodule at `path`."""
+    git("clone", "-q", fixture.url(), str(scratch))
+    git("update-index", "--cacheinfo", f"160000,{commit},{path}", cwd=scratch)
+    git("commit", "-q", "-m", f"record {path} {commit[:12]}", cwd=scratch)
+    git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=scratch)
+
+
+def assert_healthy(linked: Linked) -> None:
+    """`inv status` exits 0, git is clean everywhere, and the data link is still in place."""
+    status = inv(linked.root, "status")
+    assert status.code == 0, status.out + status.err
+    for repo in (linked.ext, linked.project, linked.ext / "mmdetection"):
+        assert git_status(repo) == "", repo
+    assert os.readlink(linked.project / "data") == str(linked.storage)
+    assert os.readlink(linked.project / "checkpoints") == str(
+        linked.root / "mmlab_checkpoints" / PROJECT / "checkpoints"
+    )
+
+
+def test_unchanged_adopted_files_are_updated_in_storage(linked: Linked) -> None:
+    """Upstream changes an adopted file: the storage copy becomes the new version (seen through
+    the link); a file the user changed that upstream leaves alone keeps the user's change."""
+    mine = linked.stored("data/scannet/batch_load_scannet_data.py")
+    mine.write_bytes(b"# my own tweak\n")
+    commit = push_upstream(linked.fixture, {TRAIN: NEW_TRAIN})
+    run = inv(linked.root, "clone", "--update")
+    assert run.code == 0, run.err
+    assert linked.stored(TRAIN).read_bytes() == NEW_TRAIN
+    assert (linked.project / TRAIN).read_bytes() == NEW_TRAIN  # through the link
+    assert mine.read_bytes() == b"# my own tweak\n"
+    assert linked.head(linked.project) == commit
+    assert f"S {TRAIN}" in linked.flags()
+    assert_healthy(linked)
+    again = inv(linked.root, "clone", "--update")
+    assert again.code == 0, again.err
+    assert "adopted tracked file" not in again.out
+    assert_healthy(linked)
+
+
+def test_files_added_and_removed_upstream_follow_in_storage(linked: Linked) -> None:
+    """A file added under an adopted folder is written to storage (skip-worktree), one removed
+    upstream leaves storage (with its emptied folder), and a file added under a linked folder
+    that had no tracked files does not turn the link into a real folder."""
+    push_upstream(
+        linked.fixture,
+        {
+            "data/new/added.txt": b"added upstream\n",
+            "data/s3dis/README.md": None,
+            "checkpoints/README.md": b"# checkpoints go here\n",
+        },
+    )
+    run = inv(linked.root, "clone", "--update")
+    assert run.code == 0, run.err
+    assert linked.stored("data/new/added.txt").read_bytes() == b"added upstream\n"
+    assert not os.path.lexists(linked.storage / "s3dis")
+    ckpt = linked.root / "mmlab_checkpoints" / PROJECT / "checkpoints" / "README.md"
+    assert ckpt.read_bytes() == b"# checkpoints go here\n"
+    flags = linked.flags()
+    assert "S data/new/added.txt" in flags and "S checkpoints/README.md" in flags
+    assert "s3dis" not in linked.index()
+    assert sorted(linked.adopted_in_journal()) == sorted(
+        ["data/new/added.txt", "data/lyft/train.txt", "data/scannet/batch_load_scannet_data.py"]
+    )
+    assert_healthy(linked)
+
+
+def state_of(linked: Linked) -> dict[str, object]:
+    """Everything a refused update must leave as it was (git's object store aside)."""
+    return {
+        "files": {
+            path: value
+            for path, value in snapshot(linked.ext, linked.root / "mmlab_dataset").items()
+            if "/.git/" not in path and not path.endswith("/.git")
+        },
+        "heads": [
+            git("rev-parse", "HEAD", "refs/remotes/origin/main", cwd=linked.ext),
+            linked.head(linked.project),
+        ],
+        "index": linked.index(),
+        "journal": (linked.root / ".mmlab-bootstrap-state.json").read_text(),
+    }
+
+
+def test_a_file_the_user_changed_is_refused_and_nothing_changes(linked: Linked) -> None:
+    """Upstream changes a file the user edited in storage: one error naming it, nothing changed;
+    with the user's version moved aside, the same command then completes."""
+    edited = linked.stored(TRAIN)
+    edited.write_bytes(b"my own scene list\n")
+    push_upstream(linked.fixture, {TRAIN: NEW_TRAIN, "data/new/added.txt": b"added\n"})
+    before = state_of(linked)
+    run = inv(linked.root, "clone", "--update")
+    assert_clean_error(run, str(edited), "nothing changed")
+    assert "inv clone --update" in run.err.splitlines()[1]
+    assert state_of(linked) == before
+    dry = inv(linked.root, "--dry", "clone", "--update")
+    assert dry.code == 0 and state_of(linked) == before  # it cannot fetch, so it cannot know
+    os.rename(edited, edited.with_name("train.txt.mine"))
+    run = inv(linked.root, "clone", "--update")
+    assert run.code == 0, run.err
+    assert edited.read_bytes() == NEW_TRAIN
+    assert edited.with_name("train.txt.mine").read_bytes() == b"my own scene list\n"
+
+
+@pytest.mark.parametrize("found", ["file", "link"])
+def test_a_user_file_where_upstream_adds_one_is_refused(linked: Linked, found: str) -> None:
+    """A file of the user's in storage with the name of a file upstream adds is never replaced,
+    and a link of the user's on its way is never written through."""
+    theirs = linked.stored("data/new/added.txt")
+    elsewhere = linked.root / "elsewhere"
+    elsewhere.mkdir()
+    if found == "file":
+        theirs.parent.mkdir()
+        theirs.write_bytes(b"my data\n")
+    else:
+        theirs.parent.symlink_to(elsewhere)
+    push_upstream(linked.fixture, {"data/new/added.txt": b"added upstream\n"})
+    before = state_of(linked)
+    run = inv(linked.root, "clone", "--update")
+    assert_clean_error(run, str(theirs), "file of yours" if found == "file" else "in its way")
+    assert state_of(linked) == before
+    assert not any(elsewhere.iterdir())
+
+
+def test_a_linked_project_no_longer_listed_is_kept_in_step(linked: Linked) -> None:
+    """The journal names links of projects taken out of MMLAB_PROJECTS since: they follow too."""
+    with (linked.root / ".env").open("a") as env:
+        env.write("MMLAB_PROJECTS='mmdetection'\n")
+    push_upstream(linked.fixture, {TRAIN: NEW_TRAIN})
+    run = inv(linked.root, "clone", "--update")
+    assert run.code == 0, run.err
+    assert linked.stored(TRAIN).read_bytes() == NEW_TRAIN
+    assert (linked.project / "data").is_symlink()
+    for repo in (linked.ext, linked.project):
+        assert git_status(repo) == "", repo
+
+
+def test_dry_update_shows_the_work_and_changes_nothing(linked: Linked) -> None:
+    push_upstream(linked.fixture, {TRAIN: NEW_TRAIN})
+    roots = (linked.ext, linked.root / "mmlab_dataset", linked.root / "mmlab_checkpoints")
+    before = snapshot(*roots)
+    run = inv(linked.root, "--dry", "clone", "--update")
+    assert run.code == 0, run.err
+    assert "in step with what upstream records" in run.out
+    assert str(linked.storage) in run.out
+    assert snapshot(*roots) == before
+
+
+def test_unlink_then_relink_after_an_update(linked: Linked) -> None:
+    """After the update, unlink puts the new versions back in the worktree (git clean), and
+    linking again finds the same versions in storage: no clash."""
+    push_upstream(linked.fixture, {TRAIN: NEW_TRAIN, "data/s3dis/README.md": None})
+    assert inv(linked.root, "clone", "--update").code == 0
+    run = inv(linked.root, "unlink")
+    assert run.code == 0, run.err
+    assert not (linked.project / "data").is_symlink()
+    assert (linked.project / TRAIN).read_bytes() == NEW_TRAIN
+    assert not os.path.lexists(linked.project / "data/s3dis")
+    for repo in (linked.ext, linked.project):
+        assert git_status(repo) == "", repo
+    for task in ("link-data", "link-checkpoints"):
+        again = inv(linked.root, task)
+        assert again.code == 0, again.err + again.out
+    assert_healthy(linked)
+
+
+def test_a_workspace_stuck_by_an_older_update_is_finished(linked: Linked) -> None:
+    """Before this fix, the superproject moved and the submodule update failed; that state is
+    what a user has now: the next run finishes it."""
+    commit = push_upstream(linked.fixture, {TRAIN: NEW_TRAIN})
+    git("fetch", "-q", "origin", cwd=linked.ext)
+    git("reset", "-q", "--keep", "origin/main", cwd=linked.ext)
+    git("fetch", "-q", "--depth", "1", "origin", commit, cwd=linked.project)
+    run = inv(linked.root, "clone", "--update")
+    assert run.code == 0, run.err
+    assert linked.stored(TRAIN).read_bytes() == NEW_TRAIN
+    assert_healthy(linked)
+
+
+def _superproject_moved(linked: Linked, before: str) -> Callable[[], bool]:
+    head = linked.ext / ".git" / "refs" / "heads" / "main"
+    return lambda: head.exists() and head.read_text().strip() != before
+
+
+def _storage_written(linked: Linked) -> Callable[[], bool]:
+    stored = linked.stored(TRAIN)
+    return lambda: stored.exists() and stored.read_bytes() == NEW_TRAIN
+
+
+def _index_changed(linked: Linked, before: float) -> Callable[[], bool]:
+    index = linked.ext / ".git" / "modules" / PROJECT / "index"
+    return lambda: index.exists() and index.stat().st_mtime_ns != before
+
+
+def _kill_when(process: subprocess.Popen[bytes], event: Callable[[], bool]) -> bool:
+    """SIGKILL the run's process group as soon as `event` is seen; False if it ended first."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if event():
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.0005)
+    process.wait()
+    return False
+
+
+TRIGGERS = ("superproject moved", "storage written", "index changed", "random", "random")
+
+
+def test_a_killed_update_is_finished_by_the_next_run(workspace: Path, tmp_path: Path) -> None:
+    """SIGKILL `clone --update` at its steps (as soon as each is seen, and at random moments);
+    the same command then finishes it: new versions in storage, the link in place, all clean.
+    Kills that landed mid-work (superproject moved, submodule not yet) are counted."""
+    rng = random.Random(9)
+    mid_work = 0
+    for attempt, trigger in enumerate(TRIGGERS):
+        root = tmp_path / f"try{attempt}"
+        root.mkdir()
+        (root / "tasks.py").write_bytes((workspace / "tasks.py").read_bytes())
+        linked = make_linked(root, tmp_path / f"served{attempt}")
+        commit = push_upstream(linked.fixture, {TRAIN: NEW_TRAIN, "data/new/added.txt": b"n\n"})
+        old_head = linked.head(linked.ext)
+        index = linked.ext / ".git" / "modules" / PROJECT / "index"
+        events = {
+            "superproject moved": _superproject_moved(linked, old_head),
+            "storage written": _storage_written(linked),
+            "index changed": _index_changed(linked, index.stat().st_mtime_ns),
+        }
+        process = subprocess.Popen(
+            ["inv", "clone", "--update"], cwd=root, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        if trigger == "random":
+            time.sleep(rng.uniform(0.3, 1.2))
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        else:
+            _kill_when(process, events[trigger])
+        if linked.head(linked.ext) != old_head and linked.head(linked.project) != commit:
+            mid_work += 1
+        run = inv(root, "clone", "--update")
+        assert run.code == 0, (trigger, run.out, run.err)
+        assert linked.stored(TRAIN).read_bytes() == NEW_TRAIN, trigger
+        assert linked.stored("data/new/added.txt").read_bytes() == b"n\n", trigger
+        assert linked.head(linked.project) == commit, trigger
+        assert_healthy(linked)
+    assert mid_work >= 2, mid_work
+
+
+POOL = (
+    "data/lyft/train.txt",
+    "data/s3dis/README.md",
+    "data/scannet/batch_load_scannet_data.py",
+    "data/new/added.txt",
+    "data/lyft/extra.txt",
+    "checkpoints/notes.txt",
+)
+CONTENT = st.sampled_from([b"a\n", b"b\n", b"\x00\xffbinary\n", b""])
+ROUND = st.tuples(
+    st.dictionaries(st.sampled_from(POOL), st.one_of(st.none(), CONTENT), max_size=4),
+    st.sets(st.sampled_from(POOL), max_size=2),
+)
+
+
+def in_storage(linked: Linked, relative: str) -> Path:
+    if relative.startswith("checkpoints/"):
+        return linked.root / "mmlab_checkpoints" / PROJECT / relative
+    return linked.stored(relative)
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@example(rounds=[({}, {"data/lyft/train.txt"}), ({"data/lyft/train.txt": None}, set())])
+@given(rounds=st.lists(ROUND, min_size=1, max_size=2))
+def test_updates_keep_storage_equal_to_upstream_or_refuse(
+    workspace: Path, tmp_path: Path, rounds: list[tuple[dict[str, bytes | None], set[str]]]
+) -> None:
+    """Any upstream changes under the linked folders, with the user editing some stored files:
+    the update is refused (changing nothing) exactly when upstream changes a file the user
+    edited; otherwise storage holds upstream's version of every file upstream changed and the
+    user's version of the others, and the workspace is healthy."""
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    (root / "tasks.py").write_bytes((workspace / "tasks.py").read_bytes())
+    linked = make_linked(root, root / "served")
+    upstream: dict[str, bytes] = dict(MMDET3D_DATA)
+    expected = dict(upstream)  # what storage should hold
+    for changes, edits in rounds:
+        effective = {
+            path: data
+            for path, data in changes.items()
+            if upstream.get(path) != data and not (data is None and path not in upstream)
+        }
+        for path in sorted(edits & set(expected)):
+            expected[path] = expected[path] + b"# edited\n"
+            in_storage(linked, path).write_bytes(expected[path])
+        push_upstream(linked.fixture, effective, allow_empty=True)
+        edited = {path for path in expected if expected[path] != upstream.get(path)}
+        conflicting = sorted(set(effective) & edited)
+        if conflicting:
+            before = state_of(linked)
+            run = inv(linked.root, "clone", "--update")
+            assert_clean_error(run, str(in_storage(linked, conflicting[0])))
+            assert state_of(linked) == before
+            for path in conflicting:  # the user keeps their version aside
+                os.rename(in_storage(linked, path), f"{in_storage(linked, path)}.mine")
+                expected.pop(path)
+        run = inv(linked.root, "clone", "--update")
+        assert run.code == 0, run.out + run.err
+        for path, data in effective.items():
+            if data is None:
+                upstream.pop(path, None)
+                expected.pop(path, None)
+            else:
+                upstream[path] = expected[path] = data
+        for path in POOL:
+            stored = in_storage(linked, path)
+            if path in expected:
+                assert stored.read_bytes() == expected[path], path
+            else:
+                assert not os.path.lexists(stored), path
+        assert_healthy(linked)
