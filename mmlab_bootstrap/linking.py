@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, replace
@@ -106,6 +107,7 @@ class Linker:
         )
         self._carry(plan)
         self._skip_worktree(location, plan.inventory.tracked_moved)
+        retired = self._retire_stale(plan)
         if state in (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK):
             self._link(location, destination)
             was = f" (was -> {plan.old_destination})" if plan.old_destination else ""
@@ -141,6 +143,27 @@ class Linker:
             )
         self._exclude(location)
         self.journal.record(link, linked=True)
+        for path in retired:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # a stale copy this run moved aside
+        if retired:
+            self.report.done(
+                f"replaced {len(retired)} outdated cop(ies) of tracked files in {target}"
+                " (git holds those versions)"
+            )
+
+    def _retire_stale(self, plan: LinkPlan) -> list[Path]:
+        """Move stale copies of tracked files in the target aside (to temporaries a killed run's
+        successor removes): their bytes are in git, and the current version takes their place."""
+        retired = []
+        for relative in plan.stale:
+            stored = in_target(plan.location, relative)
+            if not stored.is_file() or stored.is_symlink():
+                continue
+            aside = temporary_name(stored, "copy")
+            os.rename(stored, aside)
+            retired.append(aside)
+        return retired
 
     def _repair_bookkeeping(self, location: Location) -> None:
         """A run stopped right after linking (killed, or its output pipe closed) may have
@@ -220,6 +243,8 @@ class Linker:
                 f"{verb} {len(plan.inventory.files)} files ({human_size(plan.inventory.size)})"
                 f" at {link}, then link it -> {destination}"
             )
+        if plan.stale:
+            what += f" (replacing {len(plan.stale)} outdated cop(ies) in storage: git holds them)"
         return f"{what}  [{state.value}]"
 
     def _link(self, location: Location, destination: str) -> None:

@@ -101,6 +101,9 @@ class LinkPlan:
     # new target: (path relative to the project, where the file is now).
     carried: tuple[tuple[str, str], ...] = ()
     hint: str = ""  # the command that fixes a refusal, when it is not the usual one
+    # Tracked files whose copy in the target is an older version git still holds (left there
+    # by an earlier link, then `unlink` and an update): replaced, since git keeps those bytes.
+    stale: tuple[str, ...] = ()
 
     @property
     def refused(self) -> bool:
@@ -261,10 +264,10 @@ def classify(location: Location, git: Git, way: Way) -> LinkPlan:
         state = State.TRACKED if link.is_dir() and not inventory.untracked else State.USER_DATA
         return LinkPlan(location, state, inventory, way=way, problem=shortage)
     if link.is_dir() and not inventory.untracked:
-        clashes = clashes_in_target(location, inventory.tracked)
+        clashes, stale = _clashes_but_stale(git, location, inventory.tracked, inventory.tracked)
         if clashes:
             return LinkPlan(location, State.TRACKED, inventory, problem=_clash_text(clashes))
-        return LinkPlan(location, State.TRACKED, inventory)
+        return LinkPlan(location, State.TRACKED, inventory, stale=stale)
     if way is Way.REFUSE:
         count = len(inventory.untracked)
         return LinkPlan(
@@ -282,10 +285,43 @@ def classify(location: Location, git: Git, way: Way) -> LinkPlan:
             way=way,
             problem="is a file, not a folder: use --backup",
         )
-    clashes = clashes_in_target(location, inventory.files) if way is Way.ADOPT else []
+    moving = inventory.files if way is Way.ADOPT else inventory.tracked  # --backup copies these
+    clashes, stale = _clashes_but_stale(git, location, moving, inventory.tracked)
     if clashes:
         return LinkPlan(location, State.USER_DATA, inventory, way=way, problem=_clash_text(clashes))
-    return LinkPlan(location, State.USER_DATA, inventory, way=way)
+    return LinkPlan(location, State.USER_DATA, inventory, way=way, stale=stale)
+
+
+def _clashes_but_stale(
+    git: Git, location: Location, files: tuple[str, ...], tracked: tuple[str, ...]
+) -> tuple[list[str], tuple[str, ...]]:
+    """The clashes in the target, less the tracked files whose target copy is only stale."""
+    clashes = clashes_in_target(location, files) if files else []
+    known = set(tracked)
+    stale = stale_copies(git, location, [path for path in clashes if path in known])
+    return [path for path in clashes if path not in stale], stale
+
+
+def stale_copies(git: Git, location: Location, tracked: list[str]) -> tuple[str, ...]:
+    """Tracked files whose copy in the target is a regular file with bytes git holds as a
+    blob: a version of that file the tool adopted before (then `unlink`, then an update).
+    Replacing such a copy loses nothing; any other content is the user's and a clash."""
+    stale = []
+    for relative in tracked:
+        stored = in_target(location, relative)
+        if stored.is_symlink() or not stored.is_file():
+            continue
+        hashed = git.probe(
+            ["hash-object", f"--path={relative}", "--", str(stored)], cwd=location.project_dir
+        )
+        blob = hashed.out.strip()
+        if (
+            hashed.ok
+            and blob
+            and git.probe(["cat-file", "-e", f"{blob}^{{blob}}"], cwd=location.project_dir).ok
+        ):
+            stale.append(relative)
+    return tuple(sorted(stale))
 
 
 def space_problem(location: Location, inventory: Inventory, way: Way) -> str:

@@ -437,3 +437,30 @@ def test_updates_keep_storage_equal_to_upstream_or_refuse(
             else:
                 assert not os.path.lexists(stored), path
         assert_healthy(linked)
+
+
+def test_relink_after_unlink_then_update_replaces_the_stale_copy(linked: Linked) -> None:
+    """unlink, then an update while not linked, then link again: storage still holds the copy
+    adopted before, an older version git holds; it is replaced, not taken for a clash. A copy
+    the user edited there (bytes git does not hold) is still refused, and kept."""
+    assert inv(linked.root, "unlink", "--data").code == 0
+    push_upstream(linked.fixture, {TRAIN: NEW_TRAIN})
+    assert inv(linked.root, "clone", "--update").code == 0
+    assert (linked.project / TRAIN).read_bytes() == NEW_TRAIN
+    old = linked.stored(TRAIN).read_bytes()
+    assert old != NEW_TRAIN  # the stale copy linking adopted first
+    dry = inv(linked.root, "--dry", "link-data")
+    assert dry.code == 0 and "outdated" in dry.out, dry.out
+    assert linked.stored(TRAIN).read_bytes() == old
+    run = inv(linked.root, "link-data")
+    assert run.code == 0, run.err + run.out
+    assert linked.stored(TRAIN).read_bytes() == NEW_TRAIN
+    assert (linked.project / TRAIN).read_bytes() == NEW_TRAIN  # through the link
+    assert not [n for n in os.listdir(linked.stored(TRAIN).parent) if "mmlab-bootstrap" in n]
+    assert_healthy(linked)
+    # the same, with the stored copy edited by the user: a clash, nothing changed
+    assert inv(linked.root, "unlink", "--data").code == 0
+    linked.stored(TRAIN).write_bytes(b"my own split\n")
+    refused = inv(linked.root, "link-data")
+    assert refused.code == 1 and "other content" in refused.out, refused.out
+    assert linked.stored(TRAIN).read_bytes() == b"my own split\n"
