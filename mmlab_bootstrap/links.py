@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BootstrapError, escaped, shown
+from .fsutil import kind
 from .git import Git
 from .layout import LEAVES, storage_folder
 from .settings import Settings
-from .transfer import same_file_content, special_kind, walk
+from .transfer import same_file_content, walk
 
 
 class LinkError(BootstrapError):
@@ -409,7 +410,7 @@ def take_inventory(location: Location, git: Git) -> Inventory:
     link = location.link
     if not link.is_dir():
         mode = os.lstat(link).st_mode
-        odd = (f"{shown(str(link))} ({special_kind(mode)})",) if _is_special(mode) else ()
+        odd = (f"{shown(str(link))} ({kind(mode)})",) if _is_special(mode) else ()
         return Inventory((location.leaf,), (), os.lstat(link).st_size, odd)
     files: list[str] = []
     specials: list[str] = []
@@ -420,7 +421,7 @@ def take_inventory(location: Location, git: Git) -> Inventory:
             relative = os.path.relpath(entry.path, location.project_dir)
             files.append(relative)
             if entry.special:
-                specials.append(f"{shown(relative)} ({special_kind(entry.mode)})")
+                specials.append(f"{shown(relative)} ({kind(entry.mode)})")
             elif stat.S_ISLNK(entry.mode):
                 symlinks.append(relative)
             else:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BootstrapError, shown
-from .fsutil import fsync_folder
+from .fsutil import fsync_folder, kind
 
 RUN_TOKEN = secrets.token_hex(8)
 """Part of every temporary name this run makes: no other run, and no user, has it."""
@@ -183,23 +183,10 @@ def _open_for_writing(descriptor: int) -> bool:
 def _refuse_special(source: Path, mode: int) -> None:
     if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
         raise TransferError(
-            f"{shown(str(source))} is {special_kind(mode)}, not a file: it cannot be copied",
+            f"{shown(str(source))} is {kind(mode)}, not a file: it cannot be copied",
             f"move it out of the way (mv '{source}' /somewhere/else), then run the same command"
             " again",
         )
-
-
-def special_kind(mode: int) -> str:
-    """`a FIFO`, `a socket`, `a character device`… for a message."""
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    return "not a regular file"
 
 
 def copy_verified(source: Path, destination: Path) -> os.stat_result:
