@@ -134,6 +134,8 @@ class Cloner:
             self._fresh(plan)
             self._submodules(plan.path)
             return
+        # a killed run's index.lock (here or in a submodule) must not stop what finishes it
+        self.git.stale_locks_under = plan.path / ".git"
         resumed = self._resume_update(plan.path)
         if update:
             if plan.incomplete:  # a run stopped part way (adopted.py): finish it first

@@ -1,0 +1,37 @@
+"""Regressions found by trying the merged tool as an attacker and as a new user would.
+
+Each test reproduces one problem seen by hand against the mirror of the real repositories,
+in the smallest form the fixtures allow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import git_status, inv
+from .gitfixture import git
+from .test_update_linked import NEW_TRAIN, PROJECT, TRAIN, Linked, make_linked, push_upstream
+
+
+def test_a_killed_update_leaving_an_index_lock_in_a_submodule_is_finished(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """SIGKILL to `clone --update` while git checks out the linked submodule: the superproject
+    has moved, the submodule has not, and the killed git left `.git/modules/<sub>/index.lock`.
+    The next `clone` must finish (not stop at `git update-index`: "index.lock: File exists")."""
+    linked: Linked = make_linked(workspace, tmp_path / "served")
+    commit = push_upstream(linked.fixture, {TRAIN: NEW_TRAIN})
+    git("fetch", "-q", "--depth", "1", "origin", "main", cwd=linked.ext)
+    git("reset", "-q", "--keep", "FETCH_HEAD", cwd=linked.ext)  # the superproject moved
+    lock = linked.ext / ".git" / "modules" / PROJECT / "index.lock"
+    lock.write_bytes(b"")  # what a killed `git checkout` in the submodule leaves
+
+    run = inv(linked.root, "clone")
+
+    assert run.code == 0, run.out + run.err
+    assert "Traceback" not in run.err
+    assert linked.head(linked.project) == commit
+    assert linked.stored(TRAIN).read_bytes() == NEW_TRAIN
+    assert not Path(lock).exists()
+    assert git_status(linked.project) == ""
+    assert inv(linked.root, "status").code == 0
