@@ -136,6 +136,7 @@ def plan_link_step(
             session.report.would(f"link {location.link} -> {location.target} (once cloned)")
         return LinkWork(name, [], None)
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    git.stale_locks_under = settings.extension_path / ".git"  # a killed git's index.lock
     plans = [
         carry_adopted(plan, git, session.journal.entry(plan.location.link))
         for plan in plan_links(settings, variable, git, way, relative=relative)
@@ -229,6 +230,7 @@ def unlink_step(
     settings = session.settings(flags)
     check_projects(settings)
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    git.stale_locks_under = settings.extension_path / ".git"  # a killed git's index.lock
     unlinker = Unlinker(git, session.report, session.dry, session.journal)
     for variable in variables:
         for location in locations(settings, variable):

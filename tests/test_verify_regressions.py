@@ -35,3 +35,21 @@ def test_a_killed_update_leaving_an_index_lock_in_a_submodule_is_finished(
     assert not Path(lock).exists()
     assert git_status(linked.project) == ""
     assert inv(linked.root, "status").code == 0
+
+
+def test_a_stale_index_lock_does_not_leave_adopted_files_unmarked(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """A git killed in the sub-project left its index.lock; `link-data` then adopted the
+    tracked files and reported success, but `git update-index --skip-worktree` had failed:
+    `git status` showed every adopted file deleted for good, and `status` said healthy."""
+    linked: Linked = make_linked(workspace, tmp_path / "served")
+    assert inv(linked.root, "unlink", "--data").code == 0
+    lock = linked.ext / ".git" / "modules" / PROJECT / "index.lock"
+    lock.write_bytes(b"")
+
+    run = inv(linked.root, "link-data")
+
+    assert run.code == 0, run.out + run.err
+    assert git_status(linked.project) == ""
+    assert all(line.startswith("S ") for line in linked.flags() if " data/" in line)
