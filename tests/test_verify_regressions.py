@@ -6,6 +6,7 @@ in the smallest form the fixtures allow.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .conftest import git_status, inv
@@ -53,3 +54,18 @@ def test_a_stale_index_lock_does_not_leave_adopted_files_unmarked(
     assert run.code == 0, run.out + run.err
     assert git_status(linked.project) == ""
     assert all(line.startswith("S ") for line in linked.flags() if " data/" in line)
+
+
+def test_dry_and_status_leave_git_index_files_alone(workspace: Path, tmp_path: Path) -> None:
+    """`--dry clone --update` ran `git status`, which rewrote the superproject's .git/index
+    (git refreshes its stat cache when it may): a dry run must not write anything."""
+    linked: Linked = make_linked(workspace, tmp_path / "served")
+    readme = next(p for p in linked.ext.iterdir() if p.is_file() and p.name != ".git")
+    os.utime(readme, (1_000_000_000, 1_000_000_000))  # its stat no longer matches the index
+    index = linked.ext / ".git" / "index"
+    before = os.stat(index).st_mtime_ns, index.read_bytes()
+
+    for args in (("--dry", "clone", "--update"), ("status",), ("--dry", "bootstrap")):
+        run = inv(linked.root, *args)
+        assert "Traceback" not in run.err, run.err
+        assert (os.stat(index).st_mtime_ns, index.read_bytes()) == before, args
