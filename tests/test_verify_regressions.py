@@ -7,6 +7,10 @@ in the smallest form the fixtures allow.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from .conftest import git_status, inv
@@ -69,3 +73,28 @@ def test_dry_and_status_leave_git_index_files_alone(workspace: Path, tmp_path: P
         run = inv(linked.root, *args)
         assert "Traceback" not in run.err, run.err
         assert (os.stat(index).st_mtime_ns, index.read_bytes()) == before, args
+
+
+def test_ctrl_c_while_the_console_script_starts_is_no_traceback(workspace: Path) -> None:
+    """Ctrl-C in the first tenth of a second of `mmlab-bootstrap` (while invoke and the tasks
+    are imported) printed a `KeyboardInterrupt` traceback."""
+    script = Path(sys.executable).parent / "mmlab-bootstrap"
+    landed = 0
+    for delay in (0.05, 0.07, 0.09, 0.11, 0.13, 0.15, 0.2):
+        process = subprocess.Popen(
+            [str(script), "--version"],
+            cwd=workspace,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        time.sleep(delay)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate()
+        if b"Fatal Python error" in err:  # the interpreter's own start, before any code of ours
+            continue
+        assert b"Traceback" not in err, (delay, err.decode(errors="replace"))
+        if process.returncode == 130:
+            landed += 1
+            assert err.decode().splitlines()[0] == "error: interrupted", err
+    assert landed >= 1  # at least one Ctrl-C reached the program while it started
