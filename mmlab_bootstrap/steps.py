@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .clone import Cloner, plan_clone
 from .envfile import render
-from .errors import BootstrapError
+from .errors import BootstrapError, shown
 from .git import Git
 from .layout import LEAVES, plan_layout
 from .linking import Linker, Unlinker
@@ -86,6 +86,16 @@ def clone_step(
     plan = plan_clone(settings, git)
     Cloner(settings, git, session.report, jobs).apply(plan, update=update)
     return settings
+
+
+def jobs_flag(value: str | int, task: str) -> int:
+    """`--jobs` as given on the command line (a string, so a typo is an error, not a traceback)."""
+    try:
+        return int(value)
+    except ValueError:
+        raise BootstrapError(
+            f"--jobs must be a whole number, not {shown(str(value))}", f"run: inv {task} --jobs 4"
+        ) from None
 
 
 def check_flags(

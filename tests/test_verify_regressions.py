@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import git_status, inv
+from .conftest import assert_clean_error, git_status, inv
 from .gitfixture import git
 from .test_update_linked import NEW_TRAIN, PROJECT, TRAIN, Linked, make_linked, push_upstream
 
@@ -98,3 +98,13 @@ def test_ctrl_c_while_the_console_script_starts_is_no_traceback(workspace: Path)
             landed += 1
             assert err.decode().splitlines()[0] == "error: interrupted", err
     assert landed >= 1  # at least one Ctrl-C reached the program while it started
+
+
+def test_a_jobs_value_that_is_not_a_number_is_an_error_not_a_traceback(workspace: Path) -> None:
+    """`--jobs abc` ended in invoke's `ValueError: invalid literal for int()` traceback."""
+    for task in ("clone", "bootstrap"):
+        run = inv(workspace, task, "--jobs", "abc")
+        assert_clean_error(run, "--jobs must be a whole number")
+        assert f"inv {task} --jobs 4" in run.err.splitlines()[1]
+        assert not (workspace / ".env").exists()
+    assert inv(workspace, "--dry", "clone", "--jobs", "2").code == 0
