@@ -6,6 +6,7 @@ in the smallest form the fixtures allow.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -108,3 +109,23 @@ def test_a_jobs_value_that_is_not_a_number_is_an_error_not_a_traceback(workspace
         assert f"inv {task} --jobs 4" in run.err.splitlines()[1]
         assert not (workspace / ".env").exists()
     assert inv(workspace, "--dry", "clone", "--jobs", "2").code == 0
+
+
+def test_status_is_unhealthy_with_a_journal_the_link_tasks_refuse(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """A damaged journal stops every link task and `unlink` ("damaged journal"), yet `status`
+    said `workspace healthy` and exited 0."""
+    linked: Linked = make_linked(workspace, tmp_path / "served")
+    journal = linked.root / ".mmlab-bootstrap-state.json"
+    journal.write_text('{"links": 5, "version": 1}\n')
+    assert inv(linked.root, "link-data").code == 1
+
+    run = inv(linked.root, "status")
+    assert run.code == 1, run.out
+    assert "damaged journal" in run.out + run.err
+    assert "workspace healthy" not in run.out
+    document = json.loads(inv(linked.root, "status", "--json").out)
+    assert document["healthy"] is False
+    assert any("damaged journal" in problem for problem in document["problems"])
+    assert journal.read_text() == '{"links": 5, "version": 1}\n'  # status changes nothing
