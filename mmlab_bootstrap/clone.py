@@ -272,8 +272,11 @@ class Cloner:
                 f"could not move {shown(str(root))} to {ref}: {git_message(moved.err)}",
                 f"look at git -C '{root}' status, then run: inv clone --update",
             )
+        if git.dry:
+            self.report.would(f"update {root} to {ref}")
+            return
         head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
-        self.report.done(f"updated {root} to {ref} ({head or 'dry run'})")
+        self.report.done(f"updated {root} to {ref} ({head})")
 
     @contextlib.contextmanager
     def _noted_update(self, root: Path, target: str) -> Iterator[None]:

@@ -129,3 +129,17 @@ def test_status_is_unhealthy_with_a_journal_the_link_tasks_refuse(
     assert document["healthy"] is False
     assert any("damaged journal" in problem for problem in document["problems"])
     assert journal.read_text() == '{"links": 5, "version": 1}\n'  # status changes nothing
+
+
+def test_dry_update_does_not_say_it_updated(workspace: Path, tmp_path: Path) -> None:
+    """`--dry clone --update` printed `updated <extension> to main (<commit>)` as if it had."""
+    linked: Linked = make_linked(workspace, tmp_path / "served")
+    push_upstream(linked.fixture, {TRAIN: NEW_TRAIN})
+    head = linked.head(linked.ext)
+
+    run = inv(linked.root, "--dry", "clone", "--update")
+
+    assert run.code == 0, run.err
+    assert not [line for line in run.out.splitlines() if line.startswith("updated")], run.out
+    assert any(line.startswith(f"would update {linked.ext}") for line in run.out.splitlines())
+    assert linked.head(linked.ext) == head
