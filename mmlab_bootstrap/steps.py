@@ -276,12 +276,17 @@ def bootstrap_steps(
     def link() -> list[str]:
         settings = session.settings(flags)
         way = way_of(backup, adopt)
-        works = [
-            plan_link_step(session, settings, variable, way=way, relative=relative)
-            for variable in (CHECKPOINTS_PATH, DATASET_PATH)
-        ]
+        works, said = [], []
+        for variable in (CHECKPOINTS_PATH, DATASET_PATH):
+            before = report.changes  # --dry before the clone: planning says `would link`
+            works.append(plan_link_step(session, settings, variable, way=way, relative=relative))
+            said.append(report.changes != before)
         changed = apply_link_steps(session, works, "bootstrap", keep_going=keep_going)
-        return [work.name for work, did in zip(works, changed, strict=True) if not did]
+        return [
+            work.name
+            for work, did, planned in zip(works, changed, said, strict=True)
+            if not (did or planned)
+        ]
 
     def single(name: str, step: Callable[[], object]) -> Callable[[], list[str]]:
         def run() -> list[str]:

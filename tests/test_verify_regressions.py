@@ -143,3 +143,17 @@ def test_dry_update_does_not_say_it_updated(workspace: Path, tmp_path: Path) -> 
     assert not [line for line in run.out.splitlines() if line.startswith("updated")], run.out
     assert any(line.startswith(f"would update {linked.ext}") for line in run.out.splitlines())
     assert linked.head(linked.ext) == head
+
+
+def test_dry_bootstrap_before_the_clone_does_not_call_linking_up_to_date(
+    workspace: Path,
+) -> None:
+    """`--dry bootstrap` on a fresh workspace printed `would link … (once cloned)` for every
+    location, then `link-checkpoints: up to date` and `link-data: up to date`."""
+    run = inv(workspace, "--dry", "bootstrap")
+
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert any(line.startswith("would link ") for line in lines), run.out
+    assert not [line for line in lines if line.endswith(": up to date")], run.out
+    assert sorted(p.name for p in workspace.iterdir()) == ["tasks.py"]  # nothing written
