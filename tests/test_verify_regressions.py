@@ -157,3 +157,27 @@ def test_dry_bootstrap_before_the_clone_does_not_call_linking_up_to_date(
     assert any(line.startswith("would link ") for line in lines), run.out
     assert not [line for line in lines if line.endswith(": up to date")], run.out
     assert sorted(p.name for p in workspace.iterdir()) == ["tasks.py"]  # nothing written
+
+
+def test_update_refuses_a_submodule_with_local_changes_before_anything_moves(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """`ignore = dirty` in .gitmodules hid an edited file in a sub-project from `--update`'s
+    check: the superproject moved, the adopted files in storage and the sub-project's index
+    were updated, then git refused the checkout; the sub-project was left with upstream's
+    data/ changes staged, ready to go into the user's next `git commit -a` or `git stash`."""
+    linked: Linked = make_linked(workspace, tmp_path / "served")
+    mine = next(p for p in linked.project.iterdir() if p.is_file() and p.name != ".git")
+    push_upstream(linked.fixture, {TRAIN: NEW_TRAIN, mine.name: b"upstream's version\n"})
+    mine.write_bytes(mine.read_bytes() + b"my edit\n")
+    # as the real superproject's .gitmodules says (`ignore = dirty`); the fixture's does not
+    git("config", f"submodule.{PROJECT}.ignore", "dirty", cwd=linked.ext)
+    heads = linked.head(linked.ext), linked.head(linked.project)
+    before = linked.index(), linked.stored(TRAIN).read_bytes()
+
+    run = inv(linked.root, "clone", "--update")
+
+    assert_clean_error(run, f"submodule '{PROJECT}' has local changes", "nothing changed")
+    assert (linked.head(linked.ext), linked.head(linked.project)) == heads
+    assert (linked.index(), linked.stored(TRAIN).read_bytes()) == before
+    assert mine.read_bytes().endswith(b"my edit\n")
