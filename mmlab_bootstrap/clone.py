@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .adopted import check_adopted, update_adopted
+from .adopted import check_adopted, linked_locations, update_adopted
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
 from .fetching import SubmoduleFetcher
@@ -134,6 +134,8 @@ class Cloner:
             self._fresh(plan)
             self._submodules(plan.path)
             return
+        # a killed run's index.lock (here or in a submodule) must not stop what finishes it
+        self.git.stale_locks_under = plan.path / ".git"
         resumed = self._resume_update(plan.path)
         if update:
             if plan.incomplete:  # a run stopped part way (adopted.py): finish it first
@@ -254,6 +256,7 @@ class Cloner:
                 url=repo,
             )
             self._check_ref(fetched, repo, ref)
+            self._check_moving_submodules(root)
             check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
             with self._noted_update(root, "FETCH_HEAD"):
                 moved = git.change(["reset", "-q", "--keep", "FETCH_HEAD"], cwd=root)
@@ -262,6 +265,7 @@ class Cloner:
         else:
             fetched = git.network(["fetch", "--depth", "1", "origin", ref], cwd=root, url=repo)
             self._check_ref(fetched, repo, ref)
+            self._check_moving_submodules(root)
             check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
             with self._noted_update(root, "FETCH_HEAD"):
                 moved = git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
@@ -270,8 +274,36 @@ class Cloner:
                 f"could not move {shown(str(root))} to {ref}: {git_message(moved.err)}",
                 f"look at git -C '{root}' status, then run: inv clone --update",
             )
+        if git.dry:
+            self.report.would(f"update {root} to {ref}")
+            return
         head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
-        self.report.done(f"updated {root} to {ref} ({head or 'dry run'})")
+        self.report.done(f"updated {root} to {ref} ({head})")
+
+    def _check_moving_submodules(self, root: Path) -> None:
+        """Refuse, before anything moves, a linked submodule with local changes that FETCH_HEAD
+        records at another commit: `ignore = dirty` in .gitmodules hides them from the check
+        of the superproject, and git would refuse that checkout only after the superproject,
+        the adopted files in storage and the submodule's index had moved (upstream's changes
+        then sit staged in the submodule, ready for the user's next commit or stash)."""
+        git = self.git
+        linked = {location.project for location in linked_locations(self.settings)}
+        if git.dry or not linked:  # under --dry nothing was fetched
+            return
+        moved = git.probe(["diff", "--raw", "--no-renames", "HEAD", "FETCH_HEAD"], cwd=root)
+        for line in moved.out.splitlines():
+            fields, _, path = line.partition("\t")
+            if not fields.startswith(":160000 160000 ") or path not in linked:
+                continue
+            changes = git.probe(["status", "--porcelain", "--untracked-files=no"], cwd=root / path)
+            if changes.out.strip():
+                first = changes.out.splitlines()[0].strip()
+                raise CloneError(
+                    f"submodule {shown(path)} has local changes ({first} …) and upstream moves it"
+                    " to another commit; nothing changed",
+                    f"commit or stash them first (git -C '{root / path}' status), then:"
+                    " inv clone --update",
+                )
 
     @contextlib.contextmanager
     def _noted_update(self, root: Path, target: str) -> Iterator[None]:

@@ -126,7 +126,7 @@ class Git:
             text=True,
             errors="surrogateescape",  # names that are not UTF-8 stay the OS's bytes
             stdin=subprocess.DEVNULL,
-            env=_quiet_env(),
+            env=quiet_env(),
         )
         return Outcome(done.returncode, done.stdout, done.stderr)
 
@@ -195,7 +195,7 @@ class Git:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
-            env=_quiet_env(),
+            env=quiet_env(),
         )
         with self._guard:
             self._running.add(process)
@@ -224,10 +224,11 @@ class Git:
                 process.send_signal(signal.SIGINT)
 
 
-def _quiet_env() -> dict[str, str]:
+def quiet_env() -> dict[str, str]:
     # Never stop to ask for credentials in a non-interactive run: fail with git's message.
     env = dict(os.environ)
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    env["GIT_OPTIONAL_LOCKS"] = "0"  # `git status` must not rewrite the index (--dry, status)
     return env
 
 

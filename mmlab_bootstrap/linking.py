@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import shown
 from .fsutil import fsync_folder, write_atomically
-from .git import Git
+from .git import Git, git_message
 from .journal import Journal
 from .links import (
     LinkError,
@@ -304,9 +304,17 @@ class Linker:
     def _skip_worktree(self, location: Location, tracked: tuple[str, ...]) -> None:
         """Tell the sub-project's git to leave adopted files be (they live in storage now)."""
         if tracked:
-            self.git.change(
+            marked = self.git.change(
                 ["update-index", "--skip-worktree", "--", *tracked], cwd=location.project_dir
             )
+            if not marked.ok:  # else git would show every adopted file deleted, for good
+                raise LinkError(
+                    f"linking {location.link} stopped part way: git update-index failed in"
+                    f" {shown(str(location.project_dir))}: {git_message(marked.err)}; nothing"
+                    f" is lost: the tracked files are still at {location.link}",
+                    "fix the cause, then run the same command again: it goes on from there",
+                    rerun_helps=True,
+                )
 
     def _exclude(self, location: Location) -> bool:
         """Hide the link (and backups) from `git status` in the sub-project's local exclude;

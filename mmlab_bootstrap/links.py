@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import BootstrapError, escaped, shown
 from .fsutil import kind
-from .git import Git
+from .git import Git, quiet_env
 from .layout import LEAVES, storage_folder
 from .settings import Settings
 from .transfer import same_file_content, walk
@@ -468,7 +468,11 @@ def git_names(git: Git, args: Sequence[str], cwd: Path) -> list[str] | None:
     bytes that are not UTF-8 become surrogate escapes), so every name reaches the same file.
     """
     done = subprocess.run(
-        git.command(args, cwd), capture_output=True, stdin=subprocess.DEVNULL, check=False
+        git.command(args, cwd),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        env=quiet_env(),  # read-only: no index refresh (--dry, status)
     )
     if done.returncode != 0:
         return None

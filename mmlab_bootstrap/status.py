@@ -11,6 +11,7 @@ from typing import Any
 from .clone import has_index, is_toplevel, same_repository, submodule_status
 from .errors import escaped, shown
 from .git import Git
+from .journal import STATE_FILE, Journal, JournalError
 from .layout import LEAVES
 from .links import Location, git_names, locations, skipped_files, sparse_checkout
 from .report import Reporter
@@ -35,6 +36,9 @@ def workspace_status(
     ]
     storage = [_storage(settings, variable) for variable in (CHECKPOINTS_PATH, DATASET_PATH)]
     problems = []
+    journal = _journal(session.root)
+    if journal["problem"]:  # every link task and unlink would stop at it
+        problems.append(journal["problem"])
     if not superproject["present"]:
         problems.append(f"the superproject is not cloned at {superproject['path']}")
     elif not superproject["same_repository"]:
@@ -59,7 +63,17 @@ def workspace_status(
         "submodules": submodules,
         "links": links,
         "storage": storage,
+        "journal": journal,
     }
+
+
+def _journal(root: Path) -> dict[str, Any]:
+    """The journal's path, and why the link tasks would refuse it (None when they would not)."""
+    try:
+        Journal(root, dry=True)  # reads and checks it; changes nothing
+    except JournalError as error:
+        return {"path": str(root / STATE_FILE), "problem": error.message}
+    return {"path": str(root / STATE_FILE), "problem": None}
 
 
 def _variables(
@@ -242,6 +256,8 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         else:
             text = f"storage {root['path']}: missing"
         _line(report, root["exists"] and root["writable"], text)
+    if status["journal"]["problem"]:
+        report.problem(status["journal"]["problem"])
     if status["healthy"]:
         report.done("workspace healthy")
     else:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .clone import Cloner, plan_clone
 from .envfile import render
-from .errors import BootstrapError
+from .errors import BootstrapError, shown
 from .git import Git
 from .layout import LEAVES, plan_layout
 from .linking import Linker, Unlinker
@@ -88,6 +88,16 @@ def clone_step(
     return settings
 
 
+def jobs_flag(value: str | int, task: str) -> int:
+    """`--jobs` as given on the command line (a string, so a typo is an error, not a traceback)."""
+    try:
+        return int(value)
+    except ValueError:
+        raise BootstrapError(
+            f"--jobs must be a whole number, not {shown(str(value))}", f"run: inv {task} --jobs 4"
+        ) from None
+
+
 def check_flags(
     *, jobs: int = DEFAULT_JOBS, backup: bool = False, adopt: bool = False, task: str = "clone"
 ) -> None:
@@ -136,6 +146,7 @@ def plan_link_step(
             session.report.would(f"link {location.link} -> {location.target} (once cloned)")
         return LinkWork(name, [], None)
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    git.stale_locks_under = settings.extension_path / ".git"  # a killed git's index.lock
     plans = [
         carry_adopted(plan, git, session.journal.entry(plan.location.link))
         for plan in plan_links(settings, variable, git, way, relative=relative)
@@ -229,6 +240,7 @@ def unlink_step(
     settings = session.settings(flags)
     check_projects(settings)
     git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    git.stale_locks_under = settings.extension_path / ".git"  # a killed git's index.lock
     unlinker = Unlinker(git, session.report, session.dry, session.journal)
     for variable in variables:
         for location in locations(settings, variable):
@@ -264,12 +276,17 @@ def bootstrap_steps(
     def link() -> list[str]:
         settings = session.settings(flags)
         way = way_of(backup, adopt)
-        works = [
-            plan_link_step(session, settings, variable, way=way, relative=relative)
-            for variable in (CHECKPOINTS_PATH, DATASET_PATH)
-        ]
+        works, said = [], []
+        for variable in (CHECKPOINTS_PATH, DATASET_PATH):
+            before = report.changes  # --dry before the clone: planning says `would link`
+            works.append(plan_link_step(session, settings, variable, way=way, relative=relative))
+            said.append(report.changes != before)
         changed = apply_link_steps(session, works, "bootstrap", keep_going=keep_going)
-        return [work.name for work, did in zip(works, changed, strict=True) if not did]
+        return [
+            work.name
+            for work, did, planned in zip(works, changed, said, strict=True)
+            if not (did or planned)
+        ]
 
     def single(name: str, step: Callable[[], object]) -> Callable[[], list[str]]:
         def run() -> list[str]:

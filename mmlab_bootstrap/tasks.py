@@ -24,6 +24,7 @@ from .steps import (
     clone_step,
     env_step,
     flag_values,
+    jobs_flag,
     layout_step,
     link_step,
     task_name,
@@ -148,13 +149,13 @@ def clone(
     ref: str | None = None,
     extension_path: str | None = None,
     mirror: str | None = None,
-    jobs: int = DEFAULT_JOBS,
+    jobs: str = str(DEFAULT_JOBS),
     update: bool = False,
 ) -> None:
     """Clone the superproject and submodules (shallow), or complete a clone."""
     with session_for(c, "clone") as session:
         flags = flag_values(repo=repo, ref=ref, extension_path=extension_path, mirror=mirror)
-        clone_step(session, flags, jobs=jobs, update=update)
+        clone_step(session, flags, jobs=jobs_flag(jobs, "clone"), update=update)
 
 
 @task(auto_shortflags=False, help=flag_help(CHECKPOINTS_PATH, DATASET_PATH, PROJECTS))
@@ -286,7 +287,7 @@ def bootstrap(
     projects: str | None = None,
     mirror: str | None = None,
     require_mount: str | None = None,
-    jobs: int = DEFAULT_JOBS,
+    jobs: str = str(DEFAULT_JOBS),
     update: bool = False,
     backup: bool = False,
     adopt: bool = False,
@@ -308,7 +309,7 @@ def bootstrap(
         bootstrap_steps(
             session,
             flags,
-            jobs=jobs,
+            jobs=jobs_flag(jobs, "bootstrap"),
             update=update,
             backup=backup,
             adopt=adopt,
