@@ -270,6 +270,9 @@ def bootstrap_steps(
     Both link tasks are planned before either changes anything, so every refusal shows at once.
     """
     check_flags(jobs=jobs, backup=backup, adopt=adopt, task="bootstrap")  # before any step acts
+    chosen = session.settings(flags)
+    if chosen.extension_path.is_dir() and not chosen.extension_path.is_symlink():
+        check_projects(chosen)  # an unknown project: refused before .env or storage change
     report = session.report
     report.hide_unchanged = True
 

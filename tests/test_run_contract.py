@@ -150,3 +150,12 @@ def test_tests_needing_a_missing_shell_are_skipped(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "zsh is not installed here" in done.stdout
     assert "3 passed, 2 skipped" in done.stdout, done.stdout
+
+
+def test_bootstrap_refuses_an_unknown_project_before_changing_anything(cloned: Cloned) -> None:
+    """With the superproject there, a project it does not have is refused before `.env` is
+    written or a storage folder is made."""
+    before = snapshot(cloned.root)
+    run = inv(cloned.root, "bootstrap", env={"MMLAB_PROJECTS": "mmdetection nosuch"})
+    assert_clean_error(run, "'nosuch' has no folder")
+    assert snapshot(cloned.root) == before
