@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import pty
 import shutil
 import subprocess
 import sys
+import tempfile
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +91,74 @@ def inv(workspace: Path, *args: str, env: dict[str, str] | None = None) -> Run:
     return run_cli(["inv", *args], workspace, env)
 
 
+@contextlib.contextmanager
+def _redirected(descriptor: int) -> Iterator[tempfile._TemporaryFileWrapper[bytes]]:
+    """What is written to file descriptor `descriptor` (git's own stderr, say) goes to a file."""
+    saved = os.dup(descriptor)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), descriptor)
+        try:
+            yield sink
+        finally:
+            os.dup2(saved, descriptor)
+            os.close(saved)
+
+
+def run_inproc(
+    workspace: Path, *args: str, env: dict[str, str] | None = None, program: str = "inv"
+) -> Run:
+    """Run the tasks in this process, as `inv ARGS` in `workspace` would (real argument
+    parsing by invoke's `Program`, real output), and return the same `Run` as `inv()`.
+
+    `env` is set in `os.environ` for the call only, the current folder is the workspace, and
+    both sys.stdout/stderr and file descriptors 1/2 (what git or other children write) are
+    captured. An exception that escapes is written as the traceback a process would print.
+    Not for what needs a process of its own: signals, kills, a terminal, the console script.
+    """
+    from invoke.program import Program
+
+    from mmlab_bootstrap.tasks import namespace
+
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_streams = (sys.stdout, sys.stderr)
+    saved_bytecode = sys.dont_write_bytecode
+    root_logger = logging.getLogger()
+    saved_logging = (root_logger.level, list(root_logger.handlers))
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    os.environ.update(env or {})
+    os.chdir(workspace)
+    try:
+        with _redirected(1) as fd_out, _redirected(2) as fd_err:
+            sys.stdout, sys.stderr = out, err
+            try:
+                Program(namespace=namespace(root=workspace, program=program), binary=program).run(
+                    [program, *args]
+                )
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            except BaseException:
+                err.write(traceback.format_exc())
+                code = 1
+            finally:
+                sys.stdout, sys.stderr = saved_streams
+            fd_out.seek(0)
+            fd_err.seek(0)
+            raw_out, raw_err = fd_out.read(), fd_err.read()
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.dont_write_bytecode = saved_bytecode
+        root_logger.setLevel(saved_logging[0])
+        root_logger.handlers[:] = saved_logging[1]
+    decode = {"encoding": "utf-8", "errors": "replace"}
+    return Run(
+        code, out.getvalue() + raw_out.decode(**decode), err.getvalue() + raw_err.decode(**decode)
+    )
+
+
 def assert_clean_error(run: Run, *fragments: str) -> None:
     """Exit 1, exactly one error line and one hint line, no traceback."""
     assert run.code == 1, (run.code, run.out, run.err)
@@ -96,6 +169,103 @@ def assert_clean_error(run: Run, *fragments: str) -> None:
     assert "Traceback" not in run.out + run.err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+# The write guard: an audit hook (installed once; hooks cannot be removed) that, while a test
+# holding the `write_guard` fixture runs, records every write this process makes outside the
+# allowed folders. What a subprocess writes is not seen: audit hooks are per process.
+_WRITE_MODES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_GUARDED_EVENTS = {
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.link": (0, 1),
+    "os.mkdir": (0,),
+    "os.remove": (0,),
+    "os.rename": (0, 1),
+    "os.rmdir": (0,),
+    "os.symlink": (1,),
+    "os.truncate": (0,),
+    "os.utime": (0,),
+    "shutil.copyfile": (1,),
+    "shutil.copytree": (1,),
+    "shutil.move": (0, 1),
+    "shutil.rmtree": (0,),
+}
+_DIR_FD_AT = {"os.mkdir": 2, "os.remove": 1, "os.rmdir": 1, "os.symlink": 2, "os.chmod": 2,
+              "os.rename": 2, "os.utime": 3, "shutil.rmtree": 1}  # fmt: skip
+
+
+@dataclass
+class _Guard:
+    allowed: tuple[str, ...] = ()
+    active: bool = False
+    outside: list[str] | None = None
+
+
+_GUARD = _Guard()
+
+
+def _absolute(path: object, dir_fd: object) -> str | None:
+    if isinstance(path, int):
+        return None  # a descriptor: where it points was checked when it was opened
+    name = os.fsdecode(path)  # type: ignore[arg-type]
+    if not os.path.isabs(name):
+        base = os.readlink(f"/proc/self/fd/{dir_fd}") if isinstance(dir_fd, int) else os.getcwd()
+        name = os.path.join(base, name)
+    return os.path.normpath(name)
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if not _GUARD.active:
+        return
+    if event == "open":
+        path, mode, flags = args
+        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            mode is None and isinstance(flags, int) and flags & _WRITE_MODES
+        )
+        places: tuple[object, ...] = (path,) if writes else ()
+        dir_fd: object = None
+    elif event in _GUARDED_EVENTS:
+        places = tuple(args[i] for i in _GUARDED_EVENTS[event])
+        at = _DIR_FD_AT.get(event)
+        dir_fd = args[at] if at is not None and at < len(args) else None
+    else:
+        return
+    _GUARD.active = False  # the checks below must not audit themselves
+    try:
+        for place in places:
+            name = _absolute(place, dir_fd)
+            if name is None or name == os.devnull or "__pycache__" in name:
+                continue
+            if not any(name == root or name.startswith(root + os.sep) for root in _GUARD.allowed):
+                assert _GUARD.outside is not None
+                _GUARD.outside.append(f"{event} {name}")
+    finally:
+        _GUARD.active = True
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def write_guard(tmp_path: Path) -> Iterator[list[str]]:
+    """Fail the test when this process writes (opens for writing, creates, renames, removes,
+    links, changes modes) anything outside the test's temporary folder.
+
+    Hypothesis' example database is allowed. Subprocesses are not guarded (see `_audit`)."""
+    from hypothesis import settings
+
+    database = getattr(settings.default.database, "path", None)
+    allowed = [str(tmp_path.resolve()), str(tmp_path)]
+    if database is not None:
+        allowed.append(os.path.abspath(database))
+    outside: list[str] = []
+    _GUARD.allowed, _GUARD.outside, _GUARD.active = tuple(allowed), outside, True
+    try:
+        yield outside
+    finally:
+        _GUARD.active = False
+    assert not outside, f"wrote outside the test's temporary folder: {outside}"
 
 
 LOCK_FILE = ".mmlab-bootstrap.lock"

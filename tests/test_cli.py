@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 from mmlab_bootstrap import __version__
 from mmlab_bootstrap.tasks import namespace
 
-from .conftest import assert_clean_error, inv, run_cli, run_in_terminal, shell_or_skip, snapshot
+from .conftest import inv, run_cli, run_in_terminal, shell_or_skip
 
 NAMES = [
     "MMLAB_EXTENSION_REPO",
@@ -91,30 +91,6 @@ def test_dry_env_changes_nothing(workspace: Path) -> None:
     assert f"would write {workspace}/.env" in run.lines
     assert any(line.startswith("would set MMLAB_PROJECTS=") for line in run.lines)
     assert not (workspace / ".env").exists()
-
-
-@pytest.mark.parametrize(
-    ("args", "environ", "dotenv", "fragment"),
-    [
-        (["--projects", "a/b"], {}, None, "MMLAB_PROJECTS (from flag)"),
-        (["--repo", "ext::sh -c id"], {}, None, "MMLAB_EXTENSION_REPO (from flag)"),
-        ([], {"MMLAB_DATASET_PATH": "/x/o'brien"}, None, "MMLAB_DATASET_PATH (from environment)"),
-        ([], {}, "MMLAB_GIT_MIRROR=-oProxyCommand=x\n", "MMLAB_GIT_MIRROR (from .env)"),
-        ([], {}, "A=1\nB='unterminated\n", "line 2"),
-        (["--dataset-path", "mmlab_extension/data"], {}, None, "lie inside one another"),
-    ],
-    ids=["project-name", "ext-url", "quote-in-env", "mirror-dash", "malformed", "nested"],
-)
-def test_bad_input_is_one_error_and_one_hint(
-    workspace: Path, args: list[str], environ: dict[str, str], dotenv: str | None, fragment: str
-) -> None:
-    """Bad input: exit 1, `error:` and `hint:` lines, no traceback, and .env unchanged."""
-    if dotenv is not None:
-        (workspace / ".env").write_text(dotenv)
-    before = snapshot(workspace)
-    run = inv(workspace, "env", *args, env=environ)
-    assert_clean_error(run, fragment)
-    assert snapshot(workspace) == before
 
 
 def test_console_script_uses_the_current_folder(tmp_path: Path) -> None:
