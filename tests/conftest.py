@@ -23,6 +23,17 @@ from .gitfixture import Fixture, build_superproject
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+# Two profiles: `quick` (the default: the README's `pytest`) and `thorough`
+# (MMLAB_TEST_PROFILE=thorough, what .ci/run sets): more hypothesis examples and more kills.
+PROFILE = os.environ.get("MMLAB_TEST_PROFILE", "quick")
+if PROFILE not in ("quick", "thorough"):
+    raise pytest.UsageError(f"MMLAB_TEST_PROFILE must be quick or thorough, not {PROFILE!r}")
+
+
+def scaled(quick: int, thorough: int) -> int:
+    """A count (examples, kills) for the profile the suite runs under."""
+    return thorough if PROFILE == "thorough" else quick
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -86,16 +97,23 @@ def run_cli(
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-def inv(workspace: Path, *args: str, env: dict[str, str] | None = None) -> Run:
-    """Run the real `inv` in the workspace."""
+def inv_process(workspace: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    """Run the real `inv` executable in the workspace, in a process of its own: for what the
+    process itself is about (exit codes, signals, pipes, the installed script)."""
     return run_cli(["inv", *args], workspace, env)
 
 
+def inv(workspace: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    """Run `inv ARGS` in the workspace, in this process (see `run_inproc`)."""
+    return run_inproc(workspace, *args, env=env)
+
+
 @contextlib.contextmanager
-def _redirected(descriptor: int) -> Iterator[tempfile._TemporaryFileWrapper[bytes]]:
-    """What is written to file descriptor `descriptor` (git's own stderr, say) goes to a file."""
+def _redirected(descriptor: int, folder: Path) -> Iterator[tempfile._TemporaryFileWrapper[bytes]]:
+    """What is written to file descriptor `descriptor` (git's own stderr, say) goes to an
+    unnamed file in `folder` (the test's own, not /tmp: see the write guard)."""
     saved = os.dup(descriptor)
-    with tempfile.TemporaryFile() as sink:
+    with tempfile.TemporaryFile(dir=folder) as sink:
         os.dup2(sink.fileno(), descriptor)
         try:
             yield sink
@@ -125,15 +143,21 @@ def run_inproc(
     saved_bytecode = sys.dont_write_bytecode
     root_logger = logging.getLogger()
     saved_logging = (root_logger.level, list(root_logger.handlers))
+    collection = namespace(root=workspace, program=program)
+    # invoke pops each flag's help text from its task when it builds the parser, once per
+    # process; the tasks are module-level objects shared by every run in this one.
+    saved_help = {task: dict(task.help) for task in collection.tasks.values()}
     out, err = io.StringIO(), io.StringIO()
     code = 0
     os.environ.update(env or {})
     os.chdir(workspace)
     try:
-        with _redirected(1) as fd_out, _redirected(2) as fd_err:
+        with _redirected(1, workspace.parent) as fd_out, _redirected(2, workspace.parent) as fd_err:
             sys.stdout, sys.stderr = out, err
             try:
-                Program(namespace=namespace(root=workspace, program=program), binary=program).run(
+                names = ["invoke", "inv"] if program == "inv" else [program]
+                binary = "inv[oke]" if program == "inv" else program
+                Program(namespace=collection, binary=binary, binary_names=names).run(
                     [program, *args]
                 )
             except SystemExit as done:
@@ -153,6 +177,9 @@ def run_inproc(
         sys.dont_write_bytecode = saved_bytecode
         root_logger.setLevel(saved_logging[0])
         root_logger.handlers[:] = saved_logging[1]
+        for task, text in saved_help.items():
+            task.help.clear()
+            task.help.update(text)
     decode = {"encoding": "utf-8", "errors": "replace"}
     return Run(
         code, out.getvalue() + raw_out.decode(**decode), err.getvalue() + raw_err.decode(**decode)
@@ -252,13 +279,15 @@ def write_guard(tmp_path: Path) -> Iterator[list[str]]:
     """Fail the test when this process writes (opens for writing, creates, renames, removes,
     links, changes modes) anything outside the test's temporary folder.
 
-    Hypothesis' example database is allowed. Subprocesses are not guarded (see `_audit`)."""
-    from hypothesis import settings
+    Hypothesis' own folder (its example database) is allowed. Subprocesses are not guarded
+    (see `_audit`)."""
+    from hypothesis.configuration import storage_directory
 
-    database = getattr(settings.default.database, "path", None)
-    allowed = [str(tmp_path.resolve()), str(tmp_path)]
-    if database is not None:
-        allowed.append(os.path.abspath(database))
+    allowed = [
+        str(tmp_path.resolve()),
+        str(tmp_path),
+        os.path.abspath(storage_directory(intent_to_write=False).path),
+    ]
     outside: list[str] = []
     _GUARD.allowed, _GUARD.outside, _GUARD.active = tuple(allowed), outside, True
     try:
