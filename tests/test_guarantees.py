@@ -194,16 +194,6 @@ def test_require_mount_refuses_the_system_disk(cloned: Cloned, mounts: list[Path
     assert ok.code == 0, ok.err
 
 
-def hostile_superproject(served: Path, module_path: str, module_url: str) -> str:
-    """A superproject whose .gitmodules names a path or URL that starts with '-'."""
-    sub = build_repo(served, RepoSpec("plain"), {}, absolute=False)
-    spec = RepoSpec("hostile", submodules=[Submodule(module_path, "evil")])
-    build_repo(served, spec, {"evil": sub}, absolute=False)
-    gitmodules = served / "fake" / "hostile.git"
-    assert gitmodules.exists()
-    return module_url
-
-
 @pytest.mark.parametrize("field", ["url", "path"])
 def test_gitmodules_with_dash_is_refused_and_runs_nothing(
     workspace: Path, tmp_path: Path, field: str
