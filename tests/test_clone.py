@@ -384,28 +384,6 @@ def test_update_refuses_local_changes(workspace: Path, mirrored: Fixture) -> Non
     assert readme.read_text() == "my edit"
 
 
-@pytest.mark.parametrize(
-    ("args", "fragment"),
-    [
-        (["--repo", ""], "MMLAB_EXTENSION_REPO (from flag) is empty"),
-        (["--repo", "not a url"], "not a URL git accepts"),
-        (["--repo", "-uhttps://x"], "must not start with '-'"),
-        (["--repo", "ext::sh -c touch% /tmp/x"], "remote helper"),
-        (["--extension-path", "-x"], "must not start with '-'"),
-        (["--extension-path", "mmlab_dataset/ext"], "lie inside one another"),
-        (["--jobs", "0"], "--jobs must be at least 1"),
-    ],
-)
-def test_bad_input_changes_nothing(
-    workspace: Path, fixture: Fixture, args: list[str], fragment: str
-) -> None:
-    """Each bad input is a clean error and nothing is created."""
-    repo = [] if "--repo" in args else ["--repo", fixture.url()]
-    run = inv(workspace, "clone", *repo, *args)
-    assert_clean_error(run, fragment)
-    assert entries(workspace) == ["tasks.py"]
-
-
 def test_unwritable_parent_is_refused(
     fixture: Fixture, workspace: Path, tmp_path: Path, mounts: list[Path]
 ) -> None:
