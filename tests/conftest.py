@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,6 +123,23 @@ def _redirected(descriptor: int, folder: Path) -> Iterator[tempfile._TemporaryFi
             os.close(saved)
 
 
+def _task_help() -> dict[Any, dict[str, str]]:
+    from mmlab_bootstrap.tasks import namespace
+
+    return {task: dict(task.help) for task in namespace(root=None).tasks.values()}
+
+
+# invoke pops each flag's help text from its task when it builds a parser (once per process,
+# normally); the tasks are module-level objects shared by every run in this one.
+_PRISTINE_HELP = _task_help()
+
+
+def _restore_help() -> None:
+    for task, text in _PRISTINE_HELP.items():
+        task.help.clear()
+        task.help.update(text)
+
+
 def run_inproc(
     workspace: Path, *args: str, env: dict[str, str] | None = None, program: str = "inv"
 ) -> Run:
@@ -144,9 +162,7 @@ def run_inproc(
     root_logger = logging.getLogger()
     saved_logging = (root_logger.level, list(root_logger.handlers))
     collection = namespace(root=workspace, program=program)
-    # invoke pops each flag's help text from its task when it builds the parser, once per
-    # process; the tasks are module-level objects shared by every run in this one.
-    saved_help = {task: dict(task.help) for task in collection.tasks.values()}
+    _restore_help()
     out, err = io.StringIO(), io.StringIO()
     code = 0
     os.environ.update(env or {})
@@ -177,9 +193,7 @@ def run_inproc(
         sys.dont_write_bytecode = saved_bytecode
         root_logger.setLevel(saved_logging[0])
         root_logger.handlers[:] = saved_logging[1]
-        for task, text in saved_help.items():
-            task.help.clear()
-            task.help.update(text)
+        _restore_help()
     decode = {"encoding": "utf-8", "errors": "replace"}
     return Run(
         code, out.getvalue() + raw_out.decode(**decode), err.getvalue() + raw_err.decode(**decode)
