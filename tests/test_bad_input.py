@@ -113,10 +113,16 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("args", "environ", "dotenv", "fragment"), BAD_INPUTS)
 def test_bad_input_is_one_error_and_changes_nothing(
-    cloned: Cloned, args: list[str], environ: dict[str, str], dotenv: str | None, fragment: str
+    cloned: Cloned,
+    args: list[str],
+    environ: dict[str, str],
+    dotenv: str | None,
+    fragment: str,
+    write_guard: list[str],
 ) -> None:
     """Exit 1, one `error:` line holding the fragment, one `hint:` line, no traceback; no file
-    in the workspace changed, no `.git/checkouts` folder under a hidden project, no SENTINEL."""
+    in the workspace changed, no `.git/checkpoints` under a hidden project, no SENTINEL, and
+    nothing written outside the test's folder either (the write guard)."""
     if dotenv is not None:
         (cloned.root / ".env").write_text(dotenv, encoding="utf-8")
     before = snapshot(cloned.root)
