@@ -49,9 +49,12 @@ def test_kill_and_rerun_many_times(workspace: Path, tmp_path: Path) -> None:
         ["inv", "bootstrap", "--repo", fixture.url()], cwd=workspace, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    time.sleep(0.6)
-    os.killpg(first.pid, signal.SIGKILL)  # in the clone, most likely
-    first.wait()
+    deadline = time.monotonic() + 30
+    while "export MMLAB_" not in (workspace / ".env").read_text():
+        assert time.monotonic() < deadline and first.poll() is None, "env never wrote .env"
+        time.sleep(0.01)
+    os.killpg(first.pid, signal.SIGKILL)  # the clone has begun (env wrote .env)
+    assert first.wait() == -signal.SIGKILL, "the first kill landed after bootstrap had finished"
     assert inv(workspace, "clone").code == 0
     downloaded = workspace / "mmlab_extension/mmdetection/data/downloaded.bin"
     if os.path.islink(downloaded.parent):
