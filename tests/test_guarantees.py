@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mmlab_bootstrap.clone import partial_path
 from mmlab_bootstrap.lock import workspace_lock
 
 from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
@@ -49,13 +50,17 @@ def test_kill_and_rerun_many_times(workspace: Path, tmp_path: Path) -> None:
         ["inv", "bootstrap", "--repo", fixture.url()], cwd=workspace, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    partial = partial_path(workspace / "mmlab_extension")
     deadline = time.monotonic() + 30
-    while "export MMLAB_" not in (workspace / ".env").read_text():
-        assert time.monotonic() < deadline and first.poll() is None, "env never wrote .env"
-        time.sleep(0.01)
-    os.killpg(first.pid, signal.SIGKILL)  # the clone has begun (env wrote .env)
+    while not partial.exists():
+        assert time.monotonic() < deadline and first.poll() is None, "no clone began"
+        time.sleep(0.005)
+    os.killpg(first.pid, signal.SIGKILL)  # in the middle of the superproject's clone
     assert first.wait() == -signal.SIGKILL, "the first kill landed after bootstrap had finished"
-    assert inv(workspace, "clone").code == 0
+    left = partial.exists()  # (unless the kill came just after the clone was moved in place)
+    finished = inv(workspace, "clone")
+    assert finished.code == 0, finished.err
+    assert ("removed a partial clone" in finished.out) == left and not partial.exists()
     downloaded = workspace / "mmlab_extension/mmdetection/data/downloaded.bin"
     if os.path.islink(downloaded.parent):
         assert inv(workspace, "unlink", "--data").code == 0
