@@ -66,6 +66,9 @@ with open(sys.argv[1], "a") as out:
         out.flush()
         time.sleep(0.001)
 """
+# The writer runs ~1.6 s; the move is tried once 2000 bytes (~200 lines) are written, so the
+# writer goes on for more than a second while the run copies and checks the file.
+WRITTEN_LINES = 1500
 
 
 def test_adopt_across_filesystems_never_removes_a_file_being_written(
@@ -79,7 +82,7 @@ def test_adopt_across_filesystems_never_removes_a_file_being_written(
     location = cloned.ext / "mmdetection3d" / "data"
     log = location / "train.log"
     log.write_text("")
-    lines = 3000
+    lines = WRITTEN_LINES
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(lines)])
     try:
         while log.stat().st_size < 2000:
@@ -131,7 +134,7 @@ def test_a_file_being_written_is_kept_for_an_unprivileged_user_too(
             os.chown(folder, 65534, 65534)
         nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(python)]
         log = source / "train.log"
-        writer = subprocess.Popen([*nobody, "-c", WRITER, str(log), "3000"])
+        writer = subprocess.Popen([*nobody, "-c", WRITER, str(log), str(WRITTEN_LINES)])
         try:
             while not log.exists() or log.stat().st_size < 2000:
                 time.sleep(0.01)
@@ -144,7 +147,7 @@ def test_a_file_being_written_is_kept_for_an_unprivileged_user_too(
         finally:
             writer.wait(timeout=60)
         assert moved.stdout.startswith("refused:"), (moved.stdout, moved.stderr)
-        assert log.read_text() == "".join(f"line {n}\n" for n in range(3000))
+        assert log.read_text() == "".join(f"line {n}\n" for n in range(WRITTEN_LINES))
         assert log.stat().st_uid == 65534
     finally:
         for point in reversed(mounts):
