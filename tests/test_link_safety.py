@@ -446,3 +446,25 @@ def test_unlink_says_what_it_did(cloned: Cloned, tmp_path: Path) -> None:
     assert f"files stored in {cloned.data / 'mmdetection' / 'data'} stay there" in plain
     for relative, data in TRACKED_DATA.items():
         assert (cloned.ext / "mmdetection3d" / relative).read_bytes() == data
+
+
+def test_an_adopt_killed_after_copying_a_file_is_resumed(
+    cloned: Cloned, tmp_path: Path, mounts: list[Path]
+) -> None:
+    """Across filesystems, a run killed between copying a file and removing the original
+    leaves it in both places; the next run checks the bytes are the same, removes the
+    original and links (what the kill storm meets at random, here every time)."""
+    storage = tmp_path / "tmpfs"
+    mount(mounts, storage, "size=8m")
+    location = cloned.ext / "mmdetection" / "data"
+    (location / "sub").mkdir(parents=True)
+    (location / "sub" / "copied.bin").write_bytes(b"copied before the kill")
+    (location / "left.bin").write_bytes(b"not copied yet")
+    target = storage / "mmdetection" / "data"
+    (target / "sub").mkdir(parents=True)
+    (target / "sub" / "copied.bin").write_bytes(b"copied before the kill")
+    run = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
+    assert run.code == 0, run.err
+    assert location.is_symlink() and location.resolve() == target
+    assert (target / "sub" / "copied.bin").read_bytes() == b"copied before the kill"
+    assert (target / "left.bin").read_bytes() == b"not copied yet"
