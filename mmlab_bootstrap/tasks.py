@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json as jsonlib
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,21 +63,31 @@ def session_for(c: Context, task: str, *, changes: bool = True) -> Iterator[Sess
             lock_task = task if changes and not dry else None
             yield Session(root, dry=dry, report=report, lock_task=lock_task, held=held)
     except BootstrapError as error:
+        _traceback_when_debugging()
         report.error(error.message, error.hint)
         raise Exit(code=1) from None
     except BrokenPipeError:  # only from writing output the reader no longer wants
         silence(sys.stdout)
         raise Exit(code=1) from None
     except KeyboardInterrupt:
+        _traceback_when_debugging()
         report.error("interrupted", "run the same command again: it finishes what was started")
         raise Exit(code=130) from None
     except OSError as error:
+        _traceback_when_debugging()
         where = f" ({error.filename})" if error.filename else ""
         report.error(
             f"{error.strerror or error}{where}",
             "fix the cause, then run the same command again: it finishes what was started",
         )
         raise Exit(code=1) from None
+
+
+def _traceback_when_debugging() -> None:
+    """Under invoke's `--debug` (or INVOKE_DEBUG=1), the full traceback for a bug report."""
+    if logging.getLogger("invoke").isEnabledFor(logging.DEBUG):
+        with contextlib.suppress(OSError):
+            traceback.print_exc(file=sys.stderr)
 
 
 ALL_VARIABLES = (

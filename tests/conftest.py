@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import pty
 import shutil
 import subprocess
 import sys
+import tempfile
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +23,17 @@ from .gitfixture import Fixture, build_superproject
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+# Two profiles: `quick` (the default: the README's `pytest`) and `thorough`
+# (MMLAB_TEST_PROFILE=thorough, what .ci/run sets): more hypothesis examples and more kills.
+PROFILE = os.environ.get("MMLAB_TEST_PROFILE", "quick")
+if PROFILE not in ("quick", "thorough"):
+    raise pytest.UsageError(f"MMLAB_TEST_PROFILE must be quick or thorough, not {PROFILE!r}")
+
+
+def scaled(quick: int, thorough: int) -> int:
+    """A count (examples, kills) for the profile the suite runs under."""
+    return thorough if PROFILE == "thorough" else quick
 
 
 @pytest.fixture(autouse=True)
@@ -81,9 +98,106 @@ def run_cli(
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-def inv(workspace: Path, *args: str, env: dict[str, str] | None = None) -> Run:
-    """Run the real `inv` in the workspace."""
+def inv_process(workspace: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    """Run the real `inv` executable in the workspace, in a process of its own: for what the
+    process itself is about (exit codes, signals, pipes, the installed script)."""
     return run_cli(["inv", *args], workspace, env)
+
+
+def inv(workspace: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    """Run `inv ARGS` in the workspace, in this process (see `run_inproc`)."""
+    return run_inproc(workspace, *args, env=env)
+
+
+@contextlib.contextmanager
+def _redirected(descriptor: int, folder: Path) -> Iterator[tempfile._TemporaryFileWrapper[bytes]]:
+    """What is written to file descriptor `descriptor` (git's own stderr, say) goes to an
+    unnamed file in `folder` (the test's own, not /tmp: see the write guard)."""
+    saved = os.dup(descriptor)
+    with tempfile.TemporaryFile(dir=folder) as sink:
+        os.dup2(sink.fileno(), descriptor)
+        try:
+            yield sink
+        finally:
+            os.dup2(saved, descriptor)
+            os.close(saved)
+
+
+def _task_help() -> dict[Any, dict[str, str]]:
+    from mmlab_bootstrap.tasks import namespace
+
+    return {task: dict(task.help) for task in namespace(root=None).tasks.values()}
+
+
+# invoke pops each flag's help text from its task when it builds a parser (once per process,
+# normally); the tasks are module-level objects shared by every run in this one.
+_PRISTINE_HELP = _task_help()
+
+
+def _restore_help() -> None:
+    for task, text in _PRISTINE_HELP.items():
+        task.help.clear()
+        task.help.update(text)
+
+
+def run_inproc(
+    workspace: Path, *args: str, env: dict[str, str] | None = None, program: str = "inv"
+) -> Run:
+    """Run the tasks in this process, as `inv ARGS` in `workspace` would (real argument
+    parsing by invoke's `Program`, real output), and return the same `Run` as `inv()`.
+
+    `env` is set in `os.environ` for the call only, the current folder is the workspace, and
+    both sys.stdout/stderr and file descriptors 1/2 (what git or other children write) are
+    captured. An exception that escapes is written as the traceback a process would print.
+    Not for what needs a process of its own: signals, kills, a terminal, the console script.
+    """
+    from invoke.program import Program
+
+    from mmlab_bootstrap.tasks import namespace
+
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_streams = (sys.stdout, sys.stderr)
+    saved_bytecode = sys.dont_write_bytecode
+    root_logger = logging.getLogger()
+    saved_logging = (root_logger.level, list(root_logger.handlers))
+    collection = namespace(root=workspace, program=program)
+    _restore_help()
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    os.environ.update(env or {})
+    os.chdir(workspace)
+    try:
+        with _redirected(1, workspace.parent) as fd_out, _redirected(2, workspace.parent) as fd_err:
+            sys.stdout, sys.stderr = out, err
+            try:
+                names = ["invoke", "inv"] if program == "inv" else [program]
+                binary = "inv[oke]" if program == "inv" else program
+                Program(namespace=collection, binary=binary, binary_names=names).run(
+                    [program, *args]
+                )
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            except BaseException:
+                err.write(traceback.format_exc())
+                code = 1
+            finally:
+                sys.stdout, sys.stderr = saved_streams
+            fd_out.seek(0)
+            fd_err.seek(0)
+            raw_out, raw_err = fd_out.read(), fd_err.read()
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.dont_write_bytecode = saved_bytecode
+        root_logger.setLevel(saved_logging[0])
+        root_logger.handlers[:] = saved_logging[1]
+        _restore_help()
+    decode = {"encoding": "utf-8", "errors": "replace"}
+    return Run(
+        code, out.getvalue() + raw_out.decode(**decode), err.getvalue() + raw_err.decode(**decode)
+    )
 
 
 def assert_clean_error(run: Run, *fragments: str) -> None:
@@ -96,6 +210,105 @@ def assert_clean_error(run: Run, *fragments: str) -> None:
     assert "Traceback" not in run.out + run.err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+# The write guard: an audit hook (installed once; hooks cannot be removed) that, while a test
+# holding the `write_guard` fixture runs, records every write this process makes outside the
+# allowed folders. What a subprocess writes is not seen: audit hooks are per process.
+_WRITE_MODES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_GUARDED_EVENTS = {
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.link": (0, 1),
+    "os.mkdir": (0,),
+    "os.remove": (0,),
+    "os.rename": (0, 1),
+    "os.rmdir": (0,),
+    "os.symlink": (1,),
+    "os.truncate": (0,),
+    "os.utime": (0,),
+    "shutil.copyfile": (1,),
+    "shutil.copytree": (1,),
+    "shutil.move": (0, 1),
+    "shutil.rmtree": (0,),
+}
+_DIR_FD_AT = {"os.mkdir": 2, "os.remove": 1, "os.rmdir": 1, "os.symlink": 2, "os.chmod": 2,
+              "os.rename": 2, "os.utime": 3, "shutil.rmtree": 1}  # fmt: skip
+
+
+@dataclass
+class _Guard:
+    allowed: tuple[str, ...] = ()
+    active: bool = False
+    outside: list[str] | None = None
+
+
+_GUARD = _Guard()
+
+
+def _absolute(path: object, dir_fd: object) -> str | None:
+    if isinstance(path, int):
+        return None  # a descriptor: where it points was checked when it was opened
+    name = os.fsdecode(path)  # type: ignore[arg-type]
+    if not os.path.isabs(name):
+        base = os.readlink(f"/proc/self/fd/{dir_fd}") if isinstance(dir_fd, int) else os.getcwd()
+        name = os.path.join(base, name)
+    return os.path.normpath(name)
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if not _GUARD.active:
+        return
+    if event == "open":
+        path, mode, flags = args
+        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            mode is None and isinstance(flags, int) and flags & _WRITE_MODES
+        )
+        places: tuple[object, ...] = (path,) if writes else ()
+        dir_fd: object = None
+    elif event in _GUARDED_EVENTS:
+        places = tuple(args[i] for i in _GUARDED_EVENTS[event])
+        at = _DIR_FD_AT.get(event)
+        dir_fd = args[at] if at is not None and at < len(args) else None
+    else:
+        return
+    _GUARD.active = False  # the checks below must not audit themselves
+    try:
+        for place in places:
+            name = _absolute(place, dir_fd)
+            if name is None or name == os.devnull or "__pycache__" in name:
+                continue
+            if not any(name == root or name.startswith(root + os.sep) for root in _GUARD.allowed):
+                assert _GUARD.outside is not None
+                _GUARD.outside.append(f"{event} {name}")
+    finally:
+        _GUARD.active = True
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def write_guard(tmp_path: Path) -> Iterator[list[str]]:
+    """Fail the test when this process writes (opens for writing, creates, renames, removes,
+    links, changes modes) anything outside the test's temporary folder.
+
+    Hypothesis' own folder (its example database) is allowed. Subprocesses are not guarded
+    (see `_audit`)."""
+    from hypothesis.configuration import storage_directory
+
+    allowed = [
+        str(tmp_path.resolve()),
+        str(tmp_path),
+        os.path.abspath(storage_directory(intent_to_write=False).path),
+    ]
+    outside: list[str] = []
+    _GUARD.allowed, _GUARD.outside, _GUARD.active = tuple(allowed), outside, True
+    try:
+        yield outside
+    finally:
+        _GUARD.active = False
+    assert not outside, f"wrote outside the test's temporary folder: {outside}"
 
 
 LOCK_FILE = ".mmlab-bootstrap.lock"

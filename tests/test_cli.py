@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 from mmlab_bootstrap import __version__
 from mmlab_bootstrap.tasks import namespace
 
-from .conftest import assert_clean_error, inv, run_cli, run_in_terminal, shell_or_skip, snapshot
+from .conftest import assert_clean_error, inv, inv_process, run_cli, run_in_terminal, shell_or_skip
 
 NAMES = [
     "MMLAB_EXTENSION_REPO",
@@ -93,30 +93,6 @@ def test_dry_env_changes_nothing(workspace: Path) -> None:
     assert not (workspace / ".env").exists()
 
 
-@pytest.mark.parametrize(
-    ("args", "environ", "dotenv", "fragment"),
-    [
-        (["--projects", "a/b"], {}, None, "MMLAB_PROJECTS (from flag)"),
-        (["--repo", "ext::sh -c id"], {}, None, "MMLAB_EXTENSION_REPO (from flag)"),
-        ([], {"MMLAB_DATASET_PATH": "/x/o'brien"}, None, "MMLAB_DATASET_PATH (from environment)"),
-        ([], {}, "MMLAB_GIT_MIRROR=-oProxyCommand=x\n", "MMLAB_GIT_MIRROR (from .env)"),
-        ([], {}, "A=1\nB='unterminated\n", "line 2"),
-        (["--dataset-path", "mmlab_extension/data"], {}, None, "lie inside one another"),
-    ],
-    ids=["project-name", "ext-url", "quote-in-env", "mirror-dash", "malformed", "nested"],
-)
-def test_bad_input_is_one_error_and_one_hint(
-    workspace: Path, args: list[str], environ: dict[str, str], dotenv: str | None, fragment: str
-) -> None:
-    """Bad input: exit 1, `error:` and `hint:` lines, no traceback, and .env unchanged."""
-    if dotenv is not None:
-        (workspace / ".env").write_text(dotenv)
-    before = snapshot(workspace)
-    run = inv(workspace, "env", *args, env=environ)
-    assert_clean_error(run, fragment)
-    assert snapshot(workspace) == before
-
-
 def test_console_script_uses_the_current_folder(tmp_path: Path) -> None:
     """`mmlab-bootstrap env` works in any folder, with that folder as the workspace root."""
     folder = tmp_path / "elsewhere"
@@ -147,15 +123,59 @@ def test_every_task_parses_its_arguments_and_has_help() -> None:
             assert argument.help, (name, argument.name)
 
 
-def test_output_is_plain_when_piped_or_no_color(workspace: Path) -> None:
-    """No escape codes when stdout is not a terminal."""
-    run = inv(workspace, "env")
-    assert "\x1b[" not in run.out + run.err
+def test_output_is_plain_when_piped(workspace: Path) -> None:
+    """No escape codes when stdout and stderr are pipes (the same runs on a terminal are
+    colored, below): done lines, problems and errors."""
+    runs = [
+        inv_process(workspace, "layout"),
+        inv_process(workspace, "status"),
+        inv_process(workspace, "link-data"),
+    ]
+    assert [run.code for run in runs] == [0, 1, 1], runs
+    assert "created " in runs[0].out and "error: " in runs[2].err
+    assert not any("\x1b[" in run.out + run.err for run in runs)
 
 
-def test_output_is_colored_on_a_terminal_unless_no_color(workspace: Path) -> None:
-    """On a terminal, done lines are green; with NO_COLOR set they are plain."""
+def test_output_is_colored_on_a_terminal_unless_no_color(workspace: Path, tmp_path: Path) -> None:
+    """On a terminal, done lines are green; with NO_COLOR set, the same changes are plain."""
     colored = run_in_terminal(["inv", "layout"], workspace)[1]
     assert b"\x1b[32mcreated " in colored
-    plain = run_in_terminal(["inv", "layout"], workspace, {"NO_COLOR": "1"})[1]
-    assert b"exists " in plain and b"\x1b[" not in plain
+    roots = ["--dataset-path", str(tmp_path / "d"), "--checkpoints-path", str(tmp_path / "c")]
+    plain = run_in_terminal(["inv", "layout", *roots], workspace, {"NO_COLOR": "1"})[1]
+    assert b"created " in plain and b"\x1b[" not in plain
+
+
+def test_console_script_help_shows_only_the_flags_that_apply(tmp_path: Path) -> None:
+    """`mmlab-bootstrap --help` lists the core flags this tool uses, describes `--dry` as what
+    it does here, and leaves out invoke's shell-command flags; completion still works."""
+    shown = run_cli(["mmlab-bootstrap", "--help"], tmp_path)
+    assert shown.code == 0, shown.err
+    core = shown.out.split("Subcommands:")[0]
+    for flag in ("--dry", "--help", "--list", "--version", "--debug", "--complete"):
+        assert flag in core, flag
+    for flag in ("--pty", "--echo", "--prompt-for-sudo-password", "--hide", "--warn-only",
+                 "--command-timeout", "--write-pyc", "--config", "--list-format"):  # fmt: skip
+        assert flag not in core, flag
+    assert "show every change, make none" in core and "Echo commands" not in core
+    completed = run_cli(["mmlab-bootstrap", "--complete", "--", "mmlab-bootstrap", "--"], tmp_path)
+    assert {"--dry", "--list", "--help"} <= set(completed.lines), completed.out
+    tasks = run_cli(["mmlab-bootstrap", "--complete", "--", "mmlab-bootstrap"], tmp_path)
+    assert {"env", "link-data", "bootstrap"} <= set(tasks.lines), tasks.out
+    script = run_cli(["mmlab-bootstrap", "--print-completion-script", "bash"], tmp_path)
+    assert script.code == 0 and "mmlab-bootstrap" in script.out
+    dry = run_cli(["mmlab-bootstrap", "--dry", "env"], tmp_path)
+    assert dry.code == 0 and f"would write {tmp_path}/.env" in dry.lines
+    assert not (tmp_path / ".env").exists()
+
+
+def test_debug_shows_the_full_traceback(tmp_path: Path) -> None:
+    """`--debug` adds the traceback of an error (for a bug report) before the usual two lines;
+    without it there is none."""
+    plain = run_cli(["mmlab-bootstrap", "env", "--projects", "a/b"], tmp_path)
+    assert_clean_error(plain, "MMLAB_PROJECTS (from flag)")
+    debug = run_cli(["mmlab-bootstrap", "--debug", "env", "--projects", "a/b"], tmp_path)
+    assert debug.code == 1
+    assert "Traceback (most recent call last)" in debug.err
+    assert "SettingsError: MMLAB_PROJECTS (from flag)" in debug.err
+    lines = [line for line in debug.err.splitlines() if line.startswith(("error: ", "hint: "))]
+    assert len(lines) == 2 and not (tmp_path / ".env").exists()

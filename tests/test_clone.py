@@ -16,7 +16,16 @@ import pytest
 
 from mmlab_bootstrap.git import git_message
 
-from .conftest import Run, assert_clean_error, entries, inv, mount, run_in_terminal, snapshot
+from .conftest import (
+    Run,
+    assert_clean_error,
+    entries,
+    inv,
+    mount,
+    run_in_terminal,
+    scaled,
+    snapshot,
+)
 from .gitfixture import Fixture, build_superproject, git, push_commit
 from .netserve import served_over_network
 
@@ -384,28 +393,6 @@ def test_update_refuses_local_changes(workspace: Path, mirrored: Fixture) -> Non
     assert readme.read_text() == "my edit"
 
 
-@pytest.mark.parametrize(
-    ("args", "fragment"),
-    [
-        (["--repo", ""], "MMLAB_EXTENSION_REPO (from flag) is empty"),
-        (["--repo", "not a url"], "not a URL git accepts"),
-        (["--repo", "-uhttps://x"], "must not start with '-'"),
-        (["--repo", "ext::sh -c touch% /tmp/x"], "remote helper"),
-        (["--extension-path", "-x"], "must not start with '-'"),
-        (["--extension-path", "mmlab_dataset/ext"], "lie inside one another"),
-        (["--jobs", "0"], "--jobs must be at least 1"),
-    ],
-)
-def test_bad_input_changes_nothing(
-    workspace: Path, fixture: Fixture, args: list[str], fragment: str
-) -> None:
-    """Each bad input is a clean error and nothing is created."""
-    repo = [] if "--repo" in args else ["--repo", fixture.url()]
-    run = inv(workspace, "clone", *repo, *args)
-    assert_clean_error(run, fragment)
-    assert entries(workspace) == ["tasks.py"]
-
-
 def test_unwritable_parent_is_refused(
     fixture: Fixture, workspace: Path, tmp_path: Path, mounts: list[Path]
 ) -> None:
@@ -454,6 +441,9 @@ def start_clone(workspace: Path, fixture: Fixture) -> subprocess.Popen[bytes]:
     )
 
 
+INTERRUPTED_CLONES = scaled(5, 8)
+
+
 def test_interrupted_clones_are_finished_by_the_next_run(workspace: Path, tmp_path: Path) -> None:
     """Ctrl-C (SIGINT to the process group) and SIGKILL at random moments of a clone whose
     one submodule has 8000 files; each re-run ends healthy. Counts the kills that landed in
@@ -473,7 +463,7 @@ def test_interrupted_clones_are_finished_by_the_next_run(workspace: Path, tmp_pa
     rng = random.Random(7)
     landed: dict[str, int] = {"before": 0, "mid checkout": 0, "finished": 0}
     mid_work = 0
-    for attempt in range(8):
+    for attempt in range(INTERRUPTED_CLONES):
         subprocess.run(["rm", "-rf", str(ext)], check=True)
         process = start_clone(workspace, fixture)
         early = attempt % 4 == 3  # now and then anywhere, mostly during the big checkout
@@ -500,7 +490,7 @@ def test_interrupted_clones_are_finished_by_the_next_run(workspace: Path, tmp_pa
         assert_healthy(workspace, fixture)
     print(f"full clone {full:.1f} s, big checkout from {checkout_began:.1f} s; kills: {landed},"
           f" with a checkout started and unfinished: {mid_work}")  # fmt: skip
-    assert landed["mid checkout"] >= 3, landed
+    assert landed["mid checkout"] >= scaled(2, 3), landed
     assert not list(workspace.glob(".*partial*"))
 
 

@@ -17,6 +17,8 @@ from mmlab_bootstrap.envfile import read_env_file, render, value_problem
 from mmlab_bootstrap.errors import EnvFileError
 from mmlab_bootstrap.fsutil import write_atomically
 
+from .conftest import scaled
+
 SHELLS = ("bash", "dash", "zsh")
 MARKER = "MARKER_RAN"
 
@@ -51,18 +53,20 @@ def source_in(shell: str, folder: Path, keys: list[str]) -> tuple[list[str], str
 
 
 @settings(
-    max_examples=int(os.environ.get("ROUNDTRIP_EXAMPLES", "250")),
+    max_examples=int(os.environ.get("ROUNDTRIP_EXAMPLES", str(scaled(80, 250)))),
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(values=st.lists(VALUES, min_size=1, max_size=6), user_lines=st.booleans())
-def test_values_are_refused_or_read_back_identically(values: list[str], user_lines: bool) -> None:
+def test_values_are_refused_or_read_back_identically(
+    tmp_path: Path, write_guard: list[str], values: list[str], user_lines: bool
+) -> None:
     """Random values (quotes, `$(…)`, backticks, `#`, `=`, unicode) round-trip or are refused."""
     shells = available_shells()
     owned = {f"MMLAB_T{i}": value for i, value in enumerate(values)}
     accepted = {key: value for key, value in owned.items() if value_problem(value) is None}
     refused = {key: value for key, value in owned.items() if key not in accepted}
-    with tempfile.TemporaryDirectory() as name:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as name:
         folder = Path(name)
         env_path = folder / ".env"
         if user_lines:

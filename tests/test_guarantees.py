@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from mmlab_bootstrap.clone import partial_path
 from mmlab_bootstrap.lock import workspace_lock
 
-from .conftest import Cloned, assert_clean_error, inv, mount, snapshot
+from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
 from .gitfixture import Fixture, RepoSpec, Submodule, build_repo, build_superproject
 
 
@@ -33,8 +34,11 @@ def all_digests(root: Path) -> set[str]:
     return found
 
 
-def test_kill_and_rerun_twenty_times(workspace: Path, tmp_path: Path) -> None:
-    """SIGINT and SIGKILL at random moments once a task has begun, 20 times (bootstrap,
+KILL_AND_RERUN = scaled(10, 20)
+
+
+def test_kill_and_rerun_many_times(workspace: Path, tmp_path: Path) -> None:
+    """SIGINT and SIGKILL at random moments once a task has begun, 10 or 20 times (bootstrap,
     unlink, bootstrap, …); one more run leaves a healthy workspace and every file the user
     had, byte for byte. Counts the kills that landed before the task finished."""
     fixture = build_superproject(tmp_path / "served", commits=100, bytes_per_commit=4096)
@@ -46,10 +50,17 @@ def test_kill_and_rerun_twenty_times(workspace: Path, tmp_path: Path) -> None:
         ["inv", "bootstrap", "--repo", fixture.url()], cwd=workspace, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    time.sleep(0.6)
-    os.killpg(first.pid, signal.SIGKILL)  # in the clone, most likely
-    first.wait()
-    assert inv(workspace, "clone").code == 0
+    partial = partial_path(workspace / "mmlab_extension")
+    deadline = time.monotonic() + 30
+    while not partial.exists():
+        assert time.monotonic() < deadline and first.poll() is None, "no clone began"
+        time.sleep(0.005)
+    os.killpg(first.pid, signal.SIGKILL)  # in the middle of the superproject's clone
+    assert first.wait() == -signal.SIGKILL, "the first kill landed after bootstrap had finished"
+    left = partial.exists()  # (unless the kill came just after the clone was moved in place)
+    finished = inv(workspace, "clone")
+    assert finished.code == 0, finished.err
+    assert ("removed a partial clone" in finished.out) == left and not partial.exists()
     downloaded = workspace / "mmlab_extension/mmdetection/data/downloaded.bin"
     if os.path.islink(downloaded.parent):
         assert inv(workspace, "unlink", "--data").code == 0
@@ -58,7 +69,7 @@ def test_kill_and_rerun_twenty_times(workspace: Path, tmp_path: Path) -> None:
     user_files = {stored: digest(stored), downloaded: digest(downloaded)}
     rng = random.Random(2026)
     mid_work = 0
-    for attempt in range(20):
+    for attempt in range(KILL_AND_RERUN):
         task = ["bootstrap", "--backup"] if attempt % 2 == 0 else ["unlink"]
         process = subprocess.Popen(
             ["inv", *task], cwd=workspace, start_new_session=True,
@@ -71,7 +82,7 @@ def test_kill_and_rerun_twenty_times(workspace: Path, tmp_path: Path) -> None:
         if process.returncode != 0 and first:
             mid_work += 1  # killed after the task had begun, before it finished
     print("mid_work", mid_work)
-    assert mid_work >= 4, f"only {mid_work} of 20 kills landed while a task was working"
+    assert mid_work >= KILL_AND_RERUN // 5, f"only {mid_work} kills landed while a task worked"
     final = inv(workspace, "bootstrap", "--backup")
     assert final.code == 0, final.err
     assert inv(workspace, "status").code == 0
@@ -113,79 +124,6 @@ def test_a_held_workspace_is_named_and_read_only_tasks_still_work(workspace: Pat
         assert not (workspace / ".env").exists()
         assert inv(workspace, "--dry", "env").code == 0
         assert inv(workspace, "status").code == 1  # not set up, but it ran
-
-
-BAD_INPUTS = [
-    # (task and flags, environment, .env text)
-    (["env", "--projects", "a/b"], {}, None),
-    (["env", "--projects", ".."], {}, None),
-    (["env", "--projects", "-rf"], {}, None),
-    (["env", "--repo", ""], {}, None),
-    (["env", "--repo", "ext::sh -c touch% SENTINEL"], {}, None),
-    (["env", "--repo", "-uupload-pack=touch SENTINEL"], {}, None),
-    (["env", "--repo", "not a url"], {}, None),
-    (["env", "--repo", "https://"], {}, None),
-    (["env", "--mirror", "fd::3"], {}, None),
-    (["env", "--mirror", "mirror.example.com"], {}, None),
-    (["env", "--ref", "-main"], {}, None),
-    (["env", "--ref", "a..b"], {}, None),
-    (["env", "--dataset-path", "/x/o'brien; touch SENTINEL; '"], {}, None),
-    (["env", "--dataset-path", "/x/a\nb"], {}, None),
-    (["env", "--dataset-path", "/x/${HOME}"], {}, None),
-    (["env", "--checkpoints-path", "-c"], {}, None),
-    (["env", "--dataset-path", "~nosuchuser_zz/data"], {}, None),
-    (["env", "--extension-path", "mmlab_dataset/ext"], {}, None),
-    (["env", "--require-mount", "2"], {}, None),
-    (["env", "--remove"], {}, None),
-    (["env", "--rc", "/nonexistent-folder/rc"], {}, None),
-    (["env"], {"MMLAB_PROJECTS": "ok ../etc"}, None),
-    (["env"], {"MMLAB_EXTENSION_REPO": "ext::x"}, None),
-    (["env"], {}, "MMLAB_X='unterminated\n"),
-    (["env"], {}, "\ufeffMMLAB_PROJECTS=x\n"),
-    (["env"], {}, "NAME=it's\n"),
-    (["layout", "--dataset-path", "/nonexistent-root/typo/x"], {}, None),
-    (["layout", "--dataset-path", "tasks.py"], {}, None),
-    (["layout"], {"MMLAB_REQUIRE_MOUNT": "1"}, None),
-    (["clone", "--jobs", "0"], {}, None),
-    (["clone", "--extension-path", "tasks.py"], {}, None),
-    (["clone", "--ref", "$(touch SENTINEL)"], {}, None),
-    (["link-data", "--backup", "--adopt"], {}, None),
-    (["link-data", "--projects", "mmdetection nosuch"], {}, None),
-    (["link-checkpoints", "--projects", "x/y"], {}, None),
-    (["unlink", "--projects", "-x"], {}, None),
-    (["bootstrap", "--jobs", "-1"], {}, None),
-    (["bootstrap", "--backup", "--adopt"], {}, None),
-    (["status"], {}, "A='x'y\n"),
-]
-
-
-@pytest.mark.parametrize(("args", "environ", "dotenv"), BAD_INPUTS)
-def test_bad_input_changes_nothing(
-    cloned: Cloned, args: list[str], environ: dict[str, str], dotenv: str | None
-) -> None:
-    """Each bad input: exit 1, one error line, one hint line, no traceback; nothing changed."""
-    if dotenv is not None:
-        (cloned.root / ".env").write_text(dotenv, encoding="utf-8")
-    before = snapshot(cloned.root)
-    run = inv(cloned.root, *args, env=environ)
-    assert_clean_error(run)
-    assert snapshot(cloned.root) == before
-    assert not list(cloned.root.rglob("SENTINEL"))
-
-
-def test_the_table_has_thirty_bad_inputs() -> None:
-    """At least 30 bad inputs, across every task."""
-    assert len(BAD_INPUTS) >= 30
-    tasks = {args[0] for args, _, _ in BAD_INPUTS}
-    assert tasks >= {
-        "env",
-        "layout",
-        "clone",
-        "link-data",
-        "link-checkpoints",
-        "unlink",
-        "bootstrap",
-    }
 
 
 def test_permission_denied_part_way_through_an_adopt(cloned: Cloned, mounts: list[Path]) -> None:
@@ -262,16 +200,6 @@ def test_require_mount_refuses_the_system_disk(cloned: Cloned, mounts: list[Path
         env={"MMLAB_REQUIRE_MOUNT": "1"},
     )
     assert ok.code == 0, ok.err
-
-
-def hostile_superproject(served: Path, module_path: str, module_url: str) -> str:
-    """A superproject whose .gitmodules names a path or URL that starts with '-'."""
-    sub = build_repo(served, RepoSpec("plain"), {}, absolute=False)
-    spec = RepoSpec("hostile", submodules=[Submodule(module_path, "evil")])
-    build_repo(served, spec, {"evil": sub}, absolute=False)
-    gitmodules = served / "fake" / "hostile.git"
-    assert gitmodules.exists()
-    return module_url
 
 
 @pytest.mark.parametrize("field", ["url", "path"])

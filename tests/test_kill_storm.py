@@ -23,11 +23,11 @@ from pathlib import Path
 
 from mmlab_bootstrap.transfer import LEFTOVER, walk
 
-from .conftest import BIN, Cloned, mount
+from .conftest import BIN, Cloned, mount, scaled
 from .test_links import TRACKED
 
-KILLS = 32
-MIDWORK_AT_LEAST = 12
+KILLS = scaled(8, 32)
+MIDWORK_AT_LEAST = scaled(3, 12)
 FOLDERS, FILES_PER_FOLDER = 80, 100  # 8000 files, plus the odd ones
 DEEP = 80
 SEED = int(os.environ.get("KILL_STORM_SEED", "0")) or random.randrange(1 << 30)

@@ -66,6 +66,9 @@ with open(sys.argv[1], "a") as out:
         out.flush()
         time.sleep(0.001)
 """
+# The writer runs ~1.6 s; the move is tried once 2000 bytes (~200 lines) are written, so the
+# writer goes on for more than a second while the run copies and checks the file.
+WRITTEN_LINES = 1500
 
 
 def test_adopt_across_filesystems_never_removes_a_file_being_written(
@@ -79,7 +82,7 @@ def test_adopt_across_filesystems_never_removes_a_file_being_written(
     location = cloned.ext / "mmdetection3d" / "data"
     log = location / "train.log"
     log.write_text("")
-    lines = 3000
+    lines = WRITTEN_LINES
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(lines)])
     try:
         while log.stat().st_size < 2000:
@@ -131,7 +134,7 @@ def test_a_file_being_written_is_kept_for_an_unprivileged_user_too(
             os.chown(folder, 65534, 65534)
         nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(python)]
         log = source / "train.log"
-        writer = subprocess.Popen([*nobody, "-c", WRITER, str(log), "3000"])
+        writer = subprocess.Popen([*nobody, "-c", WRITER, str(log), str(WRITTEN_LINES)])
         try:
             while not log.exists() or log.stat().st_size < 2000:
                 time.sleep(0.01)
@@ -144,7 +147,7 @@ def test_a_file_being_written_is_kept_for_an_unprivileged_user_too(
         finally:
             writer.wait(timeout=60)
         assert moved.stdout.startswith("refused:"), (moved.stdout, moved.stderr)
-        assert log.read_text() == "".join(f"line {n}\n" for n in range(3000))
+        assert log.read_text() == "".join(f"line {n}\n" for n in range(WRITTEN_LINES))
         assert log.stat().st_uid == 65534
     finally:
         for point in reversed(mounts):
@@ -443,3 +446,25 @@ def test_unlink_says_what_it_did(cloned: Cloned, tmp_path: Path) -> None:
     assert f"files stored in {cloned.data / 'mmdetection' / 'data'} stay there" in plain
     for relative, data in TRACKED_DATA.items():
         assert (cloned.ext / "mmdetection3d" / relative).read_bytes() == data
+
+
+def test_an_adopt_killed_after_copying_a_file_is_resumed(
+    cloned: Cloned, tmp_path: Path, mounts: list[Path]
+) -> None:
+    """Across filesystems, a run killed between copying a file and removing the original
+    leaves it in both places; the next run checks the bytes are the same, removes the
+    original and links (what the kill storm meets at random, here every time)."""
+    storage = tmp_path / "tmpfs"
+    mount(mounts, storage, "size=8m")
+    location = cloned.ext / "mmdetection" / "data"
+    (location / "sub").mkdir(parents=True)
+    (location / "sub" / "copied.bin").write_bytes(b"copied before the kill")
+    (location / "left.bin").write_bytes(b"not copied yet")
+    target = storage / "mmdetection" / "data"
+    (target / "sub").mkdir(parents=True)
+    (target / "sub" / "copied.bin").write_bytes(b"copied before the kill")
+    run = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
+    assert run.code == 0, run.err
+    assert location.is_symlink() and location.resolve() == target
+    assert (target / "sub" / "copied.bin").read_bytes() == b"copied before the kill"
+    assert (target / "left.bin").read_bytes() == b"not copied yet"

@@ -256,25 +256,11 @@ def test_symlinked_project_folder_is_refused(task: Task, cloned: Cloned, tmp_pat
     assert snapshot(outside) == sentinel
 
 
-@pytest.mark.parametrize("projects", ["mmdetection nosuch", "mmdetection ../x"])
-def test_unknown_project_is_an_error(task: Task, cloned: Cloned, projects: str) -> None:
-    """A project without a folder (or a bad name) is an error naming it."""
-    run = inv(cloned.root, task.name, "--projects", projects)
-    assert_clean_error(run)
-    assert "nosuch" in run.err or "../x" in run.err
-
-
 def test_missing_extension_hints_at_clone(task: Task, workspace: Path) -> None:
     """Before `inv clone`, linking says so."""
     run = inv(workspace, task.name)
     assert_clean_error(run, "has no folder")
     assert "inv clone" in run.err
-
-
-def test_backup_and_adopt_contradict(task: Task, cloned: Cloned) -> None:
-    """Two ways at once is a clear error."""
-    run = inv(cloned.root, task.name, "--backup", "--adopt")
-    assert_clean_error(run, "--backup and --adopt contradict each other")
 
 
 def test_unlink_puts_back_what_linking_replaced(cloned: Cloned) -> None:

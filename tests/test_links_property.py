@@ -18,7 +18,7 @@ from mmlab_bootstrap.transfer import walk
 from mmlab_bootstrap.variables import DATASET_PATH
 from mmlab_bootstrap.workspace import Session
 
-from .conftest import git_status
+from .conftest import git_status, scaled
 
 SEGMENTS = st.sampled_from(["a", "b", "kitti", "x y", "ü", "lyft", "train.txt"])
 PATHS = st.lists(SEGMENTS, min_size=1, max_size=3).map("/".join)
@@ -73,7 +73,7 @@ def build(
 
 
 @settings(
-    max_examples=30,
+    max_examples=scaled(12, 30),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -106,6 +106,8 @@ def build(
 )
 def test_link_then_unlink_keeps_every_file(
     cloned_template: Path,
+    tmp_path: Path,
+    write_guard: list[str],
     plain_shape: str,
     plain_tree: dict[str, bytes],
     extra_tracked: dict[str, bytes],
@@ -115,7 +117,7 @@ def test_link_then_unlink_keeps_every_file(
     tracked_links: dict[str, str],
 ) -> None:
     """Every file that existed before still exists, with its bytes, where the output said."""
-    with tempfile.TemporaryDirectory() as name:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as name:
         root = Path(name)
         shutil.copytree(
             cloned_template / "mmlab_extension", root / "mmlab_extension", symlinks=True

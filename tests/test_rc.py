@@ -9,14 +9,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mmlab_bootstrap.changes import Changes
 from mmlab_bootstrap.rcfile import update_rc
 from mmlab_bootstrap.report import Reporter
 
-from .conftest import REPO_ROOT, inv, shell_or_skip
+from .conftest import REPO_ROOT, inv, scaled, shell_or_skip
 
 ORIGINAL = (
     "# my bashrc\nalias ll='ls -l'\nexport MMLAB_DATASET_PATH=/old/manual\nexport PATH=$PATH:/x"
@@ -93,13 +93,19 @@ RC_TEXT = (
 RC_BYTES = st.one_of(RC_TEXT, st.binary(max_size=60))  # also text in other encodings
 
 
-@settings(max_examples=300, deadline=None)
+@settings(
+    max_examples=scaled(100, 300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(original=RC_BYTES)
-def test_add_then_remove_gives_back_every_byte(original: bytes) -> None:
+def test_add_then_remove_gives_back_every_byte(
+    tmp_path: Path, write_guard: list[str], original: bytes
+) -> None:
     """Any rc content (CR, CRLF, no final newline, unicode, non-UTF-8 bytes): adding the block
     and taking it out again leaves exactly the bytes there were."""
     assume(b"mmlab-bootstrap" not in original)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
         rc = Path(folder) / ".bashrc"
         rc.write_bytes(original)
         root = Path(folder) / "ws"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,6 @@ import pytest
 from mmlab_bootstrap.errors import SettingsError
 from mmlab_bootstrap.settings import Source, resolve
 from mmlab_bootstrap.variables import VARIABLES
-
-from .conftest import Cloned, assert_clean_error, inv, snapshot
 
 ROOT = Path("/srv/ws")
 
@@ -165,17 +162,3 @@ def test_storage_and_extension_must_not_nest(name: str, value: str) -> None:
     """The extension path and a storage root may not lie inside one another."""
     with pytest.raises(SettingsError, match="lie inside one another"):
         resolve(ROOT, {name: value}, {}, {})
-
-
-@pytest.mark.parametrize("projects", [".git", ".", "..", " ", "mmdetection .git"])
-def test_hidden_or_blank_project_lists_are_refused_by_the_tasks(
-    cloned: Cloned, projects: str
-) -> None:
-    """`--projects .git` never creates `.git/checkpoints`; a blank list is an error, not a
-    run that does nothing and exits 0."""
-    before = snapshot(cloned.ext, cloned.data, cloned.ckpt)
-    for task in ("env", "layout", "link-checkpoints", "bootstrap"):
-        run = inv(cloned.root, task, "--projects", projects)
-        assert_clean_error(run, "MMLAB_PROJECTS (from flag)")
-        assert snapshot(cloned.ext, cloned.data, cloned.ckpt) == before
-    assert not os.path.lexists(cloned.ext / ".git" / "checkpoints")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -121,8 +120,10 @@ def test_each_broken_workspace_exits_non_zero(
 
 
 def test_environment_that_disagrees_with_dotenv_is_a_warning(healthy: Path) -> None:
-    """A stale export in the environment is shown, with where each value came from."""
+    """A stale export in the environment is shown, with where each value came from; status
+    writes it nowhere (.env keeps its own value)."""
     other = str(healthy / "elsewhere")
+    before = snapshot(healthy)
     code, found = status_json(healthy, env={"MMLAB_DATASET_PATH": other})
     variable = found["variables"]["MMLAB_DATASET_PATH"]
     assert variable == {
@@ -132,4 +133,4 @@ def test_environment_that_disagrees_with_dotenv_is_a_warning(healthy: Path) -> N
     }
     assert any("MMLAB_DATASET_PATH in the environment" in w for w in found["warnings"])
     assert code == 1  # the storage root it names does not exist
-    assert os.path.exists(healthy / ".env")
+    assert snapshot(healthy) == before
