@@ -33,7 +33,7 @@ from .errors import BootstrapError, shown
 from .git import Git, failure
 from .journal import Journal
 from .layout import LEAVES
-from .links import Location, in_target, locations, skipped_files
+from .links import Location, blocked, in_target, locations, skipped_files
 from .report import Reporter
 from .settings import Settings
 from .transfer import remove_leftovers, temporary_name
@@ -233,7 +233,7 @@ def conflicts(git: Git, update: LeafUpdate) -> list[str]:
     location, found = update.location, []
     for change in update.changes:
         stored = in_target(location, change.path)
-        if _blocked(stored.parent, location.target):
+        if blocked(stored.parent, location.target):
             found.append(f"{stored} (a file or link of yours is in its way)")
             continue
         oid = stored_oid(git, location.project_dir, change.path, stored)
@@ -241,15 +241,6 @@ def conflicts(git: Git, update: LeafUpdate) -> list[str]:
         if oid is not None and oid not in known:
             found.append(f"{stored} ({'a file of yours' if change.old is None else 'edited'})")
     return found
-
-
-def _blocked(folder: Path, top: Path) -> bool:
-    """Whether something other than a folder stands at `folder` or between it and `top`."""
-    while folder != top and top in folder.parents:
-        if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
-            return True
-        folder = folder.parent
-    return False
 
 
 def apply_updates(updates: list[LeafUpdate], git: Git, report: Reporter, journal: Journal) -> None:

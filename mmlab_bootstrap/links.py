@@ -361,7 +361,7 @@ def clashes_in_target(location: Location, files: tuple[str, ...]) -> list[str]:
         if os.path.lexists(destination):
             if not same_file_content(source, destination):
                 clashes.append(relative)
-        elif _blocked(destination.parent, location.target):
+        elif blocked(destination.parent, location.target):
             clashes.append(relative)
     if location.link.is_dir() and not location.link.is_symlink():
         for folder, dirs, _ in walk(location.link):
@@ -375,7 +375,7 @@ def clashes_in_target(location: Location, files: tuple[str, ...]) -> list[str]:
     return clashes
 
 
-def _blocked(folder: Path, target: Path) -> bool:
+def blocked(folder: Path, target: Path) -> bool:
     """Whether a file (not a folder) stands at `folder` or between it and `target`."""
     while folder != target and target in folder.parents:
         if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
@@ -524,7 +524,7 @@ def carry_adopted(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> Link
         elif os.path.lexists(destination):
             if not same_file_content(source, destination):
                 clashes.append(relative)
-        elif _blocked(destination.parent, location.target):
+        elif blocked(destination.parent, location.target):
             clashes.append(relative)
         else:
             carried.append((relative, str(source)))
