@@ -33,7 +33,7 @@ from .errors import BootstrapError, shown
 from .git import Git, failure
 from .journal import Journal
 from .layout import LEAVES
-from .links import Location, blocked, in_target, locations, skipped_files
+from .links import Location, blocked, file_blob_id, in_target, locations, skipped_files
 from .report import Reporter
 from .settings import Settings
 from .transfer import remove_leftovers, temporary_name
@@ -217,8 +217,7 @@ def stored_oid(git: Git, project: Path, relative: str, stored: Path) -> str | No
         return _blob_id_of_text(git, project, os.readlink(stored))
     if not stored.is_file():
         return ""
-    found = git.probe(["hash-object", f"--path={relative}", "--", str(stored)], cwd=project)
-    return found.out.strip() if found.ok else ""
+    return file_blob_id(git, project, relative, stored)
 
 
 def _blob_id_of_text(git: Git, project: Path, text: str) -> str:

@@ -312,17 +312,17 @@ def stale_copies(git: Git, location: Location, tracked: list[str]) -> tuple[str,
         stored = in_target(location, relative)
         if stored.is_symlink() or not stored.is_file():
             continue
-        hashed = git.probe(
-            ["hash-object", f"--path={relative}", "--", str(stored)], cwd=location.project_dir
-        )
-        blob = hashed.out.strip()
-        if (
-            hashed.ok
-            and blob
-            and git.probe(["cat-file", "-e", f"{blob}^{{blob}}"], cwd=location.project_dir).ok
-        ):
+        blob = file_blob_id(git, location.project_dir, relative, stored)
+        if blob and git.probe(["cat-file", "-e", f"{blob}^{{blob}}"], cwd=location.project_dir).ok:
             stale.append(relative)
     return tuple(sorted(stale))
+
+
+def file_blob_id(git: Git, project: Path, relative: str, stored: Path) -> str:
+    """The blob id git would record at `relative` for the regular file `stored` (its
+    attributes' filters applied); empty when git cannot hash it."""
+    found = git.probe(["hash-object", f"--path={relative}", "--", str(stored)], cwd=project)
+    return found.out.strip() if found.ok else ""
 
 
 def space_problem(location: Location, inventory: Inventory, way: Way) -> str:
