@@ -134,8 +134,6 @@ class Cloner:
             self._fresh(plan)
             self._submodules(plan.path)
             return
-        # a killed run's index.lock (here or in a submodule) must not stop what finishes it
-        self.git.stale_locks_under = plan.path / ".git"
         resumed = self._resume_update(plan.path)
         if update:
             if plan.incomplete:  # a run stopped part way (adopted.py): finish it first
@@ -225,7 +223,6 @@ class Cloner:
 
     def _update(self, root: Path) -> None:
         git, repo = self.git, self.settings.repo
-        git.stale_locks_under = root / ".git"  # a killed run's index.lock must not stop the reset
         dirty = git.probe(["status", "--porcelain"], cwd=root).out.strip()
         if dirty:
             first = dirty.splitlines()[0]

@@ -82,7 +82,7 @@ def clone_step(
     """Clone the superproject and its submodules (shallow, parallel), or complete them."""
     check_flags(jobs=jobs)
     settings = session.settings(flags)
-    git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    git = workspace_git(session, settings)
     plan = plan_clone(settings, git)
     Cloner(settings, git, session.report, jobs).apply(plan, update=update)
     return settings
@@ -96,6 +96,15 @@ def jobs_flag(value: str | int, task: str) -> int:
         raise BootstrapError(
             f"--jobs must be a whole number, not {shown(str(value))}", f"run: inv {task} --jobs 4"
         ) from None
+
+
+def workspace_git(session: Session, settings: Settings) -> Git:
+    """git for a step that changes the workspace. A `*.lock` a killed git left under the
+    superproject's `.git` (its own or a submodule's) may be removed when git reports it: only
+    one run of the tool holds the workspace, so nothing of its own can be using it."""
+    git = Git(session.report, dry=session.dry, mirror=settings.mirror)
+    git.stale_locks_under = settings.extension_path / ".git"
+    return git
 
 
 def check_flags(
@@ -145,8 +154,7 @@ def plan_link_step(
         for location in locations(settings, variable):  # --dry bootstrap: not cloned yet
             session.report.would(f"link {location.link} -> {location.target} (once cloned)")
         return LinkWork(name, [], None)
-    git = Git(session.report, dry=session.dry, mirror=settings.mirror)
-    git.stale_locks_under = settings.extension_path / ".git"  # a killed git's index.lock
+    git = workspace_git(session, settings)
     plans = [
         carry_adopted(plan, git, session.journal.entry(plan.location.link))
         for plan in plan_links(settings, variable, git, way, relative=relative)
@@ -239,8 +247,7 @@ def unlink_step(
     """Remove managed links and put back what linking replaced; stored data stays."""
     settings = session.settings(flags)
     check_projects(settings)
-    git = Git(session.report, dry=session.dry, mirror=settings.mirror)
-    git.stale_locks_under = settings.extension_path / ".git"  # a killed git's index.lock
+    git = workspace_git(session, settings)
     unlinker = Unlinker(git, session.report, session.dry, session.journal)
     for variable in variables:
         for location in locations(settings, variable):
