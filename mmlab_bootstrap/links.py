@@ -385,10 +385,10 @@ def blocked(folder: Path, target: Path) -> bool:
 
 
 def _clash_text(clashes: list[str]) -> str:
-    return f"{len(clashes)} file(s) already in the target with other content: {_names(clashes)}"
+    return f"{len(clashes)} file(s) already in the target with other content: {some_names(clashes)}"
 
 
-def _names(paths: list[str]) -> str:
+def some_names(paths: list[str]) -> str:
     """Up to five names for a message, escaped so that each stays one piece of one line."""
     listed = ", ".join(escaped(path) for path in paths[:5])
     return listed + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
@@ -539,7 +539,7 @@ def carry_adopted(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> Link
         return replace(
             plan,
             problem=f"{len(lost)} tracked file(s) adopted earlier (skip-worktree) are neither"
-            f" in {location.target} nor in the old target: {_names(lost)}",
+            f" in {location.target} nor in the old target: {some_names(lost)}",
             hint=f"get them back from git: inv unlink --{location.leaf}; then link again:"
             f" inv link-{location.leaf}",
         )

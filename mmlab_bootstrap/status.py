@@ -9,11 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from .clone import has_index, is_toplevel, same_repository, submodule_status
-from .errors import escaped, shown
+from .errors import shown
 from .git import Git
 from .journal import STATE_FILE, Journal, JournalError
 from .layout import LEAVES
-from .links import Location, git_names, locations, skipped_files, sparse_checkout
+from .links import (
+    Location,
+    git_names,
+    locations,
+    skipped_files,
+    some_names,
+    sparse_checkout,
+)
 from .report import Reporter
 from .settings import Settings, Source
 from .transfer import walk
@@ -267,11 +274,9 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
 def unreachable_text(link: Mapping[str, Any]) -> str:
     """The problem of tracked files (skip-worktree) that a link location does not reach."""
     names = link["unreachable_tracked"]
-    listed = ", ".join(escaped(name) for name in names[:5])
-    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
     return (
         f"{link['location']}: {len(names)} tracked file(s) git skips (adopted into storage)"
-        f" are not reachable through it: {listed}{more}"
+        f" are not reachable through it: {some_names(names)}"
     )
 
 
