@@ -277,9 +277,20 @@ def bootstrap_steps(
     Both link tasks are planned before either changes anything, so every refusal shows at once.
     """
     check_flags(jobs=jobs, backup=backup, adopt=adopt, task="bootstrap")  # before any step acts
-    chosen = session.settings(flags)
-    if chosen.extension_path.is_dir() and not chosen.extension_path.is_symlink():
-        check_projects(chosen)  # an unknown project: refused before .env or storage change
+
+    def known_projects() -> None:
+        """An unknown project is refused before `.env` or storage changes for it (once the
+        superproject is there to say which projects it has)."""
+        settings = session.settings(flags)
+        if settings.extension_path.is_dir() and not settings.extension_path.is_symlink():
+            check_projects(settings)
+
+    known_projects()
+
+    def layout() -> Settings:
+        known_projects()  # now that the clone says which projects there are
+        return layout_step(session, flags)
+
     report = session.report
     report.hide_unchanged = True
 
@@ -309,7 +320,7 @@ def bootstrap_steps(
     steps: dict[str, Callable[[], list[str]]] = {
         "env": single("env", lambda: env_step(session, flags, load_line=False)),
         "clone": single("clone", lambda: clone_step(session, flags, jobs=jobs, update=update)),
-        "layout": single("layout", lambda: layout_step(session, flags)),
+        "layout": single("layout", layout),
         "linking": link,
     }
     completed: list[str] = []

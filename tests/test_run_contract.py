@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO_ROOT, Cloned, assert_clean_error, git_status, inv, run_cli, snapshot
+from .gitfixture import Fixture
 
 
 def closed_pipe_run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
@@ -159,3 +160,15 @@ def test_bootstrap_refuses_an_unknown_project_before_changing_anything(cloned: C
     run = inv(cloned.root, "bootstrap", env={"MMLAB_PROJECTS": "mmdetection nosuch"})
     assert_clean_error(run, "'nosuch' has no folder")
     assert snapshot(cloned.root) == before
+
+
+def test_a_fresh_bootstrap_refuses_an_unknown_project_before_making_its_storage(
+    workspace: Path, fixture: Fixture
+) -> None:
+    """On a fresh workspace the superproject says which projects it has only once cloned: an
+    unknown one is refused right then, before layout makes storage folders for it."""
+    run = inv(workspace, "bootstrap", "--repo", fixture.url(), "--projects", "mmdetection nosuch")
+    assert_clean_error(run, "'nosuch' has no folder")
+    assert "bootstrap stopped at layout (completed: env, clone)" in run.out
+    assert not (workspace / "mmlab_dataset").exists()
+    assert not (workspace / "mmlab_checkpoints").exists()
