@@ -141,6 +141,7 @@ class Linker:
                 f"adopted {moved} files ({human_size(plan.inventory.size)}) into {target};"
                 f" linked {link} -> {destination}"
             )
+        self._remove_adopt_leftovers(location)
         self._exclude(location)
         self.journal.record(link, linked=True)
         for path in retired:
@@ -151,6 +152,17 @@ class Linker:
                 f"replaced {len(retired)} outdated cop(ies) of tracked files in {target}"
                 " (git holds those versions)"
             )
+
+    def _remove_adopt_leftovers(self, location: Location) -> None:
+        """A killed `--adopt` may have left a temporary copy in a target folder that no later
+        run moves into (a `--backup` finished the link instead, or that folder was done): the
+        journal names the files it was moving, so their folders are looked at, and nothing else
+        of a possibly huge dataset."""
+        moving = self.journal.entry(location.link).get("adopted") or []
+        for folder in sorted({in_target(location, relative).parent for relative in moving}):
+            remove_leftovers(folder)
+        if moving:  # looked at once: a linked location's re-runs need not again
+            self.journal.record(location.link, adopted=[])
 
     def _retire_stale(self, plan: LinkPlan) -> list[Path]:
         """Move stale copies of tracked files in the target aside (to temporaries a killed run's
@@ -172,6 +184,7 @@ class Linker:
             return
         if not self.journal.entry(location.link):
             self.journal.record(location.link, target=str(location.target), linked=True)
+        self._remove_adopt_leftovers(location)  # a run killed after linking did not get to it
         if self._exclude(location):
             self.report.done(f"hid {location.link} from git status (.git/info/exclude)")
 

@@ -468,3 +468,43 @@ def test_an_adopt_killed_after_copying_a_file_is_resumed(
     assert location.is_symlink() and location.resolve() == target
     assert (target / "sub" / "copied.bin").read_bytes() == b"copied before the kill"
     assert (target / "left.bin").read_bytes() == b"not copied yet"
+
+
+def test_a_killed_adopts_temporary_is_removed_when_backup_finishes_the_link(
+    cloned: Cloned, mounts: list[Path], tmp_path: Path
+) -> None:
+    """A SIGKILL in the middle of a cross-filesystem copy leaves a temporary in the target;
+    when a `--backup` run then finishes the link, no later run moves into that folder, so the
+    finishing run removes it (found by the kill storm, at random)."""
+    storage = tmp_path / "tmpfs"
+    mount(mounts, storage, "size=512m")
+    location = cloned.ext / "mmdetection" / "data"
+    (location / "sub").mkdir(parents=True)
+    (location / "sub" / "big.bin").write_bytes(os.urandom(1 << 20) * 200)
+    target_sub = storage / "mmdetection" / "data" / "sub"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "inv"), "link-data", "--adopt",
+         "--dataset-path", str(storage)],
+        cwd=cloned.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def copying() -> bool:
+        names = os.listdir(target_sub) if target_sub.is_dir() else []
+        return any(".mmlab-bootstrap-copy-" in name for name in names)
+
+    deadline, landed = time.monotonic() + 60, False
+    while time.monotonic() < deadline and process.poll() is None:
+        if copying():
+            process.kill()
+            landed = True
+            break
+    process.wait(timeout=60)
+    if not landed:
+        pytest.skip("the copy finished before a kill could land in it")
+    assert copying()
+    run = inv(cloned.root, "link-data", "--backup", "--dataset-path", str(storage))
+    assert run.code == 0, run.err
+    assert not copying()
+    backups = [n for n in os.listdir(location.parent) if n.startswith("data.bak-")]
+    assert len(backups) == 1
+    assert (location.parent / backups[0] / "sub" / "big.bin").stat().st_size == 200 << 20
