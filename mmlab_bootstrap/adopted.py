@@ -31,9 +31,11 @@ from pathlib import Path
 
 from .errors import BootstrapError, shown
 from .git import Git, failure
+from .inventory import file_blob_id, skipped_files
 from .journal import Journal
 from .layout import LEAVES
-from .links import Location, blocked, file_blob_id, in_target, locations, skipped_files
+from .linkplan import blocked
+from .locations import Location, in_target, locations
 from .report import Reporter
 from .settings import Settings
 from .transfer import remove_leftovers, temporary_name

@@ -11,16 +11,10 @@ from typing import Any
 from .clone import has_index, is_toplevel, same_repository, submodule_status
 from .errors import shown
 from .git import Git
+from .inventory import git_names, skipped_files, sparse_checkout
 from .journal import STATE_FILE, Journal, JournalError
 from .layout import LEAVES
-from .links import (
-    Location,
-    git_names,
-    locations,
-    skipped_files,
-    some_names,
-    sparse_checkout,
-)
+from .locations import Location, locations, some_names
 from .report import Reporter
 from .settings import Settings, Source
 from .transfer import walk

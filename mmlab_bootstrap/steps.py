@@ -5,24 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .carryplan import carry_adopted
 from .clone import Cloner, plan_clone
 from .envfile import render
 from .errors import BootstrapError, shown
 from .git import Git
 from .layout import LEAVES, plan_layout
-from .linking import Linker, Unlinker
-from .links import (
-    LinkError,
-    LinkPlan,
-    State,
-    Way,
-    carry_adopted,
-    check_projects,
-    locations,
-    plan_links,
-)
+from .linker import Linker
+from .linkplan import LinkPlan, State, Way, plan_links
+from .locations import LinkError, check_projects, locations
 from .settings import Settings
 from .status import override_warnings
+from .unlinker import Unlinker
 from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
 from .workspace import Session
 

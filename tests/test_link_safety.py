@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.links import Location, link_destination, resolves
+from mmlab_bootstrap.locations import Location, link_destination, resolves
 from mmlab_bootstrap.transfer import TransferError, copy_verified, walk
 
 from .conftest import REPO_ROOT, Cloned, assert_clean_error, inv, mount

@@ -1,32 +1,27 @@
-"""Carry out link plans, and undo them: every change here keeps every byte somewhere named."""
+"""The link applier: carries out link plans; every change keeps every byte somewhere named."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import shown
-from .fsutil import fsync_folder, write_atomically
+from .excludes import add_exclude
+from .fsutil import fsync_folder
 from .git import Git, git_message
 from .journal import Journal
-from .links import (
+from .linkplan import LinkPlan, State, Way
+from .locations import (
     LinkError,
-    LinkPlan,
     Location,
-    State,
-    Way,
-    backup_order,
-    git_names,
     human_size,
     in_target,
-    is_backup_name,
     link_destination,
     resolves,
-    skipped_files,
 )
 from .report import Reporter
 from .transfer import (
@@ -38,8 +33,6 @@ from .transfer import (
     remove_leftovers,
     temporary_name,
 )
-
-EXCLUDE_MARK = "# mmlab-bootstrap: {leaf} link (inv unlink removes this block)"
 
 
 @dataclass
@@ -142,7 +135,7 @@ class Linker:
                 f" linked {link} -> {destination}"
             )
         self._remove_adopt_leftovers(location)
-        self._exclude(location)
+        add_exclude(self.git, location)
         self.journal.record(link, linked=True)
         for path in retired:
             with contextlib.suppress(FileNotFoundError):
@@ -185,7 +178,7 @@ class Linker:
         if not self.journal.entry(location.link):
             self.journal.record(location.link, target=str(location.target), linked=True)
         self._remove_adopt_leftovers(location)  # a run killed after linking did not get to it
-        if self._exclude(location):
+        if add_exclude(self.git, location):
             self.report.done(f"hid {location.link} from git status (.git/info/exclude)")
 
     @staticmethod
@@ -329,27 +322,6 @@ class Linker:
                     rerun_helps=True,
                 )
 
-    def _exclude(self, location: Location) -> bool:
-        """Hide the link (and backups) from `git status` in the sub-project's local exclude;
-        whether that changed the file."""
-        listed = git_names(
-            self.git,
-            ["status", "--porcelain", "-z", "--", location.leaf, f"{location.leaf}.bak-*"],
-            location.project_dir,
-        )
-        if not any(entry.startswith("?? ") for entry in listed or ()):
-            return False
-        exclude = exclude_file(self.git, location.project_dir)
-        if exclude is None:
-            return False
-        text = exclude.read_text() if exclude.exists() else ""
-        block = exclude_block(location.leaf)
-        if block in text:
-            return False
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(exclude, text + ("" if not text or text.endswith("\n") else "\n") + block)
-        return True
-
 
 def backup_path(location: Location) -> Path:
     """A free `<leaf>.bak-<timestamp>[-N]` name beside the location."""
@@ -360,153 +332,3 @@ def backup_path(location: Location) -> Path:
         number += 1
         backup = location.link.with_name(f"{location.leaf}.bak-{stamp}-{number}")
     return backup
-
-
-def exclude_file(git: Git, project_dir: Path) -> Path | None:
-    """The sub-project's `.git/info/exclude` (wherever its git folder is)."""
-    where = git.probe(
-        ["rev-parse", "--path-format=absolute", "--git-path", "info/exclude"], cwd=project_dir
-    )
-    return Path(where.out.strip()) if where.ok and where.out.strip() else None
-
-
-@dataclass
-class Unlinker:
-    """Removes managed links and puts back what linking replaced; never deletes stored data."""
-
-    git: Git
-    report: Reporter
-    dry: bool
-    journal: Journal
-
-    def apply(self, location: Location) -> None:
-        """Remove the link if it is ours; put back the backup, adopted files or old link."""
-        entry = self.journal.entry(location.link)
-        if entry.get("target"):  # where linking put things, even if the settings moved since
-            location = replace(location, target=Path(entry["target"]))
-        link, target = location.link, location.target
-        if link.is_symlink() and os.path.realpath(link) != os.path.realpath(target):
-            self.report.warn(f"left alone: {link} links to {os.readlink(link)}, not to {target}")
-            return
-        linked = link.is_symlink()
-        skipped = skipped_files(self.git, location)
-        adopted = set(skipped) | set(entry.get("adopted_tracked", ()))
-        backup = self._backup_to_restore(location, entry, linked)
-        missing = self._missing_after(location, adopted, linked, backup)
-        previous = entry.get("previous_link") if backup is None and not missing else None
-        if not linked and backup is None and not adopted:
-            self.report.unchanged(f"not linked: {link}")
-            self.journal.forget(link)
-            return
-        if self.dry:
-            what = (
-                f" and restore {backup.name}"
-                if backup
-                else f" and put back the link to {previous}"
-                if previous
-                else ""
-            ) + (f" and restore {len(missing)} tracked files" if missing else "")
-            self.report.would(f"remove the link {link}{what}")
-            return
-        if linked:
-            os.unlink(link)
-        if backup is not None and not os.path.lexists(link):
-            os.rename(backup, link)
-            fsync_folder(location.project_dir)
-        elif previous and not os.path.lexists(link):
-            os.symlink(previous, link)
-        from_git = []
-        copied = 0
-        for relative in sorted(p for p in adopted if not os.path.lexists(location.project_dir / p)):
-            stored = in_target(location, relative)
-            if os.path.lexists(stored):
-                copy_verified(stored, location.project_dir / relative)
-                copied += 1
-            else:
-                from_git.append(relative)
-        if skipped:  # restoring files leaves git's skip-worktree flags as they were
-            self.git.change(
-                ["update-index", "--no-skip-worktree", "--", *skipped], cwd=location.project_dir
-            )
-        if from_git:  # gone from storage too: git's copy (it skips skip-worktree files)
-            self.git.change(["checkout", "--", *from_git], cwd=location.project_dir)
-        self._drop_exclude(location)
-        self.journal.forget(link)
-        said = []
-        if backup is not None:
-            said.append(f"restored it from {backup.name}")
-        elif previous:
-            said.append(f"put back the link to {previous}")
-        if copied:
-            said.append(
-                f"restored {copied} tracked files, copied from {target}"
-                " (what is stored there stays)"
-            )
-        if from_git:
-            said.append(f"checked out {len(from_git)} tracked files from git")
-        if not said:
-            said.append(
-                f"files stored in {target} stay there"
-                if _holds_anything(target)
-                else f"nothing is stored in {target}"
-            )
-        self.report.done(f"unlinked {link}; " + "; ".join(said))
-
-    def _missing_after(
-        self, location: Location, adopted: set[str], linked: bool, backup: Path | None
-    ) -> list[str]:
-        """Adopted tracked files that will not be at their place once the link is removed."""
-        if backup is not None:
-            base = backup
-        elif linked:
-            return sorted(adopted)
-        else:
-            base = location.link
-        return sorted(
-            relative
-            for relative in adopted
-            if not os.path.lexists(base / os.path.relpath(relative, location.leaf))
-        )
-
-    def _backup_to_restore(
-        self, location: Location, entry: dict[str, Any], linked: bool
-    ) -> Path | None:
-        """The backup linking made (from the journal), else the newest one found."""
-        if linked or not os.path.lexists(location.link):
-            recorded = entry.get("backup")
-            if recorded and os.path.lexists(recorded):
-                return Path(recorded)
-            found = sorted(
-                (
-                    name
-                    for name in os.listdir(location.project_dir)
-                    if is_backup_name(location.leaf, name)
-                ),
-                key=lambda name: backup_order(location.leaf, name),
-            )
-            if found:
-                return location.project_dir / found[-1]
-        return None
-
-    def _drop_exclude(self, location: Location) -> None:
-        exclude = exclude_file(self.git, location.project_dir)
-        if exclude is None or not exclude.exists():
-            return
-        text = exclude.read_text()
-        block = exclude_block(location.leaf)
-        if block in text:
-            write_atomically(exclude, text.replace(block, ""))
-
-
-def _holds_anything(folder: Path) -> bool:
-    """Whether a folder exists and has at least one entry (looks no deeper)."""
-    try:
-        with os.scandir(folder) as scan:
-            return any(True for _ in scan)
-    except OSError:
-        return False
-
-
-def exclude_block(leaf: str) -> str:
-    """The lines linking adds to a sub-project's `.git/info/exclude`."""
-    return f"{EXCLUDE_MARK.format(leaf=leaf)}\n/{leaf}\n/{leaf}.bak-*\n"

@@ -1,0 +1,58 @@
+"""The block linking adds to a sub-project's `.git/info/exclude`, so `git status` stays clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .fsutil import write_atomically
+from .git import Git
+from .inventory import git_names
+from .locations import Location
+
+EXCLUDE_MARK = "# mmlab-bootstrap: {leaf} link (inv unlink removes this block)"
+
+
+def add_exclude(git: Git, location: Location) -> bool:
+    """Hide the link (and backups) from `git status` in the sub-project's local exclude;
+    whether that changed the file."""
+    listed = git_names(
+        git,
+        ["status", "--porcelain", "-z", "--", location.leaf, f"{location.leaf}.bak-*"],
+        location.project_dir,
+    )
+    if not any(entry.startswith("?? ") for entry in listed or ()):
+        return False
+    exclude = exclude_file(git, location.project_dir)
+    if exclude is None:
+        return False
+    text = exclude.read_text() if exclude.exists() else ""
+    block = exclude_block(location.leaf)
+    if block in text:
+        return False
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(exclude, text + ("" if not text or text.endswith("\n") else "\n") + block)
+    return True
+
+
+def drop_exclude(git: Git, location: Location) -> None:
+    """Take the link's block out of the sub-project's local exclude."""
+    exclude = exclude_file(git, location.project_dir)
+    if exclude is None or not exclude.exists():
+        return
+    text = exclude.read_text()
+    block = exclude_block(location.leaf)
+    if block in text:
+        write_atomically(exclude, text.replace(block, ""))
+
+
+def exclude_file(git: Git, project_dir: Path) -> Path | None:
+    """The sub-project's `.git/info/exclude` (wherever its git folder is)."""
+    where = git.probe(
+        ["rev-parse", "--path-format=absolute", "--git-path", "info/exclude"], cwd=project_dir
+    )
+    return Path(where.out.strip()) if where.ok and where.out.strip() else None
+
+
+def exclude_block(leaf: str) -> str:
+    """The lines linking adds to a sub-project's `.git/info/exclude`."""
+    return f"{EXCLUDE_MARK.format(leaf=leaf)}\n/{leaf}\n/{leaf}.bak-*\n"

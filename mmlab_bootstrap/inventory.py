@@ -1,0 +1,135 @@
+"""What a link location holds: its files, which of them git tracks, their size."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import shown
+from .fsutil import kind
+from .git import Git, quiet_env
+from .locations import Location, in_target
+from .transfer import walk
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What a real folder (or file) at a location holds."""
+
+    files: tuple[str, ...] = ()
+    tracked: tuple[str, ...] = ()
+    size: int = 0
+    specials: tuple[str, ...] = ()  # devices, FIFOs, sockets: "<path> (a FIFO)"
+    symlinks: tuple[str, ...] = ()  # symlinks inside the location (user content, moved as links)
+    # Tracked files no longer at the location but in the target: a killed run moved them there
+    # before it could tell git to skip them; the next run finishes that.
+    tracked_moved: tuple[str, ...] = ()
+
+    @property
+    def untracked(self) -> tuple[str, ...]:
+        tracked = set(self.tracked)
+        return tuple(path for path in self.files if path not in tracked)
+
+
+def take_inventory(location: Location, git: Git) -> Inventory:
+    """Every file under a real folder (or the file itself), which of them git tracks, the size.
+
+    Symlinks inside are files of their own (never followed); devices, FIFOs and sockets
+    are listed apart so that planning can refuse them before anything moves.
+    """
+    link = location.link
+    if not link.is_dir():
+        mode = os.lstat(link).st_mode
+        odd = (f"{shown(str(link))} ({kind(mode)})",) if _is_special(mode) else ()
+        return Inventory((location.leaf,), (), os.lstat(link).st_size, odd)
+    files: list[str] = []
+    specials: list[str] = []
+    symlinks: list[str] = []
+    size = 0
+    for _, _, entries in walk(link):
+        for entry in entries:
+            relative = os.path.relpath(entry.path, location.project_dir)
+            files.append(relative)
+            if entry.special:
+                specials.append(f"{shown(relative)} ({kind(entry.mode)})")
+            elif stat.S_ISLNK(entry.mode):
+                symlinks.append(relative)
+            else:
+                size += os.lstat(entry.path).st_size
+    present = set(files)  # a tracked file deleted from the work tree is not there to adopt
+    listed = tracked_files(git, location.project_dir, location.leaf)
+    tracked = tuple(path for path in listed if path in present)
+    moved = tuple(
+        path
+        for path in listed
+        if path not in present and os.path.lexists(in_target(location, path))
+    )
+    return Inventory(tuple(sorted(files)), tracked, size, tuple(specials), tuple(symlinks), moved)
+
+
+def _is_special(mode: int) -> bool:
+    return not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode))
+
+
+def tracked_files(git: Git, project_dir: Path, leaf: str) -> tuple[str, ...]:
+    """Files the sub-project's git tracks under `leaf` (paths relative to the project)."""
+    listing = git_names(git, ["ls-files", "-z", "--", leaf], project_dir)
+    return tuple(sorted(listing or ()))
+
+
+def skipped_files(git: Git, location: Location) -> tuple[str, ...]:
+    """Tracked files under the leaf that are marked skip-worktree (those linking adopted)."""
+    listing = git_names(git, ["ls-files", "-v", "-z", "--", location.leaf], location.project_dir)
+    return tuple(sorted(entry[2:] for entry in listing or () if entry.startswith("S ")))
+
+
+def sparse_checkout(git: Git, project_dir: Path) -> bool:
+    """Whether the sub-project uses sparse checkout: then git itself marks the files it leaves
+    out skip-worktree, and only the ones the journal records were adopted by linking."""
+    return git.probe(["config", "--bool", "core.sparseCheckout"], cwd=project_dir).out.strip() == (
+        "true"
+    )
+
+
+def git_names(git: Git, args: Sequence[str], cwd: Path) -> list[str] | None:
+    """The NUL-separated names a read-only git command lists (`-z`), or None if it failed.
+
+    git gives names as bytes; they are decoded as the OS decodes file names (os.fsdecode:
+    bytes that are not UTF-8 become surrogate escapes), so every name reaches the same file.
+    """
+    done = subprocess.run(
+        git.command(args, cwd),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        env=quiet_env(),  # read-only: no index refresh (--dry, status)
+    )
+    if done.returncode != 0:
+        return None
+    return [os.fsdecode(name) for name in done.stdout.split(b"\0") if name]
+
+
+def stale_copies(git: Git, location: Location, tracked: list[str]) -> tuple[str, ...]:
+    """Tracked files whose copy in the target is a regular file with bytes git holds as a
+    blob: a version of that file the tool adopted before (then `unlink`, then an update).
+    Replacing such a copy loses nothing; any other content is the user's and a clash."""
+    stale = []
+    for relative in tracked:
+        stored = in_target(location, relative)
+        if stored.is_symlink() or not stored.is_file():
+            continue
+        blob = file_blob_id(git, location.project_dir, relative, stored)
+        if blob and git.probe(["cat-file", "-e", f"{blob}^{{blob}}"], cwd=location.project_dir).ok:
+            stale.append(relative)
+    return tuple(sorted(stale))
+
+
+def file_blob_id(git: Git, project: Path, relative: str, stored: Path) -> str:
+    """The blob id git would record at `relative` for the regular file `stored` (its
+    attributes' filters applied); empty when git cannot hash it."""
+    found = git.probe(["hash-object", f"--path={relative}", "--", str(stored)], cwd=project)
+    return found.out.strip() if found.ok else ""

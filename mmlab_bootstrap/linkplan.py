@@ -1,0 +1,239 @@
+"""The link planner: look at every link location before changing any.
+
+Each location is classified (absent, linked, other or broken link, empty folder, tracked
+files only, user data) and given the action that loses nothing, or refused. Nothing here
+changes anything; `linker` carries the plans out.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+
+from .errors import shown
+from .git import Git
+from .inventory import Inventory, stale_copies, take_inventory
+from .locations import (
+    Location,
+    check_projects,
+    human_size,
+    in_target,
+    link_destination,
+    locations,
+    resolves,
+    some_names,
+)
+from .settings import Settings
+from .transfer import same_file_content, walk
+
+
+class State(Enum):
+    """What is found at a link location."""
+
+    ABSENT = "absent"
+    LINKED = "linked"
+    OTHER_LINK = "link to elsewhere"
+    BROKEN_LINK = "broken link"
+    EMPTY = "empty folder"
+    TRACKED = "tracked files only"
+    USER_DATA = "user data"
+
+
+class Way(Enum):
+    """How user data at a location is dealt with."""
+
+    REFUSE = "refuse"
+    BACKUP = "backup"
+    ADOPT = "adopt"
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """A location, what is there, and what will be done (or why not)."""
+
+    location: Location
+    state: State
+    inventory: Inventory = field(default_factory=Inventory)
+    old_destination: str = ""
+    way: Way = Way.REFUSE
+    problem: str = ""
+    # Files adopted by an earlier link (skip-worktree) that must follow the link into its
+    # new target: (path relative to the project, where the file is now).
+    carried: tuple[tuple[str, str], ...] = ()
+    hint: str = ""  # the command that fixes a refusal, when it is not the usual one
+    # Tracked files whose copy in the target is an older version git still holds (left there
+    # by an earlier link, then `unlink` and an update): replaced, since git keeps those bytes.
+    stale: tuple[str, ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.problem)
+
+
+def plan_links(
+    settings: Settings, variable: str, git: Git, way: Way, *, relative: bool = False
+) -> list[LinkPlan]:
+    """Classify every location of one task; refusals are recorded, not raised."""
+    check_projects(settings)
+    plans = []
+    for location in locations(settings, variable):
+        plan = classify(location, git, way)
+        destination = link_destination(location, relative=relative)
+        if (
+            not plan.refused
+            and plan.state is not State.LINKED
+            and not resolves(location, destination)
+        ):
+            plan = replace(
+                plan,
+                problem=f"a link there holding {shown(destination)} would not lead to"
+                f" {shown(str(location.target))}",
+            )
+        plans.append(plan)
+    return plans
+
+
+def classify(location: Location, git: Git, way: Way) -> LinkPlan:
+    """Look at one location (following nothing) and decide what to do there."""
+    link, target = location.link, location.target
+    if os.path.lexists(target) and not target.is_dir():
+        return LinkPlan(
+            location, State.ABSENT, problem=f"the target {shown(str(target))} is not a folder"
+        )
+    if _overlaps(link, target):
+        return LinkPlan(
+            location,
+            State.ABSENT,
+            problem=f"the target {shown(str(target))} and the location lie inside one another",
+        )
+    if not os.path.lexists(link):
+        return LinkPlan(location, State.ABSENT)
+    if link.is_symlink():
+        destination = os.readlink(link)
+        if os.path.realpath(link) == os.path.realpath(target):
+            return LinkPlan(location, State.LINKED, old_destination=destination)
+        state = State.OTHER_LINK if os.path.exists(link) else State.BROKEN_LINK
+        return LinkPlan(location, state, old_destination=destination)
+    inventory = take_inventory(location, git)
+    if not inventory.files and link.is_dir():
+        return LinkPlan(location, State.EMPTY, inventory)
+    if inventory.specials:
+        names = ", ".join(inventory.specials[:5])
+        more = f" and {len(inventory.specials) - 5} more" if len(inventory.specials) > 5 else ""
+        return LinkPlan(
+            location,
+            State.USER_DATA,
+            inventory,
+            way=way,
+            problem=f"holds {len(inventory.specials)} device(s), FIFO(s) or socket(s), which"
+            f" cannot be copied or kept in storage: {names}{more}; move them elsewhere first",
+        )
+    shortage = space_problem(location, inventory, way)
+    if shortage:
+        state = State.TRACKED if link.is_dir() and not inventory.untracked else State.USER_DATA
+        return LinkPlan(location, state, inventory, way=way, problem=shortage)
+    if link.is_dir() and not inventory.untracked:
+        clashes, stale = _clashes_but_stale(git, location, inventory.tracked, inventory.tracked)
+        if clashes:
+            return LinkPlan(location, State.TRACKED, inventory, problem=clash_text(clashes))
+        return LinkPlan(location, State.TRACKED, inventory, stale=stale)
+    if way is Way.REFUSE:
+        count = len(inventory.untracked)
+        return LinkPlan(
+            location,
+            State.USER_DATA,
+            inventory,
+            problem=f"holds {count} file(s) of yours ({human_size(inventory.size)});"
+            " use --backup (rename it aside) or --adopt (move it into the target)",
+        )
+    if way is Way.ADOPT and not link.is_dir():
+        return LinkPlan(
+            location,
+            State.USER_DATA,
+            inventory,
+            way=way,
+            problem="is a file, not a folder: use --backup",
+        )
+    moving = inventory.files if way is Way.ADOPT else inventory.tracked  # --backup copies these
+    clashes, stale = _clashes_but_stale(git, location, moving, inventory.tracked)
+    if clashes:
+        return LinkPlan(location, State.USER_DATA, inventory, way=way, problem=clash_text(clashes))
+    return LinkPlan(location, State.USER_DATA, inventory, way=way, stale=stale)
+
+
+def _clashes_but_stale(
+    git: Git, location: Location, files: tuple[str, ...], tracked: tuple[str, ...]
+) -> tuple[list[str], tuple[str, ...]]:
+    """The clashes in the target, less the tracked files whose target copy is only stale."""
+    clashes = clashes_in_target(location, files) if files else []
+    known = set(tracked)
+    stale = stale_copies(git, location, [path for path in clashes if path in known])
+    return [path for path in clashes if path not in stale], stale
+
+
+def space_problem(location: Location, inventory: Inventory, way: Way) -> str:
+    """Refuse early when the bytes to copy into the target do not fit there."""
+    copies = bool(inventory.tracked) or way is Way.ADOPT
+    if not copies or not inventory.size:
+        return ""
+    existing = location.target
+    while not existing.exists():
+        existing = existing.parent
+    moves_across = way is Way.ADOPT and os.stat(location.link).st_dev != os.stat(existing).st_dev
+    if moves_across:
+        need = inventory.size
+    else:  # renames cost nothing; tracked files are copied
+        need = sum(os.lstat(location.project_dir / p).st_size for p in inventory.tracked)
+    free = shutil.disk_usage(existing).free
+    if need <= free:
+        return ""
+    return (
+        f"needs {human_size(need)} in {existing}, which has {human_size(free)} free;"
+        " nothing was copied"
+    )
+
+
+def clashes_in_target(location: Location, files: tuple[str, ...]) -> list[str]:
+    """Paths that cannot move into the target as they are: another file of the same name
+    (the same content is no clash), or a file where a folder must go, or the reverse."""
+    clashes = []
+    for relative in files:
+        source, destination = location.project_dir / relative, in_target(location, relative)
+        if os.path.lexists(destination):
+            if not same_file_content(source, destination):
+                clashes.append(relative)
+        elif blocked(destination.parent, location.target):
+            clashes.append(relative)
+    if location.link.is_dir() and not location.link.is_symlink():
+        for folder, dirs, _ in walk(location.link):
+            for name in dirs:
+                relative = os.path.relpath(os.path.join(folder, name), location.project_dir)
+                destination = in_target(location, relative)
+                if os.path.lexists(destination) and (
+                    destination.is_symlink() or not destination.is_dir()
+                ):
+                    clashes.append(relative + "/")
+    return clashes
+
+
+def blocked(folder: Path, target: Path) -> bool:
+    """Whether a file (not a folder) stands at `folder` or between it and `target`."""
+    while folder != target and target in folder.parents:
+        if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+            return True
+        folder = folder.parent
+    return False
+
+
+def clash_text(clashes: list[str]) -> str:
+    return f"{len(clashes)} file(s) already in the target with other content: {some_names(clashes)}"
+
+
+def _overlaps(link: Path, target: Path) -> bool:
+    # The location itself is not followed: it may already be our link to the target.
+    location = Path(os.path.realpath(link.parent)) / link.name
+    resolved = Path(os.path.realpath(target))
+    return resolved == location or location in resolved.parents or resolved in location.parents

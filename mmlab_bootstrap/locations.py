@@ -1,0 +1,150 @@
+"""Where the checkpoints/data links go: one location per project and leaf.
+
+A location is `<extension>/<project>/<leaf>`; its target is `<storage root>/<project>/<leaf>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BootstrapError, escaped, shown
+from .layout import LEAVES, storage_folder
+from .settings import Settings
+
+
+class LinkError(BootstrapError):
+    """A link location cannot be handled as asked."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """One link the workspace needs."""
+
+    project: str
+    variable: str
+    link: Path
+    target: Path
+
+    @property
+    def leaf(self) -> str:
+        return self.link.name
+
+    @property
+    def project_dir(self) -> Path:
+        return self.link.parent
+
+
+def locations(settings: Settings, variable: str) -> list[Location]:
+    """The link locations of one task (checkpoints or data), one per project."""
+    leaf = LEAVES[variable]
+    return [
+        Location(
+            project,
+            variable,
+            settings.extension_path / project / leaf,
+            storage_folder(settings, variable, project),
+        )
+        for project in settings.projects
+    ]
+
+
+def check_projects(settings: Settings) -> None:
+    """Every project in MMLAB_PROJECTS must be a folder of the extension, reached directly."""
+    extension = settings.extension_path
+    for project in settings.projects:
+        folder = extension / project
+        if folder.is_symlink():
+            raise LinkError(
+                f"{shown(str(folder))} is a symlink to {shown(os.readlink(folder))};"
+                " refusing to follow a link location out of the extension",
+                f"replace the symlink with the real project (rm '{folder}'), then run: inv clone",
+            )
+        if not folder.is_dir():
+            existing = sub_projects(extension)
+            valid = [name for name in settings.projects if name in existing] or existing
+            if not existing:
+                hint = "run: inv clone (it checks out the sub-projects)"
+            else:
+                hint = (
+                    f"the sub-projects are: {' '.join(existing)};"
+                    f" run: inv env --projects '{' '.join(valid)}'"
+                )
+            raise LinkError(
+                f"project {shown(project)} has no folder in {shown(str(extension))}", hint
+            )
+
+
+def sub_projects(extension: Path) -> list[str]:
+    """The top-level sub-projects the superproject has: its submodules' folders (from
+    `.gitmodules`) that exist, and folders holding a repository of their own."""
+    found: set[str] = set()
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        text = (extension / ".gitmodules").read_text(encoding="utf-8")
+        for path in re.findall(r"^\s*path\s*=\s*(\S+)\s*$", text, re.MULTILINE):
+            if "/" not in path.strip("/") and (extension / path).is_dir():
+                found.add(path.strip("/"))
+    with contextlib.suppress(OSError):
+        for entry in extension.iterdir():
+            if entry.is_dir() and not entry.is_symlink() and (entry / ".git").exists():
+                found.add(entry.name)
+    return sorted(found)
+
+
+def link_destination(location: Location, *, relative: bool) -> str:
+    """What the link holds: the absolute target, or a path relative to the link's folder.
+
+    A relative path is taken between the resolved folders, so that it still leads to the
+    target when the workspace is reached through a symlinked path.
+    """
+    if relative:
+        return os.path.relpath(
+            os.path.realpath(location.target), os.path.realpath(location.project_dir)
+        )
+    return str(location.target)
+
+
+def resolves(location: Location, destination: str) -> bool:
+    """Whether a link at the location holding `destination` leads to the target."""
+    where = os.path.join(os.path.realpath(location.project_dir), destination)
+    return os.path.realpath(where) == os.path.realpath(location.target)
+
+
+BACKUP_NAME = re.compile(r"\.bak-(\d{8}-\d{6})(?:-(\d+))?", re.ASCII)
+
+
+def is_backup_name(leaf: str, name: str) -> bool:
+    """Whether `name` is one this tool gives a backup: `<leaf>.bak-YYYYmmdd-HHMMSS[-N]`."""
+    return name.startswith(leaf) and BACKUP_NAME.fullmatch(name[len(leaf) :]) is not None
+
+
+def backup_order(leaf: str, name: str) -> tuple[str, int]:
+    """Backups sort by time, then by number (a name without one counts as 1)."""
+    match = BACKUP_NAME.fullmatch(name[len(leaf) :]) if name.startswith(leaf) else None
+    if match is None:
+        return ("", 0)
+    return (match.group(1), int(match.group(2)) if match.group(2) else 1)
+
+
+def in_target(location: Location, relative: str) -> Path:
+    """Where a file at `<project>/<leaf>/…` lives in the target."""
+    return location.target / os.path.relpath(relative, location.leaf)
+
+
+def some_names(paths: list[str]) -> str:
+    """Up to five names for a message, escaped so that each stays one piece of one line."""
+    listed = ", ".join(escaped(path) for path in paths[:5])
+    return listed + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+
+
+def human_size(size: int) -> str:
+    """Bytes for a person: 1.2 MB."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
