@@ -13,7 +13,6 @@ from .errors import shown
 from .fsutil import kind
 from .git import Git, quiet_env
 from .locations import Location, in_target
-from .transfer import walk
 
 
 @dataclass(frozen=True)
@@ -47,19 +46,35 @@ def take_inventory(location: Location, git: Git) -> Inventory:
         odd = (f"{shown(str(link))} ({kind(mode)})",) if _is_special(mode) else ()
         return Inventory((location.leaf,), (), os.lstat(link).st_size, odd)
     files: list[str] = []
-    specials: list[str] = []
+    specials: list[tuple[str, int]] = []
     symlinks: list[str] = []
     size = 0
-    for _, _, entries in walk(link):
-        for entry in entries:
-            relative = os.path.relpath(entry.path, location.project_dir)
-            files.append(relative)
-            if entry.special:
-                specials.append(f"{shown(relative)} ({kind(entry.mode)})")
-            elif stat.S_ISLNK(entry.mode):
-                symlinks.append(relative)
-            else:
-                size += os.lstat(entry.path).st_size
+    top = os.fspath(link)
+    stack = [(top, location.leaf + "/")]  # one scandir a folder; a stat for each regular file
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as scan:
+            for item in scan:
+                if item.is_dir(follow_symlinks=False):
+                    stack.append((item.path, f"{prefix}{item.name}/"))
+                    continue
+                relative = prefix + item.name
+                files.append(relative)
+                if item.is_symlink():
+                    symlinks.append(relative)
+                    continue
+                status = item.stat(follow_symlinks=False)
+                if stat.S_ISREG(status.st_mode):
+                    size += status.st_size
+                elif stat.S_ISDIR(status.st_mode):  # became a folder since it was listed
+                    files.pop()
+                    stack.append((item.path, f"{relative}/"))
+                else:
+                    specials.append((relative, status.st_mode))
+    files.sort()
+    specials.sort(key=lambda special: _walk_order(special[0]))
+    symlinks.sort(key=_walk_order)
+    listed_odd = tuple(f"{shown(path)} ({kind(mode)})" for path, mode in specials)
     present = set(files)  # a tracked file deleted from the work tree is not there to adopt
     listed = tracked_files(git, location.project_dir, location.leaf)
     tracked = tuple(path for path in listed if path in present)
@@ -68,7 +83,13 @@ def take_inventory(location: Location, git: Git) -> Inventory:
         for path in listed
         if path not in present and os.path.lexists(in_target(location, path))
     )
-    return Inventory(tuple(sorted(files)), tracked, size, tuple(specials), tuple(symlinks), moved)
+    return Inventory(tuple(files), tracked, size, listed_odd, tuple(symlinks), moved)
+
+
+def _walk_order(relative: str) -> list[tuple[int, str]]:
+    """Sorts paths as `transfer.walk` meets them: a folder's entries, then its sub-folders'."""
+    *folders, name = relative.split("/")
+    return [(1, folder) for folder in folders] + [(0, name)]
 
 
 def _is_special(mode: int) -> bool:

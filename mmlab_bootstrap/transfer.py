@@ -11,18 +11,16 @@ found unchanged and not open for writing by anyone.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
+import itertools
 import os
 import re
 import secrets
-import signal
 import stat
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .copying import copy_bytes, identity, open_for_writing, sigio_ignored
 from .errors import BootstrapError, shown
 from .fsutil import fsync_folder, kind
 
@@ -41,11 +39,18 @@ class TransferError(BootstrapError):
     """A file could not be copied or moved safely; the original is where it was."""
 
 
+_CALLS = itertools.count()
+
+
 def temporary_name(path: Path, purpose: str) -> Path:
     """A hidden name beside `path` that only this run (and this call) uses."""
-    return path.with_name(
-        f".{path.name}.mmlab-bootstrap-{purpose}-{RUN_TOKEN}{secrets.token_hex(4)}"
-    )
+    return Path(_temporary(os.fspath(path), purpose))
+
+
+def _temporary(path: str, purpose: str) -> str:
+    folder, slash, name = path.rpartition("/")
+    call = next(_CALLS) & 0xFFFFFFFF  # unique per call of this run
+    return f"{folder}{slash}.{name}.mmlab-bootstrap-{purpose}-{RUN_TOKEN}{call:08x}"
 
 
 def remove_leftovers(folder: Path, stem: str = "") -> None:
@@ -91,6 +96,9 @@ def walk(top: str | Path) -> Iterator[tuple[str, list[str], list[Entry]]]:
         others: list[Entry] = []
         with os.scandir(folder) as scan:
             for item in scan:
+                if item.is_dir(follow_symlinks=False):  # the folder's listing says so
+                    dirs.append(item.name)
+                    continue
                 mode = item.stat(follow_symlinks=False).st_mode
                 if stat.S_ISDIR(mode):
                     dirs.append(item.name)
@@ -154,32 +162,6 @@ def same_file_content(one: Path, other: Path) -> bool:
                 return True
 
 
-def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
-    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
-
-
-def _open_for_writing(descriptor: int) -> bool:
-    """Whether any process holds the file open for writing (a read lease is then refused).
-
-    Where leases are not allowed (another owner, some network filesystems) this cannot be
-    told and counts as no; the size and time checks still apply.
-    """
-    # A writer opening the file in the moment the lease is held sends SIGIO, which would
-    # end this process: ignore it for that moment (the writer just waits a moment).
-    quiet = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGIO, signal.SIG_IGN) if quiet else None
-    try:
-        try:
-            fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_RDLCK)
-        except OSError as error:
-            return error.errno in (errno.EAGAIN, errno.EBUSY)
-        fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-        return False
-    finally:
-        if quiet:
-            signal.signal(signal.SIGIO, signal.SIG_DFL if previous is None else previous)
-
-
 def _refuse_special(source: Path, mode: int) -> None:
     if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
         raise TransferError(
@@ -196,6 +178,7 @@ def copy_verified(source: Path, destination: Path) -> os.stat_result:
     re-done when the source changed meanwhile (then refused), fsynced, renamed into place
     and its folder fsynced. Returns the source's status as it was copied, for `move_file`.
     An existing destination with the same content is accepted; other content is refused.
+    Holes in a sparse file stay holes.
     """
     status = os.lstat(source)
     _refuse_special(source, status.st_mode)
@@ -208,77 +191,97 @@ def copy_verified(source: Path, destination: Path) -> os.stat_result:
         )
     make_folders(destination.parent)
     if stat.S_ISLNK(status.st_mode):
-        temporary = temporary_name(destination, "link")
-        os.symlink(os.readlink(source), temporary)  # fails rather than replace anything
-        try:
-            os.replace(temporary, destination)
-        except BaseException:
-            _discard(temporary)
-            raise
+        _place_link(os.fspath(source), os.fspath(destination))
         fsync_folder(destination.parent)
         return status
-    for _ in range(COPY_ATTEMPTS):
-        copied = _copy_once(source, destination)
-        if copied is not None:
-            return copied
-    raise TransferError(
+    with sigio_ignored():
+        for _ in range(COPY_ATTEMPTS):
+            reader = _open_source(os.fspath(source))
+            try:
+                copied = _copy_once(reader, os.fspath(source), os.fspath(destination), True)
+            finally:
+                os.close(reader)
+            if copied is not None:
+                fsync_folder(destination.parent)
+                return copied
+    raise _kept_changing(source)
+
+
+def _kept_changing(source: Path | str) -> TransferError:
+    return TransferError(
         f"{shown(str(source))} kept changing while it was copied (another program is writing"
         " it); it was left where it is",
         "let the other program finish (or stop it), then run the same command again",
     )
 
 
-def _copy_once(source: Path, destination: Path) -> os.stat_result | None:
-    """One attempt: the source's status when the copy matches it, None when it changed."""
-    temporary = temporary_name(destination, "copy")
-    reader = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+def _changed_after(source: Path | str) -> TransferError:
+    return TransferError(
+        f"{shown(str(source))} changed after it was copied (another program is writing"
+        " it); it was left where it is",
+        "let the other program finish (or stop it), then run the same command again",
+    )
+
+
+def _open_source(source: str) -> int:
+    return os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def _place_link(source: str, destination: str) -> None:
+    """Make `destination` a symlink holding what `source` holds (not yet fsynced)."""
+    temporary = _temporary(destination, "link")
+    os.symlink(os.readlink(source), temporary)  # fails rather than replace anything
     try:
-        before = os.fstat(reader)
-        _refuse_special(source, before.st_mode)
-        if _open_for_writing(reader):
-            raise TransferError(
-                f"{shown(str(source))} is open for writing in another program; it was left"
-                " where it is",
-                "let the other program finish (or stop it), then run the same command again",
-            )
-        writer = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.replace(temporary, destination)
+    except BaseException:
+        _discard(temporary)
+        raise
+
+
+def _copy_once(
+    reader: int, source: str, destination: str, by_name: bool = False
+) -> os.stat_result | None:
+    """One attempt at copying the open `reader` to `destination` (its folder not yet
+    fsynced): the source's status when the copy matches it, None when it changed (or, with
+    `by_name`, when its name now holds another file: then that one is copied next)."""
+    before = os.fstat(reader)
+    _refuse_special(Path(source), before.st_mode)
+    if open_for_writing(reader):
+        raise TransferError(
+            f"{shown(source)} is open for writing in another program; it was left where it is",
+            "let the other program finish (or stop it), then run the same command again",
+        )
+    temporary = _temporary(destination, "copy")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    writer = os.open(temporary, flags, 0o600)
+    try:
         try:
-            try:
-                while True:
-                    chunk = os.read(reader, 1 << 20)
-                    if not chunk:
-                        break
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(writer, view) :]
-                os.fchmod(writer, stat.S_IMODE(before.st_mode))
-                os.utime(writer, ns=(before.st_atime_ns, before.st_mtime_ns))
-                os.fsync(writer)
-                written = os.fstat(writer).st_size
-            finally:
-                os.close(writer)
-            after = os.fstat(reader)
-            now = os.lstat(source)
-            if _identity(before) != _identity(after) or _identity(after) != _identity(now):
-                _discard(temporary)
-                return None
-            if written != after.st_size:
-                _discard(temporary)
-                raise TransferError(
-                    f"copying {shown(str(source))} gave a file of another size (disk full?)",
-                    "free some space, then run the same command again",
-                )
-            os.replace(temporary, destination)
-        except BaseException:
+            written = copy_bytes(reader, writer, before)
+            os.fchmod(writer, stat.S_IMODE(before.st_mode))
+            os.utime(writer, ns=(before.st_atime_ns, before.st_mtime_ns))
+            os.fsync(writer)
+        finally:
+            os.close(writer)
+        after = os.fstat(reader)
+        if identity(before) != identity(after) or (
+            by_name and identity(after) != identity(os.lstat(source))
+        ):
             _discard(temporary)
-            raise
-    finally:
-        os.close(reader)
-    fsync_folder(destination.parent)
+            return None
+        if written != after.st_size:
+            _discard(temporary)
+            raise TransferError(
+                f"copying {shown(source)} gave a file of another size (disk full?)",
+                "free some space, then run the same command again",
+            )
+        os.replace(temporary, destination)
+    except BaseException:
+        _discard(temporary)
+        raise
     return after
 
 
-def _discard(temporary: Path) -> None:
+def _discard(temporary: Path | str) -> None:
     """Remove a temporary this run created (and nothing else)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(temporary)
@@ -293,57 +296,142 @@ def move_file(source: Path, destination: Path) -> None:
 def remove_if_unchanged(source: Path, copied: os.stat_result) -> None:
     """Unlink `source` when it is still the file that was copied and nobody is writing it."""
     now = os.lstat(source)
+    busy = False
     if stat.S_ISREG(now.st_mode):
-        descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        descriptor = _open_source(os.fspath(source))
         try:
-            busy = _open_for_writing(descriptor)
+            with sigio_ignored():
+                busy = open_for_writing(descriptor)
             now = os.fstat(descriptor)
         finally:
             os.close(descriptor)
-    else:
-        busy = False
-    if busy or _identity(now) != _identity(copied):
-        raise TransferError(
-            f"{shown(str(source))} changed after it was copied (another program is writing"
-            " it); it was left where it is",
-            "let the other program finish (or stop it), then run the same command again",
-        )
+    if busy or identity(now) != identity(copied):
+        raise _changed_after(source)
     os.unlink(source)
 
 
 def move_tree(source: Path, target: Path, *, same_device: bool) -> None:
     """Move everything under `source` into `target`, merging folders, never overwriting.
 
-    On one filesystem entries are renamed; across filesystems each file is copied
-    (verified, durable) and then removed. Symlinks move as links, never followed.
+    On one filesystem entries are renamed (a whole folder at once where the target has no
+    folder of that name); across filesystems each file is copied (verified, durable) and
+    then removed, a folder's files in batches that share one fsync of their folder.
+    Symlinks move as links, never followed. Each folder of the target is listed once (and
+    cleared of this tool's leftovers): no per-file existence checks.
     """
-    stack = [(source, target)]
-    while stack:
-        origin_folder, target_folder = stack.pop()
-        remove_leftovers(target_folder)
-        for name in sorted(os.listdir(origin_folder), reverse=True):
-            origin, destination = origin_folder / name, target_folder / name
-            is_folder = stat.S_ISDIR(os.lstat(origin).st_mode)
-            if is_folder and os.path.lexists(destination):
-                if not stat.S_ISDIR(os.lstat(destination).st_mode):
-                    raise TransferError(
-                        f"{shown(str(destination))} is in the way of the folder"
-                        f" {shown(str(origin))}",
-                        "move one of the two away, then run the same command again",
-                    )
-                stack.append((origin, destination))
-            elif os.path.lexists(destination):
-                if not same_file_content(origin, destination):
-                    raise TransferError(
-                        f"{shown(str(destination))} already exists with other content",
-                        "move one of the two away, then run the same command again",
-                    )
-                remove_if_unchanged(origin, os.lstat(origin))  # the same bytes are in the target
-            elif same_device:
-                os.rename(origin, destination)
-            elif is_folder:
-                destination.mkdir()
-                fsync_folder(target_folder)
-                stack.append((origin, destination))
-            else:
-                move_file(origin, destination)
+    with sigio_ignored():
+        stack = [(os.fspath(source), os.fspath(target), False)]
+        while stack:
+            origin, destination, made = stack.pop()
+            present = {} if made else _listing(destination)
+            with os.scandir(origin) as scan:
+                items = sorted(scan, key=lambda item: item.name)
+            files = []
+            made_folders = False
+            for item in items:
+                name = item.name
+                there = f"{destination}/{name}"
+                if item.is_dir(follow_symlinks=False):
+                    if name in present:
+                        if not present[name]:
+                            raise TransferError(
+                                f"{shown(there)} is in the way of the folder {shown(item.path)}",
+                                "move one of the two away, then run the same command again",
+                            )
+                        stack.append((item.path, there, False))
+                    elif same_device:
+                        os.rename(item.path, there)
+                    else:
+                        os.mkdir(there)
+                        made_folders = True
+                        stack.append((item.path, there, True))
+                elif name in present:
+                    if not same_file_content(Path(item.path), Path(there)):
+                        raise TransferError(
+                            f"{shown(there)} already exists with other content",
+                            "move one of the two away, then run the same command again",
+                        )
+                    remove_if_unchanged(Path(item.path), os.lstat(item.path))  # bytes in target
+                elif same_device:
+                    os.rename(item.path, there)
+                else:
+                    files.append(item)
+            if made_folders:
+                fsync_folder(Path(destination))
+            if files:
+                _move_across(files, destination)
+
+
+def _listing(folder: str) -> dict[str, bool]:
+    """The names in a target folder (True for real folders), this tool's leftovers removed."""
+    present: dict[str, bool] = {}
+    try:
+        scan = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return present
+    with scan:
+        for item in scan:
+            name = item.name
+            leftover = name[0] == "." and LEFTOVER.fullmatch(name)
+            if leftover and (item.is_file(follow_symlinks=False) or item.is_symlink()):
+                _discard(item.path)
+                continue
+            present[name] = item.is_dir(follow_symlinks=False)
+    return present
+
+
+BATCH = 64
+"""Files copied into one folder before its one fsync makes their names durable."""
+
+
+def _move_across(items: list[os.DirEntry[str]], destination: str) -> None:
+    """Copy files (and symlinks) of one folder into `destination`, then remove the originals.
+
+    In batches: each file is copied verified and fsynced under a temporary name, renamed into
+    place; then one fsync of the folder makes the batch durable, and only then is each
+    original removed, if it is still the file that was copied (one lstat of its name: same
+    inode, size and time) and nobody holds it open for writing (asked on the descriptor
+    kept open since the copy).
+    """
+    folder = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for start in range(0, len(items), BATCH):
+            pending: list[tuple[str, int, os.stat_result]] = []
+            try:
+                for item in items[start : start + BATCH]:
+                    pending.append(_copy_across(item, f"{destination}/{item.name}"))
+                os.fsync(folder)
+                for path, reader, copied in pending:
+                    busy = reader >= 0 and open_for_writing(reader)
+                    if busy or identity(os.lstat(path)) != identity(copied):
+                        raise _changed_after(path)
+                    os.unlink(path)
+            finally:
+                for _, reader, _ in pending:
+                    if reader >= 0:
+                        os.close(reader)
+    finally:
+        os.close(folder)
+
+
+def _copy_across(item: os.DirEntry[str], destination: str) -> tuple[str, int, os.stat_result]:
+    """Copy one file to `destination` (its folder not yet fsynced): its path, a descriptor
+    open on it (-1 for a symlink) and its status as copied."""
+    source = item.path
+    if item.is_symlink():
+        status = os.lstat(source)
+        _place_link(source, destination)
+        return source, -1, status
+    if not item.is_file(follow_symlinks=False):
+        _refuse_special(Path(source), os.lstat(source).st_mode)
+    for _ in range(COPY_ATTEMPTS):
+        reader = _open_source(source)
+        try:
+            copied = _copy_once(reader, source, destination)
+        except BaseException:
+            os.close(reader)
+            raise
+        if copied is not None:
+            return source, reader, copied
+        os.close(reader)
+    raise _kept_changing(source)
