@@ -304,6 +304,9 @@ class Linker:
                 f" from {location.link} to another filesystem: copy, verify sizes, then remove"
             )
         move_tree(location.link, location.target, same_device=same_device)
+        # move_tree cleared every target folder it moved into of leftovers (and left none of
+        # its own): the journal need not send `_remove_adopt_leftovers` through them again.
+        self.journal.record(location.link, adopted=[])
         self._skip_worktree(location, plan.inventory.tracked)
         return len(plan.inventory.files)
 

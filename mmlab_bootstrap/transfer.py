@@ -162,7 +162,7 @@ def same_file_content(one: Path, other: Path) -> bool:
                 return True
 
 
-def _refuse_special(source: Path, mode: int) -> None:
+def _refuse_special(source: Path | str, mode: int) -> None:
     if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
         raise TransferError(
             f"{shown(str(source))} is {kind(mode)}, not a file: it cannot be copied",
@@ -245,7 +245,7 @@ def _copy_once(
     fsynced): the source's status when the copy matches it, None when it changed (or, with
     `by_name`, when its name now holds another file: then that one is copied next)."""
     before = os.fstat(reader)
-    _refuse_special(Path(source), before.st_mode)
+    _refuse_special(source, before.st_mode)
     if open_for_writing(reader):
         raise TransferError(
             f"{shown(source)} is open for writing in another program; it was left where it is",
@@ -423,7 +423,7 @@ def _copy_across(item: os.DirEntry[str], destination: str) -> tuple[str, int, os
         _place_link(source, destination)
         return source, -1, status
     if not item.is_file(follow_symlinks=False):
-        _refuse_special(Path(source), os.lstat(source).st_mode)
+        _refuse_special(source, os.lstat(source).st_mode)
     for _ in range(COPY_ATTEMPTS):
         reader = _open_source(source)
         try:
