@@ -80,16 +80,20 @@ class LeafUpdate:
 def check_adopted(settings: Settings, git: Git, report: Reporter, commit: str) -> None:
     """Before the superproject moves to `commit`: refuse if that would overwrite a user's
     change in storage (fetching the submodule commits it records, to compare)."""
-    if git.dry:
-        for location in linked_locations(settings):
-            adopted = skipped_files(git, location)
-            if adopted:
-                report.would(
-                    f"bring the {len(adopted)} tracked files adopted into {location.target}"
-                    " in step with what upstream records, refusing if you changed one it changes"
-                )
-        return
     plan_updates(settings, git, report, commit)
+
+
+def describe_adopted(settings: Settings, git: Git) -> list[str]:
+    """What `check_adopted` and `update_adopted` will do, for --dry (looking only)."""
+    lines = []
+    for location in linked_locations(settings):
+        adopted = skipped_files(git, location)
+        if adopted:
+            lines.append(
+                f"bring the {len(adopted)} tracked files adopted into {location.target}"
+                " in step with what upstream records, refusing if you changed one it changes"
+            )
+    return lines
 
 
 def update_adopted(settings: Settings, git: Git, report: Reporter) -> None:
@@ -97,13 +101,13 @@ def update_adopted(settings: Settings, git: Git, report: Reporter) -> None:
     into storage and the submodules' indexes (every step repeatable)."""
     updates = plan_updates(settings, git, report, None)
     if updates:
-        apply_updates(updates, git, report, Journal(settings.root, dry=git.dry))
+        apply_updates(updates, git, report, Journal(settings.root))
 
 
 def linked_locations(settings: Settings) -> list[Location]:
     """Link locations holding a link to their target (or to the one the journal recorded, when
     the storage roots moved since), including journalled ones of projects no longer listed."""
-    journal = Journal(settings.root, dry=True)
+    journal = Journal(settings.root)
     candidates = {
         location.link: location for variable in LEAVES for location in locations(settings, variable)
     }
@@ -141,12 +145,6 @@ def plan_updates(
         if not new or not head or new == head:
             continue
         if not _has_commit(git, project, new):
-            if git.dry:
-                report.would(
-                    f"fetch {location.project} {new[:12]} and bring what it changes under"
-                    f" {location.link} into {location.target}"
-                )
-                continue
             _fetch(git, project, new)
         changes = diff(git, project, head, new, location.leaf)
         if changes:
@@ -248,13 +246,6 @@ def apply_updates(updates: list[LeafUpdate], git: Git, report: Reporter, journal
     """Write new versions into storage, then the index, then drop removed files' copies."""
     for update in updates:
         location, changes = update.location, update.changes
-        if git.dry:
-            for change in changes:
-                report.would(
-                    f"{change.verb()} {in_target(location, change.path)} as"
-                    f" {location.project} {update.commit[:12]} has it"
-                )
-            continue
         project = location.project_dir
         written = 0
         for change in changes:

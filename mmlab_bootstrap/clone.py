@@ -7,12 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .adopted import check_adopted, linked_locations, update_adopted
+from .adopted import check_adopted, describe_adopted, linked_locations, update_adopted
+from .changes import Changes
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
 from .fetching import SubmoduleFetcher
@@ -53,6 +55,12 @@ class ClonePlan:
     fresh: bool
     partial: Path
     incomplete: tuple[SubmoduleEntry, ...]
+    resume_update: bool = False  # a killed `--update` of the superproject is to be finished
+    update: bool = False
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.fresh or self.update or self.resume_update or bool(self.incomplete)
 
 
 def partial_path(path: Path) -> Path:
@@ -77,7 +85,7 @@ def _normal(url: str) -> str:
     return url.strip().rstrip("/").removesuffix(".git").rstrip("/")
 
 
-def plan_clone(settings: Settings, git: Git) -> ClonePlan:
+def plan_clone(settings: Settings, git: Git, *, update: bool = False) -> ClonePlan:
     """Look at the extension path and decide: fresh clone, complete, or refuse."""
     path = settings.extension_path
     partial = partial_path(path)
@@ -90,7 +98,7 @@ def plan_clone(settings: Settings, git: Git) -> ClonePlan:
                     BY_NAME[EXTENSION_PATH], settings.values[EXTENSION_PATH].source, "/path/you/own"
                 ),
             )
-        return ClonePlan(path, True, partial, ())
+        return ClonePlan(path, True, partial, (), update=update)
     if not path.is_dir():
         raise CloneError(
             f"{EXTENSION_PATH} {shown(str(path))} exists and is not a folder",
@@ -112,7 +120,8 @@ def plan_clone(settings: Settings, git: Git) -> ClonePlan:
             " or MMLAB_EXTENSION_REPO at that repository",
         )
     incomplete = incomplete_submodules(git, path, submodule_status(git, path))
-    return ClonePlan(path, False, partial, tuple(incomplete))
+    resume = SUPERPROJECT in CheckoutRecord(path).started
+    return ClonePlan(path, False, partial, tuple(incomplete), resume, update)
 
 
 def _is_empty_folder(path: Path) -> bool:
@@ -121,88 +130,97 @@ def _is_empty_folder(path: Path) -> bool:
 
 @dataclass
 class Cloner:
-    """Carries out a clone plan."""
+    """The clone applier: carries out a clone plan, each change through `changes`."""
 
     settings: Settings
     git: Git
     report: Reporter
+    changes: Changes
     jobs: int
 
-    def apply(self, plan: ClonePlan, *, update: bool) -> None:
+    def apply(self, plan: ClonePlan) -> None:
         """Fresh clone, completion of what is missing, or `--update`; nothing else."""
+        root = plan.path
         if plan.fresh:
             self._fresh(plan)
-            self._submodules(plan.path)
+            self._submodules(root, adopted=False)  # nothing is linked in a fresh clone
             return
-        resumed = self._resume_update(plan.path)
-        if update:
+        if plan.resume_update:
+            self.changes.make(
+                f"finish the update of {root} that an interrupted run started",
+                lambda: self._resume_update(root),
+            )
+        if plan.update:
             if plan.incomplete:  # a run stopped part way (adopted.py): finish it first
-                update_adopted(self.settings, self.git, self.report)
-                self._submodules(plan.path)
-            self._update(plan.path)
-            update_adopted(self.settings, self.git, self.report)  # adopted.py
-            self._submodules(plan.path)
-            return
-        if resumed:
-            update_adopted(self.settings, self.git, self.report)  # adopted.py
-            self._submodules(plan.path)
-            return
-        if not plan.incomplete:
-            self.report.unchanged(f"up to date: {plan.path}")
-            return
-        names = ", ".join(entry.path for entry in plan.incomplete)
-        self.report.info(f"completing {len(plan.incomplete)} submodule(s): {names}")
-        update_adopted(self.settings, self.git, self.report)  # adopted.py
-        self._submodules(plan.path)
+                self._submodules(root)
+            self._update(root)
+            self._submodules(root)
+        elif plan.incomplete and not plan.resume_update:
+            names = ", ".join(entry.path for entry in plan.incomplete)
+            self.report.info(f"completing {len(plan.incomplete)} submodule(s): {names}")
+            self._submodules(root)
+        elif plan.resume_update:
+            self._submodules(root)
+        else:
+            self.report.unchanged(f"up to date: {root}")
 
     def _fresh(self, plan: ClonePlan) -> None:
-        settings, git = self.settings, self.git
         if os.path.lexists(plan.partial):
-            if git.dry:
-                self.report.would(f"remove the partial clone {plan.partial}")
-            else:
+
+            def remove() -> None:
                 shutil.rmtree(plan.partial)
                 self.report.info(
                     f"removed a partial clone of {plan.path} left by an interrupted run"
                 )
+
+            self.changes.make(f"remove the partial clone {plan.partial}", remove)
+        commands = [
+            f"run: {shlex.join(self.git.command(args, cwd))}"
+            for args, cwd, _ in self._clone_commands(plan.partial)
+        ]
+        self.changes.make(
+            [*commands, f"move {plan.partial} to {plan.path}"], lambda: self._clone(plan)
+        )
+
+    def _clone(self, plan: ClonePlan) -> None:
+        settings = self.settings
         fetched = mirrored(settings.repo, settings.mirror)
-        if not git.dry:
-            via = f" from {fetched}" if fetched != settings.repo else ""
-            self.report.info(f"cloning {settings.repo}{via} (depth 1) …")
+        via = f" from {fetched}" if fetched != settings.repo else ""
+        self.report.info(f"cloning {settings.repo}{via} (depth 1) …")
         try:
-            with Board(self.report, live=git.progress) as board:
+            with Board(self.report, live=self.git.progress) as board:
                 board.expect(1)
                 board.add(plan.path.name, fetched)
                 self._clone_into(plan.partial, board.watcher(plan.path.name))
-                board.finish(plan.path.name, not git.dry)  # (under --dry, nothing came)
+                board.finish(plan.path.name, True)
         except BaseException:
-            if not git.dry:
-                shutil.rmtree(plan.partial, ignore_errors=True)
+            shutil.rmtree(plan.partial, ignore_errors=True)
             raise
-        if git.dry:
-            self.report.would(f"move {plan.partial} to {plan.path}")
-            return
         os.rename(plan.partial, plan.path)
         self.report.done(f"cloned {settings.repo} into {plan.path} (depth 1)")
 
-    def _clone_into(self, folder: Path, watch: Callable[[str], None]) -> None:
-        repo, ref, git = self.settings.repo, self.settings.ref, self.git
+    def _clone_commands(self, folder: Path) -> list[tuple[list[str], Path | None, bool]]:
+        """The git commands of a fresh clone into `folder`: (arguments, where, network?)."""
+        repo, ref = self.settings.repo, self.settings.ref
         if _FULL_SHA.fullmatch(ref):
-            git.change(["init", "-q", "--", str(folder)])
-            git.change(["remote", "add", "--", "origin", repo], cwd=folder)
-            fetched = git.network(
-                ["fetch", "--depth", "1", "--progress", "origin", ref],
-                cwd=folder,
-                url=repo,
-                watch=watch,
-            )
-            self._check_ref(fetched, repo, ref)
-            git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=folder)
-            return
+            return [
+                (["init", "-q", "--", str(folder)], None, False),
+                (["remote", "add", "--", "origin", repo], folder, False),
+                (["fetch", "--depth", "1", "--progress", "origin", ref], folder, True),
+                (["checkout", "-q", "--detach", "FETCH_HEAD"], folder, False),
+            ]
         branch = ["--branch", ref] if ref else []
         args = ["clone", "--depth", "1", "--no-recurse-submodules", *branch, "--progress"]
-        cloned = git.network([*args, "--", repo, str(folder)], url=repo, watch=watch)
-        self._check_ref(cloned, repo, ref)
+        return [([*args, "--", repo, str(folder)], None, True)]
+
+    def _clone_into(self, folder: Path, watch: Callable[[str], None]) -> None:
+        repo, ref, git = self.settings.repo, self.settings.ref, self.git
+        for args, cwd, network in self._clone_commands(folder):
+            if network:
+                outcome = git.network(args, cwd=cwd, url=repo, watch=watch)
+                self._check_ref(outcome, repo, ref)
+            else:
+                git.change(args, cwd=cwd)
 
     def _check_ref(self, outcome: Outcome, repo: str, ref: str) -> None:
         if outcome.ok:
@@ -217,12 +235,24 @@ class Cloner:
             )
         raise failure(outcome, mirrored(repo, self.settings.mirror), "git clone")
 
-    def _submodules(self, root: Path) -> None:
-        fetcher = SubmoduleFetcher(self.settings, self.git, self.report, self.jobs)
-        fetcher.run(root)
+    def _submodules(self, root: Path, *, adopted: bool = True) -> None:
+        """Fetch and check out the submodules (after bringing adopted files in step)."""
+        command = self.git.command(["submodule", "update", "--init", "--depth", "1", "--"], root)
+
+        def fetch() -> None:
+            if adopted:
+                update_adopted(self.settings, self.git, self.report)  # adopted.py
+            SubmoduleFetcher(self.settings, self.git, self.report, self.jobs).run(root)
+
+        self.changes.make(
+            f"run: {shlex.join(command)} <each submodule>, level by level, after checking"
+            f" its URL (nested ones once their parent is checked out; {self.jobs} at a time)",
+            fetch,
+        )
 
     def _update(self, root: Path) -> None:
-        git, repo = self.git, self.settings.repo
+        """Refuse an update that would lose local work (looking only), then make it."""
+        git = self.git
         dirty = git.probe(["status", "--porcelain"], cwd=root).out.strip()
         if dirty:
             first = dirty.splitlines()[0]
@@ -233,8 +263,6 @@ class Cloner:
             )
         branch = git.probe(["symbolic-ref", "--short", "-q", "HEAD"], cwd=root).out.strip()
         ref = self.settings.ref or branch or "HEAD"
-        if not git.dry:
-            self.report.info(f"fetching {ref} from {expand(git, root, 'origin')} …")
         if branch and ref == branch:
             tracking = f"refs/remotes/origin/{branch}"
             before = git.probe(["rev-parse", "-q", "--verify", tracking], cwd=root).out.strip()
@@ -247,33 +275,37 @@ class Cloner:
                     f"push or move them first (git -C '{root}' log {tracking}..HEAD),"
                     " then: inv clone --update",
                 )
-            fetched = git.network(  # into FETCH_HEAD: origin/<branch> moves with the reset
-                ["fetch", "--depth", "1", "--refmap=", "origin", f"refs/heads/{branch}"],
-                cwd=root,
-                url=repo,
-            )
-            self._check_ref(fetched, repo, ref)
-            self._check_moving_submodules(root)
-            check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
-            with self._noted_update(root, "FETCH_HEAD"):
-                moved = git.change(["reset", "-q", "--keep", "FETCH_HEAD"], cwd=root)
-            if moved.ok:
-                git.change(["update-ref", tracking, "HEAD"], cwd=root)
+            # into FETCH_HEAD: origin/<branch> moves with the reset
+            fetch = ["fetch", "--depth", "1", "--refmap=", "origin", f"refs/heads/{branch}"]
         else:
-            fetched = git.network(["fetch", "--depth", "1", "origin", ref], cwd=root, url=repo)
-            self._check_ref(fetched, repo, ref)
-            self._check_moving_submodules(root)
-            check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
-            with self._noted_update(root, "FETCH_HEAD"):
+            fetch = ["fetch", "--depth", "1", "origin", ref]
+        would = [
+            f"run: {shlex.join(git.command(fetch, root))}",
+            *describe_adopted(self.settings, git),
+            f"update {root} to {ref}",
+        ]
+        self.changes.make(would, lambda: self._move(root, fetch, ref, branch))
+
+    def _move(self, root: Path, fetch: list[str], ref: str, branch: str) -> None:
+        """Fetch `ref`, check what it changes, then move the superproject to it."""
+        git, repo = self.git, self.settings.repo
+        self.report.info(f"fetching {ref} from {expand(git, root, 'origin')} …")
+        fetched = git.network(fetch, cwd=root, url=repo)
+        self._check_ref(fetched, repo, ref)
+        self._check_moving_submodules(root)
+        check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
+        with self._noted_update(root, "FETCH_HEAD"):
+            if branch and ref == branch:
+                moved = git.change(["reset", "-q", "--keep", "FETCH_HEAD"], cwd=root)
+                if moved.ok:
+                    git.change(["update-ref", f"refs/remotes/origin/{branch}", "HEAD"], cwd=root)
+            else:
                 moved = git.change(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=root)
         if not moved.ok:
             raise CloneError(
                 f"could not move {shown(str(root))} to {ref}: {git_message(moved.err)}",
                 f"look at git -C '{root}' status, then run: inv clone --update",
             )
-        if git.dry:
-            self.report.would(f"update {root} to {ref}")
-            return
         head = git.probe(["rev-parse", "--short", "HEAD"], cwd=root).out.strip()
         self.report.done(f"updated {root} to {ref} ({head})")
 
@@ -285,7 +317,7 @@ class Cloner:
         then sit staged in the submodule, ready for the user's next commit or stash)."""
         git = self.git
         linked = {location.project for location in linked_locations(self.settings)}
-        if git.dry or not linked:  # under --dry nothing was fetched
+        if not linked:
             return
         moved = git.probe(["diff", "--raw", "--no-renames", "HEAD", "FETCH_HEAD"], cwd=root)
         for line in moved.out.splitlines():
@@ -306,18 +338,16 @@ class Cloner:
     def _noted_update(self, root: Path, target: str) -> Iterator[None]:
         """Note the superproject's own checkout (clean, checked above) in the checkout record
         while it runs, so that a kill in the middle is finished by the next run."""
-        record = CheckoutRecord(root, dry=self.git.dry)
+        record = CheckoutRecord(root)
         commit = self.git.probe(["rev-parse", "-q", "--verify", target], cwd=root).out.strip()
         branch = self.git.probe(["symbolic-ref", "-q", "HEAD"], cwd=root).out.strip()
         record.start({SUPERPROJECT: f"{commit} {branch}".strip()})
         yield
         record.finish([SUPERPROJECT])
 
-    def _resume_update(self, root: Path) -> bool:
+    def _resume_update(self, root: Path) -> None:
         """Finish an update of the superproject that a kill stopped part way."""
-        record = CheckoutRecord(root, dry=self.git.dry)
-        if SUPERPROJECT not in record.started:
-            return False
+        record = CheckoutRecord(root)
         commit, _, branch = record.started[SUPERPROJECT].partition(" ")
         if branch:  # the branch had no commits of its own and the worktree was clean
             self.git.change(["symbolic-ref", "HEAD", branch], cwd=root)
@@ -326,4 +356,3 @@ class Cloner:
             self.git.change(["checkout", "-f", "-q", "--detach", commit], cwd=root)
         record.finish([SUPERPROJECT])
         self.report.warn(f"finished the update of {root} that an interrupted run started")
-        return True

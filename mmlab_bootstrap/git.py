@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -87,11 +86,11 @@ def git_message(text: str) -> str:
 
 
 class Git:
-    """Runs git with the workspace's mirror; describes instead of running under --dry."""
+    """Runs git with the workspace's mirror. Commands that change something are run only from
+    inside a change made through `changes.Changes`, which shows them instead under --dry."""
 
-    def __init__(self, report: Reporter, *, dry: bool, mirror: str = "") -> None:
+    def __init__(self, report: Reporter, *, mirror: str = "") -> None:
         self.report = report
-        self.dry = dry
         self.mirror = mirror
         self.progress = sys.stderr.isatty()
         # Lock files under this folder that a killed git left behind may be removed: only one
@@ -119,7 +118,7 @@ class Git:
         return command + list(args)
 
     def probe(self, args: Sequence[str], cwd: Path | None = None) -> Outcome:
-        """Run a read-only, local git command (also under --dry)."""
+        """Run a read-only, local git command."""
         done = subprocess.run(
             self.command(args, cwd),
             capture_output=True,
@@ -131,10 +130,7 @@ class Git:
         return Outcome(done.returncode, done.stdout, done.stderr)
 
     def change(self, args: Sequence[str], cwd: Path | None = None) -> Outcome:
-        """Run a local command that changes a repository (described only under --dry)."""
-        if self.dry:
-            self.report.would(f"run: {shlex.join(self.command(args, cwd))}")
-            return Outcome(0, "", "")
+        """Run a local command that changes a repository."""
         return self._run(self.command(args, cwd), cwd, None)
 
     def network(
@@ -152,9 +148,6 @@ class Git:
         after the last attempt, so callers can fall back.
         """
         command = self.command(args, cwd, allow_file=allow_file)
-        if self.dry:
-            self.report.would(f"run: {shlex.join(command)}")
-            return Outcome(0, "", "")
         outcome = self._run(command, cwd, watch)
         for delay in RETRY_DELAYS:
             if outcome.ok or failure_kind(outcome.err) != NETWORK:
