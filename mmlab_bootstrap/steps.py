@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .clone import ClonePlan, Cloner, plan_clone
+from .clone import ClonePlan, plan_clone
+from .cloner import Cloner
 from .envfile import render
 from .errors import BootstrapError, shown
 from .git import Git
