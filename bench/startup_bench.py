@@ -239,7 +239,7 @@ def report_imports(
         )
         print(f"  {name:<34}{cells}  <- {first[name].parent or '-'}")
     if len(outside) > top:
-        rest = ", ".join(sorted({name.split('.')[0] for name in outside[top:]}))
+        rest = ", ".join(sorted({name.split(".")[0] for name in outside[top:]}))
         print(f"  ... {len(outside) - top} more, under: {rest}")
     tops = sorted({name.split(".")[0] for name in outside})
     print(f"\ntop-level packages imported only for the workspace: {', '.join(tops)}")
@@ -302,10 +302,7 @@ def main() -> None:
                     )
         print("bytecode check (one PYTHONVERBOSE=1 run each):")
         print("\n".join(checks))
-        print(
-            f"\n{'bytecode':<10}{'empty s':>9}{'workspace s':>13}{'ratio':>8}"
-            f"{'goal':>7}  result"
-        )
+        print(f"\n{'bytecode':<10}{'empty s':>9}{'workspace s':>13}{'ratio':>8}{'goal':>7}  result")
         passed = True
         for mode in ("cached", "uncached"):
             base_time = statistics.median(empty.times[mode])
