@@ -189,6 +189,13 @@ class GitProcess:
         return "(none)"
 
     @property
+    def from_command(self) -> list[str]:
+        """The command word and what follows it (git's own options before it left out)."""
+        if self.command not in self.argv:
+            return self.argv
+        return self.argv[self.argv.index(self.command) :]
+
+    @property
     def short(self) -> str:
         """The command word and its first argument when that is an option (`describe --all`)."""
         if self.command not in self.argv:
@@ -381,7 +388,8 @@ def report_git(
             continue
         print(
             f"\n`inv {name}`: the git commands it started, in order: git processes under each,"
-            " its median ms run alone (read-only ones), where, what"
+            " its median ms run alone (read-only ones), where, what (git's"
+            " options before the command, such as -C and -c, left out)"
         )
         total_ms = 0.0
         for process in count.processes:
@@ -394,7 +402,7 @@ def report_git(
             print(
                 f"  {len(tree):>4}{'-' if ms is None else f'{ms:.1f}':>7}"
                 f"  [{label(repository_of(process.folder, repos), workspace)}]"
-                f" git {shorten(process.argv, workspace)}{flag}"
+                f" git {shorten(process.from_command, workspace)}{flag}"
             )
             if len(tree) > 1:
                 inner = collections.Counter(child.short for child in tree[1:])
