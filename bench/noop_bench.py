@@ -9,14 +9,19 @@ Sets up a workspace as a user does (a copy of this checkout's `tasks.py`, `inv e
 1. times `inv --list`, the no-op `inv bootstrap` and `inv status` in it, alternating, and
    prints the medians of --repeat runs and the ratios to `inv --list` (bytecode cached: one
    `inv --write-pyc` warm-up run of each first, since invoke writes none by default);
-2. runs each once more with a `git` wrapper that logs every git process: the wrapper is
+2. lists the modules each imports beyond `inv --list` (`python -X importtime`), which
+   grows as start-up gets lazier;
+3. runs each once more with a `git` wrapper that logs every git process: the wrapper is
    first on PATH and is also the `git` of a GIT_EXEC_PATH folder that links everything
    else to git's own exec path, so the git processes that git itself or its shell scripts
    start (which find `git` through the exec path, not through PATH) are logged as well. It
    prints the git processes per repository (the superproject and each submodule; a process
    counts for the repository its working folder, after `-C`, lies in), each command the
    tool started with the number of git processes under it, and flags every `git submodule`
-   (the shell script) with everything it started.
+   (the shell script) with everything it started. Each read-only command the tool started is
+   also run alone (median of 5) for its time, so the git share of a no-op is visible;
+4. with strace installed (skip: --no-strace), counts every program each command started,
+   git or not, as a check of the wrapper's count.
 
 The workspace is the fixture of tests/gitfixture.py (mmlab_extension with mmdetection and
 mmdetection3d, which nests spconv) served over file://, or with --real the mirror of the real
@@ -417,6 +422,45 @@ def report_git(
     return passed
 
 
+def imported(args: list[str], workspace: Path, env: dict[str, str]) -> dict[str, int]:
+    """Module -> own microseconds, from one `python -X importtime <inv> ARGS` run."""
+    command = inv_command()
+    if command[0] != sys.executable:
+        command = [sys.executable, *command]
+    done = subprocess.run(
+        [command[0], "-X", "importtime", *command[1:], *args],
+        cwd=workspace,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found: dict[str, int] = {}
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            own, _, name = line[len("import time:") :].split("|", 2)
+            if own.strip().isdigit():
+                found[name.strip()] = int(own)
+    return found
+
+
+def report_imports(workspace: Path, env: dict[str, str], top: int = 12) -> None:
+    """What the no-op commands import beyond `inv --list` (bytecode cached)."""
+    listing = imported(["--list"], workspace, env)
+    print("\nmodules imported beyond `inv --list` (-X importtime, own time)")
+    for name in ("bootstrap", "status"):
+        extra = {
+            module: own for module, own in imported([name], workspace, env).items()
+            if module not in listing
+        }  # fmt: skip
+        heaviest = sorted(extra.items(), key=lambda item: -item[1])[:top]
+        print(
+            f"  inv {name}: {len(extra)} modules, {sum(extra.values()) / 1000:.1f} ms: "
+            + ", ".join(f"{module} {own / 1000:.1f}" for module, own in heaviest)
+        )
+
+
 def programs_started(
     args: list[str], workspace: Path, env: dict[str, str], scratch: Path
 ) -> collections.Counter[str] | None:
@@ -546,6 +590,7 @@ def main() -> None:
         if outputs["status"].returncode != 0:
             print("note: status says the workspace is not healthy:")
             print(outputs["status"].stdout + outputs["status"].stderr)
+        report_imports(workspace, env)
         counting = install_wrapper(base / "gitwrap", env)
         counts: dict[str, Count] = {}
         for name, command in COMMANDS.items():
