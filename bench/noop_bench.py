@@ -64,7 +64,7 @@ parent=${BENCH_GIT_PARENT:-0}
 BENCH_GIT_PARENT=$$
 export BENCH_GIT_PARENT
 { pwd -P; printf '%s\\n' "$parent"; for arg in "$@"; do printf '%s\\000' "$arg"; done; } \\
-    > "$BENCH_GIT_LOG/$$"
+    > 'LOG_DIR'/$$
 exec REAL_GIT "$@"
 """
 
@@ -156,11 +156,13 @@ def install_wrapper(folder: Path, env: dict[str, str]) -> dict[str, str]:
     for entry in os.listdir(exec_path):
         if entry != "git":
             os.symlink(os.path.join(exec_path, entry), folder / entry)
-    wrapper = folder / "git"
-    wrapper.write_text(WRAPPER.replace("REAL_GIT", real_git))
-    wrapper.chmod(0o755)
-    log = folder.parent / "git-log"
+    log = folder.parent / "git-log"  # named in the wrapper: it works without our variables
     log.mkdir()
+    if "'" in str(log) + real_git:
+        sys.exit(f"a quote in {log} or {real_git}: choose another temporary folder")
+    wrapper = folder / "git"
+    wrapper.write_text(WRAPPER.replace("REAL_GIT", f"'{real_git}'").replace("LOG_DIR", str(log)))
+    wrapper.chmod(0o755)
     return {
         **env,
         "PATH": f"{folder}{os.pathsep}{env['PATH']}",
