@@ -70,6 +70,10 @@ def bootstrap_steps(
         changed = apply_link_steps(session, works, "bootstrap", keep_going=keep_going)
         return [work.name for work, did in zip(works, changed, strict=True) if not did]
 
+    def check() -> list[str]:
+        check_after(session, flags)
+        return []
+
     def clone() -> list[str]:
         results["clone"] = clone_step(session, flags, jobs=jobs, update=update)
         return _unchanged("clone", results["clone"])
@@ -79,7 +83,7 @@ def bootstrap_steps(
         "clone": clone,
         "layout": layout,
         "linking": link,
-        "check": lambda: _check(session, flags),
+        "check": check,
     }
     completed: list[str] = []
     for name, step in steps.items():
@@ -108,7 +112,7 @@ def _unchanged(name: str, result: StepResult) -> list[str]:
     return [] if result.changed else [name]
 
 
-def _check(session: Session, flags: Mapping[str, str | None]) -> list[str]:
+def check_after(session: Session, flags: Mapping[str, str | None]) -> None:
     """Check after applying: the workspace must be healthy now (under --dry nothing changed,
     so there is nothing to check)."""
 
@@ -126,4 +130,3 @@ def _check(session: Session, flags: Mapping[str, str | None]) -> list[str]:
             )
 
     session.changes.after_changes(check)
-    return []
