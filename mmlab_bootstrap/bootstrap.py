@@ -118,7 +118,7 @@ def check_after(session: Session, flags: Mapping[str, str | None]) -> None:
 
     def check() -> None:
         settings = session.settings(flags)
-        found = workspace_status(session, settings, session.read_env().values())
+        found = workspace_status(session, settings, session.read_env().values(), details=False)
         if not found["healthy"]:
             problems = found["problems"]
             listed = "; ".join(problems[:5]) + (

@@ -8,13 +8,12 @@ a test can count or record what a run does.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from .fsutil import write_atomically
-from .git import Git, Outcome
+from .git import Answers
 from .report import Reporter
 
 T = TypeVar("T")
@@ -27,6 +26,7 @@ class Changes:
         self.report = report
         self.dry = dry
         self.made = 0  # changes made (or, under --dry, that would be made) so far
+        self.answers = Answers()  # read-only git answers, valid until the next change
 
     def make(self, would: str | Sequence[str], act: Callable[[], T]) -> T | None:
         """Make one change by calling `act` (which reports what it did), or under --dry show
@@ -36,7 +36,13 @@ class Changes:
             for line in [would] if isinstance(would, str) else would:
                 self.report.would(line)
             return None
-        return act()
+        self.answers.forget()
+        self.answers.paused += 1
+        try:
+            return act()
+        finally:
+            self.answers.paused -= 1
+            self.answers.forget()
 
     def after_changes(self, act: Callable[[], object]) -> None:
         """Work that only makes sense after real changes (bookkeeping such as a journal entry
@@ -72,10 +78,3 @@ class Changes:
             self.report.done(f"wrote {written}{through}")
 
         self.make([*would, f"write {path}"], write)
-
-    def git(self, git: Git, args: Sequence[str], cwd: Path | None = None) -> Outcome:
-        """Run a git command that changes a repository (under --dry: shown, and taken as done)."""
-        outcome = self.make(
-            f"run: {shlex.join(git.command(args, cwd))}", lambda: git.change(args, cwd)
-        )
-        return outcome if outcome is not None else Outcome(0, "", "")

@@ -13,13 +13,12 @@ from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
 from .fsutil import creatable_problem, typo_problem
 from .git import GITHUB, Git
+from .repository import look_at, origin_url, submodule_states
 from .settings import Settings, fix_hint
 from .submodules import (
     CloneError,
     SubmoduleEntry,
     incomplete_submodules,
-    is_toplevel,
-    submodule_status,
 )
 from .variables import BY_NAME, EXTENSION_PATH
 
@@ -85,13 +84,13 @@ def plan_clone(settings: Settings, git: Git, *, update: bool = False) -> ClonePl
             f"move it away (mv '{path}' '{path}.old'),"
             " or choose another path: inv env --extension-path …",
         )
-    if not is_toplevel(git, path):
+    if not look_at(git, path).toplevel:
         count = sum(1 for _ in path.iterdir())
         raise CloneError(
             f"{shown(str(path))} exists and is not a git repository ({count} entries); left alone",
             "move it away, or point MMLAB_EXTENSION_PATH elsewhere: inv env --extension-path …",
         )
-    origin = git.probe(["config", "--get", "remote.origin.url"], cwd=path).out.strip()
+    origin = origin_url(git, path)
     if not same_repository(origin, settings):
         raise CloneError(
             f"{shown(str(path))} is a clone of {shown(origin or '(no origin)')},"
@@ -99,7 +98,7 @@ def plan_clone(settings: Settings, git: Git, *, update: bool = False) -> ClonePl
             "point MMLAB_EXTENSION_PATH elsewhere (inv env --extension-path …)"
             " or MMLAB_EXTENSION_REPO at that repository",
         )
-    incomplete = incomplete_submodules(git, path, submodule_status(git, path))
+    incomplete = incomplete_submodules(git, path, submodule_states(git, path))
     resume = SUPERPROJECT in CheckoutRecord(path).started
     return ClonePlan(path, False, partial, tuple(incomplete), resume, update)
 

@@ -8,6 +8,7 @@ from .fsutil import write_atomically
 from .git import Git
 from .inventory import git_names
 from .locations import Location
+from .repository import look_at
 
 EXCLUDE_MARK = "# mmlab-bootstrap: {leaf} link (inv unlink removes this block)"
 
@@ -63,6 +64,9 @@ def drop_exclude(git: Git, location: Location) -> None:
 
 def exclude_file(git: Git, project_dir: Path) -> Path | None:
     """The sub-project's `.git/info/exclude` (wherever its git folder is)."""
+    facts = look_at(git, project_dir)
+    if facts.toplevel:
+        return facts.exclude
     where = git.probe(
         ["rev-parse", "--path-format=absolute", "--git-path", "info/exclude"], cwd=project_dir
     )

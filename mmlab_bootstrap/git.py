@@ -85,13 +85,36 @@ def git_message(text: str) -> str:
     return " | ".join(shown_lines)
 
 
+class Answers:
+    """Answers of read-only git commands, remembered until the next change: a step's planning,
+    the next step's and the check after all ask the same questions of an unchanged workspace.
+    `changes.Changes` forgets them at every change and keeps none while one is being made."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, ...], object] = {}
+        self.paused = 0  # changes being made: nothing is remembered
+
+    def get(self, key: tuple[str, ...]) -> object | None:
+        return None if self.paused else self._known.get(key)
+
+    def put(self, key: tuple[str, ...], answer: object) -> None:
+        if not self.paused:
+            self._known[key] = answer
+
+    def forget(self) -> None:
+        self._known.clear()
+
+
 class Git:
     """Runs git with the workspace's mirror. Commands that change something are run only from
     inside a change made through `changes.Changes`, which shows them instead under --dry."""
 
-    def __init__(self, report: Reporter, *, mirror: str = "") -> None:
+    def __init__(
+        self, report: Reporter, *, mirror: str = "", answers: Answers | None = None
+    ) -> None:
         self.report = report
         self.mirror = mirror
+        self.answers = answers if answers is not None else Answers()
         self.progress = sys.stderr.isatty()
         # Lock files under this folder that a killed git left behind may be removed: only one
         # run of the tool works on a workspace at a time.
@@ -118,7 +141,11 @@ class Git:
         return command + list(args)
 
     def probe(self, args: Sequence[str], cwd: Path | None = None) -> Outcome:
-        """Run a read-only, local git command."""
+        """Run a read-only, local git command (its answer remembered until the next change)."""
+        key = ("probe", str(cwd), *args)
+        known = self.answers.get(key)
+        if isinstance(known, Outcome):
+            return known
         done = subprocess.run(
             self.command(args, cwd),
             capture_output=True,
@@ -127,7 +154,9 @@ class Git:
             stdin=subprocess.DEVNULL,
             env=quiet_env(),
         )
-        return Outcome(done.returncode, done.stdout, done.stderr)
+        outcome = Outcome(done.returncode, done.stdout, done.stderr)
+        self.answers.put(key, outcome)
+        return outcome
 
     def change(self, args: Sequence[str], cwd: Path | None = None) -> Outcome:
         """Run a local command that changes a repository."""

@@ -16,8 +16,8 @@ from .journal import STATE_FILE, Journal, JournalError
 from .layout import LEAVES
 from .linkplan import State, first_look
 from .locations import Location, locations, some_names
+from .repository import look_at, origin_url, submodule_states
 from .settings import Settings, Source
-from .submodules import has_index, is_toplevel, submodule_status
 from .transfer import walk
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
 from .workspace import Session
@@ -27,12 +27,13 @@ COUNT_LIMIT = 10_000
 
 
 def workspace_status(
-    session: Session, settings: Settings, dotenv: Mapping[str, str]
+    session: Session, settings: Settings, dotenv: Mapping[str, str], *, details: bool = True
 ) -> dict[str, Any]:
-    """Everything `inv status` shows, as plain data (the `--json` document)."""
-    git = Git(session.report, mirror=settings.mirror)
+    """Everything `inv status` shows, as plain data (the `--json` document). Without
+    `details`, what only informs (local changes in the superproject) is not looked at."""
+    git = Git(session.report, mirror=settings.mirror, answers=session.changes.answers)
     variables, warnings = _variables(settings, session.environ, dotenv)
-    superproject, submodules = _repository(git, settings)
+    superproject, submodules = _repository(git, settings, details=details)
     links = [
         _link(git, location) for variable in LEAVES for location in locations(settings, variable)
     ]
@@ -112,30 +113,29 @@ def override_warnings(
     ]
 
 
-def _repository(git: Git, settings: Settings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _repository(
+    git: Git, settings: Settings, *, details: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     path = settings.extension_path
-    present = is_toplevel(git, path)
-    info: dict[str, Any] = {"path": str(path), "present": present}
-    if not present:
+    facts = look_at(git, path)
+    info: dict[str, Any] = {"path": str(path), "present": facts.toplevel}
+    if not facts.toplevel:
         return info, []
-    origin = git.probe(["config", "--get", "remote.origin.url"], cwd=path).out.strip()
-    branch = git.probe(["symbolic-ref", "--short", "-q", "HEAD"], cwd=path).out.strip()
+    origin = origin_url(git, path)
     info |= {
         "origin": origin,
         "same_repository": same_repository(origin, settings),
-        "commit": git.probe(["rev-parse", "HEAD"], cwd=path).out.strip(),
-        "branch": branch or None,
-        "detached": not branch,
-        "shallow": git.probe(["rev-parse", "--is-shallow-repository"], cwd=path).out.strip()
-        == "true",
+        "commit": facts.head,
+        "branch": facts.branch or None,
+        "detached": not facts.branch,
+        "shallow": facts.shallow,
         # -z and bytes: names are never decoded strictly (core.quotePath=false prints them raw)
-        "local_changes": bool(
-            git_names(git, ["status", "--porcelain", "-z", "--ignore-submodules=all"], path)
-        ),
+        "local_changes": details
+        and bool(git_names(git, ["status", "--porcelain", "-z", "--ignore-submodules=all"], path)),
     }
     submodules = []
-    for entry in submodule_status(git, path):
-        checked_out = entry.flag != "-" and has_index(git, path / entry.path)
+    for entry in submodule_states(git, path):
+        checked_out = entry.flag != "-" and bool(entry.checked_out)
         submodules.append(
             {
                 "path": entry.path,

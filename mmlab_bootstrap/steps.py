@@ -169,7 +169,7 @@ def workspace_git(session: Session, settings: Settings) -> Git:
     """git for a step that changes the workspace. A `*.lock` a killed git left under the
     superproject's `.git` (its own or a submodule's) may be removed when git reports it: only
     one run of the tool holds the workspace, so nothing of its own can be using it."""
-    git = Git(session.report, mirror=settings.mirror)
+    git = Git(session.report, mirror=settings.mirror, answers=session.changes.answers)
     git.stale_locks_under = settings.extension_path / ".git"
     return git
 
