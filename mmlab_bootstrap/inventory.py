@@ -98,14 +98,6 @@ def skipped_files(git: Git, location: Location) -> tuple[str, ...]:
     )
 
 
-def sparse_checkout(git: Git, project_dir: Path) -> bool:
-    """Whether the sub-project uses sparse checkout: then git itself marks the files it leaves
-    out skip-worktree, and only the ones the journal records were adopted by linking."""
-    return git.probe(["config", "--bool", "core.sparseCheckout"], cwd=project_dir).out.strip() == (
-        "true"
-    )
-
-
 def git_names(git: Git, args: Sequence[str], cwd: Path) -> list[str] | None:
     """The NUL-separated names a read-only git command lists (`-z`), or None if it failed.
 

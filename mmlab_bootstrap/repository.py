@@ -33,6 +33,8 @@ class RepoFacts:
     shallow: bool = False
     checked_out: bool = False  # it has an index (a clone stopped before its checkout has none)
     exclude: Path | None = None  # its `.git/info/exclude`, wherever its git folder is
+    config: Path | None = None  # its own config file
+    sparse_file: bool = False  # it has a sparse-checkout pattern file
     gitlinks: dict[str, str] = field(default_factory=dict)  # submodule path -> recorded commit
 
 
@@ -43,17 +45,18 @@ def look_at(git: Git, folder: Path) -> RepoFacts:
         return RepoFacts(folder)
     paths = _submodule_paths(folder)
     args = ["rev-parse", "--show-toplevel", "--is-shallow-repository", "--path-format=absolute"]
-    args += ["--git-path", "index", "--git-path", "info/exclude", "HEAD"]
+    args += ["--git-path", "index", "--git-path", "info/exclude", "--git-path", "config"]
+    args += ["--git-path", "info/sparse-checkout", "HEAD"]
     args += [f":{path}" for path in paths] + ["--symbolic-full-name", "HEAD"]
     found = git.probe(args, cwd=folder)
     lines = found.out.splitlines()
-    if len(lines) < 4 or os.path.realpath(lines[0]) != os.path.realpath(folder):
+    if len(lines) < 6 or os.path.realpath(lines[0]) != os.path.realpath(folder):
         return RepoFacts(folder)
-    head = lines[4] if len(lines) > 4 and _SHA.fullmatch(lines[4]) else ""
-    recorded = lines[5 : 5 + len(paths)] if head else []
+    head = lines[6] if len(lines) > 6 and _SHA.fullmatch(lines[6]) else ""
+    recorded = lines[7 : 7 + len(paths)] if head else []
     if found.ok and len(recorded) == len(paths):
         gitlinks = dict(zip(paths, recorded, strict=True))
-        symbolic = lines[5 + len(paths)] if len(lines) > 5 + len(paths) else ""
+        symbolic = lines[7 + len(paths)] if len(lines) > 7 + len(paths) else ""
     else:  # no commit yet, or `.gitmodules` names a path the index lacks
         gitlinks = _gitlinks(git, folder)
         symbolic = git.probe(["symbolic-ref", "-q", "HEAD"], cwd=folder).out.strip()
@@ -65,6 +68,8 @@ def look_at(git: Git, folder: Path) -> RepoFacts:
         shallow=lines[1] == "true",
         checked_out=os.path.exists(lines[2]),
         exclude=Path(lines[3]),
+        config=Path(lines[4]),
+        sparse_file=os.path.exists(lines[5]),
         gitlinks=gitlinks,
     )
 
@@ -88,8 +93,53 @@ def submodule_states(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
 
 
 def origin_url(git: Git, root: Path) -> str:
-    """The URL of a clone's `origin` remote, as configured ("" when it has none)."""
+    """The URL of a clone's `origin` remote, as configured ("" when it has none): read from its
+    own config file when that holds it plainly, else asked of `git config`."""
+    facts = look_at(git, root)
+    plain = _plain_origin(facts.config) if facts.config is not None else None
+    if plain is not None:
+        return plain
     return git.probe(["config", "--get", "remote.origin.url"], cwd=root).out.strip()
+
+
+def sparse_checkout(git: Git, folder: Path) -> bool:
+    """Whether the repository uses sparse checkout (then git itself marks the files it leaves
+    out skip-worktree). Without a pattern file it cannot, and git is not asked."""
+    facts = look_at(git, folder)
+    if facts.toplevel and not facts.sparse_file:
+        return False
+    answer = git.probe(["config", "--bool", "core.sparseCheckout"], cwd=folder)
+    return answer.out.strip() == "true"
+
+
+_SECTION = re.compile(r"\s*\[([^\]]*)\]\s*$")
+_URL = re.compile(r"\s*url\s*=\s*([^\s\"\\;#]+)\s*$", re.IGNORECASE)
+
+
+def _plain_origin(config: Path) -> str | None:
+    """`remote.origin.url` from a config file written the plain way git writes it; None when
+    the file is not read that simply (includes, quoting, escapes, several values)."""
+    try:
+        text = config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    section, urls = "", []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith(("#", ";")):
+            continue
+        header = _SECTION.fullmatch(line)
+        if header:
+            section = header[1].strip()
+            if section.lower().startswith("include"):
+                return None
+            continue
+        name = line.partition("=")[0].strip().lower()
+        if re.fullmatch(r'(?i:remote)\s+"origin"', section) and name == "url":
+            found = _URL.fullmatch(line)
+            if found is None:
+                return None
+            urls.append(found[1])
+    return urls[0] if len(urls) == 1 else None
 
 
 def _submodule_paths(folder: Path) -> list[str]:

@@ -11,12 +11,12 @@ from typing import Any
 from .clone import same_repository
 from .errors import shown
 from .git import Git
-from .inventory import git_names, skipped_files, sparse_checkout
+from .inventory import git_names, skipped_files
 from .journal import STATE_FILE, Journal, JournalError
 from .layout import LEAVES
 from .linkplan import State, first_look
 from .locations import Location, locations, some_names
-from .repository import look_at, origin_url, submodule_states
+from .repository import look_at, origin_url, sparse_checkout, submodule_states
 from .settings import Settings, Source
 from .transfer import walk
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
