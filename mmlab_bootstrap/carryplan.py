@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from .git import Git
-from .inventory import skipped_files, sparse_checkout
+from .inventory import skipped_files
 from .linkplan import LinkPlan, State, blocked, clash_text
 from .locations import in_target, some_names
+from .repository import sparse_checkout
 from .transfer import same_file_content
 
 _LINKING = (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK, State.EMPTY, State.LINKED)

@@ -27,9 +27,8 @@ SUPERPROJECT = "."  # the superproject's own checkout under `--update`: "<commit
 class CheckoutRecord:
     """Submodule path (relative to the superproject) -> the commit its checkout is heading to."""
 
-    def __init__(self, root: Path, *, dry: bool) -> None:
+    def __init__(self, root: Path) -> None:
         self.path = root / ".git" / RECORD_NAME
-        self.dry = dry
         self.started: dict[str, str] = {}
         with contextlib.suppress(FileNotFoundError, ValueError, NotADirectoryError):
             loaded = json.loads(self.path.read_text(encoding="utf-8")).get("started", {})
@@ -50,7 +49,7 @@ class CheckoutRecord:
             self._save()
 
     def _save(self) -> None:
-        if self.dry or not self.path.parent.is_dir():
+        if not self.path.parent.is_dir():
             return
         if not self.started:
             with contextlib.suppress(FileNotFoundError):

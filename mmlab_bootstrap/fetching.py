@@ -10,7 +10,6 @@ kill stopped half way is finished by the next run.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,14 +57,7 @@ class SubmoduleFetcher:
         """Fetch and check out what is missing; a few rounds, repairing what a kill left."""
         git = self.git
         git.stale_locks_under = root / ".git"
-        if git.dry:
-            command = git.command(["submodule", "update", "--init", "--depth", "1", "--"], root)
-            self.report.would(
-                f"run: {shlex.join(command)} <each submodule>, level by level, after checking"
-                f" its URL (nested ones once their parent is checked out; {self.jobs} at a time)"
-            )
-            return
-        record = CheckoutRecord(root, dry=False)
+        record = CheckoutRecord(root)
         failed: list[tuple[Submodule, Outcome]] = []
         for _ in range(ROUNDS):
             failed = self._levels(root, record)

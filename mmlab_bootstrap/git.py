@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -86,13 +85,36 @@ def git_message(text: str) -> str:
     return " | ".join(shown_lines)
 
 
-class Git:
-    """Runs git with the workspace's mirror; describes instead of running under --dry."""
+class Answers:
+    """Answers of read-only git commands, remembered until the next change: a step's planning,
+    the next step's and the check after all ask the same questions of an unchanged workspace.
+    `changes.Changes` forgets them at every change and keeps none while one is being made."""
 
-    def __init__(self, report: Reporter, *, dry: bool, mirror: str = "") -> None:
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, ...], object] = {}
+        self.paused = 0  # changes being made: nothing is remembered
+
+    def get(self, key: tuple[str, ...]) -> object | None:
+        return None if self.paused else self._known.get(key)
+
+    def put(self, key: tuple[str, ...], answer: object) -> None:
+        if not self.paused:
+            self._known[key] = answer
+
+    def forget(self) -> None:
+        self._known.clear()
+
+
+class Git:
+    """Runs git with the workspace's mirror. Commands that change something are run only from
+    inside a change made through `changes.Changes`, which shows them instead under --dry."""
+
+    def __init__(
+        self, report: Reporter, *, mirror: str = "", answers: Answers | None = None
+    ) -> None:
         self.report = report
-        self.dry = dry
         self.mirror = mirror
+        self.answers = answers if answers is not None else Answers()
         self.progress = sys.stderr.isatty()
         # Lock files under this folder that a killed git left behind may be removed: only one
         # run of the tool works on a workspace at a time.
@@ -119,7 +141,11 @@ class Git:
         return command + list(args)
 
     def probe(self, args: Sequence[str], cwd: Path | None = None) -> Outcome:
-        """Run a read-only, local git command (also under --dry)."""
+        """Run a read-only, local git command (its answer remembered until the next change)."""
+        key = ("probe", str(cwd), *args)
+        known = self.answers.get(key)
+        if isinstance(known, Outcome):
+            return known
         done = subprocess.run(
             self.command(args, cwd),
             capture_output=True,
@@ -128,13 +154,12 @@ class Git:
             stdin=subprocess.DEVNULL,
             env=quiet_env(),
         )
-        return Outcome(done.returncode, done.stdout, done.stderr)
+        outcome = Outcome(done.returncode, done.stdout, done.stderr)
+        self.answers.put(key, outcome)
+        return outcome
 
     def change(self, args: Sequence[str], cwd: Path | None = None) -> Outcome:
-        """Run a local command that changes a repository (described only under --dry)."""
-        if self.dry:
-            self.report.would(f"run: {shlex.join(self.command(args, cwd))}")
-            return Outcome(0, "", "")
+        """Run a local command that changes a repository."""
         return self._run(self.command(args, cwd), cwd, None)
 
     def network(
@@ -152,9 +177,6 @@ class Git:
         after the last attempt, so callers can fall back.
         """
         command = self.command(args, cwd, allow_file=allow_file)
-        if self.dry:
-            self.report.would(f"run: {shlex.join(command)}")
-            return Outcome(0, "", "")
         outcome = self._run(command, cwd, watch)
         for delay in RETRY_DELAYS:
             if outcome.ok or failure_kind(outcome.err) != NETWORK:

@@ -12,6 +12,7 @@ from pathlib import Path
 from .errors import shown
 from .fsutil import kind
 from .git import Git, quiet_env
+from .layout import LEAVES
 from .locations import Location, in_target
 
 
@@ -103,16 +104,18 @@ def tracked_files(git: Git, project_dir: Path, leaf: str) -> tuple[str, ...]:
 
 
 def skipped_files(git: Git, location: Location) -> tuple[str, ...]:
-    """Tracked files under the leaf that are marked skip-worktree (those linking adopted)."""
-    listing = git_names(git, ["ls-files", "-v", "-z", "--", location.leaf], location.project_dir)
-    return tuple(sorted(entry[2:] for entry in listing or () if entry.startswith("S ")))
-
-
-def sparse_checkout(git: Git, project_dir: Path) -> bool:
-    """Whether the sub-project uses sparse checkout: then git itself marks the files it leaves
-    out skip-worktree, and only the ones the journal records were adopted by linking."""
-    return git.probe(["config", "--bool", "core.sparseCheckout"], cwd=project_dir).out.strip() == (
-        "true"
+    """Tracked files under the leaf that are marked skip-worktree (those linking adopted).
+    One listing serves every leaf of the project (remembered until the next change)."""
+    leaves = sorted({location.leaf, *LEAVES.values()})
+    listing = git_names(git, ["ls-files", "-v", "-z", "--", *leaves], location.project_dir)
+    inside = location.leaf + "/"
+    return tuple(
+        sorted(
+            entry[2:]
+            for entry in listing or ()
+            if entry.startswith("S ")
+            and (entry[2:] == location.leaf or entry[2:].startswith(inside))
+        )
     )
 
 
@@ -121,7 +124,12 @@ def git_names(git: Git, args: Sequence[str], cwd: Path) -> list[str] | None:
 
     git gives names as bytes; they are decoded as the OS decodes file names (os.fsdecode:
     bytes that are not UTF-8 become surrogate escapes), so every name reaches the same file.
+    The answer is remembered until the next change (see `git.Answers`).
     """
+    key = ("names", str(cwd), *args)
+    known = git.answers.get(key)
+    if isinstance(known, _Listing):
+        return None if known.names is None else list(known.names)
     done = subprocess.run(
         git.command(args, cwd),
         capture_output=True,
@@ -129,9 +137,20 @@ def git_names(git: Git, args: Sequence[str], cwd: Path) -> list[str] | None:
         check=False,
         env=quiet_env(),  # read-only: no index refresh (--dry, status)
     )
-    if done.returncode != 0:
-        return None
-    return [os.fsdecode(name) for name in done.stdout.split(b"\0") if name]
+    names = (
+        [os.fsdecode(name) for name in done.stdout.split(b"\0") if name]
+        if done.returncode == 0
+        else None
+    )
+    git.answers.put(key, _Listing(None if names is None else tuple(names)))
+    return names
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """A remembered answer of `git_names`."""
+
+    names: tuple[str, ...] | None
 
 
 def stale_copies(git: Git, location: Location, tracked: list[str]) -> tuple[str, ...]:

@@ -33,11 +33,11 @@ class Damage(Exception):
 
 
 class Journal:
-    """Entries keyed by link location; nothing is written under --dry."""
+    """Entries keyed by link location. It is written only from inside changes being made
+    (see `changes.Changes`), so never under --dry."""
 
-    def __init__(self, root: Path, *, dry: bool) -> None:
+    def __init__(self, root: Path) -> None:
         self.path = root / STATE_FILE
-        self.dry = dry
         self.links: dict[str, dict[str, Any]] = {}
         aside = f"mv '{self.path}' '{self.path}.damaged'"
         try:
@@ -80,8 +80,6 @@ class Journal:
             self._save()
 
     def _save(self) -> None:
-        if self.dry:
-            return
         text = json.dumps({"version": VERSION, "links": self.links}, indent=2, sort_keys=True)
         try:
             write_atomically(self.path, text + "\n", own=True)

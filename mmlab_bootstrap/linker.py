@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .changes import Changes
 from .errors import shown
-from .excludes import add_exclude
+from .excludes import add_exclude, exclude_missing
 from .fsutil import fsync_folder
 from .git import Git, git_message
 from .journal import Journal
@@ -37,34 +38,39 @@ from .transfer import (
 
 @dataclass
 class Linker:
-    """Applies link plans; under --dry only says what it would do."""
+    """The link applier: carries out link plans, each change through `changes`."""
 
     git: Git
     report: Reporter
-    dry: bool
+    changes: Changes
     journal: Journal
     relative: bool = False
 
     def apply(self, plan: LinkPlan) -> None:
         """Make the location a link to its target, keeping what was there."""
-        location, state = plan.location, plan.state
-        link, target = location.link, location.target
-        if state is State.LINKED:
-            if not target.is_dir() and not self.dry:
-                target.mkdir(parents=True)  # the link was there before its target
+        location = plan.location
+        if plan.state is State.LINKED:
+            if not location.target.is_dir():  # the link was there before its target
+                self.changes.make_folder(location.target)
             if plan.carried:
-                self._carry(plan)
+                self.changes.make(self._carry_text(plan), lambda: self._carry(plan))
             else:
-                self.report.unchanged(f"already linked {link}")
-            self._repair_bookkeeping(location)
+                self.report.unchanged(f"already linked {location.link}")
+            repairs = self._repairs(location)
+            if repairs:
+                self.changes.make(repairs, lambda: self._repair_bookkeeping(location))
             return
         destination = self.destination(location)
-        if self.dry:
-            self._carry(plan)
-            self.report.would(self.describe(plan, destination))
-            return
+        would = [self._carry_text(plan)] if plan.carried else []
+        self.changes.make(
+            [*would, self.describe(plan, destination)], lambda: self._change_safely(plan)
+        )
+
+    def _change_safely(self, plan: LinkPlan) -> None:
+        """Make the change; a failure part way says where everything is."""
+        link, target = plan.location.link, plan.location.target
         try:
-            self._change(plan, destination)
+            self._change(plan, self.destination(plan.location))
         except OSError as error:
             where = f" ({error.filename})" if error.filename else ""
             raise LinkError(
@@ -170,11 +176,22 @@ class Linker:
             retired.append(aside)
         return retired
 
+    def _repairs(self, location: Location) -> list[str]:
+        """What a run stopped right after linking (killed, or its output pipe closed) may
+        have left undone at a linked location: the journal record, a temporary copy of a
+        killed `--adopt`, the exclude entry. Looks only (one git command at most)."""
+        entry = self.journal.entry(location.link)
+        repairs = []
+        if not entry:
+            repairs.append(f"record {location.link} in the journal")
+        if entry.get("adopted"):
+            repairs.append(f"remove what an interrupted --adopt left in {location.target}")
+        if exclude_missing(self.git, location):
+            repairs.append(f"hide {location.link} from git status (.git/info/exclude)")
+        return repairs
+
     def _repair_bookkeeping(self, location: Location) -> None:
-        """A run stopped right after linking (killed, or its output pipe closed) may have
-        left the link without its exclude entry or journal record: add what is missing."""
-        if self.dry:
-            return
+        """Add what `_repairs` found missing."""
         if not self.journal.entry(location.link):
             self.journal.record(location.link, target=str(location.target), linked=True)
         self._remove_adopt_leftovers(location)  # a run killed after linking did not get to it
@@ -206,9 +223,6 @@ class Linker:
         if not plan.carried:
             return
         location = plan.location
-        if self.dry:
-            self.report.would(self._carry_text(plan))
-            return
         if plan.state is State.LINKED:
             location.target.mkdir(parents=True, exist_ok=True)
             self.journal.record(location.link, adopted_tracked=self._adopted(plan))

@@ -98,6 +98,21 @@ def plan_links(
     return plans
 
 
+def first_look(location: Location) -> LinkPlan | None:
+    """The plan for a location that needs no look inside it (nothing there, a link, or a
+    target that cannot be); None when a real folder or file stands there. Reads no folder."""
+    link, target = location.link, location.target
+    if not os.path.lexists(link):
+        return LinkPlan(location, State.ABSENT)
+    if link.is_symlink():
+        destination = os.readlink(link)
+        if os.path.realpath(link) == os.path.realpath(target):
+            return LinkPlan(location, State.LINKED, old_destination=destination)
+        state = State.OTHER_LINK if os.path.exists(link) else State.BROKEN_LINK
+        return LinkPlan(location, state, old_destination=destination)
+    return None
+
+
 def classify(location: Location, git: Git, way: Way) -> LinkPlan:
     """Look at one location (following nothing) and decide what to do there."""
     link, target = location.link, location.target
@@ -111,14 +126,9 @@ def classify(location: Location, git: Git, way: Way) -> LinkPlan:
             State.ABSENT,
             problem=f"the target {shown(str(target))} and the location lie inside one another",
         )
-    if not os.path.lexists(link):
-        return LinkPlan(location, State.ABSENT)
-    if link.is_symlink():
-        destination = os.readlink(link)
-        if os.path.realpath(link) == os.path.realpath(target):
-            return LinkPlan(location, State.LINKED, old_destination=destination)
-        state = State.OTHER_LINK if os.path.exists(link) else State.BROKEN_LINK
-        return LinkPlan(location, state, old_destination=destination)
+    seen = first_look(location)
+    if seen is not None:
+        return seen
     inventory = take_inventory(location, git)
     if not inventory.files and link.is_dir():
         return LinkPlan(location, State.EMPTY, inventory)

@@ -8,14 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .clone import has_index, is_toplevel, same_repository, submodule_status
+from .clone import same_repository
 from .errors import shown
 from .git import Git
-from .inventory import git_names, skipped_files, sparse_checkout
+from .inventory import git_names, skipped_files
 from .journal import STATE_FILE, Journal, JournalError
 from .layout import LEAVES
+from .linkplan import State, first_look
 from .locations import Location, locations, some_names
-from .report import Reporter
+from .repository import look_at, origin_url, sparse_checkout, submodule_states
 from .settings import Settings, Source
 from .transfer import walk
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
@@ -26,12 +27,13 @@ COUNT_LIMIT = 10_000
 
 
 def workspace_status(
-    session: Session, settings: Settings, dotenv: Mapping[str, str]
+    session: Session, settings: Settings, dotenv: Mapping[str, str], *, details: bool = True
 ) -> dict[str, Any]:
-    """Everything `inv status` shows, as plain data (the `--json` document)."""
-    git = Git(session.report, dry=False, mirror=settings.mirror)
+    """Everything `inv status` shows, as plain data (the `--json` document). Without
+    `details`, what only informs (local changes in the superproject) is not looked at."""
+    git = Git(session.report, mirror=settings.mirror, answers=session.changes.answers)
     variables, warnings = _variables(settings, session.environ, dotenv)
-    superproject, submodules = _repository(git, settings)
+    superproject, submodules = _repository(git, settings, details=details)
     links = [
         _link(git, location) for variable in LEAVES for location in locations(settings, variable)
     ]
@@ -71,7 +73,7 @@ def workspace_status(
 def _journal(root: Path) -> dict[str, Any]:
     """The journal's path, and why the link tasks would refuse it (None when they would not)."""
     try:
-        Journal(root, dry=True)  # reads and checks it; changes nothing
+        Journal(root)  # reads and checks it; changes nothing
     except JournalError as error:
         return {"path": str(root / STATE_FILE), "problem": error.message}
     return {"path": str(root / STATE_FILE), "problem": None}
@@ -111,30 +113,29 @@ def override_warnings(
     ]
 
 
-def _repository(git: Git, settings: Settings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _repository(
+    git: Git, settings: Settings, *, details: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     path = settings.extension_path
-    present = is_toplevel(git, path)
-    info: dict[str, Any] = {"path": str(path), "present": present}
-    if not present:
+    facts = look_at(git, path)
+    info: dict[str, Any] = {"path": str(path), "present": facts.toplevel}
+    if not facts.toplevel:
         return info, []
-    origin = git.probe(["config", "--get", "remote.origin.url"], cwd=path).out.strip()
-    branch = git.probe(["symbolic-ref", "--short", "-q", "HEAD"], cwd=path).out.strip()
+    origin = origin_url(git, path)
     info |= {
         "origin": origin,
         "same_repository": same_repository(origin, settings),
-        "commit": git.probe(["rev-parse", "HEAD"], cwd=path).out.strip(),
-        "branch": branch or None,
-        "detached": not branch,
-        "shallow": git.probe(["rev-parse", "--is-shallow-repository"], cwd=path).out.strip()
-        == "true",
+        "commit": facts.head,
+        "branch": facts.branch or None,
+        "detached": not facts.branch,
+        "shallow": facts.shallow,
         # -z and bytes: names are never decoded strictly (core.quotePath=false prints them raw)
-        "local_changes": bool(
-            git_names(git, ["status", "--porcelain", "-z", "--ignore-submodules=all"], path)
-        ),
+        "local_changes": details
+        and bool(git_names(git, ["status", "--porcelain", "-z", "--ignore-submodules=all"], path)),
     }
     submodules = []
-    for entry in submodule_status(git, path):
-        checked_out = entry.flag != "-" and has_index(git, path / entry.path)
+    for entry in submodule_states(git, path):
+        checked_out = entry.flag != "-" and bool(entry.checked_out)
         submodules.append(
             {
                 "path": entry.path,
@@ -147,7 +148,18 @@ def _repository(git: Git, settings: Settings) -> tuple[dict[str, Any], list[dict
     return info, submodules
 
 
+# The planner's states (`linkplan.State`) as `status` names them in its JSON.
+STATE_NAMES = {
+    State.ABSENT: "missing",
+    State.LINKED: "ok",
+    State.OTHER_LINK: "wrong",
+    State.BROKEN_LINK: "broken",
+}
+
+
 def _link(git: Git, location: Location) -> dict[str, Any]:
+    """One location as the link planner sees it (its first look, which reads no folder),
+    with a bounded count of the files of whatever blocks it."""
     link, target = location.link, location.target
     info: dict[str, Any] = {
         "project": location.project,
@@ -158,17 +170,16 @@ def _link(git: Git, location: Location) -> dict[str, Any]:
         "files": None,
         "unreachable_tracked": _unreachable_tracked(git, location),
     }
-    if link.is_symlink():
-        info["destination"] = os.readlink(link)
-        if os.path.realpath(link) == os.path.realpath(target):
-            info["state"] = "ok" if target.is_dir() else "broken"
-        else:
-            info["state"] = "wrong" if os.path.exists(link) else "broken"
-    elif os.path.lexists(link):
+    seen = first_look(location)
+    if seen is None:  # a real folder or file: the planner would take its inventory
         info["state"] = "blocked"
         info["files"] = _count_files(link)
-    else:
-        info["state"] = "missing"
+        return info
+    if seen.old_destination:
+        info["destination"] = seen.old_destination
+    info["state"] = STATE_NAMES[seen.state]
+    if seen.state is State.LINKED and not target.is_dir():
+        info["state"] = "broken"
     return info
 
 
@@ -209,62 +220,6 @@ def _storage(settings: Settings, variable: str) -> dict[str, Any]:
     }
 
 
-def print_status(session: Session, status: Mapping[str, Any]) -> None:
-    """The human view of `workspace_status`: one line per thing, colored by health."""
-    report = session.report
-    report.info(f"workspace {status['workspace']}")
-    for name, variable in status["variables"].items():
-        report.unchanged(f"  {name}={variable['value']!r} ({variable['source']})", always=True)
-    for warning in status["warnings"]:
-        report.warn(warning)
-    superproject = status["superproject"]
-    if superproject["present"]:
-        where = superproject["branch"] or "detached"
-        shallow = "shallow" if superproject["shallow"] else "full history"
-        changes = ", local changes" if superproject["local_changes"] else ""
-        _line(
-            report,
-            superproject["same_repository"],
-            f"superproject {superproject['path']}: {superproject['commit'][:12]} ({where},"
-            f" {shallow}{changes})",
-        )
-    else:
-        _line(report, False, f"superproject {superproject['path']}: not cloned")
-    for submodule in status["submodules"]:
-        state = "ok" if submodule["ready"] else (
-            "not initialised" if not submodule["initialised"] else
-            "not at the recorded commit" if not submodule["at_recorded_commit"] else
-            "not checked out"
-        )  # fmt: skip
-        _line(report, submodule["ready"], f"  submodule {submodule['path']}: {state}")
-    for link in status["links"]:
-        detail = {
-            "ok": f"-> {link['destination']}",
-            "missing": "no link yet",
-            "wrong": f"links to {link['destination']}, not {link['target']}",
-            "broken": f"broken link to {link['destination']}",
-            "blocked": f"a real folder or file with {_files(link['files'])} is in the way",
-        }[link["state"]]
-        _line(report, link["state"] == "ok", f"link {link['location']}: {link['state']}, {detail}")
-        if link["unreachable_tracked"]:
-            report.problem(f"  {unreachable_text(link)}")
-    for root in status["storage"]:
-        if root["exists"]:
-            free = root["free_bytes"] / 1e9
-            mount = ", a mount point" if root["mount_point"] else ""
-            writable = "writable" if root["writable"] else "NOT writable"
-            text = f"storage {root['path']}: {writable}, {free:.1f} GB free{mount}"
-        else:
-            text = f"storage {root['path']}: missing"
-        _line(report, root["exists"] and root["writable"], text)
-    if status["journal"]["problem"]:
-        report.problem(status["journal"]["problem"])
-    if status["healthy"]:
-        report.done("workspace healthy")
-    else:
-        report.problem(f"workspace: {len(status['problems'])} problem(s); run: inv bootstrap")
-
-
 def unreachable_text(link: Mapping[str, Any]) -> str:
     """The problem of tracked files (skip-worktree) that a link location does not reach."""
     names = link["unreachable_tracked"]
@@ -272,14 +227,3 @@ def unreachable_text(link: Mapping[str, Any]) -> str:
         f"{link['location']}: {len(names)} tracked file(s) git skips (adopted into storage)"
         f" are not reachable through it: {some_names(names)}"
     )
-
-
-def _files(count: int | None) -> str:
-    return f"{count}+ files" if count == COUNT_LIMIT else f"{count} file(s)"
-
-
-def _line(report: Reporter, ok: bool, text: str) -> None:
-    if ok:
-        report.unchanged(f"ok {text}", always=True)
-    else:
-        report.problem(text)

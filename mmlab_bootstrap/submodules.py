@@ -30,6 +30,7 @@ class SubmoduleEntry:
     flag: str
     sha: str
     path: str
+    checked_out: bool | None = None  # None: not looked at
 
     @property
     def ready(self) -> bool:
@@ -230,7 +231,12 @@ def incomplete_submodules(
     git: Git, root: Path, status: tuple[SubmoduleEntry, ...]
 ) -> list[SubmoduleEntry]:
     """Submodules that are uninitialised, at another commit, or never checked out."""
-    return [e for e in status if not e.ready or not has_index(git, root / e.path)]
+    return [
+        e
+        for e in status
+        if not e.ready
+        or not (e.checked_out if e.checked_out is not None else has_index(git, root / e.path))
+    ]
 
 
 def has_head(git: Git, gitdir: Path) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .changes import Changes
 from .excludes import drop_exclude
 from .fsutil import fsync_folder
 from .git import Git
@@ -24,45 +25,89 @@ from .transfer import (
 )
 
 
+@dataclass(frozen=True)
+class UnlinkPlan:
+    """A location, what unlinking finds there, and what it will put back (the unlink planner's
+    answer, mirroring the link plan): decided before anything moves."""
+
+    location: Location  # its target is where linking put things (the journal's, if recorded)
+    linked: bool = False  # the location is our link (to the target)
+    foreign: str = ""  # a link elsewhere, left alone: where it leads
+    skipped: tuple[str, ...] = ()  # tracked files git skips (adopted into storage)
+    adopted: tuple[str, ...] = ()  # those and the ones the journal names
+    backup: Path | None = None  # the backup to rename back
+    missing: tuple[str, ...] = ()  # adopted files not at their place once the link is gone
+    previous: str = ""  # the link linking replaced, to put back
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.foreign and not self.linked and self.backup is None and not self.adopted
+
+    def describe(self) -> str:
+        """The --dry line."""
+        what = (
+            f" and restore {self.backup.name}"
+            if self.backup
+            else f" and put back the link to {self.previous}"
+            if self.previous
+            else ""
+        ) + (f" and restore {len(self.missing)} tracked files" if self.missing else "")
+        return f"remove the link {self.location.link}{what}"
+
+
+def plan_unlink(location: Location, git: Git, journal: Journal) -> UnlinkPlan:
+    """Look at one location and decide what unlinking it puts back. Changes nothing."""
+    entry = journal.entry(location.link)
+    if entry.get("target"):  # where linking put things, even if the settings moved since
+        location = replace(location, target=Path(entry["target"]))
+    link, target = location.link, location.target
+    if link.is_symlink() and os.path.realpath(link) != os.path.realpath(target):
+        return UnlinkPlan(location, foreign=os.readlink(link))
+    linked = link.is_symlink()
+    skipped = skipped_files(git, location)
+    adopted = set(skipped) | set(entry.get("adopted_tracked", ()))
+    backup = _backup_to_restore(location, entry, linked)
+    missing = _missing_after(location, adopted, linked, backup)
+    previous = entry.get("previous_link") if backup is None and not missing else None
+    return UnlinkPlan(
+        location,
+        linked,
+        "",
+        skipped,
+        tuple(sorted(adopted)),
+        backup,
+        tuple(missing),
+        previous or "",
+    )
+
+
 @dataclass
 class Unlinker:
-    """Removes managed links and puts back what linking replaced; never deletes stored data."""
+    """The unlink applier: removes managed links and puts back what linking replaced, each
+    change through `changes`; never deletes stored data."""
 
     git: Git
     report: Reporter
-    dry: bool
+    changes: Changes
     journal: Journal
 
-    def apply(self, location: Location) -> None:
-        """Remove the link if it is ours; put back the backup, adopted files or old link."""
-        entry = self.journal.entry(location.link)
-        if entry.get("target"):  # where linking put things, even if the settings moved since
-            location = replace(location, target=Path(entry["target"]))
+    def apply(self, plan: UnlinkPlan) -> None:
+        """Carry out an unlink plan."""
+        location = plan.location
+        if plan.foreign:
+            self.report.warn(
+                f"left alone: {location.link} links to {plan.foreign}, not to {location.target}"
+            )
+        elif plan.nothing_to_do:
+            self.report.unchanged(f"not linked: {location.link}")
+            self.changes.after_changes(lambda: self.journal.forget(location.link))
+        else:
+            self.changes.make(plan.describe(), lambda: self._undo(plan))
+
+    def _undo(self, plan: UnlinkPlan) -> None:
+        location, backup, previous = plan.location, plan.backup, plan.previous
         link, target = location.link, location.target
-        if link.is_symlink() and os.path.realpath(link) != os.path.realpath(target):
-            self.report.warn(f"left alone: {link} links to {os.readlink(link)}, not to {target}")
-            return
-        linked = link.is_symlink()
-        skipped = skipped_files(self.git, location)
-        adopted = set(skipped) | set(entry.get("adopted_tracked", ()))
-        backup = self._backup_to_restore(location, entry, linked)
-        missing = self._missing_after(location, adopted, linked, backup)
-        previous = entry.get("previous_link") if backup is None and not missing else None
-        if not linked and backup is None and not adopted:
-            self.report.unchanged(f"not linked: {link}")
-            self.journal.forget(link)
-            return
-        if self.dry:
-            what = (
-                f" and restore {backup.name}"
-                if backup
-                else f" and put back the link to {previous}"
-                if previous
-                else ""
-            ) + (f" and restore {len(missing)} tracked files" if missing else "")
-            self.report.would(f"remove the link {link}{what}")
-            return
-        if linked:
+        if plan.linked:
             os.unlink(link)
         if backup is not None and not os.path.lexists(link):
             os.rename(backup, link)
@@ -71,16 +116,19 @@ class Unlinker:
             os.symlink(previous, link)
         from_git = []
         copied = 0
-        for relative in sorted(p for p in adopted if not os.path.lexists(location.project_dir / p)):
+        for relative in sorted(
+            p for p in plan.adopted if not os.path.lexists(location.project_dir / p)
+        ):
             stored = in_target(location, relative)
             if os.path.lexists(stored):
                 copy_verified(stored, location.project_dir / relative)
                 copied += 1
             else:
                 from_git.append(relative)
-        if skipped:  # restoring files leaves git's skip-worktree flags as they were
+        if plan.skipped:  # restoring files leaves git's skip-worktree flags as they were
             self.git.change(
-                ["update-index", "--no-skip-worktree", "--", *skipped], cwd=location.project_dir
+                ["update-index", "--no-skip-worktree", "--", *plan.skipped],
+                cwd=location.project_dir,
             )
         if from_git:  # gone from storage too: git's copy (it skips skip-worktree files)
             self.git.change(["checkout", "--", *from_git], cwd=location.project_dir)
@@ -106,41 +154,41 @@ class Unlinker:
             )
         self.report.done(f"unlinked {link}; " + "; ".join(said))
 
-    def _missing_after(
-        self, location: Location, adopted: set[str], linked: bool, backup: Path | None
-    ) -> list[str]:
-        """Adopted tracked files that will not be at their place once the link is removed."""
-        if backup is not None:
-            base = backup
-        elif linked:
-            return sorted(adopted)
-        else:
-            base = location.link
-        return sorted(
-            relative
-            for relative in adopted
-            if not os.path.lexists(base / os.path.relpath(relative, location.leaf))
-        )
 
-    def _backup_to_restore(
-        self, location: Location, entry: dict[str, Any], linked: bool
-    ) -> Path | None:
-        """The backup linking made (from the journal), else the newest one found."""
-        if linked or not os.path.lexists(location.link):
-            recorded = entry.get("backup")
-            if recorded and os.path.lexists(recorded):
-                return Path(recorded)
-            found = sorted(
-                (
-                    name
-                    for name in os.listdir(location.project_dir)
-                    if is_backup_name(location.leaf, name)
-                ),
-                key=lambda name: backup_order(location.leaf, name),
-            )
-            if found:
-                return location.project_dir / found[-1]
-        return None
+def _missing_after(
+    location: Location, adopted: set[str], linked: bool, backup: Path | None
+) -> list[str]:
+    """Adopted tracked files that will not be at their place once the link is removed."""
+    if backup is not None:
+        base = backup
+    elif linked:
+        return sorted(adopted)
+    else:
+        base = location.link
+    return sorted(
+        relative
+        for relative in adopted
+        if not os.path.lexists(base / os.path.relpath(relative, location.leaf))
+    )
+
+
+def _backup_to_restore(location: Location, entry: dict[str, Any], linked: bool) -> Path | None:
+    """The backup linking made (from the journal), else the newest one found."""
+    if linked or not os.path.lexists(location.link):
+        recorded = entry.get("backup")
+        if recorded and os.path.lexists(recorded):
+            return Path(recorded)
+        found = sorted(
+            (
+                name
+                for name in os.listdir(location.project_dir)
+                if is_backup_name(location.leaf, name)
+            ),
+            key=lambda name: backup_order(location.leaf, name),
+        )
+        if found:
+            return location.project_dir / found[-1]
+    return None
 
 
 def _holds_anything(folder: Path) -> bool:

@@ -32,13 +32,12 @@ class Session:
     held: contextlib.ExitStack | None = None  # keeps the lock until the task ends
     _journal: Journal | None = None
 
+    def __post_init__(self) -> None:
+        self.changes = Changes(self.report, dry=self.dry)  # the one seam every change goes through
+
     @property
     def env_path(self) -> Path:
         return self.root / ENV_FILE
-
-    @property
-    def changes(self) -> Changes:
-        return Changes(self.report, dry=self.dry)
 
     def read_env(self) -> EnvFile:
         """The workspace's `.env`, checked."""
@@ -55,7 +54,7 @@ class Session:
         if self.lock_task is not None and self.held is not None:
             self.held.enter_context(workspace_lock(self.root, self.lock_task))
             self.lock_task = None
-            self.remove_leftovers()
+            self.changes.after_changes(self.remove_leftovers)
             settings = resolve(self.root, flags, self.environ, self.read_env().values())
         return settings
 
@@ -69,7 +68,7 @@ class Session:
     def journal(self) -> Journal:
         """The record of what linking changed in this workspace."""
         if self._journal is None:
-            self._journal = Journal(self.root, dry=self.dry)
+            self._journal = Journal(self.root)
         return self._journal
 
     def load_line(self) -> str:

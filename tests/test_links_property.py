@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mmlab_bootstrap.errors import BootstrapError
+from mmlab_bootstrap.link_steps import link_step
 from mmlab_bootstrap.report import Reporter
-from mmlab_bootstrap.steps import link_step, unlink_step
+from mmlab_bootstrap.steps import unlink_step
 from mmlab_bootstrap.transfer import walk
 from mmlab_bootstrap.variables import DATASET_PATH
 from mmlab_bootstrap.workspace import Session

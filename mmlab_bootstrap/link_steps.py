@@ -1,0 +1,152 @@
+"""The link steps (`link-checkpoints`, `link-data`, and both within `bootstrap`): plan every
+location of every task first, refuse before anything moves, then apply through `changes`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+
+from .carryplan import carry_adopted
+from .layout import LEAVES, plan_layout
+from .linker import Linker
+from .linkplan import LinkPlan, State, Way, plan_links
+from .locations import LinkError, Location, locations
+from .settings import Settings
+from .steps import Counted, StepResult, check_flags, workspace_git
+from .workspace import Session
+
+
+def task_name(variable: str) -> str:
+    """`link-checkpoints` or `link-data`."""
+    return f"link-{LEAVES[variable]}"
+
+
+def way_of(backup: bool, adopt: bool) -> Way:
+    """What to do with user data at a link location."""
+    return Way.BACKUP if backup else Way.ADOPT if adopt else Way.REFUSE
+
+
+@dataclass
+class LinkWork:
+    """One link task's plans, worked out before any link is changed."""
+
+    name: str
+    plans: list[LinkPlan]
+    linker: Linker | None = None
+    # Locations of a clone that `--dry bootstrap` only showed: nothing to look at yet.
+    once_cloned: list[Location] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[LinkPlan]:
+        return [plan for plan in self.plans if plan.refused]
+
+
+def plan_link_step(
+    session: Session,
+    settings: Settings,
+    variable: str,
+    *,
+    way: Way,
+    relative: bool,
+    clone_shown_only: bool = False,
+) -> LinkWork:
+    """Classify every location of one link task; print each refusal. Changes nothing.
+
+    `clone_shown_only`: the clone step before this one only showed what it would do (a
+    `--dry bootstrap` of a fresh workspace), so there is nothing to look at yet.
+    """
+    name = task_name(variable)
+    plan_layout(settings, (variable,))
+    if clone_shown_only:
+        return LinkWork(name, [], once_cloned=locations(settings, variable))
+    git = workspace_git(session, settings)
+    plans = [
+        carry_adopted(plan, git, session.journal.entry(plan.location.link))
+        for plan in plan_links(settings, variable, git, way, relative=relative)
+    ]
+    for plan in plans:
+        if plan.refused:
+            session.report.refused(f"{plan.location.link} [{plan.state.value}]: {plan.problem}")
+    linker = Linker(git, session.report, session.changes, session.journal, relative)
+    return LinkWork(name, plans, linker)
+
+
+def refusal_error(works: list[LinkWork], task: str, *, done: bool) -> LinkError | None:
+    """The error for refused locations (None when none was refused), with the flag that helps."""
+    refused = [plan for work in works for plan in work.refused]
+    if not refused:
+        return None
+    user_data = any(
+        plan.state is State.USER_DATA and plan.way is Way.REFUSE and not plan.inventory.specials
+        for plan in refused
+    )
+    hints = [plan.hint for plan in refused if plan.hint]
+    hint = (
+        f"keep your files: inv {task} --backup (rename aside) or inv {task} --adopt"
+        " (move to storage)"
+        if user_data
+        else hints[0]
+        if hints
+        else f"move the named files out of the way, then run: inv {task}"
+    )
+    outcome = "the others were done" if done else "nothing changed"
+    return LinkError(f"{len(refused)} link location(s) refused; {outcome}", hint)
+
+
+def _not_cloned(location: Location) -> None:
+    raise LinkError(f"{location.project_dir} is not cloned", "run: inv clone")
+
+
+def _apply(session: Session, work: LinkWork) -> None:
+    for location in work.once_cloned:
+        session.changes.make(
+            f"link {location.link} -> {location.target} (once cloned)",
+            partial(_not_cloned, location),
+        )
+    for plan in work.plans:
+        if not plan.refused and work.linker is not None:
+            work.linker.apply(plan)
+
+
+def apply_link_steps(
+    session: Session, works: list[LinkWork], task: str, *, keep_going: bool
+) -> list[bool]:
+    """Carry out planned link tasks: all of them, or (with refusals) only under --keep-going.
+
+    Returns, per task, whether it changed (or refused, or under --dry would change) anything.
+    """
+    error = refusal_error(works, task, done=False)
+    if error is not None and not keep_going:
+        for work in works:  # under --dry, show the whole plan before refusing
+            session.changes.preview(partial(_apply, session, work))
+        raise error
+    changed = []
+    for work in works:
+        before = session.changes.made
+        _apply(session, work)
+        changed.append(bool(work.refused) or session.changes.made != before)
+    error = refusal_error(works, task, done=True)
+    if error is not None:
+        raise error
+    return changed
+
+
+def link_step(
+    session: Session,
+    flags: Mapping[str, str | None],
+    variable: str,
+    *,
+    backup: bool = False,
+    adopt: bool = False,
+    relative: bool = False,
+    keep_going: bool = False,
+) -> StepResult:
+    """Link each project's checkpoints or data folder to storage, losing nothing."""
+    name = task_name(variable)
+    check_flags(backup=backup, adopt=adopt, task=name)
+    counted = Counted(session)
+    settings = session.settings(flags)
+    work = plan_link_step(session, settings, variable, way=way_of(backup, adopt), relative=relative)
+    apply_link_steps(session, [work], name, keep_going=keep_going)
+    return counted.result(settings, work.plans)

@@ -1,0 +1,163 @@
+"""Repository queries in one place: what a folder's repository is, and the state of every
+submodule of a clone, with one git process per repository (read-only; the answers are
+remembered until the next change, see `git.Answers`).
+
+`git submodule status --recursive` would tell the submodule states too, but it is a shell
+script that starts about six git processes per submodule (four `git describe` among them,
+whose output is then thrown away).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .git import Git
+from .submodules import SubmoduleEntry
+
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+_PATHS = re.compile(r"^\s*path\s*=\s*(.+?)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class RepoFacts:
+    """What one folder's repository is (all empty when the folder is no repository's top)."""
+
+    folder: Path
+    toplevel: bool = False
+    head: str = ""  # the commit checked out ("" before the first one)
+    branch: str = ""  # the branch checked out ("" when detached)
+    shallow: bool = False
+    checked_out: bool = False  # it has an index (a clone stopped before its checkout has none)
+    exclude: Path | None = None  # its `.git/info/exclude`, wherever its git folder is
+    config: Path | None = None  # its own config file
+    sparse_file: bool = False  # it has a sparse-checkout pattern file
+    gitlinks: dict[str, str] = field(default_factory=dict)  # submodule path -> recorded commit
+
+
+def look_at(git: Git, folder: Path) -> RepoFacts:
+    """The facts of the repository whose top level `folder` is, from one `git rev-parse`
+    (the recorded commits of the submodules `.gitmodules` names included)."""
+    if not folder.is_dir():
+        return RepoFacts(folder)
+    paths = _submodule_paths(folder)
+    args = ["rev-parse", "--show-toplevel", "--is-shallow-repository", "--path-format=absolute"]
+    args += ["--git-path", "index", "--git-path", "info/exclude", "--git-path", "config"]
+    args += ["--git-path", "info/sparse-checkout", "HEAD"]
+    args += [f":{path}" for path in paths] + ["--symbolic-full-name", "HEAD"]
+    found = git.probe(args, cwd=folder)
+    lines = found.out.splitlines()
+    if len(lines) < 6 or os.path.realpath(lines[0]) != os.path.realpath(folder):
+        return RepoFacts(folder)
+    head = lines[6] if len(lines) > 6 and _SHA.fullmatch(lines[6]) else ""
+    recorded = lines[7 : 7 + len(paths)] if head else []
+    if found.ok and len(recorded) == len(paths):
+        gitlinks = dict(zip(paths, recorded, strict=True))
+        symbolic = lines[7 + len(paths)] if len(lines) > 7 + len(paths) else ""
+    else:  # no commit yet, or `.gitmodules` names a path the index lacks
+        gitlinks = _gitlinks(git, folder)
+        symbolic = git.probe(["symbolic-ref", "-q", "HEAD"], cwd=folder).out.strip()
+    return RepoFacts(
+        folder,
+        toplevel=True,
+        head=head,
+        branch=symbolic.removeprefix("refs/heads/") if symbolic.startswith("refs/heads/") else "",
+        shallow=lines[1] == "true",
+        checked_out=os.path.exists(lines[2]),
+        exclude=Path(lines[3]),
+        config=Path(lines[4]),
+        sparse_file=os.path.exists(lines[5]),
+        gitlinks=gitlinks,
+    )
+
+
+def submodule_states(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
+    """Every submodule of the clone at `root`, recursively, in the flags of `git submodule
+    status` (`-` not cloned, `+` at another commit than recorded, ` ` at it), each with
+    whether it is checked out."""
+    entries: list[SubmoduleEntry] = []
+
+    def visit(repo: RepoFacts, prefix: str) -> None:
+        for path, recorded in sorted(repo.gitlinks.items()):
+            sub = look_at(git, repo.folder / path)
+            flag = "-" if not sub.head else " " if sub.head == recorded else "+"
+            entries.append(SubmoduleEntry(flag, recorded, prefix + path, sub.checked_out))
+            if sub.toplevel:
+                visit(sub, f"{prefix}{path}/")
+
+    visit(look_at(git, root), "")
+    return tuple(entries)
+
+
+def origin_url(git: Git, root: Path) -> str:
+    """The URL of a clone's `origin` remote, as configured ("" when it has none): read from its
+    own config file when that holds it plainly, else asked of `git config`."""
+    facts = look_at(git, root)
+    plain = _plain_origin(facts.config) if facts.config is not None else None
+    if plain is not None:
+        return plain
+    return git.probe(["config", "--get", "remote.origin.url"], cwd=root).out.strip()
+
+
+def sparse_checkout(git: Git, folder: Path) -> bool:
+    """Whether the repository uses sparse checkout (then git itself marks the files it leaves
+    out skip-worktree). Without a pattern file it cannot, and git is not asked."""
+    facts = look_at(git, folder)
+    if facts.toplevel and not facts.sparse_file:
+        return False
+    answer = git.probe(["config", "--bool", "core.sparseCheckout"], cwd=folder)
+    return answer.out.strip() == "true"
+
+
+_SECTION = re.compile(r"\s*\[([^\]]*)\]\s*$")
+_URL = re.compile(r"\s*url\s*=\s*([^\s\"\\;#]+)\s*$", re.IGNORECASE)
+
+
+def _plain_origin(config: Path) -> str | None:
+    """`remote.origin.url` from a config file written the plain way git writes it; None when
+    the file is not read that simply (includes, quoting, escapes, several values)."""
+    try:
+        text = config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    section, urls = "", []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith(("#", ";")):
+            continue
+        header = _SECTION.fullmatch(line)
+        if header:
+            section = header[1].strip()
+            if section.lower().startswith("include"):
+                return None
+            continue
+        name = line.partition("=")[0].strip().lower()
+        if re.fullmatch(r'(?i:remote)\s+"origin"', section) and name == "url":
+            found = _URL.fullmatch(line)
+            if found is None:
+                return None
+            urls.append(found[1])
+    return urls[0] if len(urls) == 1 else None
+
+
+def _submodule_paths(folder: Path) -> list[str]:
+    """The submodule paths `.gitmodules` names (read as text: git reads it the same way),
+    leaving out any git could take for an option or a revision range."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        text = (folder / ".gitmodules").read_text(encoding="utf-8")
+        found = (path.strip('"').rstrip("/") for path in _PATHS.findall(text))
+        return sorted({path for path in found if path and not path.startswith(("-", ":"))})
+    return []
+
+
+def _gitlinks(git: Git, repo: Path) -> dict[str, str]:
+    """The submodule paths of a repository (relative to it) and the commits it records."""
+    listing = git.probe(["ls-files", "--stage", "-z"], cwd=repo)
+    found = {}
+    for record in listing.out.split("\0"):
+        meta, _, path = record.partition("\t")
+        if meta.startswith("160000 "):
+            found[path] = meta.split()[1]
+    return found

@@ -1,0 +1,77 @@
+"""The human view of `status`: one line per thing, colored by health."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .report import Reporter
+from .status import COUNT_LIMIT, unreachable_text
+from .workspace import Session
+
+
+def print_status(session: Session, status: Mapping[str, Any]) -> None:
+    """The human view of `workspace_status`: one line per thing, colored by health."""
+    report = session.report
+    report.info(f"workspace {status['workspace']}")
+    for name, variable in status["variables"].items():
+        report.unchanged(f"  {name}={variable['value']!r} ({variable['source']})", always=True)
+    for warning in status["warnings"]:
+        report.warn(warning)
+    superproject = status["superproject"]
+    if superproject["present"]:
+        where = superproject["branch"] or "detached"
+        shallow = "shallow" if superproject["shallow"] else "full history"
+        changes = ", local changes" if superproject["local_changes"] else ""
+        _line(
+            report,
+            superproject["same_repository"],
+            f"superproject {superproject['path']}: {superproject['commit'][:12]} ({where},"
+            f" {shallow}{changes})",
+        )
+    else:
+        _line(report, False, f"superproject {superproject['path']}: not cloned")
+    for submodule in status["submodules"]:
+        state = "ok" if submodule["ready"] else (
+            "not initialised" if not submodule["initialised"] else
+            "not at the recorded commit" if not submodule["at_recorded_commit"] else
+            "not checked out"
+        )  # fmt: skip
+        _line(report, submodule["ready"], f"  submodule {submodule['path']}: {state}")
+    for link in status["links"]:
+        detail = {
+            "ok": f"-> {link['destination']}",
+            "missing": "no link yet",
+            "wrong": f"links to {link['destination']}, not {link['target']}",
+            "broken": f"broken link to {link['destination']}",
+            "blocked": f"a real folder or file with {_files(link['files'])} is in the way",
+        }[link["state"]]
+        _line(report, link["state"] == "ok", f"link {link['location']}: {link['state']}, {detail}")
+        if link["unreachable_tracked"]:
+            report.problem(f"  {unreachable_text(link)}")
+    for root in status["storage"]:
+        if root["exists"]:
+            free = root["free_bytes"] / 1e9
+            mount = ", a mount point" if root["mount_point"] else ""
+            writable = "writable" if root["writable"] else "NOT writable"
+            text = f"storage {root['path']}: {writable}, {free:.1f} GB free{mount}"
+        else:
+            text = f"storage {root['path']}: missing"
+        _line(report, root["exists"] and root["writable"], text)
+    if status["journal"]["problem"]:
+        report.problem(status["journal"]["problem"])
+    if status["healthy"]:
+        report.done("workspace healthy")
+    else:
+        report.problem(f"workspace: {len(status['problems'])} problem(s); run: inv bootstrap")
+
+
+def _files(count: int | None) -> str:
+    return f"{count}+ files" if count == COUNT_LIMIT else f"{count} file(s)"
+
+
+def _line(report: Reporter, ok: bool, text: str) -> None:
+    if ok:
+        report.unchanged(f"ok {text}", always=True)
+    else:
+        report.problem(text)

@@ -1,0 +1,94 @@
+"""What every task shares: its session, the one place where errors become exits, and the
+variable flags built from the variables table."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+
+from .errors import BootstrapError
+from .report import Reporter, silence
+from .variables import BY_NAME
+
+if TYPE_CHECKING:
+    from .workspace import Session
+
+CONFIG_KEY = "mmlab_bootstrap"
+
+
+@contextlib.contextmanager
+def session_for(c: Context, task: str, *, changes: bool = True) -> Iterator[Session]:
+    """Open a session for a task; turn domain errors into one `Exit`, with no traceback.
+
+    A task that changes things takes the workspace lock once its input is checked
+    (not under --dry), and holds it to the end.
+    """
+    from .workspace import Session
+
+    root = Path(c.config[CONFIG_KEY]["root"] or os.getcwd())
+    report = Reporter(program=c.config[CONFIG_KEY].get("program") or "inv")
+    dry = bool(c.config.run.dry)
+    try:
+        with contextlib.ExitStack() as held:
+            lock_task = task if changes and not dry else None
+            yield Session(root, dry=dry, report=report, lock_task=lock_task, held=held)
+    except BootstrapError as error:
+        _traceback_when_debugging()
+        report.error(error.message, error.hint)
+        raise Exit(code=1) from None
+    except BrokenPipeError:  # only from writing output the reader no longer wants
+        silence(sys.stdout)
+        raise Exit(code=1) from None
+    except KeyboardInterrupt:
+        _traceback_when_debugging()
+        report.error("interrupted", "run the same command again: it finishes what was started")
+        raise Exit(code=130) from None
+    except OSError as error:
+        _traceback_when_debugging()
+        where = f" ({error.filename})" if error.filename else ""
+        report.error(
+            f"{error.strerror or error}{where}",
+            "fix the cause, then run the same command again: it finishes what was started",
+        )
+        raise Exit(code=1) from None
+
+
+def _traceback_when_debugging() -> None:
+    """Under invoke's `--debug` (or INVOKE_DEBUG=1), the full traceback for a bug report."""
+    if logging.getLogger("invoke").isEnabledFor(logging.DEBUG):
+        with contextlib.suppress(OSError):
+            traceback.print_exc(file=sys.stderr)
+
+
+def variable_flags(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a task body `(c, flags, …)` one `--flag` per named variable (from the variables
+    table), placed before its own flags; the body receives their values in `flags`."""
+    by_param = {BY_NAME[name].param: name for name in names}
+
+    def decorate(body: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(body).parameters.values())
+        added = [
+            inspect.Parameter(param, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+            for param in by_param
+        ]
+
+        @functools.wraps(body)
+        def run(c: Context, **given: Any) -> None:
+            flags = {name: given.pop(param, None) for param, name in by_param.items()}
+            body(c, flags, **given)
+
+        run.__signature__ = inspect.Signature([own[0], *added, *own[2:]])  # type: ignore[attr-defined]
+        return run
+
+    return decorate
