@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,26 +36,21 @@ PROJECT = "mmdetection3d"
 GIB = 1 << 30
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(
-        command,
-        cwd=cwd,
-        env={**os.environ, **GIT_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        check=False,
-    )
+def environment() -> dict[str, str]:
+    return {**os.environ, **GIT_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def run(command: list[str], cwd: Path) -> float:
+    """Run a command (its output read, as a user's terminal would); its wall time."""
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, check=False)
+    seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(
             f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout.decode()}"
             f"{done.stderr.decode()}"
         )
-
-
-def timed(action: Callable[[], None]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
+    return seconds
 
 
 def make_template(base: Path) -> Path:
@@ -122,26 +116,83 @@ class Runs:
         self.template, self.tree, self.work, self.count = template, tree, work, 0
 
     def fresh(self) -> Path:
+        """A new workspace holding the tree, its folders in the cache (as after any `ls`)."""
         self.count += 1
         workspace = self.work / f"run{self.count}"
         run(["cp", "-a", str(self.template), str(workspace)], self.work)
-        location = workspace / "mmlab_extension" / PROJECT / "data"
-        run(["cp", "-a", f"{self.tree}/.", str(location)], self.work)
+        run(["cp", "-a", f"{self.tree}/.", str(location_in(workspace))], self.work)
+        run(["find", str(workspace)], self.work)
         return workspace
 
 
-def link(workspace: Path, way: str, storage: Path) -> None:
-    run(["inv", "link-data", way, "--dataset-path", str(storage)], workspace)
+def location_in(workspace: Path) -> Path:
+    return workspace / "mmlab_extension" / PROJECT / "data"
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
+def link(workspace: Path, way: str, storage: Path) -> float:
+    return run(["inv", "link-data", way, "--dataset-path", str(storage)], workspace)
 
 
 def verdict(name: str, ratio: float, goal: float, detail: str) -> bool:
     ok = ratio <= goal
     print(f"{'PASS' if ok else 'FAIL'}  {name}: {ratio:.2f}x (goal <= {goal:g}x)  {detail}")
     return ok
+
+
+def same_disk(runs: Runs, repeat: int) -> list[bool]:
+    """`--adopt` and `--backup` with storage on the workspace's disk, against `find`."""
+    finds, adopts, backups = [], [], []
+    for _ in range(repeat):
+        workspace = runs.fresh()
+        finds.append(run(["find", str(location_in(workspace))], runs.work))
+        adopts.append(link(workspace, "--adopt", workspace / "storage"))
+        shutil.rmtree(workspace)
+        workspace = runs.fresh()
+        backups.append(link(workspace, "--backup", workspace / "storage"))
+        shutil.rmtree(workspace)
+    find, adopt, backup = (statistics.median(times) for times in (finds, adopts, backups))
+    return [
+        verdict("same-disk --adopt vs find", adopt / find, 10, f"{adopt:.3f} s vs {find:.3f} s"),
+        verdict("same-disk --backup vs find", backup / find, 10, f"{backup:.3f} s vs {find:.3f} s"),
+    ]
+
+
+def cross_disk(runs: Runs, other: Path, repeat: int) -> list[bool]:
+    """`--adopt` with storage on another filesystem, against `cp -a` then `rm -rf`."""
+    copies, adopts = [], []
+    for number in range(repeat):
+        source = runs.work / f"copy{number}"
+        run(["cp", "-a", str(runs.tree), str(source)], runs.work)
+        run(["find", str(source)], runs.work)
+        destination = other / f"copy{number}"
+        copy = run(["cp", "-a", str(source), str(destination)], runs.work)
+        copies.append(copy + run(["rm", "-rf", str(source)], runs.work))
+        shutil.rmtree(destination)
+        workspace = runs.fresh()
+        storage = other / f"storage{number}"
+        adopts.append(link(workspace, "--adopt", storage))
+        shutil.rmtree(workspace)
+        shutil.rmtree(storage)
+    reference, adopt = statistics.median(copies), statistics.median(adopts)
+    return [
+        verdict("cross-disk --adopt vs cp -a + rm -rf", adopt / reference, 1.3,
+                f"{adopt:.2f} s vs {reference:.2f} s"),
+    ]  # fmt: skip
+
+
+def sparse(template: Path, work: Path, other: Path, count: int) -> list[bool]:
+    """`--adopt` of sparse files to another filesystem: bytes allocated there."""
+    workspace = Path(shutil.copytree(template, work / "sparse-run", symlinks=True))
+    volumes = location_in(workspace) / "volumes"
+    make_sparse(volumes, count)
+    source = allocated(volumes)
+    storage = other / "sparse-storage"
+    seconds = link(workspace, "--adopt", storage)
+    target = allocated(storage / PROJECT / "data" / "volumes")
+    return [
+        verdict("sparse files across disks: allocated in target vs source", target / source, 1.1,
+                f"{target:,} B vs {source:,} B ({count} x 1 GiB, {seconds:.2f} s)"),
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -152,82 +203,29 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()),
                         help="a folder on the workspace's disk")  # fmt: skip
     parser.add_argument("--other", type=Path, default=Path("/dev/shm"),
-                        help="a folder on another filesystem (storage for the cross-disk runs)")  # fmt: skip
+                        help="a folder on another filesystem (cross-disk storage)")  # fmt: skip
     parser.add_argument("--only", choices=["same", "cross", "sparse"], action="append")
     args = parser.parse_args()
     only = set(args.only or ["same", "cross", "sparse"])
     work = Path(tempfile.mkdtemp(prefix="adopt-bench-", dir=args.work))
     other = Path(tempfile.mkdtemp(prefix="adopt-bench-", dir=args.other))
-    across = os.stat(work).st_dev != os.stat(other).st_dev
-    results = []
+    results: list[bool] = []
     try:
         template = make_template(work / "template")
         tree = work / "tree"
         make_tree(tree, args.files)
         runs = Runs(template, tree, work)
-        print(f"{args.files} files in {tree} (2 levels, 500 to a folder); median of {args.repeat}")
+        print(f"{args.files} files of 1-1024 B, 500 to a folder in two levels of folders,"
+              f" beside {PROJECT}'s tracked files; median of {args.repeat} runs")  # fmt: skip
         if "same" in only:
-            finds, adopts, backups = [], [], []
-            for _ in range(args.repeat):
-                workspace = runs.fresh()
-                location = workspace / "mmlab_extension" / PROJECT / "data"
-                run(["find", str(location)], work)  # warm the cache as every run has it
-                finds.append(timed(lambda: run(["find", str(location)], work)))
-                adopts.append(timed(lambda: link(workspace, "--adopt", workspace / "storage")))
-                shutil.rmtree(workspace)
-                workspace = runs.fresh()
-                run(["find", str(workspace)], work)
-                backups.append(timed(lambda: link(workspace, "--backup", workspace / "storage")))
-                shutil.rmtree(workspace)
-            find = median(finds)
-            print(f"find: {find:.3f} s; adopt: {median(adopts):.3f} s; backup: {median(backups):.3f} s")
-            results.append(verdict("same-disk --adopt vs find", median(adopts) / find, 10,
-                                   f"{median(adopts):.2f} s vs {find:.3f} s"))  # fmt: skip
-            results.append(verdict("same-disk --backup vs find", median(backups) / find, 10,
-                                   f"{median(backups):.2f} s vs {find:.3f} s"))  # fmt: skip
-        if not across and only - {"same"}:
+            results += same_disk(runs, args.repeat)
+        if only - {"same"} and os.stat(work).st_dev == os.stat(other).st_dev:
             print(f"SKIP  cross-disk goals: {work} and {other} are on one filesystem")
-            only = {"same"} & only
-        if "cross" in only:
-            copies, adopts = [], []
-            for number in range(args.repeat):
-                source = work / f"copy{number}"
-                run(["cp", "-a", str(tree), str(source)], work)
-                destination = other / f"copy{number}"
-                run(["find", str(source)], work)
-
-                def copy_remove() -> None:
-                    run(["cp", "-a", str(source), str(destination)], work)
-                    run(["rm", "-rf", str(source)], work)
-
-                copies.append(timed(copy_remove))
-                shutil.rmtree(destination)
-                workspace = runs.fresh()
-                run(["find", str(workspace)], work)
-                storage = other / f"storage{number}"
-                adopts.append(timed(lambda: link(workspace, "--adopt", storage)))
-                shutil.rmtree(workspace)
-                shutil.rmtree(storage)
-            reference, adopt = median(copies), median(adopts)
-            results.append(verdict("cross-disk --adopt vs cp -a + rm -rf", adopt / reference, 1.3,
-                                   f"{adopt:.2f} s vs {reference:.2f} s"))  # fmt: skip
-        if "sparse" in only:
-            template_sparse = work / "sparse-template"
-            workspace = Path(
-                shutil.copytree(template, work / "sparse-run", symlinks=True)
-            )
-            location = workspace / "mmlab_extension" / PROJECT / "data"
-            make_sparse(location / "volumes", args.sparse)
-            source_bytes = allocated(location / "volumes")
-            storage = other / "sparse-storage"
-            seconds = timed(lambda: link(workspace, "--adopt", storage))
-            target_bytes = allocated(storage / PROJECT / "data" / "volumes")
-            results.append(verdict(
-                "sparse files across disks: allocated in target vs source",
-                target_bytes / source_bytes, 1.1,
-                f"{target_bytes:,} B vs {source_bytes:,} B ({args.sparse} x 1 GiB, {seconds:.2f} s)",
-            ))  # fmt: skip
-            del template_sparse
+        else:
+            if "cross" in only:
+                results += cross_disk(runs, other, args.repeat)
+            if "sparse" in only:
+                results += sparse(template, work, other, args.sparse)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(other, ignore_errors=True)
