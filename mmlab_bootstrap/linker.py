@@ -132,7 +132,10 @@ class Linker:
             self._link(location, destination)
             self.report.done(f"backed up {link} to {backup}; linked {link} -> {destination}")
         else:
-            self.journal.record(link, adopted_into=str(target), adopted=list(plan.inventory.files))
+            # One file per folder names every folder a killed copy can leave a temporary in
+            # (see _remove_adopt_leftovers), not hundreds of thousands of paths.
+            folders = {path.rpartition("/")[0]: path for path in plan.inventory.files}
+            self.journal.record(link, adopted_into=str(target), adopted=sorted(folders.values()))
             moved = self._adopt_everything(plan)
             remove_empty_tree(link)
             self._link(location, destination)

@@ -14,13 +14,12 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.journal import Damage, _relative_paths
 from mmlab_bootstrap.linkplan import clashes_in_target
 from mmlab_bootstrap.locations import Location, in_target
 from mmlab_bootstrap.transfer import (
@@ -382,36 +381,3 @@ def test_many_files_across_filesystems_in_several_batches(tmp_path: Path, other_
     move_tree(source, other_disk, same_device=False)
     assert {p.name: p.read_bytes() for p in other_disk.iterdir()} == wanted
     assert os.listdir(source) == []
-
-
-# --- the journal's check of adopted paths --------------------------------------------------
-
-
-def reference_damaged(leaf: str, text: str) -> bool:
-    """The check as it was, with PurePosixPath and normpath."""
-    path = PurePosixPath(text)
-    return bool(
-        path.is_absolute()
-        or ".." in path.parts
-        or os.path.normpath(text) != text
-        or len(path.parts) < 2
-        or path.parts[0] != leaf
-    )
-
-
-PIECES = st.sampled_from(["data", "checkpoints", "a", ".", "..", "", "/", "x.bin", ".hidden"])
-
-
-@settings(max_examples=scaled(500, 3000), deadline=None)
-@given(st.lists(PIECES, max_size=6).map("".join), st.lists(PIECES, max_size=6).map("/".join))
-def test_the_journal_checks_adopted_paths_as_before(joined: str, slashed: str) -> None:
-    for text in (joined, slashed):
-        if not text or "\0" in text:
-            continue
-        try:
-            _relative_paths(PurePosixPath("/ws/ext/p/data"), [text], {})
-        except Damage:
-            damaged = True
-        else:
-            damaged = False
-        assert damaged == reference_damaged("data", text), text
