@@ -105,7 +105,7 @@ class Cloner:
     def _clone_commands(self, folder: Path) -> list[tuple[list[str], Path | None, bool]]:
         """The git commands of a fresh clone into `folder`: (arguments, where, network?)."""
         repo, ref = self.settings.repo, self.settings.ref
-        if FULL_SHA.fullmatch(ref):
+        if re.fullmatch(FULL_SHA, ref):
             return [
                 (["init", "-q", "--", str(folder)], None, False),
                 (["remote", "add", "--", "origin", repo], folder, False),

@@ -7,6 +7,7 @@ value avoids the few characters `value_problem` refuses (see shared env-quoting 
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -22,8 +23,8 @@ from .errors import EnvFileError, shown
 from .fsutil import FileRefused, read_regular
 from .variables import BY_NAME
 
-_LEADING_WHITESPACE = re.compile(r"\s*")
-_COMMENT_START = re.compile(r"[ \t]+#")
+_LEADING_WHITESPACE = r"\s*"
+_COMMENT_START = r"[ \t]+#"
 
 
 def value_problem(value: str) -> str | None:
@@ -73,7 +74,10 @@ class EnvFile:
         return {k: v for k, v in _read_values(self.text).items() if v is not None}
 
 
+@functools.lru_cache(maxsize=4)
 def _read_values(text: str) -> dict[str, str | None]:
+    """What python-dotenv reads from the text (remembered: a run asks many times; the
+    dict it returns is only ever read)."""
     return dict(dotenv_values(stream=io.StringIO(text)))
 
 
@@ -82,7 +86,7 @@ def _chunks(text: str) -> list[Chunk]:
     for binding in parse_stream(io.StringIO(text)):
         string = binding.original.string
         # python-dotenv counts from the blank lines it folds into a chunk; report the content's.
-        blank = _LEADING_WHITESPACE.match(string)
+        blank = re.match(_LEADING_WHITESPACE, string)
         skipped = blank.group(0).count("\n") if blank and string.strip() else 0
         chunks.append(Chunk(string, binding.key, binding.value, binding.original.line + skipped))
     return chunks
@@ -147,10 +151,10 @@ def _check_chunks(path: Path, chunks: Sequence[Chunk]) -> None:
                 )
 
 
-_BINDING = re.compile(
+_BINDING = (
+    "(?s)"
     r"\s*(?:export[ \t]+)?(?P<key>[^=#\s'\"]+|'[^']+')"
-    r"(?P<before>[ \t]*)=(?P<after>[ \t]*)(?P<value>.*)",
-    re.DOTALL,
+    r"(?P<before>[ \t]*)=(?P<after>[ \t]*)(?P<value>.*)"
 )
 # Outside quotes, a shell treats these specially (expansion, splitting, globbing, syntax).
 _UNQUOTED_SPECIAL = {
@@ -174,7 +178,7 @@ def read_differently(text: str) -> str | None:
     and expands `${…}`. Double quotes and unquoted values are expanded by a shell (`$`, `` ` ``,
     `\\`) but not by python-dotenv, which also strips an unquoted value at ` #`.
     """
-    match = _BINDING.match(text)
+    match = re.match(_BINDING, text)
     if match is None:
         return None
     if match.group("key").startswith("'"):
@@ -212,7 +216,7 @@ def read_differently(text: str) -> str | None:
 
 def _suggestion(key: str, value: str, text: str) -> str:
     """The line to write instead: single-quoted, with what a shell would expand expanded."""
-    match = _BINDING.match(text)
+    match = re.match(_BINDING, text)
     literal = match is None or match.group("value").startswith("'")
     expanded = value
     if not literal and "`" not in value and "$(" not in value:
@@ -232,7 +236,7 @@ def _shell_balanced(text: str) -> bool:
 
 def _inline_comment(line: str, key: str, value: str) -> str:
     """The user's trailing `# comment` on a binding line, kept when the tool rewrites it."""
-    for match in _COMMENT_START.finditer(line):
+    for match in re.finditer(_COMMENT_START, line):
         head = line[: match.start()]
         if _read_values(head + "\n") == {key: value} and _chunks(head + "\n")[0].key == key:
             return line[match.start() :]
@@ -240,7 +244,7 @@ def _inline_comment(line: str, key: str, value: str) -> str:
 
 
 def _rewrite_chunk(chunk: Chunk, key: str, value: str) -> str:
-    leading = _LEADING_WHITESPACE.match(chunk.text)
+    leading = re.match(_LEADING_WHITESPACE, chunk.text)
     indent = leading.group(0) if leading else ""
     body = chunk.text[len(indent) :].rstrip("\r\n")
     comment = ""

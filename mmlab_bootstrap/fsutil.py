@@ -9,7 +9,6 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 import stat
 from pathlib import Path
 
@@ -209,7 +208,7 @@ def write_atomically(path: Path, text: str, *, own: bool = False) -> Path:
     except FileNotFoundError:
         found = None
     remove_stale_temporaries(target)
-    temporary = target.with_name(TEMPORARY.format(name=target.name, token=secrets.token_hex(4)))
+    temporary = target.with_name(TEMPORARY.format(name=target.name, token=os.urandom(4).hex()))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     descriptor = os.open(temporary, flags, 0o666)
     try:

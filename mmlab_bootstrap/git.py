@@ -20,23 +20,25 @@ from .report import Reporter
 
 GITHUB = "https://github.com/"
 RETRY_DELAYS = (1.0, 3.0)
+# Patterns are kept as text across the package: `re` compiles each on its first use and keeps
+# it, where compiling them all at import would slow every start of the tool.
 # Failures that look like the network's: only these are worth another attempt.
-_TRANSIENT = re.compile(
+_TRANSIENT = (
+    "(?i)"
     r"hung up unexpectedly|early EOF|Could not resolve host|Failed to connect|Connection"
     r"|timed out|RPC failed|unexpected disconnect|reset by peer|Could not read from remote"
     r"|unable to access|SSL|TLS|gnutls|HTTP/2|HTTP 5\d\d|returned error: 5\d\d"
-    r"|index-pack failed|fetch-pack: invalid index-pack output",
-    re.IGNORECASE,
+    r"|index-pack failed|fetch-pack: invalid index-pack output"
 )
 
 # ... unless the remote answered that the repository or ref is not there.
-_MISSING = re.compile(
+_MISSING = (
+    "(?i)"
     r"does not appear to be a git repository|Repository not found|not found in upstream"
-    r"|couldn't find remote ref|not our ref|unadvertised object",
-    re.IGNORECASE,
+    r"|couldn't find remote ref|not our ref|unadvertised object"
 )
 
-_STALE_LOCK = re.compile(
+_STALE_LOCK = (
     r"Unable to create '(?P<lock>[^']+\.lock)': File exists"
     r"|could not lock config file (?P<config>.+?): File exists"
 )
@@ -59,7 +61,7 @@ class Outcome:
         return self.code == 0
 
 
-_NOISE = re.compile(
+_NOISE = (
     r"^(?:remote: )?[A-Z][A-Za-z ]*:\s+\d+% \(|^remote: (?:Enumerating|Total|Counting|Compressing)"
     r"|^Cloning into |^From |^ \* |^Submodule '.*' registered for path"
     r"|^Failed to clone '.*'\. Retry"
@@ -71,7 +73,7 @@ def git_message(text: str) -> str:
     """git's whole message on one line: from its first `fatal:`/`error:` line on, progress left
     out, lines joined with ' | '; past SHOWN_LINES lines, how many more there are."""
     lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
-    lines = [line for line in lines if not _NOISE.search(line)]
+    lines = [line for line in lines if not re.search(_NOISE, line)]
     first = next((i for i, x in enumerate(lines) if x.startswith(("fatal:", "error:"))), None)
     if first is not None:
         lines = lines[first:]
@@ -146,15 +148,12 @@ class Git:
         known = self.answers.get(key)
         if isinstance(known, Outcome):
             return known
-        done = subprocess.run(
-            self.command(args, cwd),
-            capture_output=True,
-            text=True,
-            errors="surrogateescape",  # names that are not UTF-8 stay the OS's bytes
-            stdin=subprocess.DEVNULL,
-            env=quiet_env(),
+        done = read_only_run(self.command(args, cwd))
+        outcome = Outcome(  # names that are not UTF-8 stay the OS's bytes
+            done.returncode,
+            done.stdout.decode(errors="surrogateescape"),
+            done.stderr.decode(errors="surrogateescape"),
         )
-        outcome = Outcome(done.returncode, done.stdout, done.stderr)
         self.answers.put(key, outcome)
         return outcome
 
@@ -201,7 +200,7 @@ class Git:
 
     def _stale_lock(self, message: str, cwd: Path | None) -> Path | None:
         """A lock file git reports as existing, when it lies where stale locks may be removed."""
-        found = _STALE_LOCK.search(message)
+        found = re.search(_STALE_LOCK, message)
         if not found or self.stale_locks_under is None:
             return None
         name = found["lock"] or f"{found['config']}.lock"
@@ -246,6 +245,13 @@ class Git:
                 process.send_signal(signal.SIGINT)
 
 
+def read_only_run(command: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run a read-only git command to its end, its output captured as bytes."""
+    return subprocess.run(
+        command, capture_output=True, stdin=subprocess.DEVNULL, env=quiet_env(), check=False
+    )
+
+
 def quiet_env() -> dict[str, str]:
     # Never stop to ask for credentials in a non-interactive run: fail with git's message.
     env = dict(os.environ)
@@ -257,24 +263,24 @@ def quiet_env() -> dict[str, str]:
 # The four kinds of failure a user must tell apart, each with its own hint.
 NETWORK, REFUSED, MISSING, CONFLICT, OTHER = "network", "refused", "missing", "conflict", "other"
 
-_REFUSED = re.compile(
+_REFUSED = (
+    "(?i)"
     r"transport '[^']*' not allowed|protocol '[^']*' is not supported|detected dubious ownership"
-    r"|unsafe repository|refusing to (?:fetch|clone)|not a valid submodule",
-    re.IGNORECASE,
+    r"|unsafe repository|refusing to (?:fetch|clone)|not a valid submodule"
 )
-_CONFLICT = re.compile(
+_CONFLICT = (
+    "(?i)"
     r"would be overwritten by (?:checkout|merge)|Your local changes to the following files"
-    r"|Please (?:commit your changes|move or remove them)|untracked working tree files",
-    re.IGNORECASE,
+    r"|Please (?:commit your changes|move or remove them)|untracked working tree files"
 )
 
 
 def failure_kind(message: str) -> str:
     """Which of the kinds a failed git command's message shows (checked in this order)."""
     for kind, pattern in ((REFUSED, _REFUSED), (CONFLICT, _CONFLICT), (MISSING, _MISSING)):
-        if pattern.search(message):
+        if re.search(pattern, message):
             return kind
-    return NETWORK if _TRANSIENT.search(message) else OTHER
+    return NETWORK if re.search(_TRANSIENT, message) else OTHER
 
 
 def failure(outcome: Outcome, url: str, what: str, where: Path | None = None) -> GitError:

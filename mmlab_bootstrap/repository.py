@@ -18,8 +18,8 @@ from pathlib import Path
 from .git import Git
 from .submodules import SubmoduleEntry
 
-_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
-_PATHS = re.compile(r"^\s*path\s*=\s*(.+?)\s*$", re.MULTILINE)
+_SHA = r"[0-9a-f]{40}([0-9a-f]{24})?"
+_PATHS = "(?m)" r"^\s*path\s*=\s*(.+?)\s*$"
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def look_at(git: Git, folder: Path) -> RepoFacts:
     lines = found.out.splitlines()
     if len(lines) < 6 or os.path.realpath(lines[0]) != os.path.realpath(folder):
         return RepoFacts(folder)
-    head = lines[6] if len(lines) > 6 and _SHA.fullmatch(lines[6]) else ""
+    head = lines[6] if len(lines) > 6 and re.fullmatch(_SHA, lines[6]) else ""
     recorded = lines[7 : 7 + len(paths)] if head else []
     if found.ok and len(recorded) == len(paths):
         gitlinks = dict(zip(paths, recorded, strict=True))
@@ -112,8 +112,8 @@ def sparse_checkout(git: Git, folder: Path) -> bool:
     return answer.out.strip() == "true"
 
 
-_SECTION = re.compile(r"\s*\[([^\]]*)\]\s*$")
-_URL = re.compile(r"\s*url\s*=\s*([^\s\"\\;#]+)\s*$", re.IGNORECASE)
+_SECTION = r"\s*\[([^\]]*)\]\s*$"
+_URL = "(?i)" r"\s*url\s*=\s*([^\s\"\\;#]+)\s*$"
 
 
 def _plain_origin(config: Path) -> str | None:
@@ -127,7 +127,7 @@ def _plain_origin(config: Path) -> str | None:
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith(("#", ";")):
             continue
-        header = _SECTION.fullmatch(line)
+        header = re.fullmatch(_SECTION, line)
         if header:
             section = header[1].strip()
             if section.lower().startswith("include"):
@@ -135,7 +135,7 @@ def _plain_origin(config: Path) -> str | None:
             continue
         name = line.partition("=")[0].strip().lower()
         if re.fullmatch(r'(?i:remote)\s+"origin"', section) and name == "url":
-            found = _URL.fullmatch(line)
+            found = re.fullmatch(_URL, line)
             if found is None:
                 return None
             urls.append(found[1])
@@ -147,7 +147,7 @@ def _submodule_paths(folder: Path) -> list[str]:
     leaving out any git could take for an option or a revision range."""
     with contextlib.suppress(OSError, UnicodeDecodeError):
         text = (folder / ".gitmodules").read_text(encoding="utf-8")
-        found = (path.strip('"').rstrip("/") for path in _PATHS.findall(text))
+        found = (path.strip('"').rstrip("/") for path in re.findall(_PATHS, text))
         return sorted({path for path in found if path and not path.startswith(("-", ":"))})
     return []
 

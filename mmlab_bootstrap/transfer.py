@@ -15,7 +15,6 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 import signal
 import stat
 import threading
@@ -26,7 +25,7 @@ from pathlib import Path
 from .errors import BootstrapError, shown
 from .fsutil import fsync_folder, kind
 
-RUN_TOKEN = secrets.token_hex(8)
+RUN_TOKEN = os.urandom(8).hex()  # (as secrets.token_hex, without its imports)
 """Part of every temporary name this run makes: no other run, and no user, has it."""
 
 COPY_ATTEMPTS = 3
@@ -44,7 +43,7 @@ class TransferError(BootstrapError):
 def temporary_name(path: Path, purpose: str) -> Path:
     """A hidden name beside `path` that only this run (and this call) uses."""
     return path.with_name(
-        f".{path.name}.mmlab-bootstrap-{purpose}-{RUN_TOKEN}{secrets.token_hex(4)}"
+        f".{path.name}.mmlab-bootstrap-{purpose}-{RUN_TOKEN}{os.urandom(4).hex()}"
     )
 
 
