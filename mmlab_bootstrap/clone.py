@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
-from .fsutil import creatable_problem, typo_problem
 from .git import GITHUB, Git
+from .paths import creatable_problem, typo_problem
 from .repository import look_at, origin_url, submodule_states
 from .settings import Settings, fix_hint
 from .submodules import (

@@ -20,7 +20,8 @@ from .checkouts import SUPERPROJECT, CheckoutRecord
 from .clone import FULL_SHA, ClonePlan, mirrored
 from .errors import shown
 from .fetching import SubmoduleFetcher
-from .git import Git, GitError, Outcome, failure, git_message
+from .git import Git
+from .outcomes import GitError, Outcome, failure, git_message
 from .progress import Board
 from .report import Reporter
 from .settings import Settings

@@ -13,7 +13,7 @@ from .changes import Changes
 from .errors import shown
 from .excludes import add_exclude, exclude_missing
 from .fsutil import fsync_folder
-from .git import Git, git_message
+from .git import Git
 from .journal import Journal
 from .linkplan import LinkPlan, State, Way
 from .locations import (
@@ -24,6 +24,7 @@ from .locations import (
     link_destination,
     resolves,
 )
+from .outcomes import git_message
 from .report import Reporter
 from .transfer import (
     TransferError,

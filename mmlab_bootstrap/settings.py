@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .envfile import value_problem
+from .envcheck import value_problem
 from .errors import SettingsError, shown
-from .fsutil import is_inside
+from .paths import is_inside
 from .variables import (
     BY_NAME,
     CHECKPOINTS_PATH,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from .changes import Changes
 from .envfile import EnvFile, read_env_file
-from .fsutil import remove_stale_temporaries
 from .journal import STATE_FILE, Journal
 from .lock import workspace_lock
 from .report import Reporter
 from .settings import Settings, resolve
+from .temporaries import remove_stale_temporaries
 
 ENV_FILE = ".env"
 
