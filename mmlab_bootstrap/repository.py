@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .git import Git
 from .submodules import SubmoduleEntry
+from .submodules import gitlinks as submodule_gitlinks
 
 _SHA = r"[0-9a-f]{40}([0-9a-f]{24})?"
 _PATHS = "(?m)" r"^\s*path\s*=\s*(.+?)\s*$"
@@ -58,7 +59,7 @@ def look_at(git: Git, folder: Path) -> RepoFacts:
         gitlinks = dict(zip(paths, recorded, strict=True))
         symbolic = lines[7 + len(paths)] if len(lines) > 7 + len(paths) else ""
     else:  # no commit yet, or `.gitmodules` names a path the index lacks
-        gitlinks = _gitlinks(git, folder)
+        gitlinks = submodule_gitlinks(git, folder)
         symbolic = git.probe(["symbolic-ref", "-q", "HEAD"], cwd=folder).out.strip()
     return RepoFacts(
         folder,
@@ -150,14 +151,3 @@ def _submodule_paths(folder: Path) -> list[str]:
         found = (path.strip('"').rstrip("/") for path in re.findall(_PATHS, text))
         return sorted({path for path in found if path and not path.startswith(("-", ":"))})
     return []
-
-
-def _gitlinks(git: Git, repo: Path) -> dict[str, str]:
-    """The submodule paths of a repository (relative to it) and the commits it records."""
-    listing = git.probe(["ls-files", "--stage", "-z"], cwd=repo)
-    found = {}
-    for record in listing.out.split("\0"):
-        meta, _, path = record.partition("\t")
-        if meta.startswith("160000 "):
-            found[path] = meta.split()[1]
-    return found
