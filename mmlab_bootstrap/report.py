@@ -107,7 +107,6 @@ class Reporter:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.program = program  # the command the user ran, named in hints
-        self.changes = 0  # done, would and refused lines so far
         self.hide_unchanged = False  # bootstrap sums a step's unchanged lines up in one
 
     def _print(self, stream: TextIO, style: str, text: str, *, instruction: bool = False) -> None:
@@ -123,7 +122,6 @@ class Reporter:
 
     def done(self, text: str) -> None:
         """Something was changed."""
-        self.changes += 1
         self._print(self.out, _GREEN, text)
 
     def unchanged(self, text: str, *, always: bool = False) -> None:
@@ -133,7 +131,6 @@ class Reporter:
 
     def would(self, text: str) -> None:
         """What a real run would change (under --dry)."""
-        self.changes += 1
         self._print(self.out, _CYAN, f"would {text}")
 
     def info(self, text: str) -> None:
@@ -142,7 +139,6 @@ class Reporter:
 
     def refused(self, text: str) -> None:
         """A location or item the tool would not touch."""
-        self.changes += 1
         self._print(self.out, _RED, f"refused {text}")
 
     def problem(self, text: str) -> None:
