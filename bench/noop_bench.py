@@ -50,6 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchtools import inv_command  # noqa: E402  (bench/ is on the path)
+
 from tests.gitfixture import build_superproject  # noqa: E402
 
 TIME_GOAL = 1.25
@@ -78,18 +80,6 @@ GLOBAL_WITH_VALUE = {
     "--config-env",
     "--super-prefix",
 }
-
-
-def inv_command() -> list[str]:
-    """The `inv` console script beside this interpreter (else `python -m invoke`)."""
-    script = Path(sys.executable).parent / "inv"
-    if script.is_file():
-        return [str(script)]
-    try:
-        import invoke  # noqa: F401
-    except ImportError:
-        sys.exit("no invoke here: run this with the project's venv python (.venv/bin/python)")
-    return [sys.executable, "-m", "invoke"]
 
 
 def clean_env(home: Path) -> dict[str, str]:

@@ -52,21 +52,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchtools import inv_command
+
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.10
 PACKAGE = "mmlab_bootstrap"
-
-
-def inv_command() -> list[str]:
-    """The `inv` console script beside this interpreter (else `python -m invoke`)."""
-    script = Path(sys.executable).parent / "inv"
-    if script.is_file():
-        return [str(script)]
-    try:
-        import invoke  # noqa: F401
-    except ImportError:
-        sys.exit("no invoke here: run this with the project's venv python (.venv/bin/python)")
-    return [sys.executable, "-m", "invoke"]
 
 
 def base_env(home: Path) -> dict[str, str]:

@@ -29,12 +29,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import BootstrapError
-from .git import Git, failure
+from .git import Git
 from .inventory import file_blob_id, skipped_files
 from .journal import Journal
 from .layout import LEAVES
 from .linkplan import blocked
 from .locations import Location, in_target, locations
+from .outcomes import failure
 from .report import Reporter
 from .settings import Settings
 

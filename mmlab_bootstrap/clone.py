@@ -5,14 +5,13 @@ clone, completing one, `--update`, or a refusal). `cloner` carries the plan out.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
-from .fsutil import creatable_problem, typo_problem
 from .git import GITHUB, Git
+from .paths import creatable_problem, typo_problem
 from .repository import look_at, origin_url, submodule_states
 from .settings import Settings, fix_hint
 from .submodules import (
@@ -23,7 +22,7 @@ from .submodules import (
 from .variables import BY_NAME, EXTENSION_PATH
 
 PARTIAL_SUFFIX = ".mmlab-bootstrap-partial"
-FULL_SHA = re.compile(r"[0-9a-f]{40}")
+FULL_SHA = r"[0-9a-f]{40}"
 
 
 @dataclass(frozen=True)

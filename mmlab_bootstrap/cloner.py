@@ -20,7 +20,8 @@ from .checkouts import SUPERPROJECT, CheckoutRecord
 from .clone import FULL_SHA, ClonePlan, mirrored
 from .errors import shown
 from .fetching import SubmoduleFetcher
-from .git import Git, GitError, Outcome, failure, git_message
+from .git import Git
+from .outcomes import GitError, Outcome, failure, git_message
 from .progress import Board
 from .report import Reporter
 from .settings import Settings
@@ -105,7 +106,7 @@ class Cloner:
     def _clone_commands(self, folder: Path) -> list[tuple[list[str], Path | None, bool]]:
         """The git commands of a fresh clone into `folder`: (arguments, where, network?)."""
         repo, ref = self.settings.repo, self.settings.ref
-        if FULL_SHA.fullmatch(ref):
+        if re.fullmatch(FULL_SHA, ref):
             return [
                 (["init", "-q", "--", str(folder)], None, False),
                 (["remote", "add", "--", "origin", repo], folder, False),

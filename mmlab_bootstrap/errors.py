@@ -67,10 +67,10 @@ def escaped(text: str) -> str:
     return "".join(_escape(char) if _hidden(char) else char for char in text)
 
 
-_SURROGATE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
+_SURROGATE_ESCAPE = r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])"
 
 
 def shown(value: str) -> str:
     """Quote a user value (a name, a path) for a message, escaping anything that would break
     the line; a byte that is not UTF-8 shows as `\\xff`, as the OS gave it."""
-    return _SURROGATE_ESCAPE.sub(r"\1\\x\2", repr(value))
+    return re.sub(_SURROGATE_ESCAPE, r"\1\\x\2", repr(value))

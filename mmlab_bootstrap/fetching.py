@@ -17,8 +17,9 @@ from pathlib import Path
 
 from .checkouts import CheckoutRecord
 from .errors import shown
-from .fsutil import is_inside
-from .git import CONFLICT, REFUSED, Git, Outcome, failure, failure_kind
+from .git import Git
+from .outcomes import CONFLICT, REFUSED, Outcome, failure, failure_kind
+from .paths import is_inside
 from .progress import Board
 from .report import Reporter
 from .settings import Settings

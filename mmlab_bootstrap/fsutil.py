@@ -8,15 +8,11 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
-import secrets
 import stat
 from pathlib import Path
 
 from .errors import BootstrapError, shown
-
-TEMPORARY = ".{name}.tmp-{token}"  # beside the file it replaces; see remove_stale_temporaries
-_TOKEN = "[0-9a-f]{8}"
+from .temporaries import TEMPORARY, remove_stale_temporaries
 
 
 class FileRefused(BootstrapError):
@@ -209,7 +205,7 @@ def write_atomically(path: Path, text: str, *, own: bool = False) -> Path:
     except FileNotFoundError:
         found = None
     remove_stale_temporaries(target)
-    temporary = target.with_name(TEMPORARY.format(name=target.name, token=secrets.token_hex(4)))
+    temporary = target.with_name(TEMPORARY.format(name=target.name, token=os.urandom(4).hex()))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     descriptor = os.open(temporary, flags, 0o666)
     try:
@@ -248,48 +244,6 @@ def _keep_owner(descriptor: int, found: os.stat_result, target: Path, *, strict:
         ) from None
 
 
-def remove_stale_temporaries(target: Path) -> list[Path]:
-    """Remove the temporary files a killed write to `target` left beside it.
-
-    Only names `write_atomically` makes for this very file (`.<name>.tmp-<8 hex digits>`),
-    only regular files, and only when no live process holds them (a writer keeps its
-    temporary file locked until it is renamed into place).
-    """
-    pattern = re.compile(re.escape(TEMPORARY.format(name=target.name, token="")) + _TOKEN)
-    removed: list[Path] = []
-    try:
-        names = os.listdir(target.parent)
-    except OSError:
-        return removed
-    for name in names:
-        if not pattern.fullmatch(name):
-            continue
-        leftover = target.parent / name
-        with contextlib.suppress(OSError):
-            if _remove_if_abandoned(leftover):
-                removed.append(leftover)
-    return removed
-
-
-def _remove_if_abandoned(leftover: Path) -> bool:
-    if not stat.S_ISREG(os.lstat(leftover).st_mode):
-        return False
-    descriptor = os.open(leftover, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # a live run is writing it
-        opened = os.fstat(descriptor)
-        now = os.lstat(leftover)
-        if (opened.st_dev, opened.st_ino) != (now.st_dev, now.st_ino):
-            return False
-        os.unlink(leftover)
-        return True
-    finally:
-        os.close(descriptor)
-
-
 def fsync_folder(folder: Path) -> None:
     """Make a rename or a new entry in `folder` durable."""
     descriptor = os.open(folder, os.O_RDONLY)
@@ -297,28 +251,3 @@ def fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-def is_inside(path: Path, other: Path) -> bool:
-    """Whether `path` is `other` or lies below it, comparing fully resolved paths."""
-    resolved, base = Path(os.path.realpath(path)), Path(os.path.realpath(other))
-    return resolved == base or base in resolved.parents
-
-
-def creatable_problem(path: Path) -> str | None:
-    """Why the absent `path` cannot be created as a folder (with its parents), or None."""
-    ancestor = path.parent
-    while not os.path.lexists(ancestor):
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        return f"{str(ancestor)!r} is a file"
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        return f"{str(ancestor)!r} is not writable"
-    return None
-
-
-def typo_problem(path: Path) -> str | None:
-    """A path whose parent and grandparent are both missing is more likely a typo than a wish."""
-    if os.path.isdir(path.parent) or os.path.isdir(path.parent.parent):
-        return None
-    return f"neither its parent {str(path.parent)!r} nor that folder's parent exists (a typo?)"

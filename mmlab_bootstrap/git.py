@@ -11,78 +11,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BootstrapError, shown
-from .fsutil import is_inside
+from .outcomes import NETWORK, Outcome, failure_kind, git_message
+from .paths import is_inside
 from .report import Reporter
 
 GITHUB = "https://github.com/"
 RETRY_DELAYS = (1.0, 3.0)
-# Failures that look like the network's: only these are worth another attempt.
-_TRANSIENT = re.compile(
-    r"hung up unexpectedly|early EOF|Could not resolve host|Failed to connect|Connection"
-    r"|timed out|RPC failed|unexpected disconnect|reset by peer|Could not read from remote"
-    r"|unable to access|SSL|TLS|gnutls|HTTP/2|HTTP 5\d\d|returned error: 5\d\d"
-    r"|index-pack failed|fetch-pack: invalid index-pack output",
-    re.IGNORECASE,
-)
-
-# ... unless the remote answered that the repository or ref is not there.
-_MISSING = re.compile(
-    r"does not appear to be a git repository|Repository not found|not found in upstream"
-    r"|couldn't find remote ref|not our ref|unadvertised object",
-    re.IGNORECASE,
-)
-
-_STALE_LOCK = re.compile(
+_STALE_LOCK = (
     r"Unable to create '(?P<lock>[^']+\.lock)': File exists"
     r"|could not lock config file (?P<config>.+?): File exists"
 )
-
-
-class GitError(BootstrapError):
-    """A git command failed."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a git command printed and how it exited."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def ok(self) -> bool:
-        return self.code == 0
-
-
-_NOISE = re.compile(
-    r"^(?:remote: )?[A-Z][A-Za-z ]*:\s+\d+% \(|^remote: (?:Enumerating|Total|Counting|Compressing)"
-    r"|^Cloning into |^From |^ \* |^Submodule '.*' registered for path"
-    r"|^Failed to clone '.*'\. Retry"
-)
-SHOWN_LINES = 6
-
-
-def git_message(text: str) -> str:
-    """git's whole message on one line: from its first `fatal:`/`error:` line on, progress left
-    out, lines joined with ' | '; past SHOWN_LINES lines, how many more there are."""
-    lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
-    lines = [line for line in lines if not _NOISE.search(line)]
-    first = next((i for i, x in enumerate(lines) if x.startswith(("fatal:", "error:"))), None)
-    if first is not None:
-        lines = lines[first:]
-    elif lines:
-        lines = lines[-1:]
-    if not lines:
-        return "(no message)"
-    shown_lines = lines[:SHOWN_LINES]
-    if len(lines) > SHOWN_LINES:
-        shown_lines.append(f"… {len(lines) - SHOWN_LINES} more lines")
-    return " | ".join(shown_lines)
 
 
 class Answers:
@@ -146,15 +86,12 @@ class Git:
         known = self.answers.get(key)
         if isinstance(known, Outcome):
             return known
-        done = subprocess.run(
-            self.command(args, cwd),
-            capture_output=True,
-            text=True,
-            errors="surrogateescape",  # names that are not UTF-8 stay the OS's bytes
-            stdin=subprocess.DEVNULL,
-            env=quiet_env(),
+        done = read_only_run(self.command(args, cwd))
+        outcome = Outcome(  # names that are not UTF-8 stay the OS's bytes
+            done.returncode,
+            done.stdout.decode(errors="surrogateescape"),
+            done.stderr.decode(errors="surrogateescape"),
         )
-        outcome = Outcome(done.returncode, done.stdout, done.stderr)
         self.answers.put(key, outcome)
         return outcome
 
@@ -201,7 +138,7 @@ class Git:
 
     def _stale_lock(self, message: str, cwd: Path | None) -> Path | None:
         """A lock file git reports as existing, when it lies where stale locks may be removed."""
-        found = _STALE_LOCK.search(message)
+        found = re.search(_STALE_LOCK, message)
         if not found or self.stale_locks_under is None:
             return None
         name = found["lock"] or f"{found['config']}.lock"
@@ -246,52 +183,16 @@ class Git:
                 process.send_signal(signal.SIGINT)
 
 
+def read_only_run(command: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run a read-only git command to its end, its output captured as bytes."""
+    return subprocess.run(
+        command, capture_output=True, stdin=subprocess.DEVNULL, env=quiet_env(), check=False
+    )
+
+
 def quiet_env() -> dict[str, str]:
     # Never stop to ask for credentials in a non-interactive run: fail with git's message.
     env = dict(os.environ)
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
     env["GIT_OPTIONAL_LOCKS"] = "0"  # `git status` must not rewrite the index (--dry, status)
     return env
-
-
-# The four kinds of failure a user must tell apart, each with its own hint.
-NETWORK, REFUSED, MISSING, CONFLICT, OTHER = "network", "refused", "missing", "conflict", "other"
-
-_REFUSED = re.compile(
-    r"transport '[^']*' not allowed|protocol '[^']*' is not supported|detected dubious ownership"
-    r"|unsafe repository|refusing to (?:fetch|clone)|not a valid submodule",
-    re.IGNORECASE,
-)
-_CONFLICT = re.compile(
-    r"would be overwritten by (?:checkout|merge)|Your local changes to the following files"
-    r"|Please (?:commit your changes|move or remove them)|untracked working tree files",
-    re.IGNORECASE,
-)
-
-
-def failure_kind(message: str) -> str:
-    """Which of the kinds a failed git command's message shows (checked in this order)."""
-    for kind, pattern in ((REFUSED, _REFUSED), (CONFLICT, _CONFLICT), (MISSING, _MISSING)):
-        if pattern.search(message):
-            return kind
-    return NETWORK if _TRANSIENT.search(message) else OTHER
-
-
-def failure(outcome: Outcome, url: str, what: str, where: Path | None = None) -> GitError:
-    """The error for a failed git command: the URL, git's whole message, the kind's own hint."""
-    kind = failure_kind(outcome.err)
-    place = f"git -C '{where}' status" if where else "git status"
-    hint = {
-        NETWORK: "check the network and the URL; if GitHub is slow or blocked here, set a mirror:"
-        " inv env --mirror 'https://mirror.example.com/github/'",
-        REFUSED: "git's own settings refused it (see git config --show-origin --get-regexp"
-        " '^protocol|^safe'); file:// is allowed only under MMLAB_GIT_MIRROR or beside a file://"
-        " MMLAB_EXTENSION_REPO: inv env --mirror 'file:///path/to/mirror/'",
-        MISSING: f"that repository or ref is not there; check it (git ls-remote {url}):"
-        " is the URL or the mirror complete? Then: inv clone",
-        CONFLICT: f"files in the way are kept; look ({place}), commit, stash or move them,"
-        " then: inv clone",
-        OTHER: "fix what git says, then run: inv clone",
-    }[kind]
-    message = f"{what} failed for {shown(url)}: {git_message(outcome.err)}"
-    return GitError(message, hint, rerun_helps=kind == NETWORK)

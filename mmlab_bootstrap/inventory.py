@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import shown
 from .fsutil import kind
-from .git import Git, quiet_env
+from .git import Git, read_only_run
 from .layout import LEAVES
 from .locations import Location, in_target
 
@@ -130,13 +129,7 @@ def git_names(git: Git, args: Sequence[str], cwd: Path) -> list[str] | None:
     known = git.answers.get(key)
     if isinstance(known, _Listing):
         return None if known.names is None else list(known.names)
-    done = subprocess.run(
-        git.command(args, cwd),
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        env=quiet_env(),  # read-only: no index refresh (--dry, status)
-    )
+    done = read_only_run(git.command(args, cwd))  # read-only: no index refresh (--dry, status)
     names = (
         [os.fsdecode(name) for name in done.stdout.split(b"\0") if name]
         if done.returncode == 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LayoutError, shown
-from .fsutil import creatable_problem
+from .paths import creatable_problem
 from .settings import Settings, fix_hint
 from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH
 

@@ -3,18 +3,23 @@ location of every task first, refuse before anything moves, then apply through `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 from .carryplan import carry_adopted
 from .layout import LEAVES, plan_layout
-from .linker import Linker
 from .linkplan import LinkPlan, State, Way, plan_links
 from .locations import LinkError, Location, locations
+from .repairs import plan_repairs
 from .settings import Settings
 from .steps import Counted, StepResult, check_flags, workspace_git
 from .workspace import Session
+
+if TYPE_CHECKING:
+    from .linker import Linker
 
 
 def task_name(variable: str) -> str:
@@ -33,7 +38,7 @@ class LinkWork:
 
     name: str
     plans: list[LinkPlan]
-    linker: Linker | None = None
+    linker: Callable[[], Linker] | None = None  # made when a plan needs it
     # Locations of a clone that `--dry bootstrap` only showed: nothing to look at yet.
     once_cloned: list[Location] = field(default_factory=list)
 
@@ -62,13 +67,20 @@ def plan_link_step(
         return LinkWork(name, [], once_cloned=locations(settings, variable))
     git = workspace_git(session, settings)
     plans = [
-        carry_adopted(plan, git, session.journal.entry(plan.location.link))
+        plan_repairs(carry_adopted(plan, git, entry), git, entry)
         for plan in plan_links(settings, variable, git, way, relative=relative)
+        for entry in [session.journal.entry(plan.location.link)]
     ]
     for plan in plans:
         if plan.refused:
             session.report.refused(f"{plan.location.link} [{plan.state.value}]: {plan.problem}")
-    linker = Linker(git, session.report, session.changes, session.journal, relative)
+
+    @functools.cache
+    def linker() -> Linker:
+        from .linker import Linker  # (and what moving files needs: only when there is work)
+
+        return Linker(git, session.report, session.changes, session.journal, relative)
+
     return LinkWork(name, plans, linker)
 
 
@@ -105,8 +117,12 @@ def _apply(session: Session, work: LinkWork) -> None:
             partial(_not_cloned, location),
         )
     for plan in work.plans:
-        if not plan.refused and work.linker is not None:
-            work.linker.apply(plan)
+        if plan.refused or work.linker is None:
+            continue
+        if plan.settled and plan.location.target.is_dir():  # no need of the applier
+            session.report.unchanged(f"already linked {plan.location.link}")
+        else:
+            work.linker().apply(plan)
 
 
 def apply_link_steps(

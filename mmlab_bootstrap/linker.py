@@ -11,9 +11,9 @@ from typing import Any
 
 from .changes import Changes
 from .errors import shown
-from .excludes import add_exclude, exclude_missing
+from .excludes import add_exclude
 from .fsutil import fsync_folder
-from .git import Git, git_message
+from .git import Git
 from .journal import Journal
 from .linkplan import LinkPlan, State, Way
 from .locations import (
@@ -24,6 +24,7 @@ from .locations import (
     link_destination,
     resolves,
 )
+from .outcomes import git_message
 from .report import Reporter
 from .transfer import (
     TransferError,
@@ -56,9 +57,8 @@ class Linker:
                 self.changes.make(self._carry_text(plan), lambda: self._carry(plan))
             else:
                 self.report.unchanged(f"already linked {location.link}")
-            repairs = self._repairs(location)
-            if repairs:
-                self.changes.make(repairs, lambda: self._repair_bookkeeping(location))
+            if plan.repairs:
+                self.changes.make(plan.repairs, lambda: self._repair_bookkeeping(location))
             return
         destination = self.destination(location)
         would = [self._carry_text(plan)] if plan.carried else []
@@ -179,22 +179,8 @@ class Linker:
             retired.append(aside)
         return retired
 
-    def _repairs(self, location: Location) -> list[str]:
-        """What a run stopped right after linking (killed, or its output pipe closed) may
-        have left undone at a linked location: the journal record, a temporary copy of a
-        killed `--adopt`, the exclude entry. Looks only (one git command at most)."""
-        entry = self.journal.entry(location.link)
-        repairs = []
-        if not entry:
-            repairs.append(f"record {location.link} in the journal")
-        if entry.get("adopted"):
-            repairs.append(f"remove what an interrupted --adopt left in {location.target}")
-        if exclude_missing(self.git, location):
-            repairs.append(f"hide {location.link} from git status (.git/info/exclude)")
-        return repairs
-
     def _repair_bookkeeping(self, location: Location) -> None:
-        """Add what `_repairs` found missing."""
+        """Add the bookkeeping `repairs.plan_repairs` found missing."""
         if not self.journal.entry(location.link):
             self.journal.record(location.link, target=str(location.target), linked=True)
         self._remove_adopt_leftovers(location)  # a run killed after linking did not get to it

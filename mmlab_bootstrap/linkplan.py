@@ -69,10 +69,16 @@ class LinkPlan:
     # Tracked files whose copy in the target is an older version git still holds (left there
     # by an earlier link, then `unlink` and an update): replaced, since git keeps those bytes.
     stale: tuple[str, ...] = ()
+    repairs: tuple[str, ...] = ()  # bookkeeping a linked location lacks (see `repairs`)
 
     @property
     def refused(self) -> bool:
         return bool(self.problem)
+
+    @property
+    def settled(self) -> bool:
+        """Linked already, with nothing to carry and no bookkeeping to repair."""
+        return self.state is State.LINKED and not (self.refused or self.carried or self.repairs)
 
 
 def plan_links(

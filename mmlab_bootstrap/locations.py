@@ -113,17 +113,17 @@ def resolves(location: Location, destination: str) -> bool:
     return os.path.realpath(where) == os.path.realpath(location.target)
 
 
-BACKUP_NAME = re.compile(r"\.bak-(\d{8}-\d{6})(?:-(\d+))?", re.ASCII)
+BACKUP_NAME = "(?a)" r"\.bak-(\d{8}-\d{6})(?:-(\d+))?"
 
 
 def is_backup_name(leaf: str, name: str) -> bool:
     """Whether `name` is one this tool gives a backup: `<leaf>.bak-YYYYmmdd-HHMMSS[-N]`."""
-    return name.startswith(leaf) and BACKUP_NAME.fullmatch(name[len(leaf) :]) is not None
+    return name.startswith(leaf) and re.fullmatch(BACKUP_NAME, name[len(leaf) :]) is not None
 
 
 def backup_order(leaf: str, name: str) -> tuple[str, int]:
     """Backups sort by time, then by number (a name without one counts as 1)."""
-    match = BACKUP_NAME.fullmatch(name[len(leaf) :]) if name.startswith(leaf) else None
+    match = re.fullmatch(BACKUP_NAME, name[len(leaf) :]) if name.startswith(leaf) else None
     if match is None:
         return ("", 0)
     return (match.group(1), int(match.group(2)) if match.group(2) else 1)

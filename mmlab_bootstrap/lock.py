@@ -16,7 +16,7 @@ from .fsutil import FileRefused, open_own_file
 
 LOCK_FILE = ".mmlab-bootstrap.lock"
 DEFAULT_WAIT = 5.0
-_HOLDER = re.compile(r"pid (\d+), task ([A-Za-z0-9_-]+)")
+_HOLDER = r"pid (\d+), task ([A-Za-z0-9_-]+)"
 
 
 class LockError(BootstrapError):
@@ -40,7 +40,7 @@ def _say(line: str) -> None:
 def holder(descriptor: int) -> str:
     """Who holds the lock, as `pid N, task T` (what that run wrote), else `pid unknown`."""
     try:
-        found = _HOLDER.search(os.pread(descriptor, 200, 0).decode("ascii", "replace"))
+        found = re.search(_HOLDER, os.pread(descriptor, 200, 0).decode("ascii", "replace"))
     except OSError:
         found = None
     return f"pid {found.group(1)}, task {found.group(2)}" if found else "pid unknown"

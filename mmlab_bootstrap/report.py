@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 from types import TracebackType
 from typing import TextIO
 
-import colorama
-
 from .errors import escaped
 
-colorama.just_fix_windows_console()
+# Styles by name; their codes come from colorama the first time a line is colored (importing
+# it costs more than the rest of `inv --list`, and output that is not a terminal needs none).
+_GREEN, _YELLOW, _RED, _CYAN, _DIM = "GREEN", "YELLOW", "RED", "CYAN", "DIM"
 
-_GREEN = colorama.Fore.GREEN
-_YELLOW = colorama.Fore.YELLOW
-_RED = colorama.Fore.RED
-_CYAN = colorama.Fore.CYAN
-_DIM = colorama.Style.DIM
-_RESET = colorama.Style.RESET_ALL
+
+@functools.cache
+def _codes() -> dict[str, str]:
+    import colorama
+
+    colorama.just_fix_windows_console()
+    fore, style = colorama.Fore, colorama.Style
+    return {
+        _GREEN: fore.GREEN,
+        _YELLOW: fore.YELLOW,
+        _RED: fore.RED,
+        _CYAN: fore.CYAN,
+        _DIM: style.DIM,
+        "RESET": style.RESET_ALL,
+    }
 
 
 # Hints and instructions are written as `inv TASK …`; they are shown with the command the user
 # actually ran (`mmlab-bootstrap TASK …` for the console script).
 TASKS = ("env", "clone", "layout", "link-checkpoints", "link-data", "unlink", "bootstrap", "status")
-_INV_TASK = re.compile(r"(?<![\w./'\\-])inv (?=(?:" + "|".join(TASKS) + r")\b)")
+_INV_TASK = r"(?<![\w./'\\-])inv (?=(?:" + "|".join(TASKS) + r")\b)"
 
 
 def as_run(text: str, program: str) -> str:
     """`inv TASK` in an instruction, spelled with the program the user ran."""
-    return text if program == "inv" else _INV_TASK.sub(f"{program} ", text)
+    return text if program == "inv" else re.sub(_INV_TASK, f"{program} ", text)
 
 
 def silence(stream: TextIO) -> None:
@@ -97,7 +107,6 @@ class Reporter:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.program = program  # the command the user ran, named in hints
-        self.changes = 0  # done, would and refused lines so far
         self.hide_unchanged = False  # bootstrap sums a step's unchanged lines up in one
 
     def _print(self, stream: TextIO, style: str, text: str, *, instruction: bool = False) -> None:
@@ -107,12 +116,12 @@ class Reporter:
         if instruction:  # may name a command to run
             text = as_run(text, self.program)
         if style and wants_color(stream):
-            text = f"{style}{text}{_RESET}"
+            codes = _codes()
+            text = f"{codes[style]}{text}{codes['RESET']}"
         write_line(stream, text)
 
     def done(self, text: str) -> None:
         """Something was changed."""
-        self.changes += 1
         self._print(self.out, _GREEN, text)
 
     def unchanged(self, text: str, *, always: bool = False) -> None:
@@ -122,7 +131,6 @@ class Reporter:
 
     def would(self, text: str) -> None:
         """What a real run would change (under --dry)."""
-        self.changes += 1
         self._print(self.out, _CYAN, f"would {text}")
 
     def info(self, text: str) -> None:
@@ -131,7 +139,6 @@ class Reporter:
 
     def refused(self, text: str) -> None:
         """A location or item the tool would not touch."""
-        self.changes += 1
         self._print(self.out, _RED, f"refused {text}")
 
     def problem(self, text: str) -> None:

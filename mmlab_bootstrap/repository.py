@@ -17,9 +17,10 @@ from pathlib import Path
 
 from .git import Git
 from .submodules import SubmoduleEntry
+from .submodules import gitlinks as submodule_gitlinks
 
-_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
-_PATHS = re.compile(r"^\s*path\s*=\s*(.+?)\s*$", re.MULTILINE)
+_SHA = r"[0-9a-f]{40}([0-9a-f]{24})?"
+_PATHS = "(?m)" r"^\s*path\s*=\s*(.+?)\s*$"
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,13 @@ def look_at(git: Git, folder: Path) -> RepoFacts:
     lines = found.out.splitlines()
     if len(lines) < 6 or os.path.realpath(lines[0]) != os.path.realpath(folder):
         return RepoFacts(folder)
-    head = lines[6] if len(lines) > 6 and _SHA.fullmatch(lines[6]) else ""
+    head = lines[6] if len(lines) > 6 and re.fullmatch(_SHA, lines[6]) else ""
     recorded = lines[7 : 7 + len(paths)] if head else []
     if found.ok and len(recorded) == len(paths):
         gitlinks = dict(zip(paths, recorded, strict=True))
         symbolic = lines[7 + len(paths)] if len(lines) > 7 + len(paths) else ""
     else:  # no commit yet, or `.gitmodules` names a path the index lacks
-        gitlinks = _gitlinks(git, folder)
+        gitlinks = submodule_gitlinks(git, folder)
         symbolic = git.probe(["symbolic-ref", "-q", "HEAD"], cwd=folder).out.strip()
     return RepoFacts(
         folder,
@@ -112,8 +113,8 @@ def sparse_checkout(git: Git, folder: Path) -> bool:
     return answer.out.strip() == "true"
 
 
-_SECTION = re.compile(r"\s*\[([^\]]*)\]\s*$")
-_URL = re.compile(r"\s*url\s*=\s*([^\s\"\\;#]+)\s*$", re.IGNORECASE)
+_SECTION = r"\s*\[([^\]]*)\]\s*$"
+_URL = "(?i)" r"\s*url\s*=\s*([^\s\"\\;#]+)\s*$"
 
 
 def _plain_origin(config: Path) -> str | None:
@@ -127,7 +128,7 @@ def _plain_origin(config: Path) -> str | None:
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith(("#", ";")):
             continue
-        header = _SECTION.fullmatch(line)
+        header = re.fullmatch(_SECTION, line)
         if header:
             section = header[1].strip()
             if section.lower().startswith("include"):
@@ -135,7 +136,7 @@ def _plain_origin(config: Path) -> str | None:
             continue
         name = line.partition("=")[0].strip().lower()
         if re.fullmatch(r'(?i:remote)\s+"origin"', section) and name == "url":
-            found = _URL.fullmatch(line)
+            found = re.fullmatch(_URL, line)
             if found is None:
                 return None
             urls.append(found[1])
@@ -147,17 +148,6 @@ def _submodule_paths(folder: Path) -> list[str]:
     leaving out any git could take for an option or a revision range."""
     with contextlib.suppress(OSError, UnicodeDecodeError):
         text = (folder / ".gitmodules").read_text(encoding="utf-8")
-        found = (path.strip('"').rstrip("/") for path in _PATHS.findall(text))
+        found = (path.strip('"').rstrip("/") for path in re.findall(_PATHS, text))
         return sorted({path for path in found if path and not path.startswith(("-", ":"))})
     return []
-
-
-def _gitlinks(git: Git, repo: Path) -> dict[str, str]:
-    """The submodule paths of a repository (relative to it) and the commits it records."""
-    listing = git.probe(["ls-files", "--stage", "-z"], cwd=repo)
-    found = {}
-    for record in listing.out.split("\0"):
-        meta, _, path = record.partition("\t")
-        if meta.startswith("160000 "):
-            found[path] = meta.split()[1]
-    return found

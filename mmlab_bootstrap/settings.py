@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .envfile import value_problem
+from .envcheck import value_problem
 from .errors import SettingsError, shown
-from .fsutil import is_inside
+from .paths import is_inside
 from .variables import (
     BY_NAME,
     CHECKPOINTS_PATH,
@@ -184,7 +184,7 @@ def _normalise_path(variable: Variable, raw: str, source: Source, root: Path) ->
     return absolute
 
 
-_PROJECT_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
+_PROJECT_FORBIDDEN = r"[/\\\x00-\x1f\x7f]"
 
 
 def _normalise_projects(variable: Variable, raw: str, source: Source) -> str:
@@ -192,7 +192,7 @@ def _normalise_projects(variable: Variable, raw: str, source: Source) -> str:
     for name in raw.split():
         if name.startswith("."):  # `.`, `..`, `.git` and other hidden folders
             raise _fail(variable, source, name, "is not a plain folder name (it starts with '.')")
-        if name.startswith("-") or _PROJECT_FORBIDDEN.search(name):
+        if name.startswith("-") or re.search(_PROJECT_FORBIDDEN, name):
             raise _fail(variable, source, name, "is not a plain folder name")
         if name not in names:
             names.append(name)
@@ -201,21 +201,21 @@ def _normalise_projects(variable: Variable, raw: str, source: Source) -> str:
     return " ".join(names)
 
 
-_REF_FORBIDDEN = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//")
+_REF_FORBIDDEN = r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//"
 
 
 def _check_ref(variable: Variable, raw: str, source: Source) -> str:
     if (
         raw.startswith(("-", "/", "."))
         or raw.endswith(("/", ".", ".lock"))
-        or _REF_FORBIDDEN.search(raw)
+        or re.search(_REF_FORBIDDEN, raw)
     ):
         raise _fail(variable, source, raw, "is not a branch, tag or commit name")
     return raw
 
 
-_SCHEME_URL = re.compile(r"(?:https?|ssh|git)://[^/\s@]*@?[A-Za-z0-9.\[\]:_-]+(?:/.*)?|file:///.*")
-_SCP_URL = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!/?/).*")
+_SCHEME_URL = r"(?:https?|ssh|git)://[^/\s@]*@?[A-Za-z0-9.\[\]:_-]+(?:/.*)?|file:///.*"
+_SCP_URL = r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!/?/).*"
 
 
 def _check_url(variable: Variable, raw: str, source: Source) -> str:
@@ -223,7 +223,7 @@ def _check_url(variable: Variable, raw: str, source: Source) -> str:
         raise _fail(variable, source, raw, "must not start with '-'")
     if "::" in raw.split("/", 1)[0]:
         raise _fail(variable, source, raw, "uses a git remote helper transport (such as ext::)")
-    if not (_SCHEME_URL.fullmatch(raw) or _SCP_URL.fullmatch(raw)):
+    if not (re.fullmatch(_SCHEME_URL, raw) or re.fullmatch(_SCP_URL, raw)):
         raise _fail(
             variable,
             source,

@@ -13,18 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .clone import ClonePlan, plan_clone
-from .cloner import Cloner
 from .envfile import render
 from .errors import BootstrapError, shown
 from .git import Git
 from .layout import Folder, plan_layout
 from .locations import LinkError, check_projects, locations
-from .rcfile import check_rc, update_rc
-from .report import write_line
 from .settings import Settings
-from .status import override_warnings, workspace_status
-from .status_view import print_status
-from .unlinker import Unlinker, UnlinkPlan, plan_unlink
+from .status import override_warnings
 from .variables import BY_NAME, VARIABLES
 from .workspace import Session
 
@@ -87,6 +82,8 @@ def env_rc_step(
     """`env`, and with `rc` the marked block in a shell rc file that loads this `.env`."""
     if remove and not rc:
         raise BootstrapError("--remove goes with --rc", "run: inv env --rc ~/.bashrc --remove")
+    from .rcfile import check_rc, update_rc
+
     rc_path = Path(os.path.expanduser(rc)) if rc else None
     if rc_path is not None:
         check_rc(rc_path, session.root, remove=remove)  # before .env is written
@@ -119,7 +116,12 @@ def clone_step(
     settings = session.settings(flags)
     git = workspace_git(session, settings)
     plan: ClonePlan = plan_clone(settings, git, update=update)
-    Cloner(settings, git, session.report, session.changes, jobs).apply(plan)
+    if plan.changes_anything:
+        from .cloner import Cloner  # (and what fetching needs: only when there is work)
+
+        Cloner(settings, git, session.report, session.changes, jobs).apply(plan)
+    else:
+        session.report.unchanged(f"up to date: {plan.path}")
     return counted.result(settings, [plan])
 
 
@@ -128,6 +130,8 @@ def unlink_step(
 ) -> StepResult:
     """Remove managed links and put back what linking replaced; stored data stays.
     Every location is planned before any is changed."""
+    from .unlinker import Unlinker, UnlinkPlan, plan_unlink
+
     counted = Counted(session)
     settings = session.settings(flags)
     check_projects(settings)
@@ -145,6 +149,10 @@ def unlink_step(
 
 def status_step(session: Session, *, as_json: bool) -> bool:
     """Show the workspace (or print it as one JSON document); whether it is healthy."""
+    from .report import write_line
+    from .status import workspace_status
+    from .status_view import print_status
+
     envfile = session.read_env()
     settings = session.settings({}, envfile)
     found = workspace_status(session, settings, envfile.values())

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BootstrapError, shown
-from .fsutil import is_inside
 from .git import Git
+from .paths import is_inside
 
 
 class CloneError(BootstrapError):

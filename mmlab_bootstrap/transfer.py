@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import os
 import re
-import secrets
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from .copying import copy_bytes, identity, open_for_writing, sigio_ignored
 from .errors import BootstrapError, shown
 from .fsutil import fsync_folder, kind
 
-RUN_TOKEN = secrets.token_hex(8)
+RUN_TOKEN = os.urandom(8).hex()  # (as secrets.token_hex, without its imports)
 """Part of every temporary name this run makes: no other run, and no user, has it."""
 
 COPY_ATTEMPTS = 3

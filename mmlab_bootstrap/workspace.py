@@ -11,11 +11,11 @@ from pathlib import Path
 
 from .changes import Changes
 from .envfile import EnvFile, read_env_file
-from .fsutil import remove_stale_temporaries
 from .journal import STATE_FILE, Journal
 from .lock import workspace_lock
 from .report import Reporter
 from .settings import Settings, resolve
+from .temporaries import remove_stale_temporaries
 
 ENV_FILE = ".env"
 
@@ -31,6 +31,8 @@ class Session:
     lock_task: str | None = None  # take the workspace lock for this task, once input is valid
     held: contextlib.ExitStack | None = None  # keeps the lock until the task ends
     _journal: Journal | None = None
+    _env: tuple[tuple[int, ...], EnvFile] | None = None
+    _settings: tuple[object, Settings] | None = None
 
     def __post_init__(self) -> None:
         self.changes = Changes(self.report, dry=self.dry)  # the one seam every change goes through
@@ -40,8 +42,25 @@ class Session:
         return self.root / ENV_FILE
 
     def read_env(self) -> EnvFile:
-        """The workspace's `.env`, checked."""
-        return read_env_file(self.env_path)
+        """The workspace's `.env`, checked (read again only when the file or the workspace
+        changed since: every step of a run asks for it)."""
+        try:
+            found = os.stat(self.env_path)
+            key: tuple[int, ...] | None = (
+                found.st_dev,
+                found.st_ino,
+                found.st_size,
+                found.st_mtime_ns,
+                found.st_ctime_ns,
+                self.changes.made,
+            )
+        except OSError:
+            key = None
+        if key is not None and self._env is not None and self._env[0] == key:
+            return self._env[1]
+        envfile = read_env_file(self.env_path)
+        self._env = (key, envfile) if key is not None else None
+        return envfile
 
     def settings(self, flags: Mapping[str, str | None], envfile: EnvFile | None = None) -> Settings:
         """The effective settings for this run (flags > environment > .env > defaults).
@@ -50,13 +69,21 @@ class Session:
         read again, as another run may have written it while this one waited.
         """
         envfile = envfile if envfile is not None else self.read_env()
-        settings = resolve(self.root, flags, self.environ, envfile.values())
+        settings = self._resolved(flags, envfile)
         if self.lock_task is not None and self.held is not None:
             self.held.enter_context(workspace_lock(self.root, self.lock_task))
             self.lock_task = None
             self.changes.after_changes(self.remove_leftovers)
             settings = resolve(self.root, flags, self.environ, self.read_env().values())
         return settings
+
+    def _resolved(self, flags: Mapping[str, str | None], envfile: EnvFile) -> Settings:
+        """`resolve`, remembered for the same flags and `.env` while nothing changed (its
+        checks look at the disk, which only a change alters): every step asks again."""
+        key = (tuple(sorted(flags.items())), envfile.text, self.changes.made)
+        if self._settings is None or self._settings[0] != key:
+            self._settings = (key, resolve(self.root, flags, self.environ, envfile.values()))
+        return self._settings[1]
 
     def remove_leftovers(self) -> None:
         """Remove the temporary files a killed run left beside `.env` and the journal."""

@@ -7,7 +7,6 @@ same workspace: the list of changes (each as the lines --dry shows for it) must 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import shutil
 import tempfile
@@ -44,23 +43,33 @@ class Recorder(Changes):
         return super().make(would, act)
 
 
-def recorded(root: Path, step: Callable[[Session], object], *, dry: bool) -> list[list[str]]:
-    """The changes one step makes (dry: would make) in the workspace at `root`."""
+def recorded(
+    root: Path, step: Callable[[Session], object], *, dry: bool
+) -> tuple[list[list[str]], bool]:
+    """The changes one step makes (dry: would make) in the workspace at `root`, and whether
+    it refused."""
     session = Session(root, dry=dry, report=Reporter(io.StringIO(), io.StringIO()), environ={})
     recorder = Recorder(session.report, dry=dry)
     session.changes = recorder
-    with contextlib.suppress(BootstrapError):  # a refusal: both runs still show the same
+    try:
         step(session)
-    return recorder.log
+    except BootstrapError:
+        return recorder.log, True
+    return recorder.log, False
 
 
 def dry_then_real(root: Path, step: Callable[[Session], object], *watched: Path) -> list[list[str]]:
-    """Run a step under --dry (nothing may change), then for real; the changes must match."""
+    """Run a step under --dry (nothing may change), then for real; the changes must match.
+    A refusal changes nothing, after --dry showed the whole plan it refuses."""
     before = snapshot(*watched)
-    shown = recorded(root, step, dry=True)
+    shown, refused = recorded(root, step, dry=True)
     assert snapshot(*watched) == before, "--dry changed something"
-    made = recorded(root, step, dry=False)
-    assert shown == made
+    made, refused_too = recorded(root, step, dry=False)
+    assert refused == refused_too
+    if refused:
+        assert made == [] and snapshot(*watched) == before
+    else:
+        assert shown == made
     return made
 
 

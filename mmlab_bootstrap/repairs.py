@@ -1,0 +1,28 @@
+"""Planning the repairs at a linked location: what a run stopped right after linking (killed,
+or its output pipe closed) may have left undone. Looks only; `linker` makes them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from .excludes import exclude_missing
+from .git import Git
+from .linkplan import LinkPlan, State
+
+
+def plan_repairs(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> LinkPlan:
+    """A linked location's plan with the bookkeeping it lacks: its journal record, removing a
+    temporary copy a killed `--adopt` left, its exclude entry (one git command at most)."""
+    if plan.state is not State.LINKED or plan.refused:
+        return plan
+    location = plan.location
+    repairs = []
+    if not recorded:
+        repairs.append(f"record {location.link} in the journal")
+    if recorded.get("adopted"):
+        repairs.append(f"remove what an interrupted --adopt left in {location.target}")
+    if exclude_missing(git, location):
+        repairs.append(f"hide {location.link} from git status (.git/info/exclude)")
+    return replace(plan, repairs=tuple(repairs)) if repairs else plan
