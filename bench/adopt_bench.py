@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchtools import inv_command  # noqa: E402  (bench/ is on the path)
+
 from tests.gitfixture import build_superproject  # noqa: E402
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}  # stock git settings
@@ -130,7 +132,7 @@ def location_in(workspace: Path) -> Path:
 
 
 def link(workspace: Path, way: str, storage: Path) -> float:
-    return run(["inv", "link-data", way, "--dataset-path", str(storage)], workspace)
+    return run([*inv_command(), "link-data", way, "--dataset-path", str(storage)], workspace)
 
 
 def verdict(name: str, ratio: float, goal: float, detail: str) -> bool:
