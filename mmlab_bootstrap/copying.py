@@ -67,7 +67,10 @@ def copy_bytes(reader: int, writer: int, status: os.stat_result) -> int:
         chunk = os.read(reader, want)
         if not chunk:
             return written
-        written += _write_all(writer, chunk)
+        done = os.write(writer, chunk)
+        if done < len(chunk):  # a short write: the rest, then go on
+            _write_all(writer, memoryview(chunk)[done:])
+        written += len(chunk)
         if len(chunk) < want:  # a regular file reads short only at its end
             return written
         want = CHUNK
@@ -100,8 +103,6 @@ def _copy_extents(reader: int, writer: int, size: int) -> int | None:
     return os.fstat(writer).st_size
 
 
-def _write_all(writer: int, chunk: bytes) -> int:
-    view = memoryview(chunk)
+def _write_all(writer: int, view: memoryview) -> None:
     while view:
         view = view[os.write(writer, view) :]
-    return len(chunk)

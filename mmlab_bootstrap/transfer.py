@@ -244,7 +244,8 @@ def _copy_once(
     fsynced): the source's status when the copy matches it, None when it changed (or, with
     `by_name`, when its name now holds another file: then that one is copied next)."""
     before = os.fstat(reader)
-    _refuse_special(source, before.st_mode)
+    if not stat.S_ISREG(before.st_mode):
+        _refuse_special(source, before.st_mode)
     if open_for_writing(reader):
         raise TransferError(
             f"{shown(source)} is open for writing in another program; it was left where it is",
