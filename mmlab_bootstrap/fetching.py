@@ -1,25 +1,42 @@
-"""Fetch a superproject's submodules level by level, shallow, in parallel, resumably.
+"""Fetch a superproject's submodules, each only at its recorded commit, in parallel, resumably.
 
-Each level's submodules are listed and their URLs checked (see `submodules`) before any of
-them is fetched; nested ones are only known once their parent is checked out. Each submodule
-is its own `git submodule update --depth 1 -- PATH`, so its progress and its failure are its
-own. The checkouts about to start are written to the `checkouts` record first, so that one a
-kill stopped half way is finished by the next run.
+A submodule not cloned yet gets its repository where `git submodule update --init` puts it
+(`<parent's git folder>/modules/<name>`, linked to its folder as git links it, `origin` at its
+configured URL), then ONE shallow fetch of the commit its parent records (not the default
+branch's tip first, as `git submodule update --depth 1` does), then its checkout. An existing
+clone fetches the recorded commit the same way when it lacks it. A server that refuses to
+send a commit by its id gets git's own way instead (`git submodule update --depth 1`).
+
+Nested submodules start as soon as their parent is checked out, all under one limit of
+`jobs` at a time. The submodules of one repository are listed and their URLs checked (see
+`submodules`) before any of them is fetched. The checkouts about to start are written to the
+`checkouts` record first, so that one a kill stopped half way is finished by the next run.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkouts import CheckoutRecord
 from .errors import shown
 from .fsutil import is_inside
-from .git import CONFLICT, REFUSED, Git, Outcome, failure, failure_kind
+from .git import (
+    CONFLICT,
+    NETWORK,
+    REFUSED,
+    Git,
+    Outcome,
+    failure,
+    failure_kind,
+    git_message,
+)
 from .progress import Board
 from .report import Reporter
 from .settings import Settings
@@ -35,14 +52,38 @@ from .submodules import (
     incomplete_submodules,
     is_toplevel,
     list_submodules,
-    module_gitdir,
+    modules_folder,
     needs_file_transport,
+    plain_name,
     recorded_commit,
-    submodule_status,
+    walk_submodules,
 )
 
 DEEPER = ("--depth", "50")
 ROUNDS = 3
+# What git (or its remote) says when it will not send a repository at all: no point in trying
+# git's own way after the fetch by commit id failed so.
+_NO_REPOSITORY = re.compile(
+    r"does not appear to be a git repository|Repository not found", re.IGNORECASE
+)
+
+
+class _Stopped(Exception):
+    """The pass is being stopped (an interruption or an error elsewhere): start nothing new."""
+
+
+@dataclass
+class _Pass:
+    """What one pass over the submodules shares between its worker threads."""
+
+    root: Path
+    record: CheckoutRecord
+    roots: list[Path]
+    board: Board
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)  # interrupted: stop now
+    closing: threading.Event = field(default_factory=threading.Event)  # an error: start no more
+    modules: dict[Path, Path | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,10 +100,15 @@ class SubmoduleFetcher:
         git = self.git
         git.stale_locks_under = root / ".git"
         if git.dry:
-            command = git.command(["submodule", "update", "--init", "--depth", "1", "--"], root)
+            fetch = git.command(
+                ["fetch", "--depth", "1", "--no-tags", "origin"], root / "<each submodule>"
+            )
+            update = git.command(["submodule", "update", "--init", "--depth", "1", "--"], root)
             self.report.would(
-                f"run: {shlex.join(command)} <each submodule>, level by level, after checking"
-                f" its URL (nested ones once their parent is checked out; {self.jobs} at a time)"
+                f"run: {shlex.join(fetch)} <its recorded commit>, then check that commit out, for"
+                f" each submodule after checking its URL (nested ones as soon as their parent is"
+                f" checked out; {self.jobs} at a time); where a server will not send a commit"
+                f" by its id: {shlex.join(update)} <each submodule>"
             )
             return
         record = CheckoutRecord(root, dry=False)
@@ -74,7 +120,7 @@ class SubmoduleFetcher:
                     raise failure(
                         outcome, sub.fetched, f"fetching submodule {sub.path}", sub.folder
                     )
-            status = submodule_status(git, root)
+            status = walk_submodules(git, root)
             missing = incomplete_submodules(git, root, status)
             if not missing and not failed:
                 self.report.done(f"submodules ready: {len(status)}")
@@ -90,35 +136,241 @@ class SubmoduleFetcher:
         )
 
     def _levels(self, root: Path, record: CheckoutRecord) -> list[tuple[Submodule, Outcome]]:
-        """One pass over the levels; returns the submodules whose fetch failed."""
-        roots = file_roots(self.settings.repo, self.settings.mirror)
+        """One pass over every submodule, nested ones as soon as their parent is checked out,
+        `jobs` at a time; returns the submodules whose fetch failed."""
         failed: list[tuple[Submodule, Outcome]] = []
-        repos = [root]
+        roots = file_roots(self.settings.repo, self.settings.mirror)
         with Board(self.report, live=self.git.progress) as board:
             self.git.warn = lambda text: board.say(lambda: self.report.warn(text))
+            work = _Pass(root, record, roots, board)
             try:
-                while repos:
-                    subs = [sub for repo in repos for sub in list_submodules(self.git, root, repo)]
-                    pending = [sub for sub in subs if not self._complete(sub)]
-                    allow = needs_file_transport(self._urls(pending), roots)
-                    for sub in pending:
-                        self._refuse_files_in_the_way(sub, record)
-                        self._forget_half_clone(root, sub)
-                    pending = [sub for sub in pending if not self._resume(sub, record)]
-                    record.start({s.path: s.recorded for s in pending if self._ours(s, record)})
-                    failed += self._fetch(pending, allow, board)
-                    done = [sub for sub in subs if self._complete(sub)]
-                    record.finish(sub.path for sub in done)
-                    repos = [sub.folder for sub in done]
+                first = self._prepare(work, list_submodules(self.git, root, root))
+                with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+                    self._drive(pool, work, first, failed)
             finally:
                 self.git.warn = self.report.warn
         return failed
+
+    def _drive(
+        self,
+        pool: ThreadPoolExecutor,
+        work: _Pass,
+        first: list[tuple[Submodule, bool]],
+        failed: list[tuple[Submodule, Outcome]],
+    ) -> None:
+        """Run the submodules' work in `pool`, adding each one's submodules when it is done;
+        after an error, start nothing new, let what runs finish, then raise it."""
+        running: set[Future[tuple[Submodule, Outcome, list[tuple[Submodule, bool]]]]] = set()
+        error: Exception | None = None
+
+        def submit(batch: list[tuple[Submodule, bool]]) -> None:
+            for sub, allow in batch:
+                running.add(pool.submit(self._work, work, sub, allow))
+
+        try:
+            submit(first)
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.discard(future)
+                    try:
+                        sub, outcome, batch = future.result()
+                    except _Stopped:
+                        continue
+                    except Exception as problem:  # a refusal while listing nested ones
+                        error = error or problem
+                        work.closing.set()
+                        continue
+                    if not outcome.ok:
+                        failed.append((sub, outcome))
+                    if error is None:
+                        submit(batch)
+        except BaseException:
+            work.stop.set()
+            for future in running:
+                future.cancel()
+            self.git.interrupt()
+            raise
+        if error is not None:
+            raise error
+
+    def _prepare(self, work: _Pass, subs: list[Submodule]) -> list[tuple[Submodule, bool]]:
+        """Check one repository's submodules before any of them is fetched: their URLs, files
+        in the way, half clones and checkouts an interrupted run left; note the checkouts
+        about to start. Returns each with whether it may use the file transport."""
+        pending = [sub for sub in subs if not self._complete(sub)]
+        needs_file_transport(self._urls(pending), work.roots)  # refuses any unsafe one
+        for sub in pending:
+            self._refuse_files_in_the_way(sub, work.record)
+            self._forget_half_clone(work.root, sub)
+        resumed = [sub for sub in pending if self._resume(sub, work.record)]
+        pending = [sub for sub in pending if sub not in resumed]
+        ours = {s.path: s.recorded for s in pending if self._ours(s, work.record)}
+        with work.lock:
+            work.record.start(ours)
+        work.board.expect(len(pending))
+        batch = [(sub, needs_file_transport(self._urls([sub]), work.roots)) for sub in pending]
+        return batch + [(sub, False) for sub in subs if sub not in pending]
+
+    def _work(
+        self, work: _Pass, sub: Submodule, allow_file: bool
+    ) -> tuple[Submodule, Outcome, list[tuple[Submodule, bool]]]:
+        """Bring one submodule to its recorded commit (unless it is there), then prepare its
+        own submodules; returns them, to be started next."""
+        if work.stop.is_set():
+            raise _Stopped
+        outcome = Outcome(0, "", "")
+        if not self._complete(sub):
+            work.board.add(sub.path, sub.fetched)
+            outcome = Outcome(1, "", "")
+            try:
+                outcome = self._fetch_one(work, sub, allow_file)
+            finally:
+                work.board.finish(sub.path, outcome.ok)
+            if not outcome.ok or not self._complete(sub):
+                return sub, outcome, []
+        with work.lock:
+            work.record.finish([sub.path])
+        if work.stop.is_set():
+            raise _Stopped
+        if work.closing.is_set():
+            return sub, outcome, []
+        return sub, outcome, self._prepare(work, list_submodules(self.git, work.root, sub.folder))
+
+    def _fetch_one(self, work: _Pass, sub: Submodule, allow_file: bool) -> Outcome:
+        """Fetch only the recorded commit and check it out; git's own way where a server will
+        not send a commit by its id, or where git's rules call for it."""
+        gitdir = self._module_dir(work, sub)
+        fresh = gitdir is not None and not os.path.lexists(gitdir)
+        if gitdir is None or sub.update or (fresh and os.path.lexists(sub.folder / ".git")):
+            return self._as_git_does(work, sub, allow_file)
+        if not fresh and not (_has_git(sub.folder) and is_toplevel(self.git, sub.folder)):
+            return self._as_git_does(work, sub, allow_file)  # e.g. after `submodule deinit`
+        if fresh and not self._make_repository(sub, gitdir):
+            self._remove_new_repository(work, sub, gitdir)
+            return self._as_git_does(work, sub, allow_file)
+        if work.stop.is_set():
+            raise _Stopped
+        fetched = Outcome(0, "", "")
+        if fresh or not has_commit(self.git, sub.folder, sub.recorded):
+            fetched = self.git.network(
+                [
+                    "fetch",
+                    "--depth",
+                    "1",
+                    "--no-tags",
+                    "--keep",
+                    "--progress",
+                    "origin",
+                    sub.recorded,
+                ],
+                cwd=sub.folder,
+                url=sub.fetched,
+                watch=work.board.watcher(sub.path),
+                allow_file=allow_file,
+            )
+        if not fetched.ok:
+            if fresh:  # as a failed `git clone` leaves nothing, nor does this
+                self._remove_new_repository(work, sub, gitdir)
+            kind = failure_kind(fetched.err)
+            if kind in (NETWORK, REFUSED) or _NO_REPOSITORY.search(fetched.err):
+                return fetched
+            self.git.warn(
+                f"{sub.path}: the server would not send commit {sub.recorded[:12]} by itself"
+                f" ({git_message(fetched.err)}); fetching it as git submodule update does"
+            )
+            return self._as_git_does(work, sub, allow_file)
+        if work.stop.is_set():
+            raise _Stopped
+        return self._check_out(sub, fresh)
+
+    def _make_repository(self, sub: Submodule, gitdir: Path) -> bool:
+        """Make the submodule's repository as `git submodule update --init` makes it: in
+        `gitdir`, its `core.worktree` and the folder's `.git` file pointing at each other by
+        relative paths, `origin` at the configured URL. No commit yet: until one is checked
+        out, a kill leaves a half clone that the next run removes (`_forget_half_clone`)."""
+        git = self.git
+        gitdir.parent.mkdir(parents=True, exist_ok=True)
+        sub.folder.mkdir(parents=True, exist_ok=True)
+        folder, where = os.path.realpath(sub.folder), os.path.realpath(gitdir)
+        steps = (
+            ["--git-dir", str(gitdir), "--work-tree", folder, "init", "-q"],
+            ["--git-dir", str(gitdir), "config", "core.worktree", os.path.relpath(folder, where)],
+            ["--git-dir", str(gitdir), "remote", "add", "--", "origin", sub.url],
+        )
+        for args in steps:
+            if not git.change(args).ok:
+                return False
+        link = os.open(
+            sub.folder / ".git", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666
+        )
+        with os.fdopen(link, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(f"gitdir: {os.path.relpath(where, folder)}\n")
+        return True
+
+    def _check_out(self, sub: Submodule, fresh: bool) -> Outcome:
+        """Check the recorded commit out: a new clone with force (only git's own files are in
+        its folder), an existing one as `git submodule update` does (git refuses to overwrite
+        local changes)."""
+        git = self.git
+        if fresh:
+            # HEAD first: a kill during the checkout then leaves a clone with a commit, which
+            # the checkout record lets the next run finish (`_resume`).
+            moved = git.change(["update-ref", "--no-deref", "HEAD", sub.recorded], cwd=sub.folder)
+            if not moved.ok:
+                return moved
+            return git.change(["checkout", "-f", "-q", "--detach", sub.recorded], cwd=sub.folder)
+        head = git.probe(["rev-parse", "-q", "--verify", "HEAD"], cwd=sub.folder).out.strip()
+        if head == sub.recorded:
+            return Outcome(0, "", "")  # (a clone never checked out: `_repair` completes it)
+        return git.change(["checkout", "-q", "--detach", sub.recorded], cwd=sub.folder)
+
+    def _as_git_does(self, work: _Pass, sub: Submodule, allow_file: bool) -> Outcome:
+        """`git submodule update --depth 1 -- PATH`: it fetches the default branch's tip, then
+        the recorded commit when that is not in it."""
+        if work.stop.is_set():
+            raise _Stopped
+        where = str(sub.folder.relative_to(sub.parent))
+        args = ["submodule", "update", "--depth", "1", "--progress", "--", where]
+        return self.git.network(
+            args,
+            cwd=sub.parent,
+            url=sub.fetched,
+            watch=work.board.watcher(sub.path),
+            allow_file=allow_file,
+        )
+
+    def _module_dir(self, work: _Pass | None, sub: Submodule) -> Path | None:
+        """Where git keeps the submodule's repository (`<parent's git folder>/modules/<name>`),
+        or None for a name that is not a plain relative path (git's own way judges those)."""
+        if not plain_name(sub.name):
+            return None
+        if work is not None and sub.parent in work.modules:
+            modules = work.modules[sub.parent]
+        else:
+            modules = modules_folder(self.git, sub.parent)
+            if work is not None:
+                work.modules[sub.parent] = modules
+        if modules is None:
+            return None
+        gitdir = modules / sub.name
+        return gitdir if is_inside(Path(os.path.normpath(gitdir)), modules) else None
+
+    def _remove_new_repository(self, work: _Pass, sub: Submodule, gitdir: Path) -> None:
+        """Remove the repository `_make_repository` made (it has no commit), before git's own
+        way clones it again."""
+        if has_head(self.git, gitdir) or not is_inside(gitdir, work.root / ".git" / "modules"):
+            return
+        shutil.rmtree(gitdir, ignore_errors=True)
+        link = sub.folder / ".git"
+        if link.is_file() and not link.is_symlink():
+            link.unlink()
 
     def _urls(self, pending: list[Submodule]) -> list[tuple[str, str]]:
         """Every URL fetching `pending` may use: the configured one, and an existing clone's."""
         urls = [(sub.path, sub.fetched) for sub in pending]
         for sub in pending:
-            if is_toplevel(self.git, sub.folder):
+            if _has_git(sub.folder) and is_toplevel(self.git, sub.folder):
                 origin = self.git.probe(["config", "--get", "remote.origin.url"], cwd=sub.folder)
                 if origin.out.strip():
                     urls.append((sub.path, expand(self.git, sub.folder, origin.out.strip())))
@@ -126,7 +378,7 @@ class SubmoduleFetcher:
 
     def _complete(self, sub: Submodule) -> bool:
         """Checked out at its recorded commit."""
-        if not is_toplevel(self.git, sub.folder):
+        if not _has_git(sub.folder) or not is_toplevel(self.git, sub.folder):
             return False
         head = self.git.probe(["rev-parse", "-q", "--verify", "HEAD"], cwd=sub.folder)
         return head.out.strip() == sub.recorded and has_index(self.git, sub.folder)
@@ -174,44 +426,8 @@ class SubmoduleFetcher:
         if not has_commit(self.git, sub.folder, sub.recorded):
             return False
         self.git.change(["checkout", "-f", "-q", "--detach", sub.recorded], cwd=sub.folder)
-        self.report.warn(f"finished the checkout of {sub.path} that an interrupted run started")
+        self.git.warn(f"finished the checkout of {sub.path} that an interrupted run started")
         return self._complete(sub)
-
-    def _fetch(
-        self, pending: list[Submodule], allow_file: bool, board: Board
-    ) -> list[tuple[Submodule, Outcome]]:
-        """Run `git submodule update` for each, `jobs` at a time; return the failures."""
-        if not pending:
-            return []
-        board.expect(len(pending))
-
-        def one(sub: Submodule) -> Outcome:
-            board.add(sub.path, sub.fetched)
-            outcome = Outcome(1, "", "")
-            try:
-                where = str(sub.folder.relative_to(sub.parent))
-                args = ["submodule", "update", "--depth", "1", "--progress", "--", where]
-                outcome = self.git.network(
-                    args,
-                    cwd=sub.parent,
-                    url=sub.fetched,
-                    watch=board.watcher(sub.path),
-                    allow_file=allow_file,
-                )
-            finally:
-                board.finish(sub.path, outcome.ok)
-            return outcome
-
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            futures = [pool.submit(one, sub) for sub in pending]
-            try:
-                outcomes = [future.result() for future in futures]
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                self.git.interrupt()
-                raise
-        return [(sub, out) for sub, out in zip(pending, outcomes, strict=True) if not out.ok]
 
     def _repair(self, root: Path, entry: SubmoduleEntry) -> None:
         """Make one submodule complete: fetch deeper if its commit is missing, check it out."""
@@ -240,7 +456,7 @@ class SubmoduleFetcher:
         It holds no commit, and its folder holds nothing but the `.git` link, so nothing of
         the user's can be in it; the fetch that follows clones it again.
         """
-        gitdir = module_gitdir(self.git, sub.folder)
+        gitdir = self._module_dir(None, sub)
         if gitdir is None or not gitdir.exists() or has_head(self.git, gitdir):
             return
         folder = sub.folder
@@ -253,4 +469,9 @@ class SubmoduleFetcher:
         shutil.rmtree(gitdir)
         if (folder / ".git").is_file():
             (folder / ".git").unlink()
-        self.report.warn(f"removed a half-cloned submodule left by an interrupted run: {sub.path}")
+        self.git.warn(f"removed a half-cloned submodule left by an interrupted run: {sub.path}")
+
+
+def _has_git(folder: Path) -> bool:
+    """Whether `folder` has a `.git` entry (a repository's top always has one)."""
+    return os.path.lexists(folder / ".git")
