@@ -1,0 +1,222 @@
+"""Submodules are fetched only at their recorded commits (issue 15), with git's own way kept
+for servers that refuse a fetch by commit id, nested ones started as soon as their parent is
+checked out, and every guarantee of `inv clone` kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .conftest import assert_clean_error, inv
+from .gitfixture import (
+    GITHUB,
+    OWNER,
+    Fixture,
+    RepoSpec,
+    Submodule,
+    advance,
+    build_repo,
+    build_superproject,
+    git,
+)
+from .netserve import served_over_network
+from .test_clone import RECORD, SUBMODULES, assert_healthy, clone, status, strict_server
+
+UPSTREAM_BYTES = 400_000  # new data at the tips, which nothing records
+
+
+def objects(repo: Path) -> set[str]:
+    """Every object in a repository's store (packed or loose)."""
+    listing = git("-C", str(repo), "cat-file", "--batch-all-objects", "--batch-check=%(objectname)")
+    return set(listing.split())
+
+
+def packs(repo: Path) -> list[Path]:
+    pack_dir = Path(
+        git("-C", str(repo), "rev-parse", "--path-format=absolute", "--git-path", "objects/pack")
+    )
+    return sorted(pack_dir.glob("*.pack"))
+
+
+def test_only_the_recorded_commits_objects_arrive(workspace: Path, tmp_path: Path) -> None:
+    """Upstream went on after the superproject recorded its submodules, adding big data at
+    the tips: each submodule (nested too) gets one pack holding exactly the recorded commit's
+    objects; none of the tips' data arrives."""
+    fixture = build_superproject(tmp_path / "served", absolute=True)
+    upstream = {}
+    for name in ("mmdetection", "mmdetection3d", "spconv"):
+        advance(fixture, name, commits=3, tip_bytes=UPSTREAM_BYTES)
+        upstream[name] = git("-C", str(fixture.bare(name)), "rev-parse", "main:upstream.bin")
+    run = clone(workspace, fixture, "--jobs", "2")
+    assert run.code == 0, run.err
+    ext = workspace / "mmlab_extension"
+    paths = {"mmdetection": "mmdetection", "mmdetection3d": "mmdetection3d"}
+    paths["spconv"] = SUBMODULES[2]
+    for name, path in paths.items():
+        sub = ext / path
+        assert git("-C", str(sub), "rev-parse", "HEAD") == fixture.tips[name]
+        listing = git("-C", str(sub), "rev-list", "--objects", "HEAD").splitlines()
+        reachable = {line.split()[0] for line in listing}
+        held = objects(sub)
+        assert upstream[name] not in held, f"{path} received the upstream tip's data"
+        assert held == reachable, (path, held - reachable)
+        assert len(packs(sub)) == 1, (path, packs(sub))
+    assert_healthy(workspace, fixture)
+
+
+def test_the_result_is_what_git_submodule_update_makes(workspace: Path, tmp_path: Path) -> None:
+    """Each submodule's repository is in its parent's `.git/modules/<name>`, linked both ways
+    by relative paths (the workspace can move), `origin` at the real URL; `git submodule
+    update` afterwards changes nothing, and moves a submodule when the superproject does."""
+    fixture = build_superproject(tmp_path / "served", absolute=True)
+    newer = advance(fixture, "mmdetection", commits=2)
+    assert clone(workspace, fixture).code == 0
+    ext = workspace / "mmlab_extension"
+    assert (ext / "mmdetection/.git").read_text() == "gitdir: ../.git/modules/mmdetection\n"
+    nested = ext / SUBMODULES[2] / ".git"
+    assert nested.read_text() == "gitdir: ../../../.git/modules/mmdetection3d/modules/spconv\n"
+    modules = ext / ".git/modules"
+    assert git("--git-dir", str(modules / "mmdetection"), "config", "core.worktree") == (
+        "../../../mmdetection"
+    )
+    assert git("-C", str(ext / "mmdetection"), "remote", "get-url", "origin") == (
+        f"{GITHUB}{OWNER}/mmdetection.git"
+    )
+    assert git("-C", str(ext / SUBMODULES[2]), "log", "-1", "--format=%s") == "spconv commit 3"
+    moved = workspace.parent / "moved"
+    workspace.rename(moved)
+    ext = moved / "mmlab_extension"
+    assert {flag for flag, _ in status(ext).values()} == {" "}
+    mirror = ["-c", f"url.{fixture.mirror}.insteadOf={GITHUB}"]
+    git("-C", str(ext), *mirror, "submodule", "update", "--init", "--recursive")
+    assert {flag for flag, _ in status(ext).values()} == {" "}
+    git("-C", str(ext), "update-index", "--cacheinfo", f"160000,{newer},mmdetection")
+    git("-C", str(ext), *mirror, "submodule", "update", "--recursive", "--", "mmdetection")
+    assert git("-C", str(ext / "mmdetection"), "rev-parse", "HEAD") == newer
+
+
+def test_a_server_refusing_a_fetch_by_id_gets_gits_own_way(workspace: Path, tmp_path: Path) -> None:
+    """A server that will not send an unadvertised commit by its id (protocol v0 with
+    uploadpack.allow*SHA1InWant off): that submodule is fetched as `git submodule update`
+    does, with a warning; the others still by commit; all end at their recorded commits."""
+    fixture = build_superproject(tmp_path / "served", commits=60)
+    advance(fixture, "mmdetection", commits=2, tip_bytes=1000)
+    env = strict_server(tmp_path, fixture, "mmdetection")
+    run = inv(workspace, "clone", "--repo", fixture.url(), env=env)
+    assert run.code == 0, run.err
+    assert "mmdetection: the server would not send commit" in run.err
+    assert "by itself" in run.err and "as git submodule update does" in run.err
+    ext = workspace / "mmlab_extension"
+    assert git("-C", str(ext / "mmdetection"), "rev-parse", "HEAD") == fixture.tips["mmdetection"]
+    assert {flag for flag, _ in status(ext).values()} == {" "}
+    assert not (ext / RECORD).exists()
+
+
+def _slow_first_submodule(served: Path, big: int) -> Fixture:
+    """The fixture's shape with `big` bytes at mmdetection's tip only (a slow download) and
+    github URLs in .gitmodules."""
+    tips: dict[str, str] = {}
+    specs = [
+        RepoSpec("spconv"),
+        RepoSpec("mmdetection", tip_bytes=big),
+        RepoSpec("mmdetection3d", submodules=[Submodule("third_party/spconv", "spconv")]),
+        RepoSpec(
+            "mmlab_extension",
+            submodules=[
+                Submodule("mmdetection", "mmdetection"),
+                Submodule("mmdetection3d", "mmdetection3d"),
+            ],
+        ),
+    ]
+    for spec in specs:
+        tips[spec.name] = build_repo(served, spec, tips, absolute=True)
+    return Fixture(served, tips)
+
+
+def test_nested_submodules_start_as_soon_as_their_parent_is_checked_out(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """A slow download of one submodule does not hold back the nested submodules of another:
+    spconv (in mmdetection3d) is ready while mmdetection is still coming."""
+    fixture = _slow_first_submodule(tmp_path / "served", big=1_500_000)
+    with served_over_network(fixture.served, mib_per_second=1.0, latency=0.02) as base:
+        run = inv(
+            workspace,
+            "clone",
+            "--repo",
+            fixture.github_url,
+            "--jobs",
+            "3",
+            env={"MMLAB_GIT_MIRROR": base, "MMLAB_HEARTBEAT": "60"},
+        )
+    assert run.code == 0, run.err
+    ready = [line.split()[1] for line in run.lines if line.startswith("[")]
+    assert ready.index(SUBMODULES[2]) < ready.index("mmdetection"), run.out
+
+
+def test_a_kill_in_the_middle_of_a_fetch_by_id_is_resumed(workspace: Path, tmp_path: Path) -> None:
+    """SIGKILL while a submodule's commit is arriving (its repository made, no commit yet):
+    the next run removes that half clone, fetches it again and ends healthy."""
+    fixture = _slow_first_submodule(tmp_path / "served", big=3_000_000)
+    ext = workspace / "mmlab_extension"
+    gitdir = ext / ".git/modules/mmdetection"
+    with served_over_network(fixture.served, mib_per_second=1.0, latency=0.02) as base:
+        env = {**os.environ, "MMLAB_GIT_MIRROR": base}
+        process = subprocess.Popen(
+            ["inv", "clone", "--repo", fixture.github_url],
+            cwd=workspace,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        arriving: list[Path] = []
+        while not arriving and process.poll() is None and time.monotonic() < deadline:
+            arriving = [p for p in gitdir.glob("objects/pack/tmp_pack_*") if p.stat().st_size]
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        assert arriving, "the kill did not land while the commit was arriving"
+        assert (ext / "mmdetection/.git").is_file()
+        head = subprocess.run(
+            ["git", "--git-dir", str(gitdir), "rev-parse", "-q", "--verify", "HEAD"]
+        )
+        assert head.returncode != 0  # no commit yet: a half clone
+        run = inv(workspace, "clone", "--repo", fixture.github_url, env={"MMLAB_GIT_MIRROR": base})
+    assert run.code == 0, run.err
+    assert "removed a half-cloned submodule left by an interrupted run: mmdetection" in run.err
+    for path in SUBMODULES:
+        assert git("-C", str(ext / path), "status", "--porcelain") == ""
+    assert {flag for flag, _ in status(ext).values()} == {" "}
+    assert not list(gitdir.glob("objects/pack/tmp_pack_*"))
+    assert not (ext / RECORD).exists()
+
+
+def test_a_hostile_url_in_a_nested_gitmodules_is_refused(workspace: Path, tmp_path: Path) -> None:
+    """A nested repository's .gitmodules pointing at a folder outside the mirror: refused by
+    name once its parent is checked out; nothing of that repository's submodules is fetched."""
+    fixture = build_superproject(tmp_path / "served", absolute=True)
+    secret = build_superproject(tmp_path / "elsewhere")
+    scratch = tmp_path / "scratch"
+    git("clone", "-q", fixture.url("mmdetection3d"), str(scratch))
+    hostile = secret.url("spconv")
+    (scratch / ".gitmodules").write_text(
+        (scratch / ".gitmodules").read_text().replace(f"{GITHUB}{OWNER}/spconv.git", hostile)
+    )
+    git("-C", str(scratch), "commit", "-qam", "point at a local repository")
+    git("-C", str(scratch), "push", "-q", "origin", "HEAD:main")
+    bumped = git("-C", str(scratch), "rev-parse", "HEAD")
+    top = tmp_path / "top"
+    git("clone", "-q", fixture.url(), str(top))
+    git("-C", str(top), "update-index", "--cacheinfo", f"160000,{bumped},mmdetection3d")
+    git("-C", str(top), "commit", "-qm", "bump mmdetection3d")
+    git("-C", str(top), "push", "-q", "origin", "HEAD:main")
+    run = clone(workspace, fixture)
+    assert_clean_error(run, f"submodule {SUBMODULES[2]}", hostile, "refused, nothing fetched")
+    ext = workspace / "mmlab_extension"
+    assert not (ext / ".git/modules/mmdetection3d/modules").exists()
+    assert not any((ext / SUBMODULES[2]).iterdir())
