@@ -84,6 +84,8 @@ class _Pass:
     stop: threading.Event = field(default_factory=threading.Event)  # interrupted: stop now
     closing: threading.Event = field(default_factory=threading.Event)  # an error: start no more
     modules: dict[Path, Path | None] = field(default_factory=dict)
+    ready: int = 0  # submodules seen at their recorded commit, checked out
+    unfinished: int = 0  # submodules that are not (their fetch failed, or so far)
 
 
 @dataclass
@@ -94,6 +96,7 @@ class SubmoduleFetcher:
     git: Git
     report: Reporter
     jobs: int
+    _pass: _Pass | None = field(default=None, init=False, repr=False)  # the last pass
 
     def run(self, root: Path) -> None:
         """Fetch and check out what is missing; a few rounds, repairing what a kill left."""
@@ -120,6 +123,11 @@ class SubmoduleFetcher:
                     raise failure(
                         outcome, sub.fetched, f"fetching submodule {sub.path}", sub.folder
                     )
+            if self._pass is not None and not failed and not self._pass.unfinished:
+                # every submodule the pass met (all of them, nested ones of complete ones
+                # included) is at its recorded commit and checked out
+                self.report.done(f"submodules ready: {self._pass.ready}")
+                return
             status = walk_submodules(git, root)
             missing = incomplete_submodules(git, root, status)
             if not missing and not failed:
@@ -142,7 +150,7 @@ class SubmoduleFetcher:
         roots = file_roots(self.settings.repo, self.settings.mirror)
         with Board(self.report, live=self.git.progress) as board:
             self.git.warn = lambda text: board.say(lambda: self.report.warn(text))
-            work = _Pass(root, record, roots, board)
+            work = self._pass = _Pass(root, record, roots, board)
             try:
                 first = self._prepare(work, list_submodules(self.git, root, root))
                 with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
@@ -228,9 +236,12 @@ class SubmoduleFetcher:
             finally:
                 work.board.finish(sub.path, outcome.ok)
             if not outcome.ok or not self._complete(sub):
+                with work.lock:
+                    work.unfinished += 1
                 return sub, outcome, []
         with work.lock:
             work.record.finish([sub.path])
+            work.ready += 1
         if work.stop.is_set():
             raise _Stopped
         if work.closing.is_set():
@@ -456,7 +467,7 @@ class SubmoduleFetcher:
         It holds no commit, and its folder holds nothing but the `.git` link, so nothing of
         the user's can be in it; the fetch that follows clones it again.
         """
-        gitdir = self._module_dir(None, sub)
+        gitdir = self._module_dir(self._pass, sub)
         if gitdir is None or not gitdir.exists() or has_head(self.git, gitdir):
             return
         folder = sub.folder
