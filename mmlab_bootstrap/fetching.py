@@ -60,6 +60,16 @@ from .submodules import (
 )
 
 DEEPER = ("--depth", "50")
+# One commit, as a clone gets it: no tags, its pack kept whole (not unpacked into loose
+# objects), no FETCH_HEAD, no maintenance run afterwards.
+BY_COMMIT = (
+    "--depth",
+    "1",
+    "--no-tags",
+    "--keep",
+    "--no-write-fetch-head",
+    "--no-auto-maintenance",
+)
 ROUNDS = 3
 # What git (or its remote) says when it will not send a repository at all: no point in trying
 # git's own way after the fetch by commit id failed so.
@@ -103,9 +113,7 @@ class SubmoduleFetcher:
         git = self.git
         git.stale_locks_under = root / ".git"
         if git.dry:
-            fetch = git.command(
-                ["fetch", "--depth", "1", "--no-tags", "origin"], root / "<each submodule>"
-            )
+            fetch = git.command(["fetch", *BY_COMMIT, "origin"], root / "<each submodule>")
             update = git.command(["submodule", "update", "--init", "--depth", "1", "--"], root)
             self.report.would(
                 f"run: {shlex.join(fetch)} <its recorded commit>, then check that commit out, for"
@@ -265,16 +273,7 @@ class SubmoduleFetcher:
         fetched = Outcome(0, "", "")
         if fresh or not has_commit(self.git, sub.folder, sub.recorded):
             fetched = self.git.network(
-                [
-                    "fetch",
-                    "--depth",
-                    "1",
-                    "--no-tags",
-                    "--keep",
-                    "--progress",
-                    "origin",
-                    sub.recorded,
-                ],
+                ["fetch", *BY_COMMIT, "--progress", "origin", sub.recorded],
                 cwd=sub.folder,
                 url=sub.fetched,
                 watch=work.board.watcher(sub.path),
