@@ -45,6 +45,7 @@ from .submodules import (
     Submodule,
     SubmoduleEntry,
     expand,
+    file_path,
     file_roots,
     has_commit,
     has_head,
@@ -73,9 +74,13 @@ BY_COMMIT = (
 ROUNDS = 3
 # What git (or its remote) says when it will not send a repository at all: no point in trying
 # git's own way after the fetch by commit id failed so.
+_NESTED_KEYS = r"^submodule\..*\.(path|url|update)$"
 _NO_REPOSITORY = re.compile(
     r"does not appear to be a git repository|Repository not found", re.IGNORECASE
 )
+
+
+_Result = tuple[Submodule, Outcome, list[tuple[Submodule, bool]]]
 
 
 class _Stopped(Exception):
@@ -96,6 +101,22 @@ class _Pass:
     modules: dict[Path, Path | None] = field(default_factory=dict)
     ready: int = 0  # submodules seen at their recorded commit, checked out
     unfinished: int = 0  # submodules that are not (their fetch failed, or so far)
+    early: dict[Path, _Early] = field(default_factory=dict)  # by the submodule's folder
+    pool: ThreadPoolExecutor | None = None
+    spawned: list[Future[_Result]] = field(default_factory=list)  # for `_drive` to collect
+
+
+@dataclass
+class _Early:
+    """A nested submodule whose commit is fetched while its parent is being checked out:
+    its repository made in `gitdir`, linked to its folder once that is there (`_adopt_early`),
+    `origin` at `url`."""
+
+    gitdir: Path
+    url: str
+    recorded: str
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
 
 
 @dataclass
@@ -162,6 +183,7 @@ class SubmoduleFetcher:
             try:
                 first = self._prepare(work, list_submodules(self.git, root, root))
                 with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+                    work.pool = pool
                     self._drive(pool, work, first, failed)
             finally:
                 self.git.warn = self.report.warn
@@ -176,7 +198,7 @@ class SubmoduleFetcher:
     ) -> None:
         """Run the submodules' work in `pool`, adding each one's submodules when it is done;
         after an error, start nothing new, let what runs finish, then raise it."""
-        running: set[Future[tuple[Submodule, Outcome, list[tuple[Submodule, bool]]]]] = set()
+        running: set[Future[_Result]] = set()
         error: Exception | None = None
 
         def submit(batch: list[tuple[Submodule, bool]]) -> None:
@@ -187,6 +209,9 @@ class SubmoduleFetcher:
             submit(first)
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
+                with work.lock:  # what the workers started themselves (`_start_nested`)
+                    running.update(work.spawned)
+                    work.spawned.clear()
                 for future in done:
                     running.discard(future)
                     try:
@@ -203,6 +228,8 @@ class SubmoduleFetcher:
                         submit(batch)
         except BaseException:
             work.stop.set()
+            with work.lock:
+                running.update(work.spawned)
             for future in running:
                 future.cancel()
             self.git.interrupt()
@@ -224,7 +251,7 @@ class SubmoduleFetcher:
         ours = {s.path: s.recorded for s in pending if self._ours(s, work.record)}
         with work.lock:
             work.record.start(ours)
-        work.board.expect(len(pending))
+        work.board.expect(len([sub for sub in pending if sub.folder not in work.early]))
         batch = [(sub, needs_file_transport(self._urls([sub]), work.roots)) for sub in pending]
         return batch + [(sub, False) for sub in subs if sub not in pending]
 
@@ -237,12 +264,15 @@ class SubmoduleFetcher:
             raise _Stopped
         outcome = Outcome(0, "", "")
         if not self._complete(sub):
-            work.board.add(sub.path, sub.fetched)
+            shown = sub.folder not in work.early  # (else its line showed the early fetch)
+            if shown:
+                work.board.add(sub.path, sub.fetched)
             outcome = Outcome(1, "", "")
             try:
                 outcome = self._fetch_one(work, sub, allow_file)
             finally:
-                work.board.finish(sub.path, outcome.ok)
+                if shown:
+                    work.board.finish(sub.path, outcome.ok)
             if not outcome.ok or not self._complete(sub):
                 with work.lock:
                     work.unfinished += 1
@@ -260,6 +290,12 @@ class SubmoduleFetcher:
         """Fetch only the recorded commit and check it out; git's own way where a server will
         not send a commit by its id, or where git's rules call for it."""
         gitdir = self._module_dir(work, sub)
+        early = work.early.get(sub.folder)
+        if early is not None and gitdir is not None:
+            early.done.wait()
+            if early.ok and self._adopt_early(sub, gitdir, early):
+                return self._check_out(work, sub, True)
+            self._remove_new_repository(work, sub, early.gitdir)
         fresh = gitdir is not None and not os.path.lexists(gitdir)
         if gitdir is None or sub.update or (fresh and os.path.lexists(sub.folder / ".git")):
             return self._as_git_does(work, sub, allow_file)
@@ -292,33 +328,135 @@ class SubmoduleFetcher:
             return self._as_git_does(work, sub, allow_file)
         if work.stop.is_set():
             raise _Stopped
-        return self._check_out(sub, fresh)
+        return self._check_out(work, sub, fresh)
 
     def _make_repository(self, sub: Submodule, gitdir: Path) -> bool:
         """Make the submodule's repository as `git submodule update --init` makes it: in
         `gitdir`, its `core.worktree` and the folder's `.git` file pointing at each other by
         relative paths, `origin` at the configured URL. No commit yet: until one is checked
         out, a kill leaves a half clone that the next run removes (`_forget_half_clone`)."""
-        git = self.git
-        gitdir.parent.mkdir(parents=True, exist_ok=True)
         sub.folder.mkdir(parents=True, exist_ok=True)
         folder, where = os.path.realpath(sub.folder), os.path.realpath(gitdir)
-        steps = (
-            ["--git-dir", str(gitdir), "--work-tree", folder, "init", "-q"],
-            ["--git-dir", str(gitdir), "config", "core.worktree", os.path.relpath(folder, where)],
-            ["--git-dir", str(gitdir), "remote", "add", "--", "origin", sub.url],
-        )
-        for args in steps:
-            if not git.change(args).ok:
-                return False
-        link = os.open(
-            sub.folder / ".git", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666
-        )
-        with os.fdopen(link, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(f"gitdir: {os.path.relpath(where, folder)}\n")
+        if not self._init_repository(gitdir, sub.url, folder, os.path.relpath(folder, where)):
+            return False
+        _write_link(sub.folder, os.path.relpath(where, folder))
         return True
 
-    def _check_out(self, sub: Submodule, fresh: bool) -> Outcome:
+    def _init_repository(self, gitdir: Path, url: str, folder: str, worktree: str) -> bool:
+        """A new, empty repository in `gitdir` with `origin` at `url`, made (as `git clone`
+        makes one) for the existing `folder`, then given `worktree` as its `core.worktree`."""
+        gitdir.parent.mkdir(parents=True, exist_ok=True)
+        at = ["--git-dir", str(gitdir)]
+        steps = (
+            [*at, "--work-tree", folder, "init", "-q"],
+            [*at, "config", "core.worktree", worktree],
+            [*at, "remote", "add", "--", "origin", url],
+        )
+        return all(self.git.change(args).ok for args in steps)
+
+    def _start_nested(self, work: _Pass, sub: Submodule) -> None:
+        """While `sub` (a new clone, HEAD at its recorded commit) is being checked out, start
+        fetching the commits its own submodules record, read from that commit: only for
+        ones named plainly, with absolute URLs and no update mode, after checking every URL
+        as `_prepare` does. What this skips, or what goes wrong here, is done the usual way
+        once `sub` is checked out (`_prepare` checks them all again, from the checkout)."""
+        if work.pool is None or work.closing.is_set() or work.stop.is_set():
+            return
+        git, commit = self.git, sub.recorded
+        listed = git.probe(
+            ["config", "--blob", f"{commit}:.gitmodules", "-z", "--get-regexp", _NESTED_KEYS],
+            cwd=sub.folder,
+        )
+        if not listed.ok:
+            return  # no .gitmodules: no submodules
+        found: dict[str, dict[str, str]] = {}
+        for item in filter(None, listed.out.split("\0")):
+            key, _, value = item.partition("\n")
+            name, _, kind = key[len("submodule.") :].rpartition(".")
+            found.setdefault(name, {})[kind] = value
+        paths = {entry["path"]: name for name, entry in found.items() if "path" in entry}
+        if not paths or any(path.startswith("-") for path in paths):
+            return
+        tree = git.probe(["ls-tree", "-r", "-z", commit, "--", *sorted(paths)], cwd=sub.folder)
+        modules = work.modules.get(sub.folder) or modules_folder(git, sub.folder)
+        if not tree.ok or modules is None:
+            return
+        work.modules[sub.folder] = modules
+        early: list[tuple[str, str, str, str]] = []  # path, name, recorded, url
+        for record in filter(None, tree.out.split("\0")):
+            meta, _, path = record.partition("\t")
+            name = paths.get(path, "")
+            entry = found.get(name, {})
+            url = entry.get("url", "")
+            if not meta.startswith("160000 ") or "update" in entry or not plain_name(name):
+                continue
+            if not url or url.startswith(("-", "./", "../")) or file_path(url) is not None:
+                continue  # relative URLs (and local paths) are resolved by `submodule init`
+            early.append((path, name, meta.split()[2], url))
+        fetched = {path: expand(git, sub.folder, url) for path, _, _, url in early}
+        try:
+            needs_file_transport(list(fetched.items()), work.roots)
+        except CloneError:
+            return  # refused, by name, once `sub` is checked out
+        for path, name, recorded, url in early:
+            folder, gitdir = sub.folder / path, modules / name
+            label = os.path.relpath(folder, work.root)
+            if folder in work.early or os.path.lexists(gitdir):
+                continue
+            allow = needs_file_transport([(label, fetched[path])], work.roots)
+            nested = _Early(gitdir, url, recorded)
+            with work.lock:
+                work.early[folder] = nested
+                work.board.expect(1)
+                future = work.pool.submit(
+                    self._fetch_early, work, sub, nested, label, fetched[path], allow
+                )
+                work.spawned.append(future)
+
+    def _fetch_early(
+        self, work: _Pass, parent: Submodule, early: _Early, label: str, url: str, allow: bool
+    ) -> _Result:
+        """Make a nested submodule's repository (no `.git` link yet) and fetch its commit."""
+        try:
+            if work.stop.is_set() or work.closing.is_set():
+                raise _Stopped
+            work.board.add(label, url)
+            try:
+                # its folder is not there yet: its parent's stands in until `_adopt_early`
+                parent_folder = os.path.realpath(parent.folder)
+                early.ok = self._init_repository(
+                    early.gitdir, early.url, parent_folder, parent_folder
+                )
+                if early.ok:
+                    at = ["--git-dir", str(early.gitdir)]
+                    fetched = self.git.network(
+                        [*at, "fetch", *BY_COMMIT, "--progress", "origin", early.recorded],
+                        url=url,
+                        watch=work.board.watcher(label),
+                        allow_file=allow,
+                    )
+                    early.ok = fetched.ok
+            finally:
+                work.board.finish(label, early.ok)
+        finally:
+            early.done.set()
+        return parent, Outcome(0, "", ""), []
+
+    def _adopt_early(self, sub: Submodule, gitdir: Path, early: _Early) -> bool:
+        """Link a repository `_fetch_early` made to the submodule's folder, now checked out
+        by its parent, when it is what the usual way would have fetched; else False."""
+        if (early.gitdir, early.url, early.recorded) != (gitdir, sub.url, sub.recorded):
+            return False
+        if not sub.folder.is_dir() or sub.folder.is_symlink() or any(sub.folder.iterdir()):
+            return False
+        folder, where = os.path.realpath(sub.folder), os.path.realpath(gitdir)
+        worktree = ["--git-dir", where, "config", "core.worktree", os.path.relpath(folder, where)]
+        if not self.git.change(worktree).ok:
+            return False
+        _write_link(sub.folder, os.path.relpath(where, folder))
+        return has_commit(self.git, sub.folder, sub.recorded)
+
+    def _check_out(self, work: _Pass, sub: Submodule, fresh: bool) -> Outcome:
         """Check the recorded commit out: a new clone with force (only git's own files are in
         its folder), an existing one as `git submodule update` does (git refuses to overwrite
         local changes)."""
@@ -329,6 +467,7 @@ class SubmoduleFetcher:
             moved = git.change(["update-ref", "--no-deref", "HEAD", sub.recorded], cwd=sub.folder)
             if not moved.ok:
                 return moved
+            self._start_nested(work, sub)
             return git.change(["checkout", "-f", "-q", "--detach", sub.recorded], cwd=sub.folder)
         head = git.probe(["rev-parse", "-q", "--verify", "HEAD"], cwd=sub.folder).out.strip()
         if head == sub.recorded:
@@ -369,11 +508,13 @@ class SubmoduleFetcher:
     def _remove_new_repository(self, work: _Pass, sub: Submodule, gitdir: Path) -> None:
         """Remove the repository `_make_repository` made (it has no commit), before git's own
         way clones it again."""
-        if has_head(self.git, gitdir) or not is_inside(gitdir, work.root / ".git" / "modules"):
+        if not os.path.lexists(gitdir) or has_head(self.git, gitdir):
+            return
+        if not is_inside(gitdir, work.root / ".git" / "modules"):
             return
         shutil.rmtree(gitdir, ignore_errors=True)
         link = sub.folder / ".git"
-        if link.is_file() and not link.is_symlink():
+        if link.is_file() and not link.is_symlink() and _links_to(link, gitdir):
             link.unlink()
 
     def _urls(self, pending: list[Submodule]) -> list[tuple[str, str]]:
@@ -466,6 +607,8 @@ class SubmoduleFetcher:
         It holds no commit, and its folder holds nothing but the `.git` link, so nothing of
         the user's can be in it; the fetch that follows clones it again.
         """
+        if self._pass is not None and sub.folder in self._pass.early:
+            return  # fetched early by this run, while its parent was being checked out
         gitdir = self._module_dir(self._pass, sub)
         if gitdir is None or not gitdir.exists() or has_head(self.git, gitdir):
             return
@@ -485,3 +628,21 @@ class SubmoduleFetcher:
 def _has_git(folder: Path) -> bool:
     """Whether `folder` has a `.git` entry (a repository's top always has one)."""
     return os.path.lexists(folder / ".git")
+
+
+def _write_link(folder: Path, gitdir: str) -> None:
+    """Write the `.git` file that makes `folder` the work tree of the repository in `gitdir`
+    (a path relative to the folder), as git does; never over anything."""
+    link = os.open(folder / ".git", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+    with os.fdopen(link, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(f"gitdir: {gitdir}\n")
+
+
+def _links_to(link: Path, gitdir: Path) -> bool:
+    """Whether a `.git` file names `gitdir`."""
+    try:
+        text = link.read_text(encoding="utf-8", errors="surrogateescape").strip()
+    except OSError:
+        return False
+    target = os.path.join(link.parent, text.removeprefix("gitdir: "))
+    return os.path.realpath(target) == os.path.realpath(gitdir)

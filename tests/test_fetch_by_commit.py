@@ -41,6 +41,18 @@ def packs(repo: Path) -> list[Path]:
     return sorted(pack_dir.glob("*.pack"))
 
 
+def mirror_of(fixture: Fixture) -> list[str]:
+    """git's options that fetch https://github.com/ from the fixture's file:// mirror."""
+    return ["-c", f"url.{fixture.mirror}.insteadOf={GITHUB}"]
+
+
+def module_config(folder: Path) -> dict[str, str]:
+    """The settings of a submodule's repository that make it one (not its branches)."""
+    keys = r"^(core\.(bare|worktree|logallrefupdates)|remote\.origin\.(url|fetch))$"
+    listing = git("-C", str(folder), "config", "--local", "--get-regexp", keys)
+    return dict(line.split(" ", 1) for line in listing.splitlines())
+
+
 def test_only_the_recorded_commits_objects_arrive(workspace: Path, tmp_path: Path) -> None:
     """Upstream went on after the superproject recorded its submodules, adding big data at
     the tips: each submodule (nested too) gets one pack holding exactly the recorded commit's
@@ -86,11 +98,16 @@ def test_the_result_is_what_git_submodule_update_makes(workspace: Path, tmp_path
         f"{GITHUB}{OWNER}/mmdetection.git"
     )
     assert git("-C", str(ext / SUBMODULES[2]), "log", "-1", "--format=%s") == "spconv commit 3"
+    theirs = tmp_path / "by-git"
+    git(*mirror_of(fixture), "clone", "-q", "--recurse-submodules", fixture.github_url, str(theirs))
+    for path in SUBMODULES:
+        assert (ext / path / ".git").read_text() == (theirs / path / ".git").read_text(), path
+        assert module_config(ext / path) == module_config(theirs / path), path
     moved = workspace.parent / "moved"
     workspace.rename(moved)
     ext = moved / "mmlab_extension"
     assert {flag for flag, _ in status(ext).values()} == {" "}
-    mirror = ["-c", f"url.{fixture.mirror}.insteadOf={GITHUB}"]
+    mirror = mirror_of(fixture)
     git("-C", str(ext), *mirror, "submodule", "update", "--init", "--recursive")
     assert {flag for flag, _ in status(ext).values()} == {" "}
     git("-C", str(ext), "update-index", "--cacheinfo", f"160000,{newer},mmdetection")
@@ -220,3 +237,58 @@ def test_a_hostile_url_in_a_nested_gitmodules_is_refused(workspace: Path, tmp_pa
     ext = workspace / "mmlab_extension"
     assert not (ext / ".git/modules/mmdetection3d/modules").exists()
     assert not any((ext / SUBMODULES[2]).iterdir())
+
+
+def test_a_kill_while_a_nested_commit_arrives_early_is_resumed(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """A nested submodule's commit is fetched while its parent is still being checked out
+    (its repository made, not yet linked to its folder); a SIGKILL then leaves a half clone
+    that the next run removes and fetches again."""
+    tips: dict[str, str] = {}
+    served = tmp_path / "served"
+    specs = [
+        RepoSpec("spconv", tip_bytes=3_000_000),
+        RepoSpec("mmdetection"),
+        RepoSpec("mmdetection3d", submodules=[Submodule("third_party/spconv", "spconv")]),
+        RepoSpec(
+            "mmlab_extension",
+            submodules=[
+                Submodule("mmdetection", "mmdetection"),
+                Submodule("mmdetection3d", "mmdetection3d"),
+            ],
+        ),
+    ]
+    specs[2].many_files = 3000  # its checkout takes a while
+    for spec in specs:
+        tips[spec.name] = build_repo(served, spec, tips, absolute=True)
+    fixture = Fixture(served, tips)
+    ext = workspace / "mmlab_extension"
+    gitdir = ext / ".git/modules/mmdetection3d/modules/spconv"
+    nested = ext / SUBMODULES[2]
+    with served_over_network(fixture.served, mib_per_second=1.0, latency=0.02) as base:
+        env = {**os.environ, "MMLAB_GIT_MIRROR": base}
+        process = subprocess.Popen(
+            ["inv", "clone", "--repo", fixture.github_url],
+            cwd=workspace,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        arriving: list[Path] = []
+        while not arriving and process.poll() is None and time.monotonic() < deadline:
+            arriving = [p for p in gitdir.glob("objects/pack/tmp_pack_*") if p.stat().st_size]
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        assert arriving, "the kill did not land while the nested commit was arriving"
+        assert not (nested / ".git").exists(), "fetched early: not linked to its folder yet"
+        run = inv(workspace, "clone", "--repo", fixture.github_url, env={"MMLAB_GIT_MIRROR": base})
+    assert run.code == 0, run.err
+    removed = f"removed a half-cloned submodule left by an interrupted run: {SUBMODULES[2]}"
+    assert removed in run.err, run.err
+    assert {flag for flag, _ in status(ext).values()} == {" "}
+    assert git("-C", str(nested), "rev-parse", "HEAD") == tips["spconv"]
+    assert not (ext / RECORD).exists()
