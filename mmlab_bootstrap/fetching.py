@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkouts import CheckoutRecord
-from .errors import shown
+from .errors import BootstrapError, shown
 from .fsutil import is_inside
 from .git import (
     CONFLICT,
@@ -264,14 +264,17 @@ class SubmoduleFetcher:
             raise _Stopped
         outcome = Outcome(0, "", "")
         if not self._complete(sub):
-            shown = sub.folder not in work.early  # (else its line showed the early fetch)
-            if shown:
+            early = work.early.get(sub.folder)
+            if early is not None:
+                _wait_for(work, early)
+            on_board = early is None or not early.ok  # (else its line showed the early fetch)
+            if on_board:
                 work.board.add(sub.path, sub.fetched)
             outcome = Outcome(1, "", "")
             try:
                 outcome = self._fetch_one(work, sub, allow_file)
             finally:
-                if shown:
+                if on_board:
                     work.board.finish(sub.path, outcome.ok)
             if not outcome.ok or not self._complete(sub):
                 with work.lock:
@@ -292,7 +295,7 @@ class SubmoduleFetcher:
         gitdir = self._module_dir(work, sub)
         early = work.early.get(sub.folder)
         if early is not None and gitdir is not None:
-            early.done.wait()
+            _wait_for(work, early)
             if early.ok and self._adopt_early(sub, gitdir, early):
                 return self._check_out(work, sub, True)
             self._remove_new_repository(work, sub, early.gitdir)
@@ -356,10 +359,11 @@ class SubmoduleFetcher:
 
     def _start_nested(self, work: _Pass, sub: Submodule) -> None:
         """While `sub` (a new clone, HEAD at its recorded commit) is being checked out, start
-        fetching the commits its own submodules record, read from that commit: only for
-        ones named plainly, with absolute URLs and no update mode, after checking every URL
-        as `_prepare` does. What this skips, or what goes wrong here, is done the usual way
-        once `sub` is checked out (`_prepare` checks them all again, from the checkout)."""
+        fetching the commits its own submodules record, read from that commit. Only when
+        every one of them is named plainly, has an absolute URL that is not a local path and
+        no update mode, and every URL passes the check `_prepare` makes (so that a refusal
+        still finds none of them fetched). Otherwise, or for what goes wrong here, the usual
+        way follows once `sub` is checked out (`_prepare` checks them all again then)."""
         if work.pool is None or work.closing.is_set() or work.stop.is_set():
             return
         git, commit = self.git, sub.recorded
@@ -375,9 +379,7 @@ class SubmoduleFetcher:
             name, _, kind = key[len("submodule.") :].rpartition(".")
             found.setdefault(name, {})[kind] = value
         paths = {entry["path"]: name for name, entry in found.items() if "path" in entry}
-        if not paths or any(path.startswith("-") for path in paths):
-            return
-        tree = git.probe(["ls-tree", "-r", "-z", commit, "--", *sorted(paths)], cwd=sub.folder)
+        tree = git.probe(["ls-tree", "-r", "-z", commit], cwd=sub.folder)
         modules = work.modules.get(sub.folder) or modules_folder(git, sub.folder)
         if not tree.ok or modules is None:
             return
@@ -385,13 +387,15 @@ class SubmoduleFetcher:
         early: list[tuple[str, str, str, str]] = []  # path, name, recorded, url
         for record in filter(None, tree.out.split("\0")):
             meta, _, path = record.partition("\t")
+            if not meta.startswith("160000 "):
+                continue
             name = paths.get(path, "")
             entry = found.get(name, {})
             url = entry.get("url", "")
-            if not meta.startswith("160000 ") or "update" in entry or not plain_name(name):
-                continue
+            if "update" in entry or not plain_name(name) or path.startswith("-"):
+                return
             if not url or url.startswith(("-", "./", "../")) or file_path(url) is not None:
-                continue  # relative URLs (and local paths) are resolved by `submodule init`
+                return  # relative URLs (and local paths) are `git submodule init`'s to resolve
             early.append((path, name, meta.split()[2], url))
         fetched = {path: expand(git, sub.folder, url) for path, _, _, url in early}
         try:
@@ -421,7 +425,7 @@ class SubmoduleFetcher:
             if work.stop.is_set() or work.closing.is_set():
                 raise _Stopped
             work.board.add(label, url)
-            try:
+            try:  # (what fails here is done again the usual way: never an error of its own)
                 # its folder is not there yet: its parent's stands in until `_adopt_early`
                 parent_folder = os.path.realpath(parent.folder)
                 early.ok = self._init_repository(
@@ -436,6 +440,8 @@ class SubmoduleFetcher:
                         allow_file=allow,
                     )
                     early.ok = fetched.ok
+            except (OSError, BootstrapError):
+                early.ok = False
             finally:
                 work.board.finish(label, early.ok)
         finally:
@@ -628,6 +634,13 @@ class SubmoduleFetcher:
 def _has_git(folder: Path) -> bool:
     """Whether `folder` has a `.git` entry (a repository's top always has one)."""
     return os.path.lexists(folder / ".git")
+
+
+def _wait_for(work: _Pass, early: _Early) -> None:
+    """Wait for an early fetch to end (unless the pass is stopped)."""
+    while not early.done.wait(0.05):
+        if work.stop.is_set():
+            raise _Stopped
 
 
 def _write_link(folder: Path, gitdir: str) -> None:
