@@ -7,10 +7,12 @@ branch's tip first, as `git submodule update --depth 1` does), then its checkout
 clone fetches the recorded commit the same way when it lacks it. A server that refuses to
 send a commit by its id gets git's own way instead (`git submodule update --depth 1`).
 
-Nested submodules start as soon as their parent is checked out, all under one limit of
+There are no levels: a submodule's own submodules start as soon as it is checked out (their
+commits even while it is being checked out, read from its commit), all under one limit of
 `jobs` at a time. The submodules of one repository are listed and their URLs checked (see
 `submodules`) before any of them is fetched. The checkouts about to start are written to the
-`checkouts` record first, so that one a kill stopped half way is finished by the next run.
+`checkouts` record first, so that one a kill stopped half way is finished by the next run; a
+repository made but holding no commit yet is removed by the next run and fetched again.
 """
 
 from __future__ import annotations
@@ -72,9 +74,9 @@ BY_COMMIT = (
     "--no-auto-maintenance",
 )
 ROUNDS = 3
+_NESTED_KEYS = r"^submodule\..*\.(path|url|update)$"
 # What git (or its remote) says when it will not send a repository at all: no point in trying
 # git's own way after the fetch by commit id failed so.
-_NESTED_KEYS = r"^submodule\..*\.(path|url|update)$"
 _NO_REPOSITORY = re.compile(
     r"does not appear to be a git repository|Repository not found", re.IGNORECASE
 )
