@@ -22,6 +22,7 @@ import re
 import shlex
 import shutil
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,7 @@ BY_COMMIT = (
     "--no-auto-maintenance",
 )
 ROUNDS = 3
+_DEFAULT_BRANCH = re.compile(r"^ref: refs/heads/(?P<branch>[A-Za-z0-9._/-]+)\tHEAD$", re.MULTILINE)
 _NESTED_KEYS = r"^submodule\..*\.(path|url|update)$"
 # What git (or its remote) says when it will not send a repository at all: no point in trying
 # git's own way after the fetch by commit id failed so.
@@ -313,13 +315,19 @@ class SubmoduleFetcher:
             raise _Stopped
         fetched = Outcome(0, "", "")
         if fresh or not has_commit(self.git, sub.folder, sub.recorded):
-            fetched = self.git.network(
-                ["fetch", *BY_COMMIT, "--progress", "origin", sub.recorded],
-                cwd=sub.folder,
-                url=sub.fetched,
-                watch=work.board.watcher(sub.path),
-                allow_file=allow_file,
-            )
+            watch = work.board.watcher(sub.path)
+            if fresh:
+                fetched = self._fetch_commit(
+                    [], sub.folder, sub.recorded, sub.fetched, watch, allow_file
+                )
+            else:
+                fetched = self.git.network(
+                    ["fetch", *BY_COMMIT, "--progress", "origin", sub.recorded],
+                    cwd=sub.folder,
+                    url=sub.fetched,
+                    watch=watch,
+                    allow_file=allow_file,
+                )
         if not fetched.ok:
             if fresh:  # as a failed `git clone` leaves nothing, nor does this
                 self._remove_new_repository(work, sub, gitdir)
@@ -334,6 +342,40 @@ class SubmoduleFetcher:
         if work.stop.is_set():
             raise _Stopped
         return self._check_out(work, sub, fresh)
+
+    def _fetch_commit(
+        self,
+        at: list[str],
+        cwd: Path | None,
+        commit: str,
+        url: str,
+        watch: Callable[[str], None],
+        allow_file: bool,
+    ) -> Outcome:
+        """Fetch `commit` into a new repository; meanwhile ask the remote for its default
+        branch, and make that the one `origin` fetches, as a shallow clone has it (else all
+        branches would come, with their whole history, at the next `git fetch`)."""
+        asked: list[Outcome] = []
+        question = [*at, "ls-remote", "--symref", "origin", "HEAD"]
+        # (read-only; a failure leaves git's default for a new remote: every branch)
+        asking = threading.Thread(target=lambda: asked.append(self.git.probe(question, cwd)))
+        asking.start()
+        try:
+            fetched = self.git.network(
+                [*at, "fetch", *BY_COMMIT, "--progress", "origin", commit],
+                cwd=cwd,
+                url=url,
+                watch=watch,
+                allow_file=allow_file,
+            )
+        finally:
+            asking.join()
+        found = _DEFAULT_BRANCH.search(asked[0].out) if asked and asked[0].ok else None
+        if fetched.ok and found and ".." not in found["branch"]:
+            branch = found["branch"]
+            spec = f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
+            self.git.change([*at, "config", "remote.origin.fetch", spec], cwd)
+        return fetched
 
     def _make_repository(self, sub: Submodule, gitdir: Path) -> bool:
         """Make the submodule's repository as `git submodule update --init` makes it: in
@@ -435,12 +477,8 @@ class SubmoduleFetcher:
                 )
                 if early.ok:
                     at = ["--git-dir", str(early.gitdir)]
-                    fetched = self.git.network(
-                        [*at, "fetch", *BY_COMMIT, "--progress", "origin", early.recorded],
-                        url=url,
-                        watch=work.board.watcher(label),
-                        allow_file=allow,
-                    )
+                    watch = work.board.watcher(label)
+                    fetched = self._fetch_commit(at, None, early.recorded, url, watch, allow)
                     early.ok = fetched.ok
             except (OSError, BootstrapError):
                 early.ok = False

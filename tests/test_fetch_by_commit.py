@@ -23,7 +23,14 @@ from .gitfixture import (
     git,
 )
 from .netserve import served_over_network
-from .test_clone import RECORD, SUBMODULES, assert_healthy, clone, status, strict_server
+from .test_clone import (
+    RECORD,
+    SUBMODULES,
+    assert_healthy,
+    clone,
+    status,
+    strict_server,
+)
 
 UPSTREAM_BYTES = 400_000  # new data at the tips, which nothing records
 
@@ -81,8 +88,9 @@ def test_only_the_recorded_commits_objects_arrive(workspace: Path, tmp_path: Pat
 
 def test_the_result_is_what_git_submodule_update_makes(workspace: Path, tmp_path: Path) -> None:
     """Each submodule's repository is in its parent's `.git/modules/<name>`, linked both ways
-    by relative paths (the workspace can move), `origin` at the real URL; `git submodule
-    update` afterwards changes nothing, and moves a submodule when the superproject does."""
+    by relative paths (the workspace can move), `origin` at the real URL fetching its default
+    branch only, as git's own shallow clone of submodules has them; `git submodule update`
+    afterwards changes nothing, and moves a submodule when the superproject does."""
     fixture = build_superproject(tmp_path / "served", absolute=True)
     newer = advance(fixture, "mmdetection", commits=2)
     assert clone(workspace, fixture).code == 0
@@ -99,7 +107,8 @@ def test_the_result_is_what_git_submodule_update_makes(workspace: Path, tmp_path
     )
     assert git("-C", str(ext / SUBMODULES[2]), "log", "-1", "--format=%s") == "spconv commit 3"
     theirs = tmp_path / "by-git"
-    git(*mirror_of(fixture), "clone", "-q", "--recurse-submodules", fixture.github_url, str(theirs))
+    shallow = ["--depth", "1", "--recurse-submodules", "--shallow-submodules"]
+    git(*mirror_of(fixture), "clone", "-q", *shallow, fixture.github_url, str(theirs))
     for path in SUBMODULES:
         assert (ext / path / ".git").read_text() == (theirs / path / ".git").read_text(), path
         assert module_config(ext / path) == module_config(theirs / path), path
@@ -292,3 +301,34 @@ def test_a_kill_while_a_nested_commit_arrives_early_is_resumed(
     assert {flag for flag, _ in status(ext).values()} == {" "}
     assert git("-C", str(nested), "rev-parse", "HEAD") == tips["spconv"]
     assert not (ext / RECORD).exists()
+
+
+def test_update_fetches_only_the_newly_recorded_commit(workspace: Path, tmp_path: Path) -> None:
+    """`--update` to a superproject commit that records a newer submodule commit: the clone
+    gets that commit's objects only (not the newer data upstream has past it), stays
+    shallow and ends at it."""
+    fixture = build_superproject(tmp_path / "served", absolute=True)
+    assert clone(workspace, fixture).code == 0
+    wanted = advance(fixture, "mmdetection", commits=1, bytes_per_commit=1000)
+    top = tmp_path / "top"
+    git("clone", "-q", fixture.url(), str(top))
+    git("-C", str(top), "update-index", "--cacheinfo", f"160000,{wanted},mmdetection")
+    git("-C", str(top), "commit", "-qm", "bump mmdetection")
+    git("-C", str(top), "push", "-q", "origin", "HEAD:main")
+    advance(fixture, "mmdetection", commits=2, tip_bytes=UPSTREAM_BYTES)
+    past = git("-C", str(fixture.bare("mmdetection")), "rev-parse", "main:upstream.bin")
+    run = clone(workspace, fixture, "--update")
+    assert run.code == 0, run.err
+    sub = workspace / "mmlab_extension/mmdetection"
+    assert git("-C", str(sub), "rev-parse", "HEAD") == wanted
+    assert past not in objects(sub)
+    assert git("-C", str(sub), "rev-parse", "--is-shallow-repository") == "true"
+    assert git("-C", str(sub), "status", "--porcelain") == ""
+
+
+def test_one_job_at_a_time(workspace: Path, tmp_path: Path) -> None:
+    """`--jobs 1`: every submodule, nested ones fetched early included, one after another."""
+    fixture = build_superproject(tmp_path / "served", absolute=True)
+    run = clone(workspace, fixture, "--jobs", "1")
+    assert run.code == 0, run.err
+    assert_healthy(workspace, fixture)
