@@ -404,10 +404,11 @@ class SubmoduleFetcher:
     def _start_nested(self, work: _Pass, sub: Submodule) -> None:
         """While `sub` (a new clone, HEAD at its recorded commit) is being checked out, start
         fetching the commits its own submodules record, read from that commit. Only when
-        every one of them is named plainly, has an absolute URL that is not a local path and
-        no update mode, and every URL passes the check `_prepare` makes (so that a refusal
-        still finds none of them fetched). Otherwise, or for what goes wrong here, the usual
-        way follows once `sub` is checked out (`_prepare` checks them all again then)."""
+        every one of them is named plainly, has a URL (absolute, or relative to a `scheme://`
+        URL of `sub`) and no update mode, and every URL passes the check `_prepare` makes
+        (so that a refusal still finds none of them fetched). Otherwise, or for what goes
+        wrong here, the usual way follows once `sub` is checked out (`_prepare` checks them
+        all again then)."""
         if work.pool is None or work.closing.is_set() or work.stop.is_set():
             return
         git, commit = self.git, sub.recorded
@@ -438,8 +439,11 @@ class SubmoduleFetcher:
             url = entry.get("url", "")
             if "update" in entry or not plain_name(name) or path.startswith("-"):
                 return
-            if not url or url.startswith(("-", "./", "../")) or file_path(url) is not None:
-                return  # relative URLs (and local paths) are `git submodule init`'s to resolve
+            if url.startswith(("./", "../")):
+                url = _beside(sub.url, url)  # as `git submodule init` will resolve it
+            local = file_path(url) is not None and not url.startswith("file://")
+            if not url or url.startswith("-") or local:
+                return  # (a local path, not a URL: left to the usual way)
             early.append((path, name, meta.split()[2], url))
         fetched = {path: expand(git, sub.folder, url) for path, _, _, url in early}
         try:
@@ -674,6 +678,27 @@ class SubmoduleFetcher:
 def _has_git(folder: Path) -> bool:
     """Whether `folder` has a `.git` entry (a repository's top always has one)."""
     return os.path.lexists(folder / ".git")
+
+
+def _beside(base: str, relative: str) -> str:
+    """A relative submodule URL (`../x.git`) resolved against its parent's `scheme://` URL
+    as `git submodule init` resolves it; "" for any other shape (left to the usual way)."""
+    scheme, found, rest = base.rstrip("/").partition("://")
+    if not found or not scheme.isalpha() or "/" not in rest:
+        return ""
+    host, _, path = rest.partition("/")
+    parts = path.split("/")
+    while relative.startswith(("./", "../")):
+        if relative.startswith("./"):
+            relative = relative[2:]
+            continue
+        relative = relative[3:]
+        if not parts or parts == [""]:
+            return ""
+        parts.pop()
+    if not relative or any(part in ("", ".", "..") for part in relative.split("/")):
+        return ""
+    return f"{scheme}://{host}/" + "/".join([*parts, relative]).lstrip("/")
 
 
 def _wait_for(work: _Pass, early: _Early) -> None:
