@@ -683,22 +683,24 @@ def _has_git(folder: Path) -> bool:
 def _beside(base: str, relative: str) -> str:
     """A relative submodule URL (`../x.git`) resolved against its parent's `scheme://` URL
     as `git submodule init` resolves it; "" for any other shape (left to the usual way)."""
-    scheme, found, rest = base.rstrip("/").partition("://")
+    scheme, found, rest = base.removesuffix("/").partition("://")
     if not found or not scheme.isalpha() or "/" not in rest:
         return ""
     host, _, path = rest.partition("/")
     parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return ""
     while relative.startswith(("./", "../")):
         if relative.startswith("./"):
             relative = relative[2:]
             continue
         relative = relative[3:]
-        if not parts or parts == [""]:
+        if not parts:
             return ""
         parts.pop()
     if not relative or any(part in ("", ".", "..") for part in relative.split("/")):
         return ""
-    return f"{scheme}://{host}/" + "/".join([*parts, relative]).lstrip("/")
+    return f"{scheme}://{host}/" + "/".join([*parts, relative])
 
 
 def _wait_for(work: _Pass, early: _Early) -> None:

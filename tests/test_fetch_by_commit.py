@@ -7,10 +7,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
-from .conftest import assert_clean_error, inv
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from mmlab_bootstrap.fetching import _beside
+
+from .conftest import assert_clean_error, inv, scaled
 from .gitfixture import (
     GITHUB,
     OWNER,
@@ -332,3 +338,40 @@ def test_one_job_at_a_time(workspace: Path, tmp_path: Path) -> None:
     run = clone(workspace, fixture, "--jobs", "1")
     assert run.code == 0, run.err
     assert_healthy(workspace, fixture)
+
+
+SEGMENT = st.sampled_from(["a", "b.git", "x-y", "..", ".", ""])
+
+
+@settings(
+    max_examples=scaled(15, 60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    base=st.lists(SEGMENT, min_size=0, max_size=4).map(
+        lambda parts: "https://example.com/" + "/".join(parts)
+    ),
+    relative=st.lists(st.sampled_from(["..", "."]), min_size=1, max_size=4).flatmap(
+        lambda ups: st.lists(SEGMENT, min_size=1, max_size=3).map(
+            lambda rest: "/".join([*ups, *rest])
+        )
+    ),
+)
+@example(base="git://host:9418/fake/mmdetection3d.git", relative="../spconv.git")
+@example(base="https://github.com/a/b/", relative="./c")
+def test_relative_urls_resolve_as_git_submodule_init_does(
+    tmp_path: Path, base: str, relative: str
+) -> None:
+    """Where the early fetch resolves a relative submodule URL itself, it gets what `git
+    submodule init` writes (else it leaves the URL to it)."""
+    ours = _beside(base, relative)
+    if not ours:
+        return
+    repo = Path(tempfile.mkdtemp(prefix="repo-", dir=tmp_path))
+    git("init", "-q", str(repo))
+    git("-C", str(repo), "remote", "add", "origin", base)
+    (repo / ".gitmodules").write_text(f'[submodule "x"]\n\tpath = x\n\turl = {relative}\n')
+    git("-C", str(repo), "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},x")
+    git("-C", str(repo), "submodule", "init", "-q")
+    assert git("-C", str(repo), "config", "submodule.x.url") == ours, (base, relative)
