@@ -45,6 +45,12 @@ GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}  # stock
 ALLOW_FILE = ["-c", "protocol.file.allow=always"]
 REAL_REPO = "https://github.com/windzu/mmlab_extension.git"
 TIME_GOAL, BYTES_GOAL = 0.6, 0.8
+# `inv` of the Python running this (its venv), else the one on PATH
+INV = (
+    str(Path(sys.executable).parent / "inv")
+    if (Path(sys.executable).parent / "inv").exists()
+    else "inv"
+)
 
 
 @dataclass
@@ -112,7 +118,7 @@ def tool_env(scenario: Scenario) -> dict[str, str]:
 def tool(scenario: Scenario, work: Path) -> Path:
     """`inv clone` as a user runs it (default --jobs)."""
     shutil.copy(ROOT / "tasks.py", work / "tasks.py")
-    command = ["inv", "clone", "--repo", scenario.url, "--extension-path", "ext"]
+    command = [INV, "clone", "--repo", scenario.url, "--extension-path", "ext"]
     run(command, work, tool_env(scenario))
     return work / "ext"
 
@@ -147,13 +153,13 @@ def noop(scenario: Scenario, clone: Path, repeat: int) -> dict[str, float]:
     """Median seconds of a second, no-op `inv clone` and `inv bootstrap` on a finished clone."""
     workspace = clone.parent
     env = tool_env(scenario)
-    bootstrap = ["inv", "bootstrap", "--repo", scenario.url, "--extension-path", "ext"]
+    bootstrap = [INV, "bootstrap", "--repo", scenario.url, "--extension-path", "ext"]
     run(bootstrap, workspace, env)  # env, layout and links on top of the clone
     found: dict[str, list[float]] = {"inv clone": [], "inv bootstrap": []}
     for _ in range(repeat):
         for name, seconds in found.items():
             started = time.perf_counter()
-            run([*name.split(), *bootstrap[2:]], workspace, env)
+            run([INV, name.split()[1], *bootstrap[2:]], workspace, env)
             seconds.append(time.perf_counter() - started)
     return {name: statistics.median(seconds) for name, seconds in found.items()}
 
