@@ -61,6 +61,7 @@ class Scenario:
     url: str
     mirror: str = ""  # a file:// or other mirror of https://github.com/
     projects: str = ""
+    jobs: int = 0  # inv clone --jobs (0: its default)
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -119,6 +120,8 @@ def tool(scenario: Scenario, work: Path) -> Path:
     """`inv clone` as a user runs it (default --jobs)."""
     shutil.copy(ROOT / "tasks.py", work / "tasks.py")
     command = [INV, "clone", "--repo", scenario.url, "--extension-path", "ext"]
+    if scenario.jobs:
+        command += ["--jobs", str(scenario.jobs)]
     run(command, work, tool_env(scenario))
     return work / "ext"
 
@@ -193,6 +196,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="round trip, seconds")
     parser.add_argument("--real-mirror", default="", help="e.g. file:///work/real/gh/")
     parser.add_argument("--projects", default="mmdetection3d mmdeploy")
+    parser.add_argument("--jobs", type=int, default=0, help="inv clone --jobs (0: default)")
     parser.add_argument("--manual", action="store_true", help="also time the README's steps")
     parser.add_argument("--skip", default="", help="leave out: local,network,real,real-network")
     args = parser.parse_args()
@@ -218,10 +222,10 @@ def main() -> None:
             f" {args.bytes_per_commit} B each, {args.tip_mib:g} MiB at each recorded commit;"
             f" upstream {args.ahead} commits ahead with {args.ahead_mib:g} MiB new at each"
             f" submodule's tip; median of {args.repeat} interleaved runs;"
-            f" inv clone with its default --jobs, the one-liner with -j 8"
+            f" inv clone with --jobs {args.jobs or 'default'}, the one-liner with -j 8"
         )
         if "local" not in skip:
-            local = Scenario("local fixture (file://)", fixture.url())
+            local = Scenario("local fixture (file://)", fixture.url(), jobs=args.jobs)
             results = compare(local, methods, args.repeat, scratch)
             goals[local.name] = report(local, results)
             for name, seconds in noop(local, results["inv clone"][2], args.repeat).items():
@@ -229,18 +233,18 @@ def main() -> None:
         if "network" not in skip:
             with served_over_network(fixture.served, args.mib_per_second, args.latency) as base:
                 name = f"fixture over the throttled loopback ({link})"
-                network = Scenario(name, f"{base}fake/mmlab_extension.git")
+                network = Scenario(name, f"{base}fake/mmlab_extension.git", jobs=args.jobs)
                 goals[network.name] = report(
                     network, compare(network, methods, args.repeat, scratch)
                 )
         if args.real_mirror and "real" not in skip:
-            real = Scenario("real mirror", REAL_REPO, args.real_mirror, args.projects)
+            real = Scenario("real mirror", REAL_REPO, args.real_mirror, args.projects, args.jobs)
             goals[real.name] = report(real, compare(real, methods, args.repeat, scratch))
         if args.real_mirror.startswith("file://") and "real-network" not in skip:
             mirror_folder = Path(args.real_mirror[len("file://") :])
             with served_over_network(mirror_folder, args.mib_per_second, args.latency) as base:
                 name = f"real mirror over the throttled loopback ({link})"
-                real = Scenario(name, REAL_REPO, base, args.projects)
+                real = Scenario(name, REAL_REPO, base, args.projects, args.jobs)
                 goals[real.name] = report(real, compare(real, methods, args.repeat, scratch))
     print(
         f"\ngoals: inv clone <= {TIME_GOAL}x the one-liner's wall time, <= {BYTES_GOAL}x its bytes"
