@@ -13,8 +13,10 @@ time and `.git` bytes as ratios of the one-liner's:
   MMLAB_GIT_MIRROR and MMLAB_PROJECTS (`--projects`), the one-liner with the same mirror as
   an insteadOf on its command line; then the same mirror served over the throttled loopback.
 
-Also times a second, no-op `inv clone` and `inv bootstrap` on the local fixture, and with
-`--manual` the upstream README's steps (shallow superproject, full-history submodules).
+CPU seconds (user and system, of all the processes a method ran) are printed too: on a
+loaded machine the wall time follows them. Also times a second, no-op `inv clone` and
+`inv bootstrap` on the local fixture, and with `--manual` the upstream README's steps
+(shallow superproject, full-history submodules).
 
     python bench/clone_bench.py [--repeat 3] [--real-mirror file:///work/real/gh/]
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -129,12 +132,20 @@ def tool(scenario: Scenario, work: Path) -> Path:
 Method = Callable[[Scenario, Path], Path]
 
 
+def children_cpu() -> float:
+    """CPU seconds (user and system) of the finished child processes so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def compare(
     scenario: Scenario, methods: dict[str, Method], repeat: int, scratch: Path
-) -> dict[str, tuple[int, float, Path]]:
+) -> dict[str, tuple[int, float, Path, float]]:
     """Run every method `repeat` times, interleaved (so that a busy moment of the machine
-    falls on each alike), in a new folder each time; (bytes, median seconds, last clone)."""
+    falls on each alike), in a new folder each time; (bytes, median seconds, last clone,
+    median CPU seconds of its processes: what the machine's load cannot change)."""
     times: dict[str, list[float]] = {name: [] for name in methods}
+    cpu: dict[str, list[float]] = {name: [] for name in methods}
     sizes: dict[str, int] = {}
     last: dict[str, Path] = {}
     for attempt in range(repeat):
@@ -145,11 +156,20 @@ def compare(
             if name in last:
                 shutil.rmtree(last[name].parent)
             work = Path(tempfile.mkdtemp(prefix="run-", dir=scratch))
-            started = time.perf_counter()
+            started, used = time.perf_counter(), children_cpu()
             last[name] = method(scenario, work)
             times[name].append(time.perf_counter() - started)
+            cpu[name].append(children_cpu() - used)
             sizes[name] = git_bytes(last[name])
-    return {name: (sizes[name], statistics.median(times[name]), last[name]) for name in methods}
+    return {
+        name: (
+            sizes[name],
+            statistics.median(times[name]),
+            last[name],
+            statistics.median(cpu[name]),
+        )
+        for name in methods
+    }
 
 
 def noop(scenario: Scenario, clone: Path, repeat: int) -> dict[str, float]:
@@ -167,20 +187,25 @@ def noop(scenario: Scenario, clone: Path, repeat: int) -> dict[str, float]:
     return {name: statistics.median(seconds) for name, seconds in found.items()}
 
 
-def report(scenario: Scenario, results: dict[str, tuple[int, float, Path]]) -> tuple[float, float]:
+def report(
+    scenario: Scenario, results: dict[str, tuple[int, float, Path, float]]
+) -> tuple[float, float]:
     """Print one scenario's table; return inv clone's (time, bytes) ratios to the one-liner."""
-    base_bytes, base_time, _ = results["git one-liner"]
+    base_bytes, base_time, _, base_cpu = results["git one-liner"]
     print(
         f"\n{scenario.name}: {scenario.url}"
         + (f" (mirror {scenario.mirror})" if scenario.mirror else "")
     )
-    print(f"  {'method':<15}{'wall s':>9}{'ratio':>8}{'.git bytes':>15}{'ratio':>8}")
-    for name, (size, seconds, _) in results.items():
+    print(
+        f"  {'method':<15}{'wall s':>9}{'ratio':>8}{'.git bytes':>15}{'ratio':>8}"
+        f"{'CPU s':>9}{'ratio':>8}"
+    )
+    for name, (size, seconds, _, used) in results.items():
         print(
             f"  {name:<15}{seconds:>9.3f}{seconds / base_time:>8.3f}"
-            f"{size:>15,}{size / base_bytes:>8.3f}"
+            f"{size:>15,}{size / base_bytes:>8.3f}{used:>9.3f}{used / base_cpu:>8.3f}"
         )
-    size, seconds, _ = results["inv clone"]
+    size, seconds, _, _ = results["inv clone"]
     return seconds / base_time, size / base_bytes
 
 
