@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 from .envcheck import value_problem
 from .errors import SettingsError, shown
@@ -42,8 +43,7 @@ class Source(Enum):
     DEFAULT = "default"
 
 
-@dataclass(frozen=True)
-class Value:
+class Value(NamedTuple):
     """One effective value, normalised (absolute paths), with its source and raw text."""
 
     value: str

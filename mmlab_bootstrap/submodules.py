@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import BootstrapError, shown
 from .git import Git
@@ -23,8 +23,7 @@ class CloneError(BootstrapError):
     """The superproject or a submodule cannot be cloned or completed as asked."""
 
 
-@dataclass(frozen=True)
-class SubmoduleEntry:
+class SubmoduleEntry(NamedTuple):
     """One line of `git submodule status --recursive`."""
 
     flag: str
@@ -37,8 +36,7 @@ class SubmoduleEntry:
         return self.flag == " "
 
 
-@dataclass(frozen=True)
-class Submodule:
+class Submodule(NamedTuple):
     """One gitlink of a repository, with what it will be fetched from."""
 
     name: str

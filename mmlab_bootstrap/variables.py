@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 class Kind(Enum):
@@ -17,8 +17,7 @@ class Kind(Enum):
     SWITCH = "switch"
 
 
-@dataclass(frozen=True)
-class Variable:
+class Variable(NamedTuple):
     """One setting of the workspace, as written in `.env`."""
 
     name: str
