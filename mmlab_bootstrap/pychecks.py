@@ -1,0 +1,222 @@
+"""The Python environment against what the workspace's sub-projects require: one line for
+each of torch, mmcv, mmengine, mmdet, mmdet3d and mmdeploy, editable installs from another
+checkout, and whether mmcv has a prebuilt wheel for the torch/CUDA pair."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .findings import ERROR, INFO, OK, WARNING, Finding
+from .pyenv import cuda_toolkit, interpreter, mmcv_index, prebuilt_versions, probe
+from .versionbounds import (
+    PACKAGES,
+    Range,
+    checkout_version,
+    stricter,
+    sub_project_ranges,
+)
+
+CHECKED = ("torch", "mmcv", "mmengine", "mmdet", "mmdet3d", "mmdeploy")
+FOLDERS = {package: folder for folder, package in PACKAGES.items()}
+TORCH_HINT = "install PyTorch built for your CUDA (https://pytorch.org/get-started/locally/)"
+
+
+def python_section(
+    extension: Path, projects: tuple[str, ...], given: str | None, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], list[Finding]]:
+    """The interpreter's packages checked against the bounds the sub-projects' sources set."""
+    python = interpreter(given)
+    found = probe(python)
+    installed: dict[str, Any] = found["packages"]
+    folders = [folder for folder in PACKAGES if (extension / folder).is_dir()]
+    ranges = [found for folder in folders for found in sub_project_ranges(extension, folder)]
+    findings: list[Finding] = []
+    info: dict[str, Any] = {
+        "interpreter": python,
+        "version": found["python"],
+        "executable": found["executable"],
+        "prefix": found["prefix"],
+        "packages": {},
+    }
+    pip = f"{python} -m pip install"
+    effective: dict[str, Range | None] = {}
+    for package in CHECKED:
+        own = [r for r in ranges if r.package == package]
+        bounded = [r for r in own if r.lower or r.upper]
+        effective[package] = stricter(bounded, package) if bounded else None
+    wheel_info, wheel_findings, wheel_command = _mmcv_wheels(
+        extension, installed.get("torch"), effective["mmcv"], pip
+    )
+    for package in CHECKED:
+        own = [r for r in ranges if r.package == package]
+        limit = effective[package]
+        folder = FOLDERS.get(package)
+        checkout = extension / folder if folder and folder in folders else None
+        have = installed.get(package)
+        entry: dict[str, Any] = {
+            **(have or {"version": None, "editable": False, "source": None, "location": None}),
+            "required": limit.text() if limit else None,
+            "sources": [{"source": r.source, "range": r.text()} for r in own],
+            "accepted": None,
+        }
+        info["packages"][package] = entry
+        sources = _sources(own)
+        if package == "mmcv" and wheel_command:
+            fix = wheel_command
+        elif checkout is not None:
+            fix = f"cd {checkout} && {pip} -v -e ."
+        elif package == "torch":
+            fix = TORCH_HINT
+        else:
+            fix = f"{pip} '{package}{limit.text() if limit else ''}'"
+        if have is None:
+            needed = bool(own) or package == "torch" or (folder in projects)
+            text = "not installed" + (f" (needs {limit.text()}{sources})" if limit else "")
+            findings.append(
+                Finding(ERROR if needed else INFO, package, text, fix if needed else "")
+            )
+            continue
+        version = have["version"]
+        accepted = limit.accepts(version) if limit else True
+        entry["accepted"] = accepted
+        if accepted is False:
+            text = f"{version} installed, outside {limit.text() if limit else ''}{sources}"
+            findings.append(Finding(ERROR, package, text, fix))
+        elif accepted is None:
+            text = f"{version} installed; cannot compare it with {limit.text() if limit else ''}"
+            findings.append(Finding(WARNING, package, text + sources, fix))
+        else:
+            cuda = f" (CUDA {have.get('cuda') or 'none: CPU only'})" if package == "torch" else ""
+            needs = f", needs {limit.text()}{sources}" if limit else ""
+            findings.append(Finding(OK, package, f"{version}{cuda}{needs}"))
+        if checkout is not None:
+            findings += _editable(package, have, checkout, folder in projects, pip)
+    findings += _checkout_versions(extension, folders, effective)
+    info["torch_cuda"] = (installed.get("torch") or {}).get("cuda")
+    info["cuda_toolkit"] = cuda_toolkit(dict(environ))
+    findings += _toolkit(info["torch_cuda"], info["cuda_toolkit"])
+    info["mmcv_wheels"] = wheel_info
+    findings += wheel_findings
+    return info, findings
+
+
+def _sources(ranges: list[Range]) -> str:
+    """Where a range comes from; two sources that disagree are both named."""
+    if not ranges:
+        return ""
+    said = sorted({(r.source, r.text()) for r in ranges if r.lower or r.upper})
+    if len({text for _, text in said}) > 1:
+        listed = "; ".join(f"{source} says {text}" for source, text in said)
+        return f" ({listed}: the stricter is used)"
+    return f" ({' and '.join(source for source, _ in said)})" if said else ""
+
+
+def _editable(
+    package: str, have: Mapping[str, Any], checkout: Path, worked_on: bool, pip: str
+) -> list[Finding]:
+    """An editable install from another checkout is an error (edits here change nothing)."""
+    fix = f"cd {checkout} && {pip} -v -e ."
+    if have.get("editable"):
+        source = have.get("source")
+        if source and os.path.realpath(source) != os.path.realpath(checkout):
+            return [
+                Finding(
+                    ERROR,
+                    package,
+                    f"installed editable from {source}, not from this"
+                    f" workspace's {checkout}: edits here change nothing",
+                    fix,
+                )
+            ]
+        return []
+    if worked_on:
+        return [
+            Finding(
+                WARNING,
+                package,
+                f"installed from a package, not from this workspace's"
+                f" {checkout}: edits there change nothing",
+                fix,
+            )
+        ]
+    return []
+
+
+def _checkout_versions(
+    extension: Path, folders: list[str], effective: Mapping[str, Range | None]
+) -> list[Finding]:
+    """A sub-project checked out at a version another sub-project does not accept."""
+    findings = []
+    for folder in folders:
+        package = PACKAGES[folder]
+        version = checkout_version(extension, folder)
+        limit = effective.get(package)
+        if version and limit and limit.accepts(version) is False:
+            findings.append(
+                Finding(
+                    WARNING,
+                    package,
+                    f"this workspace's {folder} checkout is {version},"
+                    f" outside {limit.text()} ({limit.source}): installing it breaks that",
+                    f"install a release within {limit.text()} instead of the checkout",
+                )
+            )
+    return findings
+
+
+def _toolkit(torch_cuda: str | None, toolkit: Mapping[str, Any]) -> list[Finding]:
+    release = toolkit.get("nvcc_release")
+    home = toolkit.get("cuda_home") or "unset"
+    if toolkit.get("nvcc") is None:
+        return [Finding(INFO, "cuda", f"CUDA_HOME {home}; no nvcc (only needed to build mmcv)")]
+    text = f"CUDA_HOME {home}; nvcc {release or 'of unknown release'} ({toolkit['nvcc']})"
+    if torch_cuda and release and release != torch_cuda:
+        return [
+            Finding(
+                WARNING,
+                "cuda",
+                f"{text} differs from torch's CUDA {torch_cuda}",
+                f"set CUDA_HOME to a CUDA {torch_cuda} toolkit before building mmcv",
+            )
+        ]
+    return [Finding(INFO, "cuda", text)]
+
+
+def _mmcv_wheels(
+    extension: Path, torch: Mapping[str, Any] | None, limit: Range | None, pip: str
+) -> tuple[dict[str, Any] | None, list[Finding], str]:
+    """The prebuilt-wheel index for the torch/CUDA pair, and the versions it has in range."""
+    if torch is None:
+        return None, [], ""
+    cuda = torch.get("cuda") or _local_cuda(str(torch["version"]))
+    url, cuda_name, torch_name = mmcv_index(str(torch["version"]), cuda)
+    versions = prebuilt_versions(extension / "mmcv", cuda_name, torch_name, platform.system())
+    info = {"index_url": url, "versions": versions}
+    pair = f"torch {torch_name[:-2]} + {'CUDA ' + cuda if cuda else 'CPU'}"
+    if versions is None:
+        text = f"prebuilt wheels for {pair}: {url} (no mmcv table in the workspace to check)"
+        return info, [Finding(INFO, "mmcv wheels", text)], ""
+    fitting = [v for v in versions if limit is None or limit.accepts(v)]
+    if not fitting:
+        text = (
+            f"no prebuilt mmcv wheel for {pair}{' within ' + limit.text() if limit else ''}:"
+            " pip would build mmcv from source, which takes hours"
+        )
+        hint = (
+            "install a torch/CUDA pair mmcv has wheels for"
+            " (mmcv/docs/en/get_started/installation.md)"
+        )
+        return info, [Finding(WARNING, "mmcv wheels", text, hint)], ""
+    command = f"{pip} mmcv=={fitting[0]} -f {url}"
+    return info, [Finding(INFO, "mmcv wheels", f"{pair}: {', '.join(fitting)}; {command}")], command
+
+
+def _local_cuda(version: str) -> str | None:
+    """CUDA from a torch version's local tag (`2.1.2+cu118` -> `11.8`)."""
+    match = re.search(r"\+cu(\d+)(\d)$", version)
+    return f"{match.group(1)}.{match.group(2)}" if match else None
