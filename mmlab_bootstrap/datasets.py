@@ -58,7 +58,7 @@ def check_data(data: Path, project_dir: Path, root: Path) -> tuple[dict[str, Any
     label = f"{project_dir.name}/{data.name}"
     info: dict[str, Any] = {"location": str(data), "datasets": [], "unknown": [], "symlinks": []}
     findings: list[Finding] = []
-    top = entries(data)
+    top = sorted(entries(data), key=lambda entry: entry.name)
     real_root = os.path.realpath(root)
     findings += _symlinks(top, label, real_root, info["symlinks"])
     known = {layout.name for layout in LAYOUTS}
