@@ -78,7 +78,7 @@ def interpreter(given: str | None) -> str:
             "pass the interpreter that trains, e.g."
             " inv doctor --python ~/miniconda3/envs/openmmlab/bin/python",
         )
-    return path
+    return os.path.abspath(path)  # kept a link (a venv's python is one), never resolved
 
 
 def probe(python: str) -> dict[str, Any]:

@@ -226,6 +226,14 @@ def test_a_checkout_outside_what_another_sub_project_accepts_warns(
     assert "mmcv checkout is 2.2.0, outside >=2.0.0rc4,<2.2.0" in found["mmcv"][1].text
 
 
+def test_a_relative_interpreter_path_is_taken_from_the_current_folder(
+    tmp_path: Path, fake: FakePython, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(fake.folder)
+    info, _ = python_section(tmp_path, (), os.path.join("bin", "python"), os.environ)
+    assert info["interpreter"] == str(fake.python)
+
+
 @pytest.mark.parametrize("kind", ["missing", "not on PATH", "folder", "text file", "script"])
 def test_something_that_is_not_an_interpreter_is_a_clear_error(tmp_path: Path, kind: str) -> None:
     given = {
