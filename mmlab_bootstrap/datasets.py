@@ -60,7 +60,7 @@ def check_data(data: Path, project_dir: Path, root: Path) -> tuple[dict[str, Any
     findings: list[Finding] = []
     top = sorted(entries(data), key=lambda entry: entry.name)
     real_root = os.path.realpath(root)
-    findings += _symlinks(top, label, real_root, info["symlinks"])
+    findings += _symlinks(top, label, (real_root,), info["symlinks"])
     known = {layout.name for layout in LAYOUTS}
     for entry in top:
         name = entry.name
@@ -86,15 +86,17 @@ def check_data(data: Path, project_dir: Path, root: Path) -> tuple[dict[str, Any
     for layout in LAYOUTS:
         if any(entry.name == layout.name for entry in top) and (data / layout.name).is_dir():
             found, more = _check(layout, data / layout.name, project_dir, real_root, label)
+            info["symlinks"] += found.pop("symlinks")
             info["datasets"].append(found)
             findings += more
     return info, findings
 
 
 def _symlinks(
-    listed: list[os.DirEntry[str]], label: str, real_root: str, into: list[dict[str, Any]]
+    listed: list[os.DirEntry[str]], label: str, roots: tuple[str, ...], into: list[dict[str, Any]]
 ) -> list[Finding]:
-    """A dangling symlink is an error; one leading outside the storage root a warning."""
+    """A dangling symlink is an error; one leading outside the storage root (and outside the
+    dataset's own folder, when that is a link already named) a warning."""
     findings = []
     for entry in listed:
         if not entry.is_symlink():
@@ -114,7 +116,7 @@ def _symlinks(
             )
             continue
         real = os.path.realpath(path)
-        if os.path.commonpath([real, real_root]) != real_root:
+        if all(os.path.commonpath([real, root]) != root for root in roots):
             into.append({"path": str(path), "destination": destination, "problem": "outside"})
             findings.append(
                 Finding(
@@ -140,11 +142,14 @@ def _check(
         "missing_samples": [],
         "generated": {},
         "info_formats": {},
+        "symlinks": [],
     }
+    roots = (real_root, os.path.realpath(folder))
+    findings += _symlinks(entries(folder), label, roots, found["symlinks"])
     parents = {part.split("/")[0] for part in layout.required if "/" in part.rstrip("/")}
     for parent in sorted(parents):
-        findings += _symlinks(entries(folder / parent), f"{label}/{parent}", real_root, [])
-    findings += _symlinks(entries(folder), label, real_root, [])
+        listed = entries(folder / parent)
+        findings += _symlinks(listed, f"{label}/{parent}", roots, found["symlinks"])
     hint = f"download {layout.title} into {folder} as {layout.guide(project_dir)} shows"
     for part in layout.required:
         if not _present(folder / part.rstrip("/"), folder=part.endswith("/")):

@@ -211,13 +211,21 @@ def test_dangling_and_outside_symlinks(tree: Tree, tmp_path: Path) -> None:
     }
     warning = next(f for f in findings if f.level == WARNING)
     assert str(outside) in warning.hint and "container" in warning.hint
-    assert [s["problem"] for s in info["symlinks"]] == ["dangling", "outside"] or [  # type: ignore[index]
-        s["problem"]
-        for s in info["symlinks"]  # type: ignore[index]
-    ] == ["outside", "dangling"]
+    symlinks: list[dict[str, str]] = info["symlinks"]  # type: ignore[assignment]
+    assert [(s["path"], s["problem"]) for s in symlinks] == [
+        (str(tree.data / "kitti"), "outside"), (str(tree.data / "nuscenes"), "dangling"),
+    ]  # fmt: skip
     assert info["unknown"] == ["scannet"]
     (outside / "training" / "calib_link").symlink_to(tmp_path / "nothing")
-    assert any(f.subject.endswith("kitti/training/calib_link") for f in tree.problems())
+    (outside / "training" / "planes").symlink_to(outside / "testing")  # within the dataset
+    (outside / "ImageSets" / "extra").symlink_to(tmp_path / "elsewhere")
+    info, findings = tree.check()
+    assert (ERROR, "mmdetection3d/data/kitti/training/calib_link") in {
+        (f.level, f.subject) for f in findings
+    }
+    warned = {f.subject for f in findings if f.level == WARNING}
+    assert warned == {"mmdetection3d/data/kitti", "mmdetection3d/data/kitti/ImageSets/extra"}
+    assert len(info["symlinks"]) == 4  # type: ignore[arg-type]
 
 
 def test_a_huge_folder_is_never_listed(tree: Tree) -> None:
@@ -245,8 +253,9 @@ _listed: list[str] = []
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:
-    if _listing[0] and event == "os.scandir" and args:
-        _listed.append(os.fsdecode(os.path.realpath(args[0])))  # type: ignore[arg-type]
+    path = args[0] if _listing[0] and event == "os.scandir" and args else None
+    if isinstance(path, str | bytes | os.PathLike):
+        _listed.append(os.fsdecode(os.path.realpath(path)))
 
 
 sys.addaudithook(_audit)  # hooks cannot be removed; this one records only while asked to

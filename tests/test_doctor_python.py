@@ -89,7 +89,7 @@ def test_versions_order_as_digit_version_does() -> None:
         "2.1",
         "2.1.2+cu118",
     ]
-    keys = [version_key(v) for v in ordered]
+    keys = [version_key(v) or () for v in ordered]
     assert keys[:-1] == sorted(keys[:-1]) and keys[-1] == version_key("2.1.2")
     assert version_key("2.1") == version_key("2.1.0") and version_key("parrots") is None
 
