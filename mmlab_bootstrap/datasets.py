@@ -89,6 +89,9 @@ def check_data(data: Path, project_dir: Path, root: Path) -> tuple[dict[str, Any
             info["symlinks"] += found.pop("symlinks")
             info["datasets"].append(found)
             findings += more
+    if not info["datasets"]:
+        known_names = ", ".join(layout.name for layout in LAYOUTS)
+        findings.append(Finding(INFO, label, f"holds no dataset doctor knows ({known_names})"))
     return info, findings
 
 

@@ -19,6 +19,7 @@ from .versionbounds import (
     checkout_version,
     stricter,
     sub_project_ranges,
+    version_key,
 )
 
 CHECKED = ("torch", "mmcv", "mmengine", "mmdet", "mmdet3d", "mmdeploy")
@@ -68,12 +69,14 @@ def python_section(
         sources = _sources(own)
         if package == "mmcv" and wheel_command:
             fix = wheel_command
+        elif package == "mmcv" and folder not in projects:  # a build from source takes hours
+            fix = f"{pip} openmim && {python} -m mim install '{_mmcv_name(limit)}{_text(limit)}'"
         elif checkout is not None:
             fix = f"cd {checkout} && {pip} -v -e ."
         elif package == "torch":
             fix = TORCH_HINT
         else:
-            fix = f"{pip} '{package}{limit.text() if limit else ''}'"
+            fix = f"{pip} '{package}{_text(limit)}'"
         if have is None:
             needed = bool(own) or package == "torch" or (folder in projects)
             text = "not installed" + (f" (needs {limit.text()}{sources})" if limit else "")
@@ -103,6 +106,16 @@ def python_section(
     info["mmcv_wheels"] = wheel_info
     findings += wheel_findings
     return info, findings
+
+
+def _text(limit: Range | None) -> str:
+    return limit.text() if limit else ""
+
+
+def _mmcv_name(limit: Range | None) -> str:
+    """mmcv 1.x with its compiled ops is the distribution `mmcv-full`."""
+    upper = version_key(limit.upper.version) if limit and limit.upper else None
+    return "mmcv-full" if upper is not None and upper <= (version_key("2.0.0") or ()) else "mmcv"
 
 
 def _sources(ranges: list[Range]) -> str:

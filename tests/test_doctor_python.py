@@ -4,6 +4,7 @@ and fake interpreters (venvs holding fake dist-info folders) checked against the
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,13 @@ def test_missing_packages_name_their_fix(tmp_path: Path, fake: FakePython) -> No
         f"cd {extension / 'mmdetection3d'} && {fake.python} -m pip install -v -e ."
     )
     assert "mmcv wheels" not in found  # no torch: no pair to look up
+    mim = f"{fake.python} -m pip install openmim && {fake.python} -m mim install"
+    assert found["mmcv"][0].hint == f"{mim} 'mmcv>=2.0.0rc4,<2.2.0'"  # never a build from source
+    write(extension / "mmdetection3d" / "mmdet3d" / "__init__.py", MMDET3D_10_INIT)
+    write(extension / "mmdetection3d" / "requirements" / "mminstall.txt", MMDET3D_10_MMINSTALL)
+    shutil.rmtree(extension / "mmdetection")
+    _, found = section(extension, fake)
+    assert found["mmcv"][0].hint == f"{mim} 'mmcv-full>=1.5.2,<=1.6.0'"  # mmcv 1.x's name
 
 
 def test_an_editable_install_from_another_checkout_is_an_error(
