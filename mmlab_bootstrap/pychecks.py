@@ -225,7 +225,7 @@ def _mmcv_wheels(
             " (mmcv/docs/en/get_started/installation.md)"
         )
         return info, [Finding(WARNING, "mmcv wheels", text, hint)], ""
-    command = f"{pip} mmcv=={fitting[0]} -f {url}"
+    command = f"{pip} {_mmcv_name(limit)}=={fitting[0]} -f {url}"
     return info, [Finding(INFO, "mmcv wheels", f"{pair}: {', '.join(fitting)}; {command}")], command
 
 

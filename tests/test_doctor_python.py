@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from .fakepython import (
     MMDET3D_10_INIT,
     MMDET3D_10_MMINSTALL,
     MMDET3D_INIT,
+    MMDET3D_MMINSTALL,
     MMDET_INIT,
     FakePython,
     sub_projects,
@@ -52,6 +54,33 @@ def test_bounds_from_init_constants_in_the_real_shape() -> None:
         "mmcv": ">=1.5.2,<=1.7.0", "mmdet": ">=2.24.0,<=3.0.0",
     }  # fmt: skip
     assert init_ranges("this is ( not python", "x") == []
+
+
+REAL = Path("/work/real/gh/open-mmlab/mmdetection3d.git")  # the mirror of the real repositories
+RECORDED = "9556958fe1c6fe432d55a9f98781b8fdd90f4e9c"  # what the real superproject records
+
+
+def bounds(text: str) -> dict[str, str]:
+    return ranges_text(init_ranges(text, "x") or requirement_ranges(text, "x"))
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="no mirror of the real repositories here")
+@pytest.mark.parametrize(
+    ("commit", "init", "mminstall"),
+    [("HEAD", MMDET3D_INIT, MMDET3D_MMINSTALL),
+     (RECORDED, MMDET3D_10_INIT, MMDET3D_10_MMINSTALL)],
+    ids=["1.4", "1.0.0rc4"],
+)  # fmt: skip
+def test_the_fixtures_are_the_real_sources(commit: str, init: str, mminstall: str) -> None:
+    """The fixture sources give the bounds mmdetection3d's own give (1.0's also bounds mmseg,
+    which doctor does not look at)."""
+    for path, text in (("mmdet3d/__init__.py", init), ("requirements/mminstall.txt", mminstall)):
+        real = subprocess.run(
+            ["git", "-C", str(REAL), "show", f"{commit}:{path}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert bounds(text).items() <= bounds(real).items()
+        assert set(bounds(real)) - set(bounds(text)) <= {"mmseg"}
 
 
 def test_bounds_from_mminstall_lines_with_and_without_bounds() -> None:
