@@ -263,6 +263,30 @@ def test_a_checkout_outside_what_another_sub_project_accepts_warns(
     assert "mmcv checkout is 2.2.0, outside >=2.0.0rc4,<2.2.0" in found["mmcv"][1].text
 
 
+def test_cuda_home_and_nvcc_are_reported(tmp_path: Path, fake: FakePython) -> None:
+    """`CUDA_HOME`'s nvcc (its release) beside torch's CUDA; another release warns."""
+    extension = sub_projects(tmp_path / "ext")
+    healthy_install(fake, extension)
+    home = tmp_path / "cuda"
+    nvcc = write(
+        home / "bin" / "nvcc", "#!/bin/sh\necho 'Cuda compilation tools, release 11.8, V11.8.89'\n"
+    )
+    nvcc.chmod(0o755)
+    environ = {**os.environ, "CUDA_HOME": str(home)}
+    info, findings = python_section(extension, ("mmdetection3d",), str(fake.python), environ)
+    assert info["cuda_toolkit"] == {
+        "cuda_home": str(home),
+        "nvcc": str(nvcc),
+        "nvcc_release": "11.8",
+    }
+    (cuda,) = [f for f in findings if f.subject == "cuda"]
+    assert cuda.level == INFO and cuda.text == f"CUDA_HOME {home}; nvcc 11.8 ({nvcc})"
+    nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.1, V12.1.105'\n")
+    _, findings = python_section(extension, ("mmdetection3d",), str(fake.python), environ)
+    (cuda,) = [f for f in findings if f.subject == "cuda"]
+    assert cuda.level == WARNING and "differs from torch's CUDA 11.8" in cuda.text
+
+
 def test_a_relative_interpreter_path_is_taken_from_the_current_folder(
     tmp_path: Path, fake: FakePython, monkeypatch: pytest.MonkeyPatch
 ) -> None:
