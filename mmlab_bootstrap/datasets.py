@@ -22,35 +22,11 @@ from .datalayouts import (
     create_data_command,
     expected_format,
 )
-from .errors import shown
-from .findings import ERROR, INFO, OK, WARNING, Finding
+from .datascan import entries, non_empty, symlink_findings
+from .findings import ERROR, INFO, OK, Finding
 from .pickleformat import CURRENT, OLD, info_format
 
-LIST_LIMIT = 1000  # entries read from one small folder (data/, a dataset's top)
 IDS_LIMIT = 4 << 20  # bytes read from an id list
-
-
-def entries(folder: Path, limit: int = LIST_LIMIT) -> list[os.DirEntry[str]]:
-    """At most `limit` entries of a folder (none when it cannot be read)."""
-    found: list[os.DirEntry[str]] = []
-    try:
-        with os.scandir(folder) as listing:
-            for entry in listing:
-                found.append(entry)
-                if len(found) >= limit:
-                    break
-    except OSError:
-        pass
-    return found
-
-
-def non_empty(folder: Path) -> bool:
-    """Whether a folder holds anything: one entry read, never more."""
-    try:
-        with os.scandir(folder) as listing:
-            return next(listing, None) is not None
-    except OSError:
-        return False
 
 
 def check_data(data: Path, project_dir: Path, root: Path) -> tuple[dict[str, Any], list[Finding]]:
@@ -60,7 +36,7 @@ def check_data(data: Path, project_dir: Path, root: Path) -> tuple[dict[str, Any
     findings: list[Finding] = []
     top = sorted(entries(data), key=lambda entry: entry.name)
     real_root = os.path.realpath(root)
-    findings += _symlinks(top, label, (real_root,), info["symlinks"])
+    findings += symlink_findings(top, label, (real_root,), info["symlinks"])
     known = {layout.name for layout in LAYOUTS}
     for entry in top:
         name = entry.name
@@ -95,43 +71,6 @@ def check_data(data: Path, project_dir: Path, root: Path) -> tuple[dict[str, Any
     return info, findings
 
 
-def _symlinks(
-    listed: list[os.DirEntry[str]], label: str, roots: tuple[str, ...], into: list[dict[str, Any]]
-) -> list[Finding]:
-    """A dangling symlink is an error; one leading outside the storage root (and outside the
-    dataset's own folder, when that is a link already named) a warning."""
-    findings = []
-    for entry in listed:
-        if not entry.is_symlink():
-            continue
-        path = Path(entry.path)
-        destination = os.readlink(path)
-        subject = f"{label}/{entry.name}"
-        if not path.exists():
-            into.append({"path": str(path), "destination": destination, "problem": "dangling"})
-            findings.append(
-                Finding(
-                    ERROR,
-                    subject,
-                    f"dangling symlink to {shown(destination)}",
-                    f"point it at the data (ln -sfn REAL_PATH '{path}') or remove it",
-                )
-            )
-            continue
-        real = os.path.realpath(path)
-        if all(os.path.commonpath([real, root]) != root for root in roots):
-            into.append({"path": str(path), "destination": destination, "problem": "outside"})
-            findings.append(
-                Finding(
-                    WARNING,
-                    subject,
-                    f"symlink leads outside the storage root, to {shown(real)}",
-                    f"mount this path too when you run in a container: {real}",
-                )
-            )
-    return findings
-
-
 def _check(
     layout: Layout, folder: Path, project_dir: Path, real_root: str, data_label: str
 ) -> tuple[dict[str, Any], list[Finding]]:
@@ -148,11 +87,11 @@ def _check(
         "symlinks": [],
     }
     roots = (real_root, os.path.realpath(folder))
-    findings += _symlinks(entries(folder), label, roots, found["symlinks"])
+    findings += symlink_findings(entries(folder), label, roots, found["symlinks"])
     parents = {part.split("/")[0] for part in layout.required if "/" in part.rstrip("/")}
     for parent in sorted(parents):
         listed = entries(folder / parent)
-        findings += _symlinks(listed, f"{label}/{parent}", roots, found["symlinks"])
+        findings += symlink_findings(listed, f"{label}/{parent}", roots, found["symlinks"])
     hint = f"download {layout.title} into {folder} as {layout.guide(project_dir)} shows"
     for part in layout.required:
         if not _present(folder / part.rstrip("/"), folder=part.endswith("/")):
