@@ -5,21 +5,19 @@ checkout, and whether mmcv has a prebuilt wheel for the torch/CUDA pair."""
 from __future__ import annotations
 
 import os
-import platform
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .findings import ERROR, INFO, OK, WARNING, Finding
-from .pyenv import cuda_toolkit, interpreter, mmcv_index, prebuilt_versions, probe
+from .mmcvwheels import mmcv_name, mmcv_wheels
+from .pyenv import cuda_toolkit, interpreter, probe
 from .versionbounds import (
     PACKAGES,
     Range,
     checkout_version,
     stricter,
     sub_project_ranges,
-    version_key,
 )
 
 CHECKED = ("torch", "mmcv", "mmengine", "mmdet", "mmdet3d", "mmdeploy")
@@ -32,7 +30,7 @@ def python_section(
 ) -> tuple[dict[str, Any], list[Finding]]:
     """The interpreter's packages checked against the bounds the sub-projects' sources set."""
     python = interpreter(given)
-    found = probe(python)
+    found = probe(python, environ)
     installed: dict[str, Any] = found["packages"]
     folders = [folder for folder in PACKAGES if (extension / folder).is_dir()]
     ranges = [found for folder in folders for found in sub_project_ranges(extension, folder)]
@@ -50,7 +48,7 @@ def python_section(
         own = [r for r in ranges if r.package == package]
         bounded = [r for r in own if r.lower or r.upper]
         effective[package] = stricter(bounded, package) if bounded else None
-    wheel_info, wheel_findings, wheel_command = _mmcv_wheels(
+    wheel_info, wheel_findings, wheel_command = mmcv_wheels(
         extension, installed.get("torch"), effective["mmcv"], pip
     )
     for package in CHECKED:
@@ -70,7 +68,7 @@ def python_section(
         if package == "mmcv" and wheel_command:
             fix = wheel_command
         elif package == "mmcv" and folder not in projects:  # a build from source takes hours
-            fix = f"{pip} openmim && {python} -m mim install '{_mmcv_name(limit)}{_text(limit)}'"
+            fix = f"{pip} openmim && {python} -m mim install '{mmcv_name(limit)}{_text(limit)}'"
         elif checkout is not None:
             fix = f"cd {checkout} && {pip} -v -e ."
         elif package == "torch":
@@ -110,12 +108,6 @@ def python_section(
 
 def _text(limit: Range | None) -> str:
     return limit.text() if limit else ""
-
-
-def _mmcv_name(limit: Range | None) -> str:
-    """mmcv 1.x with its compiled ops is the distribution `mmcv-full`."""
-    upper = version_key(limit.upper.version) if limit and limit.upper else None
-    return "mmcv-full" if upper is not None and upper <= (version_key("2.0.0") or ()) else "mmcv"
 
 
 def _sources(ranges: list[Range]) -> str:
@@ -198,38 +190,3 @@ def _toolkit(torch_cuda: str | None, toolkit: Mapping[str, Any]) -> list[Finding
             )
         ]
     return [Finding(INFO, "cuda", text)]
-
-
-def _mmcv_wheels(
-    extension: Path, torch: Mapping[str, Any] | None, limit: Range | None, pip: str
-) -> tuple[dict[str, Any] | None, list[Finding], str]:
-    """The prebuilt-wheel index for the torch/CUDA pair, and the versions it has in range."""
-    if torch is None:
-        return None, [], ""
-    cuda = torch.get("cuda") or _local_cuda(str(torch["version"]))
-    url, cuda_name, torch_name = mmcv_index(str(torch["version"]), cuda)
-    versions = prebuilt_versions(extension / "mmcv", cuda_name, torch_name, platform.system())
-    info = {"index_url": url, "versions": versions}
-    pair = f"torch {torch_name[:-2]} + {'CUDA ' + cuda if cuda else 'CPU'}"
-    if versions is None:
-        text = f"prebuilt wheels for {pair}: {url} (no mmcv table in the workspace to check)"
-        return info, [Finding(INFO, "mmcv wheels", text)], ""
-    fitting = [v for v in versions if limit is None or limit.accepts(v)]
-    if not fitting:
-        text = (
-            f"no prebuilt mmcv wheel for {pair}{' within ' + limit.text() if limit else ''}:"
-            " pip would build mmcv from source, which takes hours"
-        )
-        hint = (
-            "install a torch/CUDA pair mmcv has wheels for"
-            " (mmcv/docs/en/get_started/installation.md)"
-        )
-        return info, [Finding(WARNING, "mmcv wheels", text, hint)], ""
-    command = f"{pip} {_mmcv_name(limit)}=={fitting[0]} -f {url}"
-    return info, [Finding(INFO, "mmcv wheels", f"{pair}: {', '.join(fitting)}; {command}")], command
-
-
-def _local_cuda(version: str) -> str | None:
-    """CUDA from a torch version's local tag (`2.1.2+cu118` -> `11.8`)."""
-    match = re.search(r"\+cu(\d+)(\d)$", version)
-    return f"{match.group(1)}.{match.group(2)}" if match else None

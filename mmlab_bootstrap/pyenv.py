@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import BootstrapError, shown
@@ -20,7 +20,7 @@ NVCC_TIMEOUT = 10
 WANTED = ("torch", "mmcv", "mmcv-full", "mmcv-lite", "mmengine", "mmdet", "mmdet3d", "mmdeploy")
 
 PROBE = r"""
-import json, os, re, sys
+import importlib.util, json, os, re, sys
 from importlib import metadata
 from urllib.parse import unquote, urlparse
 wanted = set(sys.argv[1:])
@@ -58,8 +58,17 @@ for dist in metadata.distributions():
         except OSError:
             pass
     found[name] = info
+imports = {}
+for module in ("torch", "mmcv", "mmengine", "mmdet", "mmdet3d", "mmdeploy"):
+    try:  # where `import module` would load it from: located, never imported
+        spec = importlib.util.find_spec(module)
+    except Exception:
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if locations:
+        imports[module] = os.path.dirname(os.path.abspath(locations[0]))
 print(json.dumps({"python": sys.version.split()[0], "executable": sys.executable,
-                  "prefix": sys.prefix, "packages": found}))
+                  "prefix": sys.prefix, "packages": found, "imports": imports}))
 """
 
 
@@ -81,7 +90,7 @@ def interpreter(given: str | None) -> str:
     return os.path.abspath(path)  # kept a link (a venv's python is one), never resolved
 
 
-def probe(python: str) -> dict[str, Any]:
+def probe(python: str, environ: Mapping[str, str]) -> dict[str, Any]:
     """What the interpreter has installed (see PROBE); a PythonError when it is no Python 3.8+."""
     hint = (
         "pass a Python 3.8+ interpreter, e.g."
@@ -89,7 +98,8 @@ def probe(python: str) -> dict[str, Any]:
     )
     try:
         done = subprocess.run(
-            [python, "-c", PROBE, *WANTED],
+            [python, "-B", "-c", PROBE, *WANTED],  # -B: it writes no bytecode
+            env=dict(environ),  # PYTHONPATH and the like, as the training run has them
             capture_output=True,
             timeout=PROBE_TIMEOUT,
             cwd=os.path.abspath(os.sep),  # no package of the current folder shadows one
@@ -107,6 +117,7 @@ def probe(python: str) -> dict[str, Any]:
         raise PythonError(
             f"--python {shown(python)} is not a Python interpreter this can ask ({reason})", hint
         )
+    found.setdefault("imports", {})
     packages = found["packages"]
     for alias in ("mmcv-full", "mmcv-lite"):  # mmcv under its other names
         if "mmcv" not in packages and alias in packages:
@@ -133,29 +144,3 @@ def cuda_toolkit(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
         except (OSError, subprocess.TimeoutExpired):
             pass
     return {"cuda_home": home, "nvcc": nvcc, "nvcc_release": release}
-
-
-def mmcv_index(torch_version: str, cuda: str | None) -> tuple[str, str, str]:
-    """The prebuilt-wheel index of mmcv for a torch/CUDA pair, and the pair as mmcv's table
-    (`docs/en/_static/version.json`) names it: (url, cuda like `11.8`/`cpu`, torch like `2.1.x`)."""
-    match = re.match(r"(\d+)\.(\d+)", torch_version)
-    torch_minor = f"{match.group(1)}.{match.group(2)}" if match else torch_version
-    tag = f"cu{cuda.replace('.', '')}" if cuda else "cpu"
-    url = f"https://download.openmmlab.com/mmcv/dist/{tag}/torch{torch_minor}/index.html"
-    return url, cuda or "cpu", f"{torch_minor}.x"
-
-
-def prebuilt_versions(mmcv_checkout: Path, cuda: str, torch: str, system: str) -> list[str] | None:
-    """The mmcv versions with a prebuilt wheel for the pair, from the table in the workspace's
-    mmcv checkout (None when there is no table to read)."""
-    table_path = mmcv_checkout / "docs" / "en" / "_static" / "version.json"
-    try:
-        table = json.loads(table_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    rows = table.get(system, []) if isinstance(table, dict) else []
-    versions: list[str] = []
-    for row in rows:
-        if isinstance(row, dict) and row.get("cuda") == cuda and row.get("torch") == torch:
-            versions += [str(v) for v in row.get("mmcv", [])]
-    return versions

@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmlab_bootstrap.findings import ERROR, INFO, OK, WARNING, Finding
+from mmlab_bootstrap.mmcvwheels import mmcv_index
 from mmlab_bootstrap.pychecks import python_section
-from mmlab_bootstrap.pyenv import PythonError, mmcv_index
+from mmlab_bootstrap.pyenv import PythonError
 from mmlab_bootstrap.versionbounds import (
     Bound,
     Range,
