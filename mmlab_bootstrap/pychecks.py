@@ -41,6 +41,7 @@ def python_section(
         "executable": found["executable"],
         "prefix": found["prefix"],
         "packages": {},
+        "imports": found["imports"],
     }
     pip = f"{python} -m pip install"
     effective: dict[str, Range | None] = {}
@@ -75,6 +76,8 @@ def python_section(
             fix = TORCH_HINT
         else:
             fix = f"{pip} '{package}{_text(limit)}'"
+        if checkout is not None:
+            findings += _shadowed(package, found["imports"].get(package), have, checkout, pip)
         if have is None:
             needed = bool(own) or package == "torch" or (folder in projects)
             text = "not installed" + (f" (needs {limit.text()}{sources})" if limit else "")
@@ -150,6 +153,24 @@ def _editable(
             )
         ]
     return []
+
+
+def _shadowed(
+    package: str, loaded: str | None, have: Mapping[str, Any] | None, checkout: Path, pip: str
+) -> list[Finding]:
+    """`import package` loading a source folder other than this workspace's checkout (through
+    PYTHONPATH or a .pth file), where no editable install already says so."""
+    if loaded is None or {"site-packages", "dist-packages"} & set(Path(loaded).parts):
+        return []
+    real = os.path.realpath(loaded)
+    source = (have or {}).get("source")
+    if real == os.path.realpath(checkout) or (source and os.path.realpath(source) == real):
+        return []
+    return [
+        Finding(ERROR, package, f"`import {package}` loads it from {loaded}, not from this"
+                f" workspace's {checkout} (PYTHONPATH or a .pth file): edits here change nothing",
+                f"take {loaded} out of PYTHONPATH, then: cd {checkout} && {pip} -v -e .")
+    ]  # fmt: skip
 
 
 def _checkout_versions(

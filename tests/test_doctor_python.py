@@ -226,6 +226,28 @@ def test_an_editable_install_from_another_checkout_is_an_error(
     assert [f.level for f in found["mmdet3d"]] == [OK]
 
 
+def test_an_import_from_another_checkout_on_the_path_is_an_error(
+    tmp_path: Path, fake: FakePython
+) -> None:
+    """PYTHONPATH leading to another checkout makes `import mmdet3d` load that one, whatever
+    is installed: located with importlib.util.find_spec, never imported."""
+    extension = sub_projects(tmp_path / "ext")
+    other = sub_projects(tmp_path / "other")
+    write(other / "mmdetection3d" / "mmdet3d" / "__init__.py", "raise SystemExit('imported')\n")
+    healthy_install(fake, extension)
+    environ = {**os.environ, "PYTHONPATH": str(other / "mmdetection3d")}
+    info, findings = python_section(extension, ("mmdetection3d",), str(fake.python), environ)
+    errors = [f for f in findings if f.level == ERROR]
+    assert [(f.subject, f.text.split(",")[0]) for f in errors] == [
+        ("mmdet3d", f"`import mmdet3d` loads it from {other / 'mmdetection3d'}")
+    ]
+    assert "PYTHONPATH" in errors[0].hint
+    assert info["imports"]["mmdet3d"] == str(other / "mmdetection3d")  # type: ignore[index]
+    environ["PYTHONPATH"] = str(extension / "mmdetection3d")  # this workspace's: fine
+    _, findings = python_section(extension, ("mmdetection3d",), str(fake.python), environ)
+    assert [f for f in findings if f.level == ERROR] == []
+
+
 def test_an_installed_package_where_the_workspace_has_the_checkout_warns(
     tmp_path: Path, fake: FakePython
 ) -> None:
