@@ -35,14 +35,14 @@ def info_format(path: Path) -> str:
 def head_format(head: bytes) -> str:
     """The format of a pickle's first bytes (see `info_format`)."""
     top: str | None = None
-    strings: set[str] = set()
+    strings: list[str] = []
     try:
         for opcode, argument, _ in pickletools.genops(io.BytesIO(head)):
             if top is None and opcode.name not in _FRAMING:
                 top = opcode.name
             if opcode.name in _STRINGS and isinstance(argument, str | bytes):
                 text = argument.decode("latin-1") if isinstance(argument, bytes) else argument
-                strings.add(text)
+                strings.append(text)
             if opcode.name == "STOP":
                 break
     except (ValueError, EOFError, UnicodeDecodeError):
@@ -52,8 +52,13 @@ def head_format(head: bytes) -> str:
         return NOT_PICKLE
     if top in ("EMPTY_LIST", "LIST"):
         return OLD
-    if top in ("EMPTY_DICT", "DICT"):
-        if strings & {"metainfo", "data_list"}:
+    if top in ("EMPTY_DICT", "DICT") and strings:
+        # its first key comes first (pickle writes each key before its value)
+        if strings[0] in ("metainfo", "data_list"):
+            return CURRENT
+        if strings[0] in ("infos", "metadata"):
+            return OLD
+        if {"metainfo", "data_list"} & set(strings):
             return CURRENT
         if "infos" in strings:
             return OLD

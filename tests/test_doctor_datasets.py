@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mmlab_bootstrap.datalayouts import COCO, KITTI, NUSCENES
 from mmlab_bootstrap.datasets import check_data
@@ -160,6 +162,26 @@ def test_info_format_is_told_from_the_opcodes(tmp_path: Path, protocol: int) -> 
     marker = tmp_path / "ran"
     hostile = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
     assert head_format(hostile) == UNKNOWN and not marker.exists()
+
+
+KEYS = st.sampled_from(["infos", "metainfo", "data_list", "metadata"]) | st.text(max_size=6)
+VALUES = st.recursive(
+    st.none() | st.integers() | st.floats() | st.text(max_size=8) | KEYS | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
+    max_leaves=40,
+)
+
+
+@given(VALUES, st.lists(VALUES, max_size=5), st.integers(0, pickle.HIGHEST_PROTOCOL))
+def test_any_info_content_keeps_its_format(
+    meta: object, items: list[object], protocol: int
+) -> None:
+    """Whatever the infos hold (even the other format's key names, nested), the top-level
+    container and its first key decide."""
+    current = {"metainfo": meta, "data_list": items}
+    old_nuscenes = {"infos": items, "metadata": meta}
+    for value, expected in ((current, CURRENT), (old_nuscenes, OLD), (items, OLD)):
+        assert head_format(pickle.dumps(value, protocol=protocol)[:8192]) == expected
 
 
 def test_old_format_info_files_name_the_converter(tree: Tree) -> None:
