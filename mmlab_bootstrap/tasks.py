@@ -204,6 +204,23 @@ def status(c: Context, json: bool = False) -> None:
         raise Exit(code=1)
 
 
+@task(
+    auto_shortflags=False,
+    help={
+        "json": "print one JSON document instead (its keys are listed in the README)",
+        "python": "the interpreter that trains (default: the python3 on PATH)",
+    },
+)
+def doctor(c: Context, json: bool = False, python: str | None = None) -> None:
+    """Is the workspace ready to train? status, datasets, Python environment; exit 1 if not."""
+    from .doctor import doctor_step
+
+    with session_for(c, "doctor", changes=False) as session:
+        ready = doctor_step(session, as_json=json, python=python)
+    if not ready:
+        raise Exit(code=1)
+
+
 def namespace(root: Path | None, program: str = "inv") -> Collection:
     """The task collection, for a workspace at `root` (None: the current folder at run time).
 
@@ -211,7 +228,7 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
     """
     quiet_broken_pipe()
     collection = Collection(
-        env, clone, layout, link_checkpoints, link_data, unlink, bootstrap, status
+        env, clone, layout, link_checkpoints, link_data, unlink, bootstrap, status, doctor
     )
     collection.configure(
         {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}

@@ -108,6 +108,10 @@ BAD_INPUTS = [
     row("env", fragment=".env", dotenv="\ufeffMMLAB_PROJECTS=x\n"),
     row("env", fragment=".env: line 1", dotenv="NAME=it's\n"),
     row("status", fragment=".env: line 1", dotenv="A='x'y\n"),
+    row("doctor", fragment=".env: line 1", dotenv="A='x'y\n"),
+    row("doctor", "--python", "/nonexistent/python3", fragment="is not an interpreter"),
+    row("doctor", "--python", "no-such-python3", fragment="not on PATH"),
+    row("doctor", "--python", "/bin/sh", fragment="is not a Python interpreter"),
 ]
 
 
