@@ -1,0 +1,295 @@
+"""The verified, resumable download of one checkpoint file.
+
+Into a partial file of this run's own (see `ckptstore`), resumed with HTTP `Range` from what an
+earlier run left; a server that ignores `Range` (200) starts it over, one that answers 416 has
+sent it all. The size is checked against `Content-Length`, the sha256 against the prefix the
+file name promises, and only then is it renamed into place and recorded. Connection failures,
+timeouts, 5xx and 429 (after `Retry-After`) are retried with backoff; 404 and 403 are not.
+TLS is always verified (the CA bundle variables of requests are honoured).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import ckptstore
+from .errors import BootstrapError, shown
+from .fsutil import fsync_folder
+
+CHUNK = 1 << 20
+ATTEMPTS = 6  # tries in a row that bring no new byte, before giving up
+SPARE = 64 << 20  # free space left over after a download
+_RANGE = re.compile(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)")
+
+
+class DownloadError(BootstrapError):
+    """A checkpoint could not be fetched or verified."""
+
+
+class Cancelled(Exception):
+    """Another download of the run failed or the user interrupted: stop at the next chunk."""
+
+
+class Progress(Protocol):
+    def start(self, label: str, url: str, total: int | None, have: int) -> None: ...
+    def advance(self, label: str, count: int) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to fetch: where from, where to, and the sha256 prefix its name promises."""
+
+    label: str  # project:name, for messages
+    url: str
+    final: Path
+    prefix: str | None
+    accept_mismatch: bool = False
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A file verified and in place."""
+
+    job: Job
+    sha256: str
+    size: int
+    received: int  # bytes this run transferred (less than size after a resume)
+    mismatch: bool  # the sha256 does not match the name, accepted with --accept-mismatch
+
+
+def timeouts() -> tuple[float, float]:
+    """(connect, read) seconds; MMLAB_HTTP_TIMEOUT sets the read timeout (default 60)."""
+    try:
+        read = float(os.environ.get("MMLAB_HTTP_TIMEOUT", "60"))
+    except ValueError:
+        read = 60.0
+    return 15.0, max(0.1, read)
+
+
+def http_session(jobs: int) -> requests.Session:
+    """requests with retries (connection errors, 5xx, 429 honouring Retry-After)."""
+    retry = Retry(
+        total=ATTEMPTS,
+        connect=ATTEMPTS,
+        read=ATTEMPTS,
+        status=ATTEMPTS,
+        backoff_factor=0.5,
+        backoff_max=30,
+        status_forcelist=(429, 500, 502, 503, 504),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=jobs, pool_maxsize=jobs)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["Accept-Encoding"] = "identity"  # the bytes of the file, never re-encoded
+    return session
+
+
+def tls_error(job: Job, error: Exception) -> DownloadError:
+    return DownloadError(
+        f"{job.label}: the TLS certificate of {shown(job.url)} is not trusted ({error})",
+        "TLS is never turned off: point REQUESTS_CA_BUNDLE at your CA bundle (a company proxy's"
+        " CA), or fetch from a mirror you trust: inv env --checkpoint-mirror URL",
+    )
+
+
+def _status_error(job: Job, response: requests.Response) -> DownloadError:
+    code = response.status_code
+    what = f"{job.label}: {shown(job.url)} answered {code} {response.reason or ''}".rstrip()
+    if code in (401, 403, 404, 410):
+        return DownloadError(
+            what,
+            "the file is not there: check MMLAB_CHECKPOINT_MIRROR (a mirror may lack it), or"
+            " the model's Weights in its metafile (inv fetch-checkpoints --search NAME)",
+        )
+    return DownloadError(
+        what, "the server failed: run the same command again later", rerun_helps=True
+    )
+
+
+def _space(job: Job, needed: int) -> None:
+    free = shutil.disk_usage(job.final.parent).free
+    if needed + SPARE > free:
+        raise DownloadError(
+            f"{job.label}: not enough space for {shown(job.final.name)} in"
+            f" {shown(str(job.final.parent))}: {needed / 1e6:.1f} MB needed,"
+            f" {free / 1e6:.1f} MB free",
+            "make room on that disk, or choose another storage root:"
+            " inv env --checkpoints-path /path/to/storage",
+        )
+
+
+class _Partial:
+    """The partial file this run writes, and the sha256 of what it holds so far."""
+
+    def __init__(self, final: Path) -> None:
+        self.descriptor, self.path = ckptstore.claim_partial(final)
+        self.hasher: Any = None
+        self.hashed = 0
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self.descriptor).st_size
+
+    def catch_up(self) -> None:
+        """Hash what the file already holds (resumed from an earlier run)."""
+        if self.hasher is None or self.hashed != self.size:
+            self.hasher = ckptstore.sha256_of(self.path, limit=self.size)
+            self.hashed = self.size
+
+    def restart(self) -> None:
+        os.ftruncate(self.descriptor, 0)
+        self.hasher, self.hashed = None, 0
+        self.catch_up()
+
+    def write(self, chunk: bytes) -> None:
+        os.pwrite(self.descriptor, chunk, self.hashed)
+        self.hasher.update(chunk)
+        self.hashed += len(chunk)
+
+
+def fetch(
+    session: requests.Session, job: Job, progress: Progress, cancel: threading.Event
+) -> Fetched:
+    """Download, verify and put one file in place; DownloadError says why not."""
+    job.final.parent.mkdir(parents=True, exist_ok=True)
+    partial = _Partial(job.final)
+    try:
+        partial.catch_up()
+        resumed = partial.size
+        total = _download(session, job, partial, progress, cancel)
+        return _finish(job, partial, total, received=partial.size - resumed)
+    finally:
+        os.close(partial.descriptor)
+
+
+def _download(
+    session: requests.Session,
+    job: Job,
+    partial: _Partial,
+    progress: Progress,
+    cancel: threading.Event,
+) -> int | None:
+    """Fill the partial file; the total size the server gave (None: it gave none)."""
+    failures = 0
+    while True:
+        have = partial.size
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        before, answered = partial.hashed, False
+        try:
+            with session.get(job.url, headers=headers, stream=True, timeout=timeouts()) as answer:
+                answered = True
+                total = _start(job, answer, partial, progress)
+                if total == -1:
+                    continue  # start over (a range that does not fit)
+                if total is None or partial.size < total:
+                    for chunk in answer.iter_content(CHUNK):
+                        if cancel.is_set():
+                            raise Cancelled
+                        partial.write(chunk)
+                        progress.advance(job.label, len(chunk))
+            if total is None or partial.size == total:
+                return total
+        except requests.exceptions.SSLError as error:
+            raise tls_error(job, error) from None
+        except requests.RequestException as error:
+            if partial.hashed > before:
+                failures = 0  # it got somewhere: resume from there
+            failures += 1
+            if failures >= ATTEMPTS or not answered:  # (urllib3 already retried a request)
+                raise DownloadError(
+                    f"{job.label}: {shown(job.url)} failed {failures} times in a row"
+                    f" ({type(error).__name__})",
+                    "check the network (or set MMLAB_CHECKPOINT_MIRROR), then run the same"
+                    " command again: it resumes where this one stopped",
+                    rerun_helps=True,
+                ) from None
+            progress.note(f"{job.label}: connection lost at {partial.size} bytes; resuming")
+            if cancel.wait(min(0.25 * 2**failures, 10)):
+                raise Cancelled from None
+
+
+def _start(
+    job: Job, answer: requests.Response, partial: _Partial, progress: Progress
+) -> int | None:
+    """Look at the answer's status and headers; the total size (-1: ask again from 0)."""
+    have = partial.size
+    if answer.status_code == 416:  # nothing past what we have: complete, or too long
+        found = _RANGE.fullmatch(answer.headers.get("Content-Range", ""))
+        if found and found[2] != "*" and int(found[2]) == have:
+            return have
+        partial.restart()
+        return -1
+    if answer.status_code not in (200, 206):
+        raise _status_error(job, answer)
+    length = answer.headers.get("Content-Length")
+    size = int(length) if length and length.isdigit() else None
+    if answer.status_code == 206:
+        found = _RANGE.fullmatch(answer.headers.get("Content-Range", ""))
+        if not found or found[1] is None or int(found[1]) != have:
+            partial.restart()  # a range we did not ask for: start over
+            return -1
+        total = int(found[2]) if found[2] != "*" else None
+    else:
+        if have:
+            progress.note(f"{job.label}: the server ignores Range; starting over")
+            partial.restart()
+            have = 0
+        total = size
+    if total is not None:
+        _space(job, total - have)
+    progress.start(job.label, job.url, total, have)
+    return total
+
+
+def _finish(job: Job, partial: _Partial, total: int | None, *, received: int) -> Fetched:
+    """Check size and sha256, then rename into place and record it; a file that does not
+    match its name is discarded (unless accepted knowingly)."""
+    size = partial.size
+    if total is not None and size != total:
+        raise DownloadError(
+            f"{job.label}: got {size} bytes of {shown(job.url)}, {total} expected",
+            "run the same command again: it resumes",
+            rerun_helps=True,
+        )
+    full = partial.hasher.hexdigest()
+    mismatch = not ckptstore.hash_matches(full, job.prefix)
+    if mismatch and not job.accept_mismatch:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial.path)
+        raise DownloadError(
+            f"{job.label}: {shown(job.final.name)} has sha256 {full}, but its name promises"
+            f" {job.prefix}; the download was discarded",
+            "run it again to download it again; if the published file is known not to match"
+            " its name: inv fetch-checkpoints --accept-mismatch",
+        )
+    os.fsync(partial.descriptor)
+    try:
+        os.rename(partial.path, job.final)  # atomic; another run's identical file may be replaced
+    except FileNotFoundError:  # taken over by another run (locks do not hold everywhere)
+        record = ckptstore.recorded(job.final)
+        if record is None or record.sha256 != full:
+            raise DownloadError(
+                f"{job.label}: another run took over the download of {shown(job.final.name)}",
+                "run the same command again once the other run is done",
+                rerun_helps=True,
+            ) from None
+    fsync_folder(job.final.parent)
+    ckptstore.write_record(job.final, full, job.url)
+    ckptstore.remove_abandoned_partials(job.final)
+    return Fetched(job, full, size, received, mismatch)
