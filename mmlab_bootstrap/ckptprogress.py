@@ -4,6 +4,7 @@ every MMLAB_HEARTBEAT seconds (10 by default) while anything downloads."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -20,6 +21,16 @@ def _size(count: float) -> str:
             return f"{count:.1f} {unit}" if unit != "B" else f"{count:.0f} B"
         count /= 1024
     return f"{count:.1f} GiB"
+
+
+def _width() -> int:
+    """The terminal's width (80 where it reports none, as a new pseudo-terminal does)."""
+    return shutil.get_terminal_size().columns or 80
+
+
+def _height() -> int:
+    """The terminal's height (24 where it reports none): tqdm hides bars below it."""
+    return shutil.get_terminal_size().lines or 24
 
 
 class Downloads:
@@ -45,7 +56,7 @@ class Downloads:
 
             self._total = tqdm(
                 total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="total",
-                position=0, leave=False, file=sys.stderr, dynamic_ncols=True,
+                position=0, leave=False, file=sys.stderr, ncols=_width(), nrows=_height(),
             )  # fmt: skip
         else:
             self._thread = threading.Thread(target=self._beat, daemon=True)
@@ -84,7 +95,7 @@ class Downloads:
             self._bars[label] = tqdm(
                 total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=label.split(":", 1)[-1][:32], position=number, leave=False,
-                file=sys.stderr, dynamic_ncols=True,
+                file=sys.stderr, ncols=_width(), nrows=_height(),
             )  # fmt: skip
             if self._total is not None:
                 self._total.total = sum(t or h for h, t in self._sizes.values())

@@ -180,6 +180,35 @@ def remove_abandoned_partials(final: Path) -> list[Path]:
     return removed
 
 
+class Partial:
+    """The partial file this run writes, and the sha256 of what it holds so far."""
+
+    def __init__(self, final: Path) -> None:
+        self.descriptor, self.path = claim_partial(final)
+        self.hasher: Any = None
+        self.hashed = 0
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self.descriptor).st_size
+
+    def catch_up(self) -> None:
+        """Hash what the file already holds (resumed from an earlier run)."""
+        if self.hasher is None or self.hashed != self.size:
+            self.hasher = sha256_of(self.path, limit=self.size)
+            self.hashed = self.size
+
+    def restart(self) -> None:
+        os.ftruncate(self.descriptor, 0)
+        self.hasher, self.hashed = None, 0
+        self.catch_up()
+
+    def write(self, chunk: bytes) -> None:
+        os.pwrite(self.descriptor, chunk, self.hashed)
+        self.hasher.update(chunk)
+        self.hashed += len(chunk)
+
+
 def check_state(final: Path, prefix: str | None) -> tuple[str, int | None]:
     """`verified`, `unverified` (a file with no valid record), `partial` (with its bytes) or
     `missing`; reads no file content, so it is quick (what `status` shows)."""

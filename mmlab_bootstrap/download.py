@@ -15,11 +15,13 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -134,41 +136,12 @@ def _space(job: Job, needed: int) -> None:
         )
 
 
-class _Partial:
-    """The partial file this run writes, and the sha256 of what it holds so far."""
-
-    def __init__(self, final: Path) -> None:
-        self.descriptor, self.path = ckptstore.claim_partial(final)
-        self.hasher: Any = None
-        self.hashed = 0
-
-    @property
-    def size(self) -> int:
-        return os.fstat(self.descriptor).st_size
-
-    def catch_up(self) -> None:
-        """Hash what the file already holds (resumed from an earlier run)."""
-        if self.hasher is None or self.hashed != self.size:
-            self.hasher = ckptstore.sha256_of(self.path, limit=self.size)
-            self.hashed = self.size
-
-    def restart(self) -> None:
-        os.ftruncate(self.descriptor, 0)
-        self.hasher, self.hashed = None, 0
-        self.catch_up()
-
-    def write(self, chunk: bytes) -> None:
-        os.pwrite(self.descriptor, chunk, self.hashed)
-        self.hasher.update(chunk)
-        self.hashed += len(chunk)
-
-
 def fetch(
     session: requests.Session, job: Job, progress: Progress, cancel: threading.Event
 ) -> Fetched:
     """Download, verify and put one file in place; DownloadError says why not."""
     job.final.parent.mkdir(parents=True, exist_ok=True)
-    partial = _Partial(job.final)
+    partial = ckptstore.Partial(job.final)
     try:
         partial.catch_up()
         resumed = partial.size
@@ -181,7 +154,7 @@ def fetch(
 def _download(
     session: requests.Session,
     job: Job,
-    partial: _Partial,
+    partial: ckptstore.Partial,
     progress: Progress,
     cancel: threading.Event,
 ) -> int | None:
@@ -198,7 +171,7 @@ def _download(
                 if total == -1:
                     continue  # start over (a range that does not fit)
                 if total is None or partial.size < total:
-                    for chunk in answer.iter_content(CHUNK):
+                    for chunk in _chunks(answer):
                         if cancel.is_set():
                             raise Cancelled
                         partial.write(chunk)
@@ -207,7 +180,7 @@ def _download(
                 return total
         except requests.exceptions.SSLError as error:
             raise tls_error(job, error) from None
-        except requests.RequestException as error:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             if partial.hashed > before:
                 failures = 0  # it got somewhere: resume from there
             failures += 1
@@ -224,8 +197,14 @@ def _download(
                 raise Cancelled from None
 
 
+def _chunks(answer: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives (up to 1 MiB at a time, never waiting to fill a chunk)."""
+    while chunk := answer.raw.read1(CHUNK):
+        yield chunk
+
+
 def _start(
-    job: Job, answer: requests.Response, partial: _Partial, progress: Progress
+    job: Job, answer: requests.Response, partial: ckptstore.Partial, progress: Progress
 ) -> int | None:
     """Look at the answer's status and headers; the total size (-1: ask again from 0)."""
     have = partial.size
@@ -257,7 +236,7 @@ def _start(
     return total
 
 
-def _finish(job: Job, partial: _Partial, total: int | None, *, received: int) -> Fetched:
+def _finish(job: Job, partial: ckptstore.Partial, total: int | None, *, received: int) -> Fetched:
     """Check size and sha256, then rename into place and record it; a file that does not
     match its name is discarded (unless accepted knowingly)."""
     size = partial.size
