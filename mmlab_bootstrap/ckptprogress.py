@@ -100,6 +100,7 @@ class Downloads:
             if self._total is not None:
                 self._total.total = sum(t or h for h, t in self._sizes.values())
                 self._total.update(have)
+                self._total.refresh()
 
     def advance(self, label: str, count: int) -> None:
         with self._lock:
