@@ -180,7 +180,7 @@ def bootstrap(
     relative: bool = False,
     keep_going: bool = False,
 ) -> None:
-    """Set up everything: env, clone, layout, link-checkpoints, link-data."""
+    """Set up everything: env, clone, layout, link-checkpoints, link-data (fetch-checkpoints)."""
     from .bootstrap import bootstrap_steps
     from .steps import jobs_flag
 

@@ -17,7 +17,7 @@ import pytest
 from mmlab_bootstrap.modelindex import find, hash_prefix, read_index, read_project, search
 
 from .ckptfixture import NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
-from .conftest import assert_clean_error, inv, snapshot
+from .conftest import Cloned, assert_clean_error, inv, snapshot
 from .httpserve import Faults, Served, serving
 
 REAL_MMDET3D = Path("/work/real/gh/open-mmlab/mmdetection3d.git")
@@ -323,5 +323,37 @@ def test_the_variable_status_and_bad_names(zoo: Zoo) -> None:
     assert {c["state"] for c in found} == {"verified"}
     lines = inv(zoo.root, "status", env=env).out
     assert "ok checkpoint mmdetection3d:pointpillars_car: verified" in lines
+    for wanted, fragment in [
+        ("mmdet:pointpillars_car", "names the project 'mmdet', which is not in MMLAB_PROJECTS"),
+        ("nosuch", "no model named 'nosuch'"),
+        ("pointpillars_no_weights", "publishes no checkpoint file (no Weights)"),
+    ]:
+        before = snapshot(zoo.root)
+        refused = inv(zoo.root, "fetch-checkpoints", "--model", wanted)
+        assert_clean_error(refused, fragment)
+        assert snapshot(zoo.root) == before
     bad = inv(zoo.root, "fetch-checkpoints", env={"MMLAB_CHECKPOINTS": "-rf"})
     assert_clean_error(bad, "MMLAB_CHECKPOINTS (from environment) is not a model name")
+
+
+def test_bootstrap_fetches_the_pinned_checkpoints_last(cloned: Cloned) -> None:
+    """With MMLAB_CHECKPOINTS set, bootstrap fetches them as its last step, then is healthy;
+    a second bootstrap makes no request."""
+    item = checkpoint("mmdetection3d", "pointpillars_boot", random_bytes(5000))
+    write_index(cloned.ext / "mmdetection3d", [item])
+    with serving() as served:
+        served.files[item.path] = item.data
+        env = {"MMLAB_CHECKPOINTS": "pointpillars_boot", "MMLAB_CHECKPOINT_MIRROR": served.url}
+        dry = inv(cloned.root, "--dry", "bootstrap", env=env)
+        assert dry.code == 0, dry.err
+        assert f"would fetch mmdetection3d:pointpillars_boot from {served.url}" in dry.out
+        run = inv(cloned.root, "bootstrap", env=env)
+        assert run.code == 0, run.err
+        final = cloned.ckpt / "mmdetection3d" / "checkpoints" / item.file_name
+        assert final.read_bytes() == item.data
+        assert (cloned.ext / "mmdetection3d" / "checkpoints" / item.file_name).is_file()
+        count = len(served.requests)
+        again = inv(cloned.root, "bootstrap", env=env)
+        assert again.code == 0, again.err
+        assert "fetch-checkpoints: up to date" in again.out
+        assert len(served.requests) == count
