@@ -143,12 +143,12 @@ def fetch(
     job.final.parent.mkdir(parents=True, exist_ok=True)
     partial = ckptstore.Partial(job.final)
     try:
-        partial.catch_up()
-        resumed = partial.size
+        partial.resume()
+        resumed = partial.offset
         total = _download(session, job, partial, progress, cancel)
-        return _finish(job, partial, total, received=partial.size - resumed)
+        return _finish(job, partial, total, received=partial.offset - resumed)
     finally:
-        os.close(partial.descriptor)
+        partial.close()
 
 
 def _download(
@@ -161,27 +161,28 @@ def _download(
     """Fill the partial file; the total size the server gave (None: it gave none)."""
     failures = 0
     while True:
-        have = partial.size
+        partial.resume()
+        have = partial.offset
         headers = {"Range": f"bytes={have}-"} if have else {}
-        before, answered = partial.hashed, False
+        before, answered = partial.offset, False
         try:
             with session.get(job.url, headers=headers, stream=True, timeout=timeouts()) as answer:
                 answered = True
                 total = _start(job, answer, partial, progress)
                 if total == -1:
                     continue  # start over (a range that does not fit)
-                if total is None or partial.size < total:
+                if total is None or partial.offset < total:
                     for chunk in _chunks(answer):
                         if cancel.is_set():
                             raise Cancelled
                         partial.write(chunk)
                         progress.advance(job.label, len(chunk))
-            if total is None or partial.size == total:
+            if total is None or partial.offset == total:
                 return total
         except requests.exceptions.SSLError as error:
             raise tls_error(job, error) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
-            if partial.hashed > before:
+            if partial.offset > before:
                 failures = 0  # it got somewhere: resume from there
             failures += 1
             if failures >= ATTEMPTS or not answered:  # (urllib3 already retried a request)
@@ -192,7 +193,7 @@ def _download(
                     " command again: it resumes where this one stopped",
                     rerun_helps=True,
                 ) from None
-            progress.note(f"{job.label}: connection lost at {partial.size} bytes; resuming")
+            progress.note(f"{job.label}: connection lost at {partial.offset} bytes; resuming")
             if cancel.wait(min(0.25 * 2**failures, 10)):
                 raise Cancelled from None
 
@@ -207,7 +208,7 @@ def _start(
     job: Job, answer: requests.Response, partial: ckptstore.Partial, progress: Progress
 ) -> int | None:
     """Look at the answer's status and headers; the total size (-1: ask again from 0)."""
-    have = partial.size
+    have = partial.offset
     if answer.status_code == 416:  # nothing past what we have: complete, or too long
         found = _RANGE.fullmatch(answer.headers.get("Content-Range", ""))
         if found and found[2] != "*" and int(found[2]) == have:
@@ -239,14 +240,14 @@ def _start(
 def _finish(job: Job, partial: ckptstore.Partial, total: int | None, *, received: int) -> Fetched:
     """Check size and sha256, then rename into place and record it; a file that does not
     match its name is discarded (unless accepted knowingly)."""
-    size = partial.size
+    size = partial.offset
     if total is not None and size != total:
         raise DownloadError(
             f"{job.label}: got {size} bytes of {shown(job.url)}, {total} expected",
             "run the same command again: it resumes",
             rerun_helps=True,
         )
-    full = partial.hasher.hexdigest()
+    full = partial.sha256()
     mismatch = not ckptstore.hash_matches(full, job.prefix)
     if mismatch and not job.accept_mismatch:
         with contextlib.suppress(FileNotFoundError):
