@@ -18,7 +18,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
 
 import requests
 import urllib3
@@ -26,12 +27,17 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import ckptstore
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
 from .errors import BootstrapError, shown
 from .fsutil import fsync_folder
 
 CHUNK = 1 << 20
 ATTEMPTS = 6  # tries in a row that bring no new byte, before giving up
-SPARE = 64 << 20  # free space left over after a download
+SPARE = 1 << 20  # free space left over after a download
 _RANGE = re.compile(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)")
 
 
@@ -80,9 +86,27 @@ def timeouts() -> tuple[float, float]:
     return 15.0, max(0.1, read)
 
 
+class _Retry(Retry):
+    """urllib3's retries, except for a certificate that is not trusted: trying again cannot
+    help, so it is an error at once."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if isinstance(error, urllib3.exceptions.SSLError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 def http_session(jobs: int) -> requests.Session:
     """requests with retries (connection errors, 5xx, 429 honouring Retry-After)."""
-    retry = Retry(
+    retry = _Retry(
         total=ATTEMPTS,
         connect=ATTEMPTS,
         read=ATTEMPTS,
@@ -149,6 +173,9 @@ def fetch(
         return _finish(job, partial, total, received=partial.offset - resumed)
     finally:
         partial.close()
+        with contextlib.suppress(OSError):
+            if os.stat(partial.path).st_size == 0:  # nothing worth resuming
+                os.unlink(partial.path)
 
 
 def _download(

@@ -9,6 +9,7 @@ Used by the fetch-checkpoints tests and bench/checkpoint_bench.py; listens on 12
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ class Served:
     requests: list[Request] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    active: int = 0  # bodies being sent now
+    peak: int = 0  # the most bodies sent at once
 
     def sent(self, path: str) -> int:
         """Body bytes sent for `path` so far (every request)."""
@@ -124,7 +127,14 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
                 drop = faults.drop_at if faults.drops > 0 else None
                 if drop is not None:
                     faults.drops -= 1
-            self._body(memoryview(data)[start:end], record, faults, drop)
+            with served.lock:
+                served.active += 1
+                served.peak = max(served.peak, served.active)
+            try:
+                self._body(memoryview(data)[start:end], record, faults, drop)
+            finally:
+                with served.lock:
+                    served.active -= 1
 
         def _body(
             self, body: memoryview, record: Request, faults: Faults, drop: int | None
@@ -156,13 +166,23 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that went away mid-body (as the tests make them do)
+
+
 @contextmanager
-def serving(served: Served | None = None) -> Iterator[Served]:
-    """Serve `served.files` at `served.url` (http://127.0.0.1:PORT/) for the `with` block."""
+def serving(served: Served | None = None, tls: ssl.SSLContext | None = None) -> Iterator[Served]:
+    """Serve `served.files` at `served.url` (http://127.0.0.1:PORT/, or https:// with `tls`)
+    for the `with` block."""
     served = served if served is not None else Served()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(served))
-    server.daemon_threads = True
-    served.url = f"http://127.0.0.1:{server.server_address[1]}/"
+    server = _Server(("127.0.0.1", 0), _handler(served))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    served.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -17,7 +17,7 @@ import pytest
 from mmlab_bootstrap.modelindex import find, hash_prefix, read_index, read_project, search
 
 from .ckptfixture import NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
-from .conftest import Cloned, assert_clean_error, inv, snapshot
+from .conftest import Cloned, assert_clean_error, inv, mount, snapshot
 from .httpserve import Faults, Served, serving
 
 REAL_MMDET3D = Path("/work/real/gh/open-mmlab/mmdetection3d.git")
@@ -357,3 +357,68 @@ def test_bootstrap_fetches_the_pinned_checkpoints_last(cloned: Cloned) -> None:
         assert again.code == 0, again.err
         assert "fetch-checkpoints: up to date" in again.out
         assert len(served.requests) == count
+
+
+def test_jobs_download_in_parallel_and_one_failure_lets_the_others_finish(zoo: Zoo) -> None:
+    car, three, _person = zoo.items
+    for item in (car, three):
+        zoo.served.faults[item.path] = Faults(rate=SIZE / 0.8)
+    run = inv(zoo.root, "fetch-checkpoints", "--jobs", "2", "--model", "pointpillars_car",
+              "--model", "pointpillars_3class")  # fmt: skip
+    assert run.code == 0, run.err
+    assert zoo.served.peak == 2
+    for item in (car, three):
+        zoo.final(item).unlink()
+    del zoo.served.files[three.path]
+    failed = inv(zoo.root, "fetch-checkpoints", "--jobs", "2", "--model", "pointpillars_car",
+                 "--model", "pointpillars_3class")  # fmt: skip
+    assert_clean_error(failed, "pointpillars_3class", "answered 404")
+    assert zoo.final(car).read_bytes() == car.data
+    assert not zoo.leftovers(car) and not zoo.leftovers(three)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate for 127.0.0.1 (key and certificate in one PEM file)."""
+    folder = tmp_path_factory.mktemp("tls")
+    pem = folder / "server.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(folder / "key.pem"), "-out", str(pem)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return folder
+
+
+def test_an_untrusted_certificate_is_an_error_never_ignored(zoo: Zoo, certificate: Path) -> None:
+    """TLS is verified: a self-signed server is an error naming the CA-bundle and mirror
+    variables; with REQUESTS_CA_BUNDLE pointing at its certificate it works."""
+    import ssl
+
+    person = zoo.items[2]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate / "server.pem", certificate / "key.pem")
+    with serving(Served(files=dict(zoo.served.files)), tls=context) as secure:
+        env = {"MMLAB_CHECKPOINT_MIRROR": secure.url}
+        run = inv(zoo.root, "fetch-checkpoints", "--model", "faster_rcnn_person", env=env)
+        assert_clean_error(run, "TLS certificate", secure.url)
+        assert "REQUESTS_CA_BUNDLE" in run.err and "--checkpoint-mirror" in run.err
+        assert not zoo.final(person).exists() and not zoo.leftovers(person)
+        env["REQUESTS_CA_BUNDLE"] = str(certificate / "server.pem")
+        trusted = inv(zoo.root, "fetch-checkpoints", "--model", "faster_rcnn_person", env=env)
+        assert trusted.code == 0, trusted.err
+        assert zoo.final(person).read_bytes() == person.data
+
+
+def test_too_little_space_is_refused_before_downloading(zoo: Zoo, mounts: list[Path]) -> None:
+    car = zoo.items[0]
+    small = zoo.root.parent / "small"
+    mount(mounts, small, "size=2m")
+    env = {"MMLAB_CHECKPOINTS_PATH": str(small)}
+    run = inv(zoo.root, "fetch-checkpoints", "--model", "pointpillars_car", env=env)
+    assert_clean_error(run, "not enough space", "3.1 MB needed")
+    assert "--checkpoints-path" in run.err
+    folder = small / "mmdetection3d" / "checkpoints"
+    assert os.listdir(folder) == []  # (the server may have sent what the socket buffers)
+    assert len(zoo.served.hits(car.path)) == 1
