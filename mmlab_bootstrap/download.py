@@ -165,6 +165,9 @@ def fetch(
 ) -> Fetched:
     """Download, verify and put one file in place; DownloadError says why not."""
     job.final.parent.mkdir(parents=True, exist_ok=True)
+    done = ckptstore.recorded(job.final)
+    if done is not None and ckptstore.hash_matches(done.sha256, job.prefix):
+        return Fetched(job, done.sha256, done.size, 0, False)  # another run (workspace) did it
     partial = ckptstore.Partial(job.final)
     try:
         partial.resume()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmlab_bootstrap.modelindex import find, hash_prefix, read_index, read_project, search
 
 from .ckptfixture import NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
-from .conftest import Cloned, assert_clean_error, inv, mount, snapshot
+from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
 from .httpserve import Faults, Served, serving
 
 REAL_MMDET3D = Path("/work/real/gh/open-mmlab/mmdetection3d.git")
@@ -32,6 +35,19 @@ def test_hash_prefix_is_anchored_at_the_end() -> None:
     assert hash_prefix("model_mAP-0.378.pth") is None
     assert hash_prefix("x-d42d15ed.pth.bak") is None
     assert hash_prefix("x-D42D15ED.pth") is None
+
+
+@settings(max_examples=scaled(200, 1000), deadline=None)
+@given(
+    stem=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_.-", max_size=40),
+    digest=st.text(alphabet="0123456789abcdef", min_size=8, max_size=64),
+    metric=st.floats(min_value=0, max_value=1, allow_nan=False),
+)
+def test_any_name_gives_the_hex_at_its_end(stem: str, digest: str, metric: float) -> None:
+    """Whatever comes before (metrics with dots and dashes, dates, more hex), the prefix is
+    the hex digits between the last `-` and `.pth`."""
+    assert hash_prefix(f"{stem}_mAP-{metric}_{stem}-{digest}.pth") == digest
+    assert hash_prefix(f"{stem}_mAP-{metric}.pth") is None  # a metric is never a hash
 
 
 def test_metafiles_in_the_real_format(tmp_path: Path) -> None:
@@ -380,6 +396,8 @@ def test_jobs_download_in_parallel_and_one_failure_lets_the_others_finish(zoo: Z
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed certificate for 127.0.0.1 (key and certificate in one PEM file)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed here")
     folder = tmp_path_factory.mktemp("tls")
     pem = folder / "server.pem"
     subprocess.run(
