@@ -154,7 +154,8 @@ def _download_all(
 ) -> None:
     """Every download, `jobs` at a time; the others finish when one fails, then its error."""
     from .ckptprogress import Downloads
-    from .download import Cancelled, Job, fetch, http_session
+    from .download import fetch
+    from .httpclient import Cancelled, Job, http_session
 
     http = http_session(jobs)
     cancel = threading.Event()

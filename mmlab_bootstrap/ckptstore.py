@@ -19,9 +19,8 @@ import fcntl
 import hashlib
 import json
 import os
-import queue
 import re
-import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from typing import Any
 from .fsutil import write_atomically
 
 CHUNK = 1 << 20
-SYNC_EVERY = 64 << 20
 _PARTIAL = re.compile(r"\.(?P<name>.+)\.part-[0-9a-f]{8}\Z")
 
 
@@ -183,78 +181,25 @@ def remove_abandoned_partials(final: Path) -> list[Path]:
     return removed
 
 
-class Partial:
-    """The partial file this run writes, and the sha256 of the bytes it holds: what an earlier
-    run left is hashed from disk, what this run writes is hashed by a thread of its own while
-    the download goes on (hashing inline would halve the speed on a fast link)."""
-
-    def __init__(self, final: Path) -> None:
-        self.descriptor, self.path = claim_partial(final)
-        self.offset = 0  # bytes written (and handed to the hasher) so far
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
-        self._hasher: Any = None
-        self._thread: threading.Thread | None = None
-        self._error: OSError | None = None
-
-    @property
-    def size(self) -> int:
-        return os.fstat(self.descriptor).st_size
-
-    def resume(self) -> None:
-        """Go on from what the file holds (hashing it once: an earlier run's bytes)."""
-        if self._hasher is None or self.offset != self.size:
-            self._stop()
-            self.offset = self.size
-            self._hasher = sha256_of(self.path, limit=self.offset)
-            self._thread = threading.Thread(target=self._hash, args=(self._hasher,), daemon=True)
-            self._thread.start()
-
-    def restart(self) -> None:
-        """Start over from nothing (a server that ignores Range)."""
-        self._stop()
-        os.ftruncate(self.descriptor, 0)
-        self._hasher = None
-        self.resume()
-
-    def write(self, chunk: bytes) -> None:
-        os.pwrite(self.descriptor, chunk, self.offset)
-        self.offset += len(chunk)
-        self._queue.put(chunk)
-
-    def sha256(self) -> str:
-        """The sha256 of everything written; the file must hold exactly that."""
-        self._stop()
-        if self._error is not None:
-            raise self._error
-        if self.size != self.offset:
-            raise OSError(f"{self.path} changed size while it was written")
-        return str(self._hasher.hexdigest())
-
-    def close(self) -> None:
-        self._stop()
-        os.close(self.descriptor)
-
-    def _stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def _hash(self, hasher: Any) -> None:
-        """Hash the chunks as they come; every SYNC_EVERY bytes, also have the disk take what
-        was written (here, off the download's path), so the fsync before the rename is short."""
-        unsynced = 0
-        while (chunk := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # (keep taking chunks: the writer must never block)
-            hasher.update(chunk)
-            unsynced += len(chunk)
-            if unsynced >= SYNC_EVERY:
-                try:
-                    os.fdatasync(self.descriptor)
-                except OSError as error:
-                    self._error = error
-                unsynced = 0
+def wait_for_other_run(final: Path, sha256: str, url: str, stale: float = 30.0) -> bool:
+    """Where locks do not hold (some network filesystems), another run may have taken over
+    this run's partial file, which then holds the same bytes: wait until that run has put it
+    in place (True), or until no partial file has grown for `stale` seconds (False)."""
+    last: list[int] | None = None
+    since = time.monotonic()
+    while True:
+        record = recorded(final)
+        if record is not None:
+            return record.sha256 == sha256
+        sizes = [os.lstat(path).st_size for path in partials(final) if path.exists()]
+        if not sizes and final.is_file() and sha256_of(final).hexdigest() == sha256:
+            write_record(final, sha256, url)  # it was renamed, not yet recorded
+            return True
+        if sizes != last:
+            last, since = sizes, time.monotonic()
+        elif time.monotonic() - since > stale:
+            return False
+        time.sleep(0.2)
 
 
 def check_state(final: Path, prefix: str | None) -> tuple[str, int | None]:

@@ -4,8 +4,7 @@ Into a partial file of this run's own (see `ckptstore`), resumed with HTTP `Rang
 earlier run left; a server that ignores `Range` (200) starts it over, one that answers 416 has
 sent it all. The size is checked against `Content-Length`, the sha256 against the prefix the
 file name promises, and only then is it renamed into place and recorded. Connection failures,
-timeouts, 5xx and 429 (after `Retry-After`) are retried with backoff; 404 and 403 are not.
-TLS is always verified (the CA bundle variables of requests are honoured).
+timeouts, 5xx and 429 are retried (see `httpclient`); a body cut short is resumed.
 """
 
 from __future__ import annotations
@@ -13,57 +12,37 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from . import ckptstore
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
-    from urllib3.connectionpool import ConnectionPool
-    from urllib3.response import BaseHTTPResponse
-from .errors import BootstrapError, shown
+from .errors import shown
 from .fsutil import fsync_folder
+from .httpclient import (
+    ATTEMPTS,
+    Cancelled,
+    DownloadError,
+    Job,
+    check_space,
+    status_error,
+    timeouts,
+    tls_error,
+)
+from .partial import Partial
 
 CHUNK = 1 << 20
-ATTEMPTS = 6  # tries in a row that bring no new byte, before giving up
-SPARE = 1 << 20  # free space left over after a download
 _RANGE = re.compile(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)")
-
-
-class DownloadError(BootstrapError):
-    """A checkpoint could not be fetched or verified."""
-
-
-class Cancelled(Exception):
-    """Another download of the run failed or the user interrupted: stop at the next chunk."""
 
 
 class Progress(Protocol):
     def start(self, label: str, url: str, total: int | None, have: int) -> None: ...
     def advance(self, label: str, count: int) -> None: ...
     def note(self, text: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Job:
-    """One file to fetch: where from, where to, and the sha256 prefix its name promises."""
-
-    label: str  # project:name, for messages
-    url: str
-    final: Path
-    prefix: str | None
-    accept_mismatch: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,89 +56,6 @@ class Fetched:
     mismatch: bool  # the sha256 does not match the name, accepted with --accept-mismatch
 
 
-def timeouts() -> tuple[float, float]:
-    """(connect, read) seconds; MMLAB_HTTP_TIMEOUT sets the read timeout (default 60)."""
-    try:
-        read = float(os.environ.get("MMLAB_HTTP_TIMEOUT", "60"))
-    except ValueError:
-        read = 60.0
-    return 15.0, max(0.1, read)
-
-
-class _Retry(Retry):
-    """urllib3's retries, except for a certificate that is not trusted: trying again cannot
-    help, so it is an error at once."""
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Self:
-        if isinstance(error, urllib3.exceptions.SSLError):
-            raise error
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-def http_session(jobs: int) -> requests.Session:
-    """requests with retries (connection errors, 5xx, 429 honouring Retry-After)."""
-    retry = _Retry(
-        total=ATTEMPTS,
-        connect=ATTEMPTS,
-        read=ATTEMPTS,
-        status=ATTEMPTS,
-        backoff_factor=0.5,
-        backoff_max=30,
-        status_forcelist=(429, 500, 502, 503, 504),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-        allowed_methods=frozenset({"GET", "HEAD"}),
-    )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=jobs, pool_maxsize=jobs)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers["Accept-Encoding"] = "identity"  # the bytes of the file, never re-encoded
-    return session
-
-
-def tls_error(job: Job, error: Exception) -> DownloadError:
-    return DownloadError(
-        f"{job.label}: the TLS certificate of {shown(job.url)} is not trusted ({error})",
-        "TLS is never turned off: point REQUESTS_CA_BUNDLE at your CA bundle (a company proxy's"
-        " CA), or fetch from a mirror you trust: inv env --checkpoint-mirror URL",
-    )
-
-
-def _status_error(job: Job, response: requests.Response) -> DownloadError:
-    code = response.status_code
-    what = f"{job.label}: {shown(job.url)} answered {code} {response.reason or ''}".rstrip()
-    if code in (401, 403, 404, 410):
-        return DownloadError(
-            what,
-            "the file is not there: check MMLAB_CHECKPOINT_MIRROR (a mirror may lack it), or"
-            " the model's Weights in its metafile (inv fetch-checkpoints --search NAME)",
-        )
-    return DownloadError(
-        what, "the server failed: run the same command again later", rerun_helps=True
-    )
-
-
-def _space(job: Job, needed: int) -> None:
-    free = shutil.disk_usage(job.final.parent).free
-    if needed + SPARE > free:
-        raise DownloadError(
-            f"{job.label}: not enough space for {shown(job.final.name)} in"
-            f" {shown(str(job.final.parent))}: {needed / 1e6:.1f} MB needed,"
-            f" {free / 1e6:.1f} MB free",
-            "make room on that disk, or choose another storage root:"
-            " inv env --checkpoints-path /path/to/storage",
-        )
-
-
 def fetch(
     session: requests.Session, job: Job, progress: Progress, cancel: threading.Event
 ) -> Fetched:
@@ -168,7 +64,7 @@ def fetch(
     done = ckptstore.recorded(job.final)
     if done is not None and ckptstore.hash_matches(done.sha256, job.prefix):
         return Fetched(job, done.sha256, done.size, 0, False)  # another run (workspace) did it
-    partial = ckptstore.Partial(job.final)
+    partial = Partial(job.final)
     try:
         partial.resume()
         resumed = partial.offset
@@ -184,7 +80,7 @@ def fetch(
 def _download(
     session: requests.Session,
     job: Job,
-    partial: ckptstore.Partial,
+    partial: Partial,
     progress: Progress,
     cancel: threading.Event,
 ) -> int | None:
@@ -234,9 +130,7 @@ def _chunks(answer: requests.Response) -> Iterator[bytes]:
         yield chunk
 
 
-def _start(
-    job: Job, answer: requests.Response, partial: ckptstore.Partial, progress: Progress
-) -> int | None:
+def _start(job: Job, answer: requests.Response, partial: Partial, progress: Progress) -> int | None:
     """Look at the answer's status and headers; the total size (-1: ask again from 0)."""
     have = partial.offset
     if answer.status_code == 416:  # nothing past what we have: complete, or too long
@@ -246,7 +140,7 @@ def _start(
         partial.restart()
         return -1
     if answer.status_code not in (200, 206):
-        raise _status_error(job, answer)
+        raise status_error(job, answer)
     length = answer.headers.get("Content-Length")
     size = int(length) if length and length.isdigit() else None
     if answer.status_code == 206:
@@ -262,12 +156,12 @@ def _start(
             have = 0
         total = size
     if total is not None:
-        _space(job, total - have)
+        check_space(job, total - have)
     progress.start(job.label, job.url, total, have)
     return total
 
 
-def _finish(job: Job, partial: ckptstore.Partial, total: int | None, *, received: int) -> Fetched:
+def _finish(job: Job, partial: Partial, total: int | None, *, received: int) -> Fetched:
     """Check size and sha256, then rename into place and record it; a file that does not
     match its name is discarded (unless accepted knowingly)."""
     size = partial.offset
@@ -291,14 +185,15 @@ def _finish(job: Job, partial: ckptstore.Partial, total: int | None, *, received
     os.fsync(partial.descriptor)
     try:
         os.rename(partial.path, job.final)  # atomic; another run's identical file may be replaced
-    except FileNotFoundError:  # taken over by another run (locks do not hold everywhere)
-        record = ckptstore.recorded(job.final)
-        if record is None or record.sha256 != full:
+    except FileNotFoundError:  # taken over by another run: locks do not hold everywhere
+        if not ckptstore.wait_for_other_run(job.final, full, job.url):
             raise DownloadError(
-                f"{job.label}: another run took over the download of {shown(job.final.name)}",
-                "run the same command again once the other run is done",
+                f"{job.label}: another run took over the download of {shown(job.final.name)}"
+                " and stopped",
+                "run the same command again: it resumes",
                 rerun_helps=True,
             ) from None
+        return Fetched(job, full, size, received, mismatch)
     fsync_folder(job.final.parent)
     ckptstore.write_record(job.final, full, job.url)
     ckptstore.remove_abandoned_partials(job.final)

@@ -440,3 +440,55 @@ def test_too_little_space_is_refused_before_downloading(zoo: Zoo, mounts: list[P
     folder = small / "mmdetection3d" / "checkpoints"
     assert os.listdir(folder) == []  # (the server may have sent what the socket buffers)
     assert len(zoo.served.hits(car.path)) == 1
+
+
+class _Quiet:
+    def start(self, label: str, url: str, total: int | None, have: int) -> None:
+        pass
+
+    def advance(self, label: str, count: int) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_without_working_locks_two_downloads_still_end_with_one_verified_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delay: float
+) -> None:
+    """Where file locks do nothing (some network filesystems), a second download takes over
+    the first one's partial file by renaming it; both end well (the first waits for the
+    second to put the same bytes in place), with one verified file and nothing else left."""
+    import fcntl
+    import threading
+
+    from mmlab_bootstrap.download import fetch
+    from mmlab_bootstrap.httpclient import Job, http_session
+
+    monkeypatch.setattr(fcntl, "flock", lambda descriptor, operation: None)
+    item = checkpoint("mmdetection3d", "pointpillars_nfs", random_bytes(6 << 20))
+    final = tmp_path / "storage" / "mmdetection3d" / "checkpoints" / item.file_name
+    outcomes: list[object] = []
+    with serving() as served:
+        served.files[item.path] = item.data
+        served.faults[item.path] = Faults(rate=6 << 20)
+        job = Job(item.name, served.url + item.path, final, hash_prefix(item.file_name))
+
+        def run(wait: float) -> None:
+            time.sleep(wait)
+            try:
+                outcomes.append(fetch(http_session(1), job, _Quiet(), threading.Event()))
+            except Exception as error:  # (kept to assert on)
+                outcomes.append(error)
+
+        threads = [threading.Thread(target=run, args=(wait,)) for wait in (0.0, delay)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        if delay:  # the second one took over the first one's partial file and resumed it
+            assert [bool(h.range) for h in served.hits(item.path)] == [False, True]
+    assert final.read_bytes() == item.data
+    assert sorted(os.listdir(final.parent)) == sorted([final.name, f".{final.name}.verified.json"])
+    assert all(getattr(o, "sha256", None) == sha(final) for o in outcomes), outcomes
