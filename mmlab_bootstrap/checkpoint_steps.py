@@ -4,9 +4,9 @@ model index, checked against what storage holds), then the downloads through the
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,16 +176,35 @@ def _download_all(
                 f" sha256 {done.sha256[:16]}…){odd}",
             )
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures: list[Future[None]] = [pool.submit(one, plan) for plan in plans]
-            try:
-                pending: set[Future[None]] = set(futures)
-                while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                    errors += [f.exception() for f in done if f.exception() is not None]  # type: ignore[misc]
-            except BaseException:
-                cancel.set()  # Ctrl-C: every download stops at its next chunk; partials stay
-                raise
+        todo: queue.Queue[CheckpointPlan] = queue.Queue()
+        for plan in plans:
+            todo.put(plan)
+
+        def worker() -> None:
+            while not cancel.is_set():
+                try:
+                    plan = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    one(plan)
+                except BaseException as error:  # reported by the main thread, after the rest
+                    errors.append(error)
+
+        # Daemon threads: a download waiting on a stalled server never holds up Ctrl-C (the
+        # partial file is whole up to its last write, and the next run resumes it).
+        workers = [threading.Thread(target=worker, daemon=True) for _ in range(jobs)]
+        for thread in workers:
+            thread.start()
+        try:
+            for thread in workers:
+                while thread.is_alive():
+                    thread.join(0.2)
+        except BaseException:
+            cancel.set()  # Ctrl-C: every download stops at its next chunk; partials stay
+            for thread in workers:
+                thread.join(2)
+            raise
     http.close()
     if errors:
         raise errors[0]

@@ -136,3 +136,38 @@ def test_listing_the_tasks_imports_no_http_or_yaml_of_ours(tmp_path: Path) -> No
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stderr.strip() == "[]", done.stderr
+
+
+def test_ctrl_c_during_a_stalled_download_exits_at_once_and_the_next_run_resumes(
+    tmp_path: Path,
+) -> None:
+    """A server that stops sending mid-body: Ctrl-C still ends the run at once (exit 130,
+    one error line, one hint line) and the next run resumes from what arrived."""
+    with serving() as served:
+        root, final, data, path = _zoo(tmp_path, served)
+        served.faults[path] = Faults(stall_after=3 << 20)
+        process = subprocess.Popen(
+            ["inv", "fetch-checkpoints"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            sizes = [p.stat().st_size for p in _partials(final.parent) if ".part-" in p.name]
+            if sizes and max(sizes) >= 3 << 20:
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, err = process.communicate(timeout=20)
+        assert time.monotonic() - started < 5
+        assert process.returncode == 130
+        assert err.decode().splitlines()[0] == "error: interrupted", err
+        served.faults[path] = Faults()
+        done = inv_process(root, "fetch-checkpoints")
+        assert done.code == 0, done.err
+        assert final.read_bytes() == data
+        assert served.hits(path)[-1].range == f"bytes={3 << 20}-"
