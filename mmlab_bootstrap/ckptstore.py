@@ -82,18 +82,24 @@ def recorded(final: Path) -> Record | None:
     return record
 
 
-def sha256_of(path: Path, hasher: Any = None, limit: int | None = None) -> Any:
-    """The sha256 of a file (or of its first `limit` bytes), read in large chunks."""
-    hasher = hasher if hasher is not None else hashlib.sha256()
-    left = limit
-    with open(path, "rb", buffering=0) as handle:
-        while left is None or left > 0:
-            chunk = handle.read(CHUNK if left is None else min(CHUNK, left))
+def sha256_of(path: Path | int, limit: int | None = None) -> Any:
+    """The sha256 of a file, by path or open descriptor (then read where it is, whatever its
+    name is now), or of its first `limit` bytes."""
+    hasher = hashlib.sha256()
+    descriptor = path if isinstance(path, int) else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        offset = 0
+        while limit is None or offset < limit:
+            chunk = os.pread(
+                descriptor, CHUNK if limit is None else min(CHUNK, limit - offset), offset
+            )
             if not chunk:
                 break
             hasher.update(chunk)
-            if left is not None:
-                left -= len(chunk)
+            offset += len(chunk)
+    finally:
+        if not isinstance(path, int):
+            os.close(descriptor)
     return hasher
 
 
@@ -181,6 +187,14 @@ def remove_abandoned_partials(final: Path) -> list[Path]:
     return removed
 
 
+def _sizes(paths: list[Path]) -> list[int]:
+    sizes = []
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            sizes.append(os.lstat(path).st_size)
+    return sizes
+
+
 def wait_for_other_run(final: Path, sha256: str, url: str, stale: float = 30.0) -> bool:
     """Where locks do not hold (some network filesystems), another run may have taken over
     this run's partial file, which then holds the same bytes: wait until that run has put it
@@ -191,7 +205,7 @@ def wait_for_other_run(final: Path, sha256: str, url: str, stale: float = 30.0) 
         record = recorded(final)
         if record is not None:
             return record.sha256 == sha256
-        sizes = [os.lstat(path).st_size for path in partials(final) if path.exists()]
+        sizes = _sizes(partials(final))
         if not sizes and final.is_file() and sha256_of(final).hexdigest() == sha256:
             write_record(final, sha256, url)  # it was renamed, not yet recorded
             return True

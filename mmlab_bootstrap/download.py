@@ -105,6 +105,7 @@ def _download(
                         progress.advance(job.label, len(chunk))
             if total is None or partial.offset == total:
                 return total
+            raise urllib3.exceptions.ProtocolError("the body ended early")  # (resumed below)
         except requests.exceptions.SSLError as error:
             raise tls_error(job, error) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:

@@ -36,7 +36,7 @@ class Partial:
         if self._hasher is None or self.offset != self.size:
             self._stop()
             self.offset = self.size
-            self._hasher = sha256_of(self.path, limit=self.offset)
+            self._hasher = sha256_of(self.descriptor, limit=self.offset)
             self._thread = threading.Thread(target=self._hash, args=(self._hasher,), daemon=True)
             self._thread.start()
 
