@@ -3,6 +3,8 @@ for how the file is named and claimed)."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import queue
 import threading
@@ -25,7 +27,6 @@ class Partial:
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
         self._hasher: Any = None
         self._thread: threading.Thread | None = None
-        self._error: OSError | None = None
 
     @property
     def size(self) -> int:
@@ -55,8 +56,6 @@ class Partial:
     def sha256(self) -> str:
         """The sha256 of everything written; the file must hold exactly that."""
         self._stop()
-        if self._error is not None:
-            raise self._error
         if self.size != self.offset:
             raise OSError(f"{self.path} changed size while it was written")
         return str(self._hasher.hexdigest())
@@ -72,17 +71,32 @@ class Partial:
             self._thread = None
 
     def _hash(self, hasher: Any) -> None:
-        """Hash the chunks as they come; every SYNC_EVERY bytes, also have the disk take what
-        was written (here, off the download's path), so the fsync before the rename is short."""
-        unsynced = 0
+        """Hash the chunks as they come; every SYNC_EVERY bytes, also start the disk writing
+        them out (without waiting), so the fsync before the rename has little left to do."""
+        written, unsynced = self.offset, 0
         while (chunk := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # (keep taking chunks: the writer must never block)
             hasher.update(chunk)
             unsynced += len(chunk)
             if unsynced >= SYNC_EVERY:
-                try:
-                    os.fdatasync(self.descriptor)
-                except OSError as error:
-                    self._error = error
-                unsynced = 0
+                start_writeback(self.descriptor, written, unsynced)
+                written, unsynced = written + unsynced, 0
+
+
+@functools.cache
+def _sync_file_range() -> Any:
+    """Linux's sync_file_range (None elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    return function
+
+
+def start_writeback(descriptor: int, offset: int, count: int) -> None:
+    """Ask the kernel to start writing a range of the file to disk, without waiting for it
+    (SYNC_FILE_RANGE_WRITE); a hint only: the fsync before the rename is what counts."""
+    function = _sync_file_range()
+    if function is not None:
+        function(descriptor, offset, count, 2)
