@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .fsutil import write_atomically
-
 CHUNK = 1 << 20
 _PARTIAL = re.compile(r"\.(?P<name>.+)\.part-[0-9a-f]{8}\Z")
 
@@ -58,13 +56,28 @@ def read_record(final: Path) -> Record | None:
 
 
 def write_record(final: Path, sha256: str, url: str) -> Record:
-    """Remember that `final`, as it is now, has this sha256."""
+    """Remember that `final`, as it is now, has this sha256: written to a temporary name of
+    this run's own, then renamed over the record (no lock needed: on a network filesystem
+    another run may write the same record at the same moment)."""
     found = os.stat(final)
     record = Record(sha256, found.st_size, found.st_mtime_ns, url)
     text = json.dumps(
         {"sha256": sha256, "size": record.size, "mtime_ns": record.mtime_ns, "url": url}
     )
-    write_atomically(record_path(final), text + "\n", own=True)
+    target = record_path(final)
+    temporary = target.with_name(f"{target.name}.tmp-{os.urandom(4).hex()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    descriptor = os.open(temporary, flags, 0o644)
+    try:
+        os.write(descriptor, (text + "\n").encode())
+        os.fsync(descriptor)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    finally:
+        os.close(descriptor)
     return record
 
 
@@ -172,8 +185,16 @@ def claim_partial(final: Path) -> tuple[int, Path]:
 
 
 def remove_abandoned_partials(final: Path) -> list[Path]:
-    """Remove the partial downloads of `final` that no live run holds (once it is in place)."""
+    """Remove the partial downloads of `final` that no live run holds (once it is in place),
+    and temporary records a killed run left (over an hour old: a record takes a moment)."""
     removed = []
+    stale = re.compile(re.escape(record_path(final).name) + r"\.tmp-[0-9a-f]{8}")
+    for name in os.listdir(final.parent):
+        path = final.parent / name
+        with contextlib.suppress(OSError):
+            if stale.fullmatch(name) and time.time() - os.lstat(path).st_mtime > 3600:
+                os.unlink(path)
+                removed.append(path)
     for found in partials(final):
         descriptor = open_locked(found, create=False)
         if descriptor is None:

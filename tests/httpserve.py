@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Served:
     requests: list[Request] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hosts: list[str] = field(default_factory=list)  # the Host header of each request
     active: int = 0  # bodies being sent now
     peak: int = 0  # the most bodies sent at once
 
@@ -77,7 +79,8 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
             self.do_GET(head=True)
 
         def do_GET(self, head: bool = False) -> None:
-            path = self.path.lstrip("/")
+            path = urlsplit(self.path).path.lstrip("/")  # (a proxy gets the whole URL)
+            served.hosts.append(self.headers.get("Host", ""))
             faults = served.faults.get(path, Faults())
             record = Request(path, self.headers.get("Range"), 0, at=time.monotonic())
             with served.lock:

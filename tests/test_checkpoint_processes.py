@@ -12,12 +12,29 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from .ckptfixture import checkpoint, random_bytes, write_index
 from .conftest import REPO_ROOT, inv_process, run_in_terminal, scaled
 from .httpserve import Faults, Served, serving
 
 BIG = 8 << 20
 RATE = 6 << 20  # bytes per second: a download takes about 1.3 s
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loopback server is reached directly, whatever proxy the machine sets."""
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 def _workspace(root: Path, served: Served, storage: Path, item_path: str) -> Path:

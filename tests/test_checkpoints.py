@@ -26,6 +26,15 @@ from .httpserve import Faults, Served, serving
 REAL_MMDET3D = Path("/work/real/gh/open-mmlab/mmdetection3d.git")
 
 
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loopback server is reached directly, whatever proxy the machine sets."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
 def test_hash_prefix_is_anchored_at_the_end() -> None:
     """`-<hex>.pth` at the very end: a `mAP-0.378` earlier in the name never counts."""
     name = "faster_rcnn_r50_fpn_1x_coco-person_bbox_mAP-0.378_20200504_180032-c5925ee5.pth"
@@ -492,3 +501,42 @@ def test_without_working_locks_two_downloads_still_end_with_one_verified_file(
     assert final.read_bytes() == item.data
     assert sorted(os.listdir(final.parent)) == sorted([final.name, f".{final.name}.verified.json"])
     assert all(getattr(o, "sha256", None) == sha(final) for o in outcomes), outcomes
+
+
+def test_the_proxy_variables_are_honoured(zoo: Zoo) -> None:
+    """HTTP_PROXY (as requests reads it) carries the download: the mirror's host is never
+    reached directly (it does not exist); the proxy gets the request for it."""
+    person = zoo.items[2]
+    env = {
+        "MMLAB_CHECKPOINT_MIRROR": "http://mirror.invalid/openmmlab/",
+        "HTTP_PROXY": zoo.served.url,
+        "NO_PROXY": "",
+    }
+    zoo.served.files["openmmlab/" + person.path] = person.data
+    run = inv(zoo.root, "fetch-checkpoints", "--model", "faster_rcnn_person", env=env)
+    assert run.code == 0, run.err
+    assert zoo.final(person).read_bytes() == person.data
+    assert zoo.served.hosts == ["mirror.invalid"]
+
+
+def test_leftovers_of_killed_runs_are_removed_once_the_file_is_in_place(zoo: Zoo) -> None:
+    """Partial files no live run holds go once the file is verified and in place; a record's
+    temporary file a killed run left goes when it is over an hour old; look-alikes stay."""
+    car = zoo.items[0]
+    folder = zoo.folder(car)
+    folder.mkdir(parents=True)
+    old = folder / f".{car.file_name}.verified.json.tmp-0123abcd"
+    young = folder / f".{car.file_name}.verified.json.tmp-4567abcd"
+    other = folder / f".{car.file_name}.part-xyz"
+    for path in (old, young, other):
+        path.write_text("x")
+    (folder / f".{car.file_name}.part-89abcdef").write_bytes(car.data[:1000])  # resumed
+    (folder / f".{car.file_name}.part-0000abcd").write_bytes(car.data[:10])  # removed
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    run = inv(zoo.root, "fetch-checkpoints", "--model", "pointpillars_car")
+    assert run.code == 0, run.err
+    assert zoo.final(car).read_bytes() == car.data
+    assert sorted(os.listdir(folder)) == sorted(
+        [car.file_name, f".{car.file_name}.verified.json", young.name, other.name]
+    )
+    assert zoo.served.hits(car.path)[0].range == "bytes=1000-"
