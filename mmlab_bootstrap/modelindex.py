@@ -123,14 +123,18 @@ def read_index(extension: Path, projects: Iterable[str]) -> list[Model]:
 
 
 def _config_key(text: str, project: str) -> str:
-    text = text.removeprefix("./")
-    return text.removeprefix(f"{project}/")
+    """A config path as compared: without `./`, the project's folder or `configs/` in front
+    (some metafiles leave `configs/` out)."""
+    text = text.removeprefix("./").removeprefix(f"{project}/")
+    return text.removeprefix("configs/")
 
 
 def _matches(model: Model, wanted: str) -> bool:
     if wanted in (model.name, *model.aliases):
         return True
-    return bool(model.config) and _config_key(wanted, model.project) == model.config
+    return bool(model.config) and (
+        _config_key(wanted, model.project) == _config_key(model.config, model.project)
+    )
 
 
 def find(models: Sequence[Model], wanted: str, projects: Sequence[str], program: str) -> Model:

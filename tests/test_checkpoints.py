@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from mmlab_bootstrap.modelindex import find, hash_prefix, read_index, read_project, search
 
-from .ckptfixture import NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
+from .ckptfixture import MODEL, NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
 from .httpserve import Faults, Served, serving
 
@@ -69,10 +69,16 @@ def test_metafiles_in_the_real_format(tmp_path: Path) -> None:
         checkpoint("mmdetection3d", "pointpillars_b", b"b"),
         checkpoint("mmdetection3d", "centerpoint_c", b"c"),
     ]
-    write_index(tmp_path / "mmdetection3d", items, extra=NO_WEIGHTS)
+    odd = MODEL.format(  # a real metafile quirk: a Config without `configs/` in front
+        name="free_anchor_odd",
+        collection="pointpillars",
+        config="free_anchor/free_anchor_odd.py",
+        weights="    Weights: https://download.openmmlab.com/x/free_anchor_odd-0123abcd.pth",
+    )
+    write_index(tmp_path / "mmdetection3d", items, extra=NO_WEIGHTS + odd)
     write_index(tmp_path / "mmdetection", [mmap, checkpoint("mmdetection", "pointpillars_a", b"z")])
     models = read_index(tmp_path, ["mmdetection", "mmdetection3d"])
-    assert len(read_project(tmp_path / "mmdetection3d", "mmdetection3d")) == 4
+    assert len(read_project(tmp_path / "mmdetection3d", "mmdetection3d")) == 5
     by_name = {m.label: m for m in models}
     assert by_name["mmdetection3d:pointpillars_no_weights"].weights is None
     assert (
@@ -85,6 +91,11 @@ def test_metafiles_in_the_real_format(tmp_path: Path) -> None:
         "centerpoint_c"
     )
     assert find(models, "mmdetection:pointpillars_a", projects, "inv").project == "mmdetection"
+    for path in (
+        "configs/free_anchor/free_anchor_odd.py",
+        "mmdetection3d/free_anchor/free_anchor_odd.py",
+    ):
+        assert find(models, path, projects, "inv").name == "free_anchor_odd"
     with pytest.raises(Exception, match="several projects"):
         find(models, "pointpillars_a", projects, "inv")
     assert {m.name for m in search(models, "POINTPILLARS_")} >= {"pointpillars_a", "pointpillars_b"}
