@@ -305,6 +305,30 @@ def test_404_is_a_clear_error_naming_the_model_and_url(zoo: Zoo) -> None:
     assert_clean_error(run, "mmdetection3d:pointpillars_car", f"{car.path}' answered 404")
     assert "MMLAB_CHECKPOINT_MIRROR" in run.err
     assert len(zoo.served.hits(car.path)) == 1  # not retried
+    assert not zoo.leftovers(car)
+    zoo.served.files[car.path] = car.data
+    zoo.served.faults[car.path] = Faults(statuses=[403])
+    forbidden = inv(zoo.root, "fetch-checkpoints", "--model", "pointpillars_car")
+    assert_clean_error(forbidden, "answered 403")
+    assert len(zoo.served.hits(car.path)) == 2  # not retried either
+
+
+def test_a_file_changed_after_it_was_verified_is_corrupt(zoo: Zoo) -> None:
+    """status calls a file that no longer matches its record corrupt (no hashing needed);
+    fetch-checkpoints hashes it, refuses it by name and changes nothing."""
+    car = zoo.items[0]
+    env = {"MMLAB_CHECKPOINTS": "pointpillars_car"}
+    assert inv(zoo.root, "fetch-checkpoints", env=env).code == 0
+    with open(zoo.final(car), "ab") as handle:
+        handle.write(b"\0")
+    status = inv(zoo.root, "status", "--json", env=env)
+    found = json.loads(status.out)
+    assert found["checkpoints"][0]["state"] == "corrupt"
+    assert "checkpoint mmdetection3d:pointpillars_car is corrupt" in found["problems"]
+    before = snapshot(zoo.root)
+    run = inv(zoo.root, "fetch-checkpoints", env=env)
+    assert_clean_error(run, "is there, but its sha256", "does not match")
+    assert snapshot(zoo.root) == before
 
 
 def test_a_slow_body_shows_a_heartbeat_and_a_stall_resumes(zoo: Zoo) -> None:
