@@ -34,9 +34,19 @@ def _codes() -> dict[str, str]:
 
 # Hints and instructions are written as `inv TASK …`; they are shown with the command the user
 # actually ran (`mmlab-bootstrap TASK …` for the console script).
-TASKS = ("env", "clone", "layout", "link-checkpoints", "link-data", "unlink", "bootstrap", "status")
-LATER_TASKS = ("doctor",)  # tasks added since; listed apart so that additions do not collide
-_INV_TASK = r"(?<![\w./'\\-])inv (?=(?:" + "|".join(TASKS + LATER_TASKS) + r")\b)"
+TASKS = (
+    "env",
+    "clone",
+    "layout",
+    "link-checkpoints",
+    "link-data",
+    "unlink",
+    "bootstrap",
+    "status",
+    "fetch-checkpoints",
+    "doctor",
+)
+_INV_TASK = r"(?<![\w./'\\-])inv (?=(?:" + "|".join(TASKS) + r")\b)"
 
 
 def as_run(text: str, program: str) -> str:

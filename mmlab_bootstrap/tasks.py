@@ -18,6 +18,8 @@ from invoke.tasks import Task, task
 from .report import quiet_broken_pipe
 from .task_support import CONFIG_KEY, session_for, variable_flags
 from .variables import (
+    CHECKPOINT_MIRROR,
+    CHECKPOINTS,
     CHECKPOINTS_PATH,
     DATASET_PATH,
     EXTENSION_PATH,
@@ -45,6 +47,8 @@ ALL_VARIABLES = (
     PROJECTS,
     GIT_MIRROR,
     REQUIRE_MOUNT,
+    CHECKPOINTS,
+    CHECKPOINT_MIRROR,
 )
 ENV_HELP = {
     "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
@@ -176,7 +180,7 @@ def bootstrap(
     relative: bool = False,
     keep_going: bool = False,
 ) -> None:
-    """Set up everything: env, clone, layout, link-checkpoints, link-data."""
+    """Set up everything: env, clone, layout, link-checkpoints, link-data (fetch-checkpoints)."""
     from .bootstrap import bootstrap_steps
     from .steps import jobs_flag
 
@@ -190,6 +194,52 @@ def bootstrap(
             adopt=adopt,
             relative=relative,
             keep_going=keep_going,
+        )
+
+
+FETCH_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, PROJECTS, CHECKPOINT_MIRROR)
+FETCH_JOBS = 2  # checkpoint_steps.DEFAULT_JOBS
+FETCH_HELP = {
+    "model": "a model to fetch: its metafile Name or config path, project:name when several"
+    " projects have it (repeat the flag for more; default: MMLAB_CHECKPOINTS)",
+    "search": "list the models whose name, project, config or collection holds TEXT"
+    " ('' lists all) and whether each is fetched; no network",
+    "verify": "hash every file again, not trusting the record of earlier verifications",
+    "accept_mismatch": "keep a file whose sha256 does not match the prefix its name promises",
+    "jobs": f"files downloaded in parallel (default {FETCH_JOBS})",
+}
+
+
+@task(
+    auto_shortflags=False,
+    iterable=["model"],
+    help={**flag_help(*FETCH_VARIABLES), **FETCH_HELP},
+)
+@variable_flags(*FETCH_VARIABLES)
+def fetch_checkpoints(
+    c: Context,
+    flags: Flags,
+    model: list[str] | None = None,
+    search: str | None = None,
+    verify: bool = False,
+    accept_mismatch: bool = False,
+    jobs: str = str(FETCH_JOBS),
+) -> None:
+    """Download model-zoo checkpoints into storage: resumable, verified, recorded."""
+    from .checkpoint_steps import fetch_checkpoints_step, list_models
+    from .steps import jobs_flag
+
+    with session_for(c, "fetch-checkpoints", changes=search is None) as session:
+        if search is not None:
+            list_models(session, flags, search)
+            return
+        fetch_checkpoints_step(
+            session,
+            flags,
+            model or [],
+            verify=verify,
+            accept_mismatch=accept_mismatch,
+            jobs=jobs_flag(jobs, "fetch-checkpoints"),
         )
 
 
@@ -228,7 +278,16 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
     """
     quiet_broken_pipe()
     collection = Collection(
-        env, clone, layout, link_checkpoints, link_data, unlink, bootstrap, status, doctor
+        env,
+        clone,
+        layout,
+        link_checkpoints,
+        link_data,
+        unlink,
+        fetch_checkpoints,
+        bootstrap,
+        status,
+        doctor,
     )
     collection.configure(
         {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}

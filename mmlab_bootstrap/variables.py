@@ -15,6 +15,8 @@ class Kind(Enum):
     PATH = "path"
     PROJECTS = "projects"
     SWITCH = "switch"
+    MODELS = "models"
+    HTTP_MIRROR = "http_mirror"
 
 
 class Variable(NamedTuple):
@@ -44,6 +46,8 @@ DATASET_PATH = "MMLAB_DATASET_PATH"
 PROJECTS = "MMLAB_PROJECTS"
 GIT_MIRROR = "MMLAB_GIT_MIRROR"
 REQUIRE_MOUNT = "MMLAB_REQUIRE_MOUNT"
+CHECKPOINTS = "MMLAB_CHECKPOINTS"
+CHECKPOINT_MIRROR = "MMLAB_CHECKPOINT_MIRROR"
 
 FLAG_PARAMS = {
     EXTENSION_REPO: "repo",
@@ -54,6 +58,8 @@ FLAG_PARAMS = {
     PROJECTS: "projects",
     GIT_MIRROR: "mirror",
     REQUIRE_MOUNT: "require_mount",
+    CHECKPOINTS: "checkpoint_models",
+    CHECKPOINT_MIRROR: "checkpoint_mirror",
 }
 
 VARIABLES: tuple[Variable, ...] = (
@@ -89,6 +95,18 @@ VARIABLES: tuple[Variable, ...] = (
         "0",
         Kind.SWITCH,
         "1: refuse storage roots that are not on a mounted disk (keeps data off the system disk)",
+    ),
+    Variable(
+        CHECKPOINTS,
+        "",
+        Kind.MODELS,
+        "models whose checkpoints fetch-checkpoints gets (space-separated project:name or name)",
+    ),
+    Variable(
+        CHECKPOINT_MIRROR,
+        "",
+        Kind.HTTP_MIRROR,
+        "URL prefix that replaces https://download.openmmlab.com/ for checkpoints (empty: none)",
     ),
 )
 
