@@ -8,7 +8,7 @@ bodies, so that `inv --list` stays as quick as invoke itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -30,9 +30,6 @@ from .variables import (
     REQUIRE_MOUNT,
     flag_help,
 )
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_JOBS = 4  # steps.DEFAULT_JOBS (kept here so that --help needs no import of steps)
 Flags = dict[str, str | None]
