@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BootstrapError
@@ -117,7 +117,7 @@ def linked_locations(settings: Settings) -> list[Location]:
         targets = [location.target] + ([Path(recorded)] if recorded else [])
         for candidate in targets:
             if os.path.realpath(location.link) == os.path.realpath(candidate):
-                found.append(replace(location, target=candidate))
+                found.append(location._replace(target=candidate))
                 break
     return found
 

@@ -11,7 +11,7 @@ from .locations import check_projects
 from .settings import Settings
 from .status import workspace_status
 from .steps import DEFAULT_JOBS, StepResult, check_flags, clone_step, env_step, layout_step
-from .variables import CHECKPOINTS_PATH, DATASET_PATH
+from .variables import CHECKPOINTS, CHECKPOINTS_PATH, DATASET_PATH
 from .workspace import Session
 
 
@@ -70,6 +70,20 @@ def bootstrap_steps(
         changed = apply_link_steps(session, works, "bootstrap", keep_going=keep_going)
         return [work.name for work, did in zip(works, changed, strict=True) if not did]
 
+    def checkpoints() -> list[str]:
+        """fetch-checkpoints, when MMLAB_CHECKPOINTS names any model."""
+        settings = session.settings(flags)
+        if not settings.checkpoint_models:
+            return []
+        if not settings.extension_path.exists():  # under --dry, on a fresh workspace
+            session.changes.make(
+                f"fetch the checkpoints of {settings[CHECKPOINTS]} (once cloned)", lambda: None
+            )
+            return []
+        from .checkpoint_steps import fetch_checkpoints_step
+
+        return _unchanged("fetch-checkpoints", fetch_checkpoints_step(session, flags, ()))
+
     def check() -> list[str]:
         check_after(session, flags)
         return []
@@ -83,6 +97,7 @@ def bootstrap_steps(
         "clone": clone,
         "layout": layout,
         "linking": link,
+        "fetch-checkpoints": checkpoints,
         "check": check,
     }
     completed: list[str] = []

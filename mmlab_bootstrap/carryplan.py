@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +54,18 @@ def carry_adopted(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> Link
             carried.append((relative, str(source)))
     if clashes:
         where = " or ".join(str(old) for old in olds)
-        return replace(
-            plan,
+        return plan._replace(
             problem=f"{clash_text(clashes)} (tracked files adopted earlier, in {where});"
             " move one of each pair away",
         )
     if lost:
-        return replace(
-            plan,
+        return plan._replace(
             problem=f"{len(lost)} tracked file(s) adopted earlier (skip-worktree) are neither"
             f" in {location.target} nor in the old target: {some_names(lost)}",
             hint=f"get them back from git: inv unlink --{location.leaf}; then link again:"
             f" inv link-{location.leaf}",
         )
-    return replace(plan, carried=tuple(carried))
+    return plan._replace(carried=tuple(carried))
 
 
 def _old_targets(plan: LinkPlan, recorded: Mapping[str, Any]) -> list[Path]:

@@ -5,8 +5,8 @@ clone, completing one, `--update`, or a refusal). `cloner` carries the plan out.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
@@ -25,8 +25,7 @@ PARTIAL_SUFFIX = ".mmlab-bootstrap-partial"
 FULL_SHA = r"[0-9a-f]{40}"
 
 
-@dataclass(frozen=True)
-class ClonePlan:
+class ClonePlan(NamedTuple):
     """What `clone` found at the extension path and what it will do about it."""
 
     path: Path

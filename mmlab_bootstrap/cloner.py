@@ -141,18 +141,14 @@ class Cloner:
 
     def _submodules(self, root: Path, *, adopted: bool = True) -> None:
         """Fetch and check out the submodules (after bringing adopted files in step)."""
-        command = self.git.command(["submodule", "update", "--init", "--depth", "1", "--"], root)
+        fetcher = SubmoduleFetcher(self.settings, self.git, self.report, self.jobs)
 
         def fetch() -> None:
             if adopted:
                 update_adopted(self.settings, self.git, self.report)  # adopted.py
-            SubmoduleFetcher(self.settings, self.git, self.report, self.jobs).run(root)
+            fetcher.run(root)
 
-        self.changes.make(
-            f"run: {shlex.join(command)} <each submodule>, level by level, after checking"
-            f" its URL (nested ones once their parent is checked out; {self.jobs} at a time)",
-            fetch,
-        )
+        self.changes.make(fetcher.describe(root), fetch)
 
     def _update(self, root: Path) -> None:
         """Refuse an update that would lose local work (looking only), then make it."""

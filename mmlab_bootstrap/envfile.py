@@ -11,8 +11,8 @@ import functools
 import io
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
@@ -31,8 +31,7 @@ def render_binding(key: str, value: str) -> str:
     return f"export {key}='{value}'"
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(NamedTuple):
     """A piece of the file as python-dotenv splits it: a binding, a comment or blank lines."""
 
     text: str
@@ -41,8 +40,7 @@ class Chunk:
     line: int
 
 
-@dataclass(frozen=True)
-class EnvFile:
+class EnvFile(NamedTuple):
     """The `.env` as found on disk, split into chunks that can be written back verbatim."""
 
     path: Path

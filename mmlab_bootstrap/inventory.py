@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import shown
 from .fsutil import kind
@@ -15,8 +15,7 @@ from .layout import LEAVES
 from .locations import Location, in_target
 
 
-@dataclass(frozen=True)
-class Inventory:
+class Inventory(NamedTuple):
     """What a real folder (or file) at a location holds."""
 
     files: tuple[str, ...] = ()
@@ -139,8 +138,7 @@ def git_names(git: Git, args: Sequence[str], cwd: Path) -> list[str] | None:
     return names
 
 
-@dataclass(frozen=True)
-class _Listing:
+class _Listing(NamedTuple):
     """A remembered answer of `git_names`."""
 
     names: tuple[str, ...] | None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import LayoutError, shown
 from .paths import creatable_problem
@@ -15,8 +15,7 @@ from .variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH
 LEAVES = {CHECKPOINTS_PATH: "checkpoints", DATASET_PATH: "data"}
 
 
-@dataclass(frozen=True)
-class Folder:
+class Folder(NamedTuple):
     """A storage folder the workspace needs, and whether it is there already."""
 
     path: Path

@@ -11,9 +11,9 @@ import contextlib
 import os
 import shutil
 import stat
-from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import shown
 from .git import Git
@@ -52,13 +52,12 @@ class Way(Enum):
     ADOPT = "adopt"
 
 
-@dataclass(frozen=True)
-class LinkPlan:
+class LinkPlan(NamedTuple):
     """A location, what is there, and what will be done (or why not)."""
 
     location: Location
     state: State
-    inventory: Inventory = field(default_factory=Inventory)
+    inventory: Inventory = Inventory()
     old_destination: str = ""
     way: Way = Way.REFUSE
     problem: str = ""
@@ -95,8 +94,7 @@ def plan_links(
             and plan.state is not State.LINKED
             and not resolves(location, destination)
         ):
-            plan = replace(
-                plan,
+            plan = plan._replace(
                 problem=f"a link there holding {shown(destination)} would not lead to"
                 f" {shown(str(location.target))}",
             )

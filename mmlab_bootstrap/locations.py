@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import BootstrapError, escaped, shown
 from .layout import LEAVES, storage_folder
@@ -20,8 +20,7 @@ class LinkError(BootstrapError):
     """A link location cannot be handled as asked."""
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """One link the workspace needs."""
 
     project: str

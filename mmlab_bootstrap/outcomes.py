@@ -5,8 +5,8 @@ hint for that kind."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import BootstrapError, shown
 
@@ -33,8 +33,7 @@ class GitError(BootstrapError):
     """A git command failed."""
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What a git command printed and how it exited."""
 
     code: int

@@ -4,7 +4,6 @@ or its output pipe closed) may have left undone. Looks only; `linker` makes them
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from .excludes import exclude_missing
@@ -25,4 +24,4 @@ def plan_repairs(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> LinkP
         repairs.append(f"remove what an interrupted --adopt left in {location.target}")
     if exclude_missing(git, location):
         repairs.append(f"hide {location.link} from git status (.git/info/exclude)")
-    return replace(plan, repairs=tuple(repairs)) if repairs else plan
+    return plan._replace(repairs=tuple(repairs)) if repairs else plan

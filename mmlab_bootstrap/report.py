@@ -34,7 +34,18 @@ def _codes() -> dict[str, str]:
 
 # Hints and instructions are written as `inv TASK …`; they are shown with the command the user
 # actually ran (`mmlab-bootstrap TASK …` for the console script).
-TASKS = ("env", "clone", "layout", "link-checkpoints", "link-data", "unlink", "bootstrap", "status")
+TASKS = (
+    "env",
+    "clone",
+    "layout",
+    "link-checkpoints",
+    "link-data",
+    "unlink",
+    "bootstrap",
+    "status",
+    "fetch-checkpoints",
+    "doctor",
+)
 _INV_TASK = r"(?<![\w./'\\-])inv (?=(?:" + "|".join(TASKS) + r")\b)"
 
 

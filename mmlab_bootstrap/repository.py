@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
 
 from .git import Git
 from .submodules import SubmoduleEntry
@@ -23,8 +25,7 @@ _SHA = r"[0-9a-f]{40}([0-9a-f]{24})?"
 _PATHS = "(?m)" r"^\s*path\s*=\s*(.+?)\s*$"
 
 
-@dataclass(frozen=True)
-class RepoFacts:
+class RepoFacts(NamedTuple):
     """What one folder's repository is (all empty when the folder is no repository's top)."""
 
     folder: Path
@@ -36,7 +37,7 @@ class RepoFacts:
     exclude: Path | None = None  # its `.git/info/exclude`, wherever its git folder is
     config: Path | None = None  # its own config file
     sparse_file: bool = False  # it has a sparse-checkout pattern file
-    gitlinks: dict[str, str] = field(default_factory=dict)  # submodule path -> recorded commit
+    gitlinks: Mapping[str, str] = MappingProxyType({})  # submodule path -> recorded commit
 
 
 def look_at(git: Git, folder: Path) -> RepoFacts:

@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 from .envcheck import value_problem
 from .errors import SettingsError, shown
 from .paths import is_inside
 from .variables import (
     BY_NAME,
+    CHECKPOINT_MIRROR,
+    CHECKPOINTS,
     CHECKPOINTS_PATH,
     DATASET_PATH,
     EXTENSION_PATH,
@@ -42,8 +45,7 @@ class Source(Enum):
     DEFAULT = "default"
 
 
-@dataclass(frozen=True)
-class Value:
+class Value(NamedTuple):
     """One effective value, normalised (absolute paths), with its source and raw text."""
 
     value: str
@@ -92,6 +94,15 @@ class Settings:
     @property
     def require_mount(self) -> bool:
         return self[REQUIRE_MOUNT] == "1"
+
+    @property
+    def checkpoint_models(self) -> tuple[str, ...]:
+        """The models MMLAB_CHECKPOINTS names (`project:name` or `name`), in order."""
+        return tuple(self[CHECKPOINTS].split())
+
+    @property
+    def checkpoint_mirror(self) -> str:
+        return self[CHECKPOINT_MIRROR]
 
     def as_env(self) -> dict[str, str]:
         """What `.env` holds for this workspace, in the documented order."""
@@ -164,6 +175,10 @@ def _normalise(variable: Variable, raw: str, source: Source, root: Path) -> str:
         return _normalise_projects(variable, raw, source)
     if variable.kind is Kind.REF:
         return _check_ref(variable, raw, source)
+    if variable.kind is Kind.MODELS:
+        return _normalise_models(variable, raw, source)
+    if variable.kind is Kind.HTTP_MIRROR:
+        return _check_http_mirror(variable, raw, source)
     if variable.kind is Kind.SWITCH:
         if raw not in ("0", "1"):
             raise _fail(variable, source, raw, "must be 0 or 1")
@@ -199,6 +214,30 @@ def _normalise_projects(variable: Variable, raw: str, source: Source) -> str:
     if not names:
         raise _fail(variable, source, raw, "names no project (it is blank)")
     return " ".join(names)
+
+
+_MODEL = r"(?:[A-Za-z0-9_][A-Za-z0-9_.+-]*:)?[A-Za-z0-9_./][A-Za-z0-9_.+/@()-]*"
+
+
+def _normalise_models(variable: Variable, raw: str, source: Source) -> str:
+    names: list[str] = []
+    for name in raw.split():
+        if not re.fullmatch(_MODEL, name) or ".." in name.split("/"):
+            raise _fail(variable, source, name, "is not a model name (project:name or name)")
+        if name not in names:
+            names.append(name)
+    return " ".join(names)
+
+
+_HTTP_URL = r"https?://[^/\s@]*@?[A-Za-z0-9.\[\]:_-]+(?:/\S*)?"
+
+
+def _check_http_mirror(variable: Variable, raw: str, source: Source) -> str:
+    if raw.startswith("-"):
+        raise _fail(variable, source, raw, "must not start with '-'")
+    if not re.fullmatch(_HTTP_URL, raw):
+        raise _fail(variable, source, raw, "is not an http:// or https:// URL")
+    return raw if raw.endswith("/") else raw + "/"
 
 
 _REF_FORBIDDEN = r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//"

@@ -38,6 +38,7 @@ def workspace_status(
         _link(git, location) for variable in LEAVES for location in locations(settings, variable)
     ]
     storage = [_storage(settings, variable) for variable in (CHECKPOINTS_PATH, DATASET_PATH)]
+    checkpoints = _checkpoints(settings)
     problems = []
     journal = _journal(session.root)
     if journal["problem"]:  # every link task and unlink would stop at it
@@ -56,6 +57,12 @@ def workspace_status(
         for root in storage
         if not (root["exists"] and root["writable"])
     ]
+    problems += [
+        f"checkpoint {c['model']} is {c['state']}"
+        + (" (not in the model index)" if c["state"] == "unknown" else "")
+        for c in checkpoints
+        if c["state"] != "verified"
+    ]
     return {
         "healthy": not problems,
         "problems": problems,
@@ -67,7 +74,17 @@ def workspace_status(
         "links": links,
         "storage": storage,
         "journal": journal,
+        "checkpoints": checkpoints,
     }
+
+
+def _checkpoints(settings: Settings) -> list[dict[str, Any]]:
+    """Each model MMLAB_CHECKPOINTS names and its file's state (no network, no hashing)."""
+    if not settings.checkpoint_models:
+        return []
+    from .checkpoint_steps import checkpoints_status
+
+    return checkpoints_status(settings)
 
 
 def _journal(root: Path) -> dict[str, Any]:

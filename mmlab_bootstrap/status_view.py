@@ -58,6 +58,15 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         else:
             text = f"storage {root['path']}: missing"
         _line(report, root["exists"] and root["writable"], text)
+    for checkpoint in status["checkpoints"]:
+        state = checkpoint["state"]
+        size = f" ({checkpoint['bytes']} bytes)" if state == "partial" else ""
+        where = f": {checkpoint['path']}" if checkpoint["path"] else ""
+        _line(
+            report,
+            state == "verified",
+            f"checkpoint {checkpoint['model']}: {state}{size}{where}",
+        )
     if status["journal"]["problem"]:
         report.problem(status["journal"]["problem"])
     if status["healthy"]:

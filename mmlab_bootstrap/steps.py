@@ -9,8 +9,8 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .clone import ClonePlan, plan_clone
 from .envfile import render
@@ -30,8 +30,7 @@ ENV_HEADER = (
 DEFAULT_JOBS = 4
 
 
-@dataclass(frozen=True)
-class StepResult:
+class StepResult(NamedTuple):
     """What a step worked out and whether it changed anything (under --dry: would have)."""
 
     settings: Settings

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import BootstrapError, shown
 from .git import Git
@@ -23,8 +23,7 @@ class CloneError(BootstrapError):
     """The superproject or a submodule cannot be cloned or completed as asked."""
 
 
-@dataclass(frozen=True)
-class SubmoduleEntry:
+class SubmoduleEntry(NamedTuple):
     """One line of `git submodule status --recursive`."""
 
     flag: str
@@ -37,8 +36,7 @@ class SubmoduleEntry:
         return self.flag == " "
 
 
-@dataclass(frozen=True)
-class Submodule:
+class Submodule(NamedTuple):
     """One gitlink of a repository, with what it will be fetched from."""
 
     name: str
@@ -48,6 +46,7 @@ class Submodule:
     recorded: str
     url: str  # as configured (after `git submodule init`)
     fetched: str  # after the mirror's (and the user's) insteadOf rewriting
+    update: str = ""  # `submodule.<name>.update` as configured (checkout, rebase, none, …)
 
 
 def submodule_status(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
@@ -113,11 +112,13 @@ def list_submodules(git: Git, root: Path, repo: Path) -> list[Submodule]:
     links = gitlinks(git, repo)
     if not links:
         return []
+    gitmodules = _config(git, repo, r"^submodule\..*\.(path|url)$", "-f", ".gitmodules")
     names = {
         path: key[len("submodule.") : -len(".path")]
-        for key, path in _config(git, repo, r"^submodule\..*\.path$", "-f", ".gitmodules").items()
+        for key, path in gitmodules.items()
+        if key.endswith(".path")
     }
-    declared = _config(git, repo, r"^submodule\..*\.url$", "-f", ".gitmodules")
+    declared = {key: url for key, url in gitmodules.items() if key.endswith(".url")}
     for path in links:
         url = declared.get(f"submodule.{names.get(path, '')}.url", "")
         for value in (path, url):
@@ -129,14 +130,15 @@ def list_submodules(git: Git, root: Path, repo: Path) -> list[Submodule]:
                     " repository you trust (inv env --repo URL)",
                 )
     git.change(["submodule", "init", "-q"], cwd=repo)
-    configured = _config(git, repo, r"^submodule\..*\.url$")
+    configured = _config(git, repo, r"^submodule\..*\.(url|update)$")
     found = []
     for path, recorded in sorted(links.items()):
         name = names.get(path, "")
         url = configured.get(f"submodule.{name}.url") or declared.get(f"submodule.{name}.url", "")
         where = str(os.path.relpath(repo / path, root))
         fetched = expand(git, repo, url) if url else ""
-        found.append(Submodule(name, where, repo, repo / path, recorded, url, fetched))
+        update = configured.get(f"submodule.{name}.update", "")
+        found.append(Submodule(name, where, repo, repo / path, recorded, url, fetched, update))
     return found
 
 
@@ -237,6 +239,24 @@ def incomplete_submodules(
         if not e.ready
         or not (e.checked_out if e.checked_out is not None else has_index(git, root / e.path))
     ]
+
+
+def plain_name(name: str) -> bool:
+    """Whether a submodule name is a plain relative path (what `.git/modules/<name>` may be
+    made from): not empty, no `.`, `..` or empty component, no backslash or control character.
+    Stricter than git's own check; other names are left to `git submodule` to judge."""
+    parts = name.split("/")
+    return (
+        bool(name)
+        and all(part not in ("", ".", "..") for part in parts)
+        and not any(c == "\\" or ord(c) < 32 or c == "\x7f" for c in name)
+    )
+
+
+def modules_folder(git: Git, repo: Path) -> Path | None:
+    """Where git keeps the repositories of `repo`'s submodules: `<its git folder>/modules`."""
+    common = git.probe(["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=repo)
+    return Path(common.out.strip()) / "modules" if common.ok and common.out.strip() else None
 
 
 def has_head(git: Git, gitdir: Path) -> bool:

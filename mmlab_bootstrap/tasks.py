@@ -8,7 +8,7 @@ bodies, so that `inv --list` stays as quick as invoke itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -18,6 +18,8 @@ from invoke.tasks import Task, task
 from .report import quiet_broken_pipe
 from .task_support import CONFIG_KEY, session_for, variable_flags
 from .variables import (
+    CHECKPOINT_MIRROR,
+    CHECKPOINTS,
     CHECKPOINTS_PATH,
     DATASET_PATH,
     EXTENSION_PATH,
@@ -28,9 +30,6 @@ from .variables import (
     REQUIRE_MOUNT,
     flag_help,
 )
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_JOBS = 4  # steps.DEFAULT_JOBS (kept here so that --help needs no import of steps)
 Flags = dict[str, str | None]
@@ -45,6 +44,8 @@ ALL_VARIABLES = (
     PROJECTS,
     GIT_MIRROR,
     REQUIRE_MOUNT,
+    CHECKPOINTS,
+    CHECKPOINT_MIRROR,
 )
 ENV_HELP = {
     "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
@@ -176,7 +177,7 @@ def bootstrap(
     relative: bool = False,
     keep_going: bool = False,
 ) -> None:
-    """Set up everything: env, clone, layout, link-checkpoints, link-data."""
+    """Set up everything: env, clone, layout, link-checkpoints, link-data (fetch-checkpoints)."""
     from .bootstrap import bootstrap_steps
     from .steps import jobs_flag
 
@@ -193,6 +194,52 @@ def bootstrap(
         )
 
 
+FETCH_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, PROJECTS, CHECKPOINT_MIRROR)
+FETCH_JOBS = 2  # checkpoint_steps.DEFAULT_JOBS
+FETCH_HELP = {
+    "model": "a model to fetch: its metafile Name or config path, project:name when several"
+    " projects have it (repeat the flag for more; default: MMLAB_CHECKPOINTS)",
+    "search": "list the models whose name, project, config or collection holds TEXT"
+    " ('' lists all) and whether each is fetched; no network",
+    "verify": "hash every file again, not trusting the record of earlier verifications",
+    "accept_mismatch": "keep a file whose sha256 does not match the prefix its name promises",
+    "jobs": f"files downloaded in parallel (default {FETCH_JOBS})",
+}
+
+
+@task(
+    auto_shortflags=False,
+    iterable=["model"],
+    help={**flag_help(*FETCH_VARIABLES), **FETCH_HELP},
+)
+@variable_flags(*FETCH_VARIABLES)
+def fetch_checkpoints(
+    c: Context,
+    flags: Flags,
+    model: list[str] | None = None,
+    search: str | None = None,
+    verify: bool = False,
+    accept_mismatch: bool = False,
+    jobs: str = str(FETCH_JOBS),
+) -> None:
+    """Download model-zoo checkpoints into storage: resumable, verified, recorded."""
+    from .checkpoint_steps import fetch_checkpoints_step, list_models
+    from .steps import jobs_flag
+
+    with session_for(c, "fetch-checkpoints", changes=search is None) as session:
+        if search is not None:
+            list_models(session, flags, search)
+            return
+        fetch_checkpoints_step(
+            session,
+            flags,
+            model or [],
+            verify=verify,
+            accept_mismatch=accept_mismatch,
+            jobs=jobs_flag(jobs, "fetch-checkpoints"),
+        )
+
+
 @task(help={"json": "print one JSON document instead (its keys are listed in the README)"})
 def status(c: Context, json: bool = False) -> None:
     """Show the workspace at a glance; exit 1 when something needs attention."""
@@ -204,6 +251,23 @@ def status(c: Context, json: bool = False) -> None:
         raise Exit(code=1)
 
 
+@task(
+    auto_shortflags=False,
+    help={
+        "json": "print one JSON document instead (its keys are listed in the README)",
+        "python": "the interpreter that trains (default: the python3 on PATH)",
+    },
+)
+def doctor(c: Context, json: bool = False, python: str | None = None) -> None:
+    """Is the workspace ready to train? status, datasets, Python environment; exit 1 if not."""
+    from .doctor import doctor_step
+
+    with session_for(c, "doctor", changes=False) as session:
+        ready = doctor_step(session, as_json=json, python=python)
+    if not ready:
+        raise Exit(code=1)
+
+
 def namespace(root: Path | None, program: str = "inv") -> Collection:
     """The task collection, for a workspace at `root` (None: the current folder at run time).
 
@@ -211,7 +275,16 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
     """
     quiet_broken_pipe()
     collection = Collection(
-        env, clone, layout, link_checkpoints, link_data, unlink, bootstrap, status
+        env,
+        clone,
+        layout,
+        link_checkpoints,
+        link_data,
+        unlink,
+        fetch_checkpoints,
+        bootstrap,
+        status,
+        doctor,
     )
     collection.configure(
         {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .changes import Changes
 from .excludes import drop_exclude
@@ -25,8 +25,7 @@ from .transfer import (
 )
 
 
-@dataclass(frozen=True)
-class UnlinkPlan:
+class UnlinkPlan(NamedTuple):
     """A location, what unlinking finds there, and what it will put back (the unlink planner's
     answer, mirroring the link plan): decided before anything moves."""
 
@@ -59,7 +58,7 @@ def plan_unlink(location: Location, git: Git, journal: Journal) -> UnlinkPlan:
     """Look at one location and decide what unlinking it puts back. Changes nothing."""
     entry = journal.entry(location.link)
     if entry.get("target"):  # where linking put things, even if the settings moved since
-        location = replace(location, target=Path(entry["target"]))
+        location = location._replace(target=Path(entry["target"]))
     link, target = location.link, location.target
     if link.is_symlink() and os.path.realpath(link) != os.path.realpath(target):
         return UnlinkPlan(location, foreign=os.readlink(link))

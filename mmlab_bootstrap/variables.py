@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 class Kind(Enum):
@@ -15,10 +15,11 @@ class Kind(Enum):
     PATH = "path"
     PROJECTS = "projects"
     SWITCH = "switch"
+    MODELS = "models"
+    HTTP_MIRROR = "http_mirror"
 
 
-@dataclass(frozen=True)
-class Variable:
+class Variable(NamedTuple):
     """One setting of the workspace, as written in `.env`."""
 
     name: str
@@ -45,6 +46,8 @@ DATASET_PATH = "MMLAB_DATASET_PATH"
 PROJECTS = "MMLAB_PROJECTS"
 GIT_MIRROR = "MMLAB_GIT_MIRROR"
 REQUIRE_MOUNT = "MMLAB_REQUIRE_MOUNT"
+CHECKPOINTS = "MMLAB_CHECKPOINTS"
+CHECKPOINT_MIRROR = "MMLAB_CHECKPOINT_MIRROR"
 
 FLAG_PARAMS = {
     EXTENSION_REPO: "repo",
@@ -55,6 +58,8 @@ FLAG_PARAMS = {
     PROJECTS: "projects",
     GIT_MIRROR: "mirror",
     REQUIRE_MOUNT: "require_mount",
+    CHECKPOINTS: "checkpoint_models",
+    CHECKPOINT_MIRROR: "checkpoint_mirror",
 }
 
 VARIABLES: tuple[Variable, ...] = (
@@ -90,6 +95,18 @@ VARIABLES: tuple[Variable, ...] = (
         "0",
         Kind.SWITCH,
         "1: refuse storage roots that are not on a mounted disk (keeps data off the system disk)",
+    ),
+    Variable(
+        CHECKPOINTS,
+        "",
+        Kind.MODELS,
+        "models whose checkpoints fetch-checkpoints gets (space-separated project:name or name)",
+    ),
+    Variable(
+        CHECKPOINT_MIRROR,
+        "",
+        Kind.HTTP_MIRROR,
+        "URL prefix that replaces https://download.openmmlab.com/ for checkpoints (empty: none)",
     ),
 )
 

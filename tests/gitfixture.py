@@ -177,3 +177,25 @@ def push_commit(fixture: Fixture, name: str, path: str, data: bytes, branch: str
     tip = git("rev-parse", "HEAD", cwd=scratch)
     subprocess.run(["rm", "-rf", str(scratch)], check=True)
     return tip
+
+
+def advance(
+    fixture: Fixture, name: str, commits: int = 1, bytes_per_commit: int = 256, tip_bytes: int = 0
+) -> str:
+    """Move a served repository's `main` on by `commits` commits (upstream went on after the
+    superproject recorded it), the last one adding `tip_bytes` of new data in `upstream.bin`;
+    return the new tip."""
+    bare = fixture.bare(name)
+    rng = random.Random(f"{name}-ahead-{commits}")
+    stream = bytearray()
+    for number in range(1, commits + 1):
+        stream += b"commit refs/heads/main\n"
+        stream += b"committer Test <test@example.com> %d +0000\n" % (1_700_000_000 + number)
+        stream += _blob(f"{name} upstream commit {number}".encode())
+        if number == 1:
+            stream += b"from refs/heads/main^0\n"
+        stream += b"M 100644 inline history.bin\n" + _blob(rng.randbytes(bytes_per_commit))
+        if number == commits and tip_bytes:
+            stream += b"M 100644 inline upstream.bin\n" + _blob(rng.randbytes(tip_bytes))
+    git("fast-import", "--quiet", "--force", cwd=bare, stdin=bytes(stream))
+    return git("rev-parse", "refs/heads/main", cwd=bare)

@@ -1,14 +1,16 @@
-"""Serve a folder of bare repositories over git:// on loopback, through a proxy that gives
-each connection a fixed latency and bandwidth, like one connection to a remote host.
+"""Serve a folder of bare repositories over git:// on loopback, through a proxy that acts like
+a link to a remote host: each request and each reply waits half the round-trip time, and each
+connection's replies are limited to a bandwidth.
 
-Used by the clone benchmark and the network-failure tests; it lives as long as the caller's
-`with` block and listens on 127.0.0.1 only. `drop_first` connections are cut at once, as a
-flaky network would.
+Used by the clone benchmark and the network tests; it lives as long as the caller's `with`
+block and listens on 127.0.0.1 only. `drop_first` connections are cut at once, as a flaky
+network would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import threading
@@ -16,6 +18,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# A read that had to wait this long began a new turn of the conversation (a request, or the
+# reply to one), which crosses the link once more.
+TURN_GAP = 0.003
 
 
 def _free_port() -> int:
@@ -25,15 +31,19 @@ def _free_port() -> int:
 
 
 async def _pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rate: float, latency: float
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rate: float, delay: float
 ) -> None:
+    """Forward one direction: each turn `delay` seconds late, then at most `rate` bytes/s."""
     started, sent = 0.0, 0
-    first = True
     try:
-        while chunk := await reader.read(65536):
-            if first:
-                await asyncio.sleep(latency)
-                started, first = time.monotonic(), False
+        while True:
+            waited = time.monotonic()
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            if time.monotonic() - waited > TURN_GAP or not started:
+                await asyncio.sleep(delay)
+                started, sent = time.monotonic(), 0
             writer.write(chunk)
             await writer.drain()
             sent += len(chunk)
@@ -63,6 +73,14 @@ async def _serve(
     server = await asyncio.start_server(handle, "127.0.0.1", port)
     async with server:
         await server.serve_forever()
+
+
+async def _cancel_all() -> None:
+    """Stop every connection still open, and let each one close."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @contextmanager
@@ -101,7 +119,8 @@ def served_over_network(
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
-        loop.call_soon_threadsafe(proxy.cancel)
+        with contextlib.suppress(TimeoutError):
+            asyncio.run_coroutine_threadsafe(_cancel_all(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.run_until_complete(asyncio.gather(proxy, return_exceptions=True))

@@ -102,12 +102,32 @@ BAD_INPUTS = [
     row("link-data", "--backup", "--adopt", fragment="--backup and --adopt contradict"),
     row("link-checkpoints", "--backup", "--adopt", fragment="--backup and --adopt contradict"),
     row("bootstrap", "--backup", "--adopt", fragment="--backup and --adopt contradict"),
+    # fetch-checkpoints: model names, the checkpoint mirror, its flags
+    row(
+        "env", "--checkpoint-models", "-rf", fragment="MMLAB_CHECKPOINTS (from flag) is not a model"
+    ),
+    row("env", "--checkpoint-models", "a/../b", fragment="is not a model name"),
+    row("env", "--checkpoint-mirror", "ftp://x/", fragment="is not an http:// or https:// URL"),
+    row("env", "--checkpoint-mirror", "-https://x", fragment="must not start with '-'"),
+    row(
+        "fetch-checkpoints",
+        fragment="MMLAB_CHECKPOINT_MIRROR (from environment)",
+        environ={"MMLAB_CHECKPOINT_MIRROR": "file:///srv/ckpt"},
+    ),
+    row("fetch-checkpoints", "--jobs", "0", fragment="--jobs must be at least 1"),
+    row("fetch-checkpoints", "--jobs", "x", fragment="--jobs must be a whole number"),
+    row("fetch-checkpoints", fragment="no model index (model-index.yml)"),
+    row("bootstrap", fragment="not a model", environ={"MMLAB_CHECKPOINTS": "a;b"}),
     # .env files python-dotenv and a shell would read differently, or not at all
     row("env", fragment=".env: line 1", dotenv="MMLAB_X='unterminated\n"),
     row("env", fragment=".env: line 2", dotenv="A=1\nB='unterminated\n"),
     row("env", fragment=".env", dotenv="\ufeffMMLAB_PROJECTS=x\n"),
     row("env", fragment=".env: line 1", dotenv="NAME=it's\n"),
     row("status", fragment=".env: line 1", dotenv="A='x'y\n"),
+    row("doctor", fragment=".env: line 1", dotenv="A='x'y\n"),
+    row("doctor", "--python", "/nonexistent/python3", fragment="is not an interpreter"),
+    row("doctor", "--python", "no-such-python3", fragment="not on PATH"),
+    row("doctor", "--python", "/bin/sh", fragment="is not a Python interpreter"),
 ]
 
 

@@ -467,7 +467,14 @@ def test_interrupted_clones_are_finished_by_the_next_run(workspace: Path, tmp_pa
         subprocess.run(["rm", "-rf", str(ext)], check=True)
         process = start_clone(workspace, fixture)
         early = attempt % 4 == 3  # now and then anywhere, mostly during the big checkout
-        time.sleep(rng.uniform(0.1, full) if early else rng.uniform(checkout_began - 0.1, full))
+        if early:
+            time.sleep(rng.uniform(0.1, full))
+        else:  # once it begins (a run's pace varies with the machine's load)
+            began = time.monotonic()
+            while not (ext / "mmdetection/many").is_dir() and process.poll() is None:
+                assert time.monotonic() - began < 60
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, (full - checkout_began) * 0.7))
         sent = signal.SIGINT if attempt % 2 == 0 else signal.SIGKILL
         os.killpg(process.pid, sent)
         out, err = process.communicate(timeout=60)

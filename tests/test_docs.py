@@ -16,7 +16,7 @@ def test_env_example_documents_every_variable_with_its_default() -> None:
     assert dotenv_values(path) == {v.name: v.default for v in VARIABLES}
     lines = path.read_text().splitlines()
     for variable in VARIABLES:
-        index = next(i for i, line in enumerate(lines) if variable.name in line)
+        index = next(i for i, line in enumerate(lines) if f"{variable.name}=" in line)
         assert lines[index - 1] == f"# {variable.help}"
 
 

@@ -155,3 +155,31 @@ def test_check_after_apply_fails_on_an_unhealthy_workspace(workspace: Path) -> N
         raise AssertionError("an unhealthy workspace passed the check")
     dry = Session(workspace, dry=True, report=Reporter(io.StringIO(), io.StringIO()))
     check_after(dry, {})  # nothing happened under --dry, so there is nothing to check
+
+
+def test_dry_shows_every_change_of_fetch_checkpoints(tmp_path: Path) -> None:
+    """fetch-checkpoints: a download, a file put there by hand that verifies (recorded), and
+    one already recorded: --dry shows the very changes the real run makes; a second run
+    makes none."""
+    from mmlab_bootstrap.checkpoint_steps import fetch_checkpoints_step
+
+    from .ckptfixture import checkpoint, random_bytes, write_index
+    from .httpserve import serving
+
+    root = tmp_path / "ws"
+    items = [checkpoint("mmdetection3d", f"pointpillars_{n}", random_bytes(2000)) for n in "abc"]
+    write_index(root / "mmlab_extension" / "mmdetection3d", items)
+    folder = root / "mmlab_checkpoints" / "mmdetection3d" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / items[1].file_name).write_bytes(items[1].data)
+    with serving() as served:
+        served.files = {item.path: item.data for item in items}
+        flags = {"MMLAB_CHECKPOINT_MIRROR": served.url}
+
+        def step(session: Session) -> object:
+            return fetch_checkpoints_step(session, flags, [i.name for i in items])
+
+        made = dry_then_real(root, step, root)
+        assert [m[0].split()[0] for m in made] == ["record", "fetch"]
+        assert len(made[1]) == 2  # one change fetching both missing files
+        assert recorded(root, step, dry=False) == ([], False)

@@ -34,6 +34,7 @@ def test_healthy_workspace(healthy: Path, fixture: Fixture) -> None:
     assert set(found) == {
         "healthy", "problems", "warnings", "workspace", "variables",
         "superproject", "submodules", "links", "storage", "journal",
+        "checkpoints",
     }  # fmt: skip
     assert found["healthy"] and found["problems"] == [] and found["warnings"] == []
     assert found["variables"]["MMLAB_EXTENSION_REPO"]["source"] == ".env"

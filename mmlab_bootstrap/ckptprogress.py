@@ -1,0 +1,148 @@
+"""Progress of checkpoint downloads: on a terminal one tqdm bar per file (size, speed, ETA)
+and a total; piped, one line per file started and finished, and a heartbeat line at least
+every MMLAB_HEARTBEAT seconds (10 by default) while anything downloads."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from .progress import heartbeat_seconds
+from .report import Reporter, wants_color
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{count:.0f} B"
+        count /= 1024
+    return f"{count:.1f} GiB"
+
+
+def _width() -> int:
+    """The terminal's width (80 where it reports none, as a new pseudo-terminal does)."""
+    return shutil.get_terminal_size().columns or 80
+
+
+def _height() -> int:
+    """The terminal's height (24 where it reports none): tqdm hides bars below it."""
+    return shutil.get_terminal_size().lines or 24
+
+
+class Downloads:
+    """Shows the downloads of one run; use it as a context manager around them."""
+
+    def __init__(self, report: Reporter, files: int, *, live: bool | None = None) -> None:
+        self.report = report
+        self.files = files
+        self.live = wants_color(sys.stderr) if live is None else live
+        self.heartbeat = heartbeat_seconds()
+        self._lock = threading.RLock()
+        self._bars: dict[str, Any] = {}
+        self._sizes: dict[str, tuple[int, int | None]] = {}  # label: (have, total)
+        self._numbers: dict[str, int] = {}
+        self._total: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+
+    def __enter__(self) -> Downloads:
+        if self.live:
+            from tqdm import tqdm
+
+            self._total = tqdm(
+                total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="total",
+                position=0, leave=False, file=sys.stderr, ncols=_width(), nrows=_height(),
+            )  # fmt: skip
+        else:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            if self._total is not None:
+                self._total.close()
+
+    def start(self, label: str, url: str, total: int | None, have: int) -> None:
+        with self._lock:
+            number = self._numbers.setdefault(label, len(self._numbers) + 1)
+            self._sizes[label] = (have, total)
+            resuming = f", resuming at {_size(have)}" if have else ""
+            of = f" ({_size(total)}{resuming})" if total is not None else resuming
+            if not self.live:
+                self.report.info(f"[{number}/{self.files}] fetching {label} from {url}{of}")
+                return
+            from tqdm import tqdm
+
+            old = self._bars.pop(label, None)
+            if old is not None:
+                old.close()
+            self._bars[label] = tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=label.split(":", 1)[-1][:32], position=number, leave=False,
+                file=sys.stderr, ncols=_width(), nrows=_height(),
+            )  # fmt: skip
+            if self._total is not None:
+                self._total.total = sum(t or h for h, t in self._sizes.values())
+                self._total.update(have)
+                self._total.refresh()
+
+    def advance(self, label: str, count: int) -> None:
+        with self._lock:
+            have, total = self._sizes.get(label, (0, None))
+            self._sizes[label] = (have + count, total)
+            bar = self._bars.get(label)
+            if bar is not None:
+                bar.update(count)
+                self._total.update(count)
+
+    def note(self, text: str) -> None:
+        with self._lock:
+            self._write(lambda: self.report.info(text))
+
+    def finished(self, label: str, line: str) -> None:
+        """A file is verified and in place."""
+        with self._lock:
+            self._sizes.pop(label, None)
+            bar = self._bars.pop(label, None)
+            if bar is not None:
+                bar.close()
+            self._write(lambda: self.report.done(line))
+
+    def _write(self, show: Any) -> None:
+        if self.live:
+            from tqdm import tqdm
+
+            with tqdm.external_write_mode(file=sys.stderr):
+                show()
+        else:
+            show()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat):
+            with self._lock:
+                if not self._sizes:
+                    continue
+                seconds = time.monotonic() - self._started
+                parts = [
+                    f"{label} {_size(have)}" + (f" of {_size(total)}" if total else "")
+                    for label, (have, total) in self._sizes.items()
+                    if total is None or have < total
+                ]
+                if parts:
+                    self.report.info(f"… still fetching ({seconds:.0f} s): {'; '.join(parts)}")

@@ -1,0 +1,212 @@
+"""The datasets under a project's `data` link: KITTI, nuScenes and COCO recognised by their
+folder and checked against the layout the sub-projects' documentation describes.
+
+Only bounded reads: a folder is listed only when it is one of the few small ones of a layout
+(`data/`, a dataset's top, `training/`), a large one is only asked for its first entry, and the
+ids are sampled (first, middle, last of `ImageSets/train.txt`). Nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .datalayouts import (
+    KITTI,
+    KITTI_SAMPLES,
+    LAYOUTS,
+    NUSCENES,
+    Layout,
+    convert_command,
+    create_data_command,
+    expected_format,
+)
+from .datascan import entries, non_empty, symlink_findings
+from .findings import ERROR, INFO, OK, Finding
+from .pickleformat import CURRENT, OLD, info_format
+
+IDS_LIMIT = 4 << 20  # bytes read from an id list
+
+
+def check_data(data: Path, project_dir: Path, root: Path) -> tuple[dict[str, Any], list[Finding]]:
+    """The datasets under one `data` folder (a link into the storage root `root`)."""
+    label = f"{project_dir.name}/{data.name}"
+    info: dict[str, Any] = {"location": str(data), "datasets": [], "unknown": [], "symlinks": []}
+    findings: list[Finding] = []
+    top = sorted(entries(data), key=lambda entry: entry.name)
+    real_root = os.path.realpath(root)
+    findings += symlink_findings(top, label, (real_root,), info["symlinks"])
+    known = {layout.name for layout in LAYOUTS}
+    for entry in top:
+        name = entry.name
+        if name in known or not entry.is_dir():
+            continue
+        expected = next((layout for layout in LAYOUTS if layout.name == name.lower()), None)
+        if expected is not None and not any(e.name == expected.name for e in top):
+            findings.append(
+                Finding(
+                    ERROR,
+                    f"{label}/{name}",
+                    f"a {expected.title} folder must be named {expected.name!r}"
+                    " (names are case-exact)",
+                    f"mv '{data / name}' '{data / expected.name}'",
+                )
+            )
+            info["datasets"].append(
+                {"name": expected.title, "path": str(data / name), "wrong_name": name}
+            )
+            continue
+        info["unknown"].append(name)
+        findings.append(Finding(INFO, f"{label}/{name}", "not a dataset doctor knows; not checked"))
+    for layout in LAYOUTS:
+        if any(entry.name == layout.name for entry in top) and (data / layout.name).is_dir():
+            found, more = _check(layout, data / layout.name, project_dir, real_root, label)
+            info["symlinks"] += found.pop("symlinks")
+            info["datasets"].append(found)
+            findings += more
+    if not info["datasets"]:
+        known_names = ", ".join(layout.name for layout in LAYOUTS)
+        findings.append(Finding(INFO, label, f"holds no dataset doctor knows ({known_names})"))
+    return info, findings
+
+
+def _check(
+    layout: Layout, folder: Path, project_dir: Path, real_root: str, data_label: str
+) -> tuple[dict[str, Any], list[Finding]]:
+    label = f"{data_label}/{layout.name}"
+    findings: list[Finding] = []
+    found: dict[str, Any] = {
+        "name": layout.title,
+        "path": str(folder),
+        "missing": [],
+        "sampled_ids": [],
+        "missing_samples": [],
+        "generated": {},
+        "info_formats": {},
+        "symlinks": [],
+    }
+    roots = (real_root, os.path.realpath(folder))
+    findings += symlink_findings(entries(folder), label, roots, found["symlinks"])
+    parents = {part.split("/")[0] for part in layout.required if "/" in part.rstrip("/")}
+    for parent in sorted(parents):
+        listed = entries(folder / parent)
+        findings += symlink_findings(listed, f"{label}/{parent}", roots, found["symlinks"])
+    hint = f"download {layout.title} into {folder} as {layout.guide(project_dir)} shows"
+    for part in layout.required:
+        if not _present(folder / part.rstrip("/"), folder=part.endswith("/")):
+            found["missing"].append(part)
+            findings.append(Finding(ERROR, f"{label}/{part}", _missing_text(folder, part), hint))
+    if layout is NUSCENES:
+        versions = sorted(e.name for e in entries(folder) if e.name.startswith("v1.0-"))
+        found["versions"] = versions
+        if not versions:
+            found["missing"].append("v1.0-*/")
+            findings.append(
+                Finding(
+                    ERROR,
+                    f"{label}/v1.0-*",
+                    "no v1.0-* metadata folder (v1.0-trainval, v1.0-mini or v1.0-test)",
+                    hint,
+                )
+            )
+    if layout is KITTI:
+        findings += _samples(folder, label, found)
+    command = create_data_command(layout, folder, project_dir, found.get("versions", []))
+    for part in layout.generated:
+        present = _present(folder / part.rstrip("/"), folder=part.endswith("/"))
+        found["generated"][part] = present
+        if not present:
+            findings.append(Finding(ERROR, f"{label}/{part}", "missing (generated)", command))
+        elif "_infos_" in part:
+            findings += _info_format(layout, folder, part, project_dir, label, found)
+    if not any(f.level == ERROR for f in findings):
+        ids = f", {len(found['sampled_ids'])} sampled id(s) found" if found["sampled_ids"] else ""
+        findings.append(Finding(OK, label, f"{layout.title} layout complete{ids}"))
+    return found, findings
+
+
+def _present(path: Path, *, folder: bool) -> bool:
+    return non_empty(path) if folder else path.is_file()
+
+
+def _missing_text(folder: Path, part: str) -> str:
+    """Missing, or empty; and the first name on the way that differs only in case, when its
+    folder (a small one of the layout) holds one."""
+    path = folder / part.rstrip("/")
+    where = folder
+    for name in part.rstrip("/").split("/"):
+        if not (where / name).exists():
+            for entry in entries(where):
+                if entry.name.lower() == name.lower():
+                    return f"missing (found {entry.name!r}: names are case-exact)"
+            break
+        where = where / name
+    if part.endswith("/") and path.is_dir():
+        return "empty"
+    return "missing"
+
+
+def _samples(folder: Path, label: str, found: dict[str, Any]) -> list[Finding]:
+    """For the first, middle and last id of ImageSets/train.txt, its training files."""
+    try:
+        with open(folder / "ImageSets" / "train.txt", "rb") as file:
+            text = file.read(IDS_LIMIT).decode("utf-8", "replace")
+    except OSError:
+        return []
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
+    if not ids:
+        return [
+            Finding(
+                ERROR,
+                f"{label}/ImageSets/train.txt",
+                "lists no ids",
+                "download the split files again as the KITTI guide shows",
+            )
+        ]
+    sampled = list(dict.fromkeys([ids[0], ids[len(ids) // 2], ids[-1]]))
+    found["sampled_ids"] = sampled
+    findings = []
+    for sample in sampled:
+        for pattern in KITTI_SAMPLES:
+            part = "training/" + pattern.format(sample)
+            if "/".join(part.split("/")[:2]) + "/" in found["missing"]:
+                continue  # the whole folder is already reported
+            if not (folder / part).is_file():
+                found["missing_samples"].append(part)
+                findings.append(
+                    Finding(
+                        ERROR,
+                        f"{label}/{part}",
+                        f"missing (id {sample} of train.txt)",
+                        "the download is incomplete: unpack that part of KITTI again",
+                    )
+                )
+    return findings
+
+
+def _info_format(
+    layout: Layout, folder: Path, part: str, project_dir: Path, label: str, found: dict[str, Any]
+) -> list[Finding]:
+    """An info file must be in the format the sub-project's checkout reads (told from its
+    opcodes, never unpickled)."""
+    form = info_format(folder / part)
+    found["info_formats"][part] = form
+    wanted = expected_format(project_dir)
+    if form == wanted:
+        return []
+    remake = create_data_command(layout, folder, project_dir, found.get("versions", []))
+    if form == OLD:
+        text = "info file in the old format (a list or `infos`; mmdet3d 1.1+ reads `data_list`)"
+        return [
+            Finding(
+                ERROR, f"{label}/{part}", text, convert_command(layout, folder, project_dir, part)
+            )
+        ]
+    if form == CURRENT:
+        text = (
+            "info file in the new format (`data_list`, mmdet3d 1.1+), but this checkout of"
+            f" {project_dir.name} reads the old one; make it with this checkout's create_data.py"
+        )
+        return [Finding(ERROR, f"{label}/{part}", text, remake)]
+    return [Finding(ERROR, f"{label}/{part}", f"not an info file ({form})", remake)]
