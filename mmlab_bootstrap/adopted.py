@@ -28,12 +28,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .clashes import blocked
 from .errors import BootstrapError
 from .git import Git
 from .inventory import file_blob_id, skipped_files
 from .journal import Journal
 from .layout import LEAVES
-from .linkplan import blocked
 from .locations import Location, in_target, locations
 from .outcomes import failure
 from .report import Reporter

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .clashes import blocked, clash_text
 from .git import Git
 from .inventory import skipped_files
-from .linkplan import LinkPlan, State, blocked, clash_text
+from .linkplan import LinkPlan, State
 from .locations import in_target, some_names
 from .repository import sparse_checkout
 from .transfer import same_file_content

@@ -4,34 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .adopting import adopt_tracked, skip_worktree
 from .changes import Changes
-from .errors import shown
 from .excludes import add_exclude
 from .fsutil import fsync_folder
 from .git import Git
 from .journal import Journal
 from .linkplan import LinkPlan, State, Way
+from .linkwords import carry_text, describe
 from .locations import (
     LinkError,
     Location,
     human_size,
     in_target,
     link_destination,
-    resolves,
 )
-from .outcomes import git_message
+from .moving import move_tree
 from .report import Reporter
+from .symlinks import backup_path, swap_in_link
 from .transfer import (
     TransferError,
     copy_verified,
-    move_tree,
     remove_empty_tree,
-    remove_if_unchanged,
     remove_leftovers,
     temporary_name,
 )
@@ -54,17 +52,15 @@ class Linker:
             if not location.target.is_dir():  # the link was there before its target
                 self.changes.make_folder(location.target)
             if plan.carried:
-                self.changes.make(self._carry_text(plan), lambda: self._carry(plan))
+                self.changes.make(carry_text(plan), lambda: self._carry(plan))
             else:
                 self.report.unchanged(f"already linked {location.link}")
             if plan.repairs:
                 self.changes.make(plan.repairs, lambda: self._repair_bookkeeping(location))
             return
         destination = self.destination(location)
-        would = [self._carry_text(plan)] if plan.carried else []
-        self.changes.make(
-            [*would, self.describe(plan, destination)], lambda: self._change_safely(plan)
-        )
+        would = [carry_text(plan)] if plan.carried else []
+        self.changes.make([*would, describe(plan, destination)], lambda: self._change_safely(plan))
 
     def _change_safely(self, plan: LinkPlan) -> None:
         """Make the change; a failure part way says where everything is."""
@@ -105,21 +101,21 @@ class Linker:
             adopted_tracked=self._adopted(plan),
         )
         self._carry(plan)
-        self._skip_worktree(location, plan.inventory.tracked_moved)
+        skip_worktree(self.git, location, plan.inventory.tracked_moved)
         retired = self._retire_stale(plan)
         if state in (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK):
-            self._link(location, destination)
+            swap_in_link(location, destination)
             was = f" (was -> {plan.old_destination})" if plan.old_destination else ""
             verb = "linked" if state is State.ABSENT else "relinked"
             self.report.done(f"{verb} {link} -> {destination}{was}")
         elif state is State.EMPTY:
             remove_empty_tree(link)
-            self._link(location, destination)
+            swap_in_link(location, destination)
             self.report.done(f"linked {link} -> {destination} (replaced an empty folder)")
         elif state is State.TRACKED:
-            copied = self._adopt_tracked(location, plan.inventory.tracked, source=location.link)
+            copied = adopt_tracked(self.git, location, plan.inventory.tracked, source=location.link)
             remove_empty_tree(link)
-            self._link(location, destination)
+            swap_in_link(location, destination)
             self.report.done(
                 f"adopted {copied} tracked files into {target}; linked {link} -> {destination}"
             )
@@ -128,8 +124,8 @@ class Linker:
             self.journal.record(link, backup=str(backup))
             os.rename(location.link, backup)
             fsync_folder(location.project_dir)
-            self._adopt_tracked(location, plan.inventory.tracked, source=backup)
-            self._link(location, destination)
+            adopt_tracked(self.git, location, plan.inventory.tracked, source=backup)
+            swap_in_link(location, destination)
             self.report.done(f"backed up {link} to {backup}; linked {link} -> {destination}")
         else:
             # One file per folder names every folder a killed copy can leave a temporary in
@@ -138,7 +134,7 @@ class Linker:
             self.journal.record(link, adopted_into=str(target), adopted=sorted(folders.values()))
             moved = self._adopt_everything(plan)
             remove_empty_tree(link)
-            self._link(location, destination)
+            swap_in_link(location, destination)
             self.report.done(
                 f"adopted {moved} files ({human_size(plan.inventory.size)}) into {target};"
                 f" linked {link} -> {destination}"
@@ -217,85 +213,11 @@ class Linker:
             self.journal.record(location.link, adopted_tracked=self._adopted(plan))
         for relative, source in plan.carried:
             copy_verified(Path(source), in_target(location, relative))
-        self.report.done(self._carry_text(plan, verb="carried"))
-
-    def _carry_text(self, plan: LinkPlan, verb: str = "carry") -> str:
-        leaf = plan.location.leaf
-        olds = {
-            source.removesuffix(os.sep + os.path.relpath(relative, leaf))
-            for relative, source in plan.carried
-        }
-        origin = " and ".join(sorted(olds))
-        return (
-            f"{verb} {len(plan.carried)} tracked file(s) adopted earlier into"
-            f" {plan.location.target} (copies, verified; the old ones stay in {origin})"
-        )
+        self.report.done(carry_text(plan, verb="carried"))
 
     def destination(self, location: Location) -> str:
         """What the link holds: the absolute target, or one relative to the link's folder."""
         return link_destination(location, relative=self.relative)
-
-    def describe(self, plan: LinkPlan, destination: str) -> str:
-        """The --dry line for a plan."""
-        link, state = plan.location.link, plan.state
-        what = {
-            State.ABSENT: f"link {link} -> {destination}",
-            State.OTHER_LINK: f"relink {link} -> {destination} (was -> {plan.old_destination})",
-            State.BROKEN_LINK: f"relink {link} -> {destination} (was -> {plan.old_destination})",
-            State.EMPTY: f"replace the empty folder {link} with a link -> {destination}",
-            State.TRACKED: f"adopt {len(plan.inventory.tracked)} tracked files into"
-            f" {plan.location.target}, then link {link} -> {destination}",
-        }.get(state)
-        if what is None:
-            verb = "back up" if plan.way is Way.BACKUP else "adopt"
-            what = (
-                f"{verb} {len(plan.inventory.files)} files ({human_size(plan.inventory.size)})"
-                f" at {link}, then link it -> {destination}"
-            )
-        if plan.stale:
-            what += f" (replacing {len(plan.stale)} outdated cop(ies) in storage: git holds them)"
-        return f"{what}  [{state.value}]"
-
-    def _link(self, location: Location, destination: str) -> None:
-        """Put a symlink at the location atomically: made aside, checked, then renamed over."""
-        if not resolves(location, destination):
-            raise LinkError(
-                f"a link at {shown(str(location.link))} holding {shown(destination)} would not"
-                f" lead to {shown(str(location.target))}",
-                "run the same command without --relative",
-            )
-        remove_leftovers(location.project_dir, location.leaf)
-        temporary = temporary_name(location.link, "link")  # unique: never a user's file
-        os.symlink(destination, temporary)
-        try:
-            if os.path.realpath(temporary) != os.path.realpath(location.target):
-                raise LinkError(
-                    f"a link holding {shown(destination)} did not lead to"
-                    f" {shown(str(location.target))}; nothing was linked",
-                    "run the same command without --relative",
-                )
-            os.replace(temporary, location.link)
-        except BaseException:
-            if os.path.lexists(temporary):
-                os.unlink(temporary)
-            raise
-        fsync_folder(location.project_dir)
-
-    def _adopt_tracked(self, location: Location, tracked: tuple[str, ...], source: Path) -> int:
-        """Copy tracked files into the target, verified, and tell git to leave them be."""
-        for folder in sorted({in_target(location, relative).parent for relative in tracked}):
-            remove_leftovers(folder)
-        copied = [
-            copy_verified(
-                source / os.path.relpath(relative, location.leaf), in_target(location, relative)
-            )
-            for relative in tracked
-        ]
-        self._skip_worktree(location, tracked)
-        if source == location.link:
-            for relative, status in zip(tracked, copied, strict=True):
-                remove_if_unchanged(location.project_dir / relative, status)
-        return len(tracked)
 
     def _adopt_everything(self, plan: LinkPlan) -> int:
         """Move every file at the location into the target (rename, or copy+verify+remove)."""
@@ -310,31 +232,5 @@ class Linker:
         # move_tree cleared every target folder it moved into of leftovers (and left none of
         # its own): the journal need not send `_remove_adopt_leftovers` through them again.
         self.journal.record(location.link, adopted=[])
-        self._skip_worktree(location, plan.inventory.tracked)
+        skip_worktree(self.git, location, plan.inventory.tracked)
         return len(plan.inventory.files)
-
-    def _skip_worktree(self, location: Location, tracked: tuple[str, ...]) -> None:
-        """Tell the sub-project's git to leave adopted files be (they live in storage now)."""
-        if tracked:
-            marked = self.git.change(
-                ["update-index", "--skip-worktree", "--", *tracked], cwd=location.project_dir
-            )
-            if not marked.ok:  # else git would show every adopted file deleted, for good
-                raise LinkError(
-                    f"linking {location.link} stopped part way: git update-index failed in"
-                    f" {shown(str(location.project_dir))}: {git_message(marked.err)}; nothing"
-                    f" is lost: the tracked files are still at {location.link}",
-                    "fix the cause, then run the same command again: it goes on from there",
-                    rerun_helps=True,
-                )
-
-
-def backup_path(location: Location) -> Path:
-    """A free `<leaf>.bak-<timestamp>[-N]` name beside the location."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    backup = location.link.with_name(f"{location.leaf}.bak-{stamp}")
-    number = 1
-    while os.path.lexists(backup):
-        number += 1
-        backup = location.link.with_name(f"{location.leaf}.bak-{stamp}-{number}")
-    return backup

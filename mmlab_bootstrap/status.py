@@ -18,8 +18,8 @@ from .linkplan import State, first_look
 from .locations import Location, locations, some_names
 from .repository import look_at, origin_url, sparse_checkout, submodule_states
 from .settings import Settings, Source
-from .transfer import walk
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
+from .walking import walk
 from .workspace import Session
 
 # Counting the files of a folder that blocks a link stops here: it may hold a dataset.

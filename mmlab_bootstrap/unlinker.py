@@ -20,9 +20,7 @@ from .locations import (
     is_backup_name,
 )
 from .report import Reporter
-from .transfer import (
-    copy_verified,
-)
+from .transfer import copy_verified
 
 
 class UnlinkPlan(NamedTuple):

@@ -15,8 +15,8 @@ from mmlab_bootstrap.errors import BootstrapError
 from mmlab_bootstrap.link_steps import link_step
 from mmlab_bootstrap.report import Reporter
 from mmlab_bootstrap.steps import unlink_step
-from mmlab_bootstrap.transfer import walk
 from mmlab_bootstrap.variables import DATASET_PATH
+from mmlab_bootstrap.walking import walk
 from mmlab_bootstrap.workspace import Session
 
 from .conftest import git_status, scaled

@@ -1,0 +1,46 @@
+"""What is said of a link plan: the line --dry shows, the line for carrying adopted files."""
+
+from __future__ import annotations
+
+import os
+
+from .linkplan import LinkPlan, State, Way
+from .locations import (
+    human_size,
+)
+
+
+def describe(plan: LinkPlan, destination: str) -> str:
+    """The --dry line for a plan."""
+    link, state = plan.location.link, plan.state
+    what = {
+        State.ABSENT: f"link {link} -> {destination}",
+        State.OTHER_LINK: f"relink {link} -> {destination} (was -> {plan.old_destination})",
+        State.BROKEN_LINK: f"relink {link} -> {destination} (was -> {plan.old_destination})",
+        State.EMPTY: f"replace the empty folder {link} with a link -> {destination}",
+        State.TRACKED: f"adopt {len(plan.inventory.tracked)} tracked files into"
+        f" {plan.location.target}, then link {link} -> {destination}",
+    }.get(state)
+    if what is None:
+        verb = "back up" if plan.way is Way.BACKUP else "adopt"
+        what = (
+            f"{verb} {len(plan.inventory.files)} files ({human_size(plan.inventory.size)})"
+            f" at {link}, then link it -> {destination}"
+        )
+    if plan.stale:
+        what += f" (replacing {len(plan.stale)} outdated cop(ies) in storage: git holds them)"
+    return f"{what}  [{state.value}]"
+
+
+def carry_text(plan: LinkPlan, verb: str = "carry") -> str:
+    """The line for carrying a plan's files adopted earlier into its new target."""
+    leaf = plan.location.leaf
+    olds = {
+        source.removesuffix(os.sep + os.path.relpath(relative, leaf))
+        for relative, source in plan.carried
+    }
+    origin = " and ".join(sorted(olds))
+    return (
+        f"{verb} {len(plan.carried)} tracked file(s) adopted earlier into"
+        f" {plan.location.target} (copies, verified; the old ones stay in {origin})"
+    )
