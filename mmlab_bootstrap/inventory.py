@@ -13,6 +13,7 @@ from .fsutil import kind
 from .git import Git, read_only_run
 from .layout import LEAVES
 from .locations import Location, in_target
+from .repository import may_skip_worktree
 
 
 class Inventory(NamedTuple):
@@ -103,7 +104,10 @@ def tracked_files(git: Git, project_dir: Path, leaf: str) -> tuple[str, ...]:
 
 def skipped_files(git: Git, location: Location) -> tuple[str, ...]:
     """Tracked files under the leaf that are marked skip-worktree (those linking adopted).
-    One listing serves every leaf of the project (remembered until the next change)."""
+    One listing serves every leaf of the project (remembered until the next change), and
+    none is needed when the project's index cannot hold such a mark."""
+    if not may_skip_worktree(git, location.project_dir):
+        return ()
     leaves = sorted({location.leaf, *LEAVES.values()})
     listing = git_names(git, ["ls-files", "-v", "-z", "--", *leaves], location.project_dir)
     inside = location.leaf + "/"

@@ -34,6 +34,7 @@ class RepoFacts(NamedTuple):
     branch: str = ""  # the branch checked out ("" when detached)
     shallow: bool = False
     checked_out: bool = False  # it has an index (a clone stopped before its checkout has none)
+    index_file: Path | None = None  # its index file
     exclude: Path | None = None  # its `.git/info/exclude`, wherever its git folder is
     config: Path | None = None  # its own config file
     sparse_file: bool = False  # it has a sparse-checkout pattern file
@@ -69,6 +70,7 @@ def look_at(git: Git, folder: Path) -> RepoFacts:
         branch=symbolic.removeprefix("refs/heads/") if symbolic.startswith("refs/heads/") else "",
         shallow=lines[1] == "true",
         checked_out=os.path.exists(lines[2]),
+        index_file=Path(lines[2]),
         exclude=Path(lines[3]),
         config=Path(lines[4]),
         sparse_file=os.path.exists(lines[5]),
@@ -86,7 +88,8 @@ def submodule_states(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
         for path, recorded in sorted(repo.gitlinks.items()):
             sub = look_at(git, repo.folder / path)
             flag = "-" if not sub.head else " " if sub.head == recorded else "+"
-            entries.append(SubmoduleEntry(flag, recorded, prefix + path, sub.checked_out))
+            shown = sub.head if flag == "+" else recorded  # as git's own listing shows it
+            entries.append(SubmoduleEntry(flag, shown, prefix + path, sub.checked_out))
             if sub.toplevel:
                 visit(sub, f"{prefix}{path}/")
 
@@ -142,6 +145,24 @@ def _plain_origin(config: Path) -> str | None:
                 return None
             urls.append(found[1])
     return urls[0] if len(urls) == 1 else None
+
+
+def may_skip_worktree(git: Git, folder: Path) -> bool:
+    """Whether any file of the repository can be marked skip-worktree. git writes its index in
+    version 2 unless an entry needs the extended flags (skip-worktree among them), so a
+    version 2 index without a split-off shared part has none: no need to list them."""
+    facts = look_at(git, folder)
+    if not facts.toplevel or facts.index_file is None:
+        return True
+    try:
+        with open(facts.index_file, "rb") as index:
+            header = index.read(8)
+        shared = any(
+            name.startswith("sharedindex.") for name in os.listdir(facts.index_file.parent)
+        )
+    except OSError:
+        return True
+    return shared or header[:4] != b"DIRC" or int.from_bytes(header[4:8], "big") != 2
 
 
 def _submodule_paths(folder: Path) -> list[str]:
