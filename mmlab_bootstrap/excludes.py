@@ -20,6 +20,15 @@ def exclude_missing(git: Git, location: Location) -> bool:
     return _missing_block(git, location) is not None
 
 
+def has_exclude(git: Git, location: Location) -> bool:
+    """Whether the sub-project's exclude holds the link's block."""
+    exclude = exclude_file(git, location.project_dir)
+    try:
+        return exclude is not None and exclude_block(location.leaf) in exclude.read_text()
+    except OSError:
+        return False
+
+
 def add_exclude(git: Git, location: Location) -> bool:
     """Hide the link (and backups) from `git status` in the sub-project's local exclude;
     whether that changed the file."""

@@ -211,4 +211,5 @@ _FIELDS: dict[str, Callable[[PurePosixPath, object, dict[str, Any]], None]] = {
     "adopted_into": _target,  # the target at the time: a later relink records a new target
     "adopted": _relative_paths,
     "linked": _flag,
+    "excluded": _flag,  # linking put the block in `.git/info/exclude` (it was needed)
 }

@@ -10,7 +10,7 @@ from typing import Any
 
 from .adopting import adopt_tracked, skip_worktree
 from .changes import Changes
-from .excludes import add_exclude
+from .excludes import add_exclude, has_exclude
 from .fsutil import fsync_folder
 from .git import Git
 from .journal import Journal
@@ -141,7 +141,7 @@ class Linker:
             )
         self._remove_adopt_leftovers(location)
         add_exclude(self.git, location)
-        self.journal.record(link, linked=True)
+        self.journal.record(link, linked=True, excluded=has_exclude(self.git, location))
         for path in retired:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)  # a stale copy this run moved aside
@@ -182,6 +182,7 @@ class Linker:
         self._remove_adopt_leftovers(location)  # a run killed after linking did not get to it
         if add_exclude(self.git, location):
             self.report.done(f"hid {location.link} from git status (.git/info/exclude)")
+        self.journal.record(location.link, excluded=has_exclude(self.git, location))
 
     @staticmethod
     def _replaces_own_link(plan: LinkPlan, earlier: dict[str, Any]) -> bool:

@@ -22,6 +22,10 @@ def plan_repairs(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> LinkP
         repairs.append(f"record {location.link} in the journal")
     if recorded.get("adopted"):
         repairs.append(f"remove what an interrupted --adopt left in {location.target}")
-    if exclude_missing(git, location):
+    # The journal notes `linked` once the exclude was seen to, and `excluded` when that meant
+    # adding the block: only then is the block looked for again (a file read, and `git status`
+    # only when it is gone). A link git does not show (ignored) costs a no-op run nothing.
+    looked_after = recorded.get("linked") and not recorded.get("excluded")
+    if not looked_after and exclude_missing(git, location):
         repairs.append(f"hide {location.link} from git status (.git/info/exclude)")
     return plan._replace(repairs=tuple(repairs)) if repairs else plan
