@@ -46,7 +46,6 @@ def bootstrap_steps(
 
     known_projects()
     report.hide_unchanged = True
-    results: dict[str, StepResult] = {}
 
     def layout() -> list[str]:
         known_projects()  # now that the clone says which projects there are
@@ -89,8 +88,7 @@ def bootstrap_steps(
         return []
 
     def clone() -> list[str]:
-        results["clone"] = clone_step(session, flags, jobs=jobs, update=update)
-        return _unchanged("clone", results["clone"])
+        return _unchanged("clone", clone_step(session, flags, jobs=jobs, update=update))
 
     steps: dict[str, Callable[[], list[str]]] = {
         "env": lambda: _unchanged("env", env_step(session, flags, load_line=False)),
