@@ -43,7 +43,8 @@ class Cloner:
     jobs: int
 
     def apply(self, plan: ClonePlan) -> None:
-        """Fresh clone, completion of what is missing, or `--update`; nothing else."""
+        """Fresh clone, completion of what is missing, or `--update`; nothing else. (A plan
+        with nothing to do never gets here: `steps.clone_step` says `up to date` itself.)"""
         root = plan.path
         if plan.fresh:
             self._fresh(plan)
@@ -59,14 +60,12 @@ class Cloner:
                 self._submodules(root)
             self._update(root)
             self._submodules(root)
-        elif plan.incomplete and not plan.resume_update:
+        elif plan.resume_update:
+            self._submodules(root)
+        elif plan.incomplete:
             names = ", ".join(entry.path for entry in plan.incomplete)
             self.report.info(f"completing {len(plan.incomplete)} submodule(s): {names}")
             self._submodules(root)
-        elif plan.resume_update:
-            self._submodules(root)
-        else:
-            self.report.unchanged(f"up to date: {root}")
 
     def _fresh(self, plan: ClonePlan) -> None:
         if os.path.lexists(plan.partial):

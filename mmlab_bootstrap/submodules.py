@@ -49,20 +49,6 @@ class Submodule(NamedTuple):
     update: str = ""  # `submodule.<name>.update` as configured (checkout, rebase, none, …)
 
 
-def submodule_status(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
-    """Every submodule, recursively, with its state."""
-    outcome = git.probe(["submodule", "status", "--recursive"], cwd=root)
-    if not outcome.ok:
-        return walk_submodules(git, root)
-    entries = []
-    for line in outcome.out.splitlines():
-        if len(line) < 43:
-            continue
-        rest = re.sub(r" \([^()]*\)$", "", line[42:])
-        entries.append(SubmoduleEntry(line[0], line[1:41], rest))
-    return tuple(entries)
-
-
 def walk_submodules(git: Git, root: Path) -> tuple[SubmoduleEntry, ...]:
     """Submodule states found level by level, for when a broken one stops git's own listing."""
     entries: list[SubmoduleEntry] = []
