@@ -514,7 +514,7 @@ def test_progress_on_a_terminal_is_one_line_per_submodule(workspace: Path, tmp_p
     """On a terminal: a line per repository with [k/N], git's object counts and sizes; the
     first line names the mirror URL fetched; no temporary folder name, no `From …` noise."""
     fixture = build_superproject(tmp_path / "served", absolute=True, tip_bytes=300_000)
-    with served_over_network(fixture.served, mib_per_second=0.5, latency=0.05) as base:
+    with served_over_network(fixture.served, mib_per_second=0.25, latency=0.05) as base:
         env = {"MMLAB_GIT_MIRROR": base}
         argv = ["inv", "clone", "--repo", fixture.github_url]
         code, output = run_in_terminal(argv, workspace, env)
