@@ -4,7 +4,8 @@ connection's replies are limited to a bandwidth.
 
 Used by the clone benchmark and the network tests; it lives as long as the caller's `with`
 block and listens on 127.0.0.1 only. `drop_first` connections are cut at once, as a flaky
-network would.
+network would. A `Traffic` passed in counts the connections and the bytes each way (for the
+benchmarks that compare what crossed the network).
 """
 
 from __future__ import annotations
@@ -15,13 +16,26 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 # A read that had to wait this long began a new turn of the conversation (a request, or the
 # reply to one), which crosses the link once more.
 TURN_GAP = 0.003
+
+
+@dataclass
+class Traffic:
+    """What crossed the proxy: connections made, bytes to the server and back to the client."""
+
+    connections: int = 0
+    sent: int = 0  # client to server
+    received: int = 0  # server to client
+
+    def reset(self) -> None:
+        self.connections = self.sent = self.received = 0
 
 
 def _free_port() -> int:
@@ -31,7 +45,11 @@ def _free_port() -> int:
 
 
 async def _pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rate: float, delay: float
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    rate: float,
+    delay: float,
+    count: Callable[[int], None],
 ) -> None:
     """Forward one direction: each turn `delay` seconds late, then at most `rate` bytes/s."""
     started, sent = 0.0, 0
@@ -46,6 +64,7 @@ async def _pipe(
                 started, sent = time.monotonic(), 0
             writer.write(chunk)
             await writer.drain()
+            count(len(chunk))
             sent += len(chunk)
             if rate:
                 ahead = sent / rate - (time.monotonic() - started)
@@ -56,17 +75,25 @@ async def _pipe(
 
 
 async def _serve(
-    port: int, daemon_port: int, rate: float, latency: float, drops: list[int]
+    port: int, daemon_port: int, rate: float, latency: float, drops: list[int], traffic: Traffic
 ) -> None:
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         if drops[0] > 0:
             drops[0] -= 1
             client_w.close()
             return
+        traffic.connections += 1
         server_r, server_w = await asyncio.open_connection("127.0.0.1", daemon_port)
+
+        def sent(size: int) -> None:
+            traffic.sent += size
+
+        def received(size: int) -> None:
+            traffic.received += size
+
         await asyncio.gather(
-            _pipe(client_r, server_w, 0, latency / 2),
-            _pipe(server_r, client_w, rate, latency / 2),
+            _pipe(client_r, server_w, 0, latency / 2, sent),
+            _pipe(server_r, client_w, rate, latency / 2, received),
             return_exceptions=True,
         )
 
@@ -85,7 +112,11 @@ async def _cancel_all() -> None:
 
 @contextmanager
 def served_over_network(
-    base: Path, mib_per_second: float = 0, latency: float = 0, drop_first: int = 0
+    base: Path,
+    mib_per_second: float = 0,
+    latency: float = 0,
+    drop_first: int = 0,
+    traffic: Traffic | None = None,
 ) -> Iterator[str]:
     """Yield the git:// URL prefix that reaches `base` through the throttling proxy."""
     daemon_port, port = _free_port(), _free_port()
@@ -105,7 +136,8 @@ def served_over_network(
     )
     loop = asyncio.new_event_loop()
     rate = mib_per_second * 1024 * 1024
-    proxy = loop.create_task(_serve(port, daemon_port, rate, latency, [drop_first]))
+    counted = traffic if traffic is not None else Traffic()
+    proxy = loop.create_task(_serve(port, daemon_port, rate, latency, [drop_first], counted))
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     for _ in range(100):
