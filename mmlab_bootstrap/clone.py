@@ -8,9 +8,11 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from .borrowing import Refill, plan_refills
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
 from .git import GITHUB, Git
+from .gitcache import cache_for
 from .paths import creatable_problem, typo_problem
 from .repository import look_at, origin_url, submodule_states
 from .settings import Settings, fix_hint
@@ -34,10 +36,17 @@ class ClonePlan(NamedTuple):
     incomplete: tuple[SubmoduleEntry, ...]
     resume_update: bool = False  # a killed `--update` of the superproject is to be finished
     update: bool = False
+    refills: tuple[Refill, ...] = ()  # commits borrowed from the git cache that it lost
 
     @property
     def changes_anything(self) -> bool:
-        return self.fresh or self.update or self.resume_update or bool(self.incomplete)
+        return (
+            self.fresh
+            or self.update
+            or self.resume_update
+            or bool(self.incomplete)
+            or bool(self.refills)
+        )
 
 
 def partial_path(path: Path) -> Path:
@@ -96,9 +105,11 @@ def plan_clone(settings: Settings, git: Git, *, update: bool = False) -> ClonePl
             "point MMLAB_EXTENSION_PATH elsewhere (inv env --extension-path …)"
             " or MMLAB_EXTENSION_REPO at that repository",
         )
+    cache = cache_for(settings.git_cache, git, share=settings.shares_objects)
+    refills = tuple(plan_refills(git, path, cache))
     incomplete = incomplete_submodules(git, path, submodule_states(git, path))
     resume = SUPERPROJECT in CheckoutRecord(path).started
-    return ClonePlan(path, False, partial, tuple(incomplete), resume, update)
+    return ClonePlan(path, False, partial, tuple(incomplete), resume, update, refills)
 
 
 def _is_empty_folder(path: Path) -> bool:

@@ -5,6 +5,7 @@ into place; then fetch its submodules (see `fetching`); complete what a re-run f
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shlex
@@ -15,12 +16,15 @@ from pathlib import Path
 
 from .adopted import check_adopted, describe_adopted, linked_locations
 from .adopted_writer import update_adopted
+from .borrowing import Borrower, Refill, missing_objects
+from .cache_clone import clone_through_cache, describe, fetch_through_cache
 from .changes import Changes
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .clone import FULL_SHA, ClonePlan, mirrored
 from .errors import shown
 from .fetching import SubmoduleFetcher
 from .git import Git
+from .gitcache import GitCache, cache_for
 from .outcomes import GitError, Outcome, failure, git_message
 from .progress import Board
 from .report import Reporter
@@ -46,6 +50,12 @@ class Cloner:
         """Fresh clone, completion of what is missing, or `--update`; nothing else. (A plan
         with nothing to do never gets here: `steps.clone_step` says `up to date` itself.)"""
         root = plan.path
+        for refill in plan.refills:
+            self.changes.make(
+                f"fetch {refill.commit[:12]} of {refill.url} into the git cache again"
+                f" ({refill.name} borrows its objects, which are gone)",
+                functools.partial(self._refill, refill),
+            )
         if plan.fresh:
             self._fresh(plan)
             self._submodules(root, adopted=False)  # nothing is linked in a fresh clone
@@ -67,6 +77,23 @@ class Cloner:
             self.report.info(f"completing {len(plan.incomplete)} submodule(s): {names}")
             self._submodules(root)
 
+    def _refill(self, refill: Refill) -> None:
+        """Bring a commit back into the cache for a repository that borrows its objects."""
+        assert self.cache is not None  # (the planner finds refills only with a cache)
+        brought = self.cache.bring(refill.url, refill.commit)
+        if not brought.ok:
+            raise failure(brought, refill.url, f"fetching {refill.name} into the git cache")
+        borrower = Borrower(refill.gitdir, (self.cache.repository(refill.url) / "objects",))
+        if missing_objects(self.git, borrower):
+            store = self.cache.repository(refill.url)
+            raise CloneError(
+                f"the git cache repository {shown(str(store))} holds commit {refill.commit[:12]}"
+                f" but lacks objects that {refill.name} borrows",
+                f"move that cache repository away (mv '{store}' '{store}.broken'), then run:"
+                " inv clone (every workspace that shares it needs the same)",
+            )
+        self.report.done(f"{refill.name}: its borrowed objects are back in the git cache")
+
     def _fresh(self, plan: ClonePlan) -> None:
         if os.path.lexists(plan.partial):
 
@@ -81,6 +108,9 @@ class Cloner:
             f"run: {shlex.join(self.git.command(args, cwd))}"
             for args, cwd, _ in self._clone_commands(plan.partial)
         ]
+        if self.cache is not None:
+            settings = self.settings
+            commands = describe(self.cache, self.git, settings.repo, settings.ref, plan.partial)
         self.changes.make(
             [*commands, f"move {plan.partial} to {plan.path}"], lambda: self._clone(plan)
         )
@@ -116,8 +146,19 @@ class Cloner:
         args = ["clone", "--depth", "1", "--no-recurse-submodules", *branch, "--progress"]
         return [([*args, "--", repo, str(folder)], None, True)]
 
+    @functools.cached_property
+    def cache(self) -> GitCache | None:
+        """The shared git cache (MMLAB_GIT_CACHE), if there is one."""
+        settings = self.settings
+        return cache_for(settings.git_cache, self.git, share=settings.shares_objects)
+
     def _clone_into(self, folder: Path, watch: Callable[[str], None]) -> None:
         repo, ref, git = self.settings.repo, self.settings.ref, self.git
+        if self.cache is not None:
+            self._check_ref(
+                clone_through_cache(self.cache, git, repo, ref, folder, watch), repo, ref
+            )
+            return
         for args, cwd, network in self._clone_commands(folder):
             if network:
                 outcome = git.network(args, cwd=cwd, url=repo, watch=watch)
@@ -178,8 +219,13 @@ class Cloner:
             fetch = ["fetch", "--depth", "1", "--refmap=", "origin", f"refs/heads/{branch}"]
         else:
             fetch = ["fetch", "--depth", "1", "origin", ref]
+        fetching = f"run: {shlex.join(git.command(fetch, root))}"
+        if self.cache is not None:
+            fetching = (
+                f"fetch {ref} of {self.settings.repo} through the git cache {self.cache.root}"
+            )
         would = [
-            f"run: {shlex.join(git.command(fetch, root))}",
+            fetching,
             *describe_adopted(self.settings, git),
             f"update {root} to {ref}",
         ]
@@ -189,7 +235,10 @@ class Cloner:
         """Fetch `ref`, check what it changes, then move the superproject to it."""
         git, repo = self.git, self.settings.repo
         self.report.info(f"fetching {ref} from {expand(git, root, 'origin')} …")
-        fetched = git.network(fetch, cwd=root, url=repo)
+        if self.cache is not None:
+            fetched = fetch_through_cache(self.cache, git, repo, ref, root)
+        else:
+            fetched = git.network(fetch, cwd=root, url=repo)
         self._check_ref(fetched, repo, ref)
         self._check_moving_submodules(root)
         check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py

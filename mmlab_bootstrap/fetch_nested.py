@@ -85,12 +85,14 @@ class NestedFetcher(ResumingFetcher):
         fetched = Outcome(0, "", "")
         if fresh or not has_commit(self.git, sub.folder, sub.recorded):
             watch = work.board.watcher(sub.path)
+            stopped = work.stop.is_set
             if fresh:
                 fetched = self._fetch_commit(
-                    [], sub.folder, sub.recorded, sub.fetched, watch, allow_file
+                    [], sub.folder, sub.recorded, sub.fetched, watch, allow_file, sub.url, stopped
                 )
             else:
-                fetched = self.git.network(
+                cached = self._through_cache([], sub.folder, sub.recorded, sub.url, watch, stopped)
+                fetched = cached or self.git.network(
                     ["fetch", *BY_COMMIT, "--progress", "origin", sub.recorded],
                     cwd=sub.folder,
                     url=sub.fetched,
@@ -211,7 +213,9 @@ class NestedFetcher(ResumingFetcher):
                 if early.ok:
                     at = ["--git-dir", str(early.gitdir)]
                     watch = work.board.watcher(label)
-                    fetched = self._fetch_commit(at, None, early.recorded, url, watch, allow)
+                    fetched = self._fetch_commit(
+                        at, None, early.recorded, url, watch, allow, early.url, work.stop.is_set
+                    )
                     early.ok = fetched.ok
             except (OSError, BootstrapError):
                 early.ok = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import threading
@@ -11,9 +12,8 @@ from pathlib import Path
 
 from .fetch_state import BY_COMMIT, DEFAULT_BRANCH, Early, Pass, Stopped
 from .git import Git
-from .outcomes import (
-    Outcome,
-)
+from .gitcache import GitCache, cache_for
+from .outcomes import NETWORK, Outcome, failure_kind
 from .paths import is_inside
 from .report import Reporter
 from .settings import Settings
@@ -60,6 +60,34 @@ class RepositoryFetcher:
     jobs: int
     _pass: Pass | None = field(default=None, init=False, repr=False)  # the last pass
 
+    @functools.cached_property
+    def cache(self) -> GitCache | None:
+        """The shared git cache (MMLAB_GIT_CACHE), if there is one."""
+        settings = self.settings
+        return cache_for(settings.git_cache, self.git, share=settings.shares_objects)
+
+    def _through_cache(
+        self,
+        at: list[str],
+        cwd: Path | None,
+        commit: str,
+        source: str,
+        watch: Callable[[str], None],
+        stopped: Callable[[], bool],
+    ) -> Outcome | None:
+        """Fetch `commit` of `source` (the URL as configured) through the cache: into the
+        cache unless it holds it, then from there. None when there is no cache, or when the
+        cache could not get it other than for the network (the usual way follows)."""
+        cache = self.cache
+        if cache is None or not source:
+            return None
+        brought = cache.bring(source, commit, watch=watch, stopped=stopped)
+        if not brought.ok:
+            if failure_kind(brought.err) == NETWORK:
+                return brought
+            return None
+        return cache.lend(source, commit, at, cwd)
+
     def _fetch_commit(
         self,
         at: list[str],
@@ -68,23 +96,28 @@ class RepositoryFetcher:
         url: str,
         watch: Callable[[str], None],
         allow_file: bool,
+        source: str = "",
+        stopped: Callable[[], bool] = lambda: False,
     ) -> Outcome:
-        """Fetch `commit` into a new repository; meanwhile ask the remote for its default
-        branch, and make that the one `origin` fetches, as a shallow clone has it (else all
-        branches would come, with their whole history, at the next `git fetch`)."""
+        """Fetch `commit` into a new repository (through the cache if there is one); meanwhile
+        ask the remote for its default branch, and make that the one `origin` fetches, as a
+        shallow clone has it (else all branches would come, with their whole history, at the
+        next `git fetch`)."""
         asked: list[Outcome] = []
         question = [*at, "ls-remote", "--symref", "origin", "HEAD"]
         # (read-only; a failure leaves git's default for a new remote: every branch)
         asking = threading.Thread(target=lambda: asked.append(self.git.probe(question, cwd)))
         asking.start()
         try:
-            fetched = self.git.network(
-                [*at, "fetch", *BY_COMMIT, "--progress", "origin", commit],
-                cwd=cwd,
-                url=url,
-                watch=watch,
-                allow_file=allow_file,
-            )
+            fetched = self._through_cache(at, cwd, commit, source, watch, stopped)
+            if fetched is None:
+                fetched = self.git.network(
+                    [*at, "fetch", *BY_COMMIT, "--progress", "origin", commit],
+                    cwd=cwd,
+                    url=url,
+                    watch=watch,
+                    allow_file=allow_file,
+                )
         finally:
             asking.join()
         found = DEFAULT_BRANCH.search(asked[0].out) if asked and asked[0].ok else None

@@ -20,6 +20,7 @@ from .errors import SettingsError, shown
 from .paths import is_inside
 from .variables import (
     BY_NAME,
+    CACHE_MODES,
     CHECKPOINT_MIRROR,
     CHECKPOINTS,
     CHECKPOINTS_PATH,
@@ -27,6 +28,8 @@ from .variables import (
     EXTENSION_PATH,
     EXTENSION_REF,
     EXTENSION_REPO,
+    GIT_CACHE,
+    GIT_CACHE_MODE,
     GIT_MIRROR,
     PROJECTS,
     REQUIRE_MOUNT,
@@ -90,6 +93,16 @@ class Settings:
     @property
     def mirror(self) -> str:
         return self[GIT_MIRROR]
+
+    @property
+    def git_cache(self) -> Path | None:
+        """The folder of the shared git cache, or None when there is none."""
+        return Path(self[GIT_CACHE]) if self[GIT_CACHE] else None
+
+    @property
+    def shares_objects(self) -> bool:
+        """Whether workspaces borrow the cache's objects (alternates) instead of copying them."""
+        return self[GIT_CACHE_MODE] == "share"
 
     @property
     def require_mount(self) -> bool:
@@ -179,6 +192,10 @@ def _normalise(variable: Variable, raw: str, source: Source, root: Path) -> str:
         return _normalise_models(variable, raw, source)
     if variable.kind is Kind.HTTP_MIRROR:
         return _check_http_mirror(variable, raw, source)
+    if variable.kind is Kind.CACHE_MODE:
+        if raw not in CACHE_MODES:
+            raise _fail(variable, source, raw, f"must be {' or '.join(CACHE_MODES)}")
+        return raw
     if variable.kind is Kind.SWITCH:
         if raw not in ("0", "1"):
             raise _fail(variable, source, raw, "must be 0 or 1")
@@ -276,14 +293,20 @@ def _check_url(variable: Variable, raw: str, source: Source) -> str:
 
 def _check_nesting(settings: Settings) -> None:
     extension = settings.extension_path
-    for name in (CHECKPOINTS_PATH, DATASET_PATH):
+    for name in (CHECKPOINTS_PATH, DATASET_PATH, GIT_CACHE):
+        if not settings[name]:
+            continue
         storage = Path(settings[name])
         if is_inside(storage, extension) or is_inside(extension, storage):
             value = settings.values[name]
             raise SettingsError(
                 f"{name} (from {value.source.value}) {shown(str(storage))} and"
                 f" {EXTENSION_PATH} {shown(str(extension))} lie inside one another",
-                fix_hint(
-                    BY_NAME[name], value.source, f"{settings.root}/{BY_NAME[name].default[2:]}"
-                ),
+                fix_hint(BY_NAME[name], value.source, _outside_example(settings, name)),
             )
+
+
+def _outside_example(settings: Settings, name: str) -> str:
+    if name == GIT_CACHE:
+        return "~/.cache/mmlab-bootstrap/git"
+    return f"{settings.root}/{BY_NAME[name].default[2:]}"

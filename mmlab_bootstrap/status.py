@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .borrowing import borrowing_problems
 from .clone import same_repository
 from .errors import shown
 from .git import Git
@@ -47,6 +48,8 @@ def workspace_status(
         problems.append(f"the superproject is not cloned at {superproject['path']}")
     elif not superproject["same_repository"]:
         problems.append(f"{superproject['path']} is a clone of another repository")
+    if superproject["present"]:
+        problems += superproject["borrowing_problems"]
     problems += [f"submodule {s['path']} is not complete" for s in submodules if not s["ready"]]
     problems += [
         f"{link['location']} is {link['state']}" for link in links if link["state"] != "ok"
@@ -146,6 +149,7 @@ def _repository(
         "branch": facts.branch or None,
         "detached": not facts.branch,
         "shallow": facts.shallow,
+        "borrowing_problems": borrowing_problems(git, path),
         # -z and bytes: names are never decoded strictly (core.quotePath=false prints them raw)
         "local_changes": details
         and bool(git_names(git, ["status", "--porcelain", "-z", "--ignore-submodules=all"], path)),

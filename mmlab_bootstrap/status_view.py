@@ -29,6 +29,8 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
             f"superproject {superproject['path']}: {superproject['commit'][:12]} ({where},"
             f" {shallow}{changes})",
         )
+        for problem in superproject["borrowing_problems"]:
+            report.problem(f"  {problem}")
     else:
         _line(report, False, f"superproject {superproject['path']}: not cloned")
     for submodule in status["submodules"]:

@@ -25,6 +25,8 @@ from .variables import (
     EXTENSION_PATH,
     EXTENSION_REF,
     EXTENSION_REPO,
+    GIT_CACHE,
+    GIT_CACHE_MODE,
     GIT_MIRROR,
     PROJECTS,
     REQUIRE_MOUNT,
@@ -46,6 +48,8 @@ ALL_VARIABLES = (
     REQUIRE_MOUNT,
     CHECKPOINTS,
     CHECKPOINT_MIRROR,
+    GIT_CACHE,
+    GIT_CACHE_MODE,
 )
 ENV_HELP = {
     "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
@@ -63,7 +67,14 @@ def env(c: Context, flags: Flags, rc: str | None = None, remove: bool = False) -
         env_rc_step(session, flags, rc, remove=remove)
 
 
-CLONE_VARIABLES = (EXTENSION_REPO, EXTENSION_REF, EXTENSION_PATH, GIT_MIRROR)
+CLONE_VARIABLES = (
+    EXTENSION_REPO,
+    EXTENSION_REF,
+    EXTENSION_PATH,
+    GIT_MIRROR,
+    GIT_CACHE,
+    GIT_CACHE_MODE,
+)
 CLONE_HELP = {
     "jobs": f"submodules fetched in parallel (default {DEFAULT_JOBS})",
     "update": "fetch the latest of the ref and update submodules to what it records",

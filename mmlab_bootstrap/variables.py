@@ -17,6 +17,7 @@ class Kind(Enum):
     SWITCH = "switch"
     MODELS = "models"
     HTTP_MIRROR = "http_mirror"
+    CACHE_MODE = "cache_mode"
 
 
 class Variable(NamedTuple):
@@ -48,6 +49,9 @@ GIT_MIRROR = "MMLAB_GIT_MIRROR"
 REQUIRE_MOUNT = "MMLAB_REQUIRE_MOUNT"
 CHECKPOINTS = "MMLAB_CHECKPOINTS"
 CHECKPOINT_MIRROR = "MMLAB_CHECKPOINT_MIRROR"
+GIT_CACHE = "MMLAB_GIT_CACHE"
+GIT_CACHE_MODE = "MMLAB_GIT_CACHE_MODE"
+CACHE_MODES = ("dissociate", "share")
 
 FLAG_PARAMS = {
     EXTENSION_REPO: "repo",
@@ -60,6 +64,8 @@ FLAG_PARAMS = {
     REQUIRE_MOUNT: "require_mount",
     CHECKPOINTS: "checkpoint_models",
     CHECKPOINT_MIRROR: "checkpoint_mirror",
+    GIT_CACHE: "git_cache",
+    GIT_CACHE_MODE: "git_cache_mode",
 }
 
 VARIABLES: tuple[Variable, ...] = (
@@ -107,6 +113,20 @@ VARIABLES: tuple[Variable, ...] = (
         "",
         Kind.HTTP_MIRROR,
         "URL prefix that replaces https://download.openmmlab.com/ for checkpoints (empty: none)",
+    ),
+    Variable(
+        GIT_CACHE,
+        "",
+        Kind.PATH,
+        "folder of bare repositories that clones fetch through and borrow objects from,"
+        " shared by the workspaces that name it (empty: none; e.g. ~/.cache/mmlab-bootstrap/git)",
+    ),
+    Variable(
+        GIT_CACHE_MODE,
+        "dissociate",
+        Kind.CACHE_MODE,
+        "dissociate: copy the objects from the cache (saves network); share: borrow them"
+        " through alternates (saves disk too; the cache must then stay)",
     ),
 )
 

@@ -1,0 +1,132 @@
+"""Workspace repositories that borrow objects from the git cache (share mode): finding them,
+telling whether what they borrow is still there, and bringing it back (`inv clone`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from .errors import shown
+from .git import Git
+from .gitcache import GitCache, borrowed
+from .paths import is_inside
+from .submodules import CloneError
+
+
+class Borrower(NamedTuple):
+    """A repository of the workspace (by its git folder) and the object folders it borrows."""
+
+    gitdir: Path
+    borrows: tuple[Path, ...]
+
+    @property
+    def gone(self) -> tuple[Path, ...]:
+        """The borrowed object folders that are not there any more."""
+        return tuple(path for path in self.borrows if not path.is_dir())
+
+
+def borrowers(root: Path) -> list[Borrower]:
+    """The superproject's and every submodule's repository that borrows objects: a look at
+    `objects/info/alternates` in `.git` and under `.git/modules` (no git run)."""
+    top = root / ".git"
+    if not top.is_dir():
+        return []
+    found = []
+    for gitdir in _gitdirs(top):
+        alternates = borrowed(gitdir)
+        if alternates:
+            found.append(Borrower(gitdir, tuple(alternates)))
+    return found
+
+
+def _gitdirs(gitdir: Path) -> Iterator[Path]:
+    """A repository's git folder and those of its submodules, nested ones too (a submodule's
+    name may hold slashes: `modules/third_party/cub`)."""
+    yield gitdir
+    pending = [gitdir / "modules"]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            path = Path(entry.path)
+            if (path / "HEAD").is_file() and (path / "objects").is_dir():
+                yield from _gitdirs(path)
+            else:
+                pending.append(path)
+
+
+def missing_objects(git: Git, borrower: Borrower) -> bool:
+    """Whether objects that the repository's HEAD needs cannot be read."""
+    if borrower.gone:
+        return True
+    listed = git.probe(
+        ["--git-dir", str(borrower.gitdir), "rev-list", "--objects", "--missing=print", "HEAD"]
+    )
+    return not listed.ok or any(line.startswith("?") for line in listed.out.splitlines())
+
+
+def borrowing_problems(git: Git, root: Path) -> list[str]:
+    """What `status` says of repositories whose borrowed objects are gone (share mode)."""
+    problems = []
+    for borrower in borrowers(root):
+        if not missing_objects(git, borrower):
+            continue
+        name = _name(git, root, borrower.gitdir)
+        where = borrower.gone[0] if borrower.gone else borrower.borrows[0]
+        state = "is gone" if borrower.gone else "lacks objects it needs"
+        problems.append(f"{name} borrows objects from {where}, which {state} (run: inv clone)")
+    return problems
+
+
+def _name(git: Git, root: Path, gitdir: Path) -> str:
+    """The repository's name as the user knows it: the superproject's folder, or the path of
+    the submodule whose git folder it is (its `core.worktree`)."""
+    worktree = git.probe(["--git-dir", str(gitdir), "config", "--get", "core.worktree"])
+    if not worktree.ok or gitdir == root / ".git":
+        return root.name
+    return os.path.relpath(os.path.normpath(gitdir / worktree.out.strip()), root)
+
+
+class Refill(NamedTuple):
+    """A borrowing repository whose commit the cache must get again: from `url`, into the
+    cache repository whose objects it borrows."""
+
+    gitdir: Path
+    url: str
+    commit: str
+    name: str
+
+
+def plan_refills(git: Git, root: Path, cache: GitCache | None) -> list[Refill]:
+    """The borrowing repositories to repair by fetching their commit into the cache again;
+    refuses those that borrow from a folder outside the cache of these settings."""
+    refills = []
+    for borrower in borrowers(root):
+        if not missing_objects(git, borrower):
+            continue
+        at = ["--git-dir", str(borrower.gitdir)]
+        url = git.probe([*at, "config", "--get", "remote.origin.url"]).out.strip()
+        head = git.probe([*at, "rev-parse", "-q", "--verify", "HEAD"]).out.strip()
+        name = _name(git, root, borrower.gitdir)
+        objects = cache.repository(url) / "objects" if cache is not None and url else None
+        if objects is None or not any(
+            os.path.normpath(path) == os.path.normpath(objects) for path in borrower.borrows
+        ):
+            where = shown(str(borrower.borrows[0]))
+            raise CloneError(
+                f"{name} borrows objects from {where}, which is not a repository of the git"
+                f" cache {shown(str(cache.root)) if cache else '(MMLAB_GIT_CACHE is not set)'}",
+                "set MMLAB_GIT_CACHE back to the cache it was cloned with (inv env --git-cache"
+                " PATH), then: inv clone",
+            )
+        if not head or not is_inside(objects, cache.root if cache else objects):
+            continue
+        refills.append(Refill(borrower.gitdir, url, head, name))
+    return refills

@@ -1,0 +1,204 @@
+"""The shared git cache (MMLAB_GIT_CACHE): one bare repository per remote repository, holding
+the commits that workspaces were cloned at, so that each commit crosses the network once per
+machine, however many workspaces use it.
+
+Everything rests on git's own mechanisms:
+- into the cache: `git fetch --depth 1 URL <commit>:refs/mmlab-bootstrap/<commit>`. The ref
+  keeps the commit reachable, so that even a `git gc` run by hand keeps what workspaces
+  borrow; the tool sets `gc.auto 0` and never prunes or collects garbage in a cache.
+- into a workspace: `git fetch --depth 1 <cache repository> <commit>`, a local fetch after
+  which git has written the workspace's `shallow` file itself. In share mode the workspace's
+  `objects/info/alternates` names the cache's objects first, so that this fetch copies nothing.
+
+Not `--reference`: git refuses a shallow repository as a reference, `clone --shared` ignores a
+shallow source, and an alternate written by hand without the `shallow` entry breaks later
+shallow fetches (README, "Git cache").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .fetch_state import BY_COMMIT
+from .git import Git
+from .outcomes import Outcome
+
+KEPT = "refs/mmlab-bootstrap/"
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_URL = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://(?:[^/@]*@)?(?P<host>[^/]+)/|(?:[^/@:]+@)?(?P<scp>[^/:]+):)"
+)
+# What the cache repositories are set up with: nothing in them is ever collected (workspaces in
+# share mode borrow their objects), and a fetch by commit id from them is always allowed.
+CACHE_CONFIG = (
+    ("gc.auto", "0"),
+    ("gc.autoPackLimit", "0"),
+    ("maintenance.auto", "false"),
+    ("uploadpack.allowAnySHA1InWant", "true"),
+    ("core.logAllRefUpdates", "false"),
+)
+POLL = 0.1
+
+
+def cache_key(url: str) -> str:
+    """Where under the cache the repository of `url` lives: `github.com/owner/name.git` for
+    `https://github.com/owner/name[.git]`, `host/path….git` for other plain URLs, and a name
+    made from the URL's hash for anything else (local paths, odd characters)."""
+    trimmed = url.strip().rstrip("/").removesuffix(".git").rstrip("/")
+    found = _URL.match(trimmed)
+    if found and not trimmed.startswith("file:"):
+        host = (found["host"] or found["scp"]).lower().rpartition("@")[2].replace(":", "_")
+        parts = [host, *trimmed[found.end() :].split("/")]
+        if all(_PLAIN.fullmatch(part) for part in parts) and len(parts) >= 2:
+            return "/".join(parts) + ".git"
+    digest = hashlib.sha256(trimmed.encode(errors="surrogateescape")).hexdigest()[:20]
+    tail = trimmed.rpartition("/")[2]
+    label = tail if _PLAIN.fullmatch(tail) else "repository"
+    return f"other/{label}-{digest}.git"
+
+
+class GitCache:
+    """The cache at `root`: brings commits into it, and lends them to workspace repositories."""
+
+    def __init__(self, root: Path, git: Git, *, share: bool) -> None:
+        self.root = root
+        self.git = git
+        self.share = share
+
+    @property
+    def mode(self) -> str:
+        return "share" if self.share else "dissociate"
+
+    def repository(self, url: str) -> Path:
+        """The cache repository of `url` (whether it exists yet or not)."""
+        return self.root / cache_key(url)
+
+    def holds(self, url: str, commit: str) -> bool:
+        """Whether the cache has `commit` of `url` (no network)."""
+        repo = self.repository(url)
+        return repo.is_dir() and self.git.probe(["cat-file", "-e", f"{commit}^{{commit}}"], repo).ok
+
+    def bring(
+        self,
+        url: str,
+        commit: str,
+        *,
+        name: str = "",
+        watch: Callable[[str], None] | None = None,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> Outcome:
+        """Make sure the cache holds `commit` of `url`: fetched at depth 1 (by `name`, a ref
+        the remote has, when given; else by its id) unless it is there already."""
+        if self.holds(url, commit):
+            return Outcome(0, "", "")
+        repo = self._made(url)
+        with self._locked(repo, stopped):
+            if self.holds(url, commit):  # brought by another workspace meanwhile
+                return Outcome(0, "", "")
+            _remove_stale_locks(repo)
+            wanted = f"+{name}:{KEPT}{commit}" if name else f"{commit}:{KEPT}{commit}"
+            args = ["fetch", *BY_COMMIT, "--progress", url, wanted]
+            fetched = self.git.network(args, cwd=repo, url=url, watch=watch)
+            if fetched.ok and not self.holds(url, commit):  # `name` moved on meanwhile
+                return Outcome(1, "", f"{name} no longer points at {commit} on {url}")
+            return fetched
+
+    def lend(
+        self, url: str, commit: str, at: list[str], cwd: Path | None, *, fetch_head: bool = False
+    ) -> Outcome:
+        """Give the workspace repository (`git [at]` run in `cwd`) `commit` from the cache: a
+        local fetch at depth 1, through alternates in share mode (then nothing is copied)."""
+        repo = self.repository(url)
+        if self.share:
+            where = self.git.probe([*at, "rev-parse", "--absolute-git-dir"], cwd)
+            if not where.ok:
+                return where
+            borrow(Path(where.out.strip()), repo / "objects")
+        args = [*at, "fetch", *BY_COMMIT, str(repo), commit]
+        if fetch_head:
+            args.remove("--no-write-fetch-head")
+        return self.git.change(args, cwd)
+
+    def _made(self, url: str) -> Path:
+        """The cache repository of `url`, made (in a temporary folder, then moved into place,
+        so that a kill or a concurrent run never leaves a half-made one) if it is not there."""
+        repo = self.repository(url)
+        if repo.is_dir():
+            return repo
+        repo.parent.mkdir(parents=True, exist_ok=True)
+        partial = repo.with_name(f".{repo.name}.{os.getpid()}.{time.monotonic_ns()}.partial")
+        try:
+            self.git.change(["init", "-q", "--bare", "--", str(partial)])
+            for key, value in CACHE_CONFIG:
+                self.git.change(["config", key, value], partial)
+            with contextlib.suppress(FileExistsError, OSError):
+                os.rename(partial, repo)  # (another run made it first: theirs is as good)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return repo
+
+    @contextlib.contextmanager
+    def _locked(self, repo: Path, stopped: Callable[[], bool]) -> Iterator[None]:
+        """Hold the cache repository's lock (one fetch into it at a time, from any workspace
+        on this machine; an NFS cache relies on the server's locks)."""
+        handle = os.open(f"{repo}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        try:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if stopped():
+                        raise InterruptedError("stopped while waiting for the cache") from None
+                    time.sleep(POLL)
+            yield
+        finally:
+            os.close(handle)  # (releases the lock)
+
+
+def borrow(gitdir: Path, objects: Path) -> None:
+    """Name `objects` in a repository's `objects/info/alternates` (once)."""
+    alternates = gitdir / "objects" / "info" / "alternates"
+    lines = alternates.read_text().splitlines() if alternates.exists() else []
+    if str(objects) in lines:
+        return
+    alternates.parent.mkdir(parents=True, exist_ok=True)
+    partial = alternates.with_name(f"alternates.{os.getpid()}.partial")
+    partial.write_text("".join(f"{line}\n" for line in [*lines, str(objects)]))
+    os.replace(partial, alternates)
+
+
+def borrowed(gitdir: Path) -> list[Path]:
+    """The object folders a repository borrows from (its `objects/info/alternates`)."""
+    alternates = gitdir / "objects" / "info" / "alternates"
+    try:
+        text = alternates.read_text(errors="surrogateescape")
+    except OSError:
+        return []
+    lines = (line.strip() for line in text.splitlines())
+    return [Path(gitdir / "objects" / line) for line in lines if line and not line.startswith("#")]
+
+
+def _remove_stale_locks(repo: Path) -> None:
+    """Remove lock files a killed git left in a cache repository: the caller holds its lock,
+    and only this tool writes there."""
+    candidates = [repo / f"{name}.lock" for name in ("shallow", "packed-refs", "config", "HEAD")]
+    kept = repo / KEPT
+    if kept.is_dir():
+        candidates += kept.glob("*.lock")
+    for lock in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+def cache_for(root: Path | None, git: Git, *, share: bool) -> GitCache | None:
+    """The cache of these settings, or None when MMLAB_GIT_CACHE is not set."""
+    return GitCache(root, git, share=share) if root is not None else None
