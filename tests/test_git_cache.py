@@ -1,0 +1,272 @@
+"""MMLAB_GIT_CACHE (issue 13): a second workspace fetches almost nothing, in both modes; what a
+deleted cache does to each mode; concurrent clones through one cache. The tool's git keeps
+stock settings; the fixture is served over a loopback git daemon whose bytes are counted."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mmlab_bootstrap.gitcache import cache_key
+
+from .conftest import inv, snapshot
+from .gitfixture import Fixture, advance, build_superproject, git
+from .netserve import Traffic, served_over_network
+from .test_clone import SUBMODULES, assert_healthy, status
+
+TIP_BYTES = 300_000  # data in every repository's tip, so that a clone's bytes are mostly objects
+
+
+def _fixture(tmp_path: Path) -> Fixture:
+    return build_superproject(tmp_path / "served", tip_bytes=TIP_BYTES)
+
+
+def _workspace(tmp_path: Path, name: str) -> Path:
+    root = tmp_path / name
+    root.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "tasks.py", root / "tasks.py")
+    return root
+
+
+def _env(fixture: Fixture, base: str, cache: Path, mode: str = "dissociate") -> dict[str, str]:
+    return {
+        "MMLAB_EXTENSION_REPO": fixture.github_url,
+        "MMLAB_GIT_MIRROR": base,
+        "MMLAB_GIT_CACHE": str(cache),
+        "MMLAB_GIT_CACHE_MODE": mode,
+    }
+
+
+def _repositories(ext: Path) -> list[Path]:
+    return [ext, *(ext / path for path in SUBMODULES)]
+
+
+def _gitdir(repo: Path) -> Path:
+    return Path(git("-C", str(repo), "rev-parse", "--absolute-git-dir"))
+
+
+def _alternates(repo: Path) -> str:
+    path = _gitdir(repo) / "objects/info/alternates"
+    return path.read_text() if path.exists() else ""
+
+
+def _fsck(repo: Path) -> None:
+    done = subprocess.run(["git", "-C", str(repo), "fsck", "--no-dangling"], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def _status_json(workspace: Path, env: dict[str, str]) -> dict[str, object]:
+    run = inv(workspace, "status", "--json", env=env)
+    document: dict[str, object] = json.loads(run.out)
+    return document
+
+
+def test_a_second_workspace_fetches_almost_nothing_through_the_cache(tmp_path: Path) -> None:
+    """Dissociate mode: the second workspace's bytes from the server are a small fraction of
+    the first's, its repositories are complete and its own (no alternates), and its
+    superproject is set up as `git clone --depth 1` sets one up."""
+    fixture = _fixture(tmp_path)
+    cache = tmp_path / "cache"
+    first, second, plain = (_workspace(tmp_path, name) for name in ("one", "two", "plain"))
+    traffic = Traffic()
+    with served_over_network(fixture.served, traffic=traffic) as base:
+        env = _env(fixture, base, cache)
+        assert inv(first, "clone", env=env).code == 0
+        first_bytes, traffic.received = traffic.received, 0
+        run = inv(second, "clone", env=env)
+        second_bytes = traffic.received
+        plain_run = inv(
+            plain, "clone", "--repo", fixture.github_url, env={"MMLAB_GIT_MIRROR": base}
+        )
+    assert run.code == 0, run.err
+    assert plain_run.code == 0, plain_run.err
+    assert first_bytes > 4 * TIP_BYTES
+    assert second_bytes <= 0.05 * first_bytes, (second_bytes, first_bytes)
+    for workspace in (first, second):
+        assert_healthy(workspace, fixture)
+        for repo in _repositories(workspace / "mmlab_extension"):
+            assert _alternates(repo) == ""
+            _fsck(repo)
+    ext, reference = second / "mmlab_extension", plain / "mmlab_extension"
+    for args in (["config", "--local", "-l"], ["for-each-ref"], ["status", "-sb"]):
+        assert git("-C", str(ext), *args) == git("-C", str(reference), *args), args
+    assert (cache / cache_key(fixture.github_url)).is_dir()
+
+
+def test_share_mode_borrows_objects_and_a_deleted_cache_is_reported_then_repaired(
+    tmp_path: Path,
+) -> None:
+    """Share mode: the workspace's `.git` holds a small fraction of a dissociated one's bytes;
+    with the cache deleted `status` is unhealthy and names `inv clone`, which fetches the
+    commits into the cache again and leaves the workspace healthy."""
+    fixture = _fixture(tmp_path)
+    cache = tmp_path / "cache"
+    own, shared = _workspace(tmp_path, "own"), _workspace(tmp_path, "shared")
+    with served_over_network(fixture.served) as base:
+        assert inv(own, "clone", env=_env(fixture, base, cache)).code == 0
+        env = _env(fixture, base, cache, "share")
+        run = inv(shared, "clone", env=env)
+        assert run.code == 0, run.err
+        assert_healthy(shared, fixture)
+        ext = shared / "mmlab_extension"
+        for repo in _repositories(ext):
+            assert str(cache) in _alternates(repo)
+            _fsck(repo)
+        assert _size(ext / ".git") <= 0.10 * _size(own / "mmlab_extension/.git")
+        assert _status_json(shared, env)["superproject"]["borrowing_problems"] == []  # type: ignore[index]
+
+        shutil.rmtree(cache)
+        document = _status_json(shared, env)
+        problems = document["superproject"]["borrowing_problems"]  # type: ignore[index]
+        assert len(problems) == 1 + len(SUBMODULES)
+        assert all("(run: inv clone)" in problem for problem in problems)
+        assert not document["healthy"]
+        text = inv(shared, "status", env=env)
+        assert "mmdetection3d/third_party/spconv borrows objects from" in text.err + text.out
+
+        before = snapshot(shared)
+        dry = inv(shared, "clone", "--dry", env=env)
+        assert dry.code == 0, dry.err
+        assert "into the git cache again" in dry.out
+        assert snapshot(shared) == before and not cache.exists()
+
+        repaired = inv(shared, "clone", env=env)
+        assert repaired.code == 0, repaired.err
+        assert _status_json(shared, env)["superproject"]["borrowing_problems"] == []  # type: ignore[index]
+        for repo in _repositories(ext):
+            _fsck(repo)
+        assert_healthy(shared, fixture)
+        again = inv(shared, "clone", env=env)
+        assert "up to date" in again.out + again.err
+
+
+def test_a_dissociated_workspace_outlives_its_cache(tmp_path: Path) -> None:
+    """Dissociate mode: deleting the cache changes nothing for the workspace."""
+    fixture = _fixture(tmp_path)
+    cache, workspace = tmp_path / "cache", _workspace(tmp_path, "ws")
+    env = _env(fixture, fixture.mirror, cache)
+    assert inv(workspace, "clone", env=env).code == 0
+    shutil.rmtree(cache)
+    document = _status_json(workspace, env)
+    assert document["superproject"]["borrowing_problems"] == []  # type: ignore[index]
+    assert not [p for p in document["problems"] if "submodule" in p]  # type: ignore[attr-defined]
+    for repo in _repositories(workspace / "mmlab_extension"):
+        _fsck(repo)
+    assert_healthy(workspace, fixture)
+
+
+def test_update_goes_through_the_cache(tmp_path: Path) -> None:
+    """`inv clone --update` brings the new superproject commit (and the submodule commit it
+    records) through the cache; a second workspace's update then fetches it from there."""
+    fixture = _fixture(tmp_path)
+    cache = tmp_path / "cache"
+    one, two = _workspace(tmp_path, "one"), _workspace(tmp_path, "two")
+    env = _env(fixture, fixture.mirror, cache, "share")
+    for workspace in (one, two):
+        assert inv(workspace, "clone", env=env).code == 0
+    moved = advance(fixture, "mmdetection", tip_bytes=1000)
+    record = subprocess.run(
+        ["git", "-C", str(fixture.bare("mmlab_extension")), "rev-parse", "main"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    tip = _record(fixture, "mmdetection", moved)
+    assert tip != record
+    for workspace in (one, two):
+        run = inv(workspace, "clone", "--update", env=env)
+        assert run.code == 0, run.err
+        ext = workspace / "mmlab_extension"
+        assert git("-C", str(ext), "rev-parse", "HEAD") == tip
+        assert status(ext)["mmdetection"] == (" ", moved)
+        for repo in _repositories(ext):
+            _fsck(repo)
+    store = cache / cache_key(fixture.github_url)
+    assert git("--git-dir", str(store), "cat-file", "-t", tip) == "commit"
+
+
+def test_concurrent_clones_through_one_cache(tmp_path: Path) -> None:
+    """Three workspaces cloned at once through one new cache all end healthy, their
+    repositories fsck-clean, the cache's too."""
+    fixture = _fixture(tmp_path)
+    cache = tmp_path / "cache"
+    workspaces = [_workspace(tmp_path, f"ws{number}") for number in range(3)]
+    env = {**os.environ, **_env(fixture, fixture.mirror, cache, "share")}
+    processes = [
+        subprocess.Popen(
+            ["inv", "clone", "--jobs", "3"],
+            cwd=workspace,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for workspace in workspaces
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err.decode()
+    for workspace in workspaces:
+        assert_healthy(workspace, fixture)
+        for repo in _repositories(workspace / "mmlab_extension"):
+            _fsck(repo)
+    for store in cache.glob("*/*/*.git"):
+        _fsck(store)
+    assert not list(cache.rglob("*.partial"))
+
+
+def test_dry_run_makes_no_cache(tmp_path: Path) -> None:
+    """`inv clone --dry` with a cache says what it would fetch, and creates nothing."""
+    fixture = _fixture(tmp_path)
+    cache, workspace = tmp_path / "cache", _workspace(tmp_path, "ws")
+    run = inv(workspace, "clone", "--dry", env=_env(fixture, fixture.mirror, cache))
+    assert run.code == 0, run.err
+    assert f"into the git cache {cache / cache_key(fixture.github_url)}" in run.out
+    assert not cache.exists() and not (workspace / "mmlab_extension").exists()
+
+
+@given(st.text(min_size=0, max_size=60))
+def test_cache_keys_stay_inside_the_cache(url: str) -> None:
+    """Whatever a URL holds (a hostile .gitmodules names it), its cache repository is a plain
+    relative path inside the cache, ending in `.git`."""
+    key = cache_key(url)
+    parts = key.split("/")
+    assert key.endswith(".git") and not key.startswith("/")
+    assert all(part not in ("", ".", "..") and not part.startswith("-") for part in parts)
+    assert os.path.normpath(os.path.join("/cache", key)).startswith("/cache/")
+
+
+def test_cache_keys_of_one_repository_agree() -> None:
+    assert cache_key("https://github.com/a/b.git") == "github.com/a/b.git"
+    assert cache_key("https://github.com/a/b") == "github.com/a/b.git"
+    assert cache_key("https://github.com/a/b/") == "github.com/a/b.git"
+    assert cache_key("git@github.com:a/b.git") == "github.com/a/b.git"
+    assert cache_key("https://github.com/a/../b").startswith("other/")
+    assert cache_key("file:///srv/x.git") != cache_key("file:///srv/y.git")
+
+
+def _record(fixture: Fixture, name: str, commit: str) -> str:
+    """Make the superproject record `commit` for submodule `name`; return its new tip."""
+    scratch = fixture.served.parent / "scratch-record"
+    git("clone", "-q", fixture.url(), str(scratch))
+    git("-C", str(scratch), "update-index", "--cacheinfo", f"160000,{commit},{name}")
+    git("-C", str(scratch), "commit", "-q", "-m", f"record {name} {commit[:7]}")
+    git("-C", str(scratch), "push", "-q", "origin", "HEAD:refs/heads/main")
+    tip = git("-C", str(scratch), "rev-parse", "HEAD")
+    shutil.rmtree(scratch)
+    return tip
+
+
+def _size(folder: Path) -> int:
+    """Bytes of the files under `folder` (each inode once)."""
+    seen, total = set(), 0
+    for path in folder.rglob("*"):
+        info = path.lstat()
+        if path.is_file() and not path.is_symlink() and info.st_ino not in seen:
+            seen.add(info.st_ino)
+            total += info.st_size
+    return total
