@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import given
@@ -16,7 +19,7 @@ from hypothesis import strategies as st
 from mmlab_bootstrap.gitcache import cache_key
 
 from .conftest import inv, snapshot
-from .gitfixture import Fixture, advance, build_superproject, git
+from .gitfixture import GITHUB, OWNER, Fixture, advance, build_superproject, git
 from .netserve import Traffic, served_over_network
 from .test_clone import SUBMODULES, assert_healthy, status
 
@@ -270,3 +273,55 @@ def _size(folder: Path) -> int:
             seen.add(info.st_ino)
             total += info.st_size
     return total
+
+
+def _kill_when(process: subprocess.Popen[bytes], landed: Callable[[], bool]) -> bool:
+    """SIGKILL the process group as soon as `landed()` holds; whether it held before the end."""
+    deadline = time.monotonic() + 60
+    hit = False
+    while process.poll() is None and time.monotonic() < deadline:
+        if landed():
+            hit = True
+            break
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return hit
+
+
+def test_kills_while_fetching_into_the_cache_are_finished_by_a_rerun(tmp_path: Path) -> None:
+    """SIGKILL while a commit is arriving in the cache, and again once the cache holds it
+    (the workspace taking it from there), in share mode; a lock file a killed git left in
+    the cache too. Each re-run ends healthy, with the cache and the workspace fsck-clean."""
+    fixture = build_superproject(tmp_path / "served", tip_bytes=3_000_000)
+    cache = tmp_path / "cache"
+    store = cache / cache_key(f"{GITHUB}{OWNER}/mmdetection.git")
+    arriving = lambda: any(p.stat().st_size for p in store.glob("objects/pack/tmp_pack_*"))  # noqa: E731
+    landed = 0
+    with served_over_network(fixture.served, mib_per_second=1.0, latency=0.02) as base:
+        env = _env(fixture, base, cache, "share")
+        for number in range(2):
+            workspace = _workspace(tmp_path, f"ws{number}")
+            # the first: while the cache receives; the second (the cache holds everything):
+            # while the workspace's submodules are being made from it
+            module = workspace / "mmlab_extension/.git/modules/mmdetection"
+            moment = arriving if number == 0 else module.exists
+            process = subprocess.Popen(
+                ["inv", "clone"],
+                cwd=workspace,
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            landed += _kill_when(process, moment)
+            if number == 0:
+                (store / "shallow.lock").write_text("")  # as a git killed while writing it
+            run = inv(workspace, "clone", env=env)
+            assert run.code == 0, run.err
+            assert_healthy(workspace, fixture)
+            for repo in _repositories(workspace / "mmlab_extension"):
+                _fsck(repo)
+            _fsck(store)
+    assert landed == 2, "a kill did not land mid-work"
+    assert not (store / "shallow.lock").exists()
