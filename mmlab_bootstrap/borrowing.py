@@ -78,14 +78,14 @@ def borrowing_problems(git: Git, root: Path) -> list[str]:
     for borrower in borrowers(root):
         if not missing_objects(git, borrower):
             continue
-        name = _name(git, root, borrower.gitdir)
+        name = repository_name(git, root, borrower.gitdir)
         where = borrower.gone[0] if borrower.gone else borrower.borrows[0]
         state = "is gone" if borrower.gone else "lacks objects it needs"
         problems.append(f"{name} borrows objects from {where}, which {state} (run: inv clone)")
     return problems
 
 
-def _name(git: Git, root: Path, gitdir: Path) -> str:
+def repository_name(git: Git, root: Path, gitdir: Path) -> str:
     """The repository's name as the user knows it: the superproject's folder, or the path of
     the submodule whose git folder it is (its `core.worktree`)."""
     worktree = git.probe(["--git-dir", str(gitdir), "config", "--get", "core.worktree"])
@@ -114,7 +114,7 @@ def plan_refills(git: Git, root: Path, cache: GitCache | None) -> list[Refill]:
         at = ["--git-dir", str(borrower.gitdir)]
         url = git.probe([*at, "config", "--get", "remote.origin.url"]).out.strip()
         head = git.probe([*at, "rev-parse", "-q", "--verify", "HEAD"]).out.strip()
-        name = _name(git, root, borrower.gitdir)
+        name = repository_name(git, root, borrower.gitdir)
         objects = cache.repository(url) / "objects" if cache is not None and url else None
         if objects is None or not any(
             os.path.normpath(path) == os.path.normpath(objects) for path in borrower.borrows
@@ -130,3 +130,17 @@ def plan_refills(git: Git, root: Path, cache: GitCache | None) -> list[Refill]:
             continue
         refills.append(Refill(borrower.gitdir, url, head, name))
     return refills
+
+
+def plan_dissociations(root: Path, cache: GitCache | None) -> list[Borrower]:
+    """In dissociate mode, the repositories that still borrow from the cache (cloned in share
+    mode): each gets its own copy of the objects (`git repack -a -d`, as `git clone
+    --dissociate` does), then stops naming the cache. Alternates to anything else are the
+    user's, and left alone."""
+    if cache is None or cache.share:
+        return []
+    return [
+        borrower
+        for borrower in borrowers(root)
+        if any(is_inside(path, cache.root) for path in borrower.borrows)
+    ]

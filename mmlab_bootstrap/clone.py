@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from .borrowing import Refill, plan_refills
+from .borrowing import Borrower, Refill, plan_dissociations, plan_refills
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
 from .git import GITHUB, Git
@@ -37,6 +37,7 @@ class ClonePlan(NamedTuple):
     resume_update: bool = False  # a killed `--update` of the superproject is to be finished
     update: bool = False
     refills: tuple[Refill, ...] = ()  # commits borrowed from the git cache that it lost
+    dissociations: tuple[Borrower, ...] = ()  # borrowers to give their own objects
 
     @property
     def changes_anything(self) -> bool:
@@ -46,6 +47,7 @@ class ClonePlan(NamedTuple):
             or self.resume_update
             or bool(self.incomplete)
             or bool(self.refills)
+            or bool(self.dissociations)
         )
 
 
@@ -107,9 +109,12 @@ def plan_clone(settings: Settings, git: Git, *, update: bool = False) -> ClonePl
         )
     cache = cache_for(settings.git_cache, git, share=settings.shares_objects)
     refills = tuple(plan_refills(git, path, cache))
+    dissociations = tuple(plan_dissociations(path, cache))
     incomplete = incomplete_submodules(git, path, submodule_states(git, path))
     resume = SUPERPROJECT in CheckoutRecord(path).started
-    return ClonePlan(path, False, partial, tuple(incomplete), resume, update, refills)
+    return ClonePlan(
+        path, False, partial, tuple(incomplete), resume, update, refills, dissociations
+    )
 
 
 def _is_empty_folder(path: Path) -> bool:

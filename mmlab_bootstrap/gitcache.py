@@ -23,13 +23,16 @@ import hashlib
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .fetch_state import BY_COMMIT
+from .errors import BootstrapError, shown
+from .fetch_state import BY_COMMIT, Stopped
 from .git import Git
 from .outcomes import Outcome
+from .paths import is_inside
 
 KEPT = "refs/mmlab-bootstrap/"
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -63,6 +66,10 @@ def cache_key(url: str) -> str:
     tail = trimmed.rpartition("/")[2]
     label = tail if _PLAIN.fullmatch(tail) else "repository"
     return f"other/{label}-{digest}.git"
+
+
+class CacheError(BootstrapError):
+    """The git cache cannot be used as asked."""
 
 
 class GitCache:
@@ -121,7 +128,12 @@ class GitCache:
             where = self.git.probe([*at, "rev-parse", "--absolute-git-dir"], cwd)
             if not where.ok:
                 return where
-            borrow(Path(where.out.strip()), repo / "objects")
+            gitdir = Path(where.out.strip())
+            if commit in _lines(repo / "shallow"):
+                # the cache lacks its parents, and so will the borrower: said first, else the
+                # fetch would look for them (and complain) before writing it
+                _add_line(gitdir / "shallow", commit)
+            _add_line(gitdir / "objects" / "info" / "alternates", str(repo / "objects"))
         args = [*at, "fetch", *BY_COMMIT, str(repo), commit]
         if fetch_head:
             args.remove("--no-write-fetch-head")
@@ -133,16 +145,25 @@ class GitCache:
         repo = self.repository(url)
         if repo.is_dir():
             return repo
-        repo.parent.mkdir(parents=True, exist_ok=True)
         partial = repo.with_name(f".{repo.name}.{os.getpid()}.{time.monotonic_ns()}.partial")
         try:
-            self.git.change(["init", "-q", "--bare", "--", str(partial)])
+            repo.parent.mkdir(parents=True, exist_ok=True)
+            made = self.git.change(["init", "-q", "--bare", "--", str(partial)])
             for key, value in CACHE_CONFIG:
-                self.git.change(["config", key, value], partial)
-            with contextlib.suppress(FileExistsError, OSError):
-                os.rename(partial, repo)  # (another run made it first: theirs is as good)
+                made = made if not made.ok else self.git.change(["config", key, value], partial)
+            if made.ok:
+                with contextlib.suppress(OSError):
+                    os.rename(partial, repo)  # (another run made it first: theirs is as good)
+        except OSError as error:
+            made = Outcome(1, "", str(error))
         finally:
             shutil.rmtree(partial, ignore_errors=True)
+        if not repo.is_dir():
+            raise CacheError(
+                f"cannot make the git cache repository {shown(str(repo))}: {made.err.strip()}",
+                "choose a git cache folder you can write (inv env --git-cache PATH), or none"
+                " (inv env --git-cache '')",
+            )
         return repo
 
     @contextlib.contextmanager
@@ -157,23 +178,42 @@ class GitCache:
                     break
                 except BlockingIOError:
                     if stopped():
-                        raise InterruptedError("stopped while waiting for the cache") from None
+                        raise Stopped from None
                     time.sleep(POLL)
             yield
         finally:
             os.close(handle)  # (releases the lock)
 
 
-def borrow(gitdir: Path, objects: Path) -> None:
-    """Name `objects` in a repository's `objects/info/alternates` (once)."""
-    alternates = gitdir / "objects" / "info" / "alternates"
-    lines = alternates.read_text().splitlines() if alternates.exists() else []
-    if str(objects) in lines:
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="surrogateescape").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _add_line(path: Path, line: str) -> None:
+    """Add a line to one of git's line files (alternates, shallow), once, atomically."""
+    lines = _lines(path)
+    if line in lines:
         return
-    alternates.parent.mkdir(parents=True, exist_ok=True)
-    partial = alternates.with_name(f"alternates.{os.getpid()}.partial")
-    partial.write_text("".join(f"{line}\n" for line in [*lines, str(objects)]))
-    os.replace(partial, alternates)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    partial.write_text("".join(f"{each}\n" for each in [*lines, line]), errors="surrogateescape")
+    os.replace(partial, path)
+
+
+def drop_borrowing(gitdir: Path, cache: Path) -> None:
+    """Take the cache's object folders out of a repository's alternates (after a repack gave
+    it its own copy)."""
+    alternates = gitdir / "objects" / "info" / "alternates"
+    kept = [line for line in _lines(alternates) if not is_inside(Path(line), cache)]
+    if kept:
+        partial = alternates.with_name(f"alternates.{os.getpid()}.partial")
+        partial.write_text("".join(f"{line}\n" for line in kept), errors="surrogateescape")
+        os.replace(partial, alternates)
+    else:
+        alternates.unlink(missing_ok=True)
 
 
 def borrowed(gitdir: Path) -> list[Path]:

@@ -325,3 +325,38 @@ def test_kills_while_fetching_into_the_cache_are_finished_by_a_rerun(tmp_path: P
             _fsck(store)
     assert landed == 2, "a kill did not land mid-work"
     assert not (store / "shallow.lock").exists()
+
+
+def test_dissociate_mode_gives_a_shared_workspace_its_own_objects(tmp_path: Path) -> None:
+    """A workspace cloned in share mode, then `inv clone` in dissociate mode: every repository
+    gets its own copy (as `git clone --dissociate` does), and outlives the cache."""
+    fixture = _fixture(tmp_path)
+    cache, workspace = tmp_path / "cache", _workspace(tmp_path, "ws")
+    assert inv(workspace, "clone", env=_env(fixture, fixture.mirror, cache, "share")).code == 0
+    env = _env(fixture, fixture.mirror, cache)
+    dry = inv(workspace, "clone", "--dry", env=env)
+    assert "repack -a -d" in dry.out, dry.out
+    run = inv(workspace, "clone", env=env)
+    assert run.code == 0, run.err
+    assert "copied the objects it borrowed from the git cache" in run.out
+    ext = workspace / "mmlab_extension"
+    assert all(_alternates(repo) == "" for repo in _repositories(ext))
+    shutil.rmtree(cache)
+    for repo in _repositories(ext):
+        _fsck(repo)
+    assert_healthy(workspace, fixture)
+    assert "up to date" in inv(workspace, "clone", env=env).out
+
+
+def test_a_cache_that_cannot_be_made_is_a_clean_error(tmp_path: Path) -> None:
+    """MMLAB_GIT_CACHE under a file: one error line naming it, one hint, nothing cloned."""
+    fixture = _fixture(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    workspace = _workspace(tmp_path, "ws")
+    run = inv(workspace, "clone", env=_env(fixture, fixture.mirror, blocker / "cache"))
+    assert run.code == 1
+    lines = run.err.strip().splitlines()
+    assert lines[0].startswith("error: cannot make the git cache repository"), run.err
+    assert lines[1].startswith("hint: ") and "--git-cache" in lines[1]
+    assert not (workspace / "mmlab_extension").exists()
