@@ -121,19 +121,27 @@ class GitCache:
     def lend(
         self, url: str, commit: str, at: list[str], cwd: Path | None, *, fetch_head: bool = False
     ) -> Outcome:
-        """Give the workspace repository (`git [at]` run in `cwd`) `commit` from the cache: a
-        local fetch at depth 1, through alternates in share mode (then nothing is copied)."""
+        """Give the workspace repository (`git [at]` run in `cwd`) `commit` from the cache:
+        borrowed through alternates (share mode), or the cache repository's only pack
+        hard-linked in (dissociate mode; copied across filesystems), else by a local fetch at
+        depth 1 (which also writes the `shallow` entry)."""
         repo = self.repository(url)
+        where = self.git.probe([*at, "rev-parse", "--absolute-git-dir"], cwd)
+        if not where.ok:
+            return where
+        gitdir = Path(where.out.strip())
         if self.share:
-            where = self.git.probe([*at, "rev-parse", "--absolute-git-dir"], cwd)
-            if not where.ok:
-                return where
-            gitdir = Path(where.out.strip())
-            if commit in _lines(repo / "shallow"):
-                # the cache lacks its parents, and so will the borrower: said first, else the
-                # fetch would look for them (and complain) before writing it
-                _add_line(gitdir / "shallow", commit)
             _add_line(gitdir / "objects" / "info" / "alternates", str(repo / "objects"))
+        present = self.share or _link_only_pack(repo / "objects", gitdir / "objects")
+        if present and self.git.probe([*at, "cat-file", "-e", f"{commit}^{{commit}}"], cwd).ok:
+            # All there: what the fetch would add is the `shallow` entry (the cache lacks the
+            # commit's parents, and so does the workspace), and FETCH_HEAD when asked for. (A
+            # fetch would send the commit again: git does not count a shallow one as a `have`.)
+            if commit in _lines(repo / "shallow"):
+                _add_line(gitdir / "shallow", commit)
+            if fetch_head:
+                return self.git.change([*at, "update-ref", "--no-deref", "FETCH_HEAD", commit], cwd)
+            return Outcome(0, "", "")
         args = [*at, "fetch", *BY_COMMIT, str(repo), commit]
         if fetch_head:
             args.remove("--no-write-fetch-head")
@@ -183,6 +191,29 @@ class GitCache:
             yield
         finally:
             os.close(handle)  # (releases the lock)
+
+
+def _link_only_pack(source: Path, target: Path) -> bool:
+    """When the cache repository's objects are one pack (one fetch made it: it holds that
+    commit whole), give the workspace that pack: a hard link (a copy that costs no disk, and
+    stays when the cache is deleted; git never changes a pack), else a copy. Whether it did."""
+    packs = list((source / "pack").glob("pack-*.pack"))
+    if len(packs) != 1 or any(len(p.name) == 2 for p in source.iterdir() if p.is_dir()):
+        return False
+    (target / "pack").mkdir(parents=True, exist_ok=True)
+    for suffix in (".pack", ".rev", ".idx"):  # the index last: git sees a pack by its index
+        name = packs[0].with_suffix(suffix)
+        if not name.exists():
+            continue
+        try:
+            os.link(name, target / "pack" / name.name)
+        except FileExistsError:
+            continue
+        except OSError:  # another filesystem, or another user's file (protected_hardlinks)
+            partial = target / "pack" / f".{name.name}.{os.getpid()}.partial"
+            shutil.copyfile(name, partial)
+            os.replace(partial, target / "pack" / name.name)
+    return True
 
 
 def _lines(path: Path) -> list[str]:
