@@ -70,7 +70,7 @@ class Mirrorer:
         held = (
             nullcontext()
             if self.changes.dry
-            else LeaseLock(lock_folder(self.dest, place), self.clock, self.report.warn).held()
+            else LeaseLock(lock_folder(self.dest, place), self.clock, self.report.info).held()
         )
         with held:
             plan = look(git, place)  # again, under the lock: another run may have made it

@@ -141,8 +141,9 @@ class LeaseLock:
             found = read_owner(self.folder)
             if found is not None and found[0].token == self.owner.token:
                 return  # ours (also when NFS reported a retried rename as failed)
-            if found is not None and self._stale(*found):
-                self._break(found[0])
+            why = self._stale(*found) if found is not None else None
+            if found is not None and why is not None:
+                self._break(found[0], why)
                 continue
             if not announced and found is not None:
                 owner = found[0]
@@ -154,12 +155,14 @@ class LeaseLock:
         """A name in the locks folder for one of this process's own temporary folders."""
         return f".{kind}+{self.owner.host}+{self.owner.pid}+{self.owner.token}"
 
-    def _stale(self, owner: Owner, touched: float) -> bool:
+    def _stale(self, owner: Owner, touched: float) -> str | None:
+        """Why the owner's lock may be broken, or None while it holds it."""
         if _dead_here(owner):
-            return True
-        return server_now(self.clock) - touched > LEASE
+            return "no longer running"
+        idle = server_now(self.clock) - touched
+        return f"not renewed for {idle:.0f} s" if idle > LEASE else None
 
-    def _break(self, judged: Owner) -> None:
+    def _break(self, judged: Owner, why: str) -> None:
         """Take the stale lock away: rename (only one breaker wins), check it is the one judged
         stale (else put it back), remove it."""
         aside = self.folder.parent / self._aside("broken")
@@ -172,9 +175,7 @@ class LeaseLock:
             with contextlib.suppress(OSError):
                 os.rename(aside, self.folder)  # a live owner's: put back
             return
-        self.say(
-            f"broke the lock of {judged.host} pid {judged.pid} (no longer running): {self.folder}"
-        )
+        self.say(f"broke the lock of {judged.host} pid {judged.pid} ({why}): {self.folder}")
         shutil.rmtree(aside, ignore_errors=True)
 
     def _beat(self, stop: threading.Event) -> None:
