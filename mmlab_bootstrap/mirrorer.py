@@ -25,7 +25,7 @@ from .git import Answers, Git
 from .mirrorlayout import Place, lock_folder
 from .mirrorlock import LeaseLock
 from .mirrorplan import KEPT, RepoPlan, has_commit, look, needs_keeping
-from .outcomes import Outcome, failure
+from .outcomes import GitError, Outcome, failure
 from .report import Reporter
 
 SERVER_OPTIONS = {
@@ -35,6 +35,13 @@ SERVER_OPTIONS = {
 }
 # gc runs in the foreground, under the lock, never left running after the tool ends
 QUIET_GC = ["-c", "gc.autoDetach=false"]
+
+
+def mirror_failure(outcome: Outcome, url: str, what: str) -> GitError:
+    """git's failure, its hint naming the command that finishes the mirror."""
+    error = failure(outcome, url, what)
+    error.hint = error.hint.replace("inv clone", "inv mirror DEST")
+    return error
 
 
 class Synced(NamedTuple):
@@ -91,14 +98,18 @@ class Mirrorer:
 
     def _clone(self, git: Git, place: Place) -> str:
         partial = place.partial(secrets.token_hex(6))
-        command = ["clone", "--mirror", "--progress", place.url, str(partial)]
+        command = ["clone", "--mirror", place.url, str(partial)]
 
         def clone() -> str:
             place.path.parent.mkdir(parents=True, exist_ok=True)
-            outcome = git.network(command, url=place.url)
+            try:
+                outcome = git.network(command, url=place.url)
+            except BaseException:  # interrupted: nothing of it is kept
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
             if not outcome.ok:
                 shutil.rmtree(partial, ignore_errors=True)
-                raise failure(outcome, place.url, "git clone --mirror")
+                raise mirror_failure(outcome, place.url, "git clone --mirror")
             self._set_options(git, partial)
             os.rename(partial, place.path)
             return f"cloned {self._size(place.path)}"
@@ -112,13 +123,13 @@ class Mirrorer:
 
     def _fetch(self, git: Git, plan: RepoPlan) -> str:
         path = plan.place.path
-        command = [*QUIET_GC, "fetch", "--atomic", "--progress", "origin"]
+        command = [*QUIET_GC, "fetch", "--atomic", "origin"]
 
         def fetch() -> str:
             before = self._refs(git, path)
             outcome = git.network(command, path, url=plan.place.url)
             if not outcome.ok:
-                raise failure(outcome, plan.place.url, "git fetch", path)
+                raise mirror_failure(outcome, plan.place.url, "git fetch")
             changed = len(set(self._refs(git, path).items()) - set(before.items()))
             return f"fetched, {changed} ref(s) updated" if changed else "up to date"
 

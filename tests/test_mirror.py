@@ -344,6 +344,27 @@ def test_two_concurrent_runs_on_one_destination(workspace: Path, tmp_path: Path)
     assert sorted(os.listdir(dest / "fake")) == sorted(f"{name}.git" for name in REPOS)
 
 
+def test_ctrl_c_mid_clone_stops_cleanly_and_a_rerun_finishes(
+    workspace: Path, tmp_path: Path
+) -> None:
+    fixture = build_superproject(tmp_path / "served", tip_bytes=12 << 20)
+    dest = tmp_path / "mirror"
+    log = tmp_path / "log"
+    process = start(workspace, fixture, dest, log)
+    deadline = time.monotonic() + 30
+    while not partials(dest) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C in a terminal reaches the whole job
+    assert process.wait(timeout=60) == 130, log.read_text()
+    assert "error: interrupted" in log.read_text()
+    assert "Traceback" not in log.read_text()
+    assert os.listdir(dest / ".mmlab-bootstrap" / "locks") == []  # released
+    rerun = start(workspace, fixture, dest, tmp_path / "rerun")
+    assert rerun.wait(timeout=120) == 0, (tmp_path / "rerun").read_text()
+    fsck_clean(dest)
+    assert partials(dest) == []
+
+
 def partials(dest: Path) -> list[str]:
     owner = dest / "fake"
     return [n for n in os.listdir(owner) if n.endswith(".mmlab-partial")] if owner.is_dir() else []
