@@ -122,6 +122,27 @@ def test_incremental_update_brings_new_commits_and_new_submodules(
     fsck_clean(dest, (*REPOS, "newsub"))
 
 
+def test_locks_a_killed_git_left_are_removed_under_the_repositorys_lock(
+    workspace: Path, fixture: Fixture, tmp_path: Path
+) -> None:
+    dest = tmp_path / "mirror"
+    assert mirror(workspace, fixture, dest).code == 0
+    repo = dest / "fake" / "spconv.git"
+    left = [repo / "packed-refs.lock", repo / "config.lock", repo / "refs" / "heads" / "main.lock"]
+    for lock in left:
+        lock.write_text("")
+    partial = dest / "fake" / ".spconv.git.0123456789ab.mmlab-partial"
+    (partial / "objects").mkdir(parents=True)
+    ahead = advance(fixture, "spconv")
+    run = mirror(workspace, fixture, dest)
+    assert run.code == 0, run.err
+    assert not any(os.path.lexists(lock) for lock in left)
+    assert not os.path.lexists(partial)
+    assert f"removed {partial} (left by an interrupted run)" in run.out
+    assert refs(repo)["refs/heads/main"] == ahead
+    fsck_clean(dest)
+
+
 def test_dry_run_changes_no_byte(workspace: Path, fixture: Fixture, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     run = inv(workspace, "--dry", "mirror", str(fresh), env=settings_env(fixture))
