@@ -15,9 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from mmlab_bootstrap.mirrorlayout import MirrorError, place_of, resolve_relative
 
 from .conftest import BIN, Run, assert_clean_error, inv, scaled, snapshot
-from .gitfixture import Fixture, RepoSpec, advance, build_repo, build_superproject, git
+from .gitfixture import GITHUB, Fixture, RepoSpec, advance, build_repo, build_superproject, git
 
 REPOS = ("mmlab_extension", "mmdetection", "mmdetection3d", "spconv")
 SERVER_OPTIONS = (
@@ -66,6 +70,37 @@ def record_submodule(fixture: Fixture, parent: str, path: str, url: str, sha: st
     tip = git("rev-parse", "HEAD", cwd=scratch)
     subprocess.run(["rm", "-rf", str(scratch)], check=True)
     return tip
+
+
+PARTS = st.sampled_from(["..", ".", "", "-x", "a", "a.git", "b c", "x/..", "%2e%2e", "\\", "~"])
+
+
+@settings(max_examples=scaled(300, 2000), deadline=None)
+@example(url="../../outside.git", parent="https://github.com/fake/ext.git")
+@example(url="https://github.com/fake/..", parent="https://github.com/fake/ext.git")
+@given(
+    url=st.one_of(
+        st.text(max_size=40),
+        st.lists(PARTS, max_size=5).map(lambda parts: "/".join(parts)),
+        st.lists(PARTS, max_size=5).map(lambda parts: GITHUB + "/".join(parts)),
+    ),
+    parent=st.sampled_from(["https://github.com/fake/ext.git", "https://github.com/o/n"]),
+)
+def test_no_submodule_url_leads_outside_dest(url: str, parent: str) -> None:
+    """Whatever a .gitmodules says, the place it gets is a plain `<owner>/<name>.git` two
+    levels under DEST, or it is refused."""
+    dest = Path("/srv/mirror")
+    full = resolve_relative(parent, url)
+    if not full.startswith(GITHUB):
+        return  # not mirrored (a warning), never given a place
+    try:
+        place = place_of(dest, full, "a .gitmodules")
+    except MirrorError:
+        return
+    assert place.path.parent.parent == dest
+    assert os.path.normpath(place.path) == str(place.path)
+    assert place.path.name.endswith(".git") and not place.owner.startswith(("-", "."))
+    assert not place.name.startswith("-") and place.name not in (".", "..", "")
 
 
 def test_mirror_builds_every_repository_with_the_server_options(
@@ -216,6 +251,16 @@ def test_a_recorded_commit_no_branch_reaches_is_fetched_and_kept(
     assert run.code == 0, run.err
     assert refs(dest / "fake" / "spconv.git")[f"refs/mmlab-bootstrap/kept/{lost}"] == lost
     fsck_clean(dest)
+    # the superproject at a commit no branch reaches (MMLAB_EXTENSION_REF a full id)
+    served = fixture.bare("mmlab_extension")
+    tree = git("rev-parse", "main^{tree}", cwd=served)
+    pinned = git("commit-tree", "-p", "main", "-m", "pinned", tree, cwd=served)
+    assert mirror(workspace, fixture, dest, "--ref", pinned).code == 0
+    assert (
+        refs(dest / "fake" / "mmlab_extension.git")[f"refs/mmlab-bootstrap/kept/{pinned}"] == pinned
+    )
+    run = mirror(workspace, fixture, dest, "--ref", "no-such-branch")
+    assert_clean_error(run, "MMLAB_EXTENSION_REF 'no-such-branch' is not in")
     # a commit upstream will not send (here: it has lost it): a warning, the rest is mirrored
     hidden = "1234567" * 5 + "89abc"
     record_submodule(fixture, "mmlab_extension", "mmdetection3d", "../mmdetection3d.git", hidden)
