@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -436,27 +437,49 @@ def partials(dest: Path) -> list[str]:
     return [n for n in os.listdir(owner) if n.endswith(".mmlab-partial")] if owner.is_dir() else []
 
 
+def fetching(group: int) -> bool:
+    """Whether a `git fetch` of the process group (the job) is running right now."""
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            if int(stat[2]) == group and b"fetch" in argv:
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
+
+
 def test_kills_at_random_moments_leave_what_a_rerun_finishes(
     workspace: Path, tmp_path: Path
 ) -> None:
-    """kill -9 of the whole job at random moments (many while a clone is half made); after each,
+    """kill -9 of the whole job at random moments, from scratch (many while a clone is half
+    made) and, every other time, on an out-of-date mirror (a fetch part way); after each,
     every mirror repository present is whole, and a re-run ends complete and fsck-clean."""
     fixture = build_superproject(tmp_path / "served", tip_bytes=12 << 20)
     rng = random.Random(13)
-    landed = 0
-    kills = scaled(4, 12)
+    landed = {"clone": 0, "fetch": 0}
+    kills = scaled(6, 14)
+    old = tmp_path / "old"
     clean = time.monotonic()
-    dest = tmp_path / "probe"
-    assert start(workspace, fixture, dest, tmp_path / "probe.log").wait(timeout=120) == 0
+    assert start(workspace, fixture, old, tmp_path / "old.log").wait(timeout=120) == 0
     whole = time.monotonic() - clean
+    tips = {name: advance(fixture, name, 150, tip_bytes=12 << 20) for name in REPOS}
+    clean = time.monotonic()
+    shutil.copytree(old, tmp_path / "timing", symlinks=True)
+    assert start(workspace, fixture, tmp_path / "timing", tmp_path / "t.log").wait(60) == 0
+    update = time.monotonic() - clean
     for number in range(kills):
         dest = tmp_path / f"mirror{number}"
+        if number % 2:
+            shutil.copytree(old, dest, symlinks=True)  # out of date: the run fetches
         process = start(workspace, fixture, dest, tmp_path / f"killed{number}.log")
-        time.sleep(rng.uniform(0.2, max(0.3, whole * 0.9)))
-        mid_clone = bool(partials(dest))
+        time.sleep(rng.uniform(0.15, max(0.3, (update if number % 2 else whole) * 0.9)))
+        mid = "clone" if partials(dest) else "fetch" if fetching(process.pid) else ""
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        landed += mid_clone
+        if mid:
+            landed[mid] += 1
         for name in REPOS:  # what is in place is whole
             repo = dest / "fake" / f"{name}.git"
             if repo.exists():
@@ -466,5 +489,8 @@ def test_kills_at_random_moments_leave_what_a_rerun_finishes(
         fsck_clean(dest)
         assert partials(dest) == []
         assert os.listdir(dest / ".mmlab-bootstrap" / "locks") == []
-    print(f"{landed} of {kills} kills landed while a partial clone existed", file=sys.stderr)
-    assert landed >= 1
+        for name in REPOS:
+            assert refs(dest / "fake" / f"{name}.git")["refs/heads/main"] == tips[name]
+        shutil.rmtree(dest)
+    print(f"of {kills} kills, landed mid-clone / mid-fetch: {landed}", file=sys.stderr)
+    assert landed["clone"] >= 1 and landed["fetch"] >= 1
