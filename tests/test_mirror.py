@@ -23,6 +23,7 @@ from mmlab_bootstrap.mirrorlayout import MirrorError, place_of, resolve_relative
 
 from .conftest import BIN, Run, assert_clean_error, inv, scaled, snapshot
 from .gitfixture import GITHUB, Fixture, RepoSpec, advance, build_repo, build_superproject, git
+from .netserve import Traffic, served_over_network
 
 REPOS = ("mmlab_extension", "mmdetection", "mmdetection3d", "spconv")
 SERVER_OPTIONS = (
@@ -136,6 +137,39 @@ def test_up_to_date_rerun_fetches_nothing(
         "up to date" in line for line in run.lines if line.startswith("fake/")
     ), run.out
     assert before == {name: refs(dest / "fake" / f"{name}.git") for name in REPOS}
+
+
+def test_an_up_to_date_mirror_costs_one_connection_per_repository(
+    workspace: Path, fixture: Fixture, tmp_path: Path
+) -> None:
+    """Over a network (a git daemon behind a counting proxy): one ref advertisement per
+    repository, and no pack, when nothing changed upstream."""
+    dest = tmp_path / "mirror"
+    traffic = Traffic()
+    with served_over_network(fixture.served, traffic=traffic) as base:
+        env = {"MMLAB_GIT_MIRROR": base, "MMLAB_EXTENSION_REPO": fixture.github_url}
+        assert inv(workspace, "mirror", str(dest), env=env).code == 0
+        assert traffic.connections == len(REPOS)
+        traffic.reset()
+        run = inv(workspace, "mirror", str(dest), env=env)
+    assert run.code == 0, run.err
+    assert traffic.connections == len(REPOS), traffic
+    assert traffic.received < 1000 * len(REPOS), traffic  # the ref advertisements only
+
+
+def test_a_repository_reached_twice_is_fetched_once(
+    workspace: Path, fixture: Fixture, tmp_path: Path
+) -> None:
+    """spconv is recorded by mmdetection3d and (at another commit) by mmdetection too."""
+    older = git("rev-parse", "main~1", cwd=fixture.bare("spconv"))
+    nested = record_submodule(fixture, "mmdetection", "third_party/spconv", "../spconv.git", older)
+    record_submodule(fixture, "mmlab_extension", "mmdetection", "../mmdetection.git", nested)
+    dest = tmp_path / "mirror"
+    run = mirror(workspace, fixture, dest)
+    assert run.code == 0, run.err
+    assert sum(line.startswith("fake/spconv:") for line in run.lines) == 1, run.out
+    assert refs(dest / "fake" / "spconv.git")["refs/heads/main"] == fixture.tips["spconv"]
+    fsck_clean(dest)
 
 
 def test_incremental_update_brings_new_commits_and_new_submodules(
