@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import NamedTuple
@@ -17,6 +18,7 @@ from .errors import BootstrapError, shown
 from .mirrorer import Mirrorer
 from .mirrorlayout import MirrorError, Place
 from .mirrorplan import Child, children, start_commits
+from .progress import heartbeat_seconds
 from .report import Reporter
 
 FULL_SHA = r"[0-9a-f]{40}"
@@ -46,9 +48,21 @@ class Walk:
         self.done = 0
         self._said: set[str] = set()
         self._lock = threading.Lock()
+        self._working: dict[str, float] = {}  # repositories being mirrored, since when
 
     def run(self, root: Place, jobs: int) -> None:
-        """Mirror `root` and everything it leads to; failures are kept in `failed`."""
+        """Mirror `root` and everything it leads to; failures are kept in `failed`. A line
+        every MMLAB_HEARTBEAT seconds names the repositories still being fetched."""
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True)
+        beat.start()
+        try:
+            self._run(root, jobs)
+        finally:
+            stop.set()
+            beat.join()
+
+    def _run(self, root: Place, jobs: int) -> None:
         sha = {self.ref} if re.fullmatch(FULL_SHA, self.ref) else set()
         running: dict[Future[list[Child]], Visit] = {}
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -98,7 +112,13 @@ class Walk:
 
     def _visit(self, visit: Visit) -> list[Child]:
         place = visit.place
-        synced = self.mirrorer.sync(place, sorted(visit.commits), fetch=visit.fetch)
+        with self._lock:
+            self._working[place.key] = time.monotonic()
+        try:
+            synced = self.mirrorer.sync(place, sorted(visit.commits), fetch=visit.fetch)
+        finally:
+            with self._lock:
+                self._working.pop(place.key, None)
         if visit.fetch and not self.mirrorer.changes.dry:
             changed = synced.line not in ("up to date", "(dry)")
             show = self.report.done if changed else self.report.unchanged
@@ -133,6 +153,14 @@ class Walk:
             for line in warnings:
                 self._warn_once(line)
         return found
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(heartbeat_seconds()):
+            with self._lock:
+                now = time.monotonic()
+                working = [f"{key} ({now - since:.0f} s)" for key, since in self._working.items()]
+            if working and not self.mirrorer.changes.dry:
+                self.report.info(f"… still working: {', '.join(working)}")
 
     def _warn_once(self, line: str) -> None:
         with self._lock:

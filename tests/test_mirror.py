@@ -528,3 +528,11 @@ def test_kills_at_random_moments_leave_what_a_rerun_finishes(
         shutil.rmtree(dest)
     print(f"of {kills} kills, landed mid-clone / mid-fetch: {landed}", file=sys.stderr)
     assert landed["clone"] >= 1 and landed["fetch"] >= 1
+
+
+def test_a_long_run_says_what_it_is_still_fetching(workspace: Path, tmp_path: Path) -> None:
+    fixture = build_superproject(tmp_path / "served", tip_bytes=12 << 20)
+    env = {**settings_env(fixture), "MMLAB_HEARTBEAT": "0.05"}
+    run = inv(workspace, "mirror", str(tmp_path / "mirror"), env=env)
+    assert run.code == 0, run.err
+    assert any(line.startswith("… still working: fake/") for line in run.lines), run.out
