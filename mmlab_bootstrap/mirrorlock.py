@@ -67,6 +67,14 @@ def read_owner(folder: Path) -> tuple[Owner, float] | None:
         return None
 
 
+def _ownerless(folder: Path) -> tuple[Owner, float] | None:
+    """A lock folder with no owner file (not one this tool made): its own time stands in."""
+    try:
+        return Owner("(unknown host)", 0, "?", ""), os.stat(folder).st_mtime
+    except OSError:
+        return None
+
+
 def _dead_here(owner: Owner) -> bool:
     """Whether the owner is a process of this host that no longer runs."""
     if owner.host != socket.gethostname():
@@ -138,15 +146,17 @@ class LeaseLock:
                 os.rename(making, self.folder)
             except OSError:
                 shutil.rmtree(making, ignore_errors=True)
-            found = read_owner(self.folder)
-            if found is not None and found[0].token == self.owner.token:
+            found = read_owner(self.folder) or _ownerless(self.folder)
+            if found is None:
+                continue  # released meanwhile: try again
+            owner, touched = found
+            if owner.token == self.owner.token:
                 return  # ours (also when NFS reported a retried rename as failed)
-            why = self._stale(*found) if found is not None else None
-            if found is not None and why is not None:
-                self._break(found[0], why)
+            why = self._stale(owner, touched)
+            if why is not None:
+                self._break(owner, why)
                 continue
-            if not announced and found is not None:
-                owner = found[0]
+            if not announced:
                 self.say(f"waiting for {owner.host} pid {owner.pid}, which holds {self.folder}")
                 announced = True
             time.sleep(POLL)
