@@ -45,6 +45,7 @@ TASKS = (
     "status",
     "fetch-checkpoints",
     "doctor",
+    "mirror",
 )
 _INV_TASK = r"(?<![\w./'\\-])inv (?=(?:" + "|".join(TASKS) + r")\b)"
 

@@ -251,6 +251,35 @@ def fetch_checkpoints(
         )
 
 
+MIRROR_VARIABLES = (EXTENSION_REPO, EXTENSION_REF, GIT_MIRROR)
+MIRROR_HELP = {
+    "dest": "the folder of the mirror: DEST/<owner>/<name>.git for each github repository",
+    "all_refs": "follow the submodules of every branch tip, not only of the ref",
+    "jobs": f"repositories fetched in parallel (default {DEFAULT_JOBS})",
+}
+
+
+@task(
+    auto_shortflags=False,
+    positional=["dest"],
+    help={**flag_help(*MIRROR_VARIABLES), **MIRROR_HELP},
+)
+@variable_flags(*MIRROR_VARIABLES)
+def mirror(
+    c: Context,
+    flags: Flags,
+    dest: str | None = None,
+    all_refs: bool = False,
+    jobs: str = str(DEFAULT_JOBS),
+) -> None:
+    """Create or update a team mirror (bare repositories) of the superproject and submodules."""
+    from .mirror_steps import mirror_step
+    from .steps import jobs_flag
+
+    with session_for(c, "mirror", changes=False) as session:
+        mirror_step(session, flags, dest or "", all_refs=all_refs, jobs=jobs_flag(jobs, "mirror"))
+
+
 @task(help={"json": "print one JSON document instead (its keys are listed in the README)"})
 def status(c: Context, json: bool = False) -> None:
     """Show the workspace at a glance; exit 1 when something needs attention."""
@@ -294,6 +323,7 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
         unlink,
         fetch_checkpoints,
         bootstrap,
+        mirror,
         status,
         doctor,
     )
