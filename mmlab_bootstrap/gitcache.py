@@ -18,11 +18,11 @@ shallow fetches (README, "Git cache").
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +31,7 @@ from pathlib import Path
 from .errors import BootstrapError, shown
 from .fetch_state import BY_COMMIT, Stopped
 from .git import Git
+from .leaselock import LeaseLock
 from .outcomes import Outcome
 from .paths import is_inside
 
@@ -48,7 +49,7 @@ CACHE_CONFIG = (
     ("uploadpack.allowAnySHA1InWant", "true"),
     ("core.logAllRefUpdates", "false"),
 )
-POLL = 0.1
+TOOL_FOLDER = ".mmlab-bootstrap"  # <cache>/.mmlab-bootstrap: the locks and the clock files
 
 
 def cache_key(url: str) -> str:
@@ -176,21 +177,18 @@ class GitCache:
 
     @contextlib.contextmanager
     def _locked(self, repo: Path, stopped: Callable[[], bool]) -> Iterator[None]:
-        """Hold the cache repository's lock (one fetch into it at a time, from any workspace
-        on this machine; an NFS cache relies on the server's locks)."""
-        handle = os.open(f"{repo}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-        try:
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if stopped():
-                        raise Stopped from None
-                    time.sleep(POLL)
+        """Hold the cache repository's lease lock (one fetch into it at a time, from any
+        workspace on any machine that shares the cache; see `leaselock`)."""
+
+        def waiting() -> None:
+            if stopped():
+                raise Stopped
+
+        tool = self.root / TOOL_FOLDER
+        name = os.path.relpath(repo, self.root).replace(os.sep, "+")
+        clock = tool / f"clock+{socket.gethostname()}"
+        with LeaseLock(tool / "locks" / name, clock, self.git.warn, waiting).held():
             yield
-        finally:
-            os.close(handle)  # (releases the lock)
 
 
 def _link_only_pack(source: Path, target: Path) -> bool:

@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 from .changes import Changes
 from .git import Answers, Git
+from .leaselock import LeaseLock
 from .mirrorlayout import Place, lock_folder
-from .mirrorlock import LeaseLock
 from .mirrorplan import KEPT, RepoPlan, has_commit, look, needs_keeping
 from .outcomes import GitError, Outcome, failure
 from .report import Reporter

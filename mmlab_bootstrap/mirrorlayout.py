@@ -92,7 +92,7 @@ def use_line(dest: Path) -> str:
 
 
 def lock_folder(dest: Path, place: Place) -> Path:
-    """The lease lock of one repository (see `mirrorlock`)."""
+    """The lease lock of one repository (see `leaselock`)."""
     return dest / TOOL_FOLDER / "locks" / f"{place.owner}+{place.name}"
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -360,3 +361,46 @@ def test_a_cache_that_cannot_be_made_is_a_clean_error(tmp_path: Path) -> None:
     assert lines[0].startswith("error: cannot make the git cache repository"), run.err
     assert lines[1].startswith("hint: ") and "--git-cache" in lines[1]
     assert not (workspace / "mmlab_extension").exists()
+
+
+def test_a_fetch_into_the_cache_waits_for_another_machines_lease(tmp_path: Path) -> None:
+    """The cache's repositories have the same lease locks as a team mirror (a cache on a
+    disk several machines share): a live lock of another host is waited for, saying so once;
+    a dead run's lock of this host is broken at once."""
+    fixture = _fixture(tmp_path)
+    cache = tmp_path / "cache"
+    locks = cache / ".mmlab-bootstrap" / "locks"
+    key = cache_key(fixture.github_url).replace("/", "+")
+    live = locks / key
+    live.mkdir(parents=True)
+    (live / "owner").write_text("another-host 4242 ? planted\n")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = locks / cache_key(f"{GITHUB}{OWNER}/mmdetection.git").replace("/", "+")
+    stale.mkdir()
+    (stale / "owner").write_text(f"{socket.gethostname()} {dead.pid} ? planted\n")
+    workspace, log = _workspace(tmp_path, "ws"), tmp_path / "log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            ["inv", "clone"],
+            cwd=workspace,
+            env={**os.environ, **_env(fixture, fixture.mirror, cache)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            time.sleep(2)
+            assert process.poll() is None, log.read_text()
+            assert "waiting for another-host pid 4242" in log.read_text()
+            assert not (workspace / "mmlab_extension").exists()
+            (live / "owner").unlink()
+            live.rmdir()  # that machine is done
+            assert process.wait(timeout=60) == 0, log.read_text()
+        finally:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert text.count("waiting for") == 1
+    assert "broke the lock of" in text and "no longer running" in text
+    assert_healthy(workspace, fixture)
+    assert os.listdir(locks) == []

@@ -1,11 +1,13 @@
-"""A lease lock per mirror repository that works across machines sharing DEST over NFS.
+"""A lease lock that works across machines sharing a folder over NFS: one per repository of a
+team mirror (`inv mirror`) and of the git cache (MMLAB_GIT_CACHE).
 
 `flock` is not enough there (NFS locking may be off, or local to each client), so the lock is
-a folder made with `os.mkdir`, which is atomic on NFS too. It holds an `owner` file (host, pid,
+a folder that appears by a rename, which is atomic on NFS too. It holds an `owner` file (host, pid,
 start time, a random token) that a heartbeat thread touches every HEARTBEAT seconds while the
 lock is held. A waiter breaks the lock when its owner is a dead process of this host, or when
 the owner file has not been touched for LEASE seconds, measured with the file server's clock
-(the modification time of a file the waiter has just touched in DEST), never this machine's.
+(the modification time of a file the waiter has just touched in the shared folder), never
+this machine's.
 
 Breaking renames the lock folder to a unique name first, so that only one of several waiters
 wins; the winner checks that it took the lock it judged stale (the token), puts it back when
@@ -89,7 +91,7 @@ def _dead_here(owner: Owner) -> bool:
 
 
 def server_now(clock: Path) -> float:
-    """The file server's time: touch a file of ours in DEST and read its modification time."""
+    """The file server's time: touch a file of ours in the shared folder, read its mtime."""
     clock.parent.mkdir(parents=True, exist_ok=True)
     with open(clock, "a"):
         pass
@@ -110,12 +112,19 @@ def remove_leftovers(locks: Path) -> None:
 
 
 class LeaseLock:
-    """The lock of one repository (`folder`); `clock` is a file of this host's in DEST."""
+    """The lock of one repository (`folder`); `clock`: this host's file in the shared folder."""
 
-    def __init__(self, folder: Path, clock: Path, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        clock: Path,
+        say: Callable[[str], None],
+        waiting: Callable[[], None] = lambda: None,
+    ) -> None:
         self.folder = folder
         self.clock = clock
         self.say = say
+        self.waiting = waiting  # called at each look while waiting: it may raise, to give up
         self.owner = me()
 
     @contextlib.contextmanager
@@ -159,6 +168,7 @@ class LeaseLock:
             if not announced:
                 self.say(f"waiting for {owner.host} pid {owner.pid}, which holds {self.folder}")
                 announced = True
+            self.waiting()
             time.sleep(POLL)
 
     def _aside(self, kind: str) -> str:
