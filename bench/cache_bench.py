@@ -41,22 +41,25 @@ BYTES_GOAL, DISK_GOAL = 0.05, 0.10
 RUNS = ("no cache", "first", "second, dissociate", "third, share")
 
 
-def git_bytes(folder: Path) -> int:
-    """Bytes of the files under `folder`, each inode once (hard links are not counted twice)."""
+def git_bytes(folder: Path, *, own: bool = False) -> int:
+    """Bytes of the files under `folder`, each inode once; with `own`, only the files no other
+    folder links to (what the workspace adds to the disk beside the cache)."""
     seen: set[int] = set()
     total = 0
     for path in folder.rglob("*"):
         info = path.lstat()
         if path.is_file() and not path.is_symlink() and info.st_ino not in seen:
             seen.add(info.st_ino)
-            total += info.st_size
+            if not own or info.st_nlink == 1:
+                total += info.st_size
     return total
 
 
 def one_round(
     scratch: Path, base: str, repo: str, projects: str, traffic: Traffic
-) -> dict[str, tuple[float, int, int]]:
-    """Each run of `RUNS` once, in order: {run: (seconds, network bytes, .git bytes)}."""
+) -> dict[str, tuple[float, int, int, int]]:
+    """Each run of `RUNS` once, in order: {run: (seconds, network bytes, .git bytes, .git
+    bytes not hard-linked elsewhere)}."""
     cache = scratch / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     results = {}
@@ -83,7 +86,8 @@ def one_round(
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"{name}: inv clone failed:\n{done.stderr}")
-        results[name] = (seconds, traffic.received, git_bytes(workspace / "mmlab_extension/.git"))
+        gitdir = workspace / "mmlab_extension/.git"
+        results[name] = (seconds, traffic.received, git_bytes(gitdir), git_bytes(gitdir, own=True))
     return results
 
 
@@ -97,14 +101,16 @@ def scenario(
         for _ in range(args.repeat):
             rounds.append(one_round(scratch, base, repo, projects, traffic))
     median = {
-        name: tuple(statistics.median(r[name][i] for r in rounds) for i in range(3))
+        name: tuple(statistics.median(r[name][i] for r in rounds) for i in range(4))
         for name in RUNS
     }
     print(f"\n{label}")
-    print(f"  {'run':<20} {'wall s':>8} {'network bytes':>14} {'.git bytes':>12}")
+    print(
+        f"  {'run':<20} {'wall s':>8} {'network bytes':>14} {'.git bytes':>12} {'not linked':>12}"
+    )
     for name in RUNS:
-        seconds, received, disk = median[name]
-        print(f"  {name:<20} {seconds:8.2f} {received:14,.0f} {disk:12,.0f}")
+        seconds, received, disk, own = median[name]
+        print(f"  {name:<20} {seconds:8.2f} {received:14,.0f} {disk:12,.0f} {own:12,.0f}")
     first = median["first"]
     second, third = median["second, dissociate"], median["third, share"]
     print(
@@ -114,7 +120,8 @@ def scenario(
     )
     print(
         f"  share-mode .git / first's: {third[2] / first[2]:.3f}x;"
-        f" dissociate .git / first's: {second[2] / first[2]:.2f}x;"
+        f" dissociate .git / first's: {second[2] / first[2]:.2f}x"
+        f" ({second[3] / first[2]:.3f}x not hard-linked to the cache);"
         f" first with the cache / no cache: wall {first[0] / median['no cache'][0]:.2f}x,"
         f" network {first[1] / median['no cache'][1]:.2f}x"
     )
