@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import shown
 from .git import Git
-from .gitcache import GitCache, borrowed
 from .paths import is_inside
 from .submodules import CloneError
+
+if TYPE_CHECKING:  # (the cache itself is imported only by the runs that use one)
+    from .gitcache import GitCache
 
 
 class Borrower(NamedTuple):
@@ -25,6 +27,17 @@ class Borrower(NamedTuple):
     def gone(self) -> tuple[Path, ...]:
         """The borrowed object folders that are not there any more."""
         return tuple(path for path in self.borrows if not path.is_dir())
+
+
+def borrowed(gitdir: Path) -> list[Path]:
+    """The object folders a repository borrows from (its `objects/info/alternates`)."""
+    alternates = gitdir / "objects" / "info" / "alternates"
+    try:
+        text = alternates.read_text(errors="surrogateescape")
+    except OSError:
+        return []
+    lines = (line.strip() for line in text.splitlines())
+    return [Path(gitdir / "objects" / line) for line in lines if line and not line.startswith("#")]
 
 
 def borrowers(root: Path) -> list[Borrower]:

@@ -12,7 +12,6 @@ from .borrowing import Borrower, Refill, plan_dissociations, plan_refills
 from .checkouts import SUPERPROJECT, CheckoutRecord
 from .errors import shown
 from .git import GITHUB, Git
-from .gitcache import cache_for
 from .paths import creatable_problem, typo_problem
 from .repository import look_at, origin_url, submodule_states
 from .settings import Settings, fix_hint
@@ -107,7 +106,11 @@ def plan_clone(settings: Settings, git: Git, *, update: bool = False) -> ClonePl
             "point MMLAB_EXTENSION_PATH elsewhere (inv env --extension-path …)"
             " or MMLAB_EXTENSION_REPO at that repository",
         )
-    cache = cache_for(settings.git_cache, git, share=settings.shares_objects)
+    cache = None
+    if settings.git_cache is not None:
+        from .gitcache import cache_for  # (only the runs that use a cache import it)
+
+        cache = cache_for(settings.git_cache, git, share=settings.shares_objects)
     refills = tuple(plan_refills(git, path, cache))
     dissociations = tuple(plan_dissociations(path, cache))
     incomplete = incomplete_submodules(git, path, submodule_states(git, path))

@@ -18,7 +18,6 @@ shallow fetches (README, "Git cache").
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -31,7 +30,6 @@ from pathlib import Path
 from .errors import BootstrapError, shown
 from .fetch_state import BY_COMMIT, Stopped
 from .git import Git
-from .leaselock import LeaseLock
 from .outcomes import Outcome
 from .paths import is_inside
 
@@ -63,6 +61,8 @@ def cache_key(url: str) -> str:
         parts = [host, *trimmed[found.end() :].split("/")]
         if all(_PLAIN.fullmatch(part) for part in parts) and len(parts) >= 2:
             return "/".join(parts) + ".git"
+    import hashlib  # (only for URLs of odd shapes)
+
     digest = hashlib.sha256(trimmed.encode(errors="surrogateescape")).hexdigest()[:20]
     tail = trimmed.rpartition("/")[2]
     label = tail if _PLAIN.fullmatch(tail) else "repository"
@@ -180,6 +180,8 @@ class GitCache:
         """Hold the cache repository's lease lock (one fetch into it at a time, from any
         workspace on any machine that shares the cache; see `leaselock`)."""
 
+        from .leaselock import LeaseLock  # (only when a fetch into the cache is needed)
+
         def waiting() -> None:
             if stopped():
                 raise Stopped
@@ -243,17 +245,6 @@ def drop_borrowing(gitdir: Path, cache: Path) -> None:
         os.replace(partial, alternates)
     else:
         alternates.unlink(missing_ok=True)
-
-
-def borrowed(gitdir: Path) -> list[Path]:
-    """The object folders a repository borrows from (its `objects/info/alternates`)."""
-    alternates = gitdir / "objects" / "info" / "alternates"
-    try:
-        text = alternates.read_text(errors="surrogateescape")
-    except OSError:
-        return []
-    lines = (line.strip() for line in text.splitlines())
-    return [Path(gitdir / "objects" / line) for line in lines if line and not line.startswith("#")]
 
 
 def _remove_stale_locks(repo: Path) -> None:
