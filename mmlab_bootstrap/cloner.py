@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .adopted import check_adopted, describe_adopted, linked_locations
 from .adopted_writer import update_adopted
-from .borrowing import Borrower, Refill, missing_objects, repository_name
+from .borrow_repairs import repair_borrowing
 from .cache_clone import clone_through_cache, describe, fetch_through_cache
 from .changes import Changes
 from .checkouts import SUPERPROJECT, CheckoutRecord
@@ -24,7 +24,7 @@ from .clone import FULL_SHA, ClonePlan, mirrored
 from .errors import shown
 from .fetching import SubmoduleFetcher
 from .git import Git
-from .gitcache import GitCache, cache_for, drop_borrowing
+from .gitcache import GitCache, cache_for
 from .outcomes import GitError, Outcome, failure, git_message
 from .progress import Board
 from .report import Reporter
@@ -50,21 +50,7 @@ class Cloner:
         """Fresh clone, completion of what is missing, or `--update`; nothing else. (A plan
         with nothing to do never gets here: `steps.clone_step` says `up to date` itself.)"""
         root = plan.path
-        for refill in plan.refills:
-            self.changes.make(
-                f"fetch {refill.commit[:12]} of {refill.url} into the git cache again"
-                f" ({refill.name} borrows its objects, which are gone)",
-                functools.partial(self._refill, refill),
-            )
-        for borrower in plan.dissociations:
-            repack = ["--git-dir", str(borrower.gitdir), "repack", "-a", "-d", "-q"]
-            self.changes.make(
-                [
-                    f"run: {shlex.join(self.git.command(repack))}",
-                    f"take the git cache out of {borrower.gitdir}/objects/info/alternates",
-                ],
-                functools.partial(self._dissociate, borrower, repack),
-            )
+        repair_borrowing(self.cache, self.git, self.changes, plan.refills, plan.dissociations)
         if plan.fresh:
             self._fresh(plan)
             self._submodules(root, adopted=False)  # nothing is linked in a fresh clone
@@ -85,33 +71,6 @@ class Cloner:
             names = ", ".join(entry.path for entry in plan.incomplete)
             self.report.info(f"completing {len(plan.incomplete)} submodule(s): {names}")
             self._submodules(root)
-
-    def _refill(self, refill: Refill) -> None:
-        """Bring a commit back into the cache for a repository that borrows its objects."""
-        assert self.cache is not None  # (the planner finds refills only with a cache)
-        brought = self.cache.bring(refill.url, refill.commit)
-        if not brought.ok:
-            raise failure(brought, refill.url, f"fetching {refill.name} into the git cache")
-        borrower = Borrower(refill.gitdir, (self.cache.repository(refill.url) / "objects",))
-        if missing_objects(self.git, borrower):
-            store = self.cache.repository(refill.url)
-            raise CloneError(
-                f"the git cache repository {shown(str(store))} holds commit {refill.commit[:12]}"
-                f" but lacks objects that {refill.name} borrows",
-                f"move that cache repository away (mv '{store}' '{store}.broken'), then run:"
-                " inv clone (every workspace that shares it needs the same)",
-            )
-        self.report.done(f"{refill.name}: its borrowed objects are back in the git cache")
-
-    def _dissociate(self, borrower: Borrower, repack: list[str]) -> None:
-        """Give a repository that borrows from the cache its own copy of the objects."""
-        assert self.cache is not None  # (planned only with a cache)
-        packed = self.git.change(repack)
-        if not packed.ok:
-            raise failure(packed, str(borrower.gitdir), "copying borrowed objects")
-        drop_borrowing(borrower.gitdir, self.cache.root)
-        name = repository_name(self.git, self.settings.extension_path, borrower.gitdir)
-        self.report.done(f"{name}: copied the objects it borrowed from the git cache into it")
 
     def _fresh(self, plan: ClonePlan) -> None:
         if os.path.lexists(plan.partial):
