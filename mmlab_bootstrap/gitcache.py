@@ -6,13 +6,15 @@ Everything rests on git's own mechanisms:
 - into the cache: `git fetch --depth 1 URL <commit>:refs/mmlab-bootstrap/<commit>`. The ref
   keeps the commit reachable, so that even a `git gc` run by hand keeps what workspaces
   borrow; the tool sets `gc.auto 0` and never prunes or collects garbage in a cache.
-- into a workspace: `git fetch --depth 1 <cache repository> <commit>`, a local fetch after
-  which git has written the workspace's `shallow` file itself. In share mode the workspace's
-  `objects/info/alternates` names the cache's objects first, so that this fetch copies nothing.
+- into a workspace (`lend`): in share mode its `objects/info/alternates` names the cache
+  repository's objects; in dissociate mode the cache repository's pack is hard-linked in when
+  it is the only one. With the objects there, the commit's entry in the cache's `shallow`
+  file is copied to the workspace's (git would not find its parents); otherwise a local
+  `git fetch --depth 1 <cache repository> <commit>` copies what is needed and writes it.
 
 Not `--reference`: git refuses a shallow repository as a reference, `clone --shared` ignores a
-shallow source, and an alternate written by hand without the `shallow` entry breaks later
-shallow fetches (README, "Git cache").
+shallow source, and an alternate written without the `shallow` entry breaks later shallow
+fetches (README, "Git cache").
 """
 
 from __future__ import annotations
