@@ -539,3 +539,37 @@ def test_a_long_run_says_what_it_is_still_fetching(workspace: Path, tmp_path: Pa
     run = inv(workspace, "mirror", str(tmp_path / "mirror"), env=env)
     assert run.code == 0, run.err
     assert any(line.startswith("… still working: fake/") for line in run.lines), run.out
+
+
+def test_update_through_the_mirror_and_a_cache_after_upstream_moves(
+    workspace: Path, fixture: Fixture, tmp_path: Path
+) -> None:
+    """The team's whole path: build the mirror, clone two workspaces through it with a shared
+    cache (share mode); upstream records a new mmdetection commit; `inv mirror` brings it in,
+    and `inv clone --update` through the mirror (GitHub gone) updates both workspaces, the
+    second taking it from the cache."""
+    dest, cache = tmp_path / "mirror", tmp_path / "cache"
+    assert mirror(workspace, fixture, dest).code == 0
+    env = {
+        "MMLAB_GIT_MIRROR": f"file://{dest}/",
+        "MMLAB_EXTENSION_REPO": fixture.github_url,
+        "MMLAB_GIT_CACHE": str(cache),
+        "MMLAB_GIT_CACHE_MODE": "share",
+    }
+    second = tmp_path / "second"
+    second.mkdir()
+    shutil.copy(workspace / "tasks.py", second / "tasks.py")
+    for folder in (workspace, second):
+        assert inv(folder, "clone", env=env).code == 0
+    moved = advance(fixture, "mmdetection", tip_bytes=2000)
+    tip = record_submodule(fixture, "mmlab_extension", "mmdetection", "../mmdetection.git", moved)
+    assert mirror(workspace, fixture, dest).code == 0
+    os.rename(fixture.served, tmp_path / "github is gone")
+    for folder in (workspace, second):
+        run = inv(folder, "clone", "--update", env=env)
+        assert run.code == 0, run.err
+        ext = folder / "mmlab_extension"
+        assert stock_git("-C", str(ext), "rev-parse", "HEAD").stdout.strip() == tip
+        head = stock_git("-C", str(ext / "mmdetection"), "rev-parse", "HEAD").stdout.strip()
+        assert head == moved
+        assert stock_git("-C", str(ext / "mmdetection"), "fsck").returncode == 0
