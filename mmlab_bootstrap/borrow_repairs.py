@@ -13,7 +13,7 @@ from .borrowing import Borrower, Refill, missing_objects, repository_name
 from .changes import Changes
 from .errors import shown
 from .git import Git
-from .gitcache import GitCache, drop_borrowing
+from .gitcache import GitCache, drop_borrowing, replace_borrowing
 from .outcomes import failure
 from .report import Reporter
 from .submodules import CloneError
@@ -47,15 +47,17 @@ def repair_borrowing(
 
 
 def _refill(cache: GitCache, git: Git, report: Reporter, refill: Refill) -> None:
-    """Bring a commit back into the cache for a repository that borrows its objects."""
+    """Bring a commit back into the cache for a repository that borrows its objects, and
+    borrow from that cache repository instead of object folders that are gone."""
     brought = cache.bring(refill.url, refill.commit)
     if not brought.ok:
         raise failure(brought, refill.url, f"fetching {refill.name} into the git cache")
     store = cache.repository(refill.url)
+    replace_borrowing(refill.gitdir, refill.gone, store / "objects")
     if missing_objects(git, Borrower(refill.gitdir, (store / "objects",))):
         raise CloneError(
             f"the git cache repository {shown(str(store))} holds commit {refill.commit[:12]}"
-            f" but lacks objects that {refill.name} borrows",
+            f" but {refill.name} still lacks objects it needs",
             f"move that cache repository away (mv '{store}' '{store}.broken'), then run:"
             " inv clone (every workspace that shares it needs the same)",
         )

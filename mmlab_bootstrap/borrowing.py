@@ -93,8 +93,9 @@ def borrowing_problems(git: Git, root: Path) -> list[str]:
             continue
         name = repository_name(git, root, borrower.gitdir)
         where = borrower.gone[0] if borrower.gone else borrower.borrows[0]
-        state = "is gone" if borrower.gone else "lacks objects it needs"
-        problems.append(f"{name} borrows objects from {where}, which {state} (run: inv clone)")
+        problems.append(
+            f"{name} borrows objects from {where}, which {_state(borrower)} (run: inv clone)"
+        )
     return problems
 
 
@@ -108,18 +109,20 @@ def repository_name(git: Git, root: Path, gitdir: Path) -> str:
 
 
 class Refill(NamedTuple):
-    """A borrowing repository whose commit the cache must get again: from `url`, into the
-    cache repository whose objects it borrows."""
+    """A borrowing repository whose objects are not all there: its commit is fetched into
+    the cache of these settings again (from `url`), which it then borrows from instead of
+    the object folders that are `gone` (a cache deleted, or moved and named anew)."""
 
     gitdir: Path
     url: str
     commit: str
     name: str
+    gone: tuple[Path, ...] = ()
 
 
 def plan_refills(git: Git, root: Path, cache: GitCache | None) -> list[Refill]:
     """The borrowing repositories to repair by fetching their commit into the cache again;
-    refuses those that borrow from a folder outside the cache of these settings."""
+    without a cache to fetch into, refuses."""
     refills = []
     for borrower in borrowers(root):
         if not missing_objects(git, borrower):
@@ -128,21 +131,21 @@ def plan_refills(git: Git, root: Path, cache: GitCache | None) -> list[Refill]:
         url = git.probe([*at, "config", "--get", "remote.origin.url"]).out.strip()
         head = git.probe([*at, "rev-parse", "-q", "--verify", "HEAD"]).out.strip()
         name = repository_name(git, root, borrower.gitdir)
-        objects = cache.repository(url) / "objects" if cache is not None and url else None
-        if objects is None or not any(
-            os.path.normpath(path) == os.path.normpath(objects) for path in borrower.borrows
-        ):
-            where = shown(str(borrower.borrows[0]))
+        if cache is None or not url:
+            where = shown(str((borrower.gone or borrower.borrows)[0]))
             raise CloneError(
-                f"{name} borrows objects from {where}, which is not a repository of the git"
-                f" cache {shown(str(cache.root)) if cache else '(MMLAB_GIT_CACHE is not set)'}",
-                "set MMLAB_GIT_CACHE back to the cache it was cloned with (inv env --git-cache"
-                " PATH), then: inv clone",
+                f"{name} borrows objects from {where}, which {_state(borrower)}, and there is"
+                " no git cache to fetch them into (MMLAB_GIT_CACHE is not set)",
+                "name the cache it was cloned with, or a new one (inv env --git-cache PATH),"
+                " then: inv clone",
             )
-        if not head or not is_inside(objects, cache.root if cache else objects):
-            continue
-        refills.append(Refill(borrower.gitdir, url, head, name))
+        if head:
+            refills.append(Refill(borrower.gitdir, url, head, name, borrower.gone))
     return refills
+
+
+def _state(borrower: Borrower) -> str:
+    return "is gone" if borrower.gone else "lacks objects it needs"
 
 
 def plan_dissociations(root: Path, cache: GitCache | None) -> list[Borrower]:

@@ -26,7 +26,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .errors import BootstrapError, shown
@@ -61,7 +61,9 @@ def cache_key(url: str) -> str:
     if found and not trimmed.startswith("file:"):
         host = (found["host"] or found["scp"]).lower().rpartition("@")[2].replace(":", "_")
         parts = [host, *trimmed[found.end() :].split("/")]
-        if all(_PLAIN.fullmatch(part) for part in parts) and len(parts) >= 2:
+        plain = all(_PLAIN.fullmatch(part) for part in parts)
+        nested = any(part.endswith(".git") for part in parts[:-1])  # (inside another one)
+        if plain and not nested and len(parts) >= 2:
             return "/".join(parts) + ".git"
     import hashlib  # (only for URLs of odd shapes)
 
@@ -92,9 +94,27 @@ class GitCache:
         return self.root / cache_key(url)
 
     def holds(self, url: str, commit: str) -> bool:
-        """Whether the cache has `commit` of `url` (no network)."""
+        """Whether the cache has `commit` of `url` whole (no network): its ref is there, which
+        git writes only after the pack and the `shallow` entry (a fetch killed before, or
+        still running, leaves the commit without that entry: not held)."""
         repo = self.repository(url)
-        return repo.is_dir() and self.git.probe(["cat-file", "-e", f"{commit}^{{commit}}"], repo).ok
+        if not repo.is_dir():
+            return False
+        kept = self._git(repo, "rev-parse", "-q", "--verify", f"{KEPT}{commit}^{{commit}}")
+        return kept.ok and kept.out.strip() == commit and self._whole(repo, commit)
+
+    def _whole(self, repo: Path, commit: str) -> bool:
+        """Whether `commit`'s parents are either in the cache or marked shallow there (a
+        `shallow` file edited by hand would leave neither)."""
+        if commit in _lines(repo / "shallow"):
+            return True
+        parents = parent_ids(self._git(repo, "cat-file", "commit", commit).out)
+        return all(self._git(repo, "cat-file", "-e", parent).ok for parent in parents)
+
+    def _git(self, repo: Path, *args: str) -> Outcome:
+        """A read-only git command in a cache repository, named by `--git-dir` (never found
+        from a folder: a damaged one must not lead git to a repository around the cache)."""
+        return self.git.probe(["--git-dir", str(repo), *args])
 
     def bring(
         self,
@@ -113,10 +133,12 @@ class GitCache:
         with self._locked(repo, stopped):
             if self.holds(url, commit):  # brought by another workspace meanwhile
                 return Outcome(0, "", "")
-            _remove_stale_locks(repo)
+            _remove_leftovers(repo)
+            self.git.change(["--git-dir", str(repo), "update-ref", "-d", f"{KEPT}{commit}"])
             wanted = f"+{name}:{KEPT}{commit}" if name else f"{commit}:{KEPT}{commit}"
-            args = ["fetch", *BY_COMMIT, "--progress", url, wanted]
-            fetched = self.git.network(args, cwd=repo, url=url, watch=watch)
+            at = ["--git-dir", str(repo)]
+            args = [*at, "fetch", *BY_COMMIT, "--progress", url, wanted]
+            fetched = self.git.network(args, url=url, watch=watch)
             if fetched.ok and not self.holds(url, commit):  # `name` moved on meanwhile
                 return Outcome(1, "", f"{name} no longer points at {commit} on {url}")
             return fetched
@@ -140,7 +162,7 @@ class GitCache:
             # All there: what the fetch would add is the `shallow` entry (the cache lacks the
             # commit's parents, and so does the workspace), and FETCH_HEAD when asked for. (A
             # fetch would send the commit again: git does not count a shallow one as a `have`.)
-            if commit in _lines(repo / "shallow"):
+            if self._parents_missing(at, cwd, commit):
                 _add_line(gitdir / "shallow", commit)
             if fetch_head:
                 return self.git.change([*at, "update-ref", "--no-deref", "FETCH_HEAD", commit], cwd)
@@ -150,18 +172,31 @@ class GitCache:
             args.remove("--no-write-fetch-head")
         return self.git.change(args, cwd)
 
+    def _parents_missing(self, at: list[str], cwd: Path | None, commit: str) -> bool:
+        """Whether the workspace repository lacks a parent of `commit` (then its `shallow`
+        file must list it, as the cache's does)."""
+        parents = parent_ids(self.git.probe([*at, "cat-file", "commit", commit], cwd).out)
+        return any(not self.git.probe([*at, "cat-file", "-e", p], cwd).ok for p in parents)
+
     def _made(self, url: str) -> Path:
         """The cache repository of `url`, made (in a temporary folder, then moved into place,
         so that a kill or a concurrent run never leaves a half-made one) if it is not there."""
         repo = self.repository(url)
-        if repo.is_dir():
-            return repo
+        if os.path.lexists(repo):
+            if repo.is_dir() and self._git(repo, "rev-parse", "--is-bare-repository").ok:
+                return repo
+            raise CacheError(
+                f"{shown(str(repo))} in the git cache is not a git repository (damaged?);"
+                " left alone",
+                f"move it away (mv '{repo}' '{repo}.broken'), then run: inv clone",
+            )
         partial = repo.with_name(f".{repo.name}.{os.getpid()}.{time.monotonic_ns()}.partial")
         try:
             repo.parent.mkdir(parents=True, exist_ok=True)
             made = self.git.change(["init", "-q", "--bare", "--", str(partial)])
+            at = ["--git-dir", str(partial)]
             for key, value in CACHE_CONFIG:
-                made = made if not made.ok else self.git.change(["config", key, value], partial)
+                made = made if not made.ok else self.git.change([*at, "config", key, value])
             if made.ok:
                 with contextlib.suppress(OSError):
                     os.rename(partial, repo)  # (another run made it first: theirs is as good)
@@ -171,7 +206,8 @@ class GitCache:
             shutil.rmtree(partial, ignore_errors=True)
         if not repo.is_dir():
             raise CacheError(
-                f"cannot make the git cache repository {shown(str(repo))}: {made.err.strip()}",
+                f"cannot make the git cache repository {shown(str(repo))}:"
+                f" {made.err.strip() or 'it is not there after making it'}",
                 "choose a git cache folder you can write (inv env --git-cache PATH), or none"
                 " (inv env --git-cache '')",
             )
@@ -228,37 +264,56 @@ def _lines(path: Path) -> list[str]:
 def _add_line(path: Path, line: str) -> None:
     """Add a line to one of git's line files (alternates, shallow), once, atomically."""
     lines = _lines(path)
-    if line in lines:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-    partial.write_text("".join(f"{each}\n" for each in [*lines, line]), errors="surrogateescape")
-    os.replace(partial, path)
+    if line not in lines:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_lines(path, [*lines, line])
 
 
 def drop_borrowing(gitdir: Path, cache: Path) -> None:
     """Take the cache's object folders out of a repository's alternates (after a repack gave
     it its own copy)."""
     alternates = gitdir / "objects" / "info" / "alternates"
-    kept = [line for line in _lines(alternates) if not is_inside(Path(line), cache)]
-    if kept:
-        partial = alternates.with_name(f"alternates.{os.getpid()}.partial")
-        partial.write_text("".join(f"{line}\n" for line in kept), errors="surrogateescape")
-        os.replace(partial, alternates)
-    else:
-        alternates.unlink(missing_ok=True)
+    _write_lines(
+        alternates, [line for line in _lines(alternates) if not is_inside(Path(line), cache)]
+    )
 
 
-def _remove_stale_locks(repo: Path) -> None:
-    """Remove lock files a killed git left in a cache repository: the caller holds its lock,
-    and only this tool writes there."""
+def replace_borrowing(gitdir: Path, gone: Sequence[Path], objects: Path) -> None:
+    """Borrow from `objects` instead of the object folders that are `gone`."""
+    alternates = gitdir / "objects" / "info" / "alternates"
+    dropped = {os.path.normpath(path) for path in gone}
+    kept = [line for line in _lines(alternates) if os.path.normpath(line) not in dropped]
+    _write_lines(alternates, kept)
+    _add_line(alternates, str(objects))
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    """Replace a git line file atomically; remove it when no line is left."""
+    if not lines:
+        path.unlink(missing_ok=True)
+        return
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    partial.write_text("".join(f"{line}\n" for line in lines), errors="surrogateescape")
+    os.replace(partial, path)
+
+
+def _remove_leftovers(repo: Path) -> None:
+    """Remove what a killed git left in a cache repository: lock files, and the temporary
+    pack files of a fetch (the caller holds its lock, and only this tool writes there)."""
     candidates = [repo / f"{name}.lock" for name in ("shallow", "packed-refs", "config", "HEAD")]
     kept = repo / KEPT
     if kept.is_dir():
         candidates += kept.glob("*.lock")
-    for lock in candidates:
+    candidates += (repo / "objects" / "pack").glob("tmp_*")
+    for leftover in candidates:
         with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
+            leftover.unlink()
+
+
+def parent_ids(commit_text: str) -> list[str]:
+    """The parents a commit object names (`git cat-file commit`), read without walking."""
+    header = commit_text.partition("\n\n")[0]
+    return [line[len("parent ") :] for line in header.splitlines() if line.startswith("parent ")]
 
 
 def cache_for(root: Path | None, git: Git, *, share: bool) -> GitCache | None:

@@ -251,6 +251,8 @@ def test_cache_keys_of_one_repository_agree() -> None:
     assert cache_key("git@github.com:a/b.git") == "github.com/a/b.git"
     assert cache_key("https://github.com/a/../b").startswith("other/")
     assert cache_key("file:///srv/x.git") != cache_key("file:///srv/y.git")
+    # never inside another cache repository (a relative `./sub` URL of a superproject)
+    assert cache_key("https://github.com/a/b.git/sub").startswith("other/")
 
 
 def _record(fixture: Fixture, name: str, commit: str) -> str:
@@ -324,6 +326,7 @@ def test_kills_while_fetching_into_the_cache_are_finished_by_a_rerun(tmp_path: P
             for repo in _repositories(workspace / "mmlab_extension"):
                 _fsck(repo)
             _fsck(store)
+            assert not list(store.glob("objects/pack/tmp_*"))  # the killed fetch's pack
     assert landed == 2, "a kill did not land mid-work"
     assert not (store / "shallow.lock").exists()
 
@@ -404,3 +407,93 @@ def test_a_fetch_into_the_cache_waits_for_another_machines_lease(tmp_path: Path)
     assert "broke the lock of" in text and "no longer running" in text
     assert_healthy(workspace, fixture)
     assert os.listdir(locks) == []
+
+
+def _log_works(repo: Path, rev: str = "HEAD") -> None:
+    done = subprocess.run(["git", "-C", str(repo), "log", "--oneline", rev], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_a_commit_whose_fetch_stopped_before_its_shallow_entry_is_fetched_again(
+    tmp_path: Path,
+) -> None:
+    """git installs a fetched pack, then writes the `shallow` entry, then the ref. A cache
+    repository caught between (a fetch killed there, or still running in another workspace)
+    or whose `shallow` file was emptied by hand does not hold the commit: the next clone
+    fetches it again, and no workspace gets a commit whose parents git cannot find."""
+    fixture = _fixture(tmp_path)
+    cache = tmp_path / "cache"
+    store = cache / cache_key(f"{GITHUB}{OWNER}/mmdetection.git")
+    for number, mode in enumerate(("dissociate", "share", "dissociate")):
+        env = _env(fixture, fixture.mirror, cache, mode)
+        first = _workspace(tmp_path, f"first{number}")
+        assert inv(first, "clone", env=env).code == 0
+        commit = fixture.tips["mmdetection"]
+        (store / "shallow").write_text("")  # as the kill left it (or a hand emptied it)
+        if number < 2:
+            git("--git-dir", str(store), "update-ref", "-d", f"refs/mmlab-bootstrap/{commit}")
+        workspace = _workspace(tmp_path, f"ws{number}")
+        run = inv(workspace, "clone", env=env)
+        assert run.code == 0, run.err
+        assert_healthy(workspace, fixture)
+        for repo in _repositories(workspace / "mmlab_extension"):
+            _log_works(repo)
+            _fsck(repo)
+        assert commit in (store / "shallow").read_text()
+        _log_works(store, commit)
+        shutil.rmtree(cache)
+
+
+def test_a_damaged_cache_repository_is_named_and_nothing_around_the_cache_is_touched(
+    tmp_path: Path,
+) -> None:
+    """A cache inside another git repository (the workspace's own checkout, say), one of its
+    repositories without its objects: `inv clone` names it with the command that fixes it,
+    and git never reaches the repository around the cache; after that command, a clone
+    repairs the workspace."""
+    fixture = _fixture(tmp_path)
+    outer = _workspace(tmp_path, "outer")
+    git("init", "-q", str(outer))
+    git("-C", str(outer), "add", "tasks.py")
+    git("-C", str(outer), "commit", "-q", "-m", "mine")
+    before = (git("-C", str(outer), "for-each-ref"), sorted(os.listdir(outer / ".git")))
+    cache = outer / ".cache" / "git"
+    env = _env(fixture, fixture.mirror, cache, "share")
+    assert inv(outer, "clone", env=env).code == 0
+    store = cache / cache_key(f"{GITHUB}{OWNER}/mmdetection.git")
+    shutil.rmtree(store / "objects")
+    run = inv(outer, "clone", env=env)
+    assert run.code == 1
+    lines = run.err.strip().splitlines()
+    assert lines[0].startswith("error: ") and "is not a git repository" in lines[0], run.err
+    assert lines[1].startswith("hint: move it away (mv ") and "inv clone" in lines[1]
+    assert (git("-C", str(outer), "for-each-ref"), sorted(os.listdir(outer / ".git"))) == before
+    os.rename(store, f"{store}.broken")
+    run = inv(outer, "clone", env=env)
+    assert run.code == 0, run.err
+    assert _status_json(outer, env)["superproject"]["borrowing_problems"] == []  # type: ignore[index]
+    assert (git("-C", str(outer), "for-each-ref"), sorted(os.listdir(outer / ".git"))) == before
+    for repo in _repositories(outer / "mmlab_extension"):
+        _fsck(repo)
+
+
+def test_a_moved_share_mode_cache_is_named_anew(tmp_path: Path) -> None:
+    """The cache moved and MMLAB_GIT_CACHE set to its new place: `inv clone` points the
+    workspace's repositories at it (nothing fetched over the network), and the workspace is
+    healthy again."""
+    fixture = _fixture(tmp_path)
+    old, new, workspace = tmp_path / "cache", tmp_path / "moved", _workspace(tmp_path, "ws")
+    traffic = Traffic()
+    with served_over_network(fixture.served, traffic=traffic) as base:
+        assert inv(workspace, "clone", env=_env(fixture, base, old, "share")).code == 0
+        os.rename(old, new)
+        env = _env(fixture, base, new, "share")
+        assert len(_status_json(workspace, env)["superproject"]["borrowing_problems"]) == 4  # type: ignore[index, arg-type]
+        traffic.reset()
+        run = inv(workspace, "clone", env=env)
+        assert run.code == 0, run.err
+        assert traffic.received == 0
+    assert _status_json(workspace, env)["superproject"]["borrowing_problems"] == []  # type: ignore[index]
+    for repo in _repositories(workspace / "mmlab_extension"):
+        assert str(old) not in _alternates(repo) and str(new) in _alternates(repo)
+        _fsck(repo)
