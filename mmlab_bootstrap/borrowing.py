@@ -85,15 +85,17 @@ def missing_objects(git: Git, borrower: Borrower) -> bool:
     return not listed.ok or any(line.startswith("?") for line in listed.out.splitlines())
 
 
-def borrowing_problems(git: Git, root: Path) -> list[str]:
-    """What `status` says of repositories whose borrowed objects are gone (share mode)."""
-    problems = []
+def borrowing_problems(git: Git, root: Path) -> dict[str, str]:
+    """What `status` says of repositories whose borrowed objects are gone (share mode), by
+    the repository's path in the workspace ("." for the superproject)."""
+    problems = {}
     for borrower in borrowers(root):
         if not missing_objects(git, borrower):
             continue
         name = repository_name(git, root, borrower.gitdir)
         where = borrower.gone[0] if borrower.gone else borrower.borrows[0]
-        problems.append(
+        path = "." if borrower.gitdir == root / ".git" else name
+        problems[path] = (
             f"{name} borrows objects from {where}, which {_state(borrower)} (run: inv clone)"
         )
     return problems

@@ -218,6 +218,11 @@ class Cloner:
         else:
             fetched = git.network(fetch, cwd=root, url=repo)
         self._check_ref(fetched, repo, ref)
+        head = git.probe(["rev-parse", "-q", "--verify", "HEAD"], cwd=root).out.strip()
+        target = git.probe(["rev-parse", "-q", "--verify", "FETCH_HEAD^{commit}"], cwd=root)
+        if head and head == target.out.strip():
+            self.report.unchanged(f"{root} is up to date with {ref} ({head[:12]})", always=True)
+            return
         self._check_moving_submodules(root)
         check_adopted(self.settings, git, self.report, "FETCH_HEAD")  # adopted.py
         with self._noted_update(root, "FETCH_HEAD"):

@@ -54,6 +54,20 @@ class SubmoduleFetcher(NestedFetcher):
         """What `run` will do, as --dry shows it."""
         fetch = self.git.command(["fetch", *BY_COMMIT, "origin"], root / "<each submodule>")
         update = self.git.command(["submodule", "update", "--init", "--depth", "1", "--"], root)
+        cache = self.cache
+        if cache is not None:
+            fetch = [
+                *["git", "--git-dir", f"{cache.root}/<host>/<owner>/<name>.git", "fetch"],
+                *[*BY_COMMIT, "<its URL>"],
+            ]
+            borrowing = "borrowed" if cache.share else "hard-linked or copied"
+            return (
+                f"through the git cache {cache.root} ({cache.mode} mode), for each submodule"
+                f" after checking its URL: run {shlex.join(fetch)} <its recorded commit> unless"
+                f" the cache holds it, then its objects {borrowing} from there and the commit"
+                f" checked out (nested ones as soon as their parent is checked out;"
+                f" {self.jobs} at a time)"
+            )
         return (
             f"run: {shlex.join(fetch)} <its recorded commit>, then check that commit out, for"
             f" each submodule after checking its URL (nested ones as soon as their parent is"

@@ -227,7 +227,17 @@ class GitCache:
         tool = self.root / TOOL_FOLDER
         name = os.path.relpath(repo, self.root).replace(os.sep, "+")
         clock = tool / f"clock+{socket.gethostname()}"
-        with LeaseLock(tool / "locks" / name, clock, self.git.warn, waiting).held():
+        lock = LeaseLock(tool / "locks" / name, clock, self.git.warn, waiting)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(lock.held())
+            except OSError as error:  # (a read-only cache, say)
+                raise CacheError(
+                    f"cannot lock the git cache repository {shown(str(repo))}:"
+                    f" {error.strerror} ({shown(str(error.filename or tool))})",
+                    "choose a git cache folder you can write (inv env --git-cache PATH), or"
+                    " none (inv env --git-cache '')",
+                ) from None
             yield
 
 

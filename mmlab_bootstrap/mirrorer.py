@@ -10,20 +10,21 @@ killed run left (partial folders, git's `*.lock` files) is removed only under th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
 import shlex
 import shutil
 from collections.abc import Iterable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import NamedTuple
 
 from .changes import Changes
+from .errors import shown
 from .git import Answers, Git
 from .leaselock import LeaseLock
-from .mirrorlayout import Place, lock_folder
+from .mirrorlayout import MirrorError, Place, lock_folder
 from .mirrorplan import KEPT, RepoPlan, has_commit, look, needs_keeping
 from .outcomes import GitError, Outcome, failure
 from .report import Reporter
@@ -74,12 +75,17 @@ class Mirrorer:
     def sync(self, place: Place, commits: Iterable[str], *, fetch: bool) -> Synced:
         """Clone or fetch `place` (when `fetch`), and make sure it holds `commits` reachable."""
         git = self.git(place)
-        held = (
-            nullcontext()
-            if self.changes.dry
-            else LeaseLock(lock_folder(self.dest, place), self.clock, self.report.info).held()
-        )
-        with held:
+        with contextlib.ExitStack() as stack:
+            if not self.changes.dry:
+                lock = LeaseLock(lock_folder(self.dest, place), self.clock, self.report.info)
+                try:
+                    stack.enter_context(lock.held())
+                except OSError as error:  # (a read-only DEST, say)
+                    raise MirrorError(
+                        f"cannot lock {shown(str(place.path))} in the mirror: {error.strerror}"
+                        f" ({shown(str(error.filename or self.dest))})",
+                        "choose a DEST you can write to: inv mirror DEST",
+                    ) from None
             plan = look(git, place)  # again, under the lock: another run may have made it
             for leftover in plan.leftovers:
                 self.changes.make(

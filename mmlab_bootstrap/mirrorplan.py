@@ -43,7 +43,8 @@ class Child(NamedTuple):
 
 
 def destination(settings: Settings, given: str) -> Path:
-    """DEST as an absolute path, checked: not inside the mirror it is made from, creatable."""
+    """DEST as an absolute path, checked: not inside the mirror it is made from nor the
+    workspace's superproject (or holding either), creatable."""
     dest = Path(os.path.abspath(os.path.expanduser(given)))
     source = source_folder(settings.mirror)
     if source is not None and (is_inside(dest, source) or is_inside(source, dest)):
@@ -51,6 +52,13 @@ def destination(settings: Settings, given: str) -> Path:
             f"{shown(str(dest))} and the mirror it would be made from"
             f" ({shown(settings.mirror)}, MMLAB_GIT_MIRROR) lie inside one another",
             "choose a DEST outside it, or fetch from GitHub: inv mirror DEST --mirror ''",
+        )
+    extension = settings.extension_path
+    if is_inside(dest, extension) or is_inside(extension, dest):
+        raise MirrorError(
+            f"{shown(str(dest))} and the workspace's superproject {shown(str(extension))}"
+            " (MMLAB_EXTENSION_PATH) lie inside one another",
+            "choose a DEST outside the checkout: inv mirror /shared/mirror",
         )
     if os.path.lexists(dest) and not dest.is_dir():
         raise MirrorError(

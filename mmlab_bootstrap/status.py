@@ -50,7 +50,11 @@ def workspace_status(
         problems.append(f"{superproject['path']} is a clone of another repository")
     if superproject["present"]:
         problems += superproject["borrowing_problems"]
-    problems += [f"submodule {s['path']} is not complete" for s in submodules if not s["ready"]]
+    problems += [
+        f"submodule {s['path']} is not complete"
+        for s in submodules
+        if not s["ready"] and s["objects_present"]  # (else said above)
+    ]
     problems += [
         f"{link['location']} is {link['state']}" for link in links if link["state"] != "ok"
     ]
@@ -142,6 +146,7 @@ def _repository(
     if not facts.toplevel:
         return info, []
     origin = origin_url(git, path)
+    borrowed = borrowing_problems(git, path)
     info |= {
         "origin": origin,
         "same_repository": same_repository(origin, settings),
@@ -149,7 +154,7 @@ def _repository(
         "branch": facts.branch or None,
         "detached": not facts.branch,
         "shallow": facts.shallow,
-        "borrowing_problems": borrowing_problems(git, path),
+        "borrowing_problems": list(borrowed.values()),
         # -z and bytes: names are never decoded strictly (core.quotePath=false prints them raw)
         "local_changes": details
         and bool(git_names(git, ["status", "--porcelain", "-z", "--ignore-submodules=all"], path)),
@@ -157,13 +162,15 @@ def _repository(
     submodules = []
     for entry in submodule_states(git, path):
         checked_out = entry.flag != "-" and bool(entry.checked_out)
+        objects = entry.path not in borrowed  # (its borrowed objects are not gone)
         submodules.append(
             {
                 "path": entry.path,
                 "initialised": entry.flag != "-",
                 "at_recorded_commit": entry.flag == " ",
                 "checked_out": checked_out,
-                "ready": entry.flag == " " and checked_out,
+                "objects_present": objects,
+                "ready": entry.flag == " " and checked_out and objects,
             }
         )
     return info, submodules

@@ -35,6 +35,7 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         _line(report, False, f"superproject {superproject['path']}: not cloned")
     for submodule in status["submodules"]:
         state = "ok" if submodule["ready"] else (
+            "its borrowed objects are gone" if not submodule["objects_present"] else
             "not initialised" if not submodule["initialised"] else
             "not at the recorded commit" if not submodule["at_recorded_commit"] else
             "not checked out"

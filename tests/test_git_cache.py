@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from mmlab_bootstrap.gitcache import cache_key
 
-from .conftest import inv, snapshot
-from .gitfixture import GITHUB, OWNER, Fixture, advance, build_superproject, git
+from .conftest import assert_clean_error, inv, snapshot
+from .gitfixture import GITHUB, OWNER, Fixture, advance, build_superproject, git, push_commit
 from .netserve import Traffic, served_over_network
 from .test_clone import SUBMODULES, assert_healthy, status
 
@@ -133,6 +133,9 @@ def test_share_mode_borrows_objects_and_a_deleted_cache_is_reported_then_repaire
         assert not document["healthy"]
         text = inv(shared, "status", env=env)
         assert "mmdetection3d/third_party/spconv borrows objects from" in text.err + text.out
+        assert "submodule mmdetection: its borrowed objects are gone" in text.err + text.out
+        assert not any(s["ready"] for s in document["submodules"])  # type: ignore[attr-defined]
+        assert not [p for p in document["problems"] if "submodule" in p]  # type: ignore[attr-defined]
 
         before = snapshot(shared)
         dry = inv(shared, "clone", "--dry", env=env)
@@ -192,6 +195,9 @@ def test_update_goes_through_the_cache(tmp_path: Path) -> None:
             _fsck(repo)
     store = cache / cache_key(fixture.github_url)
     assert git("--git-dir", str(store), "cat-file", "-t", tip) == "commit"
+    again = inv(one, "clone", "--update", env=env)  # nothing new upstream: says so
+    assert again.code == 0, again.err
+    assert "is up to date with main" in again.out and "updated" not in again.out
 
 
 def test_concurrent_clones_through_one_cache(tmp_path: Path) -> None:
@@ -230,6 +236,7 @@ def test_dry_run_makes_no_cache(tmp_path: Path) -> None:
     run = inv(workspace, "clone", "--dry", env=_env(fixture, fixture.mirror, cache))
     assert run.code == 0, run.err
     assert f"into the git cache {cache / cache_key(fixture.github_url)}" in run.out
+    assert f"through the git cache {cache} (dissociate mode), for each submodule" in run.out
     assert not cache.exists() and not (workspace / "mmlab_extension").exists()
 
 
@@ -497,3 +504,22 @@ def test_a_moved_share_mode_cache_is_named_anew(tmp_path: Path) -> None:
     for repo in _repositories(workspace / "mmlab_extension"):
         assert str(old) not in _alternates(repo) and str(new) in _alternates(repo)
         _fsck(repo)
+
+
+def test_a_read_only_cache_that_lacks_a_commit_is_a_clean_error(
+    tmp_path: Path, mounts: list[Path]
+) -> None:
+    """A cache mounted read-only serves what it holds; a commit it lacks is one error line
+    naming the cache and one hint naming the flag that chooses another (or none)."""
+    fixture = _fixture(tmp_path)
+    cache = tmp_path / "cache"
+    env = _env(fixture, fixture.mirror, cache)
+    assert inv(_workspace(tmp_path, "one"), "clone", env=env).code == 0
+    subprocess.run(["mount", "--bind", str(cache), str(cache)], check=True)
+    mounts.append(cache)
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(cache)], check=True)
+    assert inv(_workspace(tmp_path, "two"), "clone", env=env).code == 0  # all there
+    push_commit(fixture, "mmlab_extension", "later.txt", b"later\n")
+    run = inv(_workspace(tmp_path, "three"), "clone", env=env)
+    assert_clean_error(run, "cannot lock the git cache repository", "Read-only file system")
+    assert "--git-cache" in run.err.splitlines()[1]

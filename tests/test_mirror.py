@@ -352,6 +352,16 @@ def test_clone_through_the_built_mirror_needs_nothing_else(
     assert head.stdout.strip() == fixture.tips["spconv"]
 
 
+def test_a_destination_inside_the_superproject_is_refused(
+    workspace: Path, fixture: Fixture
+) -> None:
+    """As a git cache there is: DEST in the workspace's checkout would fill it."""
+    ext = workspace / "mmlab_extension"
+    run = mirror(workspace, fixture, ext / "mm")
+    assert_clean_error(run, "lie inside one another")
+    assert not ext.exists()
+
+
 def test_refusals_are_clean_errors(workspace: Path, fixture: Fixture, tmp_path: Path) -> None:
     inside = fixture.served / "team"
     assert_clean_error(mirror(workspace, fixture, inside), "lie inside one another")
