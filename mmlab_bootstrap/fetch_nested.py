@@ -92,13 +92,16 @@ class NestedFetcher(ResumingFetcher):
                 )
             else:
                 cached = self._through_cache([], sub.folder, sub.recorded, sub.url, watch, stopped)
-                fetched = cached or self.git.network(
-                    ["fetch", *BY_COMMIT, "--progress", "origin", sub.recorded],
-                    cwd=sub.folder,
-                    url=sub.fetched,
-                    watch=watch,
-                    allow_file=allow_file,
-                )
+                if cached is not None:
+                    fetched = cached
+                else:
+                    fetched = self.git.network(
+                        ["fetch", *BY_COMMIT, "--progress", "origin", sub.recorded],
+                        cwd=sub.folder,
+                        url=sub.fetched,
+                        watch=watch,
+                        allow_file=allow_file,
+                    )
         if not fetched.ok:
             if fresh:  # as a failed `git clone` leaves nothing, nor does this
                 self._remove_new_repository(work, sub, gitdir)

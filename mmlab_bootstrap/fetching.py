@@ -56,10 +56,8 @@ class SubmoduleFetcher(NestedFetcher):
         update = self.git.command(["submodule", "update", "--init", "--depth", "1", "--"], root)
         cache = self.cache
         if cache is not None:
-            fetch = [
-                *["git", "--git-dir", f"{cache.root}/<host>/<owner>/<name>.git", "fetch"],
-                *[*BY_COMMIT, "<its URL>"],
-            ]
+            store = f"{cache.root}/<host>/<owner>/<name>.git"
+            fetch = ["git", "--git-dir", store, "fetch", *BY_COMMIT, "<its URL>"]
             borrowing = "borrowed" if cache.share else "hard-linked or copied"
             return (
                 f"through the git cache {cache.root} ({cache.mode} mode), for each submodule"
