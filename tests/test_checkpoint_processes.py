@@ -3,6 +3,7 @@ next run; two runs fetching the same file into the same storage at once; a termi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -64,6 +65,16 @@ def _partials(folder: Path) -> list[Path]:
     return [folder / n for n in os.listdir(folder)] if folder.is_dir() else []
 
 
+def _partial_bytes(folder: Path) -> int:
+    """Bytes in the partial files of a download (`.part-…`)."""
+    total = 0
+    for path in _partials(folder):
+        if ".part-" in path.name:
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+    return total
+
+
 def test_killed_downloads_are_finished_by_the_next_run(tmp_path: Path) -> None:
     """SIGKILL and SIGINT at random moments; each leaves at most a partial file (never a
     final one that is not verified), SIGINT exits 130; then one run completes it, verified,
@@ -81,8 +92,17 @@ def test_killed_downloads_are_finished_by_the_next_run(tmp_path: Path) -> None:
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
             )
-            time.sleep(chance.uniform(0.6, 1.2))
-            before = sum(p.stat().st_size for p in _partials(final.parent) if ".part-" in p.name)
+            # at a random moment once this run's download is under way (on a loaded machine
+            # the start alone can outlast a fixed delay, and a Ctrl-C before the task begins
+            # is invoke's: exit 1, nothing started)
+            started = _partial_bytes(final.parent)
+            deadline = time.monotonic() + 30
+            while process.poll() is None and time.monotonic() < deadline:
+                if _partial_bytes(final.parent) > started:
+                    break
+                time.sleep(0.01)
+            time.sleep(chance.uniform(0.0, 0.6))
+            before = _partial_bytes(final.parent)
             sig = signal.SIGKILL if number % 2 else signal.SIGINT
             process.send_signal(sig)
             _, err = process.communicate(timeout=30)
