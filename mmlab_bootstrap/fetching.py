@@ -60,7 +60,7 @@ class SubmoduleFetcher(NestedFetcher):
             fetch = ["git", "--git-dir", store, "fetch", *BY_COMMIT, "<its URL>"]
             borrowing = "borrowed" if cache.share else "hard-linked or copied"
             return (
-                f"through the git cache {cache.root} ({cache.mode} mode), for each submodule"
+                f"fetch each submodule through the git cache {cache.root} ({cache.mode} mode),"
                 f" after checking its URL: run {shlex.join(fetch)} <its recorded commit> unless"
                 f" the cache holds it, then its objects {borrowing} from there and the commit"
                 f" checked out (nested ones as soon as their parent is checked out;"

@@ -204,6 +204,13 @@ class GitCache:
             made = Outcome(1, "", str(error))
         finally:
             shutil.rmtree(partial, ignore_errors=True)
+        blocking = [p for p in repo.parents if is_inside(p, self.root) and p.is_file()]
+        if blocking:
+            raise CacheError(
+                f"{shown(str(blocking[0]))} in the git cache is a file, where a folder of"
+                " repositories goes; left alone",
+                f"move it away (mv '{blocking[0]}' '{blocking[0]}.old'), then run: inv clone",
+            )
         if not repo.is_dir():
             raise CacheError(
                 f"cannot make the git cache repository {shown(str(repo))}:"

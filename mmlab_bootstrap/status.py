@@ -154,6 +154,7 @@ def _repository(
         "branch": facts.branch or None,
         "detached": not facts.branch,
         "shallow": facts.shallow,
+        "objects_present": "." not in borrowed,  # (its borrowed objects are not gone)
         "borrowing_problems": list(borrowed.values()),
         # -z and bytes: names are never decoded strictly (core.quotePath=false prints them raw)
         "local_changes": details

@@ -25,7 +25,7 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         changes = ", local changes" if superproject["local_changes"] else ""
         _line(
             report,
-            superproject["same_repository"],
+            superproject["same_repository"] and superproject["objects_present"],
             f"superproject {superproject['path']}: {superproject['commit'][:12]} ({where},"
             f" {shallow}{changes})",
         )

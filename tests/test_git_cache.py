@@ -134,6 +134,7 @@ def test_share_mode_borrows_objects_and_a_deleted_cache_is_reported_then_repaire
         text = inv(shared, "status", env=env)
         assert "mmdetection3d/third_party/spconv borrows objects from" in text.err + text.out
         assert "submodule mmdetection: its borrowed objects are gone" in text.err + text.out
+        assert "ok superproject" not in text.out and not document["superproject"]["objects_present"]  # type: ignore[index]
         assert not any(s["ready"] for s in document["submodules"])  # type: ignore[attr-defined]
         assert not [p for p in document["problems"] if "submodule" in p]  # type: ignore[attr-defined]
 
@@ -236,7 +237,7 @@ def test_dry_run_makes_no_cache(tmp_path: Path) -> None:
     run = inv(workspace, "clone", "--dry", env=_env(fixture, fixture.mirror, cache))
     assert run.code == 0, run.err
     assert f"into the git cache {cache / cache_key(fixture.github_url)}" in run.out
-    assert f"through the git cache {cache} (dissociate mode), for each submodule" in run.out
+    assert f"would fetch each submodule through the git cache {cache} (dissociate mode)," in run.out
     assert not cache.exists() and not (workspace / "mmlab_extension").exists()
 
 
@@ -523,3 +524,16 @@ def test_a_read_only_cache_that_lacks_a_commit_is_a_clean_error(
     run = inv(_workspace(tmp_path, "three"), "clone", env=env)
     assert_clean_error(run, "cannot lock the git cache repository", "Read-only file system")
     assert "--git-cache" in run.err.splitlines()[1]
+
+
+def test_a_file_in_the_cache_where_a_folder_goes_is_named(tmp_path: Path) -> None:
+    """A file where the cache's owner folder goes: one error naming it, the `mv` as hint."""
+    fixture = _fixture(tmp_path)
+    cache = tmp_path / "cache"
+    blocker = cache / "github.com" / OWNER
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("mine\n")
+    run = inv(_workspace(tmp_path, "ws"), "clone", env=_env(fixture, fixture.mirror, cache))
+    assert_clean_error(run, "is a file, where a folder of repositories goes")
+    assert f"mv '{blocker}'" in run.err
+    assert blocker.read_text() == "mine\n"
