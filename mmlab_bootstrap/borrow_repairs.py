@@ -13,7 +13,8 @@ from .borrowing import Borrower, Refill, missing_objects, repository_name
 from .changes import Changes
 from .errors import shown
 from .git import Git
-from .gitcache import GitCache, drop_borrowing, replace_borrowing
+from .gitcache import GitCache
+from .objectfiles import drop_borrowing, replace_borrowing
 from .outcomes import failure
 from .report import Reporter
 from .submodules import CloneError

@@ -24,14 +24,14 @@ import os
 import re
 import shutil
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import BootstrapError, shown
 from .fetch_state import BY_COMMIT, Stopped
 from .git import Git
+from .objectfiles import add_line, lines_of, link_only_pack, parent_ids
 from .outcomes import Outcome
 from .paths import is_inside
 
@@ -106,7 +106,7 @@ class GitCache:
     def _whole(self, repo: Path, commit: str) -> bool:
         """Whether `commit`'s parents are either in the cache or marked shallow there (a
         `shallow` file edited by hand would leave neither)."""
-        if commit in _lines(repo / "shallow"):
+        if commit in lines_of(repo / "shallow"):
             return True
         parents = parent_ids(self._git(repo, "cat-file", "commit", commit).out)
         return all(self._git(repo, "cat-file", "-e", parent).ok for parent in parents)
@@ -156,14 +156,14 @@ class GitCache:
             return where
         gitdir = Path(where.out.strip())
         if self.share:
-            _add_line(gitdir / "objects" / "info" / "alternates", str(repo / "objects"))
-        present = self.share or _link_only_pack(repo / "objects", gitdir / "objects")
+            add_line(gitdir / "objects" / "info" / "alternates", str(repo / "objects"))
+        present = self.share or link_only_pack(repo / "objects", gitdir / "objects")
         if present and self.git.probe([*at, "cat-file", "-e", f"{commit}^{{commit}}"], cwd).ok:
             # All there: what the fetch would add is the `shallow` entry (the cache lacks the
             # commit's parents, and so does the workspace), and FETCH_HEAD when asked for. (A
             # fetch would send the commit again: git does not count a shallow one as a `have`.)
             if self._parents_missing(at, cwd, commit):
-                _add_line(gitdir / "shallow", commit)
+                add_line(gitdir / "shallow", commit)
             if fetch_head:
                 return self.git.change([*at, "update-ref", "--no-deref", "FETCH_HEAD", commit], cwd)
             return Outcome(0, "", "")
@@ -248,72 +248,6 @@ class GitCache:
             yield
 
 
-def _link_only_pack(source: Path, target: Path) -> bool:
-    """When the cache repository's objects are one pack (one fetch made it: it holds that
-    commit whole), give the workspace that pack: a hard link (a copy that costs no disk, and
-    stays when the cache is deleted; git never changes a pack), else a copy. Whether it did."""
-    packs = list((source / "pack").glob("pack-*.pack"))
-    if len(packs) != 1 or any(len(p.name) == 2 for p in source.iterdir() if p.is_dir()):
-        return False
-    (target / "pack").mkdir(parents=True, exist_ok=True)
-    for suffix in (".pack", ".rev", ".idx"):  # the index last: git sees a pack by its index
-        name = packs[0].with_suffix(suffix)
-        if not name.exists():
-            continue
-        try:
-            os.link(name, target / "pack" / name.name)
-        except FileExistsError:
-            continue
-        except OSError:  # another filesystem, or another user's file (protected_hardlinks)
-            partial = target / "pack" / f".{name.name}.{os.getpid()}.partial"
-            shutil.copyfile(name, partial)
-            os.replace(partial, target / "pack" / name.name)
-    return True
-
-
-def _lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(errors="surrogateescape").splitlines()
-    except FileNotFoundError:
-        return []
-
-
-def _add_line(path: Path, line: str) -> None:
-    """Add a line to one of git's line files (alternates, shallow), once, atomically."""
-    lines = _lines(path)
-    if line not in lines:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_lines(path, [*lines, line])
-
-
-def drop_borrowing(gitdir: Path, cache: Path) -> None:
-    """Take the cache's object folders out of a repository's alternates (after a repack gave
-    it its own copy)."""
-    alternates = gitdir / "objects" / "info" / "alternates"
-    _write_lines(
-        alternates, [line for line in _lines(alternates) if not is_inside(Path(line), cache)]
-    )
-
-
-def replace_borrowing(gitdir: Path, gone: Sequence[Path], objects: Path) -> None:
-    """Borrow from `objects` instead of the object folders that are `gone`."""
-    alternates = gitdir / "objects" / "info" / "alternates"
-    dropped = {os.path.normpath(path) for path in gone}
-    kept = [line for line in _lines(alternates) if os.path.normpath(line) not in dropped]
-    _write_lines(alternates, kept)
-    _add_line(alternates, str(objects))
-
-
-def _write_lines(path: Path, lines: list[str]) -> None:
-    """Replace a git line file atomically; remove it when no line is left."""
-    if not lines:
-        path.unlink(missing_ok=True)
-        return
-    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-    partial.write_text("".join(f"{line}\n" for line in lines), errors="surrogateescape")
-    os.replace(partial, path)
-
-
 def _remove_leftovers(repo: Path) -> None:
     """Remove what a killed git left in a cache repository: lock files, and the temporary
     pack files of a fetch (the caller holds its lock, and only this tool writes there)."""
@@ -325,12 +259,6 @@ def _remove_leftovers(repo: Path) -> None:
     for leftover in candidates:
         with contextlib.suppress(FileNotFoundError):
             leftover.unlink()
-
-
-def parent_ids(commit_text: str) -> list[str]:
-    """The parents a commit object names (`git cat-file commit`), read without walking."""
-    header = commit_text.partition("\n\n")[0]
-    return [line[len("parent ") :] for line in header.splitlines() if line.startswith("parent ")]
 
 
 def cache_for(root: Path | None, git: Git, *, share: bool) -> GitCache | None:
