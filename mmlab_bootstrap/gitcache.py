@@ -225,7 +225,7 @@ class GitCache:
         """Hold the cache repository's lease lock (one fetch into it at a time, from any
         workspace on any machine that shares the cache; see `leaselock`)."""
 
-        from .leaselock import LeaseLock  # (only when a fetch into the cache is needed)
+        from .leaselock import LeaseLock, holding  # (only when a fetch into the cache is needed)
 
         def waiting() -> None:
             if stopped():
@@ -235,16 +235,16 @@ class GitCache:
         name = os.path.relpath(repo, self.root).replace(os.sep, "+")
         clock = tool / f"clock+{socket.gethostname()}"
         lock = LeaseLock(tool / "locks" / name, clock, self.git.warn, waiting)
-        with contextlib.ExitStack() as stack:
-            try:
-                stack.enter_context(lock.held())
-            except OSError as error:  # (a read-only cache, say)
-                raise CacheError(
-                    f"cannot lock the git cache repository {shown(str(repo))}:"
-                    f" {error.strerror} ({shown(str(error.filename or tool))})",
-                    "choose a git cache folder you can write (inv env --git-cache PATH), or"
-                    " none (inv env --git-cache '')",
-                ) from None
+
+        def refusal(error: OSError) -> CacheError:  # (a read-only cache, say)
+            return CacheError(
+                f"cannot lock the git cache repository {shown(str(repo))}:"
+                f" {error.strerror} ({shown(str(error.filename or tool))})",
+                "choose a git cache folder you can write (inv env --git-cache PATH), or"
+                " none (inv env --git-cache '')",
+            )
+
+        with holding(lock, refusal):
             yield
 
 

@@ -211,3 +211,15 @@ class LeaseLock:
         with contextlib.suppress(OSError):
             os.rename(self.folder, aside)
             shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def holding(lock: LeaseLock, refusal: Callable[[OSError], Exception]) -> Iterator[None]:
+    """Hold `lock` for the block; an OSError while taking it (a read-only folder, say) is
+    raised as `refusal(error)`, the caller's error with its hint."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(lock.held())
+        except OSError as error:
+            raise refusal(error) from None
+        yield

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from .changes import Changes
 from .errors import shown
 from .git import Answers, Git
-from .leaselock import LeaseLock
+from .leaselock import LeaseLock, holding
 from .mirrorlayout import MirrorError, Place, lock_folder
 from .mirrorplan import KEPT, RepoPlan, has_commit, look, needs_keeping
 from .outcomes import GitError, Outcome, failure
@@ -78,14 +78,15 @@ class Mirrorer:
         with contextlib.ExitStack() as stack:
             if not self.changes.dry:
                 lock = LeaseLock(lock_folder(self.dest, place), self.clock, self.report.info)
-                try:
-                    stack.enter_context(lock.held())
-                except OSError as error:  # (a read-only DEST, say)
-                    raise MirrorError(
+
+                def refusal(error: OSError) -> MirrorError:  # (a read-only DEST, say)
+                    return MirrorError(
                         f"cannot lock {shown(str(place.path))} in the mirror: {error.strerror}"
                         f" ({shown(str(error.filename or self.dest))})",
                         "choose a DEST you can write to: inv mirror DEST",
-                    ) from None
+                    )
+
+                stack.enter_context(holding(lock, refusal))
             plan = look(git, place)  # again, under the lock: another run may have made it
             for leftover in plan.leftovers:
                 self.changes.make(

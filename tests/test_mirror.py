@@ -583,3 +583,20 @@ def test_update_through_the_mirror_and_a_cache_after_upstream_moves(
         head = stock_git("-C", str(ext / "mmdetection"), "rev-parse", "HEAD").stdout.strip()
         assert head == moved
         assert stock_git("-C", str(ext / "mmdetection"), "fsck").returncode == 0
+
+
+def test_a_read_only_destination_is_a_clean_error(
+    workspace: Path, fixture: Fixture, tmp_path: Path, mounts: list[Path]
+) -> None:
+    """An existing mirror mounted read-only: one error line naming the lock it cannot take,
+    one hint; nothing in it changed."""
+    dest = tmp_path / "mirror"
+    assert mirror(workspace, fixture, dest).code == 0
+    subprocess.run(["mount", "--bind", str(dest), str(dest)], check=True)
+    mounts.append(dest)
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(dest)], check=True)
+    before = snapshot(dest)
+    run = mirror(workspace, fixture, dest)
+    assert_clean_error(run, "cannot lock", "Read-only file system")
+    assert "inv mirror DEST" in run.err.splitlines()[1]
+    assert snapshot(dest) == before
