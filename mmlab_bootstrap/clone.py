@@ -60,7 +60,7 @@ def same_repository(origin: str, settings: Settings) -> bool:
     wanted = {settings.repo}
     if settings.mirror and settings.repo.startswith(GITHUB):
         wanted.add(mirrored(settings.repo, settings.mirror))
-    return _normal(origin) in {_normal(url) for url in wanted}
+    return normal_url(origin) in {normal_url(url) for url in wanted}
 
 
 def mirrored(url: str, mirror: str) -> str:
@@ -68,7 +68,8 @@ def mirrored(url: str, mirror: str) -> str:
     return mirror + url[len(GITHUB) :] if mirror and url.startswith(GITHUB) else url
 
 
-def _normal(url: str) -> str:
+def normal_url(url: str) -> str:
+    """A repository URL without surrounding blanks, trailing slashes or `.git`."""
     return url.strip().rstrip("/").removesuffix(".git").rstrip("/")
 
 

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .clone import normal_url
 from .errors import BootstrapError, shown
 from .fetch_state import BY_COMMIT, Stopped
 from .git import Git
@@ -56,7 +57,7 @@ def cache_key(url: str) -> str:
     """Where under the cache the repository of `url` lives: `github.com/owner/name.git` for
     `https://github.com/owner/name[.git]`, `host/path….git` for other plain URLs, and a name
     made from the URL's hash for anything else (local paths, odd characters)."""
-    trimmed = url.strip().rstrip("/").removesuffix(".git").rstrip("/")
+    trimmed = normal_url(url)
     found = _URL.match(trimmed)
     if found and not trimmed.startswith("file:"):
         host = (found["host"] or found["scp"]).lower().rpartition("@")[2].replace(":", "_")
@@ -106,10 +107,8 @@ class GitCache:
     def _whole(self, repo: Path, commit: str) -> bool:
         """Whether `commit`'s parents are either in the cache or marked shallow there (a
         `shallow` file edited by hand would leave neither)."""
-        if commit in lines_of(repo / "shallow"):
-            return True
-        parents = parent_ids(self._git(repo, "cat-file", "commit", commit).out)
-        return all(self._git(repo, "cat-file", "-e", parent).ok for parent in parents)
+        at = ["--git-dir", str(repo)]
+        return commit in lines_of(repo / "shallow") or not self._parents_missing(at, None, commit)
 
     def _git(self, repo: Path, *args: str) -> Outcome:
         """A read-only git command in a cache repository, named by `--git-dir` (never found
@@ -173,8 +172,8 @@ class GitCache:
         return self.git.change(args, cwd)
 
     def _parents_missing(self, at: list[str], cwd: Path | None, commit: str) -> bool:
-        """Whether the workspace repository lacks a parent of `commit` (then its `shallow`
-        file must list it, as the cache's does)."""
+        """Whether the repository (`git [at]` run in `cwd`: a workspace's, or the cache's by
+        `--git-dir`) lacks a parent of `commit` (then its `shallow` file must list it)."""
         parents = parent_ids(self.git.probe([*at, "cat-file", "commit", commit], cwd).out)
         return any(not self.git.probe([*at, "cat-file", "-e", p], cwd).ok for p in parents)
 

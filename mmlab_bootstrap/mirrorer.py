@@ -25,9 +25,10 @@ from .errors import shown
 from .git import Answers, Git
 from .leaselock import LeaseLock, holding
 from .mirrorlayout import MirrorError, Place, lock_folder
-from .mirrorplan import KEPT, RepoPlan, has_commit, look, needs_keeping
+from .mirrorplan import KEPT, RepoPlan, look, needs_keeping
 from .outcomes import GitError, Outcome, failure
 from .report import Reporter
+from .submodules import has_commit
 
 SERVER_OPTIONS = {
     "uploadpack.allowReachableSHA1InWant": "true",

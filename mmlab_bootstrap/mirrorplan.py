@@ -115,10 +115,6 @@ def _normal(url: str) -> str:
     return url.strip().rstrip("/").removesuffix(".git")
 
 
-def has_commit(git: Git, repo: Path, commit: str) -> bool:
-    return git.probe(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=repo).ok
-
-
 def needs_keeping(git: Git, repo: Path, commit: str) -> bool:
     """Whether a commit a parent records is reachable from no ref of the mirror (so a client
     could not fetch it, and git could prune it)."""
