@@ -71,15 +71,18 @@ def _chunks(text: str) -> list[Chunk]:
     return chunks
 
 
-def read_env_file(path: Path) -> EnvFile:
-    """Read and check `.env`; refuse a file that python-dotenv or a shell would misread.
+def read_env_file(path: Path, *, then: str = "run: inv env", limit: int | None = None) -> EnvFile:
+    """Read and check `.env` (or a file of its format: `then` is what the hints say to run
+    after the fix); refuse a file that python-dotenv or a shell would misread.
 
     Only a regular file (or a symlink to one) is read: a device, FIFO, socket or folder is
     refused before it is opened, so nothing hangs and nothing is read from a device.
     """
     try:
         data = read_regular(
-            path, f"replace it with a regular file (mv '{path}' '{path}.old'), then run: inv env"
+            path,
+            f"replace it with a regular file (mv '{path}' '{path}.old'), then {then}",
+            limit=limit,
         )
         if data is None:
             return EnvFile(path, False, "", ())
@@ -89,7 +92,7 @@ def read_env_file(path: Path) -> EnvFile:
     except UnicodeDecodeError as error:
         raise EnvFileError(
             f"{path} is not UTF-8 text ({error.reason} at byte {error.start})",
-            f"re-save {path} as UTF-8, then run: inv env",
+            f"re-save {path} as UTF-8, then {then}",
         ) from error
     except OSError as error:
         raise EnvFileError(
@@ -98,26 +101,26 @@ def read_env_file(path: Path) -> EnvFile:
     if text.startswith("\ufeff"):
         raise EnvFileError(
             f"{path} starts with a byte-order mark, which shells cannot source",
-            f"re-save {path} as UTF-8 without BOM, then run: inv env",
+            f"re-save {path} as UTF-8 without BOM, then {then}",
         )
     chunks = _chunks(text)
-    _check_chunks(path, chunks)
+    _check_chunks(path, chunks, then)
     return EnvFile(path, True, text, tuple(chunks))
 
 
-def _check_chunks(path: Path, chunks: Sequence[Chunk]) -> None:
+def _check_chunks(path: Path, chunks: Sequence[Chunk], then: str = "run: inv env") -> None:
     for chunk in chunks:
         first_line = chunk.text.lstrip("\r\n").splitlines()[0] if chunk.text.strip() else ""
         if chunk.key is None and chunk.text.strip() and not chunk.text.strip().startswith("#"):
             raise EnvFileError(
                 f"{path}: line {chunk.line}: python-dotenv cannot parse {shown(first_line)}",
-                f"fix or delete line {chunk.line} of {path}, then run: inv env",
+                f"fix or delete line {chunk.line} of {path}, then {then}",
             )
         if chunk.key is not None and not _shell_balanced(chunk.text):
             raise EnvFileError(
                 f"{path}: line {chunk.line}: unbalanced quote in {shown(first_line)};"
                 " shells would read the lines after it differently",
-                f"fix the quoting on line {chunk.line} of {path}, then run: inv env",
+                f"fix the quoting on line {chunk.line} of {path}, then {then}",
             )
         if chunk.key in BY_NAME and chunk.value is not None:
             reason = read_differently(chunk.text)
@@ -126,7 +129,7 @@ def _check_chunks(path: Path, chunks: Sequence[Chunk]) -> None:
                     f"{path}: line {chunk.line}: {shown(first_line)} reads differently in a"
                     f" shell and in python-dotenv: {reason}",
                     f"write the value out on line {chunk.line} of {path} as"
-                    f" {_suggestion(chunk.key, chunk.value, chunk.text)}, then run: inv env",
+                    f" {_suggestion(chunk.key, chunk.value, chunk.text)}, then {then}",
                 )
 
 
@@ -203,3 +206,12 @@ def _verify(path: Path, text: str, owned: Mapping[str, str]) -> None:
             f"fix that line of {path} (an unclosed quote?), then run: inv env",
         )
     _check_chunks(path, chunks)
+
+
+DEFAULTS_LIMIT = 64 * 1024  # a defaults file holds a dozen lines; anything far bigger is not one
+
+
+def read_defaults_file(path: Path) -> EnvFile:
+    """A defaults file (the `.env` format, checked the same way; a regular file of at most
+    DEFAULTS_LIMIT bytes); an empty one when there is none."""
+    return read_env_file(path, then="run the same command again", limit=DEFAULTS_LIMIT)

@@ -48,11 +48,14 @@ def _refuse_kind(path: Path, found: os.stat_result, hint: str, *, follow: bool) 
     )
 
 
-def read_regular(path: Path, hint: str, *, own: bool = False) -> bytes | None:
+def read_regular(
+    path: Path, hint: str, *, own: bool = False, limit: int | None = None
+) -> bytes | None:
     """The bytes of a regular file, or None when there is nothing at `path`.
 
     Anything else (a folder, device, FIFO, socket; for the tool's own files also a symlink)
     is refused before it is opened, and opening never blocks or follows a late-swapped link.
+    A file larger than `limit` bytes is refused (read no further than that).
     """
     follow = not own
     try:
@@ -81,8 +84,14 @@ def read_regular(path: Path, hint: str, *, own: bool = False) -> bytes | None:
         if not stat.S_ISREG(opened.st_mode):
             raise _refuse_kind(path, opened, hint, follow=False)
         chunks = []
+        size = 0
         while chunk := os.read(descriptor, 1 << 20):
             chunks.append(chunk)
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise FileRefused(
+                    f"{shown(str(path))} is larger than {limit} bytes; refusing to read it", hint
+                )
         return b"".join(chunks)
     finally:
         os.close(descriptor)

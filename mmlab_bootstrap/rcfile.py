@@ -1,7 +1,10 @@
-"""One marked block in a shell rc file that loads a workspace's `.env` in new shells."""
+"""One marked block in a shell rc file that loads a workspace's `.env` in new shells started
+inside that workspace (and only there: blocks of several workspaces never leak into each
+other's shells, nor into shells started elsewhere)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -19,12 +22,29 @@ class RcFileError(BootstrapError):
     """The rc file cannot be changed safely."""
 
 
+def _spellings(root: Path) -> list[str]:
+    """The root as the tool sees it, and as the user's shell spelled it (`$PWD` through a
+    symlinked folder) when that is the same folder: a new shell's `$PWD` is the latter."""
+    found = [str(root)]
+    logical = os.environ.get("PWD", "")
+    if os.path.isabs(logical) and "\n" not in logical and logical.rstrip("/") not in found:
+        try:
+            if os.path.samefile(logical, root):
+                found.append(logical.rstrip("/") or "/")
+        except OSError:
+            pass
+    return found
+
+
 def block(root: Path, env_path: Path) -> str:
-    """The lines added for one workspace (POSIX: bash and zsh both read it)."""
+    """The lines added for one workspace (POSIX: bash, dash and zsh read it alike). It loads
+    `.env` only in a shell whose folder is inside the workspace, and defines nothing."""
     quoted = shlex.quote(str(env_path))
+    patterns = "|".join(shlex.quote(name.rstrip("/") + "/") + "*" for name in _spellings(root))
     return (
         f"{BEGIN.format(root=root)}\n"
-        f"if [ -f {quoted} ]; then set -a; . {quoted}; set +a; fi\n"
+        f'case "$PWD/" in {patterns})'
+        f" if [ -f {quoted} ]; then set -a; . {quoted}; set +a; fi ;; esac\n"
         f"{END.format(root=root)}\n"
     )
 
@@ -136,3 +156,31 @@ def update_rc(
         changes.write_file(rc, text + "\n" + core)  # keep the file without a final newline
     else:
         changes.write_file(rc, text + wanted)
+
+
+ENVRC = ".envrc"
+_DOTENV_LINE = re.compile(r"^\s*(dotenv|dotenv_if_exists)(\s+(\./)?\.env)?\s*$", re.MULTILINE)
+ENVRC_TEXT = "# mmlab-bootstrap: direnv loads this workspace's .env here (and unloads it)\ndotenv\n"
+
+
+def update_envrc(root: Path, changes: Changes) -> None:
+    """Give the workspace an `.envrc` for direnv that loads its `.env` (a `dotenv` line,
+    added to an `.envrc` of the user's that lacks one; nothing else in it changes)."""
+    path = root / ENVRC
+    hint = f"move it aside (mv '{path}' '{path}.old'), then run: inv env --envrc"
+    try:
+        data = read_regular(path, hint, limit=1 << 20)
+    except FileRefused as error:
+        raise RcFileError(error.message, error.hint) from None
+    text = (data or b"").decode("utf-8", "surrogateescape")
+    if _DOTENV_LINE.search(text):
+        changes.report.unchanged(f"up to date: {path}")
+        return
+    if data is not None:
+        problem = writable_problem(path)
+        if problem is not None:
+            raise RcFileError(*problem)
+    separator = "\n" if text and not text.endswith("\n") else ""
+    changes.write_file(path, text + separator + ENVRC_TEXT)
+    allow = shlex.quote(str(root))
+    changes.report.info(f"direnv loads a new or changed .envrc once allowed: direnv allow {allow}")

@@ -157,6 +157,11 @@ class Reporter:
         """Something found wrong (by `status`)."""
         self._print(self.out, _RED, text, instruction=True)
 
+    def note(self, text: str) -> None:
+        """Something the user may want to know; nothing is wrong (on stderr, like warnings,
+        so that a task's output stays what it prints)."""
+        self._print(self.err, "", f"note: {text}", instruction=True)
+
     def warn(self, text: str) -> None:
         """Something the user should look at; nothing failed."""
         self._print(self.err, _YELLOW, f"warning: {text}", instruction=True)

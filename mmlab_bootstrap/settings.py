@@ -1,15 +1,16 @@
 """The effective settings: one place that resolves, checks and remembers each value's source.
 
-Precedence, highest first: a task's flag, the process environment, `.env`, the default.
-An empty value in the environment or `.env` counts as unset; an empty flag is an error,
-except for the variables whose default is empty (the ref and the mirror).
+Precedence, highest first: a task's flag, the process environment, `.env`, the user's
+defaults file, the system's defaults file, the built-in default. An empty value in the
+environment, `.env` or a defaults file counts as unset; an empty flag is an error, except for
+the variables whose default is empty (the ref and the mirror).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -45,7 +46,37 @@ class Source(Enum):
     FLAG = "flag"
     ENVIRONMENT = "environment"
     DOTENV = ".env"
+    USER_DEFAULTS = "user defaults"
+    SYSTEM_DEFAULTS = "system defaults"
     DEFAULT = "default"
+
+    @property
+    def label(self) -> str:
+        """How messages and `status` name it: a defaults file by its path."""
+        if self in (Source.USER_DEFAULTS, Source.SYSTEM_DEFAULTS):
+            return str(defaults_file(self))
+        return str(self.value)
+
+
+# The system-wide defaults file; a module constant (not a variable), so that only in-process
+# tests can point it elsewhere.
+SYSTEM_DEFAULTS_FILE = Path("/etc/mmlab-bootstrap/defaults.env")
+DEFAULTS_NAME = Path("mmlab-bootstrap") / "defaults.env"
+
+
+def defaults_file(source: Source, environ: Mapping[str, str] | None = None) -> Path:
+    """The file of a defaults layer: `$XDG_CONFIG_HOME/mmlab-bootstrap/defaults.env` (an
+    unset, empty or relative XDG_CONFIG_HOME means ~/.config, as the XDG spec says), or the
+    system's."""
+    if source is Source.SYSTEM_DEFAULTS:
+        return SYSTEM_DEFAULTS_FILE
+    environ = os.environ if environ is None else environ
+    config = environ.get("XDG_CONFIG_HOME", "")
+    base = Path(config) if os.path.isabs(config) else Path.home() / ".config"
+    return base / DEFAULTS_NAME
+
+
+DEFAULT_LAYERS = (Source.USER_DEFAULTS, Source.SYSTEM_DEFAULTS)
 
 
 class Value(NamedTuple):
@@ -127,11 +158,13 @@ def resolve(
     flags: Mapping[str, str | None],
     environ: Mapping[str, str],
     dotenv: Mapping[str, str],
+    defaults: Sequence[tuple[Source, Mapping[str, str]]] = (),
 ) -> Settings:
-    """Compute and check the effective settings; raise SettingsError naming the culprit."""
+    """Compute and check the effective settings; raise SettingsError naming the culprit.
+    `defaults` are the defaults files' values, highest first (user, then system)."""
     values: dict[str, Value] = {}
     for variable in VARIABLES:
-        raw, source = _pick(variable, flags, environ, dotenv)
+        raw, source = _pick(variable, flags, environ, dotenv, defaults)
         values[variable.name] = Value(_normalise(variable, raw, source, root), source, raw)
     settings = Settings(root, values)
     _check_nesting(settings)
@@ -143,11 +176,13 @@ def _pick(
     flags: Mapping[str, str | None],
     environ: Mapping[str, str],
     dotenv: Mapping[str, str],
+    defaults: Sequence[tuple[Source, Mapping[str, str]]],
 ) -> tuple[str, Source]:
     candidates = (
         (flags.get(variable.name), Source.FLAG),
         (environ.get(variable.name), Source.ENVIRONMENT),
         (dotenv.get(variable.name), Source.DOTENV),
+        *((layer.get(variable.name), source) for source, layer in defaults),
     )
     for raw, source in candidates:
         if raw is not None and (raw or source is Source.FLAG or not variable.default):
@@ -165,12 +200,17 @@ def fix_hint(variable: Variable, source: Source, example: str | None = None) -> 
         )
     if source is Source.DOTENV:
         return f"run: inv env {variable.flag} '{example}' (or edit {variable.name} in .env)"
+    if source in DEFAULT_LAYERS:
+        return (
+            f"edit {variable.name} in {source.label}, or override it here:"
+            f" inv env {variable.flag} '{example}'"
+        )
     return f"pass a valid value: {variable.flag} '{example}'"
 
 
 def _fail(variable: Variable, source: Source, raw: str, what: str) -> SettingsError:
     return SettingsError(
-        f"{variable.name} (from {source.value}) {what}: {shown(raw)}", fix_hint(variable, source)
+        f"{variable.name} (from {source.label}) {what}: {shown(raw)}", fix_hint(variable, source)
     )
 
 
@@ -300,7 +340,7 @@ def _check_nesting(settings: Settings) -> None:
         if is_inside(storage, extension) or is_inside(extension, storage):
             value = settings.values[name]
             raise SettingsError(
-                f"{name} (from {value.source.value}) {shown(str(storage))} and"
+                f"{name} (from {value.source.label}) {shown(str(storage))} and"
                 f" {EXTENSION_PATH} {shown(str(extension))} lie inside one another",
                 fix_hint(BY_NAME[name], value.source, _outside_example(settings, name)),
             )

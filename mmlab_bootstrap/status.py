@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +34,7 @@ def workspace_status(
     """Everything `inv status` shows, as plain data (the `--json` document). Without
     `details`, what only informs (local changes in the superproject) is not looked at."""
     git = Git(session.report, mirror=settings.mirror, answers=session.changes.answers)
-    variables, warnings = _variables(settings, session.environ, dotenv)
+    variables, warnings = _variables(settings, session.overrides(session.read_env()), dotenv)
     superproject, submodules = _repository(git, settings, details=details)
     links = [
         _link(git, location) for variable in LEAVES for location in locations(settings, variable)
@@ -111,7 +112,7 @@ def _variables(
         value = settings.values[variable.name]
         variables[variable.name] = {
             "value": value.value,
-            "source": value.source.value,
+            "source": value.source.label,
             "environment_differs_from_dotenv": _differs(variable.name, environ, dotenv),
         }
     return variables, override_warnings(settings, environ, dotenv)
@@ -126,11 +127,13 @@ def override_warnings(
     settings: Settings, environ: Mapping[str, str], dotenv: Mapping[str, str]
 ) -> list[str]:
     """One warning per variable whose environment value wins over a different `.env` value
-    (`status`, `env` and `bootstrap` all say so; a flag wins over both and is no surprise)."""
+    (`status`, `env` and `bootstrap` all say so; a flag wins over both and is no surprise).
+    `environ` holds the overrides only: what a shell got by sourcing `.env` is not one."""
     return [
         f"{variable.name} in the environment ({shown(environ[variable.name])}) overrides a"
-        f" different value in .env ({shown(dotenv[variable.name])}); a stale export in your"
-        " shell rc file is the usual cause (unset it, or run: inv env)"
+        f" different value in .env ({shown(dotenv[variable.name])}); if it is stale (an old"
+        f" export in your shell rc file?), unset {variable.name} and run:"
+        f" inv env {variable.flag} {shlex.quote(dotenv[variable.name])}"
         for variable in VARIABLES
         if _differs(variable.name, environ, dotenv)
         and settings.values[variable.name].source is Source.ENVIRONMENT

@@ -19,8 +19,9 @@ from .git import Git
 from .layout import Folder, plan_layout
 from .locations import LinkError, check_projects, locations
 from .settings import Settings
+from .sourced import identity
 from .status import override_warnings
-from .variables import BY_NAME, VARIABLES
+from .variables import BY_NAME, IDENTITY_HELP, VARIABLES
 from .workspace import Session
 
 ENV_HEADER = (
@@ -56,16 +57,18 @@ def env_step(
     counted = Counted(session)
     settings = session.settings(flags)
     envfile = session.read_env()  # read under the lock
-    for warning in override_warnings(settings, session.environ, envfile.values()):
+    for warning in override_warnings(settings, session.overrides(envfile), envfile.values()):
         session.report.warn(warning)
     wanted = settings.as_env()
-    text = render(envfile, wanted, {v.name: v.help for v in VARIABLES}, ENV_HEADER)
+    owned = {**wanted, **identity(session.env_path, wanted)}
+    descriptions = {**{v.name: v.help for v in VARIABLES}, **IDENTITY_HELP}
+    text = render(envfile, owned, descriptions, ENV_HEADER)
     if text == envfile.text:
         session.report.unchanged(f"up to date: {session.env_path}")
     else:
         old = envfile.values()
         lines = [
-            f"set {name}={value!r} (from {settings.values[name].source.value})"
+            f"set {name}={value!r} (from {settings.values[name].source.label})"
             for name, value in wanted.items()
             if old.get(name) != value
         ]
@@ -76,12 +79,18 @@ def env_step(
 
 
 def env_rc_step(
-    session: Session, flags: Mapping[str, str | None], rc: str | None, *, remove: bool
+    session: Session,
+    flags: Mapping[str, str | None],
+    rc: str | None,
+    *,
+    remove: bool,
+    envrc: bool = False,
 ) -> StepResult:
-    """`env`, and with `rc` the marked block in a shell rc file that loads this `.env`."""
+    """`env`, and with `rc` the marked block in a shell rc file that loads this `.env`; with
+    `envrc`, an `.envrc` for direnv that loads it."""
     if remove and not rc:
         raise BootstrapError("--remove goes with --rc", "run: inv env --rc ~/.bashrc --remove")
-    from .rcfile import check_rc, update_rc
+    from .rcfile import check_rc, update_envrc, update_rc
 
     rc_path = Path(os.path.expanduser(rc)) if rc else None
     if rc_path is not None:
@@ -90,6 +99,8 @@ def env_rc_step(
     settings = env_step(session, flags).settings
     if rc_path is not None:
         update_rc(rc_path, session.root, session.env_path, session.changes, remove=remove)
+    if envrc:
+        update_envrc(session.root, session.changes)
     return counted.result(settings)
 
 

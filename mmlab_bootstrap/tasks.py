@@ -54,17 +54,21 @@ ALL_VARIABLES = (
 ENV_HELP = {
     "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
     "remove": "with --rc: take this workspace's block out of the rc file instead",
+    "envrc": "also write .envrc (a dotenv line): direnv then loads this .env in the workspace"
+    " and unloads it outside",
 }
 
 
 @task(auto_shortflags=False, help={**flag_help(*ALL_VARIABLES), **ENV_HELP})
 @variable_flags(*ALL_VARIABLES)
-def env(c: Context, flags: Flags, rc: str | None = None, remove: bool = False) -> None:
+def env(
+    c: Context, flags: Flags, rc: str | None = None, remove: bool = False, envrc: bool = False
+) -> None:
     """Write .env with every variable resolved, keeping your own lines."""
     from .steps import env_rc_step
 
     with session_for(c, "env") as session:
-        env_rc_step(session, flags, rc, remove=remove)
+        env_rc_step(session, flags, rc, remove=remove, envrc=envrc)
 
 
 CLONE_VARIABLES = (

@@ -53,6 +53,16 @@ GIT_CACHE = "MMLAB_GIT_CACHE"
 GIT_CACHE_MODE = "MMLAB_GIT_CACHE_MODE"
 CACHE_MODES = ("dissociate", "share")
 
+# Not settings: the two lines `.env` carries about itself (see `sourced`), so that a shell
+# that sourced it is recognised.
+IDENTITY_FILE = "MMLAB_ENV_FILE"
+IDENTITY_DIGEST = "MMLAB_ENV_DIGEST"
+IDENTITY_HELP = {
+    IDENTITY_FILE: "written by the tool (do not edit): this file's own path and a fingerprint"
+    " of each value above, so that a shell holding an older copy is recognised",
+    IDENTITY_DIGEST: "written by the tool (do not edit): see MMLAB_ENV_FILE",
+}
+
 FLAG_PARAMS = {
     EXTENSION_REPO: "repo",
     EXTENSION_REF: "ref",

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .changes import Changes
-from .envfile import EnvFile, read_env_file
+from .envfile import EnvFile, read_defaults_file, read_env_file
 from .journal import STATE_FILE, Journal
 from .lock import workspace_lock
 from .report import Reporter
-from .settings import Settings, resolve
+from .settings import DEFAULT_LAYERS, Settings, Source, defaults_file, resolve
+from .sourced import overrides
 from .temporaries import remove_stale_temporaries
+from .variables import BY_NAME, IDENTITY_DIGEST, IDENTITY_FILE
 
 ENV_FILE = ".env"
 
@@ -33,6 +35,8 @@ class Session:
     _journal: Journal | None = None
     _env: tuple[tuple[int, ...], EnvFile] | None = None
     _settings: tuple[object, Settings] | None = None
+    _defaults: list[tuple[Source, Mapping[str, str]]] | None = None
+    _said: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.changes = Changes(self.report, dry=self.dry)  # the one seam every change goes through
@@ -74,7 +78,7 @@ class Session:
             self.held.enter_context(workspace_lock(self.root, self.lock_task))
             self.lock_task = None
             self.changes.after_changes(self.remove_leftovers)
-            settings = resolve(self.root, flags, self.environ, self.read_env().values())
+            settings = self._resolve(flags, self.read_env())
         return settings
 
     def _resolved(self, flags: Mapping[str, str | None], envfile: EnvFile) -> Settings:
@@ -82,8 +86,35 @@ class Session:
         checks look at the disk, which only a change alters): every step asks again."""
         key = (tuple(sorted(flags.items())), envfile.text, self.changes.made)
         if self._settings is None or self._settings[0] != key:
-            self._settings = (key, resolve(self.root, flags, self.environ, envfile.values()))
+            self._settings = (key, self._resolve(flags, envfile))
         return self._settings[1]
+
+    def _resolve(self, flags: Mapping[str, str | None], envfile: EnvFile) -> Settings:
+        return resolve(self.root, flags, self.overrides(envfile), envfile.values(), self.defaults())
+
+    def overrides(self, envfile: EnvFile) -> Mapping[str, str]:
+        """The environment, less the values the shell holds only because it sourced a `.env`
+        (see `sourced`); what that leaves out is said once per run."""
+        found = overrides(self.environ, self.env_path, envfile.values(), exists=envfile.exists)
+        for text, say in ((found.note, self.report.note), (found.warning, self.report.warn)):
+            if text is not None and text not in self._said:
+                self._said.add(text)
+                say(text)
+        return found.environ
+
+    def defaults(self) -> list[tuple[Source, Mapping[str, str]]]:
+        """The defaults files' values (user's, then system's), read once per run."""
+        if self._defaults is None:
+            self._defaults = []
+            for source in DEFAULT_LAYERS:
+                path = defaults_file(source, self.environ)
+                values = read_defaults_file(path).values()
+                known = {*BY_NAME, IDENTITY_FILE, IDENTITY_DIGEST}
+                for name in sorted(set(values) - known):
+                    if name.startswith("MMLAB_"):
+                        self.report.warn(f"{path}: {name} is not a variable of this tool")
+                self._defaults.append((source, values))
+        return self._defaults
 
     def remove_leftovers(self) -> None:
         """Remove the temporary files a killed run left beside `.env` and the journal."""

@@ -41,8 +41,15 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     """No MMLAB_ variable, no user git config, a private HOME: git as a user has it (stock
     settings; file:// submodules are refused unless the tool itself allows them)."""
     for name in list(os.environ):
-        if name.startswith(("MMLAB_", "GIT_", "INVOKE_")) or name == "NO_COLOR":
+        if name.startswith(("MMLAB_", "GIT_", "INVOKE_")) or name in (
+            "NO_COLOR",
+            "XDG_CONFIG_HOME",
+        ):
             monkeypatch.delenv(name)
+    # No team defaults file of the machine (in-process runs; /etc is never written).
+    monkeypatch.setattr(
+        "mmlab_bootstrap.settings.SYSTEM_DEFAULTS_FILE", tmp_path / "etc" / "defaults.env"
+    )
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
