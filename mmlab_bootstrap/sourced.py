@@ -63,8 +63,8 @@ def overrides(
     A copy of this workspace's `.env` gives way only while the file exists (else the shell's
     copy is the best record of it left).
     """
-    named = environ.get(IDENTITY_FILE)
-    if not named:
+    named = environ.get(IDENTITY_FILE, "")
+    if not os.path.isabs(named) or value_problem(named) is not None:  # not one the tool wrote
         return Overrides(environ, None, None)
     prints = set(environ.get(IDENTITY_DIGEST, "").split())
     copies = [

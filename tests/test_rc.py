@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import tempfile
@@ -55,20 +56,29 @@ def test_each_workspace_gets_its_own_block(workspace: Path, tmp_path: Path) -> N
     assert str(workspace) not in rc.read_text() and str(other) in rc.read_text()
 
 
-@pytest.mark.parametrize("shell", ["bash", "zsh"])
+@pytest.mark.parametrize("shell", ["bash", "dash", "zsh"])
 def test_the_block_loads_the_workspace_in_new_shells(
     workspace: Path, tmp_path: Path, shell: str
 ) -> None:
-    """bash and zsh reading the rc file get the workspace's variables."""
+    """bash, dash and zsh reading the rc file in the workspace (or a folder in it) get the
+    workspace's variables; started elsewhere, nothing."""
     program = shell_or_skip(shell)
     rc = tmp_path / "home" / ".rc"
     assert inv(workspace, "env", "--rc", str(rc)).code == 0
-    done = subprocess.run(
-        [program, "-c", f'. "{rc}"; printf %s "$MMLAB_EXTENSION_PATH"'],
-        capture_output=True,
-        text=True,
-    )
-    assert done.stdout == str(workspace / "mmlab_extension"), (shell, done.stderr)
+    (workspace / "sub").mkdir()
+    for cwd, expected in (
+        (workspace, str(workspace / "mmlab_extension")),
+        (workspace / "sub", str(workspace / "mmlab_extension")),
+        (tmp_path, ""),
+    ):
+        done = subprocess.run(
+            [program, "-c", f'. "{rc}"; printf %s "$MMLAB_EXTENSION_PATH"'],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, "PWD": str(cwd)},
+        )
+        assert (done.stdout, done.stderr) == (expected, ""), (shell, cwd)
 
 
 def test_a_symlinked_rc_file_is_written_through(workspace: Path, tmp_path: Path) -> None:
