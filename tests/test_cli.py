@@ -35,7 +35,7 @@ def test_env_writes_every_variable_and_the_load_line(workspace: Path) -> None:
     run = inv(workspace, "env")
     assert run.code == 0, run.err
     values = dotenv_values(workspace / ".env")
-    assert list(values) == NAMES
+    assert list(values) == [*NAMES, "MMLAB_ENV_FILE", "MMLAB_ENV_DIGEST"]  # (identity last)
     assert values["MMLAB_EXTENSION_PATH"] == str(workspace / "mmlab_extension")
     assert values["MMLAB_DATASET_PATH"] == str(workspace / "mmlab_dataset")
     assert run.lines[-1] == f"load it in a shell: set -a; . {workspace}/.env; set +a"
