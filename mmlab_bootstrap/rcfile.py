@@ -16,6 +16,8 @@ from .fsutil import FileRefused, read_regular, writable_problem
 BEGIN = "# >>> mmlab-bootstrap {root} >>>"
 END = "# <<< mmlab-bootstrap {root} <<<"
 _MANUAL_EXPORT = re.compile(r"^\s*export\s+MMLAB_[A-Z_]*=", re.MULTILINE)
+# A block as versions before the per-workspace guard wrote it: it loads `.env` unconditionally.
+_LOADS_EVERYWHERE = re.compile(r"^# >>> mmlab-bootstrap (.+) >>>\r?\nif \[ -f ", re.MULTILINE)
 
 
 class RcFileError(BootstrapError):
@@ -135,6 +137,12 @@ def update_rc(
         changes.report.warn(
             f"{rc}: line {line} sets {first.split('=')[0].split()[-1]} by hand (the manual"
             " steps' leftover?); remove it if it is stale, or it may override .env"
+        )
+    for match in _LOADS_EVERYWHERE.finditer(outside):
+        changes.report.warn(
+            f"{rc}: the block of {match.group(1)} (an older version's) loads its .env in every"
+            f" new shell, wherever it starts; update it: cd {shlex.quote(match.group(1))} &&"
+            f" inv env --rc {shlex.quote(str(rc))}"
         )
     if remove:
         if not spans:

@@ -46,12 +46,10 @@ class Overrides(NamedTuple):
 
 
 def _same_file(named: str, env_path: Path) -> bool:
-    if os.path.normpath(named) == os.path.normpath(env_path):
-        return True
-    try:
-        return os.path.samefile(named, env_path)
-    except (OSError, ValueError):
-        return False
+    """Whether the path the environment names is this `.env` (by its spelling, or this file's
+    real path; the named path itself is never looked at: it may be on a hung mount)."""
+    spellings = {os.path.normpath(env_path), os.path.realpath(env_path)}
+    return os.path.normpath(named) in spellings
 
 
 def overrides(

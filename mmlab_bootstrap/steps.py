@@ -72,6 +72,8 @@ def env_step(
             for name, value in wanted.items()
             if old.get(name) != value
         ]
+        if not lines and any(old.get(name) != value for name, value in owned.items()):
+            lines = [f"record which .env this is ({', '.join(IDENTITY_HELP)})"]
         session.changes.write_file(session.env_path, text, would=lines)
     if load_line:
         session.report.info(f"load it in a shell: {session.load_line()}")

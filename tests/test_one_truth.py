@@ -59,7 +59,8 @@ def test_a_sourced_env_does_not_revert_the_next_change(
         shell,
         workspace,
         f"inv env --dataset-path {old} >/dev/null; {LOAD};"
-        f" inv env --dataset-path {new} >/dev/null 2>&1; inv env; inv status --json > status.json || true",
+        f" inv env --dataset-path {new} >/dev/null 2>&1; inv env;"
+        " inv status --json > status.json || true",
     )
     assert done.returncode == 0, done.stderr
     assert dataset(workspace) == str(new)
@@ -198,7 +199,9 @@ def test_two_workspaces_with_rc_blocks_do_not_cross_wire(
     assert sh(shell, other, show).stdout == str(other_data)
     assert sh(shell, tmp_path, show).stdout == ""
     before = (other / ".env").read_text()
-    done = sh(shell, workspace, f'. "{rc}"; cd "{other}"; inv env; inv status --json > s.json || true')
+    done = sh(
+        shell, workspace, f'. "{rc}"; cd "{other}"; inv env; inv status --json > s.json || true'
+    )
     assert done.returncode == 0, done.stderr
     assert (other / ".env").read_text() == before
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
@@ -233,6 +236,42 @@ def test_a_value_exported_on_purpose_applies_in_any_workspace(
     assert inv(other, "env", env=environ).code == 0
     assert dataset(other) == "/typed"
     assert dotenv_values(other / ".env")["MMLAB_EXTENSION_PATH"] == str(other / "mmlab_extension")
+
+
+def old_block(root: Path) -> str:
+    """A block as the versions before the per-workspace guard wrote it."""
+    return (
+        f"# >>> mmlab-bootstrap {root} >>>\n"
+        f"if [ -f '{root}/.env' ]; then set -a; . '{root}/.env'; set +a; fi\n"
+        f"# <<< mmlab-bootstrap {root} <<<\n"
+    )
+
+
+def test_an_older_block_is_replaced_and_another_workspaces_is_pointed_out(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """`--rc` replaces this workspace's unguarded block; another workspace's is named, with
+    the command that updates it, and left as it is."""
+    other = tmp_path / "other"
+    rc = tmp_path / "home" / ".bashrc"
+    rc.write_text("# mine\n" + old_block(other) + old_block(workspace))
+    run = inv(workspace, "env", "--rc", str(rc))
+    assert run.code == 0, run.err
+    text = rc.read_text()
+    assert text.startswith("# mine\n" + old_block(other)) and text.count("if [ -f") == 2
+    assert 'case "$PWD/" in' in text
+    assert f"the block of {other} (an older version's) loads its .env in every" in run.err
+    assert f"cd {other} && inv env --rc {rc}" in run.err
+
+
+def test_an_env_of_an_older_version_gets_its_identity(workspace: Path) -> None:
+    """A `.env` with every value but no identity lines: `--dry` says what it would add."""
+    assert inv(workspace, "env").code == 0
+    path = workspace / ".env"
+    lines = path.read_text().splitlines(True)
+    path.write_text("".join(line for line in lines if "MMLAB_ENV_" not in line))
+    run = inv(workspace, "--dry", "env")
+    assert "would record which .env this is (MMLAB_ENV_FILE, MMLAB_ENV_DIGEST)" in run.out
 
 
 def test_envrc_for_direnv(workspace: Path) -> None:
