@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mmlab_bootstrap.sourced import fingerprint, overrides
-from mmlab_bootstrap.variables import DATASET_PATH, IDENTITY_DIGEST, IDENTITY_FILE
+from mmlab_bootstrap.sourced import fingerprint, identity, overrides
+from mmlab_bootstrap.variables import DATASET_PATH, IDENTITY_DIGEST, IDENTITY_FILE, VARIABLES
 
 from .conftest import REPO_ROOT, inv, shell_or_skip
 
@@ -166,6 +168,39 @@ def test_hostile_identity_in_the_environment(
     assert (found.warning is not None) == (name == "a fifo")  # (another file: its copies go)
 
 
+NAMES = [variable.name for variable in VARIABLES]
+VALUE = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(
+    sourced=st.dictionaries(st.sampled_from(NAMES), VALUE, min_size=1),
+    typed=st.dictionaries(st.sampled_from(NAMES), VALUE),
+    current=st.dictionaries(st.sampled_from(NAMES), VALUE),
+    here=st.booleans(),
+)
+def test_the_override_rule(
+    sourced: dict[str, str], typed: dict[str, str], current: dict[str, str], here: bool
+) -> None:
+    """Property: after sourcing a `.env` (of this workspace or another) and typing some
+    values, exactly the typed values that differ from the sourced copy count as overrides;
+    the copies give way, and the note or warning names only copies that differ from `.env`."""
+    env_path = Path("/ws/.env")
+    environ = {**sourced, **identity(env_path if here else Path("/other/.env"), sourced)}
+    environ.update(typed)
+    found = overrides(environ, env_path, current, exists=True)
+    for name in NAMES:
+        if name in typed and typed[name] != sourced.get(name):
+            assert found.environ[name] == typed[name]
+        else:
+            assert name not in found.environ
+    said = found.note if here else found.warning
+    differing = [
+        n for n in NAMES if n in sourced and n not in found.environ and current.get(n) != environ[n]
+    ]
+    assert (said is not None) == bool(differing)
+    assert (found.warning if here else found.note) is None
+
+
 def test_a_value_equal_to_the_sourced_one_is_taken_for_the_copy() -> None:
     """The documented edge of the rule: only the fingerprint tells, so a value typed again
     that equals what the sourced copy held counts as that copy."""
@@ -236,6 +271,21 @@ def test_a_value_exported_on_purpose_applies_in_any_workspace(
     assert inv(other, "env", env=environ).code == 0
     assert dataset(other) == "/typed"
     assert dotenv_values(other / ".env")["MMLAB_EXTENSION_PATH"] == str(other / "mmlab_extension")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_block_added_through_a_symlinked_folder_loads_there(
+    workspace: Path, tmp_path: Path, shell: str
+) -> None:
+    """`inv env --rc` run where the shell's `$PWD` goes through a symlink: shells started
+    there (the same spelling) load the workspace too."""
+    link = tmp_path / "link"
+    link.symlink_to(workspace)
+    rc = tmp_path / "home" / ".shrc"
+    assert inv(workspace, "env", "--rc", str(rc), env={"PWD": str(link)}).code == 0
+    show = f'. "{rc}"; printf %s "${DATASET_PATH}"'
+    assert sh(shell, link, show).stdout == str(workspace / "mmlab_dataset")
+    assert sh(shell, workspace, show).stdout == str(workspace / "mmlab_dataset")
 
 
 def old_block(root: Path) -> str:
