@@ -19,6 +19,7 @@ from mmlab_bootstrap.sourced import fingerprint, identity, overrides
 from mmlab_bootstrap.variables import DATASET_PATH, IDENTITY_DIGEST, IDENTITY_FILE, VARIABLES
 
 from .conftest import REPO_ROOT, inv, shell_or_skip
+from .gitfixture import Fixture
 
 SHELLS = ("bash", "dash", "zsh")
 LOAD = "set -a; . ./.env; set +a"
@@ -76,6 +77,25 @@ def test_a_sourced_env_does_not_revert_the_next_change(
         "source": ".env",
         "environment_differs_from_dotenv": False,
     }
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_bootstrap_from_a_sourced_shell_follows_the_new_path(
+    workspace: Path, tmp_path: Path, fixture: Fixture, shell: str
+) -> None:
+    """The issue's report: bootstrap, source `.env`, `inv env --dataset-path NEW`, bootstrap:
+    `.env` keeps NEW and the data links follow it."""
+    new = tmp_path / "new-data"
+    done = sh(
+        shell,
+        workspace,
+        f"inv bootstrap --repo {fixture.url()} >/dev/null; {LOAD};"
+        f" inv env --dataset-path {new} >/dev/null; inv bootstrap",
+    )
+    assert done.returncode == 0, done.stderr
+    assert dataset(workspace) == str(new)
+    link = workspace / "mmlab_extension" / "mmdetection3d" / "data"
+    assert os.readlink(link) == str(new / "mmdetection3d" / "data")
 
 
 @pytest.mark.parametrize("shell", SHELLS)
