@@ -25,7 +25,7 @@ _PRINT_HEX = 10  # 40 bits per value: a deliberate value taken for a copy by cha
 
 def fingerprint(name: str, value: str) -> str:
     """A short fingerprint of one binding (name and value)."""
-    data = f"{name}={value}".encode("utf-8", "surrogateescape")
+    data = f"{name}={value}".encode("utf-8", "surrogatepass")  # (any text: never fails)
     return hashlib.sha256(data).hexdigest()[:_PRINT_HEX]
 
 

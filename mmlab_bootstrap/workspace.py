@@ -96,9 +96,10 @@ class Session:
         """The environment, less the values the shell holds only because it sourced a `.env`
         (see `sourced`); what that leaves out is said once per run."""
         found = overrides(self.environ, self.env_path, envfile.values(), exists=envfile.exists)
-        for text, say in ((found.note, self.report.note), (found.warning, self.report.warn)):
-            if text is not None and text not in self._said:
-                self._said.add(text)
+        said = (("note", found.note, self.report.note), ("warn", found.warning, self.report.warn))
+        for kind, text, say in said:
+            if text is not None and kind not in self._said:  # once a run, each kind
+                self._said.add(kind)
                 say(text)
         return found.environ
 
@@ -106,10 +107,10 @@ class Session:
         """The defaults files' values (user's, then system's), read once per run."""
         if self._defaults is None:
             self._defaults = []
+            known = {*BY_NAME, IDENTITY_FILE, IDENTITY_DIGEST}
             for source in DEFAULT_LAYERS:
                 path = defaults_file(source, self.environ)
                 values = read_defaults_file(path).values()
-                known = {*BY_NAME, IDENTITY_FILE, IDENTITY_DIGEST}
                 for name in sorted(set(values) - known):
                     if name.startswith("MMLAB_"):
                         self.report.warn(f"{path}: {name} is not a variable of this tool")
