@@ -308,6 +308,40 @@ def test_a_block_added_through_a_symlinked_folder_loads_there(
     assert sh(shell, workspace, show).stdout == str(workspace / "mmlab_dataset")
 
 
+HOSTILE_ROOTS = [
+    ("space", "a b", "a"),
+    ("star", "a*b", "axxb"),
+    ("brackets", "[ab]", "a"),
+    ("question", "a?", "ab"),
+    ("dollar", "$HOME", "home"),
+    ("operators", "a;b|c&d", "a"),
+    ("backtick", "a`touch RAN`b", "a"),
+    ("unicode", "é😀", "e"),
+]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    ("name", "folder", "lookalike"), HOSTILE_ROOTS, ids=[n for n, _, _ in HOSTILE_ROOTS]
+)
+def test_hostile_workspace_names_in_the_rc_block(
+    tmp_path: Path, shell: str, name: str, folder: str, lookalike: str
+) -> None:
+    """A workspace folder named with glob characters, `$`, operators or unicode: the block
+    loads it inside and nowhere else (not in a folder its name would match as a pattern),
+    and sourcing the rc file runs nothing."""
+    root = second_workspace(tmp_path, folder)
+    (tmp_path / lookalike).mkdir(exist_ok=True)
+    rc = tmp_path / "home" / ".shrc"
+    run = inv(root, "env", "--rc", str(rc))
+    assert run.code == 0, run.err
+    show = f'. "{rc}"; printf %s "${DATASET_PATH}"'
+    inside = sh(shell, root, show)
+    assert (inside.stdout, inside.stderr) == (str(root / "mmlab_dataset"), ""), name
+    assert sh(shell, tmp_path / lookalike, show).stdout == "", name
+    assert not list(tmp_path.rglob("RAN")), name
+
+
 def old_block(root: Path) -> str:
     """A block as the versions before the per-workspace guard wrote it."""
     return (
