@@ -276,6 +276,8 @@ def test_a_bootstrap_in_the_other_workspace_plans_its_own_paths(
     assert inv(other, "env").code == 0
     environ = {k: v for k, v in dotenv_values(workspace / ".env").items() if v is not None}
     run = inv(other, "--dry", "bootstrap", env=environ)
+    assert run.code == 0, run.err
+    assert f"datasets:    {other / 'mmlab_dataset'}" in run.lines
     assert str(workspace) not in run.out, run.out
     assert f"another workspace's .env ({workspace / '.env'})" in run.err
 
