@@ -70,12 +70,11 @@ def doctor_step(session: Session, *, as_json: bool, python: str | None) -> bool:
         return bool(found["healthy"])
     print_status(session, found["status"])
     report = session.report
+    python_info = found["python"]
+    version = f" (Python {python_info['version']})" if python_info["version"] else ""
     sections = (
         ("datasets", "datasets:"),
-        (
-            "python",
-            f"python {found['python']['interpreter']} (Python {found['python']['version']}):",
-        ),
+        ("python", f"python {python_info['interpreter']}{version}:"),
     )
     for section, title in sections:
         report.info(title)

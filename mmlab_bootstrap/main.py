@@ -27,7 +27,7 @@ finally:
     signal.signal(signal.SIGINT, _previous)
 if _interrupted:
     sys.stderr.write(
-        "error: interrupted\nhint: run the same command again: it finishes what was started\n"
+        "error: interrupted before anything was done\nhint: run the same command again\n"
     )
     raise SystemExit(130)
 
