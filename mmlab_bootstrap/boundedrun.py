@@ -85,6 +85,13 @@ def run_bounded(
                         break
                 if stopped:
                     break
+        while not stopped and not ended:  # its pipes are closed: it is ending, or should be
+            ended = _ended(process.pid)
+            remaining = deadline - time.monotonic()
+            if not ended and remaining <= 0:
+                stopped = f"it did not finish within {seconds:g} s"
+            elif not ended:
+                time.sleep(min(remaining, POLL))
     finally:
         _kill_group(process.pid)
         process.wait()

@@ -5,8 +5,11 @@ no network and runs no model code."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .datasets import check_data
@@ -32,7 +35,7 @@ def doctor_report(
     data_sections: list[dict[str, Any]] = []
     data_findings: list[Finding] = []
     for location in locations(settings, DATASET_PATH):
-        if not location.link.is_dir():
+        if not _looked_under(location.link):
             continue  # status names a missing or broken link
         info, found = check_data(location.link, location.project_dir, settings.dataset_path)
         data_sections.append({"project": location.project, **info})
@@ -51,6 +54,17 @@ def doctor_report(
         "python": python_info,
         "findings": findings,
     }
+
+
+def _looked_under(link: Path) -> bool:
+    """Whether the datasets under a `data` link are checked: not when the link is missing,
+    dangling or no folder (status names it); yes when it cannot be told (the check says why)."""
+    try:
+        return stat.S_ISDIR(os.stat(link).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
 
 
 def _text(finding: Finding) -> str:

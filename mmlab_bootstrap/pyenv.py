@@ -113,20 +113,28 @@ def probe(python: str, environ: Mapping[str, str]) -> dict[str, Any]:
         raise PythonError(
             f"--python {shown(python)} was stopped: {done.stopped}, and the interpreter's"
             " answer is not what was asked",
-            "check that it starts (PYTHON -c pass) without waiting or printing on its own"
-            " (a sitecustomize.py or .pth file may), or " + hint[0].lower() + hint[1:],
+            f"check that {shown(python)} -c pass ends at once and prints nothing (a"
+            " sitecustomize.py or .pth file may wait or print), or pass another interpreter",
         )
-    try:
-        answer = json.loads(done.out.decode("utf-8", "replace"))
-    except (ValueError, RecursionError):
-        answer = None
-    if done.code != 0 or answer is None:
+    if done.code != 0:
         said = done.err.decode("utf-8", "replace").strip().splitlines()
         reason = said[-1] if said else f"exit status {done.code}"
         raise PythonError(
             f"--python {shown(python)} is not a Python interpreter this can ask ({reason})", hint
         )
-    wrong = answer_problem(answer)
+    try:
+        answer = json.loads(done.out.decode("utf-8", "replace"))
+    except ValueError:
+        raise PythonError(
+            f"--python {shown(python)} is not a Python interpreter this can ask"
+            " (its answer is not JSON)",
+            hint,
+        ) from None
+    except RecursionError:
+        answer = None
+        wrong: str | None = "JSON nested too deeply"
+    else:
+        wrong = answer_problem(answer)
     if wrong is not None:
         raise PythonError(
             f"--python {shown(python)}: the interpreter's answer is not what was asked ({wrong})",
@@ -165,7 +173,7 @@ def answer_problem(answer: object) -> str | None:
             return problem
     for module, folder in answer["imports"].items():
         if not isinstance(folder, str):
-            return f"imports.{shown(str(module))} is {_kind(folder)}, not a string"
+            return f"imports[{shown(str(module))}] is {_kind(folder)}, not a string"
     return None
 
 
