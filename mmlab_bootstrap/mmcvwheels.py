@@ -36,9 +36,11 @@ def prebuilt_versions(mmcv_checkout: Path, cuda: str, torch: str, system: str) -
         table = json.loads(text.decode("utf-8")) if whole else None
     except (OSError, ValueError, RecursionError):
         return None
-    rows = table.get(system, []) if isinstance(table, dict) else []
+    rows = table.get(system, []) if isinstance(table, dict) else None
+    if not isinstance(rows, list):
+        return None  # not mmcv's table
     versions: list[str] = []
-    for row in rows if isinstance(rows, list) else []:
+    for row in rows:
         if isinstance(row, dict) and row.get("cuda") == cuda and row.get("torch") == torch:
             listed = row.get("mmcv", [])
             versions += (

@@ -548,3 +548,37 @@ def test_the_reads_of_the_dataset_checks_go_through_the_scan() -> None:
         source = Path(module.__file__ or "").read_text()
         for call in ("open(", ".is_file()", ".is_dir()", ".exists()", "scandir(", ".stat("):
             assert call not in source, (module.__name__, call)
+
+
+TABLE = Path("mmcv") / "docs" / "en" / "_static" / "version.json"
+# mmcv's wheel table in the workspace's checkout, as it should not be.
+TABLES = {
+    "a FIFO": lambda path: os.mkfifo(path),
+    "a link to /dev/zero": lambda path: path.symlink_to("/dev/zero"),
+    "over the limit": lambda path: path.write_text(json.dumps({"Linux": ["x" * (2 << 20)]})),
+    "a list": lambda path: path.write_text("[]"),
+    "rows not a list": lambda path: path.write_text('{"Linux": 5}'),
+    "versions a number": lambda path: path.write_text(
+        json.dumps({"Linux": [{"cuda": "cpu", "torch": "2.1.x", "mmcv": 5}]})
+    ),
+    "deeply nested": lambda path: path.write_text("[" * DEEP + "]" * DEEP),
+}
+
+
+@pytest.mark.parametrize("case", TABLES)
+@pytest.mark.usefixtures("bounded")
+def test_a_hostile_wheel_table_is_no_table(tmp_path: Path, case: str) -> None:
+    """The table is read as a regular file of at most 1 MiB, every value typed: none of
+    these hangs or raises; the wheel line still names the index."""
+    (tmp_path / TABLE).parent.mkdir(parents=True)
+    TABLES[case](tmp_path / TABLE)
+    (tmp_path / "answer.json").write_text(json.dumps(answer()))
+    python = write(tmp_path / "python", f"#!/bin/sh\nexec cat '{tmp_path / 'answer.json'}'\n")
+    python.chmod(0o755)
+    info, findings = python_section(tmp_path, (), str(python), os.environ)
+    (wheels,) = [f for f in findings if f.subject == "mmcv wheels"]
+    if case == "versions a number":  # mmcv's table, listing no wheel for the pair
+        assert info["mmcv_wheels"]["versions"] == [] and wheels.level == WARNING
+    else:
+        assert info["mmcv_wheels"]["versions"] is None
+        assert "(no mmcv table in the workspace to check)" in wheels.text
