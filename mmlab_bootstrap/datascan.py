@@ -166,11 +166,12 @@ class Scan:
         if code in (errno.EACCES, errno.EPERM):
             at = self._first(path, lambda p: os.path.isdir(p) and not os.access(p, os.X_OK))
             at = at or path
-            owner = _owner(at)
+            real = Path(os.path.realpath(at))  # a link's own owner and mode do not matter
+            leads = f"{shown(str(real))}, " if os.path.islink(at) else ""
             self._report(
                 at,
-                f"cannot be read: permission denied{owner}",
-                f"ask its owner to make it readable for you (e.g. chmod -R a+rX '{at}'),"
+                f"cannot be read: permission denied ({leads}{_owner(real)})",
+                f"ask its owner to make it readable for you (e.g. chmod -R a+rX '{real}'),"
                 " or run doctor as a user who can read it",
             )
         elif code == errno.ELOOP:
@@ -281,13 +282,13 @@ def _errno(path: Path) -> int | None:
 
 
 def _owner(path: Path) -> str:
-    """` (owner NAME, mode 0700)`, as far as it can be told."""
+    """`owner NAME, mode 0700`, as far as it can be told."""
     try:
         found = os.lstat(path)
     except OSError:
-        return ""
+        return "its owner and mode cannot be seen"
     try:
         name = pwd.getpwuid(found.st_uid).pw_name
     except KeyError:
         name = str(found.st_uid)
-    return f" (owner {name}, mode {stat.S_IMODE(found.st_mode):04o})"
+    return f"owner {name}, mode {stat.S_IMODE(found.st_mode):04o}"

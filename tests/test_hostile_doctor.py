@@ -440,7 +440,7 @@ def test_folders_another_user_cannot_read(shared_base: Path) -> None:
     ], findings
     text, hint = errors["mmdetection3d/data/kitti/training"]
     assert text == "cannot be read: permission denied (owner root, mode 0700)"
-    assert f"chmod -R a+rX '{folder / 'training'}'" in hint
+    assert f"chmod -R a+rX '{os.path.realpath(folder / 'training')}'" in hint
     assert [subject for level, subject, _, _ in findings if level == OK] == [
         "mmdetection3d/data/nuscenes"
     ]
@@ -460,6 +460,9 @@ def test_doctor_as_another_user_reports_everything(shared_base: Path, cloned: Cl
     locked = root / "mmlab_extension" / "mmdetection3d" / "data" / "kitti" / "training"
     os.chown(locked, 0, 0)
     locked.chmod(0o700)
+    other = root / "mmlab_dataset" / "mmdetection" / "data"  # the target of a `data` link
+    os.chown(other, 0, 0)
+    other.chmod(0o700)
     run = run_cli(
         [*NOBODY, str(BIN / "inv"), "doctor", "--python", str(python)],
         root,
@@ -468,6 +471,11 @@ def test_doctor_as_another_user_reports_everything(shared_base: Path, cloned: Cl
     )
     assert run.code == 1 and "Traceback" not in run.out + run.err, run.err
     assert "  mmdetection3d/data/kitti/training: cannot be read: permission denied" in run.out
+    assert (
+        f"  mmdetection/data: cannot be read: permission denied ('{other}', owner root,"
+        " mode 0700); hint: ask its owner to make it readable for you (e.g. chmod -R a+rX"
+        f" '{other}')"
+    ) in run.out
     assert "the interpreter's answer is not what was asked (the answer is a list" in run.out
     assert "datasets:" in run.lines and run.lines[-1].startswith("doctor: ")
     assert "finishes" not in run.out + run.err and "again" not in run.err
