@@ -1,7 +1,8 @@
 """The datasets under a project's `data` link: KITTI, nuScenes and COCO recognised by their
 folder and checked against the layout the sub-projects' documentation describes.
 
-Only bounded reads: a folder is listed only when it is one of the few small ones of a layout
+Only bounded reads, each through one `datascan.Scan` (what cannot be read is a finding, never
+the end of the check): a folder is listed only when it is one of the few small ones of a layout
 (`data/`, a dataset's top, `training/`), a large one is only asked for its first entry, and the
 ids are sampled (first, middle, last of `ImageSets/train.txt`). Nothing is written.
 """
