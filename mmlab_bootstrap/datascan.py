@@ -38,10 +38,13 @@ class NotRegularFile(OSError):
 def read_head(path: Path, limit: int) -> tuple[bytes, bool]:
     """At most `limit` bytes of the regular file at `path` (a symlink to one is followed), and
     whether they are the whole file. Opening never blocks (a FIFO, a device or a folder is a
-    NotRegularFile before a byte is read); any other failure is the OSError it is."""
+    NotRegularFile, a device not even opened); any other failure is the OSError it is."""
+    found = os.stat(path)
+    if not stat.S_ISREG(found.st_mode):
+        raise NotRegularFile(path, found.st_mode)
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     try:
-        found = os.fstat(descriptor)
+        found = os.fstat(descriptor)  # it may have been swapped since
         if not stat.S_ISREG(found.st_mode):
             raise NotRegularFile(path, found.st_mode)
         chunks: list[bytes] = []

@@ -590,3 +590,20 @@ def test_a_hostile_wheel_table_is_no_table(tmp_path: Path, case: str) -> None:
     else:
         assert info["mmcv_wheels"]["versions"] is None
         assert "(no mmcv table in the workspace to check)" in wheels.text
+
+
+@pytest.mark.parametrize("printed", [0, 1, 4095, 4096, 4097, 100_000])
+@pytest.mark.usefixtures("bounded")
+def test_the_byte_cap_is_exact(printed: int) -> None:
+    """Up to the cap a program's output is whole and it ends by itself; past it, it is
+    stopped, with the cap's worth kept (both streams count)."""
+    from mmlab_bootstrap.boundedrun import run_bounded
+
+    half = printed // 2
+    script = f"printf '%{half}s' '' ; printf '%{printed - half}s' '' >&2"
+    ran = run_bounded(["sh", "-c", script], seconds=30, max_bytes=4096)
+    if printed <= 4096:
+        assert (ran.code, ran.stopped, len(ran.out) + len(ran.err)) == (0, None, printed)
+    else:
+        assert ran.code is None and ran.stopped == "it printed more than 4096 bytes"
+        assert len(ran.out) + len(ran.err) == 4096
