@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .datascan import Scan
 from .pickleformat import CURRENT, OLD
 
 # mmdetection3d 1.1 moved its converters here, with the one that updates old info files.
@@ -29,9 +30,9 @@ class Layout:
     generated: tuple[str, ...]
     guides: tuple[str, ...]  # the page of each version of the docs, newest first
 
-    def guide(self, project_dir: Path) -> str:
+    def guide(self, project_dir: Path, scan: Scan) -> str:
         """The page of the sub-project's docs (at its checkout) that describes the layout."""
-        found = next((g for g in self.guides if (project_dir / g).is_file()), self.guides[0])
+        found = next((g for g in self.guides if scan.is_regular(project_dir / g)), self.guides[0])
         return f"{project_dir.name}/{found}"
 
 
@@ -82,12 +83,12 @@ KITTI_SAMPLES = ("velodyne/{}.bin", "image_2/{}.png", "calib/{}.txt", "label_2/{
 
 
 def create_data_command(
-    layout: Layout, folder: Path, project_dir: Path, versions: list[str]
+    layout: Layout, folder: Path, project_dir: Path, versions: list[str], scan: Scan
 ) -> str:
     """The `create_data.py` line (run in the sub-project) that makes a dataset's files."""
     data = f"./data/{folder.name}"
     extra = ""
-    if layout is KITTI and (folder / "training" / "planes").is_dir():
+    if layout is KITTI and scan.is_dir(folder / "training" / "planes"):
         extra = " --with-plane"
     if layout is NUSCENES and versions and "v1.0-trainval" not in versions:
         extra = f" --version {versions[0]}"
@@ -97,12 +98,12 @@ def create_data_command(
     )
 
 
-def expected_format(project_dir: Path) -> str:
+def expected_format(project_dir: Path, scan: Scan) -> str:
     """The info format the sub-project's checkout reads: the current one (a dict with
     `metainfo` and `data_list`) from mmdetection3d 1.1, the old one before."""
-    if (project_dir / CONVERTER).is_file():
+    if scan.is_regular(project_dir / CONVERTER):
         return CURRENT
-    if (project_dir / OLD_CONVERTERS).is_dir():
+    if scan.is_dir(project_dir / OLD_CONVERTERS):
         return OLD
     return CURRENT
 

@@ -5,8 +5,11 @@ no network and runs no model code."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .datasets import check_data
@@ -32,7 +35,7 @@ def doctor_report(
     data_sections: list[dict[str, Any]] = []
     data_findings: list[Finding] = []
     for location in locations(settings, DATASET_PATH):
-        if not location.link.is_dir():
+        if not _looked_under(location.link):
             continue  # status names a missing or broken link
         info, found = check_data(location.link, location.project_dir, settings.dataset_path)
         data_sections.append({"project": location.project, **info})
@@ -53,6 +56,17 @@ def doctor_report(
     }
 
 
+def _looked_under(link: Path) -> bool:
+    """Whether the datasets under a `data` link are checked: not when the link is missing,
+    dangling or no folder (status names it); yes when it cannot be told (the check says why)."""
+    try:
+        return stat.S_ISDIR(os.stat(link).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+
+
 def _text(finding: Finding) -> str:
     """A finding as one line: what is wrong, and the hint that fixes it."""
     return f"{finding.line}; hint: {finding.hint}" if finding.hint else finding.line
@@ -70,12 +84,11 @@ def doctor_step(session: Session, *, as_json: bool, python: str | None) -> bool:
         return bool(found["healthy"])
     print_status(session, found["status"])
     report = session.report
+    python_info = found["python"]
+    version = f" (Python {python_info['version']})" if python_info["version"] else ""
     sections = (
         ("datasets", "datasets:"),
-        (
-            "python",
-            f"python {found['python']['interpreter']} (Python {found['python']['version']}):",
-        ),
+        ("python", f"python {python_info['interpreter']}{version}:"),
     )
     for section, title in sections:
         report.info(title)

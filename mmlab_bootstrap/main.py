@@ -26,9 +26,7 @@ try:
 finally:
     signal.signal(signal.SIGINT, _previous)
 if _interrupted:
-    sys.stderr.write(
-        "error: interrupted\nhint: run the same command again: it finishes what was started\n"
-    )
+    sys.stderr.write("error: interrupted\nhint: nothing was done yet: run the same command again\n")
     raise SystemExit(130)
 
 # invoke's core flags that mean something here; the others (`--pty`, `--echo`,

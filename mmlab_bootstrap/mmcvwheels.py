@@ -10,8 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .datascan import read_head
 from .findings import INFO, WARNING, Finding
 from .versionbounds import Range, version_key
+
+TABLE_LIMIT = 1 << 20  # bytes: mmcv's table is some 20 kB
 
 
 def mmcv_index(torch_version: str, cuda: str | None) -> tuple[str, str, str]:
@@ -29,14 +32,20 @@ def prebuilt_versions(mmcv_checkout: Path, cuda: str, torch: str, system: str) -
     mmcv checkout (None when there is no table to read)."""
     table_path = mmcv_checkout / "docs" / "en" / "_static" / "version.json"
     try:
-        table = json.loads(table_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text, whole = read_head(table_path, TABLE_LIMIT)  # a regular file, never a FIFO
+        table = json.loads(text.decode("utf-8")) if whole else None
+    except (OSError, ValueError, RecursionError):
         return None
-    rows = table.get(system, []) if isinstance(table, dict) else []
+    rows = table.get(system, []) if isinstance(table, dict) else None
+    if not isinstance(rows, list):
+        return None  # not mmcv's table
     versions: list[str] = []
     for row in rows:
         if isinstance(row, dict) and row.get("cuda") == cuda and row.get("torch") == torch:
-            versions += [str(v) for v in row.get("mmcv", [])]
+            listed = row.get("mmcv", [])
+            versions += (
+                [v for v in listed if isinstance(v, str)] if isinstance(listed, list) else []
+            )
     return versions
 
 

@@ -11,6 +11,8 @@ import io
 import pickletools
 from pathlib import Path
 
+from .datascan import read_head
+
 HEAD_BYTES = 8192  # how much of a file is read
 CURRENT, OLD, UNKNOWN, NOT_PICKLE = "current", "old", "unknown", "not a pickle"
 
@@ -23,10 +25,10 @@ _FRAMING = frozenset({"PROTO", "FRAME", "MARK"})
 
 def info_format(path: Path) -> str:
     """`current` (dict with `metainfo`/`data_list`), `old` (a list, or a dict with `infos`),
-    `unknown` (a pickle of something else) or `not a pickle` (empty, damaged, another file)."""
+    `unknown` (a pickle of something else) or `not a pickle` (empty, damaged, another file,
+    or no regular file: its first bytes are read as `datascan.read_head` reads them)."""
     try:
-        with open(path, "rb") as file:
-            head = file.read(HEAD_BYTES)
+        head, _ = read_head(path, HEAD_BYTES)
     except OSError:
         return NOT_PICKLE
     return head_format(head)

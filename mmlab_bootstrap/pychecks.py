@@ -11,7 +11,7 @@ from typing import Any
 
 from .findings import ERROR, INFO, OK, WARNING, Finding
 from .mmcvwheels import mmcv_name, mmcv_wheels
-from .pyenv import cuda_toolkit, interpreter, probe
+from .pyenv import PythonError, cuda_toolkit, interpreter, probe
 from .versionbounds import (
     PACKAGES,
     Range,
@@ -28,9 +28,15 @@ TORCH_HINT = "install PyTorch built for your CUDA (https://pytorch.org/get-start
 def python_section(
     extension: Path, projects: tuple[str, ...], given: str | None, environ: Mapping[str, str]
 ) -> tuple[dict[str, Any], list[Finding]]:
-    """The interpreter's packages checked against the bounds the sub-projects' sources set."""
+    """The interpreter's packages checked against the bounds the sub-projects' sources set.
+
+    A `--python` that is no executable is an error (a PythonError, before anything is shown);
+    one that cannot be asked, or answers something else, is one error finding."""
     python = interpreter(given)
-    found = probe(python, environ)
+    try:
+        found = probe(python, environ)
+    except PythonError as error:
+        return _unasked(python, environ, Finding(ERROR, "python", error.message, error.hint))
     installed: dict[str, Any] = found["packages"]
     folders = [folder for folder in PACKAGES if (extension / folder).is_dir()]
     ranges = [found for folder in folders for found in sub_project_ranges(extension, folder)]
@@ -102,11 +108,31 @@ def python_section(
             findings += _editable(package, have, checkout, folder in projects, pip)
     findings += _checkout_versions(extension, folders, effective)
     info["torch_cuda"] = (installed.get("torch") or {}).get("cuda")
-    info["cuda_toolkit"] = cuda_toolkit(dict(environ))
+    info["cuda_toolkit"] = cuda_toolkit(environ)
     findings += _toolkit(info["torch_cuda"], info["cuda_toolkit"])
     info["mmcv_wheels"] = wheel_info
     findings += wheel_findings
     return info, findings
+
+
+def _unasked(
+    python: str, environ: Mapping[str, str], failed: Finding
+) -> tuple[dict[str, Any], list[Finding]]:
+    """The section of an interpreter that gave no usable answer: that error, and the CUDA
+    toolkit (which does not depend on it)."""
+    toolkit = cuda_toolkit(environ)
+    info: dict[str, Any] = {
+        "interpreter": python,
+        "version": None,
+        "executable": None,
+        "prefix": None,
+        "packages": {},
+        "imports": {},
+        "torch_cuda": None,
+        "cuda_toolkit": toolkit,
+        "mmcv_wheels": None,
+    }
+    return info, [failed, *_toolkit(None, toolkit)]
 
 
 def _text(limit: Range | None) -> str:
@@ -201,6 +227,9 @@ def _toolkit(torch_cuda: str | None, toolkit: Mapping[str, Any]) -> list[Finding
     if toolkit.get("nvcc") is None:
         return [Finding(INFO, "cuda", f"CUDA_HOME {home}; no nvcc (only needed to build mmcv)")]
     text = f"CUDA_HOME {home}; nvcc {release or 'of unknown release'} ({toolkit['nvcc']})"
+    if toolkit.get("nvcc_problem"):
+        hint = "check that this nvcc is the CUDA compiler (nvcc --version prints its release)"
+        return [Finding(WARNING, "cuda", f"{text}: {toolkit['nvcc_problem']}", hint)]
     if torch_cuda and release and release != torch_cuda:
         return [
             Finding(

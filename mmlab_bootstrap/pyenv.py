@@ -8,14 +8,16 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Mapping
 from typing import Any
 
+from .boundedrun import run_bounded
 from .errors import BootstrapError, shown
 
 PROBE_TIMEOUT = 60  # seconds: a cold interpreter on a network disk can be slow
+PROBE_BYTES = 1 << 20  # what the interpreter may print (its answer is a few kilobytes)
 NVCC_TIMEOUT = 10
+NVCC_BYTES = 64 << 10
 # The distributions looked at (mmcv 1.x was `mmcv-full`; `mmcv-lite` has no compiled ops).
 WANTED = ("torch", "mmcv", "mmcv-full", "mmcv-lite", "mmengine", "mmdet", "mmdet3d", "mmdeploy")
 
@@ -91,56 +93,134 @@ def interpreter(given: str | None) -> str:
 
 
 def probe(python: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    """What the interpreter has installed (see PROBE); a PythonError when it is no Python 3.8+."""
+    """What the interpreter has installed (see PROBE), its answer checked as a whole; a
+    PythonError when it is no Python 3.8+ or its answer is not what was asked."""
     hint = (
         "pass a Python 3.8+ interpreter, e.g."
         " inv doctor --python ~/miniconda3/envs/openmmlab/bin/python"
     )
     try:
-        done = subprocess.run(
+        done = run_bounded(
             [python, "-B", "-c", PROBE, *WANTED],  # -B: it writes no bytecode
-            env=dict(environ),  # PYTHONPATH and the like, as the training run has them
-            capture_output=True,
-            timeout=PROBE_TIMEOUT,
+            seconds=PROBE_TIMEOUT,
+            max_bytes=PROBE_BYTES,
+            env=environ,  # PYTHONPATH and the like, as the training run has them
             cwd=os.path.abspath(os.sep),  # no package of the current folder shadows one
-            check=False,
         )
-    except (OSError, subprocess.TimeoutExpired) as error:
+    except OSError as error:
         raise PythonError(f"--python {shown(python)} could not be run: {error}", hint) from None
-    try:
-        found = json.loads(done.stdout.decode("utf-8", "replace"))
-    except ValueError:
-        found = None
-    if done.returncode != 0 or not isinstance(found, dict) or "packages" not in found:
-        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = said[-1] if said else f"exit status {done.returncode}"
+    if done.stopped:
+        raise PythonError(
+            f"--python {shown(python)} was stopped: {done.stopped}, and the interpreter's"
+            " answer is not what was asked",
+            f"check that {shown(python)} -c pass ends at once and prints nothing (a"
+            " sitecustomize.py or .pth file may wait or print), or pass another interpreter",
+        )
+    if done.code != 0:
+        said = done.err.decode("utf-8", "replace").strip().splitlines()
+        reason = said[-1] if said else f"exit status {done.code}"
         raise PythonError(
             f"--python {shown(python)} is not a Python interpreter this can ask ({reason})", hint
         )
-    found.setdefault("imports", {})
-    packages = found["packages"]
+    try:
+        answer = json.loads(done.out.decode("utf-8", "replace"))
+    except ValueError:
+        raise PythonError(
+            f"--python {shown(python)} is not a Python interpreter this can ask"
+            " (its answer is not JSON)",
+            hint,
+        ) from None
+    except RecursionError:
+        answer = None
+        wrong: str | None = "JSON nested too deeply"
+    else:
+        wrong = answer_problem(answer)
+    if wrong is not None:
+        raise PythonError(
+            f"--python {shown(python)}: the interpreter's answer is not what was asked ({wrong})",
+            hint,
+        )
+    packages = answer["packages"]
     for alias in ("mmcv-full", "mmcv-lite"):  # mmcv under its other names
         if "mmcv" not in packages and alias in packages:
             packages["mmcv"] = {**packages[alias], "distribution": alias}
-    return found
+    return dict(answer)
 
 
-def cuda_toolkit(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
-    """`CUDA_HOME` (or `CUDA_PATH`) and what `nvcc --version` says, when there is one."""
+# The probe's answer: each field and its type (a tuple: any of them).
+ANSWER = {"python": str, "executable": str, "prefix": str, "packages": dict, "imports": dict}
+PACKAGE = {
+    "version": str,
+    "editable": bool,
+    "source": (str, type(None)),
+    "location": (str, type(None)),
+    "cuda": (str, type(None)),
+}
+
+
+def answer_problem(answer: object) -> str | None:
+    """What makes the probe's answer other than what PROBE prints (every field with its type,
+    no other field), or None when it is that."""
+    problem = _fields(answer, ANSWER, "the answer")
+    if problem is not None:
+        return problem
+    assert isinstance(answer, dict)
+    for name, package in answer["packages"].items():
+        if name not in WANTED:
+            return f"packages names {shown(str(name))}, which was not asked for"
+        problem = _fields(package, PACKAGE, f"packages.{name}")
+        if problem is not None:
+            return problem
+    for module, folder in answer["imports"].items():
+        if not isinstance(folder, str):
+            return f"imports[{shown(str(module))}] is {_kind(folder)}, not a string"
+    return None
+
+
+def _fields(value: object, wanted: Mapping[str, Any], where: str) -> str | None:
+    if not isinstance(value, dict):
+        return f"{where} is {_kind(value)}, not an object"
+    missing = [name for name in wanted if name not in value]
+    if missing:
+        return f"{where} has no {missing[0]!r}"
+    other = [name for name in value if name not in wanted]
+    if other:
+        return f"{where} has {shown(str(other[0]))}, which was not asked for"
+    for name, kinds in wanted.items():
+        if not isinstance(value[name], kinds):
+            expected = " or ".join(
+                _kind(kind()) for kind in (kinds if isinstance(kinds, tuple) else (kinds,))
+            )
+            return f"{where}.{name} is {_kind(value[name])}, not {expected}"
+    return None
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
+
+
+def cuda_toolkit(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`CUDA_HOME` (or `CUDA_PATH`) and what `nvcc --version` says, when there is one (the
+    nvcc on the PATH the training run has, unless `CUDA_HOME` holds one)."""
     home = environ.get("CUDA_HOME") or environ.get("CUDA_PATH") or None
     nvcc = None
     if home and os.access(os.path.join(home, "bin", "nvcc"), os.X_OK):
         nvcc = os.path.join(home, "bin", "nvcc")
     else:
-        nvcc = shutil.which("nvcc")
-    release = None
+        nvcc = shutil.which("nvcc", path=environ.get("PATH", os.defpath))
+    release = problem = None
     if nvcc is not None:
         try:
-            said = subprocess.run(
-                [nvcc, "--version"], capture_output=True, timeout=NVCC_TIMEOUT, check=False
-            ).stdout.decode("utf-8", "replace")
-            match = re.search(r"release (\d+\.\d+)", said)
-            release = match.group(1) if match else None
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return {"cuda_home": home, "nvcc": nvcc, "nvcc_release": release}
+            done = run_bounded(
+                [nvcc, "--version"], seconds=NVCC_TIMEOUT, max_bytes=NVCC_BYTES, env=environ
+            )
+        except OSError as error:
+            problem = f"it could not be run: {error.strerror or error}"
+        else:
+            match = re.search(r"release (\d+\.\d+)", done.out.decode("utf-8", "replace"))
+            release = match.group(1) if match and not done.stopped else None
+            problem = f"`nvcc --version` was stopped: {done.stopped}" if done.stopped else None
+    return {"cuda_home": home, "nvcc": nvcc, "nvcc_release": release, "nvcc_problem": problem}

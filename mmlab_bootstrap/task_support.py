@@ -28,11 +28,14 @@ CONFIG_KEY = "mmlab_bootstrap"
 
 
 @contextlib.contextmanager
-def session_for(c: Context, task: str, *, changes: bool = True) -> Iterator[Session]:
+def session_for(
+    c: Context, task: str, *, changes: bool = True, looks_only: bool = False
+) -> Iterator[Session]:
     """Open a session for a task; turn domain errors into one `Exit`, with no traceback.
 
     A task that changes things takes the workspace lock once its input is checked
-    (not under --dry), and holds it to the end.
+    (not under --dry), and holds it to the end. A task that `looks_only` (status, doctor)
+    never says a re-run finishes anything.
     """
     from .workspace import Session
 
@@ -52,16 +55,22 @@ def session_for(c: Context, task: str, *, changes: bool = True) -> Iterator[Sess
         raise Exit(code=1) from None
     except KeyboardInterrupt:
         _traceback_when_debugging()
-        report.error("interrupted", "run the same command again: it finishes what was started")
+        report.error("interrupted", LOOK_AGAIN if looks_only else AGAIN)
         raise Exit(code=130) from None
     except OSError as error:
         _traceback_when_debugging()
         where = f" ({error.filename})" if error.filename else ""
         report.error(
             f"{error.strerror or error}{where}",
-            "fix the cause, then run the same command again: it finishes what was started",
+            f"fix the cause, then {LOOK_AGAIN if looks_only else AGAIN}",
         )
         raise Exit(code=1) from None
+
+
+# A task that changes things is finished by a re-run; one that only looks (status, doctor)
+# has nothing to finish.
+AGAIN = "run the same command again: it finishes what was started"
+LOOK_AGAIN = "run the same command again to see it all (it changed nothing)"
 
 
 def _traceback_when_debugging() -> None:

@@ -289,7 +289,7 @@ def status(c: Context, json: bool = False) -> None:
     """Show the workspace at a glance; exit 1 when something needs attention."""
     from .steps import status_step
 
-    with session_for(c, "status", changes=False) as session:
+    with session_for(c, "status", changes=False, looks_only=True) as session:
         healthy = status_step(session, as_json=json)
     if not healthy:
         raise Exit(code=1)
@@ -306,7 +306,7 @@ def doctor(c: Context, json: bool = False, python: str | None = None) -> None:
     """Is the workspace ready to train? status, datasets, Python environment; exit 1 if not."""
     from .doctor import doctor_step
 
-    with session_for(c, "doctor", changes=False) as session:
+    with session_for(c, "doctor", changes=False, looks_only=True) as session:
         ready = doctor_step(session, as_json=json, python=python)
     if not ready:
         raise Exit(code=1)

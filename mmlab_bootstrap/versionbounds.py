@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .datascan import read_head
+
 # The sub-projects' folders and the package each installs (and whose sources say what it needs).
 PACKAGES = {
     "mmcv": "mmcv",
@@ -200,9 +202,10 @@ def requirement_ranges(text: str, source: str) -> list[Range]:
 
 
 def _read(path: Path) -> str | None:
+    """A source file's text: a regular file of at most SOURCE_LIMIT bytes, in UTF-8."""
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        if path.is_file() and path.stat().st_size <= SOURCE_LIMIT:
-            return path.read_text(encoding="utf-8")
+        text, whole = read_head(path, SOURCE_LIMIT)
+        return text.decode("utf-8") if whole else None
     return None
 
 

@@ -127,7 +127,9 @@ BAD_INPUTS = [
     row("doctor", fragment=".env: line 1", dotenv="A='x'y\n"),
     row("doctor", "--python", "/nonexistent/python3", fragment="is not an interpreter"),
     row("doctor", "--python", "no-such-python3", fragment="not on PATH"),
-    row("doctor", "--python", "/bin/sh", fragment="is not a Python interpreter"),
+    # (a program that runs but is no Python it can ask is a finding of doctor's report, with
+    # the rest of it: tests/test_hostile_doctor.py)
+    row("doctor", "--python", "/etc", fragment="is not an interpreter"),
 ]
 
 

@@ -109,12 +109,16 @@ def test_a_workspace_not_set_up_is_not_ready(cloned: Cloned, tmp_path: Path) -> 
 
 
 def test_not_an_interpreter_is_one_error(cloned: Cloned, tmp_path: Path) -> None:
+    """No executable there: one error before anything is shown. A program that runs but is
+    no Python it can ask: one problem, and the rest of the report (exit 1)."""
     script = tmp_path / "python"
     script.write_text("#!/bin/sh\necho nothing to see\n")
     os.chmod(script, 0o755)
     run = inv(cloned.root, "doctor", "--python", str(script))
-    assert_clean_error(run, f"--python '{script}' is not a Python interpreter")
-    assert run.out == ""
+    assert run.code == 1 and run.err == "" and "Traceback" not in run.out
+    said = f"  python: --python '{script}' is not a Python interpreter this can ask"
+    assert any(line.startswith(said) for line in run.lines), run.out
+    assert "datasets:" in run.lines and run.lines[-1].startswith("doctor: ")
     assert_clean_error(inv(cloned.root, "doctor", "--python", "nosuch3"), "not on PATH")
 
 

@@ -301,6 +301,7 @@ def test_cuda_home_and_nvcc_are_reported(tmp_path: Path, fake: FakePython) -> No
         "cuda_home": str(home),
         "nvcc": str(nvcc),
         "nvcc_release": "11.8",
+        "nvcc_problem": None,
     }
     (cuda,) = [f for f in findings if f.subject == "cuda"]
     assert cuda.level == INFO and cuda.text == f"CUDA_HOME {home}; nvcc 11.8 ({nvcc})"
@@ -318,16 +319,23 @@ def test_a_relative_interpreter_path_is_taken_from_the_current_folder(
     assert info["interpreter"] == str(fake.python)
 
 
-@pytest.mark.parametrize("kind", ["missing", "not on PATH", "folder", "text file", "script"])
+@pytest.mark.parametrize("kind", ["missing", "not on PATH", "folder", "text file"])
 def test_something_that_is_not_an_interpreter_is_a_clear_error(tmp_path: Path, kind: str) -> None:
     given = {
         "missing": str(tmp_path / "nothing" / "python"),
         "not on PATH": "python-that-does-not-exist",
         "folder": str(tmp_path),
         "text file": str(write(tmp_path / "notes.txt", "hello\n")),
-        "script": str(write(tmp_path / "fake-python", "#!/bin/sh\necho not json\n")),
     }[kind]
-    os.chmod(tmp_path / "fake-python", 0o755) if kind == "script" else None
     with pytest.raises(PythonError) as raised:
         python_section(tmp_path, (), given, os.environ)
     assert "--python" in raised.value.message and "--python" in raised.value.hint
+
+
+def test_a_program_that_is_no_python_is_one_finding(tmp_path: Path) -> None:
+    script = write(tmp_path / "fake-python", "#!/bin/sh\necho not json\n")
+    script.chmod(0o755)
+    info, findings = python_section(tmp_path, (), str(script), os.environ)
+    assert findings[0].level == ERROR and findings[0].subject == "python"
+    assert "is not a Python interpreter this can ask" in findings[0].text
+    assert "--python" in findings[0].hint and info["version"] is None
