@@ -121,7 +121,7 @@ def _not_cloned(location: Location) -> None:
 def _apply(session: Session, work: LinkWork) -> None:
     for location in work.once_cloned:
         session.changes.make(
-            f"link {location.link} -> {location.target} (once cloned)",
+            f"link {location.link} -> {location.target} (once cloned){route_note(location.target)}",
             partial(_not_cloned, location),
         )
     for plan in work.plans:
