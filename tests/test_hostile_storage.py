@@ -300,3 +300,41 @@ def test_a_symlink_loop_in_the_storage_root_is_an_error_not_a_hang(cloned: Clone
     assert "who can send them elsewhere" not in run.err  # (the looping link is no folder)
     layout = inv(cloned.root, "layout")
     assert_clean_error(layout, "is a symlink to", "it dangles, or loops")
+
+
+# (what to make under tmp: name -> symlink text, or None for a folder), the links route names
+SHAPES = {
+    "plain": ({"root/p": None}, []),
+    "absolute": ({"root/p": "{tmp}/there", "there": None}, ["root/p"]),
+    "relative": ({"root/p": "../there", "there": None}, ["root/p"]),
+    "leaf": ({"root/p": None, "root/p/data": "../../there", "there": None}, ["root/p/data"]),
+    "chain": (
+        {"root/p": "{tmp}/one", "one": "two", "two": "{tmp}/there", "there": None},
+        ["root/p", "one", "two"],
+    ),
+    "dotdot": ({"root/p": "{tmp}/there/../else", "there": None, "else": None}, ["root/p"]),
+    "dangling": ({"root/p": "{tmp}/nowhere"}, ["root/p"]),
+    "loop": ({"root/p": "{tmp}/root/p"}, ["root/p"] * 40),
+    "root-is-a-link": ({"real": None, "root": "real", "real/p": None}, []),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_route_table(tmp_path: Path, shape: str) -> None:
+    """Where a storage folder's files go, as the kernel would follow the way; no hang."""
+    from mmlab_bootstrap.layout import route, route_note
+
+    made, links = SHAPES[shape]
+    for name, text in made.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if text is None:
+            path.mkdir(exist_ok=True)
+        else:
+            path.symlink_to(text.format(tmp=tmp_path))
+    folder = tmp_path / "root" / "p" / "data"
+    way = route(folder)
+    assert way.real == Path(os.path.realpath(folder))
+    assert [str(link.relative_to(tmp_path)) for link in way.links] == links
+    assert bool(route_note(folder)) is bool(links)
+    assert all(looked.is_absolute() for looked in way.looked_in)
