@@ -338,3 +338,48 @@ def test_route_table(tmp_path: Path, shape: str) -> None:
     assert [str(link.relative_to(tmp_path)) for link in way.links] == links
     assert bool(route_note(folder)) is bool(links)
     assert all(looked.is_absolute() for looked in way.looked_in)
+
+
+@pytest.mark.parametrize(
+    ("device", "damaged"),
+    [
+        (2049, False),
+        (0, False),
+        (None, False),  # absent: a journal from before devices were recorded
+        (-1, True),
+        (True, True),
+        ("2049", True),
+        (2049.0, True),
+        ([2049], True),
+    ],
+)
+def test_the_journals_device_field_table(device: object, damaged: bool) -> None:
+    """The device a link's target was on: a number, or absent in older journals."""
+    from mmlab_bootstrap.journal import Damage, validated
+
+    entry: dict[str, object] = {"target": "/s/mmdetection/data", "linked": True}
+    if device is not None:
+        entry["device"] = device
+    document = {"version": 1, "links": {"/ws/ext/mmdetection/data": entry}}
+    if damaged:
+        with pytest.raises(Damage, match="device"):
+            validated(document)
+    else:
+        assert validated(document)["/ws/ext/mmdetection/data"] == entry
+
+
+def test_an_old_journal_without_devices_still_links_and_warns_of_nothing(cloned: Cloned) -> None:
+    """A journal written before devices were recorded loads, and a settled run leaves it as it
+    was, byte for byte (no device is added behind the user's back)."""
+    assert inv(cloned.root, "bootstrap").code == 0
+    journal = cloned.root / ".mmlab-bootstrap-state.json"
+    document = json.loads(journal.read_text())
+    for entry in document["links"].values():
+        del entry["device"]
+    journal.write_text(json.dumps(document))
+    before = journal.read_bytes()
+    again = inv(cloned.root, "bootstrap")
+    assert again.code == 0, again.err
+    assert "another filesystem" not in again.err
+    assert journal.read_bytes() == before
+    assert inv(cloned.root, "status").code == 0
