@@ -202,7 +202,9 @@ def space_problem(location: Location, inventory: Inventory, way: Way) -> tuple[s
             existing, inventory.sizes, entries=inventory.folders + len(inventory.symlinks)
         )
         count = len(inventory.files)
-    else:  # renames cost nothing; tracked files are copied
+    elif not inventory.tracked:  # renames cost nothing
+        return None
+    else:  # tracked files are copied
         tracked = inventory.tracked
         room = room_for(
             existing,
@@ -215,7 +217,7 @@ def space_problem(location: Location, inventory: Inventory, way: Way) -> tuple[s
     if room.needed > room.free:
         needs, has = human_size(room.needed), f"{human_size(room.free)} free"
         why = (
-            f"{count} file(s) of {human_size(room.data)} take"
+            f"{count} file(s) of {human_size(room.data)} and their folders take"
             f" {human_size(room.needed - room.spare)} in its {room.block}-byte blocks, plus"
             f" {human_size(room.spare)} to spare"
         )
