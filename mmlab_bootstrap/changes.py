@@ -57,14 +57,14 @@ class Changes:
         if self.dry:
             act()
 
-    def make_folder(self, path: Path) -> None:
-        """Create a folder and any missing parents."""
+    def make_folder(self, path: Path, *, note: str = "") -> None:
+        """Create a folder and any missing parents (`note`: what its lines add)."""
 
         def create() -> None:
             path.mkdir(parents=True, exist_ok=True)
-            self.report.done(f"created {path}")
+            self.report.done(f"created {path}{note}")
 
-        self.make(f"create {path}", create)
+        self.make(f"create {path}{note}", create)
 
     def write_file(self, path: Path, text: str, *, would: Sequence[str] = ()) -> None:
         """Replace a file's text atomically (through a symlink, keeping the link); `would`

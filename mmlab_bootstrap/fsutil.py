@@ -9,7 +9,9 @@ import errno
 import fcntl
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import BootstrapError, shown
 from .temporaries import TEMPORARY, remove_stale_temporaries
@@ -260,3 +262,61 @@ def fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+# What copying into a filesystem takes (see `room_for`): a share of it is kept to spare, for
+# the filesystem's own records and for others writing to that disk meanwhile.
+SPARE_SHARE = 64  # 1/64 (1.6 %) of the blocks and inodes, and at least:
+SPARE_BLOCKS = 4
+SPARE_INODES = 4
+# A block size reported above this is a transfer size (NFS's wsize, GPFS's full block), not
+# what a file takes there: files are counted in 4 KiB blocks instead (what most servers use).
+LARGEST_BLOCK = 64 << 10
+COMMON_BLOCK = 4 << 10
+
+
+class Room(NamedTuple):
+    """What a copy into a filesystem takes there, and what that filesystem has free."""
+
+    needed: int  # bytes: each file rounded up to whole blocks, a block per entry, a spare
+    free: int  # bytes available to this user
+    inodes_needed: int
+    inodes_free: int | None  # None where the filesystem sets no limit (btrfs, some NFS)
+    block: int  # the block the files were counted in
+    data: int  # the files' own bytes
+    spare: int  # bytes of `needed` kept to spare
+    spare_inodes: int
+
+    @property
+    def enough(self) -> bool:
+        return self.needed <= self.free and (
+            self.inodes_free is None or self.inodes_needed <= self.inodes_free
+        )
+
+
+def room_for(folder: Path, sizes: Iterable[int], *, entries: int = 0) -> Room:
+    """What copying files of `sizes` bytes (and `entries` folders and symlinks, a block and
+    an inode each) into `folder` takes on its filesystem, and what it has free (statvfs):
+    each file takes whole blocks, so 1 500 files of 3 000 bytes take 6.1 MB, not 4.5 MB."""
+    found = os.statvfs(folder)
+    unit = found.f_frsize or found.f_bsize  # what f_bavail counts in
+    block = unit if 0 < unit <= LARGEST_BLOCK else COMMON_BLOCK
+    data = blocks = inodes = 0
+    for size in sizes:
+        data += size
+        blocks += -(-size // block)
+        inodes += 1
+    blocks += entries
+    inodes += entries
+    spare_blocks = max(SPARE_BLOCKS, -(-blocks // SPARE_SHARE))
+    spare_inodes = max(SPARE_INODES, -(-inodes // SPARE_SHARE))
+    return Room(
+        needed=(blocks + spare_blocks) * block,
+        free=found.f_bavail * unit,
+        inodes_needed=inodes + spare_inodes,
+        inodes_free=found.f_favail if found.f_files else None,
+        block=block,
+        data=data,
+        spare=spare_blocks * block,
+        spare_inodes=spare_inodes,
+    )

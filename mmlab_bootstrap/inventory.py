@@ -27,6 +27,8 @@ class Inventory(NamedTuple):
     # Tracked files no longer at the location but in the target: a killed run moved them there
     # before it could tell git to skip them; the next run finishes that.
     tracked_moved: tuple[str, ...] = ()
+    sizes: tuple[int, ...] = ()  # of each regular file (what a copy must find room for)
+    folders: int = 0  # below the location
 
     @property
     def untracked(self) -> tuple[str, ...]:
@@ -44,11 +46,14 @@ def take_inventory(location: Location, git: Git) -> Inventory:
     if not link.is_dir():
         mode = os.lstat(link).st_mode
         odd = (f"{shown(str(link))} ({kind(mode)})",) if _is_special(mode) else ()
-        return Inventory((location.leaf,), (), os.lstat(link).st_size, odd)
+        size = os.lstat(link).st_size
+        regular = (size,) if stat.S_ISREG(mode) else ()
+        return Inventory((location.leaf,), (), size, odd, sizes=regular)
     files: list[str] = []
     specials: list[tuple[str, int]] = []
     symlinks: list[str] = []
-    size = 0
+    sizes: list[int] = []
+    folders = 0
     top = os.fspath(link)
     stack = [(top, location.leaf + "/")]  # one scandir a folder; a stat for each regular file
     while stack:
@@ -57,6 +62,7 @@ def take_inventory(location: Location, git: Git) -> Inventory:
             for item in scan:
                 if item.is_dir(follow_symlinks=False):
                     stack.append((item.path, f"{prefix}{item.name}/"))
+                    folders += 1
                     continue
                 relative = prefix + item.name
                 files.append(relative)
@@ -65,10 +71,11 @@ def take_inventory(location: Location, git: Git) -> Inventory:
                     continue
                 status = item.stat(follow_symlinks=False)
                 if stat.S_ISREG(status.st_mode):
-                    size += status.st_size
+                    sizes.append(status.st_size)
                 elif stat.S_ISDIR(status.st_mode):  # became a folder since it was listed
                     files.pop()
                     stack.append((item.path, f"{relative}/"))
+                    folders += 1
                 else:
                     specials.append((relative, status.st_mode))
     files.sort()
@@ -83,7 +90,16 @@ def take_inventory(location: Location, git: Git) -> Inventory:
         for path in listed
         if path not in present and os.path.lexists(in_target(location, path))
     )
-    return Inventory(tuple(files), tracked, size, listed_odd, tuple(symlinks), moved)
+    return Inventory(
+        tuple(files),
+        tracked,
+        sum(sizes),
+        listed_odd,
+        tuple(symlinks),
+        moved,
+        tuple(sizes),
+        folders,
+    )
 
 
 def _walk_order(relative: str) -> list[tuple[int, str]]:

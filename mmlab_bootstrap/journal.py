@@ -196,6 +196,11 @@ def _relative_paths(location: PurePosixPath, value: object, _: dict[str, Any]) -
             raise Damage(f"{shown(text)} is not a path under {location.name}/ (without '..')")
 
 
+def _device(_: PurePosixPath, value: object, __: dict[str, Any]) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise Damage(f"holds {_type(value)}, not a device number")
+
+
 def _flag(_: PurePosixPath, value: object, __: dict[str, Any]) -> None:
     if not isinstance(value, bool):
         raise Damage(f"holds {_type(value)}, not true/false")
@@ -212,4 +217,5 @@ _FIELDS: dict[str, Callable[[PurePosixPath, object, dict[str, Any]], None]] = {
     "adopted": _relative_paths,
     "linked": _flag,
     "excluded": _flag,  # linking put the block in `.git/info/exclude` (it was needed)
+    "device": _device,  # the target's filesystem (st_dev) when linked (absent in older ones)
 }

@@ -10,7 +10,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .carryplan import carry_adopted
-from .layout import LEAVES, plan_layout
+from .layout import LEAVES, device_warning, plan_layout, route_note, storage_warnings
 from .linkplan import LinkPlan, State, Way, plan_links
 from .locations import LinkError, Location, locations
 from .repairs import plan_repairs
@@ -71,6 +71,14 @@ def plan_link_step(
         for plan in plan_links(settings, variable, git, way, relative=relative)
         for entry in [session.journal.entry(plan.location.link)]
     ]
+    for warning in storage_warnings(settings, (variable,)):
+        session.report.warn(warning)
+    for plan in plans:
+        moved = device_warning(
+            plan.location.target, session.journal.entry(plan.location.link).get("device")
+        )
+        if moved:
+            session.report.warn(moved)
     for plan in plans:
         if plan.refused:
             session.report.refused(f"{plan.location.link} [{plan.state.value}]: {plan.problem}")
@@ -113,14 +121,15 @@ def _not_cloned(location: Location) -> None:
 def _apply(session: Session, work: LinkWork) -> None:
     for location in work.once_cloned:
         session.changes.make(
-            f"link {location.link} -> {location.target} (once cloned)",
+            f"link {location.link} -> {location.target} (once cloned){route_note(location.target)}",
             partial(_not_cloned, location),
         )
     for plan in work.plans:
         if plan.refused or work.linker is None:
             continue
         if plan.settled and plan.location.target.is_dir():  # no need of the applier
-            session.report.unchanged(f"already linked {plan.location.link}")
+            note = route_note(plan.location.target)
+            session.report.unchanged(f"already linked {plan.location.link}{note}")
         else:
             work.linker().apply(plan)
 

@@ -14,6 +14,7 @@ from .excludes import add_exclude, has_exclude
 from .fsutil import fsync_folder
 from .git import Git
 from .journal import Journal
+from .layout import device_of, route_note
 from .linkplan import LinkPlan, State, Way
 from .linkwords import carry_text, describe
 from .locations import (
@@ -54,7 +55,9 @@ class Linker:
             if plan.carried:
                 self.changes.make(carry_text(plan), lambda: self._carry(plan))
             else:
-                self.report.unchanged(f"already linked {location.link}")
+                self.report.unchanged(
+                    f"already linked {location.link}{route_note(location.target)}"
+                )
             if plan.repairs:
                 self.changes.make(plan.repairs, lambda: self._repair_bookkeeping(location))
             return
@@ -99,25 +102,28 @@ class Linker:
             found=found,
             previous_link=previous,
             adopted_tracked=self._adopted(plan),
+            device=device_of(target),  # a disk mounted over the root later is noticed
         )
         self._carry(plan)
         skip_worktree(self.git, location, plan.inventory.tracked_moved)
         retired = self._retire_stale(plan)
+        note = route_note(target)  # where the files really go, when a symlink leads elsewhere
         if state in (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK):
             swap_in_link(location, destination)
             was = f" (was -> {plan.old_destination})" if plan.old_destination else ""
             verb = "linked" if state is State.ABSENT else "relinked"
-            self.report.done(f"{verb} {link} -> {destination}{was}")
+            self.report.done(f"{verb} {link} -> {destination}{was}{note}")
         elif state is State.EMPTY:
             remove_empty_tree(link)
             swap_in_link(location, destination)
-            self.report.done(f"linked {link} -> {destination} (replaced an empty folder)")
+            self.report.done(f"linked {link} -> {destination} (replaced an empty folder){note}")
         elif state is State.TRACKED:
             copied = adopt_tracked(self.git, location, plan.inventory.tracked, source=location.link)
             remove_empty_tree(link)
             swap_in_link(location, destination)
             self.report.done(
                 f"adopted {copied} tracked files into {target}; linked {link} -> {destination}"
+                + note
             )
         elif plan.way is Way.BACKUP:
             backup = backup_path(location)
@@ -126,7 +132,7 @@ class Linker:
             fsync_folder(location.project_dir)
             adopt_tracked(self.git, location, plan.inventory.tracked, source=backup)
             swap_in_link(location, destination)
-            self.report.done(f"backed up {link} to {backup}; linked {link} -> {destination}")
+            self.report.done(f"backed up {link} to {backup}; linked {link} -> {destination}{note}")
         else:
             # One file per folder names every folder a killed copy can leave a temporary in
             # (see _remove_adopt_leftovers), not hundreds of thousands of paths.
@@ -137,7 +143,7 @@ class Linker:
             swap_in_link(location, destination)
             self.report.done(
                 f"adopted {moved} files ({human_size(plan.inventory.size)}) into {target};"
-                f" linked {link} -> {destination}"
+                f" linked {link} -> {destination}{note}"
             )
         self._remove_adopt_leftovers(location)
         add_exclude(self.git, location)
@@ -177,8 +183,15 @@ class Linker:
 
     def _repair_bookkeeping(self, location: Location) -> None:
         """Add the bookkeeping `repairs.plan_repairs` found missing."""
-        if not self.journal.entry(location.link):
-            self.journal.record(location.link, target=str(location.target), linked=True)
+        entry = self.journal.entry(location.link)
+        device = device_of(location.target)
+        if not entry:
+            self.journal.record(
+                location.link, target=str(location.target), linked=True, device=device
+            )
+        elif entry.get("device", device) != device:  # a disk mounted over the root: warned
+            self.journal.record(location.link, device=device)
+            self.report.done(f"recorded that {location.target} is on another filesystem now")
         self._remove_adopt_leftovers(location)  # a run killed after linking did not get to it
         if add_exclude(self.git, location):
             self.report.done(f"hid {location.link} from git status (.git/info/exclude)")

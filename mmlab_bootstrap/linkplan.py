@@ -8,13 +8,13 @@ changes anything; `linker` carries the plans out.
 from __future__ import annotations
 
 import os
-import shutil
 from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
 
 from .clashes import clash_text, clashes_in_target
 from .errors import shown
+from .fsutil import room_for
 from .git import Git
 from .inventory import Inventory, stale_copies, take_inventory
 from .locations import (
@@ -146,7 +146,8 @@ def classify(location: Location, git: Git, way: Way) -> LinkPlan:
     shortage = space_problem(location, inventory, way)
     if shortage:
         state = State.TRACKED if link.is_dir() and not inventory.untracked else State.USER_DATA
-        return LinkPlan(location, state, inventory, way=way, problem=shortage)
+        problem, hint = shortage
+        return LinkPlan(location, state, inventory, way=way, problem=problem, hint=hint)
     if link.is_dir() and not inventory.untracked:
         clashes, stale = _clashes_but_stale(git, location, inventory.tracked, inventory.tracked)
         if clashes:
@@ -186,25 +187,50 @@ def _clashes_but_stale(
     return [path for path in clashes if path not in stale], stale
 
 
-def space_problem(location: Location, inventory: Inventory, way: Way) -> str:
-    """Refuse early when the bytes to copy into the target do not fit there."""
+def space_problem(location: Location, inventory: Inventory, way: Way) -> tuple[str, str] | None:
+    """Refuse early (what is wrong, the hint) when the files to copy into the target do not
+    fit there: counted in the target's blocks and inodes, not in bytes (see `room_for`)."""
     copies = bool(inventory.tracked) or way is Way.ADOPT
-    if not copies or not inventory.size:
-        return ""
+    if not copies or not (inventory.size or inventory.files):
+        return None
     existing = location.target
     while not existing.exists():
         existing = existing.parent
     moves_across = way is Way.ADOPT and os.stat(location.link).st_dev != os.stat(existing).st_dev
     if moves_across:
-        need = inventory.size
-    else:  # renames cost nothing; tracked files are copied
-        need = sum(os.lstat(location.project_dir / p).st_size for p in inventory.tracked)
-    free = shutil.disk_usage(existing).free
-    if need <= free:
-        return ""
+        room = room_for(
+            existing, inventory.sizes, entries=inventory.folders + len(inventory.symlinks)
+        )
+        count = len(inventory.files)
+    elif not inventory.tracked:  # renames cost nothing
+        return None
+    else:  # tracked files are copied
+        tracked = inventory.tracked
+        room = room_for(
+            existing,
+            (os.lstat(location.project_dir / path).st_size for path in tracked),
+            entries=len({path.rpartition("/")[0] for path in tracked}),
+        )
+        count = len(tracked)
+    if room.enough:
+        return None
+    if room.needed > room.free:
+        needs, has = human_size(room.needed), f"{human_size(room.free)} free"
+        why = (
+            f"{count} file(s) of {human_size(room.data)} and their folders take"
+            f" {human_size(room.needed - room.spare)} in its {room.block}-byte blocks, plus"
+            f" {human_size(room.spare)} to spare"
+        )
+    else:
+        needs, has = f"{room.inodes_needed} inodes", f"{room.inodes_free} free"
+        why = (
+            f"{room.inodes_needed - room.spare_inodes} files and folders, plus"
+            f" {room.spare_inodes} to spare"
+        )
     return (
-        f"needs {human_size(need)} in {existing}, which has {human_size(free)} free;"
-        " nothing was copied"
+        f"needs {needs} in {existing}, which has {has}: {why}; nothing was copied",
+        f"make room on the disk of {existing} (the copy needs {needs}, it has {has}),"
+        f" or choose a storage root on a bigger disk ({location.variable})",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .layout import route_note
 from .linkplan import LinkPlan, State, Way
 from .locations import (
     human_size,
@@ -27,6 +28,7 @@ def describe(plan: LinkPlan, destination: str) -> str:
             f"{verb} {len(plan.inventory.files)} files ({human_size(plan.inventory.size)})"
             f" at {link}, then link it -> {destination}"
         )
+    what += route_note(plan.location.target)
     if plan.stale:
         what += f" (replacing {len(plan.stale)} outdated cop(ies) in storage: git holds them)"
     return f"{what}  [{state.value}]"

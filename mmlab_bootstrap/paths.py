@@ -18,6 +18,11 @@ def creatable_problem(path: Path) -> str | None:
     while not os.path.lexists(ancestor):
         ancestor = ancestor.parent
     if not ancestor.is_dir():
+        if ancestor.is_symlink():
+            return (
+                f"{str(ancestor)!r} is a symlink to {os.readlink(ancestor)!r}, which leads to"
+                " no folder (it dangles, or loops)"
+            )
         return f"{str(ancestor)!r} is a file"
     if not os.access(ancestor, os.W_OK | os.X_OK):
         return f"{str(ancestor)!r} is not writable"

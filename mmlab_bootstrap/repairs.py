@@ -8,6 +8,7 @@ from typing import Any
 
 from .excludes import exclude_missing
 from .git import Git
+from .layout import device_warning
 from .linkplan import LinkPlan, State
 
 
@@ -20,6 +21,8 @@ def plan_repairs(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> LinkP
     repairs = []
     if not recorded:
         repairs.append(f"record {location.link} in the journal")
+    if device_warning(location.target, recorded.get("device")):  # warned while planning
+        repairs.append(f"record that {location.target} is on another filesystem now")
     if recorded.get("adopted"):
         repairs.append(f"remove what an interrupted --adopt left in {location.target}")
     # The journal notes `linked` once the exclude was seen to, and `excluded` when that meant

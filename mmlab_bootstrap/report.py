@@ -120,6 +120,7 @@ class Reporter:
         self.err = err if err is not None else sys.stderr
         self.program = program  # the command the user ran, named in hints
         self.hide_unchanged = False  # bootstrap sums a step's unchanged lines up in one
+        self.warned: set[str] = set()  # each warning once a run (steps may find the same)
 
     def _print(self, stream: TextIO, style: str, text: str, *, instruction: bool = False) -> None:
         # One line per thing, whatever names it holds: a newline, a terminal escape or a
@@ -163,7 +164,10 @@ class Reporter:
         self._print(self.err, "", f"note: {text}", instruction=True)
 
     def warn(self, text: str) -> None:
-        """Something the user should look at; nothing failed."""
+        """Something the user should look at; nothing failed. Said once a run."""
+        if text in self.warned:
+            return
+        self.warned.add(text)
         self._print(self.err, _YELLOW, f"warning: {text}", instruction=True)
 
     def error(self, message: str, hint: str) -> None:

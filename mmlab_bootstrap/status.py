@@ -15,7 +15,7 @@ from .errors import shown
 from .git import Git
 from .inventory import git_names, skipped_files
 from .journal import STATE_FILE, Journal, JournalError
-from .layout import LEAVES
+from .layout import LEAVES, device_warning, route, storage_warnings
 from .linkplan import State, first_look
 from .locations import Location, locations, some_names
 from .repository import look_at, origin_url, sparse_checkout, submodule_states
@@ -36,13 +36,17 @@ def workspace_status(
     git = Git(session.report, mirror=settings.mirror, answers=session.changes.answers)
     variables, warnings = _variables(settings, session.overrides(session.read_env()), dotenv)
     superproject, submodules = _repository(git, settings, details=details)
+    journal, journal_entries = _journal(session.root)
     links = [
-        _link(git, location) for variable in LEAVES for location in locations(settings, variable)
+        _link(git, location, journal_entries.get(str(location.link), {}))
+        for variable in LEAVES
+        for location in locations(settings, variable)
     ]
+    warnings += storage_warnings(settings)
+    warnings += [link["moved"] for link in links if link["moved"]]
     storage = [_storage(settings, variable) for variable in (CHECKPOINTS_PATH, DATASET_PATH)]
     checkpoints = _checkpoints(settings)
     problems = []
-    journal = _journal(session.root)
     if journal["problem"]:  # every link task and unlink would stop at it
         problems.append(journal["problem"])
     if not superproject["present"]:
@@ -95,13 +99,14 @@ def _checkpoints(settings: Settings) -> list[dict[str, Any]]:
     return checkpoints_status(settings)
 
 
-def _journal(root: Path) -> dict[str, Any]:
-    """The journal's path, and why the link tasks would refuse it (None when they would not)."""
+def _journal(root: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The journal's path and why the link tasks would refuse it (None when they would not);
+    and what it records per link location (nothing when it cannot be read)."""
     try:
-        Journal(root)  # reads and checks it; changes nothing
+        entries = Journal(root).links  # reads and checks it; changes nothing
     except JournalError as error:
-        return {"path": str(root / STATE_FILE), "problem": error.message}
-    return {"path": str(root / STATE_FILE), "problem": None}
+        return {"path": str(root / STATE_FILE), "problem": error.message}, {}
+    return {"path": str(root / STATE_FILE), "problem": None}, entries
 
 
 def _variables(
@@ -189,15 +194,20 @@ STATE_NAMES = {
 }
 
 
-def _link(git: Git, location: Location) -> dict[str, Any]:
+def _link(git: Git, location: Location, recorded: Mapping[str, Any]) -> dict[str, Any]:
     """One location as the link planner sees it (its first look, which reads no folder),
-    with a bounded count of the files of whatever blocks it."""
+    with a bounded count of the files of whatever blocks it; where its files really go
+    when a symlink in the storage root leads elsewhere, and whether its target moved to
+    another filesystem since it was linked."""
     link, target = location.link, location.target
+    way = route(target)
     info: dict[str, Any] = {
         "project": location.project,
         "kind": location.leaf,
         "location": str(link),
         "target": str(target),
+        "real_target": str(way.real) if way.links else None,
+        "moved": device_warning(target, recorded.get("device")),
         "destination": None,
         "files": None,
         "unreachable_tracked": _unreachable_tracked(git, location),

@@ -49,6 +49,8 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
             "broken": f"broken link to {link['destination']}",
             "blocked": f"a real folder or file with {_files(link['files'])} is in the way",
         }[link["state"]]
+        if link["real_target"]:
+            detail += f" (the files go to {link['real_target']})"
         _line(report, link["state"] == "ok", f"link {link['location']}: {link['state']}, {detail}")
         if link["unreachable_tracked"]:
             report.problem(f"  {unreachable_text(link)}")

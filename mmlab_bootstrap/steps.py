@@ -16,7 +16,7 @@ from .clone import ClonePlan, plan_clone
 from .envfile import render
 from .errors import BootstrapError, shown
 from .git import Git
-from .layout import Folder, plan_layout
+from .layout import Folder, plan_layout, route_note, storage_warnings
 from .locations import LinkError, check_projects, locations
 from .settings import Settings
 from .sourced import identity
@@ -111,11 +111,13 @@ def layout_step(session: Session, flags: Mapping[str, str | None]) -> StepResult
     counted = Counted(session)
     settings = session.settings(flags)
     folders: list[Folder] = plan_layout(settings)
+    for warning in storage_warnings(settings):
+        session.report.warn(warning)
     for folder in folders:
         if folder.exists:
-            session.report.unchanged(f"exists {folder.path}")
+            session.report.unchanged(f"exists {folder.path}{route_note(folder.path)}")
         else:
-            session.changes.make_folder(folder.path)
+            session.changes.make_folder(folder.path, note=route_note(folder.path))
     return counted.result(settings, folders)
 
 

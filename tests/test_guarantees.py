@@ -149,21 +149,25 @@ def test_permission_denied_part_way_through_an_adopt(cloned: Cloned, mounts: lis
 
 
 def test_disk_full_during_a_copy(cloned: Cloned, mounts: list[Path]) -> None:
-    """The target fills up (no inodes left) during the copy: nothing lost, clear next step."""
+    """The target fills up (no inodes left) during the copy: nothing lost, clear next step.
+    (The space check counts what the target has room for; the folder the files go to is a
+    smaller disk mounted inside it, which the check does not see.)"""
     storage = cloned.root / "small"
-    mount(mounts, storage, "size=4m,nr_inodes=8")
+    mount(mounts, storage, "size=4m")
     location = cloned.ext / "mmdetection" / "data"
-    location.mkdir()
-    files = {f"f{i}.bin": os.urandom(1000) for i in range(8)}
+    (location / "sub").mkdir(parents=True)
+    files = {f"sub/f{i}.bin": os.urandom(1000) for i in range(8)}
     for name, data in files.items():
         (location / name).write_bytes(data)
+    inner = storage / "mmdetection" / "data" / "sub"
+    mount(mounts, inner, "size=1m,nr_inodes=8")
     run = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
     assert_clean_error(run, "stopped part way", "No space left on device")
     target = storage / "mmdetection" / "data"
     for name, data in files.items():
         here, there = location / name, target / name
         assert (here.exists() and here.read_bytes() == data) or there.read_bytes() == data, name
-    subprocess.run(["mount", "-o", "remount,nr_inodes=1000", str(storage)], check=True)
+    subprocess.run(["mount", "-o", "remount,nr_inodes=1000", str(inner)], check=True)
     again = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
     assert again.code == 0, again.err
     assert {name: (location / name).read_bytes() for name in files} == files
@@ -179,7 +183,7 @@ def test_not_enough_space_is_refused_before_copying(cloned: Cloned, mounts: list
     before = snapshot(cloned.ext)
     run = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
     assert_clean_error(run, "nothing changed")
-    assert "needs 300.0 kB" in run.out and "free" in run.out
+    assert "needs " in run.out and "1 file(s) of 300.0 kB" in run.out and "free" in run.out
     assert snapshot(cloned.ext) == before
 
 

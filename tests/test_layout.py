@@ -100,7 +100,8 @@ def test_a_linked_storage_folder_counts_as_existing(workspace: Path, tmp_path: P
     (tmp_path / "ckpt/mmdetection/checkpoints").symlink_to(tmp_path / "big")
     run = inv(workspace, "layout", *storage_flags(tmp_path))
     assert run.code == 0, run.err
-    assert f"exists {tmp_path}/ckpt/mmdetection/checkpoints" in run.lines
+    folder = f"{tmp_path}/ckpt/mmdetection/checkpoints"
+    assert f"exists {folder} (the files go to {tmp_path}/big: {folder} is a symlink)" in run.lines
 
 
 def test_an_unwritable_parent_is_refused(
