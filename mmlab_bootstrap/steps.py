@@ -182,7 +182,13 @@ def workspace_git(session: Session, settings: Settings) -> Git:
 
 
 def check_flags(
-    *, jobs: int = DEFAULT_JOBS, backup: bool = False, adopt: bool = False, task: str = "clone"
+    *,
+    jobs: int = DEFAULT_JOBS,
+    backup: bool = False,
+    adopt: bool = False,
+    move_data: bool = False,
+    leave_data: bool = False,
+    task: str = "clone",
 ) -> None:
     """Flags that cannot work, refused before anything is done."""
     if jobs < 1:
@@ -192,6 +198,12 @@ def check_flags(
             "--backup and --adopt contradict each other",
             f"choose one: inv {task} --backup (rename aside)"
             f" or inv {task} --adopt (move to storage)",
+        )
+    if move_data and leave_data:
+        raise LinkError(
+            "--move-data and --leave-data contradict each other",
+            f"choose one: inv {task} --move-data (take your files to the new target)"
+            f" or inv {task} --leave-data (leave them in the old one)",
         )
 
 
