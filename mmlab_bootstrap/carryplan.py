@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .clashes import blocked, clash_text, clashes_in_target
 from .git import Git
-from .inventory import Inventory, skipped_files
+from .inventory import Inventory, files_of_user, skipped_files
 from .linkplan import LinkPlan, OldData, State, Way, space_problem
 from .locations import Location, human_size, in_target, some_names
 from .repository import sparse_checkout
-from .transfer import LEFTOVER, same_file_content
-from .walking import walk
+from .transfer import same_file_content
 
 _LINKING = (State.ABSENT, State.OTHER_LINK, State.BROKEN_LINK, State.EMPTY, State.LINKED)
 
@@ -106,7 +104,7 @@ def plan_old_data(
         ours |= {path for path in adopted if isinstance(path, str)}
     holding = []
     for old in _recorded_olds(location, recorded):
-        files, size, specials = _data_in(old, location.leaf, ours)
+        files, size, specials = files_of_user(old, location.leaf, ours)
         if files or specials:
             holding.append((old, files, size, specials))
     if not holding:
@@ -162,26 +160,3 @@ def _recorded_olds(location: Location, recorded: Mapping[str, Any]) -> list[Path
         if os.path.isdir(value) and Path(value) not in olds:
             olds.append(Path(value))
     return olds
-
-
-def _data_in(old: Path, leaf: str, ours: set[str]) -> tuple[tuple[str, ...], int, list[str]]:
-    """The user's files in an old target (`<leaf>/…`), their size, and the specials there."""
-    files: list[str] = []
-    specials: list[str] = []
-    size = 0
-    top = os.fspath(old)
-    for folder, _, entries in walk(old):
-        below = os.path.relpath(folder, top)
-        prefix = leaf if below == "." else f"{leaf}/{below}"
-        for entry in entries:
-            name = os.path.basename(entry.path)
-            relative = f"{prefix}/{name}"
-            if relative in ours or (name[0] == "." and LEFTOVER.fullmatch(name)):
-                continue
-            if entry.special:
-                specials.append(relative)
-                continue
-            files.append(relative)
-            if stat.S_ISREG(entry.mode):
-                size += os.lstat(entry.path).st_size
-    return tuple(sorted(files)), size, specials

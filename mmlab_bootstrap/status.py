@@ -12,11 +12,11 @@ from .borrowing import borrowing_problems
 from .clone import same_repository
 from .errors import shown
 from .git import Git
-from .inventory import git_names, skipped_files
+from .inventory import files_of_user, git_names, skipped_files
 from .journal import STATE_FILE, Journal, JournalError
 from .layout import LEAVES
 from .linkplan import State, first_look
-from .locations import Location, locations, some_names
+from .locations import Location, locations, recorded_locations, some_names
 from .repository import look_at, origin_url, sparse_checkout, submodule_states
 from .settings import Settings, Source
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
@@ -35,13 +35,18 @@ def workspace_status(
     git = Git(session.report, mirror=settings.mirror, answers=session.changes.answers)
     variables, warnings = _variables(settings, session.environ, dotenv)
     superproject, submodules = _repository(git, settings, details=details)
+    journal, recorded = _journal(session.root)
     links = [
-        _link(git, location) for variable in LEAVES for location in locations(settings, variable)
+        _link(git, location, recorded.get(str(location.link), {}))
+        for variable in LEAVES
+        for location in locations(settings, variable)
+    ] + [
+        _link(git, location, recorded[str(location.link)], in_projects=False)
+        for location in recorded_locations(settings, tuple(LEAVES), recorded)
     ]
     storage = [_storage(settings, variable) for variable in (CHECKPOINTS_PATH, DATASET_PATH)]
     checkpoints = _checkpoints(settings)
     problems = []
-    journal = _journal(session.root)
     if journal["problem"]:  # every link task and unlink would stop at it
         problems.append(journal["problem"])
     if not superproject["present"]:
@@ -56,7 +61,9 @@ def workspace_status(
         if not s["ready"] and s["objects_present"]  # (else said above)
     ]
     problems += [
-        f"{link['location']} is {link['state']}" for link in links if link["state"] != "ok"
+        f"{link['location']} is {link['state']}" + _one_off(link)
+        for link in links
+        if link["state"] != "ok"
     ]
     problems += [unreachable_text(link) for link in links if link["unreachable_tracked"]]
     problems += [
@@ -94,13 +101,24 @@ def _checkpoints(settings: Settings) -> list[dict[str, Any]]:
     return checkpoints_status(settings)
 
 
-def _journal(root: Path) -> dict[str, Any]:
-    """The journal's path, and why the link tasks would refuse it (None when they would not)."""
+def _journal(root: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The journal's path, and why the link tasks would refuse it (None when they would not);
+    the links it records (none when it is refused)."""
     try:
-        Journal(root)  # reads and checks it; changes nothing
+        journal = Journal(root)  # reads and checks it; changes nothing
     except JournalError as error:
-        return {"path": str(root / STATE_FILE), "problem": error.message}
-    return {"path": str(root / STATE_FILE), "problem": None}
+        return {"path": str(root / STATE_FILE), "problem": error.message}, {}
+    return {"path": str(root / STATE_FILE), "problem": None}, journal.links
+
+
+def _one_off(link: Mapping[str, Any]) -> str:
+    """What fixes a link the journal records outside the project list (bootstrap does not)."""
+    if link["in_projects"]:
+        return ""
+    return (
+        f" (recorded in the journal, not in MMLAB_PROJECTS: inv link-{link['kind']} --projects"
+        f" {link['project']} links it, inv unlink --{link['kind']} removes it)"
+    )
 
 
 def _variables(
@@ -186,18 +204,23 @@ STATE_NAMES = {
 }
 
 
-def _link(git: Git, location: Location) -> dict[str, Any]:
+def _link(
+    git: Git, location: Location, recorded: Mapping[str, Any], *, in_projects: bool = True
+) -> dict[str, Any]:
     """One location as the link planner sees it (its first look, which reads no folder),
-    with a bounded count of the files of whatever blocks it."""
+    with a bounded count of the files of whatever blocks it; earlier targets that
+    `--leave-data` left holding the user's files."""
     link, target = location.link, location.target
     info: dict[str, Any] = {
         "project": location.project,
         "kind": location.leaf,
         "location": str(link),
         "target": str(target),
+        "in_projects": in_projects,
         "destination": None,
         "files": None,
         "unreachable_tracked": _unreachable_tracked(git, location),
+        "data_left_in": _data_left_in(recorded, target),
     }
     seen = first_look(location)
     if seen is None:  # a real folder or file: the planner would take its inventory
@@ -210,6 +233,22 @@ def _link(git: Git, location: Location) -> dict[str, Any]:
     if seen.state is State.LINKED and not target.is_dir():
         info["state"] = "broken"
     return info
+
+
+def _data_left_in(recorded: Mapping[str, Any], target: Path) -> list[dict[str, Any]]:
+    """Old targets a relink with `--leave-data` left holding files, that still hold some (a
+    bounded count), other than the target now: a note, since the user chose to leave them."""
+    found = []
+    for path in recorded.get("left_data_in") or []:
+        old = Path(path)
+        if os.path.realpath(old) == os.path.realpath(target) or not old.is_dir():
+            continue
+        ours = set(recorded.get("adopted_tracked") or [])  # (copies a carry left behind)
+        files, _, specials = files_of_user(old, target.name, ours, COUNT_LIMIT)
+        count = len(files) + len(specials)
+        if count:
+            found.append({"path": path, "files": count})
+    return found
 
 
 def _unreachable_tracked(git: Git, location: Location) -> list[str]:

@@ -49,9 +49,19 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
             "broken": f"broken link to {link['destination']}",
             "blocked": f"a real folder or file with {_files(link['files'])} is in the way",
         }[link["state"]]
-        _line(report, link["state"] == "ok", f"link {link['location']}: {link['state']}, {detail}")
+        one_off = "" if link["in_projects"] else " (not in MMLAB_PROJECTS; recorded in the journal)"
+        _line(
+            report,
+            link["state"] == "ok",
+            f"link {link['location']}: {link['state']}, {detail}{one_off}",
+        )
         if link["unreachable_tracked"]:
             report.problem(f"  {unreachable_text(link)}")
+        for left in link["data_left_in"]:
+            report.warn(
+                f"{left['path']} still holds {_files(left['files'])} of yours, left there by a"
+                f" relink with --leave-data (not a problem: move or delete them when you wish)"
+            )
     for root in status["storage"]:
         if root["exists"]:
             free = root["free_bytes"] / 1e9

@@ -17,7 +17,7 @@ from .envfile import render
 from .errors import BootstrapError, shown
 from .git import Git
 from .layout import Folder, plan_layout
-from .locations import LinkError, check_projects, locations
+from .locations import LinkError, check_projects, locations, recorded_locations
 from .settings import Settings
 from .status import override_warnings
 from .variables import BY_NAME, VARIABLES
@@ -140,6 +140,15 @@ def unlink_step(
         for variable in variables
         for location in locations(settings, variable)
     ]
+    for location in recorded_locations(settings, variables, session.journal.links):
+        project = location.project_dir
+        if project.is_dir() and not project.is_symlink():  # (as check_projects asks)
+            plans.append(plan_unlink(location, git, session.journal))
+        else:
+            session.report.warn(
+                f"left alone: {location.link} (recorded in the journal): {project} is not a"
+                " folder of the extension now"
+            )
     unlinker = Unlinker(git, session.report, session.changes, session.journal)
     for plan in plans:
         unlinker.apply(plan)

@@ -51,8 +51,8 @@ def user_tree(folder: Path, count: int = 3) -> dict[str, bytes]:
 
 @pytest.fixture
 def with_kitti(cloned: Cloned) -> tuple[Cloned, dict[str, bytes]]:
-    """Linked once; then `data/kitti` put into storage through the link."""
-    run = inv(cloned.root, "link-data")
+    """Bootstrapped once; then `data/kitti` put into storage through the link."""
+    run = inv(cloned.root, "bootstrap")
     assert run.code == 0, run.err
     return cloned, user_tree(cloned.ext / PROJECT / "data")
 
@@ -123,7 +123,7 @@ def test_leave_data_relinks_and_status_names_the_old_target(
     assert_tracked_intact(cloned)
     assert entry(cloned)["left_data_in"] == [str(old)]
     run = inv(cloned.root, "status", env={"MMLAB_DATASET_PATH": str(tmp_path / "big")})
-    assert run.code == 0, run.err  # a note, not a problem: the user chose to leave it
+    assert run.code == 0, run.out  # a note, not a problem: the user chose to leave it
     assert f"{old} still holds {len(tree)} file(s) of yours" in run.out + run.err
     found = json.loads(
         inv(
@@ -291,11 +291,12 @@ def _move_back(cloned: Cloned, tree: dict[str, bytes], old: Path, new: Path) -> 
 
 
 def test_status_and_unlink_cover_a_one_off_project(cloned: Cloned) -> None:
-    """`link-data --projects mmcv` links mmcv/data; status shows it and unlink removes it
-    without the flag, though MMLAB_PROJECTS does not name mmcv."""
-    run = inv(cloned.root, "link-data", "--projects", "mmcv")
+    """`link-data --projects mmdetection` (a one-off flag) links mmdetection/data; status
+    shows it and unlink removes it without the flag, though MMLAB_PROJECTS does not name it."""
+    assert inv(cloned.root, "env", "--projects", PROJECT).code == 0
+    run = inv(cloned.root, "link-data", "--projects", "mmdetection")
     assert run.code == 0, run.err
-    location = cloned.ext / "mmcv" / "data"
+    location = cloned.ext / "mmdetection" / "data"
     assert location.is_symlink()
     found = json.loads(inv(cloned.root, "status", "--json").out)
     shown = {link["location"]: link for link in found["links"]}
@@ -307,4 +308,4 @@ def test_status_and_unlink_cover_a_one_off_project(cloned: Cloned) -> None:
     assert run.code == 0, run.err
     assert not os.path.lexists(location)
     assert str(location) not in json.loads((cloned.root / JOURNAL).read_text())["links"]
-    assert git_status(cloned.ext / "mmcv") == ""
+    assert git_status(cloned.ext / "mmdetection") == ""
