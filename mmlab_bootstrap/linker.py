@@ -232,7 +232,7 @@ class Linker:
         count, size = len(plan.data_files), human_size(plan.data_size)
         if plan.old_data is OldData.LEAVE:
             left = self.journal.entry(link).get("left_data_in") or []
-            self.journal.record(link, left_data_in=sorted({*left, str(old)}))
+            self.journal.record(link, left_data_in=sorted({*left, str(old)}), moving_from=None)
             self.report.warn(
                 f"left {count} file(s) of yours ({size}) in the old target {old} (--leave-data);"
                 " status names it until it is empty"

@@ -126,9 +126,7 @@ def test_leave_data_relinks_and_status_names_the_old_target(
     assert run.code == 0, run.out  # a note, not a problem: the user chose to leave it
     assert f"{old} still holds {len(tree)} file(s) of yours" in run.out + run.err
     found = json.loads(
-        inv(
-            cloned.root, "status", "--json", env={"MMLAB_DATASET_PATH": str(tmp_path / "big")}
-        ).out
+        inv(cloned.root, "status", "--json", env={"MMLAB_DATASET_PATH": str(tmp_path / "big")}).out
     )
     (link,) = [link for link in found["links"] if link["location"].endswith(f"{PROJECT}/data")]
     assert link["data_left_in"] == [{"path": str(old), "files": len(tree)}]
@@ -212,7 +210,8 @@ def test_a_killed_move_is_finished_by_a_rerun(
     cloned, _, storage = two_filesystems
     old = cloned.data / PROJECT / "data"
     new = storage / PROJECT / "data"
-    rng = random.Random(int(os.environ.get("KILL_STORM_SEED", "0")) or None)
+    seed = int(os.environ.get("KILL_STORM_SEED", "0")) or random.randrange(1 << 30)
+    rng = random.Random(seed)
     tree = {}
     for folder in range(40):
         for number in range(50):
@@ -253,7 +252,7 @@ def test_a_killed_move_is_finished_by_a_rerun(
         except subprocess.TimeoutExpired:
             process.send_signal(rng.choice([signal.SIGKILL, signal.SIGINT]))
         out, _ = process.communicate(timeout=60)
-        assert lost() == [], (head + out).decode(errors="replace")
+        assert lost() == [], (seed, (head + out).decode(errors="replace"))
         if process.returncode == 0:
             work = max(0.02, (time.monotonic() - began) * 0.7)
             # put it back for another round: the whole tree in the old target again
@@ -275,9 +274,47 @@ def test_a_killed_move_is_finished_by_a_rerun(
     assert_tracked_intact(cloned)
     leftovers = [p for p in new.rglob("*") if "mmlab-bootstrap-" in p.name]
     assert leftovers == []
-    assert json.loads(inv(cloned.root, "status", "--json").out)["healthy"]
-    print(f"{kills} kills, {midwork} mid-work")
-    assert midwork >= MIDWORK_AT_LEAST, (kills, midwork)
+    status = inv(cloned.root, "status", "--json", env={"MMLAB_DATASET_PATH": str(storage)})
+    assert json.loads(status.out)["healthy"], status.out
+    print(f"seed {seed}: {kills} kills, {midwork} mid-work")
+    assert midwork >= MIDWORK_AT_LEAST, (seed, kills, midwork)
+
+
+def test_a_move_the_journal_says_was_under_way_is_not_forgotten(
+    with_kitti: tuple[Cloned, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """As a kill leaves it: the journal names the new target and the old one being emptied,
+    the link still leads to the old one, one file is in the new target already. A run without
+    a flag names what stays behind; --leave-data ends the move; then runs are quiet."""
+    cloned, tree = with_kitti
+    old = cloned.data / PROJECT / "data"
+    new = tmp_path / "bigdisk" / PROJECT / "data"
+    assert inv(cloned.root, "env", "--dataset-path", str(new.parent.parent)).code == 0
+    journal = json.loads((cloned.root / JOURNAL).read_text())
+    journal["links"][str(cloned.ext / PROJECT / "data")].update(
+        target=str(new), moving_from=str(old), adopted=["data/kitti/training/0000.bin"]
+    )
+    (cloned.root / JOURNAL).write_text(json.dumps(journal))
+    (new / "kitti" / "training").mkdir(parents=True)
+    (old / "kitti" / "training" / "0000.bin").rename(new / "kitti" / "training" / "0000.bin")
+    leftover = (
+        new / "kitti" / "training" / ".0001.bin.mmlab-bootstrap-copy-0123456789abcdef01234567"
+    )
+    leftover.write_bytes(b"half a copy")
+    run = inv(cloned.root, "link-data")
+    assert_clean_error(run, "refused")
+    assert f"would leave {len(tree) - 1} file(s) of yours" in run.out and str(old) in run.out
+    run = inv(cloned.root, "link-data", "--leave-data")
+    assert run.code == 0, run.err
+    assert not leftover.exists()
+    assert entry(cloned).get("moving_from") is None
+    assert (cloned.ext / PROJECT / "data" / "kitti" / "training" / "0000.bin").exists()
+    run = inv(cloned.root, "bootstrap")
+    assert run.code == 0, run.err
+    assert_tracked_intact(cloned)
+    status = inv(cloned.root, "status")
+    assert status.code == 0, status.out
+    assert f"{old} still holds {len(tree) - 1} file(s) of yours" in status.err
 
 
 def _move_back(cloned: Cloned, tree: dict[str, bytes], old: Path, new: Path) -> None:
