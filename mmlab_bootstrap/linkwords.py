@@ -41,9 +41,13 @@ def carry_text(plan: LinkPlan, verb: str = "carry") -> str:
         for relative, source in plan.carried
     }
     origin = " and ".join(sorted(olds))
+    fate = f"the old ones stay in {origin}"
+    moving = plan.data_from and plan.old_data is OldData.MOVE
+    if moving and {os.path.realpath(old) for old in olds} == {os.path.realpath(plan.data_from)}:
+        fate = f"the old ones leave {origin} with the move of your files"
     return (
         f"{verb} {len(plan.carried)} tracked file(s) adopted earlier into"
-        f" {plan.location.target} (copies, verified; the old ones stay in {origin})"
+        f" {plan.location.target} (copies, verified; {fate})"
     )
 
 

@@ -346,3 +346,48 @@ def test_status_and_unlink_cover_a_one_off_project(cloned: Cloned) -> None:
     assert not os.path.lexists(location)
     assert str(location) not in json.loads((cloned.root / JOURNAL).read_text())["links"]
     assert git_status(cloned.ext / "mmdetection") == ""
+
+
+LOCATION = "/w/mmlab_extension/mmdetection3d/data"
+HOSTILE_FIELDS: list[tuple[str, str, object]] = [
+    ("moving_from", "relative", "mmlab_dataset/mmdetection3d/data"),
+    ("moving_from", "climbing out", "/d/mmdetection3d/data/../../../etc/data"),
+    ("moving_from", "another project", "/d/mmdetection/data"),
+    ("moving_from", "the location itself", LOCATION),
+    ("moving_from", "inside the extension", "/w/mmlab_extension/x/mmdetection3d/data"),
+    ("moving_from", "a number", 7),
+    ("moving_from", "a list", ["/d/mmdetection3d/data"]),
+    ("moving_from", "empty", ""),
+    ("moving_from", "a NUL", "/d/mmdetection3d/da\0ta"),
+    ("left_data_in", "a string", "/d/mmdetection3d/data"),
+    ("left_data_in", "a number inside", [3]),
+    ("left_data_in", "null inside", [None]),
+    ("left_data_in", "another leaf", ["/d/mmdetection3d/checkpoints"]),
+    ("left_data_in", "relative inside", ["d/mmdetection3d/data"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [(field, value) for field, _, value in HOSTILE_FIELDS],
+    ids=[f"{field}: {what}" for field, what, _ in HOSTILE_FIELDS],
+)
+def test_hostile_values_of_the_new_journal_fields_are_damage(field: str, value: object) -> None:
+    from mmlab_bootstrap.journal import Damage, validated
+
+    entry = {"target": "/e/mmdetection3d/data", "linked": True, field: value}
+    with pytest.raises(Damage):
+        validated({"version": 1, "links": {LOCATION: entry}})
+
+
+def test_old_and_new_journals_load() -> None:
+    from mmlab_bootstrap.journal import validated
+
+    old = {"target": "/e/mmdetection3d/data", "linked": True, "adopted_tracked": []}
+    new = {
+        **old,
+        "moving_from": None,
+        "left_data_in": ["/d/mmdetection3d/data", "/c/mmdetection3d/data"],
+    }
+    for entry in (old, new, {**old, "moving_from": "/d/mmdetection3d/data"}):
+        assert validated({"version": 1, "links": {LOCATION: entry}}) == {LOCATION: entry}
