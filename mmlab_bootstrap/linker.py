@@ -102,6 +102,7 @@ class Linker:
             found=found,
             previous_link=previous,
             adopted_tracked=self._adopted(plan),
+            **self._old_data_facts(plan),
         )
         self._carry(plan)
         self._old_data(plan)
@@ -220,6 +221,17 @@ class Linker:
             copy_verified(Path(source), in_target(location, relative))
         self.report.done(carry_text(plan, verb="carried"))
 
+    def _old_data_facts(self, plan: LinkPlan) -> dict[str, Any]:
+        """What the journal must know of the old target in the same write that names the new
+        target: a run killed before the move began (while carrying) still knows where the
+        user's files are."""
+        if not plan.data_from:
+            return {}
+        if plan.old_data is OldData.MOVE:
+            return {"moving_from": plan.data_from}
+        left = self.journal.entry(plan.location.link).get("left_data_in") or []
+        return {"left_data_in": sorted({*left, plan.data_from}), "moving_from": None}
+
     def _old_data(self, plan: LinkPlan) -> None:
         """Move the user's data from the old target into the new one (`--move-data`), or note
         that it stays there (`--leave-data`). The journal names the old target before the first
@@ -231,8 +243,7 @@ class Linker:
         link, target = location.link, location.target
         count, size = len(plan.data_files), human_size(plan.data_size)
         if plan.old_data is OldData.LEAVE:
-            left = self.journal.entry(link).get("left_data_in") or []
-            self.journal.record(link, left_data_in=sorted({*left, str(old)}), moving_from=None)
+            self.journal.record(link, **self._old_data_facts(plan))
             self.report.warn(
                 f"left {count} file(s) of yours ({size}) in the old target {old} (--leave-data);"
                 " status names it until it is empty"

@@ -317,6 +317,32 @@ def test_a_move_the_journal_says_was_under_way_is_not_forgotten(
     assert f"{old} still holds {len(tree) - 1} file(s) of yours" in status.err
 
 
+def test_a_run_stopped_while_carrying_still_knows_the_old_target(
+    with_kitti: tuple[Cloned, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """The carry of the adopted tracked files comes before the move, after the journal names
+    the new target: a run stopped there (here: a FIFO where a tracked copy was) must still
+    know the old target holds the user's files, or the next run relinks without them."""
+    cloned, tree = with_kitti
+    old = cloned.data / PROJECT / "data"
+    new_root = tmp_path / "bigdisk"
+    tracked = old / "scannet" / "batch_load_scannet_data.py"
+    tracked.unlink()
+    os.mkfifo(tracked)
+    run = inv(cloned.root, "link-data", "--move-data", "--dataset-path", str(new_root))
+    assert run.code == 1, run.out
+    assert entry(cloned)["moving_from"] == str(old)
+    tracked.unlink()
+    tracked.write_bytes(MMDET3D_DATA["data/scannet/batch_load_scannet_data.py"])
+    run = inv(cloned.root, "link-data", "--dataset-path", str(new_root))
+    assert_clean_error(run, "refused")
+    assert str(old) in run.out and "--move-data" in run.err
+    run = inv(cloned.root, "link-data", "--move-data", "--dataset-path", str(new_root))
+    assert run.code == 0, run.err
+    assert_holds(new_root / PROJECT / "data", tree)
+    assert_tracked_intact(cloned)
+
+
 def _move_back(cloned: Cloned, tree: dict[str, bytes], old: Path, new: Path) -> None:
     """Link back to the first root and put the whole tree there again."""
     run = inv(cloned.root, "link-data", "--leave-data", "--dataset-path", str(cloned.data))
