@@ -109,6 +109,10 @@ def test_move_data_on_one_filesystem(
     assert status["healthy"], status["problems"]
     again = inv(cloned.root, "bootstrap", "--move-data")
     assert again.code == 0 and "moved" not in again.out
+    run = inv(cloned.root, "unlink")  # tracked files back from the new target; data stays
+    assert run.code == 0, run.err
+    assert_tracked_intact(cloned)
+    assert_holds(new, tree)
 
 
 def test_leave_data_relinks_and_status_names_the_old_target(
@@ -417,3 +421,29 @@ def test_old_and_new_journals_load() -> None:
     }
     for entry in (old, new, {**old, "moving_from": "/d/mmdetection3d/data"}):
         assert validated({"version": 1, "links": {LOCATION: entry}}) == {LOCATION: entry}
+
+
+@pytest.mark.parametrize("how", ["gone", "a symlink"])
+def test_a_recorded_link_whose_project_folder_is_no_more_is_left_alone(
+    cloned: Cloned, tmp_path: Path, how: str
+) -> None:
+    """The journal records mmdetection/data, then the project folder goes (or becomes a
+    symlink out of the extension): status names the location, unlink leaves it alone with a
+    warning and does the rest; nothing outside is touched."""
+    assert inv(cloned.root, "env", "--projects", PROJECT).code == 0
+    assert inv(cloned.root, "link-data", "--projects", "mmdetection").code == 0
+    project = cloned.ext / "mmdetection"
+    elsewhere = tmp_path / "elsewhere"
+    project.rename(elsewhere)
+    if how == "a symlink":
+        project.symlink_to(elsewhere)
+    before = snapshot(elsewhere)
+    found = json.loads(inv(cloned.root, "status", "--json").out)
+    assert str(project / "data") in [link["location"] for link in found["links"]]
+    if how == "gone":
+        assert any(str(project / "data") in problem for problem in found["problems"])
+    run = inv(cloned.root, "unlink", "--data")
+    assert run.code == 0, run.err
+    assert f"left alone: {project / 'data'}" in run.err
+    assert snapshot(elsewhere) == before
+    assert not (cloned.ext / PROJECT / "data").is_symlink()
