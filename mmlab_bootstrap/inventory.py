@@ -194,8 +194,8 @@ def files_of_user(
                 specials.append(relative)
                 continue
             files.append(relative)
-            if limit is not None and len(files) >= limit:
-                return tuple(sorted(files)), size, specials
             if stat.S_ISREG(entry.mode):
                 size += os.lstat(entry.path).st_size
+            if limit is not None and len(files) >= limit:
+                return tuple(sorted(files)), size, specials
     return tuple(sorted(files)), size, specials

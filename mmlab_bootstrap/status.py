@@ -77,6 +77,13 @@ def workspace_status(
         for c in checkpoints
         if c["state"] != "verified"
     ]
+    warnings += [
+        f"{left['path']} still holds {_count_text(left['files'])} of yours, left there by a"
+        f" relink of {link['location']} with --leave-data (a note, not a problem: move or"
+        " delete them when you wish)"
+        for link in links
+        for left in link["data_left_in"]
+    ]
     return {
         "healthy": not problems,
         "problems": problems,
@@ -261,6 +268,10 @@ def _unreachable_tracked(git: Git, location: Location) -> list[str]:
     if not skipped or sparse_checkout(git, location.project_dir):
         return []
     return [path for path in skipped if not os.path.lexists(location.project_dir / path)]
+
+
+def _count_text(count: int) -> str:
+    return f"{count}+ file(s)" if count == COUNT_LIMIT else f"{count} file(s)"
 
 
 def _count_files(path: Path) -> int:

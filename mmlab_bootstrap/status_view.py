@@ -57,11 +57,6 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         )
         if link["unreachable_tracked"]:
             report.problem(f"  {unreachable_text(link)}")
-        for left in link["data_left_in"]:
-            report.warn(
-                f"{left['path']} still holds {_files(left['files'])} of yours, left there by a"
-                f" relink with --leave-data (not a problem: move or delete them when you wish)"
-            )
     for root in status["storage"]:
         if root["exists"]:
             free = root["free_bytes"] / 1e9
