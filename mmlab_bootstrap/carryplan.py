@@ -98,12 +98,15 @@ def plan_old_data(
     if plan.refused or plan.state not in _LINKING:
         return plan
     location = plan.location
+    olds = _recorded_olds(location, recorded)
+    if not olds:  # (a linked location's re-run: nothing more to look at)
+        return plan
     ours = set(skipped_files(git, location)) | {relative for relative, _ in plan.carried}
     adopted = recorded.get("adopted_tracked")
     if isinstance(adopted, list):
         ours |= {path for path in adopted if isinstance(path, str)}
     holding = []
-    for old in _recorded_olds(location, recorded):
+    for old in olds:
         files, size, specials = files_of_user(old, location.leaf, ours)
         if files or specials:
             holding.append((old, files, size, specials))

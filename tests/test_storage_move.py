@@ -256,7 +256,12 @@ def test_a_killed_move_is_finished_by_a_rerun(
         except subprocess.TimeoutExpired:
             process.send_signal(rng.choice([signal.SIGKILL, signal.SIGINT]))
         out, _ = process.communicate(timeout=60)
-        assert lost() == [], (seed, (head + out).decode(errors="replace"))
+        out = head + out
+        assert lost() == [], (seed, out.decode(errors="replace"))
+        # an interruption once the tool's own code runs is one clean line (see test_kill_storm)
+        assert b"Traceback" not in out or (
+            out.rstrip().endswith(b"KeyboardInterrupt") and b"/mmlab_bootstrap/" not in out
+        ), out.decode(errors="replace")
         if process.returncode == 0:
             work = max(0.02, (time.monotonic() - began) * 0.7)
             # put it back for another round: the whole tree in the old target again
