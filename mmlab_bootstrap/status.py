@@ -61,7 +61,7 @@ def workspace_status(
         if not s["ready"] and s["objects_present"]  # (else said above)
     ]
     problems += [
-        f"{link['location']} is {link['state']}" + _one_off(link)
+        f"{link['location']} is {link['state']}" + _one_off(link) + _old_data_note(link)
         for link in links
         if link["state"] != "ok"
     ]
@@ -116,6 +116,17 @@ def _journal(root: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     except JournalError as error:
         return {"path": str(root / STATE_FILE), "problem": error.message}, {}
     return {"path": str(root / STATE_FILE), "problem": None}, journal.links
+
+
+def _old_data_note(link: Mapping[str, Any]) -> str:
+    """What a relink must decide about the user's files in the old target."""
+    old = link["data_in_old_target"]
+    if old is None:
+        return ""
+    return (
+        f" (its old target {old['path']} holds {_count_text(old['files'])} of yours: a relink"
+        " takes them along with --move-data, or leaves them with --leave-data)"
+    )
 
 
 def _one_off(link: Mapping[str, Any]) -> str:
@@ -228,6 +239,7 @@ def _link(
         "files": None,
         "unreachable_tracked": _unreachable_tracked(git, location),
         "data_left_in": _data_left_in(recorded, target),
+        "data_in_old_target": None,
     }
     seen = first_look(location)
     if seen is None:  # a real folder or file: the planner would take its inventory
@@ -239,7 +251,24 @@ def _link(
     info["state"] = STATE_NAMES[seen.state]
     if seen.state is State.LINKED and not target.is_dir():
         info["state"] = "broken"
+    if info["state"] != "ok":  # a relink is due: does the old target hold the user's files?
+        info["data_in_old_target"] = _data_in_old_target(recorded, target)
     return info
+
+
+def _data_in_old_target(recorded: Mapping[str, Any], target: Path) -> dict[str, Any] | None:
+    """The target the journal records (or a killed `--move-data` was emptying), when it is not
+    the target now and holds the user's files (a bounded count): the relink will refuse."""
+    ours = set(recorded.get("adopted_tracked") or [])
+    for key in ("moving_from", "target"):
+        path = recorded.get(key)
+        if not isinstance(path, str) or os.path.realpath(path) == os.path.realpath(target):
+            continue
+        if Path(path).is_dir():
+            files, _, specials = files_of_user(Path(path), target.name, ours, COUNT_LIMIT)
+            if files or specials:
+                return {"path": path, "files": len(files) + len(specials)}
+    return None
 
 
 def _data_left_in(recorded: Mapping[str, Any], target: Path) -> list[dict[str, Any]]:

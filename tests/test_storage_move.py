@@ -81,6 +81,11 @@ def test_a_relink_away_from_user_data_is_refused_naming_it(
     cloned, tree = with_kitti
     old = cloned.data / PROJECT / "data"
     assert inv(cloned.root, "env", "--dataset-path", str(tmp_path / "bigdisk")).code == 0
+    found = json.loads(inv(cloned.root, "status", "--json").out)  # before the relink
+    assert any(
+        f"its old target {old} holds {len(tree)} file(s) of yours" in problem
+        for problem in found["problems"]
+    ), found["problems"]
     before = snapshot(cloned.ext, old)  # (bootstrap's layout step makes storage folders)
     run = inv(cloned.root, task)
     assert_clean_error(run, "refused")
