@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from .errors import BootstrapError
-from .link_steps import apply_link_steps, plan_link_step, way_of
+from .link_steps import apply_link_steps, old_data_of, plan_link_step, way_of
 from .locations import check_projects
 from .settings import Settings
 from .status import workspace_status
@@ -29,12 +29,21 @@ def bootstrap_steps(
     adopt: bool = False,
     relative: bool = False,
     keep_going: bool = False,
+    move_data: bool = False,
+    leave_data: bool = False,
 ) -> Settings:
     """Run every step in order; stop at the first failure, saying which steps completed.
 
     Both link tasks are planned before either changes anything, so every refusal shows at once.
     """
-    check_flags(jobs=jobs, backup=backup, adopt=adopt, task="bootstrap")  # before any step acts
+    check_flags(  # before any step acts
+        jobs=jobs,
+        backup=backup,
+        adopt=adopt,
+        move_data=move_data,
+        leave_data=leave_data,
+        task="bootstrap",
+    )
     report = session.report
 
     def known_projects() -> None:
@@ -63,6 +72,7 @@ def bootstrap_steps(
                 way=way,
                 relative=relative,
                 clone_shown_only=shown_only,
+                old_data=old_data_of(move_data, leave_data),
             )
             for variable in (CHECKPOINTS_PATH, DATASET_PATH)
         ]

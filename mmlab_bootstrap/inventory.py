@@ -14,6 +14,8 @@ from .git import Git, read_only_run
 from .layout import LEAVES
 from .locations import Location, in_target
 from .repository import may_skip_worktree
+from .transfer import LEFTOVER
+from .walking import walk
 
 
 class Inventory(NamedTuple):
@@ -184,3 +186,32 @@ def file_blob_id(git: Git, project: Path, relative: str, stored: Path) -> str:
     attributes' filters applied); empty when git cannot hash it."""
     found = git.probe(["hash-object", f"--path={relative}", "--", str(stored)], cwd=project)
     return found.out.strip() if found.ok else ""
+
+
+def files_of_user(
+    old: Path, leaf: str, ours: set[str], limit: int | None = None
+) -> tuple[tuple[str, ...], int, list[str]]:
+    """The user's files in a target the link left (`<leaf>/…`), their size, and the devices,
+    FIFOs and sockets there; `ours` (tracked files adopted into storage) and the tool's
+    temporaries are not the user's. Stops after `limit` files when given."""
+    files: list[str] = []
+    specials: list[str] = []
+    size = 0
+    top = os.fspath(old)
+    for folder, _, entries in walk(old):
+        below = os.path.relpath(folder, top)
+        prefix = leaf if below == "." else f"{leaf}/{below}"
+        for entry in entries:
+            name = os.path.basename(entry.path)
+            relative = f"{prefix}/{name}"
+            if relative in ours or (name[0] == "." and LEFTOVER.fullmatch(name)):
+                continue
+            if entry.special:
+                specials.append(relative)
+                continue
+            files.append(relative)
+            if stat.S_ISREG(entry.mode):
+                size += os.lstat(entry.path).st_size
+            if limit is not None and len(files) >= limit:
+                return tuple(sorted(files)), size, specials
+    return tuple(sorted(files)), size, specials

@@ -160,6 +160,18 @@ def _target(location: PurePosixPath, value: object, _: dict[str, Any]) -> None:
         raise Damage(f"{shown(str(target))} lies inside the extension or contains it")
 
 
+def _old_target(location: PurePosixPath, value: object, entry: dict[str, Any]) -> None:
+    if value is not None:  # null once the move it names is done
+        _target(location, value, entry)
+
+
+def _targets(location: PurePosixPath, value: object, entry: dict[str, Any]) -> None:
+    if not isinstance(value, list):
+        raise Damage(f"holds {_type(value)}, not a list")
+    for item in value:
+        _target(location, item, entry)
+
+
 def _text(_: PurePosixPath, value: object, __: dict[str, Any]) -> None:
     """What is only shown, never acted on (the link's text, the state found)."""
     _string(value)
@@ -218,4 +230,8 @@ _FIELDS: dict[str, Callable[[PurePosixPath, object, dict[str, Any]], None]] = {
     "linked": _flag,
     "excluded": _flag,  # linking put the block in `.git/info/exclude` (it was needed)
     "device": _device,  # the target's filesystem (st_dev) when linked (absent in older ones)
+    # A relink with --move-data: the old target whose data is being moved into the new one
+    # (set before the first file moves, null once all have); a killed run's successor goes on.
+    "moving_from": _old_target,
+    "left_data_in": _targets,  # old targets a relink with --leave-data left holding data
 }

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .carryplan import carry_adopted
+from .carryplan import carry_adopted, plan_old_data
 from .layout import LEAVES, device_warning, plan_layout, route_note, storage_warnings
-from .linkplan import LinkPlan, State, Way, plan_links
+from .linkplan import LinkPlan, OldData, State, Way, plan_links
 from .locations import LinkError, Location, locations
 from .repairs import plan_repairs
 from .settings import Settings
@@ -30,6 +30,11 @@ def task_name(variable: str) -> str:
 def way_of(backup: bool, adopt: bool) -> Way:
     """What to do with user data at a link location."""
     return Way.BACKUP if backup else Way.ADOPT if adopt else Way.REFUSE
+
+
+def old_data_of(move_data: bool, leave_data: bool) -> OldData:
+    """What a relink does with the user's data in the old target."""
+    return OldData.MOVE if move_data else OldData.LEAVE if leave_data else OldData.REFUSE
 
 
 @dataclass
@@ -55,6 +60,7 @@ def plan_link_step(
     way: Way,
     relative: bool,
     clone_shown_only: bool = False,
+    old_data: OldData = OldData.REFUSE,
 ) -> LinkWork:
     """Classify every location of one link task; print each refusal. Changes nothing.
 
@@ -67,7 +73,9 @@ def plan_link_step(
         return LinkWork(name, [], once_cloned=locations(settings, variable))
     git = workspace_git(session, settings)
     plans = [
-        plan_repairs(carry_adopted(plan, git, entry), git, entry)
+        plan_repairs(
+            plan_old_data(carry_adopted(plan, git, entry), git, entry, old_data), git, entry
+        )
         for plan in plan_links(settings, variable, git, way, relative=relative)
         for entry in [session.journal.entry(plan.location.link)]
     ]
@@ -101,11 +109,15 @@ def refusal_error(works: list[LinkWork], task: str, *, done: bool) -> LinkError 
         plan.state is State.USER_DATA and plan.way is Way.REFUSE and not plan.inventory.specials
         for plan in refused
     )
+    left = any(plan.data_from and plan.old_data is OldData.REFUSE for plan in refused)
     hints = [plan.hint for plan in refused if plan.hint]
     hint = (
         f"keep your files: inv {task} --backup (rename aside) or inv {task} --adopt"
         " (move to storage)"
         if user_data
+        else f"take your files along: inv {task} --move-data (a verified move into the new"
+        f" target), or leave them where they are: inv {task} --leave-data"
+        if left
         else hints[0]
         if hints
         else f"move the named files out of the way, then run: inv {task}"
@@ -166,12 +178,21 @@ def link_step(
     adopt: bool = False,
     relative: bool = False,
     keep_going: bool = False,
+    move_data: bool = False,
+    leave_data: bool = False,
 ) -> StepResult:
     """Link each project's checkpoints or data folder to storage, losing nothing."""
     name = task_name(variable)
-    check_flags(backup=backup, adopt=adopt, task=name)
+    check_flags(backup=backup, adopt=adopt, move_data=move_data, leave_data=leave_data, task=name)
     counted = Counted(session)
     settings = session.settings(flags)
-    work = plan_link_step(session, settings, variable, way=way_of(backup, adopt), relative=relative)
+    work = plan_link_step(
+        session,
+        settings,
+        variable,
+        way=way_of(backup, adopt),
+        relative=relative,
+        old_data=old_data_of(move_data, leave_data),
+    )
     apply_link_steps(session, [work], name, keep_going=keep_going)
     return counted.result(settings, work.plans)

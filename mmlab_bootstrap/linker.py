@@ -15,8 +15,8 @@ from .fsutil import fsync_folder
 from .git import Git
 from .journal import Journal
 from .layout import device_of, route_note
-from .linkplan import LinkPlan, State, Way
-from .linkwords import carry_text, describe
+from .linkplan import LinkPlan, OldData, State, Way
+from .linkwords import carry_text, describe, old_data_text
 from .locations import (
     LinkError,
     Location,
@@ -54,7 +54,9 @@ class Linker:
                 self.changes.make_folder(location.target)
             if plan.carried:
                 self.changes.make(carry_text(plan), lambda: self._carry(plan))
-            else:
+            if plan.data_from:  # a killed --move-data got past the link
+                self.changes.make(old_data_text(plan), lambda: self._old_data(plan))
+            elif not plan.carried:
                 self.report.unchanged(
                     f"already linked {location.link}{route_note(location.target)}"
                 )
@@ -63,6 +65,7 @@ class Linker:
             return
         destination = self.destination(location)
         would = [carry_text(plan)] if plan.carried else []
+        would += [old_data_text(plan)] if plan.data_from else []
         self.changes.make([*would, describe(plan, destination)], lambda: self._change_safely(plan))
 
     def _change_safely(self, plan: LinkPlan) -> None:
@@ -103,8 +106,10 @@ class Linker:
             previous_link=previous,
             adopted_tracked=self._adopted(plan),
             device=device_of(target),  # a disk mounted over the root later is noticed
+            **self._old_data_facts(plan),
         )
         self._carry(plan)
+        self._old_data(plan)
         skip_worktree(self.git, location, plan.inventory.tracked_moved)
         retired = self._retire_stale(plan)
         note = route_note(target)  # where the files really go, when a symlink leads elsewhere
@@ -228,6 +233,56 @@ class Linker:
         for relative, source in plan.carried:
             copy_verified(Path(source), in_target(location, relative))
         self.report.done(carry_text(plan, verb="carried"))
+
+    def _old_data_facts(self, plan: LinkPlan) -> dict[str, Any]:
+        """What the journal must know of the old target in the same write that names the new
+        target: a run killed before the move began (while carrying) still knows where the
+        user's files are."""
+        if not plan.data_from:
+            return {}
+        if plan.old_data is OldData.MOVE:
+            return {"moving_from": plan.data_from}
+        left = self.journal.entry(plan.location.link).get("left_data_in") or []
+        return {"left_data_in": sorted({*left, plan.data_from}), "moving_from": None}
+
+    def _old_data(self, plan: LinkPlan) -> None:
+        """Move the user's data from the old target into the new one (`--move-data`), or note
+        that it stays there (`--leave-data`). The journal names the old target before the first
+        file moves, and the folders a killed copy may leave a temporary in, so a re-run with
+        --move-data goes on from where a killed one stopped."""
+        if not plan.data_from:
+            return
+        location, old = plan.location, Path(plan.data_from)
+        link, target = location.link, location.target
+        count, size = len(plan.data_files), human_size(plan.data_size)
+        if plan.old_data is OldData.LEAVE:
+            self.journal.record(link, **self._old_data_facts(plan))
+            self.report.warn(
+                f"left {count} file(s) of yours ({size}) in the old target {old} (--leave-data);"
+                " status names it until it is empty"
+            )
+            return
+        target.mkdir(parents=True, exist_ok=True)
+        folders = {path.rpartition("/")[0]: path for path in plan.data_files}
+        self.journal.record(
+            link, moving_from=str(old), adopted_into=str(target), adopted=sorted(folders.values())
+        )
+        same_device = os.stat(old).st_dev == os.stat(target).st_dev
+        if not same_device:
+            self.report.info(
+                f"moving {count} files ({size}) from {old} to another filesystem: copy, verify"
+                " sizes, then remove"
+            )
+        move_tree(old, target, same_device=same_device)
+        remove_empty_tree(old)
+        left = self.journal.entry(link).get("left_data_in") or []
+        self.journal.record(
+            link,
+            moving_from=None,
+            adopted=[],
+            left_data_in=[path for path in left if path != str(old)],
+        )
+        self.report.done(f"moved {count} file(s) of yours ({size}) from {old} into {target}")
 
     def destination(self, location: Location) -> str:
         """What the link holds: the absolute target, or one relative to the link's folder."""

@@ -48,6 +48,15 @@ class Way(Enum):
     ADOPT = "adopt"
 
 
+class OldData(Enum):
+    """What a relink does with the user's data in the old target (`--move-data`,
+    `--leave-data`; refused without either)."""
+
+    REFUSE = "refuse"
+    MOVE = "move"
+    LEAVE = "leave"
+
+
 class LinkPlan(NamedTuple):
     """A location, what is there, and what will be done (or why not)."""
 
@@ -65,6 +74,13 @@ class LinkPlan(NamedTuple):
     # by an earlier link, then `unlink` and an update): replaced, since git keeps those bytes.
     stale: tuple[str, ...] = ()
     repairs: tuple[str, ...] = ()  # bookkeeping a linked location lacks (see `repairs`)
+    # A relink away from an old target (the journal's) that holds the user's data: that
+    # target, the files there (`<leaf>/…`, as if the old target were the location), their size
+    # and what is done with them (see `carryplan.plan_old_data`).
+    data_from: str = ""
+    data_files: tuple[str, ...] = ()
+    data_size: int = 0
+    old_data: OldData = OldData.REFUSE
 
     @property
     def refused(self) -> bool:
@@ -73,7 +89,9 @@ class LinkPlan(NamedTuple):
     @property
     def settled(self) -> bool:
         """Linked already, with nothing to carry and no bookkeeping to repair."""
-        return self.state is State.LINKED and not (self.refused or self.carried or self.repairs)
+        return self.state is State.LINKED and not (
+            self.refused or self.carried or self.repairs or self.data_from
+        )
 
 
 def plan_links(

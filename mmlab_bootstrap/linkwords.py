@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 from .layout import route_note
-from .linkplan import LinkPlan, State, Way
+from .linkplan import LinkPlan, OldData, State, Way
 from .locations import (
     human_size,
+    some_names,
 )
 
 
@@ -42,7 +43,25 @@ def carry_text(plan: LinkPlan, verb: str = "carry") -> str:
         for relative, source in plan.carried
     }
     origin = " and ".join(sorted(olds))
+    fate = f"the old ones stay in {origin}"
+    moving = plan.data_from and plan.old_data is OldData.MOVE
+    if moving and {os.path.realpath(old) for old in olds} == {os.path.realpath(plan.data_from)}:
+        fate = f"the old ones leave {origin} with the move of your files"
     return (
         f"{verb} {len(plan.carried)} tracked file(s) adopted earlier into"
-        f" {plan.location.target} (copies, verified; the old ones stay in {origin})"
+        f" {plan.location.target} (copies, verified; {fate})"
+    )
+
+
+def old_data_text(plan: LinkPlan) -> str:
+    """The line for the user's data in the old target (`--move-data`, `--leave-data`)."""
+    count, size = len(plan.data_files), human_size(plan.data_size)
+    names = some_names(list(plan.data_files))
+    if plan.old_data is OldData.LEAVE:
+        return (
+            f"leave {count} file(s) of yours ({size}) in the old target {plan.data_from}: {names}"
+        )
+    return (
+        f"move {count} file(s) of yours ({size}) from the old target {plan.data_from} into"
+        f" {plan.location.target} (verified), then remove the emptied folders: {names}"
     )

@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import BootstrapError, escaped, shown
 from .layout import LEAVES, storage_folder
@@ -49,6 +50,32 @@ def locations(settings: Settings, variable: str) -> list[Location]:
         )
         for project in settings.projects
     ]
+
+
+def recorded_locations(
+    settings: Settings, variables: Sequence[str], recorded: Mapping[str, Mapping[str, Any]]
+) -> list[Location]:
+    """The link locations the journal records that the settings do not name (linked with a
+    one-off `--projects`, or before the project list changed), with the target the journal
+    records: `status` shows them and `unlink` removes them, whatever the project list now."""
+    known = {
+        str(location.link) for variable in variables for location in locations(settings, variable)
+    }
+    by_leaf = {leaf: variable for variable, leaf in LEAVES.items()}
+    found = []
+    for link, entry in sorted(recorded.items()):
+        path = Path(link)
+        variable = by_leaf.get(path.name)
+        if link in known or variable not in variables:
+            continue
+        assert variable is not None  # (for mypy: `variables` holds no None)
+        project = path.parent.name
+        target = entry.get("target")
+        stored = (
+            Path(target) if isinstance(target, str) else storage_folder(settings, variable, project)
+        )
+        found.append(Location(project, variable, path, stored))
+    return found
 
 
 def check_projects(settings: Settings) -> None:

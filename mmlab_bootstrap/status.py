@@ -13,11 +13,11 @@ from .borrowing import borrowing_problems
 from .clone import same_repository
 from .errors import shown
 from .git import Git
-from .inventory import git_names, skipped_files
+from .inventory import files_of_user, git_names, skipped_files
 from .journal import STATE_FILE, Journal, JournalError
 from .layout import LEAVES, device_warning, route, storage_warnings
 from .linkplan import State, first_look
-from .locations import Location, locations, some_names
+from .locations import Location, locations, recorded_locations, some_names
 from .repository import look_at, origin_url, sparse_checkout, submodule_states
 from .settings import Settings, Source
 from .variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
@@ -36,11 +36,14 @@ def workspace_status(
     git = Git(session.report, mirror=settings.mirror, answers=session.changes.answers)
     variables, warnings = _variables(settings, session.overrides(session.read_env()), dotenv)
     superproject, submodules = _repository(git, settings, details=details)
-    journal, journal_entries = _journal(session.root)
+    journal, recorded = _journal(session.root)
     links = [
-        _link(git, location, journal_entries.get(str(location.link), {}))
+        _link(git, location, recorded.get(str(location.link), {}))
         for variable in LEAVES
         for location in locations(settings, variable)
+    ] + [
+        _link(git, location, recorded[str(location.link)], in_projects=False)
+        for location in recorded_locations(settings, tuple(LEAVES), recorded)
     ]
     warnings += storage_warnings(settings)
     warnings += [link["moved"] for link in links if link["moved"]]
@@ -61,7 +64,9 @@ def workspace_status(
         if not s["ready"] and s["objects_present"]  # (else said above)
     ]
     problems += [
-        f"{link['location']} is {link['state']}" for link in links if link["state"] != "ok"
+        f"{link['location']} is {link['state']}" + _one_off(link) + _old_data_note(link)
+        for link in links
+        if link["state"] != "ok"
     ]
     problems += [unreachable_text(link) for link in links if link["unreachable_tracked"]]
     problems += [
@@ -74,6 +79,13 @@ def workspace_status(
         + (" (not in the model index)" if c["state"] == "unknown" else "")
         for c in checkpoints
         if c["state"] != "verified"
+    ]
+    warnings += [
+        f"{left['path']} still holds {_count_text(left['files'])} of yours, left there by a"
+        f" relink of {link['location']} with --leave-data (a note, not a problem: move or"
+        " delete them when you wish)"
+        for link in links
+        for left in link["data_left_in"]
     ]
     return {
         "healthy": not problems,
@@ -100,13 +112,34 @@ def _checkpoints(settings: Settings) -> list[dict[str, Any]]:
 
 
 def _journal(root: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The journal's path and why the link tasks would refuse it (None when they would not);
-    and what it records per link location (nothing when it cannot be read)."""
+    """The journal's path, and why the link tasks would refuse it (None when they would not);
+    the links it records (none when it is refused)."""
     try:
-        entries = Journal(root).links  # reads and checks it; changes nothing
+        journal = Journal(root)  # reads and checks it; changes nothing
     except JournalError as error:
         return {"path": str(root / STATE_FILE), "problem": error.message}, {}
-    return {"path": str(root / STATE_FILE), "problem": None}, entries
+    return {"path": str(root / STATE_FILE), "problem": None}, journal.links
+
+
+def _old_data_note(link: Mapping[str, Any]) -> str:
+    """What a relink must decide about the user's files in the old target."""
+    old = link["data_in_old_target"]
+    if old is None:
+        return ""
+    return (
+        f" (its old target {old['path']} holds {_count_text(old['files'])} of yours: a relink"
+        " takes them along with --move-data, or leaves them with --leave-data)"
+    )
+
+
+def _one_off(link: Mapping[str, Any]) -> str:
+    """What fixes a link the journal records outside the project list (bootstrap does not)."""
+    if link["in_projects"]:
+        return ""
+    return (
+        f" (recorded in the journal, not in MMLAB_PROJECTS: inv link-{link['kind']} --projects"
+        f" {link['project']} links it, inv unlink --{link['kind']} removes it)"
+    )
 
 
 def _variables(
@@ -194,11 +227,14 @@ STATE_NAMES = {
 }
 
 
-def _link(git: Git, location: Location, recorded: Mapping[str, Any]) -> dict[str, Any]:
+def _link(
+    git: Git, location: Location, recorded: Mapping[str, Any], *, in_projects: bool = True
+) -> dict[str, Any]:
     """One location as the link planner sees it (its first look, which reads no folder),
     with a bounded count of the files of whatever blocks it; where its files really go
-    when a symlink in the storage root leads elsewhere, and whether its target moved to
-    another filesystem since it was linked."""
+    when a symlink in the storage root leads elsewhere, whether its target moved to
+    another filesystem since it was linked, and earlier targets that `--leave-data` left
+    holding the user's files."""
     link, target = location.link, location.target
     way = route(target)
     info: dict[str, Any] = {
@@ -208,9 +244,12 @@ def _link(git: Git, location: Location, recorded: Mapping[str, Any]) -> dict[str
         "target": str(target),
         "real_target": str(way.real) if way.links else None,
         "moved": device_warning(target, recorded.get("device")),
+        "in_projects": in_projects,
         "destination": None,
         "files": None,
         "unreachable_tracked": _unreachable_tracked(git, location),
+        "data_left_in": _data_left_in(recorded, target),
+        "data_in_old_target": None,
     }
     seen = first_look(location)
     if seen is None:  # a real folder or file: the planner would take its inventory
@@ -222,7 +261,40 @@ def _link(git: Git, location: Location, recorded: Mapping[str, Any]) -> dict[str
     info["state"] = STATE_NAMES[seen.state]
     if seen.state is State.LINKED and not target.is_dir():
         info["state"] = "broken"
+    if info["state"] != "ok":  # a relink is due: does the old target hold the user's files?
+        info["data_in_old_target"] = _data_in_old_target(recorded, target)
     return info
+
+
+def _data_in_old_target(recorded: Mapping[str, Any], target: Path) -> dict[str, Any] | None:
+    """The target the journal records (or a killed `--move-data` was emptying), when it is not
+    the target now and holds the user's files (a bounded count): the relink will refuse."""
+    ours = set(recorded.get("adopted_tracked") or [])
+    for key in ("moving_from", "target"):
+        path = recorded.get(key)
+        if not isinstance(path, str) or os.path.realpath(path) == os.path.realpath(target):
+            continue
+        if Path(path).is_dir():
+            files, _, specials = files_of_user(Path(path), target.name, ours, COUNT_LIMIT)
+            if files or specials:
+                return {"path": path, "files": len(files) + len(specials)}
+    return None
+
+
+def _data_left_in(recorded: Mapping[str, Any], target: Path) -> list[dict[str, Any]]:
+    """Old targets a relink with `--leave-data` left holding files, that still hold some (a
+    bounded count), other than the target now: a note, since the user chose to leave them."""
+    found = []
+    for path in recorded.get("left_data_in") or []:
+        old = Path(path)
+        if os.path.realpath(old) == os.path.realpath(target) or not old.is_dir():
+            continue
+        ours = set(recorded.get("adopted_tracked") or [])  # (copies a carry left behind)
+        files, _, specials = files_of_user(old, target.name, ours, COUNT_LIMIT)
+        count = len(files) + len(specials)
+        if count:
+            found.append({"path": path, "files": count})
+    return found
 
 
 def _unreachable_tracked(git: Git, location: Location) -> list[str]:
@@ -235,6 +307,10 @@ def _unreachable_tracked(git: Git, location: Location) -> list[str]:
     if not skipped or sparse_checkout(git, location.project_dir):
         return []
     return [path for path in skipped if not os.path.lexists(location.project_dir / path)]
+
+
+def _count_text(count: int) -> str:
+    return f"{count}+ file(s)" if count == COUNT_LIMIT else f"{count} file(s)"
 
 
 def _count_files(path: Path) -> int:

@@ -51,7 +51,12 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         }[link["state"]]
         if link["real_target"]:
             detail += f" (the files go to {link['real_target']})"
-        _line(report, link["state"] == "ok", f"link {link['location']}: {link['state']}, {detail}")
+        one_off = "" if link["in_projects"] else " (not in MMLAB_PROJECTS; recorded in the journal)"
+        _line(
+            report,
+            link["state"] == "ok",
+            f"link {link['location']}: {link['state']}, {detail}{one_off}",
+        )
         if link["unreachable_tracked"]:
             report.problem(f"  {unreachable_text(link)}")
     for root in status["storage"]:

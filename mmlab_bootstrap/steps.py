@@ -17,7 +17,7 @@ from .envfile import render
 from .errors import BootstrapError, shown
 from .git import Git
 from .layout import Folder, plan_layout, route_note, storage_warnings
-from .locations import LinkError, check_projects, locations
+from .locations import LinkError, check_projects, locations, recorded_locations
 from .settings import Settings
 from .sourced import identity
 from .status import override_warnings
@@ -155,6 +155,15 @@ def unlink_step(
         for variable in variables
         for location in locations(settings, variable)
     ]
+    for location in recorded_locations(settings, variables, session.journal.links):
+        project = location.project_dir
+        if project.is_dir() and not project.is_symlink():  # (as check_projects asks)
+            plans.append(plan_unlink(location, git, session.journal))
+        else:
+            session.report.warn(
+                f"left alone: {location.link} (recorded in the journal): {project} is not a"
+                " folder of the extension now"
+            )
     unlinker = Unlinker(git, session.report, session.changes, session.journal)
     for plan in plans:
         unlinker.apply(plan)
@@ -197,7 +206,13 @@ def workspace_git(session: Session, settings: Settings) -> Git:
 
 
 def check_flags(
-    *, jobs: int = DEFAULT_JOBS, backup: bool = False, adopt: bool = False, task: str = "clone"
+    *,
+    jobs: int = DEFAULT_JOBS,
+    backup: bool = False,
+    adopt: bool = False,
+    move_data: bool = False,
+    leave_data: bool = False,
+    task: str = "clone",
 ) -> None:
     """Flags that cannot work, refused before anything is done."""
     if jobs < 1:
@@ -207,6 +222,12 @@ def check_flags(
             "--backup and --adopt contradict each other",
             f"choose one: inv {task} --backup (rename aside)"
             f" or inv {task} --adopt (move to storage)",
+        )
+    if move_data and leave_data:
+        raise LinkError(
+            "--move-data and --leave-data contradict each other",
+            f"choose one: inv {task} --move-data (take your files to the new target)"
+            f" or inv {task} --leave-data (leave them in the old one)",
         )
 
 

@@ -113,6 +113,9 @@ LINK_HELP = {
     "adopt": "move the files at a location into its target (refusing on name clashes), then link",
     "relative": "make the links relative instead of absolute",
     "keep_going": "link the locations that can be linked even when others are refused",
+    "move_data": "when a storage root moved: move your files from the old target into the new"
+    " one (verified, across filesystems too), then relink",
+    "leave_data": "when a storage root moved: relink, leaving your files in the old target",
 }
 
 
@@ -126,6 +129,8 @@ def _link_task(variable: str, leaf: str, doc: str) -> Task[Any]:
         adopt: bool = False,
         relative: bool = False,
         keep_going: bool = False,
+        move_data: bool = False,
+        leave_data: bool = False,
     ) -> None:
         from .link_steps import link_step
 
@@ -138,6 +143,8 @@ def _link_task(variable: str, leaf: str, doc: str) -> Task[Any]:
                 adopt=adopt,
                 relative=relative,
                 keep_going=keep_going,
+                move_data=move_data,
+                leave_data=leave_data,
             )
 
     body.__name__ = body.__qualname__ = f"link_{leaf}"
@@ -191,6 +198,8 @@ def bootstrap(
     adopt: bool = False,
     relative: bool = False,
     keep_going: bool = False,
+    move_data: bool = False,
+    leave_data: bool = False,
 ) -> None:
     """Set up everything: env, clone, layout, link-checkpoints, link-data (fetch-checkpoints)."""
     from .bootstrap import bootstrap_steps
@@ -206,6 +215,8 @@ def bootstrap(
             adopt=adopt,
             relative=relative,
             keep_going=keep_going,
+            move_data=move_data,
+            leave_data=leave_data,
         )
 
 

@@ -160,7 +160,10 @@ def test_a_relink_to_a_new_root_after_adopt_keeps_a_valid_journal(
     mine.mkdir()
     (mine / "mine.bin").write_bytes(b"my data")
     assert inv(cloned.root, "link-data", "--adopt").code == 0
-    run = inv(cloned.root, "link-data", "--dataset-path", str(tmp_path / "new-root"))
+    # (the adopted file is the user's: the relink leaves it, as asked, in the old root)
+    run = inv(
+        cloned.root, "link-data", "--leave-data", "--dataset-path", str(tmp_path / "new-root")
+    )
     assert run.code == 0, run.err
     run = inv(cloned.root, "unlink", "--dataset-path", str(tmp_path / "new-root"))
     assert run.code == 0, run.err
