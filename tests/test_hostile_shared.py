@@ -1,0 +1,203 @@
+"""Shared servers and odd terminals (issue 20, points 11-14): another user's files in a shared
+checkpoint root or git cache, a team mirror owned by someone else, a team root shared through
+a setgid group-writable folder, closed standard streams, TERM=dumb.
+
+The second user is `nobody` (and, for the team, two system users in one shared group) run
+through `setpriv`; those tests need root and are skipped elsewhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .ckptfixture import checkpoint, random_bytes, write_index
+from .conftest import BIN, REPO_ROOT, Run, run_in_terminal
+from .gitfixture import Fixture, build_superproject
+from .httpserve import Faults, serving
+
+NOBODY = ["--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+# Two users of one team: system users that exist on Debian and Ubuntu, put in one group.
+TEAM_GID = 60123
+USER_A = ["--reuid=daemon", f"--regid={TEAM_GID}", "--clear-groups"]
+USER_B = ["--reuid=bin", f"--regid={TEAM_GID}", "--clear-groups"]
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="running as a second user needs root and setpriv",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loopback server is reached directly, whatever proxy the machine sets."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def reachable() -> Iterator[Path]:
+    """A folder of this test that other users can reach: made in the system's temporary
+    folder (pytest's own is private to root, and another pytest run may make it so again
+    while this test runs), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="mmlab-shared-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _user(who: Sequence[str]) -> str:
+    return who[0].split("=")[1]
+
+
+def user_command(
+    who: Sequence[str], argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The argument list and environment that run `argv` as another user (setpriv), with a
+    HOME of that user's own and this test's PATH."""
+    home = cwd.parent / f"home-{_user(who)}"
+    home.mkdir(exist_ok=True)
+    shutil.chown(home, _user(who))
+    full = {**os.environ, "HOME": str(home), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    full.update(env or {})
+    program, *rest = argv
+    return ["setpriv", *who, shutil.which(program, path=full["PATH"]) or program, *rest], full
+
+
+def as_user(
+    who: Sequence[str], argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None
+) -> Run:
+    """Run a command as another user, to its end."""
+    command, full = user_command(who, argv, cwd, env)
+    done = subprocess.run(
+        command, cwd=cwd, env=full, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL, umask=0o022,
+    )  # fmt: skip
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def own_workspace(folder: Path, who: Sequence[str], env_text: str) -> Path:
+    """A workspace folder owned by `who`, holding tasks.py and `.env`."""
+    folder.mkdir(parents=True)
+    (folder / "tasks.py").write_text((REPO_ROOT / "tasks.py").read_text())
+    (folder / ".env").write_text(env_text)
+    for path in (folder, folder / "tasks.py", folder / ".env"):
+        shutil.chown(path, _user(who))
+    return folder
+
+
+@needs_root
+def test_a_partial_left_by_another_user_under_umask_077_is_named_with_owner_and_mode(
+    reachable: Path,
+) -> None:
+    """root, under umask 077, left a partial download in a shared checkpoint root; `nobody`'s
+    fetch names the folder it cannot enter, its owner and mode and what to do: one error,
+    one hint, no "run the same command again" (a re-run cannot help)."""
+    data = random_bytes(300_000)
+    item = checkpoint("mmdetection3d", "pointpillars_shared", data)
+    storage = reachable / "storage"
+    folder = storage / "mmdetection3d" / "checkpoints"
+    old = os.umask(0o077)
+    try:
+        folder.mkdir(parents=True)
+        (folder / f".{item.file_name}.part-0badc0de").write_bytes(data[:1000])
+    finally:
+        os.umask(old)
+    storage.chmod(0o1777)  # the team's root, as an admin made it (as /tmp is)
+    with serving() as served:
+        served.files[item.path] = item.data
+        root = own_workspace(
+            reachable / "ws",
+            NOBODY,
+            f"MMLAB_CHECKPOINT_MIRROR='{served.url}'\nMMLAB_CHECKPOINTS_PATH='{storage}'\n"
+            f"MMLAB_CHECKPOINTS='{item.name}'\n",
+        )
+        write_index(root / "mmlab_extension" / "mmdetection3d", [item])
+        run = as_user(NOBODY, ["inv", "fetch-checkpoints"], root)
+    print(run.out, run.err)
+    assert run.code == 1
+    errors = [line for line in run.err.splitlines() if line.startswith(("error:", "hint:"))]
+    assert len(errors) == 2, run.err
+    assert f"'{storage / 'mmdetection3d'}'" in errors[0], errors
+    assert "owner root" in errors[0] and "drwx------" in errors[0], errors
+    assert "again" not in run.err
+    assert "Traceback" not in run.err
+
+
+def _fetch_workspace(folder: Path, who: Sequence[str], url: str, storage: Path, item: Any) -> Path:
+    root = own_workspace(
+        folder,
+        who,
+        f"MMLAB_CHECKPOINT_MIRROR='{url}'\nMMLAB_CHECKPOINTS_PATH='{storage}'\n"
+        f"MMLAB_CHECKPOINTS='{item.name}'\n",
+    )
+    write_index(root / "mmlab_extension" / "mmdetection3d", [item])
+    return root
+
+
+def _partial_bytes(folder: Path) -> int:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    return sum((folder / n).stat().st_size for n in names if ".part-" in n)
+
+
+@needs_root
+def test_a_team_shares_a_setgid_root_one_finishes_what_another_started(reachable: Path) -> None:
+    """The documented team setup: a storage root of the team's group, group-writable and
+    setgid. User A's download is interrupted (Ctrl-C); user B, of the same group (umask 022
+    both), resumes A's partial file and finishes it. Everything the tool made there is the
+    group's and group-writable."""
+    data = random_bytes(4 << 20)
+    item = checkpoint("mmdetection3d", "pointpillars_team", data)
+    storage = reachable / "storage"
+    storage.mkdir()
+    os.chown(storage, 0, TEAM_GID)
+    storage.chmod(0o2775)
+    folder = storage / "mmdetection3d" / "checkpoints"
+    with serving() as served:
+        served.files[item.path] = item.data
+        served.faults[item.path] = Faults(rate=400_000)
+        first = _fetch_workspace(reachable / "a", USER_A, served.url, storage, item)
+        second = _fetch_workspace(reachable / "b", USER_B, served.url, storage, item)
+        command, env = user_command(USER_A, ["inv", "fetch-checkpoints"], first)
+        process = subprocess.Popen(
+            command, cwd=first, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, umask=0o022,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while _partial_bytes(folder) < 100_000 and process.poll() is None:
+            assert time.monotonic() < deadline, "user A's download never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err.decode()
+        left = _partial_bytes(folder)
+        assert 0 < left < len(data)
+        served.faults[item.path] = Faults()
+        run = as_user(USER_B, ["inv", "fetch-checkpoints"], second)
+        ranges = [r.range for r in served.hits(item.path)]
+    assert run.code == 0, run.err
+    final = folder / item.file_name
+    assert final.read_bytes() == data
+    assert ranges[-1] == f"bytes={left}-", ranges  # B resumed A's partial file
+    assert not [n for n in os.listdir(folder) if ".part-" in n]
+    for path in (storage / "mmdetection3d", folder):
+        found = path.stat()
+        assert found.st_gid == TEAM_GID and found.st_mode & 0o2070 == 0o2070, (path, found)
+    for path in (final, folder / f".{item.file_name}.verified.json"):
+        found = path.stat()
+        assert found.st_gid == TEAM_GID and found.st_mode & 0o060 == 0o060, (path, found)
