@@ -24,6 +24,7 @@ from .ckptfixture import checkpoint, random_bytes, write_index
 from .conftest import BIN, REPO_ROOT, Run, run_in_terminal
 from .gitfixture import Fixture, build_superproject
 from .httpserve import Faults, serving
+from .netserve import served_over_network
 
 NOBODY = ["--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 # Two users of one team: system users that exist on Debian and Ubuntu, put in one group.
@@ -201,3 +202,37 @@ def test_a_team_shares_a_setgid_root_one_finishes_what_another_started(reachable
     for path in (final, folder / f".{item.file_name}.verified.json"):
         found = path.stat()
         assert found.st_gid == TEAM_GID and found.st_mode & 0o060 == 0o060, (path, found)
+
+
+@needs_root
+def test_a_git_cache_made_under_umask_077_is_named_with_owner_and_mode(reachable: Path) -> None:
+    """root filled a shared git cache (a folder anyone may write in) under umask 077; for
+    `nobody` the cache's own folders are closed: the error names the folder, its owner and
+    mode and what to do, with no "run it again"; nothing else breaks (no traceback)."""
+    fixture = build_superproject(reachable / "served")
+    cache = reachable / "cache"
+    cache.mkdir()
+    cache.chmod(0o1777)
+    with served_over_network(fixture.served) as base:
+        env = {
+            "MMLAB_EXTENSION_REPO": fixture.github_url,
+            "MMLAB_GIT_MIRROR": base,
+            "MMLAB_GIT_CACHE": str(cache),
+        }
+        first = reachable / "first"
+        first.mkdir()
+        shutil.copy(REPO_ROOT / "tasks.py", first / "tasks.py")
+        made = subprocess.run(
+            ["inv", "clone"], cwd=first, env={**os.environ, **env}, capture_output=True,
+            text=True, timeout=120, umask=0o077,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        second = own_workspace(reachable / "second", NOBODY, "")
+        run = as_user(NOBODY, ["inv", "clone"], second, env)
+    print(run.out, run.err)
+    assert run.code == 1
+    errors = [line for line in run.err.splitlines() if line.startswith(("error:", "hint:"))]
+    assert len(errors) == 2, run.err
+    assert str(cache) in errors[0] and "owner root" in errors[0], errors
+    assert "drwx------" in errors[0], errors
+    assert "again" not in run.err and "Traceback" not in run.err
