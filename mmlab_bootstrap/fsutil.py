@@ -269,6 +269,14 @@ def _blocking(path: Path) -> Path:
     return path
 
 
+def owner_of(path: Path) -> str | None:
+    """The name of the user who owns `path` (None: it cannot be looked at)."""
+    try:
+        return _owner(os.lstat(path).st_uid)
+    except OSError:
+        return None
+
+
 def _owner(uid: int) -> str:
     import pwd
 

@@ -8,6 +8,7 @@ through `setpriv`; those tests need root and are skipped elsewhere."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import signal
@@ -236,3 +237,33 @@ def test_a_git_cache_made_under_umask_077_is_named_with_owner_and_mode(reachable
     assert str(cache) in errors[0] and "owner root" in errors[0], errors
     assert "drwx------" in errors[0], errors
     assert "again" not in run.err and "Traceback" not in run.err
+
+
+@needs_root
+def test_a_team_mirror_of_another_user_names_safe_directory_first(reachable: Path) -> None:
+    """A `file://` team mirror built by root, used by `nobody` under stock git: git refuses
+    it (dubious ownership); the error says so first and the hint is the exact command git
+    asks for, with the path git names. With that line in nobody's git config, clone works."""
+    fixture = build_superproject(reachable / "served")
+    root = own_workspace(reachable / "ws", NOBODY, "")
+    env = {
+        "MMLAB_EXTENSION_REPO": fixture.github_url,
+        "MMLAB_GIT_MIRROR": fixture.served.as_uri() + "/",
+        "GIT_CONFIG_GLOBAL": str(reachable / "home-nobody" / ".gitconfig"),
+    }
+    run = as_user(NOBODY, ["inv", "clone"], root, env)
+    print(run.err)
+    assert run.code == 1, run.err
+    errors = [line for line in run.err.splitlines() if line.startswith(("error:", "hint:"))]
+    assert len(errors) == 2 and "Traceback" not in run.err, run.err
+    assert errors[0].startswith("error: safe.directory: git refuses the repository"), errors
+    assert "owned by root" in errors[0], errors
+    refused = re.search(r"safe\.directory '([^']+)'", errors[1])
+    assert refused and errors[1].startswith("hint: if you trust it: git config --global --add")
+    assert Path(refused[1]).is_relative_to(fixture.served), errors
+    # What the hint (and the README) says, for each repository of the mirror, makes it work.
+    for repository in sorted(fixture.served.glob("*/*.git")):
+        as_user(NOBODY, ["git", "config", "--global", "--add", "safe.directory",
+                         str(repository)], root, env)  # fmt: skip
+    again = as_user(NOBODY, ["inv", "clone"], root, env)
+    assert again.code == 0, again.err
