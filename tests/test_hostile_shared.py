@@ -267,3 +267,79 @@ def test_a_team_mirror_of_another_user_names_safe_directory_first(reachable: Pat
                          str(repository)], root, env)  # fmt: skip
     again = as_user(NOBODY, ["inv", "clone"], root, env)
     assert again.code == 0, again.err
+
+
+@pytest.mark.parametrize("closed", [0, 1, 2], ids=["stdin", "stdout", "stderr"])
+def test_bootstrap_works_with_a_standard_stream_closed(
+    workspace: Path, fixture: Fixture, closed: int
+) -> None:
+    """`inv bootstrap 2>&-` (or `>&-`, `<&-`): the closed stream is /dev/null to the tool
+    (as git does it), the run finishes, and the workspace lock file holds only its owner
+    line (it never became descriptor 2)."""
+    pipes = {1: subprocess.PIPE, 2: subprocess.PIPE}
+    process = subprocess.Popen(
+        [shutil.which("inv") or "inv", "bootstrap", "--repo", fixture.url()],
+        cwd=workspace,
+        stdin=subprocess.DEVNULL,
+        stdout=pipes[1],
+        stderr=pipes[2],
+        preexec_fn=lambda: os.close(closed),  # noqa: PLW1509 (closes only the child's)
+    )
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, (out, err)
+    lock = (workspace / ".mmlab-bootstrap.lock").read_text()
+    assert re.fullmatch(r"pid \d+, task bootstrap\n?", lock), lock
+    assert closed == 1 or b"bootstrap complete" in out + err or out, (out, err)
+    status = subprocess.run(
+        [shutil.which("inv") or "inv", "status"], cwd=workspace, capture_output=True, timeout=120
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+
+
+def _escapes(output: bytes) -> list[bytes]:
+    return re.findall(rb"\x1b.{0,6}", output)
+
+
+@pytest.mark.parametrize(
+    "env", [{"TERM": "dumb"}, {"NO_COLOR": "1", "TERM": "xterm"}], ids=["TERM=dumb", "NO_COLOR"]
+)
+def test_a_dumb_terminal_gets_no_colors_and_no_cursor_movement(
+    workspace: Path, fixture: Fixture, env: dict[str, str]
+) -> None:
+    """On a real terminal with TERM=dumb (or NO_COLOR): bootstrap's lines and git's progress
+    board print no escape sequence at all (no colors, no redraw), and the work is done. The
+    same run with TERM=xterm is colored (the terminal is real)."""
+    inv_path = shutil.which("inv") or "inv"
+    code, output = run_in_terminal([inv_path, "bootstrap", "--repo", fixture.url()], workspace, env)
+    assert code == 0, output.decode(errors="replace")
+    assert _escapes(output) == [], _escapes(output)[:5]
+    assert b"cloned " in output or b"clone" in output
+    code, colored = run_in_terminal([inv_path, "--dry", "layout"], workspace, {"TERM": "xterm"})
+    assert b"\x1b[" in colored, colored
+
+
+@pytest.mark.parametrize("term", ["dumb", "xterm"])
+def test_checkpoint_progress_on_a_dumb_terminal_is_plain_lines(
+    tmp_path: Path, term: str
+) -> None:
+    """fetch-checkpoints on a real terminal: with TERM=dumb no progress bars (they move the
+    cursor), plain lines instead; with TERM=xterm the bars (escape sequences) are there."""
+    data = random_bytes(1 << 20)
+    item = checkpoint("mmdetection3d", "pointpillars_dumb", data)
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "tasks.py").write_text((REPO_ROOT / "tasks.py").read_text())
+    write_index(root / "mmlab_extension" / "mmdetection3d", [item])
+    with serving() as served:
+        served.files[item.path] = item.data
+        (root / ".env").write_text(
+            f"MMLAB_CHECKPOINT_MIRROR='{served.url}'\n"
+            f"MMLAB_CHECKPOINTS_PATH='{tmp_path / 'storage'}'\nMMLAB_CHECKPOINTS='{item.name}'\n"
+        )
+        code, output = run_in_terminal(["inv", "fetch-checkpoints"], root, {"TERM": term})
+    assert code == 0, output.decode(errors="replace")
+    if term == "dumb":
+        assert _escapes(output) == [], _escapes(output)[:5]
+        assert b"fetching mmdetection3d:pointpillars_dumb" in output or b"fetching " in output
+    else:
+        assert _escapes(output), output
