@@ -316,7 +316,7 @@ def denied(error: PermissionError) -> AccessDenied:
         hint = (
             f"it belongs to {owner}: ask them to share it with your team (as its owner: chgrp -R"
             f" TEAM {place}; chmod -R g+rwX {place}; find {place} -type d -exec chmod g+s {{}} +;"
-            " see the README's \"Sharing storage and the cache in a team\"), or set the tool to"
+            ' see the README\'s "Sharing storage and the cache in a team"), or set the tool to'
             " a folder of your own"
         )
     return AccessDenied(message, hint, rerun_helps=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import signal
 import subprocess
 import tempfile
@@ -283,7 +282,7 @@ def test_bootstrap_works_with_a_standard_stream_closed(
         stdin=subprocess.DEVNULL,
         stdout=pipes[1],
         stderr=pipes[2],
-        preexec_fn=lambda: os.close(closed),  # noqa: PLW1509 (closes only the child's)
+        preexec_fn=lambda: os.close(closed),
     )
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, (out, err)
@@ -321,9 +320,7 @@ def test_a_dumb_terminal_gets_no_colors_and_no_cursor_movement(
 
 
 @pytest.mark.parametrize("term", ["dumb", "xterm"])
-def test_checkpoint_progress_on_a_dumb_terminal_is_plain_lines(
-    tmp_path: Path, term: str
-) -> None:
+def test_checkpoint_progress_on_a_dumb_terminal_is_plain_lines(tmp_path: Path, term: str) -> None:
     """fetch-checkpoints on a real terminal: with TERM=dumb no progress bars (they move the
     cursor), plain lines instead; with TERM=xterm the bars (escape sequences) are there."""
     data = random_bytes(1 << 20)
