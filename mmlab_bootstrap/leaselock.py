@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from .fsutil import make_folders, share_like_folder
+from .fsutil import denied, make_folders, share_like_folder
 
 HEARTBEAT = 10.0
 LEASE = 120.0
@@ -219,10 +219,13 @@ class LeaseLock:
 @contextlib.contextmanager
 def holding(lock: LeaseLock, refusal: Callable[[OSError], Exception]) -> Iterator[None]:
     """Hold `lock` for the block; an OSError while taking it (a read-only folder, say) is
-    raised as `refusal(error)`, the caller's error with its hint."""
+    raised as `refusal(error)`, the caller's error with its hint; a folder of another user's
+    that refuses this one is named with its owner and mode (`fsutil.denied`)."""
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(lock.held())
+        except PermissionError as error:
+            raise denied(error) from None
         except OSError as error:
             raise refusal(error) from None
         yield

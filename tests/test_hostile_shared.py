@@ -22,7 +22,7 @@ import pytest
 
 from .ckptfixture import checkpoint, random_bytes, write_index
 from .conftest import BIN, REPO_ROOT, Run, run_in_terminal
-from .gitfixture import Fixture, build_superproject
+from .gitfixture import Fixture, build_superproject, push_commit
 from .httpserve import Faults, serving
 from .netserve import served_over_network
 
@@ -71,7 +71,12 @@ def user_command(
     home = cwd.parent / f"home-{_user(who)}"
     home.mkdir(exist_ok=True)
     shutil.chown(home, _user(who))
-    full = {**os.environ, "HOME": str(home), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    full = {
+        **os.environ,
+        "HOME": str(home),
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),  # that user's own (stock: none yet)
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     full.update(env or {})
     program, *rest = argv
     return ["setpriv", *who, shutil.which(program, path=full["PATH"]) or program, *rest], full
@@ -248,7 +253,6 @@ def test_a_team_mirror_of_another_user_names_safe_directory_first(reachable: Pat
     env = {
         "MMLAB_EXTENSION_REPO": fixture.github_url,
         "MMLAB_GIT_MIRROR": fixture.served.as_uri() + "/",
-        "GIT_CONFIG_GLOBAL": str(reachable / "home-nobody" / ".gitconfig"),
     }
     run = as_user(NOBODY, ["inv", "clone"], root, env)
     print(run.err)
@@ -342,3 +346,66 @@ def test_checkpoint_progress_on_a_dumb_terminal_is_plain_lines(tmp_path: Path, t
         assert b"fetching mmdetection3d:pointpillars_dumb" in output or b"fetching " in output
     else:
         assert _escapes(output), output
+
+
+@needs_root
+def test_another_users_partial_that_cannot_be_written_is_left_and_the_run_makes_its_own(
+    reachable: Path,
+) -> None:
+    """A checkpoint folder anyone may write in (sticky, as /tmp), root's partial download
+    there readable by root only: `nobody`'s run leaves it to its owner, downloads into a
+    partial file of its own and puts the verified file in place."""
+    data = random_bytes(200_000)
+    item = checkpoint("mmdetection3d", "pointpillars_sticky", data)
+    storage = reachable / "storage"
+    folder = storage / "mmdetection3d" / "checkpoints"
+    folder.mkdir(parents=True)
+    for path in (storage, storage / "mmdetection3d", folder):
+        path.chmod(0o1777)
+    theirs = folder / f".{item.file_name}.part-0badc0de"
+    theirs.write_bytes(data[:1000])
+    theirs.chmod(0o600)
+    with serving() as served:
+        served.files[item.path] = item.data
+        root = _fetch_workspace(reachable / "ws", NOBODY, served.url, storage, item)
+        run = as_user(NOBODY, ["inv", "fetch-checkpoints"], root)
+    assert run.code == 0, run.err
+    assert (folder / item.file_name).read_bytes() == data
+    assert theirs.read_bytes() == data[:1000]
+
+
+@needs_root
+def test_a_team_shares_a_setgid_git_cache(reachable: Path) -> None:
+    """A git cache of the team's group, group-writable and setgid: user A's clone fills it,
+    user B's clone (same group, umask 022 both) goes through it and adds to it (upstream
+    moved on in between)."""
+    fixture = build_superproject(reachable / "served")
+    cache = reachable / "cache"
+    cache.mkdir()
+    os.chown(cache, 0, TEAM_GID)
+    cache.chmod(0o2775)
+    with served_over_network(fixture.served) as base:
+        env = {
+            "MMLAB_EXTENSION_REPO": fixture.github_url,
+            "MMLAB_GIT_MIRROR": base,
+            "MMLAB_GIT_CACHE": str(cache),
+        }
+        first = as_user(USER_A, ["inv", "clone"], own_workspace(reachable / "a", USER_A, ""), env)
+        assert first.code == 0, first.err
+        push_commit(fixture, "mmlab_extension", "team.txt", b"new upstream\n")  # B fetches it
+        workspace = own_workspace(reachable / "b", USER_B, "")
+        refused = as_user(USER_B, ["inv", "clone"], workspace, env)
+        # Stock git refuses another user's repository: B trusts the team's, as the hint says.
+        assert refused.code == 1 and "error: safe.directory: " in refused.err, refused.err
+        for repository in sorted((cache / "github.com").glob("*/*.git")):
+            trusted = ["git", "config", "--global", "--add", "safe.directory", str(repository)]
+            assert as_user(USER_B, trusted, workspace).code == 0
+        second = as_user(USER_B, ["inv", "clone"], workspace, env)
+    assert second.code == 0, second.err
+    assert "warning" not in second.err, second.err
+    made = [cache, *cache.rglob("*")]
+    assert all(path.stat().st_gid == TEAM_GID for path in made)
+    folders = [path for path in made if path.is_dir()]
+    assert all(path.stat().st_mode & 0o2070 == 0o2070 for path in folders), [
+        (str(p), oct(p.stat().st_mode)) for p in folders if p.stat().st_mode & 0o2070 != 0o2070
+    ][:5]
