@@ -295,6 +295,8 @@ def denied(error: PermissionError) -> AccessDenied:
             f"{error.strerror or error}", "check the permissions of the files the task uses"
         )
     named = Path(os.fsdecode(error.filename))
+    if error.filename2 and os.path.lexists(error.filename2):
+        named = Path(os.fsdecode(error.filename2))  # a rename onto another user's file
     path = _blocking(named)
     what = f"{error.strerror or 'permission denied'}: {shown(str(named))}"
     try:
@@ -313,9 +315,14 @@ def denied(error: PermissionError) -> AccessDenied:
         hint = f"it is yours but not writable: chmod u+rw{'x' if folder else ''} {shown(str(path))}"
     else:
         place = shown(str(path))
+        share = (
+            f"chgrp -R TEAM {place}; chmod -R g+rwX {place}; find {place} -type d -exec chmod"
+            " g+s {} +"
+            if folder
+            else f"chgrp TEAM {place}; chmod g+rw {place}"
+        )
         hint = (
-            f"it belongs to {owner}: ask them to share it with your team (as its owner: chgrp -R"
-            f" TEAM {place}; chmod -R g+rwX {place}; find {place} -type d -exec chmod g+s {{}} +;"
+            f"it belongs to {owner}: ask them to share it with your team (as its owner: {share};"
             ' see the README\'s "Sharing storage and the cache in a team"), or set the tool to'
             " a folder of your own"
         )

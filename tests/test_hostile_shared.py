@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -349,32 +350,6 @@ def test_checkpoint_progress_on_a_dumb_terminal_is_plain_lines(tmp_path: Path, t
 
 
 @needs_root
-def test_another_users_partial_that_cannot_be_written_is_left_and_the_run_makes_its_own(
-    reachable: Path,
-) -> None:
-    """A checkpoint folder anyone may write in (sticky, as /tmp), root's partial download
-    there readable by root only: `nobody`'s run leaves it to its owner, downloads into a
-    partial file of its own and puts the verified file in place."""
-    data = random_bytes(200_000)
-    item = checkpoint("mmdetection3d", "pointpillars_sticky", data)
-    storage = reachable / "storage"
-    folder = storage / "mmdetection3d" / "checkpoints"
-    folder.mkdir(parents=True)
-    for path in (storage, storage / "mmdetection3d", folder):
-        path.chmod(0o1777)
-    theirs = folder / f".{item.file_name}.part-0badc0de"
-    theirs.write_bytes(data[:1000])
-    theirs.chmod(0o600)
-    with serving() as served:
-        served.files[item.path] = item.data
-        root = _fetch_workspace(reachable / "ws", NOBODY, served.url, storage, item)
-        run = as_user(NOBODY, ["inv", "fetch-checkpoints"], root)
-    assert run.code == 0, run.err
-    assert (folder / item.file_name).read_bytes() == data
-    assert theirs.read_bytes() == data[:1000]
-
-
-@needs_root
 def test_a_team_shares_a_setgid_git_cache(reachable: Path) -> None:
     """A git cache of the team's group, group-writable and setgid: user A's clone fills it,
     user B's clone (same group, umask 022 both) goes through it and adds to it (upstream
@@ -409,3 +384,70 @@ def test_a_team_shares_a_setgid_git_cache(reachable: Path) -> None:
     assert all(path.stat().st_mode & 0o2070 == 0o2070 for path in folders), [
         (str(p), oct(p.stat().st_mode)) for p in folders if p.stat().st_mode & 0o2070 != 0o2070
     ][:5]
+
+
+# What another user (root, umask 077) left in a checkpoint root anyone may write in (sticky,
+# as /tmp): (name, how it is left, what nobody's fetch-checkpoints must do).
+LEFT_BY_ANOTHER_USER = [
+    ("closed-project-folder", "project-0700", "error"),
+    ("read-only-checkpoints-folder", "checkpoints-0755", "error"),
+    ("unwritable-partial", "partial-0600", "ok"),
+    ("unreadable-record", "record-0600", "ok"),
+    ("unreadable-final-file", "final-0600", "error"),
+]
+
+
+@needs_root
+@pytest.mark.parametrize(
+    ("left", "outcome"), [case[1:] for case in LEFT_BY_ANOTHER_USER],
+    ids=[case[0] for case in LEFT_BY_ANOTHER_USER],
+)  # fmt: skip
+def test_what_another_user_left_in_a_checkpoint_root(
+    reachable: Path, left: str, outcome: str
+) -> None:
+    """Each is either worked around (the run makes its own file, the verified checkpoint is
+    there) or one error naming the path, its owner and mode, with a hint that is no "run it
+    again"; never a traceback, and root's files keep their bytes."""
+    data = random_bytes(200_000)
+    item = checkpoint("mmdetection3d", "pointpillars_left", data)
+    storage = reachable / "storage"
+    folder = storage / "mmdetection3d" / "checkpoints"
+    folder.mkdir(parents=True)
+    for path in (storage, storage / "mmdetection3d", folder):
+        path.chmod(0o1777)
+    final = folder / item.file_name
+    where, mode = left.rsplit("-", 1)
+    theirs = {
+        "project": storage / "mmdetection3d",
+        "checkpoints": folder,
+        "partial": folder / f".{item.file_name}.part-0badc0de",
+        "record": folder / f".{item.file_name}.verified.json",
+        "final": final,
+    }[where]
+    if where in ("partial", "final"):
+        theirs.write_bytes(data[:1000] if where == "partial" else data)
+    if where == "record":
+        final.write_bytes(data)
+        theirs.write_text('{"sha256": "%s", "size": 1, "mtime_ns": 1, "url": ""}\n' % ("0" * 64))
+    theirs.chmod(int(mode, 8))
+    before = theirs.read_bytes() if theirs.is_file() else None
+    with serving() as served:
+        served.files[item.path] = item.data
+        root = _fetch_workspace(reachable / "ws", NOBODY, served.url, storage, item)
+        run = as_user(NOBODY, ["inv", "fetch-checkpoints"], root)
+    print(run.out, run.err)
+    assert "Traceback" not in run.err
+    if outcome == "ok":
+        assert run.code == 0, run.err
+        assert final.read_bytes() == data
+        if where == "record":  # the file is verified; its record stays root's, named
+            assert f"'{theirs}'" in run.err and "owner root" in run.err, run.err
+    else:
+        assert run.code == 1
+        errors = [line for line in run.err.splitlines() if line.startswith(("error:", "hint:"))]
+        assert len(errors) == 2, run.err
+        assert f"'{theirs}'" in errors[0] and "owner root" in errors[0], errors
+        assert stat.filemode(theirs.lstat().st_mode) in errors[0], errors
+        assert "again" not in run.err
+    if before is not None:
+        assert theirs.read_bytes() == before
