@@ -451,3 +451,39 @@ def test_what_another_user_left_in_a_checkpoint_root(
         assert "again" not in run.err
     if before is not None:
         assert theirs.read_bytes() == before
+
+
+# (the parent folder's mode, the umask, the mode a new folder gets, the mode a new file gets)
+SHARING = [
+    (0o2775, 0o022, 0o2775, 0o664),  # a team's folder: group-writable whatever the umask
+    (0o2770, 0o077, 0o2770, 0o660),
+    (0o2770, 0o027, 0o2770, 0o660),
+    (0o0775, 0o022, 0o0755, 0o644),  # group-writable but not setgid: the umask decides
+    (0o2755, 0o022, 0o2755, 0o644),  # setgid but not group-writable: the umask decides
+    (0o1777, 0o077, 0o0700, 0o600),  # /tmp-like: the umask decides
+]
+
+
+@pytest.mark.parametrize(("parent", "umask", "folder_mode", "file_mode"), SHARING)
+def test_what_is_made_in_a_folder_is_shared_as_the_folder_is(
+    tmp_path: Path, parent: int, umask: int, folder_mode: int, file_mode: int
+) -> None:
+    """`make_folders` and `share_like_folder` (used for every folder and file the tool makes
+    in storage roots and the cache) add group read/write only where the folder is shared the
+    documented way; the user's umask decides everything else."""
+    from mmlab_bootstrap.fsutil import make_folders, share_like_folder
+
+    top = tmp_path / "root"
+    top.mkdir()
+    top.chmod(parent)
+    old = os.umask(umask)
+    try:
+        make_folders(top / "a" / "b")
+        descriptor = os.open(top / "a" / "b" / "f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        share_like_folder(descriptor, top / "a" / "b")
+        os.close(descriptor)
+    finally:
+        os.umask(old)
+    for folder in (top / "a", top / "a" / "b"):
+        assert oct(stat.S_IMODE(folder.stat().st_mode)) == oct(folder_mode), folder
+    assert oct(stat.S_IMODE((top / "a" / "b" / "f").stat().st_mode)) == oct(file_mode)
