@@ -286,6 +286,15 @@ def _owner(uid: int) -> str:
         return f"uid {uid}"
 
 
+def _group(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"gid {gid}"
+
+
 def denied(error: PermissionError) -> AccessDenied:
     """The error for a file or folder the OS refused: which one (the folder on the way that
     blocks, when it is one of those), its owner and mode, and what to do. A re-run cannot
@@ -312,7 +321,7 @@ def denied(error: PermissionError) -> AccessDenied:
         f" mode {stat.filemode(found.st_mode)}"
     )
     if found.st_uid == os.geteuid():
-        hint = f"it is yours but not writable: chmod u+rw{'x' if folder else ''} {shown(str(path))}"
+        hint = f"it is yours, closed to you: chmod u+rw{'x' if folder else ''} {shown(str(path))}"
     else:
         place = shown(str(path))
         share = (
@@ -327,15 +336,6 @@ def denied(error: PermissionError) -> AccessDenied:
             " a folder of your own"
         )
     return AccessDenied(message, hint, rerun_helps=False)
-
-
-def _group(gid: int) -> str:
-    import grp
-
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return f"gid {gid}"
 
 
 def shared_with_group(folder: Path) -> bool:
