@@ -39,6 +39,20 @@ needs_root = pytest.mark.skipif(
 )
 
 
+def _has_users(*names: str) -> bool:
+    import pwd
+
+    try:
+        return all(pwd.getpwnam(name) for name in names)
+    except KeyError:
+        return False
+
+
+needs_team = pytest.mark.skipif(
+    not _has_users("daemon", "bin"), reason="the team tests run as the system users daemon and bin"
+)
+
+
 @pytest.fixture(autouse=True)
 def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """The loopback server is reached directly, whatever proxy the machine sets."""
@@ -163,6 +177,7 @@ def _partial_bytes(folder: Path) -> int:
 
 
 @needs_root
+@needs_team
 def test_a_team_shares_a_setgid_root_one_finishes_what_another_started(reachable: Path) -> None:
     """The documented team setup: a storage root of the team's group, group-writable and
     setgid. User A's download is interrupted (Ctrl-C); user B, of the same group (umask 022
@@ -350,6 +365,7 @@ def test_checkpoint_progress_on_a_dumb_terminal_is_plain_lines(tmp_path: Path, t
 
 
 @needs_root
+@needs_team
 def test_a_team_shares_a_setgid_git_cache(reachable: Path) -> None:
     """A git cache of the team's group, group-writable and setgid: user A's clone fills it,
     user B's clone (same group, umask 022 both) goes through it and adds to it (upstream
