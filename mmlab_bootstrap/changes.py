@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from .fsutil import write_atomically
+from .fsutil import make_folders, write_atomically
 from .git import Answers
 from .report import Reporter
 
@@ -61,7 +61,7 @@ class Changes:
         """Create a folder and any missing parents (`note`: what its lines add)."""
 
         def create() -> None:
-            path.mkdir(parents=True, exist_ok=True)
+            make_folders(path)
             self.report.done(f"created {path}{note}")
 
         self.make(f"create {path}{note}", create)

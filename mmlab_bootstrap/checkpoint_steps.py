@@ -13,6 +13,7 @@ from typing import Any
 
 from . import ckptstore
 from .errors import BootstrapError, shown
+from .fsutil import denied
 from .layout import plan_layout, storage_folder
 from .modelindex import Model, ModelError, find, read_index, search
 from .settings import Settings
@@ -135,8 +136,15 @@ def fetch_checkpoints_step(
         elif plan.action == "record":
 
             def record(plan: CheckpointPlan = plan) -> None:
-                ckptstore.write_record(plan.final, plan.sha256, plan.url)
                 odd = " (does not match its name: accepted)" if plan.mismatch else ""
+                try:
+                    ckptstore.write_record(plan.final, plan.sha256, plan.url)
+                except PermissionError as error:  # another user's record: the file is fine
+                    report.warn(
+                        f"verified {plan.final}, but not recorded: {denied(error).message};"
+                        " each run hashes it again"
+                    )
+                    return
                 report.done(f"verified {plan.final} (sha256 {plan.sha256[:16]}…){odd}")
 
             changes.make(f"record {plan.final} as verified (sha256 {plan.sha256[:16]}…)", record)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .fsutil import share_like_folder
+
 CHUNK = 1 << 20
 _PARTIAL = re.compile(r"\.(?P<name>.+)\.part-[0-9a-f]{8}\Z")
 
@@ -69,6 +71,7 @@ def write_record(final: Path, sha256: str, url: str) -> Record:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     descriptor = os.open(temporary, flags, 0o644)
     try:
+        share_like_folder(descriptor, target.parent)
         os.write(descriptor, (text + "\n").encode())
         os.fsync(descriptor)
         os.replace(temporary, target)
@@ -145,12 +148,19 @@ def partial_bytes(final: Path) -> int | None:
 
 
 def open_locked(path: Path, *, create: bool) -> int | None:
-    """Open `path` for writing and lock it; None when a live run holds it (or it is gone)."""
+    """Open `path` for writing and lock it; None when a live run holds it (or it is gone, or
+    this user may not write it). A new file is shared as its folder is (`share_like_folder`)."""
     flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if create else 0)
     try:
         descriptor = os.open(path, flags, 0o644)
     except FileNotFoundError:
         return None
+    except PermissionError:
+        if create:
+            raise
+        return None  # another user's, not shared with this one: left to its owner
+    if create:
+        share_like_folder(descriptor, path.parent)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:

@@ -22,7 +22,7 @@ import urllib3
 
 from . import ckptstore
 from .errors import shown
-from .fsutil import fsync_folder
+from .fsutil import fsync_folder, make_folders
 from .httpclient import (
     ATTEMPTS,
     Cancelled,
@@ -60,7 +60,7 @@ def fetch(
     session: requests.Session, job: Job, progress: Progress, cancel: threading.Event
 ) -> Fetched:
     """Download, verify and put one file in place; DownloadError says why not."""
-    job.final.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(job.final.parent)
     done = ckptstore.recorded(job.final)
     if done is not None and ckptstore.hash_matches(done.sha256, job.prefix):
         return Fetched(job, done.sha256, done.size, 0, False)  # another run (workspace) did it

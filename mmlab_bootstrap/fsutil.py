@@ -320,3 +320,135 @@ def room_for(folder: Path, sizes: Iterable[int], *, entries: int = 0) -> Room:
         spare=spare_blocks * block,
         spare_inodes=spare_inodes,
     )
+
+
+class AccessDenied(BootstrapError):
+    """The OS refused the tool a file or folder (another user's, or one made read-only)."""
+
+
+def _blocking(path: Path) -> Path:
+    """Of `path` and the folders on the way to it, the one that refuses this user: the first
+    folder that cannot be entered, else a parent where nothing can be created, else `path`."""
+    path = Path(os.path.abspath(path))
+    for folder in reversed(path.parents):
+        if not os.access(folder, os.X_OK):
+            return folder
+    if not os.path.lexists(path) and not os.access(path.parent, os.W_OK | os.X_OK):
+        return path.parent
+    return path
+
+
+def owner_of(path: Path) -> str | None:
+    """The name of the user who owns `path` (None: it cannot be looked at)."""
+    try:
+        return _owner(os.lstat(path).st_uid)
+    except OSError:
+        return None
+
+
+def _owner(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _group(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"gid {gid}"
+
+
+def denied(error: PermissionError) -> AccessDenied:
+    """The error for a file or folder the OS refused: which one (the folder on the way that
+    blocks, when it is one of those), its owner and mode, and what to do. A re-run cannot
+    help; a change of its permissions (or another place) does."""
+    if not error.filename:
+        return AccessDenied(
+            f"{error.strerror or error}", "check the permissions of the files the task uses"
+        )
+    named = Path(os.fsdecode(error.filename))
+    if error.filename2 and os.path.lexists(error.filename2):
+        named = Path(os.fsdecode(error.filename2))  # a rename onto another user's file
+    path = _blocking(named)
+    what = f"{error.strerror or 'permission denied'}: {shown(str(named))}"
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return AccessDenied(what, f"check the permissions of {shown(str(path))} and its folders")
+    owner = _owner(found.st_uid)
+    group = _group(found.st_gid)
+    folder = stat.S_ISDIR(found.st_mode)
+    where = "" if path == named else f" (blocked at {shown(str(path))})"
+    message = (
+        f"{what}{where}: {'a folder' if folder else 'a file'} of owner {owner}, group {group},"
+        f" mode {stat.filemode(found.st_mode)}"
+    )
+    if found.st_uid == os.geteuid():
+        hint = f"it is yours, closed to you: chmod u+rw{'x' if folder else ''} {shown(str(path))}"
+    else:
+        place = shown(str(path))
+        share = (
+            f"chgrp -R TEAM {place}; chmod -R g+rwX {place}; find {place} -type d -exec chmod"
+            " g+s {} +"
+            if folder
+            else f"chgrp TEAM {place}; chmod g+rw {place}"
+        )
+        hint = (
+            f"it belongs to {owner}: ask them to share it with your team (as its owner: {share};"
+            ' see the README\'s "Sharing storage and the cache in a team"), or set the tool to'
+            " a folder of your own"
+        )
+    return AccessDenied(message, hint, rerun_helps=False)
+
+
+def shared_with_group(folder: Path) -> bool:
+    """Whether `folder` is shared with a team the documented way: setgid and group-writable
+    (what is made in it then belongs to its group, and is made group-writable too)."""
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError:
+        return False
+    return bool(mode & stat.S_ISGID and mode & stat.S_IWGRP)
+
+
+def share_like_folder(made: Path | int, folder: Path) -> None:
+    """Give what was just made in `folder` (a path, or an open descriptor of a file) group
+    read and write (and search, for a folder) when `folder` is shared with a team; the user's
+    umask decides everything else. Nothing changes in a folder that is not shared."""
+    if not shared_with_group(folder):
+        return
+    found = os.fstat(made) if isinstance(made, int) else os.lstat(made)
+    wanted = found.st_mode | stat.S_IRGRP | stat.S_IWGRP
+    if stat.S_ISDIR(found.st_mode):
+        wanted |= stat.S_IXGRP | stat.S_ISGID
+    elif not stat.S_ISREG(found.st_mode):
+        return
+    if stat.S_IMODE(wanted) != stat.S_IMODE(found.st_mode):
+        if isinstance(made, int):
+            os.fchmod(made, stat.S_IMODE(wanted))
+        else:
+            os.chmod(made, stat.S_IMODE(wanted))
+
+
+def make_folders(path: Path) -> None:
+    """`mkdir -p`, where each folder made in a team's shared folder is shared too (see
+    `share_like_folder`)."""
+    missing = []
+    for folder in [path, *path.parents]:
+        if os.path.isdir(folder):
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue
+        share_like_folder(folder, folder.parent)

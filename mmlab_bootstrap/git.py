@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .outcomes import NETWORK, Outcome, failure_kind, git_message
 from .paths import is_inside
-from .report import Reporter
+from .report import Reporter, wants_color
 
 GITHUB = "https://github.com/"
 RETRY_DELAYS = (1.0, 3.0)
@@ -55,7 +55,7 @@ class Git:
         self.report = report
         self.mirror = mirror
         self.answers = answers if answers is not None else Answers()
-        self.progress = sys.stderr.isatty()
+        self.progress = wants_color(sys.stderr)  # live progress on a terminal that shows it
         # Lock files under this folder that a killed git left behind may be removed: only one
         # run of the tool works on a workspace at a time.
         self.stale_locks_under: Path | None = None

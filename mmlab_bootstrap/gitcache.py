@@ -31,6 +31,7 @@ from pathlib import Path
 from .clone import normal_url
 from .errors import BootstrapError, shown
 from .fetch_state import BY_COMMIT, Stopped
+from .fsutil import make_folders, shared_with_group
 from .git import Git
 from .objectfiles import add_line, lines_of, link_only_pack, parent_ids
 from .outcomes import Outcome
@@ -191,8 +192,11 @@ class GitCache:
             )
         partial = repo.with_name(f".{repo.name}.{os.getpid()}.{time.monotonic_ns()}.partial")
         try:
-            repo.parent.mkdir(parents=True, exist_ok=True)
-            made = self.git.change(["init", "-q", "--bare", "--", str(partial)])
+            make_folders(repo.parent)
+            # In a team's shared cache (setgid, group-writable) git keeps what it writes
+            # group-writable too (core.sharedRepository=group).
+            shared = ["--shared=group"] if shared_with_group(repo.parent) else []
+            made = self.git.change(["init", "-q", "--bare", *shared, "--", str(partial)])
             at = ["--git-dir", str(partial)]
             for key, value in CACHE_CONFIG:
                 made = made if not made.ok else self.git.change([*at, "config", key, value])

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from .fsutil import denied, make_folders, share_like_folder
+
 HEARTBEAT = 10.0
 LEASE = 120.0
 POLL = 0.2
@@ -92,9 +94,9 @@ def _dead_here(owner: Owner) -> bool:
 
 def server_now(clock: Path) -> float:
     """The file server's time: touch a file of ours in the shared folder, read its mtime."""
-    clock.parent.mkdir(parents=True, exist_ok=True)
-    with open(clock, "a"):
-        pass
+    make_folders(clock.parent)
+    with open(clock, "a") as made:
+        share_like_folder(made.fileno(), clock.parent)
     os.utime(clock)  # no times given: set to the current time (on NFS: the server's)
     return os.stat(clock).st_mtime
 
@@ -143,13 +145,14 @@ class LeaseLock:
 
     def _acquire(self) -> None:
         announced = False
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(self.folder.parent)
         remove_leftovers(self.folder.parent)
         while True:
             # The owner file is written first, in a folder of ours, which is then renamed to
             # the lock's name (atomic, on NFS too): a lock never exists without its owner.
             making = self.folder.parent / self._aside("making")
             making.mkdir()
+            share_like_folder(making, making.parent)  # a teammate may break it when stale
             (making / OWNER_FILE).write_text(self.owner.line())
             try:
                 os.rename(making, self.folder)
@@ -216,10 +219,13 @@ class LeaseLock:
 @contextlib.contextmanager
 def holding(lock: LeaseLock, refusal: Callable[[OSError], Exception]) -> Iterator[None]:
     """Hold `lock` for the block; an OSError while taking it (a read-only folder, say) is
-    raised as `refusal(error)`, the caller's error with its hint."""
+    raised as `refusal(error)`, the caller's error with its hint; a folder of another user's
+    that refuses this one is named with its owner and mode (`fsutil.denied`)."""
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(lock.held())
+        except PermissionError as error:
+            raise denied(error) from None
         except OSError as error:
             raise refusal(error) from None
         yield

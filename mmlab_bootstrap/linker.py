@@ -11,7 +11,7 @@ from typing import Any
 from .adopting import adopt_tracked, skip_worktree
 from .changes import Changes
 from .excludes import add_exclude, has_exclude
-from .fsutil import fsync_folder
+from .fsutil import fsync_folder, make_folders
 from .git import Git
 from .journal import Journal
 from .layout import device_of, route_note
@@ -92,7 +92,7 @@ class Linker:
     def _change(self, plan: LinkPlan, destination: str) -> None:
         location, state = plan.location, plan.state
         link, target = location.link, location.target
-        target.mkdir(parents=True, exist_ok=True)
+        make_folders(target)  # (shared with the team in a shared root)
         earlier = self.journal.entry(link)
         if self._replaces_own_link(plan, earlier):  # unlink puts back what was there first
             found, previous = earlier.get("found", state.value), earlier.get("previous_link")
@@ -228,7 +228,7 @@ class Linker:
             return
         location = plan.location
         if plan.state is State.LINKED:
-            location.target.mkdir(parents=True, exist_ok=True)
+            make_folders(location.target)
             self.journal.record(location.link, adopted_tracked=self._adopted(plan))
         for relative, source in plan.carried:
             copy_verified(Path(source), in_target(location, relative))

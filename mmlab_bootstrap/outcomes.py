@@ -73,8 +73,11 @@ def git_message(text: str) -> str:
     return " | ".join(shown_lines)
 
 
-# The four kinds of failure a user must tell apart, each with its own hint.
+# The kinds of failure a user must tell apart, each with its own hint.
 NETWORK, REFUSED, MISSING, CONFLICT, OTHER = "network", "refused", "missing", "conflict", "other"
+# Of the refused ones, a repository of another user's (a team's `file://` mirror): stock git
+# refuses it until the user trusts it (safe.directory); git names the path in its message.
+_NOT_SAFE = r"detected dubious ownership in repository at '(?P<path>[^'\n]*)'"
 
 
 _REFUSED = (
@@ -102,6 +105,8 @@ def failure_kind(message: str) -> str:
 def failure(outcome: Outcome, url: str, what: str, where: Path | None = None) -> GitError:
     """The error for a failed git command: the URL, git's whole message, the kind's own hint."""
     kind = failure_kind(outcome.err)
+    if kind == REFUSED and re.search(_NOT_SAFE, outcome.err):
+        return _not_safe(outcome, url, what)
     place = f"git -C '{where}' status" if where else "git status"
     hint = {
         NETWORK: "check the network and the URL; if GitHub is slow or blocked here, set a mirror:"
@@ -117,3 +122,21 @@ def failure(outcome: Outcome, url: str, what: str, where: Path | None = None) ->
     }[kind]
     message = f"{what} failed for {shown(url)}: {git_message(outcome.err)}"
     return GitError(message, hint, rerun_helps=kind == NETWORK)
+
+
+def _not_safe(outcome: Outcome, url: str, what: str) -> GitError:
+    """A repository another user owns, refused by git's safe.directory check: the error names
+    that first, whose the repository is, and the exact command git asks for."""
+    from .fsutil import owner_of
+
+    found = re.search(_NOT_SAFE, outcome.err)
+    path = found["path"] if found else ""
+    owner = owner_of(Path(path)) if path else None
+    whose = f" (owned by {owner})" if owner else ""
+    return GitError(
+        f"safe.directory: git refuses the repository {shown(path)}{whose}, not owned by you:"
+        f" {what} failed for {shown(url)}: {git_message(outcome.err)}",
+        f"if you trust it: git config --global --add safe.directory {shown(path)}"
+        " (each repository of a team mirror needs its line: see the README's Team mirror),"
+        " then: inv clone",
+    )

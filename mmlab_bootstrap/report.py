@@ -103,11 +103,44 @@ def write_line(stream: TextIO, text: str) -> bool:
 
 
 def wants_color(stream: TextIO) -> bool:
-    """Color only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
+    """Whether `stream` gets colors and cursor movement (live progress redrawn in place): the
+    one place this is decided. Only on a terminal that can show them: never when NO_COLOR is
+    set (https://no-color.org), nor for TERM=dumb (Emacs' shell, some CI consoles), nor when
+    the stream is not a terminal. Otherwise output is plain lines."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM", "").strip() == "dumb":
         return False
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):  # a closed stream
+        return False
+
+
+_STANDARD = ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w"))
+
+
+def reopen_closed_streams() -> None:
+    """Give a closed standard stream (`inv bootstrap 2>&-`) /dev/null, as git does.
+
+    Called once, when the package is first imported (before it opens any file): otherwise the
+    next file opened (the workspace lock) would get descriptor 2 and take the output, and
+    `sys.stderr` would be None. A stream Python found closed at start is set anew.
+    """
+    for descriptor, name, mode in _STANDARD:
+        try:
+            os.fstat(descriptor)
+        except OSError:  # closed: the lowest free descriptor is this one
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+        if getattr(sys, name) is None:
+            # Python found it closed at start, but something has since taken the descriptor:
+            # leave that alone and write nowhere.
+            taken = not os.path.samestat(os.fstat(descriptor), os.stat(os.devnull))
+            target: int | str = os.devnull if taken else descriptor
+            stream = open(target, mode, closefd=taken, errors="backslashreplace")  # noqa: SIM115
+            setattr(sys, name, stream)
 
 
 class Reporter:

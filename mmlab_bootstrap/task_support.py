@@ -18,6 +18,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from .errors import BootstrapError
+from .fsutil import denied
 from .report import Reporter, silence
 from .variables import BY_NAME
 
@@ -57,6 +58,11 @@ def session_for(
         _traceback_when_debugging()
         report.error("interrupted", LOOK_AGAIN if looks_only else AGAIN)
         raise Exit(code=130) from None
+    except PermissionError as error:  # whose file or folder, its mode, what to do
+        _traceback_when_debugging()
+        denial = denied(error)
+        report.error(denial.message, denial.hint)
+        raise Exit(code=1) from None
     except OSError as error:
         _traceback_when_debugging()
         where = f" ({error.filename})" if error.filename else ""
