@@ -48,11 +48,14 @@ def _refuse_kind(path: Path, found: os.stat_result, hint: str, *, follow: bool) 
     )
 
 
-def read_regular(path: Path, hint: str, *, own: bool = False) -> bytes | None:
+def read_regular(
+    path: Path, hint: str, *, own: bool = False, limit: int | None = None
+) -> bytes | None:
     """The bytes of a regular file, or None when there is nothing at `path`.
 
     Anything else (a folder, device, FIFO, socket; for the tool's own files also a symlink)
     is refused before it is opened, and opening never blocks or follows a late-swapped link.
+    A file of more than `limit` bytes is refused too (read no further than that).
     """
     follow = not own
     try:
@@ -80,9 +83,15 @@ def read_regular(path: Path, hint: str, *, own: bool = False) -> bytes | None:
         opened = os.fstat(descriptor)
         if not stat.S_ISREG(opened.st_mode):
             raise _refuse_kind(path, opened, hint, follow=False)
-        chunks = []
-        while chunk := os.read(descriptor, 1 << 20):
+        chunks, count, most = [], 0, (1 << 62) if limit is None else limit
+        while chunk := os.read(descriptor, min(1 << 20, most + 1 - count)):
             chunks.append(chunk)
+            count += len(chunk)
+            if count > most:
+                raise FileRefused(
+                    f"{shown(str(path))} holds more than {limit} bytes; refusing to read it",
+                    hint,
+                )
         return b"".join(chunks)
     finally:
         os.close(descriptor)

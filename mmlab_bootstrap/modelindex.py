@@ -1,6 +1,12 @@
 """The models a sub-project publishes: its `model-index.yml`, which imports
 `configs/*/metafile.yml`, read from the checked-out sub-project (so the checkpoints match the
-code that is there). No package install, no network."""
+code that is there). No package install, no network.
+
+A metafile comes from outside: each is read as a regular file of at most METAFILE_LIMIT bytes,
+with no YAML aliases or anchors (a few hundred bytes of them expand without bound) and no
+deeper nesting than MAX_DEPTH; a project's index reads at most MAX_METAFILES of them and keeps
+at most MAX_MODELS models. What is refused is named in a warning and the rest is read. A field
+of the wrong type (a list where a name goes) counts as absent, never as its `str()`."""
 
 from __future__ import annotations
 
@@ -11,9 +17,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .ckptstore import name_problem
 from .errors import BootstrapError, shown
+from .fsutil import FileRefused, read_regular
 
 INDEX = "model-index.yml"
+METAFILE_LIMIT = 1 << 20  # bytes; the largest real metafile is about 12 KiB
+MAX_METAFILES = 1000  # per project; mmdetection3d has about 30
+MAX_MODELS = 20000  # per project; mmdetection has about 900
+MAX_DEPTH = 64  # nesting of YAML collections; real metafiles nest 6 deep
 # OpenMMLab checkpoint names end in the first 8 (or more) hex digits of the file's sha256:
 # `…_bbox_mAP-0.378_20200504_180032-c5925ee5.pth`. Anchored at the end, so `-0.378` never counts.
 _HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.pth\Z")
@@ -41,16 +53,45 @@ class Model:
 
     @property
     def file_name(self) -> str | None:
-        """The checkpoint's file name: the last part of its URL (None: no file URL)."""
-        if not self.weights:
-            return None
-        name = unquote(urlsplit(self.weights).path.rsplit("/", 1)[-1])
-        return name if name not in ("", ".", "..") and "/" not in name else None
+        """The checkpoint's file name: the last part of its URL (None: no file URL, or one
+        whose name cannot be a checkpoint's file name; `file_problem` says why)."""
+        found = _file_name(self.weights)
+        return found if isinstance(found, Name) else None
+
+    @property
+    def file_problem(self) -> str:
+        """Why the model has no `file_name`, for a message ("" when it has one)."""
+        found = _file_name(self.weights)
+        return "" if isinstance(found, Name) else found
 
     @property
     def hash_prefix(self) -> str | None:
         """The sha256 prefix the file name promises (None: it promises none)."""
         return hash_prefix(self.file_name or "")
+
+
+class Name(str):
+    """A usable checkpoint file name (as opposed to the reason there is none)."""
+
+
+def _file_name(weights: str | None) -> Name | str:
+    """The file name a Weights URL gives, or the reason it gives none."""
+    if not weights:
+        return "no Weights"
+    said = f"Weights: {shown(weights)}"
+    if any(ord(c) <= 0x20 or 0x7F <= ord(c) < 0xA0 for c in weights):
+        return f"{said} holds a space or control character"
+    try:
+        parts = urlsplit(weights)
+    except ValueError:
+        return f"{said} is not a URL"
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"{said} is not an http(s) URL"
+    name = unquote(parts.path.rsplit("/", 1)[-1], errors="surrogateescape")
+    problem = name_problem(name)
+    if problem is not None:
+        return f"{said}: its file name {shown(name)} {problem}"
+    return Name(name)
 
 
 def hash_prefix(file_name: str) -> str | None:
@@ -59,66 +100,123 @@ def hash_prefix(file_name: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path, skipped: list[str]) -> Any:
+    """The YAML document at `path`; None (and a line in `skipped`) when it is refused."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when it is there: fast
     try:
-        with open(path, "rb") as handle:
-            return yaml.load(handle, Loader=loader)
-    except yaml.YAMLError as error:
-        raise ModelError(
-            f"{shown(str(path))} is not valid YAML: {str(error).splitlines()[0]}",
-            f"check the sub-project's checkout (git -C '{path.parent}' status)",
-        ) from None
+        data = read_regular(path, "", limit=METAFILE_LIMIT)
+        if data is None:
+            return None
+        _check_events(yaml.parse(data, Loader=loader))
+        return yaml.load(data, Loader=loader)
+    except FileRefused as error:
+        skipped.append(f"{error.message}; its models are left out")
+    except OSError as error:
+        skipped.append(
+            f"{shown(str(path))} cannot be read ({error.strerror}); its models are left out"
+        )
+    except (yaml.YAMLError, _Refused) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        skipped.append(f"{shown(str(path))} is refused: {first}; its models are left out")
+    return None
 
 
-def read_project(project_dir: Path, project: str) -> list[Model]:
+class _Refused(Exception):
+    """A YAML document this tool does not load (aliases, anchors, deep nesting)."""
+
+
+def _check_events(events: Iterable[Any]) -> None:
+    """Refuse aliases and anchors (an alias bomb expands a few hundred bytes without bound)
+    and nesting deeper than MAX_DEPTH, from the parser's events: one pass, nothing built."""
+    import yaml
+
+    depth = 0
+    for event in events:
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused("it uses YAML aliases or anchors, which this tool does not read")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Refused(f"it nests deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def read_project(project_dir: Path, project: str, skipped: list[str] | None = None) -> list[Model]:
     """Every model the sub-project at `project_dir` lists (none when it has no index).
-    An import the index names but the checkout lacks is skipped (sparse or older checkouts)."""
+    An import the index names but the checkout lacks is skipped (sparse or older checkouts);
+    a metafile that is refused is named in `skipped` and the others are read."""
+    skipped = [] if skipped is None else skipped
     index = project_dir / INDEX
     if not index.is_file():
         return []
-    document = _load(index)
+    document = _load(index, skipped)
     imports = document.get("Import", []) if isinstance(document, dict) else []
     models: list[Model] = []
     models += _models(document, project)
-    for entry in imports if isinstance(imports, list) else []:
-        if not isinstance(entry, str) or entry.startswith("/") or ".." in entry.split("/"):
+    entries = (
+        list(dict.fromkeys(e for e in imports if isinstance(e, str)))
+        if isinstance(imports, list)
+        else []
+    )
+    if len(entries) > MAX_METAFILES:
+        skipped.append(
+            f"{shown(str(index))} imports {len(entries)} metafiles; only the first"
+            f" {MAX_METAFILES} are read"
+        )
+    for entry in entries[:MAX_METAFILES]:
+        if entry.startswith("/") or ".." in entry.split("/") or "\0" in entry:
             continue
         path = project_dir / entry
         if path.is_file():
-            models += _models(_load(path), project)
+            models += _models(_load(path, skipped), project)
+        if len(models) > MAX_MODELS:
+            skipped.append(
+                f"{shown(str(index))} lists more than {MAX_MODELS} models; only the first"
+                f" {MAX_MODELS} are read"
+            )
+            return models[:MAX_MODELS]
     return models
+
+
+def _text(value: Any) -> str:
+    """A field that must be text: anything else (a number, a list, a mapping) counts as
+    absent, never as its `str()`."""
+    return value if isinstance(value, str) else ""
 
 
 def _models(document: Any, project: str) -> list[Model]:
     entries = document.get("Models") if isinstance(document, dict) else None
     found: list[Model] = []
     for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("Name"), str):
+        if not isinstance(entry, dict) or not _text(entry.get("Name")):
             continue
-        weights = entry.get("Weights")
+        weights = _text(entry.get("Weights")).strip()
         alias = entry.get("Alias")
         aliases = [alias] if isinstance(alias, str) else alias if isinstance(alias, list) else []
         found.append(
             Model(
                 project=project,
                 name=entry["Name"],
-                config=str(entry.get("Config") or ""),
-                weights=weights.strip() if isinstance(weights, str) and weights.strip() else None,
-                collection=str(entry.get("In Collection") or ""),
-                aliases=tuple(str(a) for a in aliases),
+                config=_text(entry.get("Config")),
+                weights=weights or None,
+                collection=_text(entry.get("In Collection")),
+                aliases=tuple(a for a in aliases if isinstance(a, str)),
             )
         )
     return found
 
 
-def read_index(extension: Path, projects: Iterable[str]) -> list[Model]:
-    """The models of every named sub-project that is checked out under `extension`."""
+def read_index(
+    extension: Path, projects: Iterable[str], skipped: list[str] | None = None
+) -> list[Model]:
+    """The models of every named sub-project that is checked out under `extension`; what
+    is refused is named in `skipped`."""
     models: list[Model] = []
     for project in projects:
-        models += read_project(extension / project, project)
+        models += read_project(extension / project, project, skipped)
     return models
 
 
