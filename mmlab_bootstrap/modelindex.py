@@ -10,7 +10,9 @@ of the wrong type (a list where a name goes) counts as absent, never as its `str
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,18 +169,29 @@ def read_project(project_dir: Path, project: str, skipped: list[str] | None = No
             f" {MAX_METAFILES} are read"
         )
     for entry in entries[:MAX_METAFILES]:
-        if entry.startswith("/") or ".." in entry.split("/") or "\0" in entry:
+        if len(models) > MAX_MODELS:
+            break
+        if entry.startswith("/") or ".." in entry.split("/"):
             continue
         path = project_dir / entry
-        if path.is_file():
+        if _is_file(path):
             models += _models(_load(path, skipped), project)
-        if len(models) > MAX_MODELS:
-            skipped.append(
-                f"{shown(str(index))} lists more than {MAX_MODELS} models; only the first"
-                f" {MAX_MODELS} are read"
-            )
-            return models[:MAX_MODELS]
+    if len(models) > MAX_MODELS:
+        skipped.append(
+            f"{shown(str(index))} lists more than {MAX_MODELS} models; only the first"
+            f" {MAX_MODELS} are read"
+        )
+        del models[MAX_MODELS:]
     return models
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a regular file (after links); False for a name that cannot be one
+    (a NUL, too long)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _text(value: Any) -> str:

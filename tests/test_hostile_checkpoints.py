@@ -369,6 +369,17 @@ def test_too_many_metafiles_and_models_are_cut_with_a_warning(zoo: Zoo) -> None:
     assert f"mmdetection3d:{zoo.victim.name}  " in listed.out
 
 
+def test_imports_that_name_no_metafile_of_the_checkout_are_skipped(zoo: Zoo) -> None:
+    """Absolute, `..`, NUL, too long for a file name, not text: skipped, the rest is read."""
+    index = zoo.root / "mmlab_extension" / "mmdetection3d" / "model-index.yml"
+    odd = ["/etc/passwd", "../../.env", "x\0y", "a" * 300 + "/metafile.yml", "{a: b}", "[1]", "7"]
+    index.write_text(index.read_text() + "".join(f"  - {json.dumps(o)}\n" for o in odd[:4]))
+    index.write_text(index.read_text() + "".join(f"  - {o}\n" for o in odd[4:]))
+    listed = bounded(zoo.root, "fetch-checkpoints", "--search", "pointpillars")
+    assert listed.code == 0 and not listed.err, listed.err
+    assert f"mmdetection3d:{zoo.victim.name}  " in listed.out
+
+
 def test_a_metafile_that_is_a_fifo_or_a_link_to_dev_zero_is_not_read(zoo: Zoo) -> None:
     project = zoo.root / "mmlab_extension" / "mmdetection3d"
     (project / "configs" / "fifo").mkdir()
