@@ -57,14 +57,12 @@ class Model:
     def file_name(self) -> str | None:
         """The checkpoint's file name: the last part of its URL (None: no file URL, or one
         whose name cannot be a checkpoint's file name; `file_problem` says why)."""
-        found = _file_name(self.weights)
-        return found if isinstance(found, Name) else None
+        return _file_name(self.weights)[0]
 
     @property
     def file_problem(self) -> str:
         """Why the model has no `file_name`, for a message ("" when it has one)."""
-        found = _file_name(self.weights)
-        return "" if isinstance(found, Name) else found
+        return _file_name(self.weights)[1]
 
     @property
     def hash_prefix(self) -> str | None:
@@ -72,28 +70,24 @@ class Model:
         return hash_prefix(self.file_name or "")
 
 
-class Name(str):
-    """A usable checkpoint file name (as opposed to the reason there is none)."""
-
-
-def _file_name(weights: str | None) -> Name | str:
-    """The file name a Weights URL gives, or the reason it gives none."""
+def _file_name(weights: str | None) -> tuple[str | None, str]:
+    """The file name a Weights URL gives and "", or None and the reason it gives none."""
     if not weights:
-        return "no Weights"
+        return None, "no Weights"
     said = f"Weights: {shown(weights)}"
     if any(ord(c) <= 0x20 or 0x7F <= ord(c) < 0xA0 for c in weights):
-        return f"{said} holds a space or control character"
+        return None, f"{said} holds a space or control character"
     try:
         parts = urlsplit(weights)
     except ValueError:
-        return f"{said} is not a URL"
+        return None, f"{said} is not a URL"
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"{said} is not an http(s) URL"
+        return None, f"{said} is not an http(s) URL"
     name = unquote(parts.path.rsplit("/", 1)[-1], errors="surrogateescape")
     problem = name_problem(name)
     if problem is not None:
-        return f"{said}: its file name {shown(name)} {problem}"
-    return Name(name)
+        return None, f"{said}: its file name {shown(name)} {problem}"
+    return name, ""
 
 
 def hash_prefix(file_name: str) -> str | None:
