@@ -83,9 +83,7 @@ def wanted_models(
         model = find(models, name, settings.projects, program)
         if model.file_name is None:
             raise ModelError(
-                f"{model.label} publishes no checkpoint file"
-                + (" (no Weights)" if not model.weights else " with a usable file name")
-                + (f" ({model.file_problem})" if model.weights else ""),
+                f"{model.label} {model.file_problem}",
                 f"choose another model: {program} fetch-checkpoints --search"
                 f" '{model.collection or model.name}'",
             )
@@ -236,7 +234,7 @@ def list_models(session: Session, flags: Mapping[str, str | None], text: str) ->
     models = search(index_of(settings, report), text)
     for model in models:
         if model.file_name is None:
-            state = "no usable checkpoint file name" if model.weights else "no checkpoint"
+            state = "no usable checkpoint file name" if model.name_refused else "no checkpoint"
         else:
             final = final_path(settings, model)
             for odd in ckptstore.odd_files(final):
@@ -272,6 +270,7 @@ def checkpoints_status(settings: Settings) -> tuple[list[dict[str, Any]], list[s
         entry["model"] = model.label
         if model.file_name is None:
             entry["state"] = "without a checkpoint file"
+            warnings.append(f"{model.label} {model.file_problem}")
         else:
             final = final_path(settings, model)
             entry["path"] = str(final)

@@ -16,10 +16,10 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from .ckptstore import name_problem
+from .ckptstore import NAME_MAX, name_problem
 from .errors import BootstrapError, shown
 from .fsutil import FileRefused, read_regular
 
@@ -57,12 +57,20 @@ class Model:
     def file_name(self) -> str | None:
         """The checkpoint's file name: the last part of its URL (None: no file URL, or one
         whose name cannot be a checkpoint's file name; `file_problem` says why)."""
-        return _file_name(self.weights)[0]
+        return _file_name(self.weights).name
 
     @property
     def file_problem(self) -> str:
-        """Why the model has no `file_name`, for a message ("" when it has one)."""
-        return _file_name(self.weights)[1]
+        """Why the model has no `file_name`, after its label in a message ("" when it has
+        one): it "publishes no checkpoint file (…)" (no Weights, no URL, or a name that cannot
+        be a file's) or "publishes no usable checkpoint file name (…)" (one this tool refuses)."""
+        found = _file_name(self.weights)
+        return "" if found.name else f"{found.headline} ({found.reason})"
+
+    @property
+    def name_refused(self) -> bool:
+        """Whether the model publishes a file whose name this tool refuses (see `file_problem`)."""
+        return _file_name(self.weights).headline == NO_USABLE_NAME
 
     @property
     def hash_prefix(self) -> str | None:
@@ -70,24 +78,38 @@ class Model:
         return hash_prefix(self.file_name or "")
 
 
-def _file_name(weights: str | None) -> tuple[str | None, str]:
-    """The file name a Weights URL gives and "", or None and the reason it gives none."""
+NO_FILE = "publishes no checkpoint file"
+NO_USABLE_NAME = "publishes no usable checkpoint file name"
+
+
+class _Found(NamedTuple):
+    name: str | None
+    headline: str = ""  # NO_FILE or NO_USABLE_NAME
+    reason: str = ""
+
+
+def _file_name(weights: str | None) -> _Found:
+    """The file name a Weights URL gives, or why it gives none: no URL, or a name that cannot
+    be a file's (NO_FILE), or one this tool refuses (NO_USABLE_NAME; see `name_problem`)."""
     if not weights:
-        return None, "no Weights"
+        return _Found(None, NO_FILE, "no Weights")
     said = f"Weights: {shown(weights)}"
     if any(ord(c) <= 0x20 or 0x7F <= ord(c) < 0xA0 for c in weights):
-        return None, f"{said} holds a space or control character"
+        return _Found(None, NO_FILE, f"{said} holds a space or control character")
     try:
         parts = urlsplit(weights)
     except ValueError:
-        return None, f"{said} is not a URL"
+        return _Found(None, NO_FILE, f"{said} is not a URL")
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None, f"{said} is not an http(s) URL"
+        return _Found(None, NO_FILE, f"{said} is not an http(s) URL")
     name = unquote(parts.path.rsplit("/", 1)[-1], errors="surrogateescape")
     problem = name_problem(name)
-    if problem is not None:
-        return None, f"{said}: its file name {shown(name)} {problem}"
-    return name, ""
+    if problem is None:
+        return _Found(name)
+    impossible = name in ("", ".", "..") or "/" in name or "\0" in name
+    impossible |= len(name.encode("utf-8", "surrogateescape")) > NAME_MAX
+    headline = NO_FILE if impossible else NO_USABLE_NAME
+    return _Found(None, headline, f"{said}: its file name {shown(name)} {problem}")
 
 
 def hash_prefix(file_name: str) -> str | None:
