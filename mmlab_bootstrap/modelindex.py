@@ -135,10 +135,15 @@ def _load(path: Path, skipped: list[str]) -> Any:
         skipped.append(
             f"{shown(str(path))} cannot be read ({error.strerror}); its models are left out"
         )
-    except (yaml.YAMLError, _Refused) as error:
+    except (yaml.YAMLError, _Refused, *_CONSTRUCTING) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         skipped.append(f"{shown(str(path))} is refused: {first}; its models are left out")
     return None
+
+
+# What PyYAML's safe constructors raise, besides YAMLError, for a value that is not what its
+# tag says: an int of over 4300 digits, `2020-13-45`, `!!int x`, `!!timestamp 99999-01-01`.
+_CONSTRUCTING = (ValueError, TypeError, AttributeError, OverflowError)
 
 
 class _Refused(Exception):
