@@ -4,7 +4,10 @@ model index, checked against what storage holds), then the downloads through the
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import stat
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from .errors import BootstrapError, shown
 from .fsutil import denied
 from .layout import plan_layout, storage_folder
 from .modelindex import Model, ModelError, find, read_index, search
+from .report import Reporter
 from .settings import Settings
 from .steps import Counted, StepResult, check_flags
 from .variables import CHECKPOINTS, CHECKPOINTS_PATH
@@ -50,8 +54,12 @@ def final_path(settings: Settings, model: Model) -> Path:
     return storage_folder(settings, CHECKPOINTS_PATH, model.project) / model.file_name
 
 
-def index_of(settings: Settings, program: str) -> list[Model]:
-    models = read_index(settings.extension_path, settings.projects)
+def index_of(settings: Settings, report: Reporter) -> list[Model]:
+    """Every model of the sub-projects' indexes; a metafile refused is named in a warning."""
+    program, skipped = report.program, list[str]()
+    models = read_index(settings.extension_path, settings.projects, skipped)
+    for text in skipped:
+        report.warn(text)
     if not models:
         raise ModelError(
             f"no model index (model-index.yml) in the sub-projects {' '.join(settings.projects)}"
@@ -76,8 +84,7 @@ def wanted_models(
         model = find(models, name, settings.projects, program)
         if model.file_name is None:
             raise ModelError(
-                f"{model.label} publishes no checkpoint file"
-                f" ({'Weights: ' + shown(model.weights) if model.weights else 'no Weights'})",
+                f"{model.label} {model.file_problem}",
                 f"choose another model: {program} fetch-checkpoints --search"
                 f" '{model.collection or model.name}'",
             )
@@ -90,6 +97,14 @@ def plan_one(settings: Settings, model: Model, *, verify: bool, accept: bool) ->
     """What one model needs; a file in place that does not match is refused by name."""
     assert model.weights is not None
     url, final = source_url(settings, model.weights), final_path(settings, model)
+    with contextlib.suppress(OSError):
+        if stat.S_ISDIR(os.lstat(ckptstore.record_path(final)).st_mode):
+            raise ModelError(
+                f"{shown(str(ckptstore.record_path(final)))} is a folder, where the record of"
+                f" {model.label}'s verified checkpoint goes",
+                f"move it aside (mv '{ckptstore.record_path(final)}'"
+                f" '{ckptstore.record_path(final)}.old'), then run the same command again",
+            )
     record = ckptstore.recorded(final)
     if record is not None and not verify:
         return CheckpointPlan(model, url, final, "none")
@@ -125,11 +140,14 @@ def fetch_checkpoints_step(
     settings = session.settings(flags)
     program = session.report.program
     models = wanted_models(
-        settings, index_of(settings, program), names or settings.checkpoint_models, program
+        settings, index_of(settings, session.report), names or settings.checkpoint_models, program
     )
     plan_layout(settings, (CHECKPOINTS_PATH,))  # the storage root is usable
     plans = [plan_one(settings, m, verify=verify, accept=accept_mismatch) for m in models]
     report, changes = session.report, session.changes
+    for plan in plans:
+        for text in ckptstore.odd_files(plan.final):
+            report.warn(text)
     for plan in plans:
         if plan.action == "none":
             report.unchanged(f"up to date: {plan.model.label} ({plan.final})")
@@ -220,23 +238,33 @@ def _download_all(
 
 def list_models(session: Session, flags: Mapping[str, str | None], text: str) -> None:
     """One line per model whose name, project, config or collection holds `text`."""
-    settings = session.settings(flags)
-    models = search(index_of(settings, session.report.program), text)
+    settings, report = session.settings(flags), session.report
+    models = search(index_of(settings, report), text)
     for model in models:
         if model.file_name is None:
-            state = "no checkpoint"
+            state = "no usable checkpoint file name" if model.name_refused else "no checkpoint"
         else:
-            state = ckptstore.check_state(final_path(settings, model), model.hash_prefix)[0]
-        session.report.info(f"{model.label}  {model.config}  [{state}]")
-    session.report.info(f"{len(models)} model(s) match {text!r}")
+            final = final_path(settings, model)
+            for odd in ckptstore.odd_files(final):
+                report.warn(odd)
+            state = ckptstore.check_state(final, model.hash_prefix)[0]
+        report.info(f"{_plain(model.label)}  {_plain(model.config)}  [{state}]")
+    report.info(f"{len(models)} model(s) match {shown(text)}")
 
 
-def checkpoints_status(settings: Settings) -> list[dict[str, Any]]:
-    """Each model MMLAB_CHECKPOINTS names, as storage holds it (no network, no hashing)."""
+def _plain(text: str) -> str:
+    """A metafile's text as it is when it is printable, else quoted with its escapes."""
+    return text if text.isprintable() else shown(text)
+
+
+def checkpoints_status(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each model MMLAB_CHECKPOINTS names, as storage holds it (no network, no hashing), and
+    warnings: metafiles refused, files at the names of records and partials ignored."""
+    warnings: list[str] = []
     if not settings.checkpoint_models:
-        return []
+        return [], warnings
     try:
-        models = read_index(settings.extension_path, settings.projects)
+        models = read_index(settings.extension_path, settings.projects, warnings)
     except BootstrapError:
         models = []
     found: list[dict[str, Any]] = []
@@ -248,10 +276,13 @@ def checkpoints_status(settings: Settings) -> list[dict[str, Any]]:
             found.append(entry)
             continue
         entry["model"] = model.label
-        if model.file_name is not None:
-            entry["path"] = str(final_path(settings, model))
-            entry["state"], entry["bytes"] = ckptstore.check_state(
-                final_path(settings, model), model.hash_prefix
-            )
+        if model.file_name is None:
+            entry["state"] = "without a checkpoint file"
+            warnings.append(f"{model.label} {model.file_problem}")
+        else:
+            final = final_path(settings, model)
+            entry["path"] = str(final)
+            warnings += ckptstore.odd_files(final)
+            entry["state"], entry["bytes"] = ckptstore.check_state(final, model.hash_prefix)
         found.append(entry)
-    return found
+    return found, warnings

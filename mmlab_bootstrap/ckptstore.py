@@ -9,6 +9,12 @@ Beside `<file>` in `<root>/<project>/checkpoints/`:
   over by renaming it (an atomic step only one run can win). A live run holds a lock on its
   partial file, so others leave it alone; where locks are unreliable (some network
   filesystems) nothing depends on that: every file is verified before it is renamed into place.
+
+Whatever else sits at these names (a FIFO, a device, a symlink, a folder, a record too large
+to be one) is never read or followed: a record that is not a small regular file counts as no
+record, a partial that is not a regular file is left where it is and the run makes its own
+(`odd_files` names them for a warning). A checkpoint's own name must leave room for these
+(`name_problem`).
 """
 
 from __future__ import annotations
@@ -20,15 +26,53 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .fsutil import share_like_folder
+from .errors import shown
+from .fsutil import FileRefused, kind, read_regular, share_like_folder
 
 CHUNK = 1 << 20
+RECORD_LIMIT = 64 << 10  # a record is under 1 KiB; anything larger is not one of ours
+NAME_MAX = 255  # bytes in one file name (Linux filesystems)
 _PARTIAL = re.compile(r"\.(?P<name>.+)\.part-[0-9a-f]{8}\Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# The tool's own names beside a checkpoint: `.<file>.part-<hex>`, `.<file>.verified.json` and
+# its temporary `.<file>.verified.json.tmp-<hex>` (the longest: what a name must leave room for)
+_LONGEST_OWN = len(".") + len(".verified.json.tmp-") + 8
+_OWN_ENDING = re.compile(r"(\.part-[0-9a-f]{8}|\.verified\.json|\.tmp-[0-9a-f]{8})\Z")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a checkpoint's file name in storage (None: it can): it must be
+    one plain name, not start with `.` or end like the tool's own files beside it (so no
+    metafile can name another model's partial or record), and leave room for their suffixes
+    within the 255 bytes a file name may have."""
+    if name in ("", ".", ".."):
+        return "is empty" if not name else f"is {name!r}"
+    if "/" in name:
+        return "holds a '/'"
+    if "\0" in name:
+        return "holds a NUL byte"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+        return "holds a control character"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if name.startswith("."):
+        return "starts with '.', as the tool's own files beside a checkpoint do"
+    if _OWN_ENDING.search(name):
+        return "ends like the tool's own files beside a checkpoint (.part-…, .verified.json)"
+    if size + _LONGEST_OWN > NAME_MAX:
+        return (
+            f"is {size} bytes long: with the suffixes of its partial and record files it would"
+            f" pass the {NAME_MAX}-byte limit of a file name (at most {NAME_MAX - _LONGEST_OWN})"
+        )
+    return None
 
 
 def record_path(final: Path) -> Path:
@@ -50,11 +94,47 @@ class Record:
 
 
 def read_record(final: Path) -> Record | None:
+    """The record of `final`; None when there is none, or what is there is not a record this
+    tool wrote (not a small regular file, or not of its shape): the file is hashed again."""
     try:
-        data: Any = json.loads(record_path(final).read_text(encoding="utf-8"))
-        return Record(str(data["sha256"]), int(data["size"]), int(data["mtime_ns"]), data["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # no record, or one that cannot be read: the file is hashed again
+        text = read_regular(record_path(final), "", own=True, limit=RECORD_LIMIT)
+        data: Any = json.loads(text or b"null")
+    except (OSError, ValueError, FileRefused):
+        return None
+    if not isinstance(data, dict):
+        return None
+    sha256, size, mtime_ns, url = (data.get(k) for k in ("sha256", "size", "mtime_ns", "url"))
+    if not (isinstance(sha256, str) and _SHA256.fullmatch(sha256) and isinstance(url, str)):
+        return None
+    if type(size) is not int or type(mtime_ns) is not int:  # (not a bool either)
+        return None
+    return Record(sha256, size, mtime_ns, url)
+
+
+def odd_files(final: Path) -> list[str]:
+    """What sits at the names of `final`'s record and partial files but is not a file this
+    tool can use there (it is left alone: ignored, or replaced by a rename), for a warning."""
+    found: list[str] = []
+    record = record_path(final)
+    with contextlib.suppress(OSError):
+        mode = os.lstat(record)
+        if not stat.S_ISREG(mode.st_mode):
+            found.append(
+                f"{shown(str(record))} is {kind(mode.st_mode)}, not a record this tool wrote;"
+                " ignored (the checkpoint is hashed again)"
+            )
+        elif mode.st_size > RECORD_LIMIT:
+            found.append(
+                f"{shown(str(record))} holds {mode.st_size} bytes, more than a record this"
+                f" tool writes ({RECORD_LIMIT} at most); ignored (the checkpoint is hashed again)"
+            )
+    for path, mode in _partial_names(final):
+        if not stat.S_ISREG(mode.st_mode):
+            found.append(
+                f"{shown(str(path))} is {kind(mode.st_mode)}, not a partial download;"
+                " left alone (not resumed)"
+            )
+    return found
 
 
 def write_record(final: Path, sha256: str, url: str) -> Record:
@@ -123,19 +203,26 @@ def hash_matches(full: str, prefix: str | None) -> bool:
     return prefix is None or full.startswith(prefix)
 
 
-def partials(final: Path) -> list[Path]:
-    """The partial downloads of `final` beside it, largest first."""
+def _partial_names(final: Path) -> list[tuple[Path, os.stat_result]]:
+    """Whatever sits beside `final` under one of its partial names (not followed)."""
     try:
         names = os.listdir(final.parent)
     except OSError:
         return []
-    found: list[tuple[int, Path]] = []
+    found: list[tuple[Path, os.stat_result]] = []
     for name in names:
         match = _PARTIAL.fullmatch(name)
         if match and match["name"] == final.name:
             with contextlib.suppress(OSError):
                 path = final.parent / name
-                found.append((os.lstat(path).st_size, path))
+                found.append((path, os.lstat(path)))
+    return found
+
+
+def partials(final: Path) -> list[Path]:
+    """The partial downloads of `final` beside it, largest first: regular files only (a
+    symlink, FIFO or folder at such a name is never resumed; see `odd_files`)."""
+    found = [(m.st_size, p) for p, m in _partial_names(final) if stat.S_ISREG(m.st_mode)]
     return [path for _, path in sorted(found, key=lambda item: -item[0])]
 
 
@@ -148,9 +235,11 @@ def partial_bytes(final: Path) -> int | None:
 
 
 def open_locked(path: Path, *, create: bool) -> int | None:
-    """Open `path` for writing and lock it; None when a live run holds it (or it is gone, or
-    this user may not write it). A new file is shared as its folder is (`share_like_folder`)."""
-    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if create else 0)
+    """Open `path` for writing and lock it; None when a live run holds it, or it is gone, or
+    this user may not write it, or it is not a regular file (never followed, never waited on:
+    a FIFO opens at once). A new file is shared as its folder is (`share_like_folder`)."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    flags |= os.O_CREAT | os.O_EXCL if create else 0
     try:
         descriptor = os.open(path, flags, 0o644)
     except FileNotFoundError:
@@ -159,6 +248,14 @@ def open_locked(path: Path, *, create: bool) -> int | None:
         if create:
             raise
         return None  # another user's, not shared with this one: left to its owner
+    except OSError as error:  # a symlink, a folder, a device without a reader
+        if not create and error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.ENODEV):
+            return None
+        raise
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        return None
+    os.set_blocking(descriptor, True)
     if create:
         share_like_folder(descriptor, path.parent)
     try:
@@ -252,7 +349,7 @@ def check_state(final: Path, prefix: str | None) -> tuple[str, int | None]:
     `missing`; reads no file content, so it is quick (what `status` shows)."""
     if recorded(final) is not None:
         return "verified", os.stat(final).st_size
-    if final.is_file():
+    if final.is_file():  # (a user's symlink to a checkpoint elsewhere counts)
         record = read_record(final)
         return ("corrupt" if record is not None else "unverified"), os.stat(final).st_size
     size = partial_bytes(final)

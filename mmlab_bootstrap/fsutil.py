@@ -57,7 +57,7 @@ def read_regular(
 
     Anything else (a folder, device, FIFO, socket; for the tool's own files also a symlink)
     is refused before it is opened, and opening never blocks or follows a late-swapped link.
-    A file larger than `limit` bytes is refused (read no further than that).
+    A file of more than `limit` bytes is refused too (read no further than that).
     """
     follow = not own
     try:
@@ -85,14 +85,14 @@ def read_regular(
         opened = os.fstat(descriptor)
         if not stat.S_ISREG(opened.st_mode):
             raise _refuse_kind(path, opened, hint, follow=False)
-        chunks = []
-        size = 0
-        while chunk := os.read(descriptor, 1 << 20):
+        chunks, count, most = [], 0, (1 << 62) if limit is None else limit
+        while chunk := os.read(descriptor, min(1 << 20, most + 1 - count)):
             chunks.append(chunk)
-            size += len(chunk)
-            if limit is not None and size > limit:
+            count += len(chunk)
+            if count > most:
                 raise FileRefused(
-                    f"{shown(str(path))} is larger than {limit} bytes; refusing to read it", hint
+                    f"{shown(str(path))} holds more than {limit} bytes; refusing to read it",
+                    hint,
                 )
         return b"".join(chunks)
     finally:

@@ -48,7 +48,8 @@ def workspace_status(
     warnings += storage_warnings(settings)
     warnings += [link["moved"] for link in links if link["moved"]]
     storage = [_storage(settings, variable) for variable in (CHECKPOINTS_PATH, DATASET_PATH)]
-    checkpoints = _checkpoints(settings)
+    checkpoints, checkpoint_warnings = _checkpoints(settings)
+    warnings += checkpoint_warnings
     problems = []
     if journal["problem"]:  # every link task and unlink would stop at it
         problems.append(journal["problem"])
@@ -102,10 +103,11 @@ def workspace_status(
     }
 
 
-def _checkpoints(settings: Settings) -> list[dict[str, Any]]:
-    """Each model MMLAB_CHECKPOINTS names and its file's state (no network, no hashing)."""
+def _checkpoints(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each model MMLAB_CHECKPOINTS names and its file's state (no network, no hashing), and
+    what was refused or ignored on the way."""
     if not settings.checkpoint_models:
-        return []
+        return [], []
     from .checkpoint_steps import checkpoints_status
 
     return checkpoints_status(settings)

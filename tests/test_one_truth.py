@@ -475,7 +475,7 @@ HOSTILE_DEFAULTS = [
     ("interpolation", "MMLAB_DATASET_PATH='${HOME}'\n", "reads differently"),
     ("unbalanced", "MMLAB_DATASET_PATH='/x\n", "line 1"),
     ("bom", "\ufeffMMLAB_GIT_MIRROR='file:///x/'\n", "byte-order mark"),
-    ("huge", "# " + "x" * 70_000 + "\n", "larger than"),
+    ("huge", "# " + "x" * 70_000 + "\n", "holds more than"),
     ("nesting", "MMLAB_DATASET_PATH='./mmlab_extension/d'\n", "lie inside one another"),
 ]
 
