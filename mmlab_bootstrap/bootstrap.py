@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from .errors import BootstrapError
+from .git import require_git
 from .link_steps import apply_link_steps, plan_link_step, way_of
 from .locations import check_projects
 from .settings import Settings
@@ -35,6 +36,7 @@ def bootstrap_steps(
     Both link tasks are planned before either changes anything, so every refusal shows at once.
     """
     check_flags(jobs=jobs, backup=backup, adopt=adopt, task="bootstrap")  # before any step acts
+    require_git()  # an old git is named before `.env` is written, not at the clone
     report = session.report
 
     def known_projects() -> None:

@@ -157,6 +157,10 @@ class Reporter:
         """Something found wrong (by `status`)."""
         self._print(self.out, _RED, text, instruction=True)
 
+    def note(self, text: str) -> None:
+        """A side remark about the run itself (stderr: it never mixes into `--json`)."""
+        self._print(self.err, "", f"note: {text}")
+
     def warn(self, text: str) -> None:
         """Something the user should look at; nothing failed."""
         self._print(self.err, _YELLOW, f"warning: {text}", instruction=True)

@@ -36,10 +36,10 @@ def session_for(c: Context, task: str, *, changes: bool = True) -> Iterator[Sess
     """
     from .workspace import Session
 
-    root = Path(c.config[CONFIG_KEY]["root"] or os.getcwd())
     report = Reporter(program=c.config[CONFIG_KEY].get("program") or "inv")
     dry = bool(c.config.run.dry)
     try:
+        root = _root(c, report)
         with contextlib.ExitStack() as held:
             lock_task = task if changes and not dry else None
             yield Session(root, dry=dry, report=report, lock_task=lock_task, held=held)
@@ -62,6 +62,25 @@ def session_for(c: Context, task: str, *, changes: bool = True) -> Iterator[Sess
             "fix the cause, then run the same command again: it finishes what was started",
         )
         raise Exit(code=1) from None
+
+
+_ANNOUNCED: set[tuple[str, str]] = set()
+
+
+def _root(c: Context, report: Reporter) -> Path:
+    """The workspace root: the folder of `tasks.py` under `inv`; for the console script the
+    nearest workspace from the current folder up, named once when it is not that folder."""
+    given = c.config[CONFIG_KEY]["root"]
+    if given:
+        return Path(given)
+    from .workspace import find_root
+
+    here = Path(os.getcwd())
+    root = find_root(here)
+    if root != here and (str(here), str(root)) not in _ANNOUNCED:
+        _ANNOUNCED.add((str(here), str(root)))
+        report.note(f"using the workspace {root} (found above the current folder)")
+    return root
 
 
 def _traceback_when_debugging() -> None:
