@@ -1,0 +1,233 @@
+"""The command line around the tasks: which workspace the console script finds, which git the
+tool accepts, what `inv` alone shows, "did you mean", `--quiet`, and sizes in one unit."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+from mmlab_bootstrap import git as gitmodule
+from mmlab_bootstrap.errors import BootstrapError
+from mmlab_bootstrap.workspace import find_root
+
+from .conftest import assert_clean_error, inv, run_cli
+from .gitfixture import Fixture
+
+# --- the console script finds its workspace (issue 21, point 5) --------------------------------
+
+
+def _workspace_with_nested_folder(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "ws"
+    root.mkdir()
+    assert run_cli(["mmlab-bootstrap", "env"], root).code == 0
+    nested = root / "mmlab_extension" / "mmdetection3d"
+    nested.mkdir(parents=True)
+    return root, nested
+
+
+def test_console_script_walks_up_to_its_workspace(tmp_path: Path) -> None:
+    """Inside the superproject, `mmlab-bootstrap` uses the workspace above (one note line on
+    stderr naming it), writes no second `.env`, and agrees with `inv`, which walks up to
+    `tasks.py` the same way."""
+    root, nested = _workspace_with_nested_folder(tmp_path)
+    run = run_cli(["mmlab-bootstrap", "env", "--projects", "mmdetection3d"], nested)
+    assert run.code == 0, run.err
+    assert run.err.splitlines() == [
+        f"note: using the workspace {root} (found above the current folder)"
+    ]
+    assert not (nested / ".env").exists()
+    assert dotenv_values(root / ".env")["MMLAB_PROJECTS"] == "mmdetection3d"
+    status = run_cli(["mmlab-bootstrap", "status", "--json"], nested)
+    assert json.loads(status.out)["workspace"] == str(root)
+    at_root = run_cli(["mmlab-bootstrap", "status"], root)
+    assert "note:" not in at_root.err
+
+
+def test_inv_and_the_console_script_agree_below_a_checkout(workspace: Path) -> None:
+    """Below a checkout's `tasks.py` (before any `.env`), both use the checkout."""
+    nested = workspace / "mmlab_extension" / "mmcv"
+    nested.mkdir(parents=True)
+    by_inv = run_cli(["inv", "status", "--json"], nested)
+    by_script = run_cli(["mmlab-bootstrap", "status", "--json"], nested)
+    assert json.loads(by_inv.out)["workspace"] == str(workspace)
+    assert json.loads(by_script.out)["workspace"] == str(workspace)
+    assert not (nested / ".env").exists() and not (workspace / ".env").exists()
+
+
+def test_a_workspace_inside_another_ones_superproject_is_refused(tmp_path: Path) -> None:
+    """A `.env` an older run left inside the superproject does not make a second workspace."""
+    root, nested = _workspace_with_nested_folder(tmp_path)
+    (nested / ".env").write_text("MMLAB_PROJECTS='mmcv'\n")
+    run = run_cli(["mmlab-bootstrap", "bootstrap"], nested)
+    assert_clean_error(run, str(root), "superproject")
+    assert not (nested / "mmlab_extension").exists()
+
+
+def test_no_new_workspace_inside_an_mmlab_superproject(tmp_path: Path) -> None:
+    """A superproject whose workspace lies elsewhere (a custom MMLAB_EXTENSION_PATH): no
+    workspace is made, and nothing cloned, inside it."""
+    superproject = tmp_path / "elsewhere" / "mmlab_extension"
+    (superproject / "mmdetection3d").mkdir(parents=True)
+    (superproject / ".gitmodules").write_text(
+        "".join(
+            f'[submodule "{name}"]\n\tpath = {name}\n\turl = https://github.com/open-mmlab/{name}\n'
+            for name in ("mmdetection3d", "mmcv")
+        )
+    )
+    run = run_cli(["mmlab-bootstrap", "env"], superproject / "mmdetection3d")
+    assert_clean_error(run, str(superproject), "superproject")
+    assert not (superproject / "mmdetection3d" / ".env").exists()
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+MARKERS = [
+    ("journal", ".mmlab-bootstrap-state.json", "{}", True),
+    ("lock", ".mmlab-bootstrap.lock", "", True),
+    ("env-export", ".env", "export MMLAB_PROJECTS='mmcv'\n", True),
+    ("env-plain", ".env", "  MMLAB_EXTENSION_PATH=/x\n", True),
+    ("tasks", "tasks.py", "from mmlab_bootstrap.tasks import namespace\n", True),
+    ("env-other-tool", ".env", "DATABASE_URL=postgres://x\n", False),
+    ("env-commented", ".env", "# MMLAB_PROJECTS=mmcv\n", False),
+    ("env-lowercase", ".env", "mmlab_projects=mmcv\n", False),
+    ("env-binary", ".env", "\x00\xff\xfe", False),
+    ("tasks-other", "tasks.py", "from invoke import task\n", False),
+    ("env-folder", ".env", None, False),
+    ("env-fifo", ".env", _fifo, False),
+    ("env-dangling-link", ".env", Path("/nonexistent/.env"), False),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "marks"),
+    [marker[1:] for marker in MARKERS],
+    ids=[marker[0] for marker in MARKERS],
+)
+def test_what_marks_a_workspace(tmp_path: Path, name: str, content: object, marks: bool) -> None:
+    """Hostile table: only this tool's own files mark a workspace; a FIFO, a folder or a
+    dangling link named `.env` is not read (never blocks) and marks nothing."""
+    top = tmp_path / "top"
+    below = top / "a" / "b"
+    below.mkdir(parents=True)
+    if content is None:
+        (top / name).mkdir()
+    elif isinstance(content, Path):
+        (top / name).symlink_to(content)
+    elif callable(content):
+        content(top / name)
+    else:
+        (top / name).write_bytes(str(content).encode("latin-1"))
+    assert find_root(below) == (top if marks else below)
+
+
+def test_the_nearest_workspace_wins(tmp_path: Path) -> None:
+    """Two workspaces side by side under one folder each find their own."""
+    for name in ("one", "two"):
+        (tmp_path / name / "deep").mkdir(parents=True)
+        (tmp_path / name / ".env").write_text("MMLAB_PROJECTS='mmcv'\n")
+    assert find_root(tmp_path / "two" / "deep") == tmp_path / "two"
+
+
+# --- the git on PATH (issue 21, point 6) -------------------------------------------------------
+
+
+def _fake_git(folder: Path, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "git"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return folder
+
+
+def _path_with(folder: Path) -> str:
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+GITS = [
+    ("ubuntu-20.04", "echo 'git version 2.25.1'", "git 2.25.1", "too old"),
+    ("debian-11", "echo 'git version 2.30.2'", "git 2.30.2", "2.31 or newer"),
+    ("windows-suffix", "echo 'git version 2.30.0.windows.1'", "git 2.30.0", "too old"),
+    ("two-parts", "echo 'git version 2.28'", "git 2.28.0", "too old"),
+    ("garbage", "echo 'hello world'", "'hello world'", "could not tell"),
+    ("escape", "printf 'git \\033[31mversion\\n'", "\\x1b[31m", "could not tell"),
+    ("nothing", "exit 0", "printed nothing", "could not tell"),
+    ("fails", "echo 'git version 2.40.0'; exit 3", "exit code 3", "could not tell"),
+    ("flood", "yes 'git version'", "could not tell", "git at"),
+    ("hangs", "exec sleep 600", "no answer", "--version"),
+    ("hangs-after-output", "echo 'git version 2.40.0'; sleep 600", "no answer", "git at"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "first", "second"), [g[1:] for g in GITS], ids=[g[0] for g in GITS]
+)
+def test_a_git_the_tool_cannot_use_is_named(
+    workspace: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
+    first: str,
+    second: str,
+) -> None:
+    """Hostile table of `git --version` answers: one error naming what was found and the
+    minimum, one hint, nothing changed; a git that hangs is stopped after the timeout."""
+    monkeypatch.setattr(gitmodule, "VERSION_TIMEOUT", 1.0)
+    fake = _fake_git(tmp_path / "fakebin", body)
+    run = inv(workspace, "clone", "--repo", "file:///nowhere/x.git", env={"PATH": _path_with(fake)})
+    assert_clean_error(run, first, second)
+    assert "2.31" in run.err
+    left = {entry.name for entry in workspace.iterdir()} - {".mmlab-bootstrap.lock"}
+    assert left == {"tasks.py"}  # the lock file is the tool's own, kept by every run
+
+
+def test_git_missing_from_path_is_named(workspace: Path, tmp_path: Path) -> None:
+    """No git on PATH: said so (not "No such file or directory", not "run it again")."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = inv(workspace, "bootstrap", env={"PATH": str(empty)})
+    assert_clean_error(run, "git was not found on PATH")
+    assert "again" not in run.err
+    assert not (workspace / ".env").exists()
+
+
+def test_tasks_that_run_no_git_do_not_ask_for_it(workspace: Path, tmp_path: Path) -> None:
+    """`env` works with an old git on PATH: only tasks that run git check it."""
+    fake = _fake_git(tmp_path / "fakebin", "echo 'git version 2.25.1'")
+    run = inv(workspace, "env", env={"PATH": _path_with(fake)})
+    assert run.code == 0, run.err
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["git version 2.31.0", "git version 2.39.3 (Apple Git-145)", "git version 3.0.0.rc1"],
+    ids=["minimum", "apple", "future"],
+)
+def test_git_versions_that_are_accepted(tmp_path: Path, said: str) -> None:
+    """The minimum itself, Apple's git and a later major version pass."""
+    fake = _fake_git(tmp_path / "fakebin", f"echo '{said}'")
+    assert gitmodule.git_problem(str(fake)) is None
+
+
+def test_git_is_asked_its_version_once_per_run(workspace: Path, tmp_path: Path, fixture: Fixture) -> None:
+    """A whole bootstrap (hundreds of git commands) asks `git --version` once."""
+    log = tmp_path / "asked"
+    real = os.popen("command -v git").read().strip()
+    fake = _fake_git(
+        tmp_path / "fakebin",
+        f'[ "$1" = --version ] && echo asked >> {log}\nexec {real} "$@"',
+    )
+    run = inv(workspace, "bootstrap", "--repo", fixture.url(), env={"PATH": _path_with(fake)})
+    assert run.code == 0, run.err
+    assert log.read_text().splitlines() == ["asked"]
+
+
+def test_the_version_error_is_a_bootstrap_error() -> None:
+    """The check raises the package's domain error (one place turns it into exit 1)."""
+    assert issubclass(gitmodule.GitVersionError, BootstrapError)
