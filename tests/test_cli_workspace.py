@@ -215,7 +215,9 @@ def test_git_versions_that_are_accepted(tmp_path: Path, said: str) -> None:
     assert gitmodule.git_problem(str(fake)) is None
 
 
-def test_git_is_asked_its_version_once_per_run(workspace: Path, tmp_path: Path, fixture: Fixture) -> None:
+def test_git_is_asked_its_version_once_per_run(
+    workspace: Path, tmp_path: Path, fixture: Fixture
+) -> None:
     """A whole bootstrap (hundreds of git commands) asks `git --version` once."""
     log = tmp_path / "asked"
     real = os.popen("command -v git").read().strip()
