@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import BootstrapError, escaped, shown
+from .errors import BootstrapError, close_match, escaped, shown
 from .layout import LEAVES, storage_folder
 from .settings import Settings
 
@@ -67,6 +67,9 @@ def check_projects(settings: Settings) -> None:
             valid = [name for name in settings.projects if name in existing] or existing
             if not existing:
                 hint = "run: inv clone (it checks out the sub-projects)"
+            elif (meant := close_match(project, existing)) is not None:
+                fixed = [meant if name == project else name for name in settings.projects]
+                hint = f"did you mean {meant}? run: inv env --projects '{' '.join(fixed)}'"
             else:
                 hint = (
                     f"the sub-projects are: {' '.join(existing)};"

@@ -5,13 +5,14 @@ code that is there). No package install, no network."""
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .errors import BootstrapError, shown
+from .errors import BootstrapError, close_match, shown
 
 INDEX = "model-index.yml"
 # OpenMMLab checkpoint names end in the first 8 (or more) hex digits of the file's sha256:
@@ -152,10 +153,16 @@ def find(models: Sequence[Model], wanted: str, projects: Sequence[str], program:
     exact = [m for m in found if m.name == name]
     found = exact or found
     if not found:
+        eligible = [m for m in models if not project or m.project == project]
+        names = [n for m in eligible for n in (m.name, *m.aliases)]
+        meant = close_match(name, names)
         raise ModelError(
             f"no model named {shown(wanted)} in the model index of"
             f" {', '.join(projects) or 'no project'}",
-            f"list the models: {program} fetch-checkpoints --search '{name[:20]}'",
+            f"did you mean {program} fetch-checkpoints --model"
+            f" {shlex.quote(f'{project}:{meant}' if project else meant)}?"
+            if meant is not None
+            else f"list the models: {program} fetch-checkpoints --search '{name[:20]}'",
         )
     if len({m.project for m in found}) > 1:
         raise ModelError(

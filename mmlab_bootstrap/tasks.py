@@ -308,6 +308,43 @@ def doctor(c: Context, json: bool = False, python: str | None = None) -> None:
         raise Exit(code=1)
 
 
+@task(name="help", default=True)
+def help_(c: Context) -> None:
+    """List the tasks (what the program alone shows); --help TASK shows a task's flags."""
+    from .report import Reporter
+
+    program = c.config[CONFIG_KEY].get("program") or "inv"
+    report = Reporter(program=program)
+    width = max(len(made.name) for made in TASKS)
+    report.info(f"{program} TASK [--flags]; the tasks, in the order a setup runs them:")
+    for made in TASKS:
+        first = (made.__doc__ or "").strip().splitlines()[0]
+        report.info(f"  {made.name.replace('_', '-'):<{width}}  {first}")
+    report.info(f"{program} --help TASK: its flags; {program} --dry TASK: every change, none made")
+
+
+# Every task's --help says what --dry does for it (`inv --list` shows the first line only).
+DRY = "With --dry before the task name it shows every change and makes none."
+READ_ONLY = "It changes nothing (--dry makes no difference)."
+TASKS: tuple[Task[Any], ...] = (
+    bootstrap,
+    env,
+    clone,
+    layout,
+    link_checkpoints,
+    link_data,
+    fetch_checkpoints,
+    unlink,
+    mirror,
+    status,
+    doctor,
+)
+for _made in TASKS:
+    _note = READ_ONLY if _made in (status, doctor) else DRY
+    if _note not in (_made.__doc__ or ""):
+        _made.__doc__ = f"{_made.__doc__}\n\n{_note}"
+
+
 def namespace(root: Path | None, program: str = "inv") -> Collection:
     """The task collection, for a workspace at `root` (None: the current folder at run time).
 
@@ -326,6 +363,7 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
         mirror,
         status,
         doctor,
+        help_,
     )
     collection.configure(
         {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}

@@ -15,7 +15,8 @@ from mmlab_bootstrap import git as gitmodule
 from mmlab_bootstrap.errors import BootstrapError
 from mmlab_bootstrap.workspace import find_root
 
-from .conftest import assert_clean_error, inv, run_cli
+from .ckptfixture import checkpoint, random_bytes, write_index
+from .conftest import Cloned, assert_clean_error, inv, run_cli
 from .gitfixture import Fixture
 
 # --- the console script finds its workspace (issue 21, point 5) --------------------------------
@@ -233,3 +234,78 @@ def test_git_is_asked_its_version_once_per_run(
 def test_the_version_error_is_a_bootstrap_error() -> None:
     """The check raises the package's domain error (one place turns it into exit 1)."""
     assert issubclass(gitmodule.GitVersionError, BootstrapError)
+
+
+# --- `inv` alone, --help and "did you mean" (issue 21, also expected) -------------------------
+
+
+@pytest.mark.parametrize("program", ["inv", "mmlab-bootstrap"])
+def test_the_program_alone_lists_the_tasks(workspace: Path, program: str) -> None:
+    """`inv` (or `mmlab-bootstrap`) with no task lists this tool's tasks, not invoke's help."""
+    run = run_cli([program], workspace)
+    assert run.code == 0, run.err
+    assert "Core options" not in run.out and "--prompt-for-sudo-password" not in run.out
+    for name in ("bootstrap", "env", "link-data", "fetch-checkpoints", "doctor"):
+        assert f"  {name} " in run.out
+    assert f"{program} --dry TASK" in run.out
+
+
+@pytest.mark.parametrize(
+    ("task", "says"),
+    [("bootstrap", "--dry"), ("env", "--dry"), ("unlink", "--dry"), ("status", "changes nothing")],
+)
+def test_task_help_says_what_dry_does(workspace: Path, task: str, says: str) -> None:
+    """`inv --help TASK` says what `--dry` does for it; `--list` still shows one line each."""
+    run = inv(workspace, "--help", task)
+    assert run.code == 0 and says in run.out
+    listing = inv(workspace, "--list")
+    assert "--dry" not in listing.out
+
+
+MISSPELT = [
+    ("task", ["bootsrap"], "has no task 'bootsrap'", "did you mean bootstrap?"),
+    ("task-after-task", ["env", "statsu"], "has no task 'statsu'", "did you mean status?"),
+    ("flag", ["env", "--projcts", "x"], "env has no flag '--projcts'", "did you mean --projects?"),
+    ("core-flag", ["--dyr", "env"], "has no flag '--dyr'", "did you mean --dry?"),
+    ("nothing-close", ["zzzzzz"], "has no task 'zzzzzz'", "--list shows every task"),
+    ("escape", ["\x1b[2J"], "has no task '\\x1b[2J'", "--list"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "error", "hint"), [m[1:] for m in MISSPELT], ids=[m[0] for m in MISSPELT]
+)
+def test_a_misspelt_task_or_flag_gets_a_suggestion(
+    tmp_path: Path, argv: list[str], error: str, hint: str
+) -> None:
+    """Hostile table: `mmlab-bootstrap` turns invoke's "No idea what 'x' is!" into one error
+    and a hint with the closest task or flag; a terminal escape is shown escaped."""
+    run = run_cli(["mmlab-bootstrap", *argv], tmp_path)
+    assert_clean_error(run, error)
+    assert hint in run.err.splitlines()[1]
+    assert not (tmp_path / ".env").exists()
+
+
+def test_a_misspelt_project_gets_a_suggestion(cloned: Cloned) -> None:
+    """`--projects 'mmdetection mmdetecton3d'`: did you mean mmdetection3d, with the whole
+    corrected list to paste."""
+    run = inv(cloned.root, "link-data", "--projects", "mmdetection mmdetecton3d")
+    assert_clean_error(run, "'mmdetecton3d' has no folder")
+    hint = run.err.splitlines()[1]
+    assert "did you mean mmdetection3d?" in hint
+    assert "--projects 'mmdetection mmdetection3d'" in hint
+
+
+def test_a_misspelt_model_gets_a_suggestion(cloned: Cloned) -> None:
+    """`--model pointpilars_car`: did you mean pointpillars_car (with its project: prefix
+    kept when one was given)."""
+    items = [
+        checkpoint("mmdetection3d", "pointpillars_car", random_bytes(100)),
+        checkpoint("mmdetection3d", "second_car", random_bytes(100)),
+    ]
+    write_index(cloned.ext / "mmdetection3d", items)
+    run = inv(cloned.root, "fetch-checkpoints", "--model", "pointpilars_car")
+    assert_clean_error(run, "no model named 'pointpilars_car'")
+    assert "did you mean inv fetch-checkpoints --model pointpillars_car?" in run.err
+    scoped = inv(cloned.root, "fetch-checkpoints", "--model", "mmdetection3d:secnd_car")
+    assert "--model mmdetection3d:second_car?" in scoped.err
