@@ -78,6 +78,14 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         report.problem(f"workspace: {len(status['problems'])} problem(s); run: inv bootstrap")
 
 
+def print_answer(report: Reporter, found: Mapping[str, Any], healthy: str) -> None:
+    """`--quiet`: only the problems, one line each; else the one line `healthy`."""
+    if found["healthy"]:
+        report.done(healthy)
+    for problem in found["problems"]:
+        report.problem(problem)
+
+
 def _files(count: int | None) -> str:
     return f"{count}+ files" if count == COUNT_LIMIT else f"{count} file(s)"
 

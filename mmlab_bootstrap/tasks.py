@@ -280,13 +280,21 @@ def mirror(
         mirror_step(session, flags, dest or "", all_refs=all_refs, jobs=jobs_flag(jobs, "mirror"))
 
 
-@task(help={"json": "print one JSON document instead (its keys are listed in the README)"})
-def status(c: Context, json: bool = False) -> None:
+QUIET_HELP = "print only the problems, one line each; else one line (the exit code tells too)"
+
+
+@task(
+    help={
+        "json": "print one JSON document instead (its keys are listed in the README)",
+        "quiet": QUIET_HELP,
+    }
+)
+def status(c: Context, json: bool = False, quiet: bool = False) -> None:
     """Show the workspace at a glance; exit 1 when something needs attention."""
     from .steps import status_step
 
     with session_for(c, "status", changes=False) as session:
-        healthy = status_step(session, as_json=json)
+        healthy = status_step(session, as_json=json, quiet=quiet)
     if not healthy:
         raise Exit(code=1)
 
@@ -296,14 +304,15 @@ def status(c: Context, json: bool = False) -> None:
     help={
         "json": "print one JSON document instead (its keys are listed in the README)",
         "python": "the interpreter that trains (default: the python3 on PATH)",
+        "quiet": QUIET_HELP,
     },
 )
-def doctor(c: Context, json: bool = False, python: str | None = None) -> None:
+def doctor(c: Context, json: bool = False, python: str | None = None, quiet: bool = False) -> None:
     """Is the workspace ready to train? status, datasets, Python environment; exit 1 if not."""
     from .doctor import doctor_step
 
     with session_for(c, "doctor", changes=False) as session:
-        ready = doctor_step(session, as_json=json, python=python)
+        ready = doctor_step(session, as_json=json, python=python, quiet=quiet)
     if not ready:
         raise Exit(code=1)
 

@@ -309,3 +309,19 @@ def test_a_misspelt_model_gets_a_suggestion(cloned: Cloned) -> None:
     assert "did you mean inv fetch-checkpoints --model pointpillars_car?" in run.err
     scoped = inv(cloned.root, "fetch-checkpoints", "--model", "mmdetection3d:secnd_car")
     assert "--model mmdetection3d:second_car?" in scoped.err
+
+
+# --- status/doctor --quiet ----------------------------------------------------------------------
+
+
+def test_status_and_doctor_quiet_print_only_the_answer(cloned: Cloned) -> None:
+    """`--quiet`: the problems, one line each (the same as `--json`'s list), else one line."""
+    unhealthy = inv(cloned.root, "status", "--quiet")
+    problems = json.loads(inv(cloned.root, "status", "--json").out)["problems"]
+    assert (unhealthy.code, unhealthy.lines) == (1, problems) and problems
+    doctor = inv(cloned.root, "doctor", "--quiet")
+    assert doctor.code == 1
+    assert doctor.lines == json.loads(inv(cloned.root, "doctor", "--json").out)["problems"]
+    assert inv(cloned.root, "bootstrap").code == 0
+    healthy = inv(cloned.root, "status", "-q")
+    assert (healthy.code, healthy.lines, healthy.err) == (0, ["workspace healthy"], "")
