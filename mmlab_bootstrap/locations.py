@@ -142,11 +142,11 @@ def some_names(paths: list[str]) -> str:
     return listed + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
-def human_size(size: int) -> str:
-    """Bytes for a person: 1.2 MB."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
+def human_size(size: float) -> str:
+    """Bytes for a person, the one way every task writes a size: IEC units, as git's own
+    progress counts them (512 B, 1.5 KiB, 12.3 MiB, 4.0 GiB)."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    value, index = float(size), 0
+    while abs(value) >= 1024 and index < len(units) - 1:
+        value, index = value / 1024, index + 1
+    return f"{value:.0f} B" if index == 0 else f"{value:.1f} {units[index]}"

@@ -3,8 +3,10 @@ tool accepts, what `inv` alone shows, "did you mean", `--quiet`, and sizes in on
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -13,6 +15,9 @@ from dotenv import dotenv_values
 
 from mmlab_bootstrap import git as gitmodule
 from mmlab_bootstrap.errors import BootstrapError
+from mmlab_bootstrap.locations import human_size
+from mmlab_bootstrap.progress import Board
+from mmlab_bootstrap.report import Reporter
 from mmlab_bootstrap.workspace import find_root
 
 from .ckptfixture import checkpoint, random_bytes, write_index
@@ -325,3 +330,79 @@ def test_status_and_doctor_quiet_print_only_the_answer(cloned: Cloned) -> None:
     assert inv(cloned.root, "bootstrap").code == 0
     healthy = inv(cloned.root, "status", "-q")
     assert (healthy.code, healthy.lines, healthy.err) == (0, ["workspace healthy"], "")
+
+
+# --- a warning during the live progress display; one unit system for sizes ----------------------
+
+
+def _screen(written: str, width: int) -> list[str]:
+    """What a terminal `width` columns wide shows after `written` (the few sequences the live
+    display uses: ESC[nF up n lines, ESC[2K clear the line, ESC[J clear below; wrapping)."""
+    rows: list[str] = [""]
+    row = col = 0
+    for token in re.findall(r"\x1b\[(\d*)([A-Za-z])|(.)", written, re.DOTALL):
+        count, code, char = token
+        if code == "F":
+            row, col = max(0, row - int(count or 1)), 0
+        elif code == "K":
+            rows[row] = ""
+        elif code == "J":
+            rows[row] = rows[row][:col]
+            del rows[row + 1 :]
+        elif char == "\n":
+            row, col = row + 1, 0
+        elif char:
+            if col == width:
+                row, col = row + 1, 0
+            while len(rows) <= row:
+                rows.append("")
+            line = rows[row].ljust(col)
+            rows[row] = line[:col] + char + line[col + 1 :]
+            col += 1
+        while len(rows) <= row:
+            rows.append("")
+    return rows
+
+
+def test_a_warning_during_live_progress_is_shown_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warning longer than the terminal is wide, printed (by any code) while the live lines
+    are drawn, stays whole on the screen after later redraws: it is printed above them."""
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setenv("NO_COLOR", "1")
+    terminal = io.StringIO()
+    report = Reporter(out=terminal, err=terminal)
+    warning = "git failed for https://example.com/x.git (Connection timed out); retrying in 1s"
+    with Board(report, live=True, stream=terminal) as board:
+        board.expect(2)
+        board.add("mmcv", "https://example.com/mmcv.git")
+        report.warn(warning)
+        board.watcher("mmcv")("Receiving objects:  50% (5/10), 1.00 MiB | 1 MiB/s\r")
+        board.add("mmdeploy", "https://example.com/mmdeploy.git")
+        board.finish("mmcv", True)
+    assert f"warning: {warning}" in "".join(_screen(terminal.getvalue(), 40))
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1500, "1.5 KiB"),
+        (3 << 20, "3.0 MiB"),
+        (5 * 2**30, "5.0 GiB"),
+        (2**60, "1024.0 PiB"),
+        (1234.5, "1.2 KiB"),
+    ],
+)
+def test_one_unit_system_for_sizes(size: float, text: str) -> None:
+    """Every size a task prints is IEC (as git's own progress): one helper formats them."""
+    assert human_size(size) == text
+
+
+def test_no_other_size_formatting_in_the_package() -> None:
+    """No module formats sizes its own way (SI `MB`/`GB`, `/ 1e6`, its own 1024 loop)."""
+    package = Path(gitmodule.__file__).parent
+    for module in package.glob("*.py"):
+        text = module.read_text()
+        for pattern in (r"\d\s?[kMGT]B\b", r"/ 1e[369]", r"[kMG]B free", r"unit_divisor"):
+            assert not re.search(pattern, text), (module.name, pattern)
