@@ -68,18 +68,27 @@ _ANNOUNCED: set[tuple[str, str]] = set()
 
 
 def _root(c: Context, report: Reporter) -> Path:
-    """The workspace root: the folder of `tasks.py` under `inv`; for the console script the
-    nearest workspace from the current folder up, named once when it is not that folder."""
+    """The workspace root: the folder of the `tasks.py` invoke found (walking up) under `inv`;
+    for the console script the nearest workspace from the current folder up. Named once, in a
+    note, when it is not the current folder."""
     given = c.config[CONFIG_KEY]["root"]
+    try:
+        here: Path | None = Path(os.getcwd())
+    except OSError:
+        if not given:
+            raise
+        here = None
     if given:
-        return Path(given)
-    from .workspace import find_root
+        root = Path(given)
+    else:
+        from .workspace import find_root
 
-    here = Path(os.getcwd())
-    root = find_root(here)
-    if root != here and (str(here), str(root)) not in _ANNOUNCED:
+        assert here is not None
+        root = find_root(here)
+    elsewhere = here is not None and os.path.realpath(root) != os.path.realpath(here)
+    if elsewhere and (str(here), str(root)) not in _ANNOUNCED:
         _ANNOUNCED.add((str(here), str(root)))
-        report.note(f"using the workspace {root} (found above the current folder)")
+        report.note(f"using the workspace {root} (not the current folder)")
     return root
 
 

@@ -43,9 +43,7 @@ def test_console_script_walks_up_to_its_workspace(tmp_path: Path) -> None:
     root, nested = _workspace_with_nested_folder(tmp_path)
     run = run_cli(["mmlab-bootstrap", "env", "--projects", "mmdetection3d"], nested)
     assert run.code == 0, run.err
-    assert run.err.splitlines() == [
-        f"note: using the workspace {root} (found above the current folder)"
-    ]
+    assert run.err.splitlines() == [f"note: using the workspace {root} (not the current folder)"]
     assert not (nested / ".env").exists()
     assert dotenv_values(root / ".env")["MMLAB_PROJECTS"] == "mmdetection3d"
     status = run_cli(["mmlab-bootstrap", "status", "--json"], nested)
@@ -60,6 +58,11 @@ def test_inv_and_the_console_script_agree_below_a_checkout(workspace: Path) -> N
     nested.mkdir(parents=True)
     by_inv = run_cli(["inv", "status", "--json"], nested)
     by_script = run_cli(["mmlab-bootstrap", "status", "--json"], nested)
+    assert (
+        by_inv.err
+        == by_script.err
+        == f"note: using the workspace {workspace} (not the current folder)\n"
+    )
     assert json.loads(by_inv.out)["workspace"] == str(workspace)
     assert json.loads(by_script.out)["workspace"] == str(workspace)
     assert not (nested / ".env").exists() and not (workspace / ".env").exists()
