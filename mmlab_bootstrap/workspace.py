@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import shlex
@@ -64,11 +63,12 @@ def is_workspace(folder: Path) -> bool:
 
 
 def _superproject_of(workspace: Path) -> Path:
-    """Where the workspace at `workspace` keeps its superproject, as its `.env` says."""
-    from dotenv import dotenv_values
-
-    text = _head(workspace / ENV_FILE).decode(errors="replace")
-    value = dotenv_values(stream=io.StringIO(text)).get("MMLAB_EXTENSION_PATH") or ""
+    """Where the workspace at `workspace` keeps its superproject, as its `.env` says (the
+    default place when that file cannot be read)."""
+    try:
+        value = read_env_file(workspace / ENV_FILE).values().get("MMLAB_EXTENSION_PATH", "")
+    except BootstrapError:
+        value = ""
     path = Path(os.path.expanduser(value)) if value else Path("mmlab_extension")
     return Path(os.path.normpath(workspace / path))
 

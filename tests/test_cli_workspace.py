@@ -136,6 +136,34 @@ def test_what_marks_a_workspace(tmp_path: Path, name: str, content: object, mark
     assert find_root(below) == (top if marks else below)
 
 
+OUTER_ENVS = [
+    ("default-place", "MMLAB_PROJECTS='mmcv'\n", "mmlab_extension/mmcv", True),
+    ("custom-place", "MMLAB_EXTENSION_PATH='{root}/src/ext'\n", "src/ext/mmcv", True),
+    ("relative-place", "MMLAB_EXTENSION_PATH=src/ext\n", "src/ext/mmcv", True),
+    ("beside-the-superproject", "MMLAB_PROJECTS='mmcv'\n", "other/mmcv", False),
+    ("unreadable-env", 'MMLAB_PROJECTS=a\n"broken\n', "mmlab_extension/mmcv", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("outer_env", "inner", "refused"), [o[1:] for o in OUTER_ENVS], ids=[o[0] for o in OUTER_ENVS]
+)
+def test_a_workspace_inside_a_superproject_wherever_it_lies(
+    tmp_path: Path, outer_env: str, inner: str, refused: bool
+) -> None:
+    """The outer workspace's superproject is where its `.env` puts it (the default place when
+    the file cannot be read); a workspace inside it is refused, one beside it is not."""
+    root = tmp_path / "ws"
+    (root / inner).mkdir(parents=True)
+    (root / ".env").write_text(outer_env.format(root=root))
+    (root / inner / ".env").write_text("MMLAB_PROJECTS='mmcv'\n")
+    if refused:
+        with pytest.raises(BootstrapError, match="superproject of the workspace"):
+            find_root(root / inner)
+    else:
+        assert find_root(root / inner) == root / inner
+
+
 def test_the_nearest_workspace_wins(tmp_path: Path) -> None:
     """Two workspaces side by side under one folder each find their own."""
     for name in ("one", "two"):
