@@ -97,8 +97,9 @@ def find_root(start: Path) -> Path:
                         f"{shown(str(found))} lies inside {shown(str(superproject))}, the"
                         f" superproject of the workspace {shown(str(outer))}",
                         f"run the tool in {shown(str(outer))} (it finds its workspace from"
-                        f" any folder below); if {shown(str(found / ENV_FILE))} was made by"
-                        " mistake, remove it",
+                        " any folder below); if this tool's files in the inner folder (.env,"
+                        " .mmlab-bootstrap-state.json, .mmlab-bootstrap.lock) were made there"
+                        " by mistake, remove them",
                     )
                 break
         return found
