@@ -143,10 +143,13 @@ def find(models: Sequence[Model], wanted: str, projects: Sequence[str], program:
     an optional `project:` in front; ModelError when it names none or several."""
     project, _, name = wanted.rpartition(":")
     if project and project not in projects:
+        meant = close_match(project, projects)
         raise ModelError(
             f"{shown(wanted)} names the project {shown(project)}, which is not in MMLAB_PROJECTS"
             f" ({' '.join(projects)})",
-            f"name one of them, or add it: {program} env --projects '{' '.join(projects)}"
+            f"did you mean {program} fetch-checkpoints --model {shlex.quote(f'{meant}:{name}')}?"
+            if meant is not None
+            else f"name one of them, or add it: {program} env --projects '{' '.join(projects)}"
             f" {project}'",
         )
     found = [m for m in models if (not project or m.project == project) and _matches(m, name)]

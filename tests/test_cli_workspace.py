@@ -345,6 +345,9 @@ def test_a_misspelt_model_gets_a_suggestion(cloned: Cloned) -> None:
     assert "did you mean inv fetch-checkpoints --model pointpillars_car?" in run.err
     scoped = inv(cloned.root, "fetch-checkpoints", "--model", "mmdetection3d:secnd_car")
     assert "--model mmdetection3d:second_car?" in scoped.err
+    project = inv(cloned.root, "fetch-checkpoints", "--model", "mmdetecton3d:second_car")
+    assert_clean_error(project, "names the project 'mmdetecton3d'")
+    assert "--model mmdetection3d:second_car?" in project.err
 
 
 # --- status/doctor --quiet ----------------------------------------------------------------------
