@@ -225,12 +225,11 @@ def git_problem(path: str) -> tuple[str, str] | None:
     if said is None:
         return f"git at {shown(git)} gave no answer to --version in {VERSION_TIMEOUT:g} s", install
     first = said.decode(errors="replace").strip().splitlines()[0] if said.strip() else ""
-    found = _VERSION.match(first)
-    if found is None or code != 0:
+    version = version_of(first)
+    if version is None or code != 0:
         what = f"it printed {shown(first[:80])}" if first else "it printed nothing"
         what += f", exit code {code}" if code != 0 else ""
         return f"could not tell the version of git at {shown(git)} ({what})", install
-    version = tuple(int(part) for part in found.groups(default="0"))
     if version[:2] < MINIMUM_GIT:
         return (
             f"git {'.'.join(map(str, version))} at {shown(git)} is too old: this tool needs"
@@ -238,6 +237,16 @@ def git_problem(path: str) -> tuple[str, str] | None:
             f"{install} (Ubuntu: ppa:git-core/ppa; Debian: backports)",
         )
     return None
+
+
+def version_of(line: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) from `git version 2.39.5`, `… 2.30.0.windows.1`, `… 2.39.3 (Apple
+    Git-145)` or `… 2.28`; None for anything else."""
+    found = _VERSION.match(line)
+    if found is None:
+        return None
+    major, minor, patch = (int(part) for part in found.groups(default="0"))
+    return major, minor, patch
 
 
 def _ask_version(git: str) -> tuple[bytes | None, int]:

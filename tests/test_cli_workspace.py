@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmlab_bootstrap import git as gitmodule
 from mmlab_bootstrap.errors import BootstrapError
@@ -21,7 +23,7 @@ from mmlab_bootstrap.report import Reporter
 from mmlab_bootstrap.workspace import find_root
 
 from .ckptfixture import checkpoint, random_bytes, write_index
-from .conftest import Cloned, assert_clean_error, inv, run_cli
+from .conftest import Cloned, assert_clean_error, inv, run_cli, scaled
 from .gitfixture import Fixture
 
 # --- the console script finds its workspace (issue 21, point 5) --------------------------------
@@ -251,6 +253,32 @@ def test_git_versions_that_are_accepted(tmp_path: Path, said: str) -> None:
     """The minimum itself, Apple's git and a later major version pass."""
     fake = _fake_git(tmp_path / "fakebin", f"echo '{said}'")
     assert gitmodule.git_problem(str(fake)) is None
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=scaled(200, 2000), deadline=None)
+def test_any_version_line_parses_or_is_refused(line: str) -> None:
+    """Property: whatever `git --version` prints, reading it gives a version or None (never
+    an exception), and a version is only read from a line that starts like git's own."""
+    version = gitmodule.version_of(line)
+    assert version is None or line.startswith("git version ")
+
+
+@pytest.mark.parametrize(
+    ("line", "version"),
+    [
+        ("git version 2.39.5", (2, 39, 5)),
+        ("git version 2.30.0.windows.1", (2, 30, 0)),
+        ("git version 2.39.3 (Apple Git-145)", (2, 39, 3)),
+        ("git version 2.28", (2, 28, 0)),
+        ("git version \u0662.\u0663\u0669.\u0660", None),  # non-ASCII digits: no version
+        ("git version v2.40", None),
+        ("hub version 2.14.2", None),
+    ],
+)
+def test_version_lines(line: str, version: tuple[int, int, int] | None) -> None:
+    """The version strings distributions print, and near misses."""
+    assert gitmodule.version_of(line) == version
 
 
 def test_git_is_asked_its_version_once_per_run(
