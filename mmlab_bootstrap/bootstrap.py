@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from .errors import BootstrapError
+from .git import require_git
 from .link_steps import apply_link_steps, old_data_of, plan_link_step, way_of
 from .locations import check_projects
 from .settings import Settings
@@ -44,6 +45,7 @@ def bootstrap_steps(
         leave_data=leave_data,
         task="bootstrap",
     )
+    require_git()  # an old git is named before `.env` is written, not at the clone
     report = session.report
 
     def known_projects() -> None:

@@ -18,6 +18,7 @@ from . import ckptstore
 from .errors import BootstrapError, shown
 from .fsutil import denied
 from .layout import plan_layout, storage_folder
+from .locations import human_size
 from .modelindex import Model, ModelError, find, read_index, search
 from .report import Reporter
 from .settings import Settings
@@ -195,10 +196,12 @@ def _download_all(
             except Cancelled:
                 return
             odd = " (does not match its name: accepted)" if done.mismatch else ""
-            resumed = f", {done.received} bytes this run" if done.received != done.size else ""
+            resumed = (
+                f", {human_size(done.received)} this run" if done.received != done.size else ""
+            )
             shown_progress.finished(
                 job.label,
-                f"fetched {job.label}: {plan.final} ({done.size} bytes{resumed},"
+                f"fetched {job.label}: {plan.final} ({human_size(done.size)}{resumed},"
                 f" sha256 {done.sha256[:16]}…){odd}",
             )
 

@@ -4,6 +4,7 @@ every MMLAB_HEARTBEAT seconds (10 by default) while anything downloads."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 import threading
@@ -11,16 +12,49 @@ import time
 from types import TracebackType
 from typing import Any
 
+from .locations import human_size
 from .progress import heartbeat_seconds
 from .report import Reporter, wants_color
 
 
-def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.1f} {unit}" if unit != "B" else f"{count:.0f} B"
-        count /= 1024
-    return f"{count:.1f} GiB"
+@functools.cache
+def _bar_class() -> Any:
+    """tqdm's bar, its amounts written by `human_size` (tqdm's own would say `MB` for MiB)."""
+    from tqdm import tqdm
+
+    class Bar(tqdm):  # type: ignore[misc]
+        amount = ""
+
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            found: dict[str, Any] = super().format_dict
+            found["amount"] = self.amount
+            return found
+
+    return Bar
+
+
+_SHAPES = ("{desc}: {amount}", "{desc}: {percentage:3.0f}%|{bar}| {amount}")  # no total, total
+
+
+def _bar(desc: str, total: int | None, have: int, position: int) -> Any:
+    bar = _bar_class()(
+        total=total, initial=have, desc=desc, position=position, leave=False,
+        file=sys.stderr, ncols=_width(), nrows=_height(), bar_format=_SHAPES[bool(total)],
+    )  # fmt: skip
+    bar.since = (have, time.monotonic())
+    _describe(bar)
+    return bar
+
+
+def _describe(bar: Any) -> None:
+    """`1.2 MiB of 4.0 GiB, 3.1 MiB/s` on the bar (the rate since it started)."""
+    start, started = bar.since
+    seconds = time.monotonic() - started
+    rate = f", {human_size((bar.n - start) / seconds)}/s" if seconds > 0.5 else ""
+    of = f" of {human_size(bar.total)}" if bar.total else ""
+    bar.amount = f"{human_size(bar.n)}{of}{rate}"
+    bar.bar_format = _SHAPES[bool(bar.total)]  # the total's grows from 0 as files start
 
 
 def _width() -> int:
@@ -49,15 +83,13 @@ class Downloads:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
+        self._writing = False
+        self._around: Any = None
 
     def __enter__(self) -> Downloads:
-        if self.live:
-            from tqdm import tqdm
-
-            self._total = tqdm(
-                total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="total",
-                position=0, leave=False, file=sys.stderr, ncols=_width(), nrows=_height(),
-            )  # fmt: skip
+        if self.live:  # any line the report prints meanwhile is printed above the bars
+            self._around, self.report.around = self.report.around, self._write
+            self._total = _bar("total", 0, 0, 0)
         else:
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
@@ -77,29 +109,26 @@ class Downloads:
                 bar.close()
             if self._total is not None:
                 self._total.close()
+            if self.report.around == self._write:
+                self.report.around = self._around
 
     def start(self, label: str, url: str, total: int | None, have: int) -> None:
         with self._lock:
             number = self._numbers.setdefault(label, len(self._numbers) + 1)
             self._sizes[label] = (have, total)
-            resuming = f", resuming at {_size(have)}" if have else ""
-            of = f" ({_size(total)}{resuming})" if total is not None else resuming
+            resuming = f", resuming at {human_size(have)}" if have else ""
+            of = f" ({human_size(total)}{resuming})" if total is not None else resuming
             if not self.live:
                 self.report.info(f"[{number}/{self.files}] fetching {label} from {url}{of}")
                 return
-            from tqdm import tqdm
-
             old = self._bars.pop(label, None)
             if old is not None:
                 old.close()
-            self._bars[label] = tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=label.split(":", 1)[-1][:32], position=number, leave=False,
-                file=sys.stderr, ncols=_width(), nrows=_height(),
-            )  # fmt: skip
+            self._bars[label] = _bar(label.split(":", 1)[-1][:32], total, have, number)
             if self._total is not None:
                 self._total.total = sum(t or h for h, t in self._sizes.values())
                 self._total.update(have)
+                _describe(self._total)
                 self._total.refresh()
 
     def advance(self, label: str, count: int) -> None:
@@ -108,6 +137,8 @@ class Downloads:
             self._sizes[label] = (have + count, total)
             bar = self._bars.get(label)
             if bar is not None:
+                _describe(bar)
+                _describe(self._total)
                 bar.update(count)
                 self._total.update(count)
 
@@ -125,13 +156,18 @@ class Downloads:
             self._write(lambda: self.report.done(line))
 
     def _write(self, show: Any) -> None:
-        if self.live:
+        with self._lock:
+            if not self.live or self._writing:  # not live, or already around the bars
+                show()
+                return
             from tqdm import tqdm
 
-            with tqdm.external_write_mode(file=sys.stderr):
-                show()
-        else:
-            show()
+            self._writing = True
+            try:
+                with tqdm.external_write_mode(file=sys.stderr):
+                    show()
+            finally:
+                self._writing = False
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat):
@@ -140,7 +176,7 @@ class Downloads:
                     continue
                 seconds = time.monotonic() - self._started
                 parts = [
-                    f"{label} {_size(have)}" + (f" of {_size(total)}" if total else "")
+                    f"{label} {human_size(have)}" + (f" of {human_size(total)}" if total else "")
                     for label, (have, total) in self._sizes.items()
                     if total is None or have < total
                 ]

@@ -72,15 +72,21 @@ def _text(finding: Finding) -> str:
     return f"{finding.line}; hint: {finding.hint}" if finding.hint else finding.line
 
 
-def doctor_step(session: Session, *, as_json: bool, python: str | None) -> bool:
-    """Show the workspace's readiness (or print it as one JSON document); whether it is ready."""
-    from .status_view import print_status
+def doctor_step(
+    session: Session, *, as_json: bool, python: str | None, quiet: bool = False
+) -> bool:
+    """Show the workspace's readiness (or print it as one JSON document, or only its
+    problems); whether it is ready."""
+    from .status_view import print_answer, print_status
 
     envfile = session.read_env()
     settings = session.settings({}, envfile)
     found = doctor_report(session, settings, envfile.values(), python)
     if as_json:
         write_line(sys.stdout, json.dumps(found, indent=2))
+        return bool(found["healthy"])
+    if quiet:
+        print_answer(session.report, found, "ready to train")
         return bool(found["healthy"])
     print_status(session, found["status"])
     report = session.report

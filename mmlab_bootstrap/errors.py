@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 
 class BootstrapError(Exception):
@@ -74,3 +75,11 @@ def shown(value: str) -> str:
     """Quote a user value (a name, a path) for a message, escaping anything that would break
     the line; a byte that is not UTF-8 shows as `\\xff`, as the OS gave it."""
     return re.sub(_SURROGATE_ESCAPE, r"\1\\x\2", repr(value))
+
+
+def close_match(word: str, choices: Iterable[str]) -> str | None:
+    """The choice `word` most likely misspells (difflib's closest, if close enough), or None."""
+    import difflib
+
+    found = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=1)
+    return found[0] if found else None

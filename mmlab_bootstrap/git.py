@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,11 +15,18 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .outcomes import NETWORK, Outcome, failure_kind, git_message
+from .errors import shown
+from .outcomes import NETWORK, GitError, Outcome, failure_kind, git_message
 from .paths import is_inside
 from .report import Reporter, wants_color
 
 GITHUB = "https://github.com/"
+# The oldest git with every option the tool passes: `rev-parse --path-format` and
+# `fetch --atomic` came in 2.31 (`fetch --no-write-fetch-head`, `--no-auto-maintenance`: 2.29).
+MINIMUM_GIT = (2, 31)
+VERSION_TIMEOUT = 10.0  # seconds `git --version` may take
+_VERSION_BYTES = 4096
+_VERSION = re.compile(r"git version (\d+)\.(\d+)(?:\.(\d+))?", re.ASCII)
 RETRY_DELAYS = (1.0, 3.0)
 _STALE_LOCK = (
     r"Unable to create '(?P<lock>[^']+\.lock)': File exists"
@@ -71,6 +80,7 @@ class Git:
         `allow_file` lets this one command use the file transport for submodules, which stock
         git refuses; callers set it only after checking every URL the command will fetch.
         """
+        require_git()
         command = ["git"]
         if cwd is not None:
             command += ["-C", str(cwd)]
@@ -181,6 +191,102 @@ class Git:
         for process in running:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGINT)
+
+
+class GitVersionError(GitError):
+    """The git on PATH is missing, too old, or does not say its version."""
+
+
+_known_git: dict[str, tuple[str, str] | None] = {}  # PATH -> its git's problem (None: fine)
+_known_guard = threading.Lock()
+
+
+def require_git() -> None:
+    """Stop with one error unless the git on PATH is at least `MINIMUM_GIT`: asked once per
+    process (and PATH), before the first git command, so an old git is named as such instead
+    of failing later with a misleading message."""
+    path = os.environ.get("PATH", os.defpath)
+    with _known_guard:
+        if path not in _known_git:
+            _known_git[path] = git_problem(path)
+        problem = _known_git[path]
+    if problem is not None:
+        raise GitVersionError(*problem)
+
+
+def git_problem(path: str) -> tuple[str, str] | None:
+    """What is wrong with the git found on `path` (error, hint), or None."""
+    wanted = ".".join(map(str, MINIMUM_GIT))
+    install = f"install git {wanted} or newer, or put one first on PATH"
+    git = shutil.which("git", path=path)
+    if git is None:
+        return f"git was not found on PATH (this tool needs git {wanted} or newer)", install
+    said, code = _ask_version(git)
+    if said is None:
+        return f"git at {shown(git)} gave no answer to --version in {VERSION_TIMEOUT:g} s", install
+    first = said.decode(errors="replace").strip().splitlines()[0] if said.strip() else ""
+    version = version_of(first)
+    if version is None or code != 0:
+        what = f"it printed {shown(first[:80])}" if first else "it printed nothing"
+        what += f", exit code {code}" if code != 0 else ""
+        return f"could not tell the version of git at {shown(git)} ({what})", install
+    if version[:2] < MINIMUM_GIT:
+        return (
+            f"git {'.'.join(map(str, version))} at {shown(git)} is too old: this tool needs"
+            f" git {wanted} or newer",
+            f"{install} (Ubuntu: ppa:git-core/ppa; Debian: backports)",
+        )
+    return None
+
+
+def version_of(line: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) from `git version 2.39.5`, `… 2.30.0.windows.1`, `… 2.39.3 (Apple
+    Git-145)` or `… 2.28`; None for anything else."""
+    found = _VERSION.match(line)
+    if found is None:
+        return None
+    major, minor, patch = (int(part) for part in found.groups(default="0"))
+    return major, minor, patch
+
+
+def _ask_version(git: str) -> tuple[bytes | None, int]:
+    """`git --version`'s first bytes and exit code; None when it takes too long. It runs in a
+    session of its own, killed with anything it started when it overstays or floods."""
+    process = subprocess.Popen(
+        [git, "--version"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=quiet_env(),
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + VERSION_TIMEOUT
+    said, answered = b"", False
+    try:
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(process.stdout, selectors.EVENT_READ)
+            while len(said) < _VERSION_BYTES:
+                left = deadline - time.monotonic()
+                if left <= 0 or not waiting.select(left):
+                    return None, -1
+                chunk = os.read(process.stdout.fileno(), _VERSION_BYTES)
+                if not chunk:
+                    break
+                said += chunk
+        if len(said) >= _VERSION_BYTES:  # a flood is no version
+            return said, -1
+        code = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        answered = True
+        return said, code
+    except subprocess.TimeoutExpired:
+        return None, -1
+    finally:
+        if not answered:  # it overstayed, flooded or was interrupted: it and what it started
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        process.stdout.close()
 
 
 def read_only_run(command: list[str]) -> subprocess.CompletedProcess[bytes]:

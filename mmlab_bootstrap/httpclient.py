@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .errors import BootstrapError, shown
+from .locations import human_size
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -129,8 +130,8 @@ def check_space(job: Job, needed: int) -> None:
     if needed + SPARE > free:
         raise DownloadError(
             f"{job.label}: not enough space for {shown(job.final.name)} in"
-            f" {shown(str(job.final.parent))}: {needed / 1e6:.1f} MB needed,"
-            f" {free / 1e6:.1f} MB free",
+            f" {shown(str(job.final.parent))}: {human_size(needed)} needed,"
+            f" {human_size(free)} free",
             "make room on that disk, or choose another storage root:"
             " inv env --checkpoints-path /path/to/storage",
         )

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import BootstrapError, escaped, shown
+from .errors import BootstrapError, close_match, escaped, shown
 from .layout import LEAVES, storage_folder
 from .settings import Settings
 
@@ -94,6 +94,9 @@ def check_projects(settings: Settings) -> None:
             valid = [name for name in settings.projects if name in existing] or existing
             if not existing:
                 hint = "run: inv clone (it checks out the sub-projects)"
+            elif (meant := close_match(project, existing)) is not None:
+                fixed = [meant if name == project else name for name in settings.projects]
+                hint = f"did you mean {meant}? run: inv env --projects '{' '.join(fixed)}'"
             else:
                 hint = (
                     f"the sub-projects are: {' '.join(existing)};"
@@ -166,11 +169,11 @@ def some_names(paths: list[str]) -> str:
     return listed + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
-def human_size(size: int) -> str:
-    """Bytes for a person: 1.2 MB."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
+def human_size(size: float) -> str:
+    """Bytes for a person, the one way every task writes a size: IEC units, as git's own
+    progress counts them (512 B, 1.5 KiB, 12.3 MiB, 4.0 GiB)."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    value, index = float(size), 0
+    while abs(value) >= 1024 and index < len(units) - 1:
+        value, index = value / 1024, index + 1
+    return f"{value:.0f} B" if index == 0 else f"{value:.1f} {units[index]}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import signal
 import sys
 from types import FrameType
@@ -17,11 +19,14 @@ def _note(signum: int, _: FrameType | None) -> None:
 
 _previous = signal.signal(signal.SIGINT, _note)
 try:
+    from invoke.exceptions import ParseError
     from invoke.parser.argument import Argument
+    from invoke.parser.context import ParserContext
     from invoke.program import Program
     from invoke.vendor.lexicon import Lexicon
 
     from . import __version__
+    from .errors import close_match, shown
     from .tasks import namespace
 finally:
     signal.signal(signal.SIGINT, _previous)
@@ -46,6 +51,35 @@ class BootstrapProgram(Program):
         for arg in kept:
             arg.help = CORE_HELP.get(str(arg.name), arg.help)
         return kept
+
+    def parse_tasks(self) -> None:
+        """invoke's parsing; an unknown task or flag is one `error:` and a `hint:` that
+        suggests the closest name (`did you mean`)."""
+        try:
+            super().parse_tasks()
+        except ParseError as error:
+            raise ParseError(self.unknown(str(error), error.context), error.context) from None
+
+    def unknown(self, message: str, context: ParserContext | None) -> str:
+        """invoke's "No idea what 'x' is!" as an error and a hint; other messages as they are."""
+        found = re.fullmatch(r"No idea what (['\"].*['\"]) is!", message)
+        if found is None:
+            return message
+        word = str(ast.literal_eval(found.group(1)))
+        task = context.name if context is not None and context.name else ""
+        if word.startswith("-"):
+            flags = list(context.flags) if context is not None else []
+            names = [*flags, *(f"--{arg.name}" for arg in self.core_args())]
+            where = f"the task {task}" if task else self.name
+            error = f"{where} has no flag {shown(word)}"
+            more = f"{self.name} --help {task} lists its flags" if task else f"{self.name} --help"
+        else:
+            names = list(self.collection.task_names)
+            error = f"{self.name} has no task {shown(word)}"
+            more = f"{self.name} --list shows every task"
+        meant = close_match(word, names)
+        hint = f"did you mean {meant}? ({more})" if meant is not None else more
+        return f"error: {error}\nhint: {hint}"
 
     @property
     def args(self) -> Lexicon:

@@ -24,6 +24,7 @@ from .changes import Changes
 from .errors import shown
 from .git import Answers, Git
 from .leaselock import LeaseLock, holding
+from .locations import human_size
 from .mirrorlayout import MirrorError, Place, lock_folder
 from .mirrorplan import KEPT, RepoPlan, look, needs_keeping
 from .outcomes import GitError, Outcome, failure
@@ -203,4 +204,4 @@ class Mirrorer:
     @staticmethod
     def _size(path: Path) -> str:
         total = sum(f.stat().st_size for f in (path / "objects").rglob("*") if f.is_file())
-        return f"{total / 2**20:.1f} MiB" if total >= 2**20 else f"{total / 2**10:.0f} KiB"
+        return human_size(total)

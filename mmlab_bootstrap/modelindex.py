@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from .ckptstore import NAME_MAX, name_problem
-from .errors import BootstrapError, shown
+from .errors import BootstrapError, close_match, shown
 from .fsutil import FileRefused, read_regular
 
 INDEX = "model-index.yml"
@@ -274,20 +275,29 @@ def find(models: Sequence[Model], wanted: str, projects: Sequence[str], program:
     an optional `project:` in front; ModelError when it names none or several."""
     project, _, name = wanted.rpartition(":")
     if project and project not in projects:
+        meant = close_match(project, projects)
         raise ModelError(
             f"{shown(wanted)} names the project {shown(project)}, which is not in MMLAB_PROJECTS"
             f" ({' '.join(projects)})",
-            f"name one of them, or add it: {program} env --projects '{' '.join(projects)}"
+            f"did you mean {program} fetch-checkpoints --model {shlex.quote(f'{meant}:{name}')}?"
+            if meant is not None
+            else f"name one of them, or add it: {program} env --projects '{' '.join(projects)}"
             f" {project}'",
         )
     found = [m for m in models if (not project or m.project == project) and _matches(m, name)]
     exact = [m for m in found if m.name == name]
     found = exact or found
     if not found:
+        eligible = [m for m in models if not project or m.project == project]
+        names = [n for m in eligible for n in (m.name, *m.aliases)]
+        meant = close_match(name, names)
         raise ModelError(
             f"no model named {shown(wanted)} in the model index of"
             f" {', '.join(projects) or 'no project'}",
-            f"list the models: {program} fetch-checkpoints --search '{name[:20]}'",
+            f"did you mean {program} fetch-checkpoints --model"
+            f" {shlex.quote(f'{project}:{meant}' if project else meant)}?"
+            if meant is not None
+            else f"list the models: {program} fetch-checkpoints --search '{name[:20]}'",
         )
     if len({m.project for m in found}) > 1:
         raise ModelError(

@@ -82,11 +82,15 @@ class Board:
         self._stop = threading.Event()
         self._started = time.monotonic()
         self._thread: threading.Thread | None = None
+        self._saying = False
+        self._around: Callable[[Callable[[], object]], None] | None = None
 
     def __enter__(self) -> Board:
         if not self.live:
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
+        else:  # any line the report prints meanwhile is printed whole above the live lines
+            self._around, self.report.around = self.report.around, self.say
         return self
 
     def __exit__(
@@ -100,6 +104,8 @@ class Board:
             self._thread.join()
         with self._lock:
             self._clear()
+            if self.report.around == self.say:
+                self.report.around = self._around
 
     def expect(self, count: int) -> None:
         """`count` more tasks will be added."""
@@ -136,12 +142,19 @@ class Board:
                 )
             self._draw(force=True)
 
-    def say(self, show: Callable[[], None]) -> None:
+    def say(self, show: Callable[[], object]) -> None:
         """Print something (a warning) without breaking the live lines."""
         with self._lock:
-            self._clear()
-            show()
-            self._draw(force=True)
+            if self._saying:  # already printing around the live lines
+                show()
+                return
+            self._saying = True
+            try:
+                self._clear()
+                show()
+                self._draw(force=True)
+            finally:
+                self._saying = False
 
     def _tag(self, task: Task) -> str:
         return f"[{task.number}/{max(self.total, self.count)}]"

@@ -6,6 +6,7 @@ import functools
 import os
 import re
 import sys
+from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
@@ -154,6 +155,9 @@ class Reporter:
         self.program = program  # the command the user ran, named in hints
         self.hide_unchanged = False  # bootstrap sums a step's unchanged lines up in one
         self.warned: set[str] = set()  # each warning once a run (steps may find the same)
+        # While a live progress display runs, every line goes through it (printed whole above
+        # its lines, which are then drawn again below).
+        self.around: Callable[[Callable[[], object]], None] | None = None
 
     def _print(self, stream: TextIO, style: str, text: str, *, instruction: bool = False) -> None:
         # One line per thing, whatever names it holds: a newline, a terminal escape or a
@@ -164,7 +168,10 @@ class Reporter:
         if style and wants_color(stream):
             codes = _codes()
             text = f"{codes[style]}{text}{codes['RESET']}"
-        write_line(stream, text)
+        if self.around is not None:
+            self.around(lambda: write_line(stream, text))
+        else:
+            write_line(stream, text)
 
     def done(self, text: str) -> None:
         """Something was changed."""

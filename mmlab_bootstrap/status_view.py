@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .locations import human_size
 from .report import Reporter
 from .status import COUNT_LIMIT, unreachable_text
 from .workspace import Session
@@ -61,16 +62,16 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
             report.problem(f"  {unreachable_text(link)}")
     for root in status["storage"]:
         if root["exists"]:
-            free = root["free_bytes"] / 1e9
+            free = human_size(root["free_bytes"])
             mount = ", a mount point" if root["mount_point"] else ""
             writable = "writable" if root["writable"] else "NOT writable"
-            text = f"storage {root['path']}: {writable}, {free:.1f} GB free{mount}"
+            text = f"storage {root['path']}: {writable}, {free} free{mount}"
         else:
             text = f"storage {root['path']}: missing"
         _line(report, root["exists"] and root["writable"], text)
     for checkpoint in status["checkpoints"]:
         state = checkpoint["state"]
-        size = f" ({checkpoint['bytes']} bytes)" if state == "partial" else ""
+        size = f" ({human_size(checkpoint['bytes'])})" if state == "partial" else ""
         where = f": {checkpoint['path']}" if checkpoint["path"] else ""
         _line(
             report,
@@ -83,6 +84,14 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         report.done("workspace healthy")
     else:
         report.problem(f"workspace: {len(status['problems'])} problem(s); run: inv bootstrap")
+
+
+def print_answer(report: Reporter, found: Mapping[str, Any], healthy: str) -> None:
+    """`--quiet`: only the problems, one line each; else the one line `healthy`."""
+    if found["healthy"]:
+        report.done(healthy)
+    for problem in found["problems"]:
+        report.problem(problem)
 
 
 def _files(count: int | None) -> str:

@@ -170,17 +170,20 @@ def unlink_step(
     return counted.result(settings, plans)
 
 
-def status_step(session: Session, *, as_json: bool) -> bool:
-    """Show the workspace (or print it as one JSON document); whether it is healthy."""
+def status_step(session: Session, *, as_json: bool, quiet: bool = False) -> bool:
+    """Show the workspace (or print it as one JSON document, or only its problems); whether
+    it is healthy."""
     from .report import write_line
     from .status import workspace_status
-    from .status_view import print_status
+    from .status_view import print_answer, print_status
 
     envfile = session.read_env()
     settings = session.settings({}, envfile)
     found = workspace_status(session, settings, envfile.values())
     if as_json:
         write_line(sys.stdout, json.dumps(found, indent=2))
+    elif quiet:
+        print_answer(session.report, found, "workspace healthy")
     else:
         print_status(session, found)
     return bool(found["healthy"])

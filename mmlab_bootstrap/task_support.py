@@ -40,10 +40,10 @@ def session_for(
     """
     from .workspace import Session
 
-    root = Path(c.config[CONFIG_KEY]["root"] or os.getcwd())
     report = Reporter(program=c.config[CONFIG_KEY].get("program") or "inv")
     dry = bool(c.config.run.dry)
     try:
+        root = _root(c, report)
         with contextlib.ExitStack() as held:
             lock_task = task if changes and not dry else None
             yield Session(root, dry=dry, report=report, lock_task=lock_task, held=held)
@@ -77,6 +77,34 @@ def session_for(
 # has nothing to finish.
 AGAIN = "run the same command again: it finishes what was started"
 LOOK_AGAIN = "run the same command again to see it all (it changed nothing)"
+
+
+_ANNOUNCED: set[tuple[str, str]] = set()
+
+
+def _root(c: Context, report: Reporter) -> Path:
+    """The workspace root: the folder of the `tasks.py` invoke found (walking up) under `inv`;
+    for the console script the nearest workspace from the current folder up. Named once, in a
+    note, when it is not the current folder."""
+    given = c.config[CONFIG_KEY]["root"]
+    try:
+        here: Path | None = Path(os.getcwd())
+    except OSError:
+        if not given:
+            raise
+        here = None
+    if given:
+        root = Path(given)
+    else:
+        from .workspace import find_root
+
+        assert here is not None
+        root = find_root(here)
+    elsewhere = here is not None and os.path.realpath(root) != os.path.realpath(here)
+    if elsewhere and (str(here), str(root)) not in _ANNOUNCED:
+        _ANNOUNCED.add((str(here), str(root)))
+        report.note(f"using the workspace {root} (not the current folder)")
+    return root
 
 
 def _traceback_when_debugging() -> None:

@@ -295,13 +295,21 @@ def mirror(
         mirror_step(session, flags, dest or "", all_refs=all_refs, jobs=jobs_flag(jobs, "mirror"))
 
 
-@task(help={"json": "print one JSON document instead (its keys are listed in the README)"})
-def status(c: Context, json: bool = False) -> None:
+QUIET_HELP = "print only the problems, one line each; else one line (the exit code tells too)"
+
+
+@task(
+    help={
+        "json": "print one JSON document instead (its keys are listed in the README)",
+        "quiet": QUIET_HELP,
+    }
+)
+def status(c: Context, json: bool = False, quiet: bool = False) -> None:
     """Show the workspace at a glance; exit 1 when something needs attention."""
     from .steps import status_step
 
     with session_for(c, "status", changes=False, looks_only=True) as session:
-        healthy = status_step(session, as_json=json)
+        healthy = status_step(session, as_json=json, quiet=quiet)
     if not healthy:
         raise Exit(code=1)
 
@@ -311,16 +319,54 @@ def status(c: Context, json: bool = False) -> None:
     help={
         "json": "print one JSON document instead (its keys are listed in the README)",
         "python": "the interpreter that trains (default: the python3 on PATH)",
+        "quiet": QUIET_HELP,
     },
 )
-def doctor(c: Context, json: bool = False, python: str | None = None) -> None:
+def doctor(c: Context, json: bool = False, python: str | None = None, quiet: bool = False) -> None:
     """Is the workspace ready to train? status, datasets, Python environment; exit 1 if not."""
     from .doctor import doctor_step
 
     with session_for(c, "doctor", changes=False, looks_only=True) as session:
-        ready = doctor_step(session, as_json=json, python=python)
+        ready = doctor_step(session, as_json=json, python=python, quiet=quiet)
     if not ready:
         raise Exit(code=1)
+
+
+@task(name="help", default=True)
+def help_(c: Context) -> None:
+    """List the tasks (what the program alone shows); --help TASK shows a task's flags."""
+    from .report import Reporter
+
+    program = c.config[CONFIG_KEY].get("program") or "inv"
+    report = Reporter(program=program)
+    width = max(len(made.name) for made in TASKS)
+    report.info(f"{program} TASK [--flags]; the tasks, in the order a setup runs them:")
+    for made in TASKS:
+        first = (made.__doc__ or "").strip().splitlines()[0]
+        report.info(f"  {made.name.replace('_', '-'):<{width}}  {first}")
+    report.info(f"{program} --help TASK: its flags; {program} --dry TASK: every change, none made")
+
+
+# Every task's --help says what --dry does for it (`inv --list` shows the first line only).
+DRY = "With --dry before the task name it shows every change and makes none."
+READ_ONLY = "It changes nothing (--dry makes no difference)."
+TASKS: tuple[Task[Any], ...] = (
+    bootstrap,
+    env,
+    clone,
+    layout,
+    link_checkpoints,
+    link_data,
+    fetch_checkpoints,
+    unlink,
+    mirror,
+    status,
+    doctor,
+)
+for _made in TASKS:
+    _note = READ_ONLY if _made in (status, doctor) else DRY
+    if _note not in (_made.__doc__ or ""):
+        _made.__doc__ = f"{_made.__doc__}\n\n{_note}"
 
 
 def namespace(root: Path | None, program: str = "inv") -> Collection:
@@ -341,6 +387,7 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
         mirror,
         status,
         doctor,
+        help_,
     )
     collection.configure(
         {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}

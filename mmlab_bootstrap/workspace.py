@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .changes import Changes
 from .envfile import EnvFile, read_defaults_file, read_env_file
+from .errors import BootstrapError, shown
 from .journal import STATE_FILE, Journal
-from .lock import workspace_lock
+from .lock import LOCK_FILE, workspace_lock
 from .report import Reporter
 from .settings import DEFAULT_LAYERS, Settings, Source, defaults_file, resolve
 from .sourced import overrides
@@ -20,6 +23,97 @@ from .temporaries import remove_stale_temporaries
 from .variables import BY_NAME, IDENTITY_DIGEST, IDENTITY_FILE
 
 ENV_FILE = ".env"
+TASKS_FILE = "tasks.py"
+_MARK_BYTES = 65536  # how much of a `.env`, `tasks.py` or `.gitmodules` is read to tell
+_OUR_ENV = re.compile(rb"^[ \t]*(?:export[ \t]+)?MMLAB_[A-Z_]+[ \t]*=", re.MULTILINE)
+_OUR_TASKS = re.compile(rb"\bmmlab_bootstrap\b")
+_MMLAB_SUBMODULE = re.compile(
+    rb"^[ \t]*url[ \t]*=[ \t]*\S*open-mmlab/(mmcv|mmdetection3d|mmdetection|mmdeploy)\b",
+    re.MULTILINE,
+)
+
+
+class WorkspaceError(BootstrapError):
+    """The folder the tool was started in cannot be (or lie in) a workspace."""
+
+
+def _head(path: Path) -> bytes:
+    """The start of a regular file (following a symlink), else nothing; never blocks."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return b""
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.read(descriptor, _MARK_BYTES)
+    except OSError:
+        return b""
+    finally:
+        os.close(descriptor)
+
+
+def is_workspace(folder: Path) -> bool:
+    """Whether this tool has a workspace at `folder`: its journal or lock file, a `.env` that
+    sets any `MMLAB_` variable, or a `tasks.py` that loads this package's tasks (the folder
+    `inv` would use)."""
+    if any(os.path.lexists(folder / name) for name in (STATE_FILE, LOCK_FILE)):
+        return True
+    return bool(_OUR_ENV.search(_head(folder / ENV_FILE))) or bool(
+        _OUR_TASKS.search(_head(folder / TASKS_FILE))
+    )
+
+
+def _superproject_of(workspace: Path) -> Path:
+    """Where the workspace at `workspace` keeps its superproject, as its `.env` says (the
+    default place when that file cannot be read)."""
+    try:
+        value = read_env_file(workspace / ENV_FILE).values().get("MMLAB_EXTENSION_PATH", "")
+    except BootstrapError:
+        value = ""
+    path = Path(os.path.expanduser(value)) if value else Path("mmlab_extension")
+    return Path(os.path.normpath(workspace / path))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def find_root(start: Path) -> Path:
+    """The workspace a run started in `start` uses: the nearest folder from `start` up that
+    `is_workspace` (as invoke walks up to `tasks.py`, git to `.git`), else `start` itself,
+    a new workspace.
+
+    Refused: a workspace inside the superproject of another workspace further up, and a new
+    one inside an mmlab superproject (a second superproject would be cloned inside it).
+    """
+    start = Path(os.path.normpath(start))
+    folders = [start, *start.parents]
+    found = next((folder for folder in folders if is_workspace(folder)), None)
+    if found is not None:
+        for outer in found.parents:
+            if is_workspace(outer):
+                superproject = _superproject_of(outer)
+                if _inside(found, superproject):
+                    raise WorkspaceError(
+                        f"{shown(str(found))} lies inside {shown(str(superproject))}, the"
+                        f" superproject of the workspace {shown(str(outer))}",
+                        f"run the tool in {shown(str(outer))} (it finds its workspace from"
+                        " any folder below); if this tool's files in the inner folder (.env,"
+                        " .mmlab-bootstrap-state.json, .mmlab-bootstrap.lock) were made there"
+                        " by mistake, remove them",
+                    )
+                break
+        return found
+    for folder in folders:
+        if len(set(_MMLAB_SUBMODULE.findall(_head(folder / ".gitmodules")))) >= 2:
+            raise WorkspaceError(
+                f"no workspace here, and {shown(str(folder))} is an mmlab superproject:"
+                " a new workspace would clone a second one inside it",
+                "run the tool in the workspace that holds it (the folder with its .env),"
+                " or in an empty folder outside it",
+            )
+    return start
 
 
 @dataclass

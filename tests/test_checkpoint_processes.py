@@ -155,7 +155,7 @@ def test_a_terminal_shows_a_bar_per_file(tmp_path: Path) -> None:
         root, final, data, _ = _zoo(tmp_path, served, rate=RATE * 2)
         code, output = run_in_terminal(["inv", "fetch-checkpoints"], root)
         assert code == 0, output
-        assert b"%|" in output and b"MB/s" in output, output  # tqdm's bar, size and speed
+        assert b"%|" in output and b"MiB/s" in output, output  # tqdm's bar, size and speed
         assert b"pointpillars_big" in output and b"total" in output
         assert b"fetched mmdetection3d:pointpillars_big" in output
         assert final.read_bytes() == data

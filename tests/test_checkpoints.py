@@ -479,7 +479,7 @@ def test_too_little_space_is_refused_before_downloading(zoo: Zoo, mounts: list[P
     mount(mounts, small, "size=2m")
     env = {"MMLAB_CHECKPOINTS_PATH": str(small)}
     run = inv(zoo.root, "fetch-checkpoints", "--model", "pointpillars_car", env=env)
-    assert_clean_error(run, "not enough space", "3.1 MB needed")
+    assert_clean_error(run, "not enough space", "3.0 MiB needed")
     assert "--checkpoints-path" in run.err
     folder = small / "mmdetection3d" / "checkpoints"
     assert os.listdir(folder) == []  # (the server may have sent what the socket buffers)

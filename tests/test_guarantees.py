@@ -183,7 +183,7 @@ def test_not_enough_space_is_refused_before_copying(cloned: Cloned, mounts: list
     before = snapshot(cloned.ext)
     run = inv(cloned.root, "link-data", "--adopt", "--dataset-path", str(storage))
     assert_clean_error(run, "nothing changed")
-    assert "needs " in run.out and "1 file(s) of 300.0 kB" in run.out and "free" in run.out
+    assert "needs " in run.out and "1 file(s) of 293.0 KiB" in run.out and "free" in run.out
     assert snapshot(cloned.ext) == before
 
 

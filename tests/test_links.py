@@ -154,7 +154,7 @@ def test_user_data_is_refused_and_nothing_changes(task: Task, cloned: Cloned) ->
     before = everything(cloned)
     run = inv(cloned.root, task.name)
     assert_clean_error(run, "1 link location(s) refused; nothing changed")
-    assert f"refused {location} [user data]: holds 1 file(s) of yours (1.5 kB)" in run.out
+    assert f"refused {location} [user data]: holds 1 file(s) of yours (1.5 KiB)" in run.out
     assert "--backup" in run.err and "--adopt" in run.err
     assert everything(cloned) == before
 

@@ -112,8 +112,8 @@ def test_bootstrap_reports_every_refusal_at_once(cloned: Cloned) -> None:
 
 def test_an_unknown_project_lists_the_ones_that_exist(cloned: Cloned) -> None:
     """The hint lists the superproject's real sub-projects and a working --projects value."""
-    run = inv(cloned.root, "link-data", "--projects", "mmdetection mmdet3d")
-    assert_clean_error(run, "'mmdet3d' has no folder")
+    run = inv(cloned.root, "link-data", "--projects", "mmdetection mmcv-full")
+    assert_clean_error(run, "'mmcv-full' has no folder")
     hint = run.err.splitlines()[1]
     assert "mmdetection mmdetection3d" in hint
     assert "--projects 'mmdetection'" in hint
