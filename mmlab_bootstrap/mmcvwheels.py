@@ -14,7 +14,7 @@ from .datascan import read_head
 from .findings import INFO, WARNING, Finding
 from .versionbounds import Range, version_key
 
-TABLE_LIMIT = 1 << 20  # bytes: mmcv's table is some 20 kB
+TABLE_LIMIT = 1 << 20  # bytes: mmcv's table is some 20 KiB
 
 
 def mmcv_index(torch_version: str, cuda: str | None) -> tuple[str, str, str]:
