@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ckptstore
-from .errors import BootstrapError, shown
+from .errors import BootstrapError, redacted, shown
 from .layout import plan_layout, storage_folder
 from .modelindex import Model, ModelError, find, read_index, search
 from .settings import Settings
@@ -143,7 +143,7 @@ def fetch_checkpoints_step(
     fetches = [plan for plan in plans if plan.action == "fetch"]
     if fetches:
         changes.make(
-            [f"fetch {p.model.label} from {p.url} to {p.final}" for p in fetches],
+            [f"fetch {p.model.label} from {redacted(p.url)} to {p.final}" for p in fetches],
             lambda: _download_all(session, fetches, jobs, accept_mismatch),
         )
     return counted.result(settings, plans)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import redacted
+
 CHUNK = 1 << 20
 _PARTIAL = re.compile(r"\.(?P<name>.+)\.part-[0-9a-f]{8}\Z")
 
@@ -58,8 +60,10 @@ def read_record(final: Path) -> Record | None:
 def write_record(final: Path, sha256: str, url: str) -> Record:
     """Remember that `final`, as it is now, has this sha256: written to a temporary name of
     this run's own, then renamed over the record (no lock needed: on a network filesystem
-    another run may write the same record at the same moment)."""
+    another run may write the same record at the same moment). The URL is kept without its
+    user name and password: records are readable by everyone who shares the storage."""
     found = os.stat(final)
+    url = redacted(url)
     record = Record(sha256, found.st_size, found.st_mtime_ns, url)
     text = json.dumps(
         {"sha256": sha256, "size": record.size, "mtime_ns": record.mtime_ns, "url": url}
