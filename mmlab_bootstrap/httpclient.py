@@ -6,8 +6,8 @@ or 429, a body cut short, a `Content-Range` that starts elsewhere, a 416 that do
 200 to a range request, a redirect loop) is one failed try of `Tries`: it waits (backoff, or
 the server's `Retry-After`, each wait capped at MMLAB_HTTP_WAIT_MAX seconds, 60 by default,
 and all waits of one file at WAIT_TOTAL of those), says what it waits for, and ATTEMPTS tries
-in a row that bring no new bytes end the download with one error naming the last answer.
-urllib3 itself never retries (its `Retry-After` sleeps are neither capped nor shown). 404,
+in a row without progress (PROGRESS new bytes) end the download with one error naming the last
+answer. urllib3 itself never retries (its `Retry-After` sleeps are neither capped nor shown). 404,
 403 and an untrusted certificate are errors at once. TLS is always verified; requests' proxy,
 CA-bundle and `~/.netrc` handling (`HTTPS_PROXY`, `REQUESTS_CA_BUNDLE`, …) are honoured.
 """
@@ -30,7 +30,7 @@ from requests.adapters import HTTPAdapter
 
 from .errors import BootstrapError, redacted, shown
 
-ATTEMPTS = 6  # tries in a row that bring no new bytes, before giving up
+ATTEMPTS = 6  # failed tries in a row without progress, before giving up
 PROGRESS = 64 << 10  # new bytes a try must bring to count as progress (or end the file)
 BACKOFF = 0.5  # seconds before the second try; doubled for each further one
 WAIT_MAX = 60.0  # the longest one wait between tries (MMLAB_HTTP_WAIT_MAX)
@@ -198,7 +198,7 @@ class Tries:
         self.waited += delay
 
     def error(self, answer: str, why: str = "") -> DownloadError:
-        why = why or f"{self.failures} tries in a row brought no new bytes"
+        why = why or f"{self.failures} tries in a row made no progress"
         return DownloadError(
             f"{self.job.label}: {shown(self.job.shown_url)} {answer}; {why}",
             "the server (or a proxy on the way) did not send the file: check the network and"

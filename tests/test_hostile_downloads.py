@@ -98,7 +98,7 @@ class Hostile:
     env: tuple[tuple[str, str], ...] = ()
 
 
-NO_PROGRESS = f"{ATTEMPTS} tries in a row brought no new bytes"
+NO_PROGRESS = f"{ATTEMPTS} tries in a row made no progress"
 
 HOSTILE = {
     "206 from elsewhere": Hostile(
