@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,7 +146,11 @@ def _failure(error: BaseException, answered: bool, offset: int) -> str:
         if answered:
             return f"connection lost at {offset} bytes (nothing came for {timeouts()[1]:g} s)"
         return f"did not answer within {timeouts()[1]:g} s"
-    if isinstance(cause, ConnectionResetError):
+    if isinstance(error, requests.exceptions.ProxyError):
+        what = f"could not be reached through the proxy ({type(cause).__name__})"
+    elif isinstance(cause, socket.gaierror):
+        what = "names a host that does not resolve"
+    elif isinstance(cause, ConnectionResetError):
         what = "reset the connection"
     elif isinstance(cause, ConnectionRefusedError):
         what = "refused the connection"
@@ -195,7 +200,7 @@ def _start(
         found = _RANGE.fullmatch(sent_range)
         if found and found[2] != "*" and int(found[2]) == have:
             return have
-        partial.restart()
+        _start_over(partial, tries)
         raise Again(f"answered 416 with Content-Range {_header(sent_range)} {asked}")
     if code in RETRY_STATUSES:
         after = answer.headers.get("Retry-After")
@@ -208,19 +213,24 @@ def _start(
     if code == 206:
         found = _RANGE.fullmatch(sent_range)
         if not found or found[1] is None or int(found[1]) != have:
-            partial.restart()  # a range we did not ask for: start over
+            _start_over(partial, tries)  # a range we did not ask for
             raise Again(f"answered 206 with Content-Range {_header(sent_range)} {asked}")
         total = int(found[2]) if found[2] != "*" else None
     else:
         if have:
             tries.restarted(f"answered 200 {asked}: the server ignores Range", have)
-            partial.restart()
+            _start_over(partial, tries)
             have = 0
         total = size
     if total is not None:
         check_space(job, total - have)
     progress.start(job.label, job.shown_url, total, have)
     return total
+
+
+def _start_over(partial: Partial, tries: Tries) -> None:
+    partial.restart()
+    tries.starting_over()
 
 
 def _finish(job: Job, partial: Partial, total: int | None, *, received: int) -> Fetched:

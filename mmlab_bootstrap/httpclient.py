@@ -149,10 +149,20 @@ class Tries:
     waited: float = 0.0  # seconds waited in all
     cap: float = field(default_factory=wait_max)
     _restart: str | None = None  # this try started over (a 200 to a range request): why
+    _started_over: bool = False
 
     def asking(self) -> None:
         """A new try (request) begins."""
         self._restart = None
+
+    def starting_over(self) -> None:
+        """The file is emptied to start from nothing. The first time in a run, progress
+        counts from there (what an earlier run left may just not fit the file served now);
+        after that from the furthest this run got, so a server that keeps sending the start
+        of the file again never counts as making progress."""
+        if not self._started_over:
+            self._started_over = True
+            self.furthest = 0
 
     def progressed(self, offset: int) -> None:
         """The file now holds `offset` bytes (resets the count when that is progress)."""

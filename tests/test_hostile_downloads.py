@@ -26,7 +26,7 @@ from .ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import REPO_ROOT, Run, assert_clean_error, inv
 from .httpserve import Faults, Served, serving
 
-SIZE = 200 << 10
+SIZE = 1 << 20
 TOKEN = "s3cr3t-T0KEN"
 FAST = {"MMLAB_HTTP_WAIT_MAX": "0.01"}  # every wait between tries: 10 ms
 
@@ -321,6 +321,21 @@ def test_bytes_this_run_are_what_it_received(zoo: Zoo) -> None:
     code, out, err = _fetch(zoo)
     assert code == 0, err
     assert f"({SIZE} bytes, {SIZE - 1000} bytes this run," in out, out
+
+
+def test_after_starting_over_progress_counts_from_nothing(zoo: Zoo) -> None:
+    """What an earlier run left is longer than the file (416): the download starts over, and
+    each dropped connection that brought new bytes since is progress, however many there are
+    (counted against the earlier run's length it would fail after ATTEMPTS)."""
+    zoo.plant_partial(random_bytes(SIZE * 3))
+    drop = SIZE // (ATTEMPTS + 4) + 1
+    zoo.served.faults[zoo.item.path] = Faults(drop_at=drop, drops=ATTEMPTS + 4)
+    code, out, err = _fetch(zoo)
+    assert code == 0, err
+    assert zoo.final.read_bytes() == zoo.item.data
+    statuses = [r.status for r in zoo.served.requests]
+    assert statuses == [416, 200] + [206] * (ATTEMPTS + 3), statuses
+    assert "failed try 2 of" not in out, out
 
 
 def _everything(*roots: Path) -> Iterator[tuple[Path, bytes]]:
