@@ -7,6 +7,7 @@ run are what it received."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import queue
@@ -392,6 +393,33 @@ def test_a_credential_in_the_mirror_url_is_used_and_never_shown_or_recorded(
     for path, data in _everything(zoo.root.parent):
         if path.name != ".env":
             assert TOKEN.encode() not in data, path
+
+
+def test_a_record_an_older_run_wrote_with_a_credential_is_rewritten_without(zoo: Zoo) -> None:
+    """Records written before credentials were kept out: the next fetch-checkpoints rewrites
+    them without (no download, no hashing; --dry says it would)."""
+    zoo.final.parent.mkdir(parents=True)
+    zoo.final.write_bytes(zoo.item.data)
+    found = zoo.final.stat()
+    record = zoo.final.parent / f".{zoo.item.file_name}.verified.json"
+    url = f"https://user:{TOKEN}@mirror.example/{zoo.item.path}"
+    sha256 = hashlib.sha256(zoo.item.data).hexdigest()
+    record.write_text(json.dumps({"sha256": sha256, "size": found.st_size,
+                                  "mtime_ns": found.st_mtime_ns, "url": url}))  # fmt: skip
+    dry = _fetch(zoo, "--dry")
+    assert dry[0] == 0 and f"would remove the credential from the record of {zoo.final}" in dry[1]
+    assert TOKEN in record.read_text()
+    code, out, err = _fetch(zoo)
+    assert code == 0, err
+    assert f"removed the credential from the record of {zoo.final}" in out
+    assert (
+        json.loads(record.read_text())["url"]
+        == redacted(url)
+        == url.replace(f"user:{TOKEN}", "***")
+    )
+    assert f"up to date: mmdetection3d:pointpillars_car ({zoo.final})" in _fetch(zoo)[1]
+    assert not zoo.served.requests
+    assert TOKEN not in dry[1] + dry[2] + out + err
 
 
 def test_netrc_credentials_are_used(zoo: Zoo) -> None:
