@@ -43,7 +43,8 @@ from .httpclient import (
 from .partial import Partial
 
 CHUNK = 1 << 20
-_RANGE = re.compile(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)")
+_RANGE = re.compile(r"bytes (?:([0-9]{1,18})-[0-9]{1,18}|\*)/([0-9]{1,18}|\*)")
+_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
 class Progress(Protocol):
@@ -209,7 +210,7 @@ def _start(
     if code not in (200, 206):
         raise status_error(job, answer)
     length = answer.headers.get("Content-Length")
-    size = int(length) if length and length.isdigit() else None
+    size = int(length) if length and _LENGTH.fullmatch(length) else None
     if code == 206:
         found = _RANGE.fullmatch(sent_range)
         if not found or found[1] is None or int(found[1]) != have:

@@ -46,6 +46,7 @@ class Faults:
     redirect: str | None = None  # answer 302 to this path (the file's own: a redirect loop)
     reset: bool = False  # reset the connection (TCP RST) instead of answering
     hold: threading.Event | None = None  # answer only once this is set (at most HOLD seconds)
+    headers: dict[str, str] = field(default_factory=dict)  # sent instead of the real ones
 
 
 HOLD = 30.0
@@ -101,6 +102,7 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
             path = urlsplit(self.path).path.lstrip("/")  # (a proxy gets the whole URL)
             served.hosts.append(self.headers.get("Host", ""))
             faults = served.faults.get(path, Faults())
+            self._replaced = faults.headers
             record = Request(path, self.headers.get("Range"), 0, at=time.monotonic())
             with served.lock:
                 if len(served.requests) >= served.max_requests:
@@ -187,6 +189,9 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
             finally:
                 with served.lock:
                     served.active -= 1
+
+        def send_header(self, keyword: str, value: str) -> None:
+            super().send_header(keyword, getattr(self, "_replaced", {}).get(keyword, value))
 
         def _reset(self) -> None:
             """Close the connection with a TCP RST (SO_LINGER 0): the client's read fails

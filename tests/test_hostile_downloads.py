@@ -129,6 +129,18 @@ HOSTILE = {
     "Content-Length under the body": Hostile(
         lambda item: Faults(length_delta=-1000), "but its name promises", 1
     ),
+    "Content-Length that is no number": Hostile(  # read until the timeout; then a 416
+        lambda item: Faults(headers={"Content-Length": "\u00b2"}),
+        None,
+        2,
+        env=(("MMLAB_HTTP_TIMEOUT", "0.5"),),
+    ),
+    "Content-Range with 5000 digits": Hostile(  # starts over, and gets a 200
+        lambda item: Faults(headers={"Content-Range": "bytes 1000-" + "9" * 5000 + "/1"}),
+        None,
+        2,
+        1000,
+    ),
     "redirect loop": Hostile(
         lambda item: Faults(redirect=item.path),
         f"redirected more than {REDIRECTS} times (last to '/{'mmdetection3d/'}",
@@ -300,8 +312,9 @@ def test_a_request_waiting_for_its_answer_is_in_the_heartbeat(tmp_path: Path) ->
                     break
         finally:
             hold.set()
-            _, err = process.communicate(timeout=60)
+            process.wait(timeout=60)
             reader.join(60)
+        err = process.stderr.read() if process.stderr else ""
         assert process.returncode == 0, (seen, err)
         while not lines.empty():
             seen.append(lines.get())
