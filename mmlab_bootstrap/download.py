@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from .fsutil import fsync_folder
 from .httpclient import (
     REDIRECTS,
     RETRY_STATUSES,
+    SPARE,
     Again,
     Cancelled,
     DownloadError,
@@ -43,6 +45,7 @@ from .httpclient import (
 from .partial import Partial
 
 CHUNK = 1 << 20
+ROOM_EVERY = 8 << 20  # bytes of a body of no given length between looks at the free space
 _RANGE = re.compile(r"bytes (?:([0-9]{1,18})-[0-9]{1,18}|\*)/([0-9]{1,18}|\*)")
 _LENGTH = re.compile(r"[0-9]{1,18}")
 
@@ -106,9 +109,12 @@ def _download(
                 answered = True
                 total = _start(job, answer, partial, progress, tries)
                 if total is None or partial.offset < total:
+                    room = _Room(job, partial.offset) if total is None else None
                     for chunk in _chunks(answer):
                         if cancel.is_set():
                             raise Cancelled
+                        if room is not None:
+                            room.check(partial.offset)
                         if total is not None and partial.offset + len(chunk) >= total:
                             chunk = chunk[: total - partial.offset]  # (the sha256 checks it)
                             partial.write(chunk)
@@ -132,6 +138,29 @@ def _download(
             ) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             tries.failed(_failure(error, answered, partial.offset), partial.offset)
+
+
+class _Room:
+    """For a body of no given length: free space looked at every ROOM_EVERY bytes, and the
+    download stopped before it could fill the disk (a body that never ends)."""
+
+    def __init__(self, job: Job, offset: int) -> None:
+        self.job, self.next = job, offset
+
+    def check(self, offset: int) -> None:
+        if offset < self.next:
+            return
+        self.next = offset + ROOM_EVERY
+        free = shutil.disk_usage(self.job.final.parent).free
+        if free < SPARE + ROOM_EVERY:
+            raise DownloadError(
+                f"{self.job.label}: {shown(self.job.shown_url)} gave no length and has sent"
+                f" {offset / 1e6:.1f} MB so far; {free / 1e6:.1f} MB are left free in"
+                f" {shown(str(self.job.final.parent))}",
+                "make room on that disk or choose another storage root (inv env"
+                " --checkpoints-path /path/to/storage); a body that never ends is the server's"
+                " fault: check MMLAB_CHECKPOINT_MIRROR",
+            )
 
 
 def _failure(error: BaseException, answered: bool, offset: int) -> str:

@@ -47,6 +47,7 @@ class Faults:
     reset: bool = False  # reset the connection (TCP RST) instead of answering
     hold: threading.Event | None = None  # answer only once this is set (at most HOLD seconds)
     headers: dict[str, str] = field(default_factory=dict)  # sent instead of the real ones
+    endless: bool = False  # no Content-Length, and the file's bytes over and over (HOLD s at most)
 
 
 HOLD = 30.0
@@ -166,7 +167,7 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
             else:
                 record.status = 200
                 self.send_response(200)
-            if faults.no_length:
+            if faults.no_length or faults.endless:
                 self.send_header("Connection", "close")
                 self.close_connection = True
             else:
@@ -185,6 +186,9 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
                 served.active += 1
                 served.peak = max(served.peak, served.active)
             try:
+                if faults.endless:
+                    self._endless(data, record)
+                    return
                 self._body(memoryview(data)[start:end], record, faults, drop)
             finally:
                 with served.lock:
@@ -192,6 +196,17 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
 
         def send_header(self, keyword: str, value: str) -> None:
             super().send_header(keyword, getattr(self, "_replaced", {}).get(keyword, value))
+
+        def _endless(self, data: bytes, record: Request) -> None:
+            """The bytes over and over, until the client goes away (or HOLD seconds)."""
+            ends = time.monotonic() + HOLD
+            self.close_connection = True
+            try:
+                while time.monotonic() < ends:
+                    self.wfile.write(data)
+                    record.sent += len(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
         def _reset(self) -> None:
             """Close the connection with a TCP RST (SO_LINGER 0): the client's read fails

@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from mmlab_bootstrap.errors import redacted
 from mmlab_bootstrap.httpclient import ATTEMPTS, REDIRECTS, Cancelled, DownloadError, Job, Tries
 
 from .ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
-from .conftest import REPO_ROOT, Run, assert_clean_error, inv
+from .conftest import REPO_ROOT, Run, assert_clean_error, inv, mount
 from .httpserve import Faults, Served, serving
 
 SIZE = 1 << 20
@@ -205,6 +206,18 @@ def test_a_hostile_server_costs_a_bounded_number_of_requests(zoo: Zoo, name: str
         waits = [line for line in out.splitlines() if "; waiting " in line]
         assert len(waits) == requests // (REDIRECTS + 1 if "redirect" in name else 1) - 1, out
         assert all(f" for 127.0.0.1:{zoo.served.url.rsplit(':', 1)[1][:-1]} " in w for w in waits)
+
+
+def test_a_body_that_never_ends_stops_before_the_disk_is_full(zoo: Zoo, mounts: list[Path]) -> None:
+    """No length and no end: free space is looked at as it comes, and the download stops
+    with room left on the disk (one error naming the server), never filling it."""
+    small = zoo.root.parent / "small"
+    mount(mounts, small, "size=24m")
+    zoo.served.faults[zoo.item.path] = Faults(endless=True)
+    code, out, err = _fetch(zoo, env={"MMLAB_CHECKPOINTS_PATH": str(small)})
+    assert_clean_error(Run(code, out, err), "gave no length and has sent", "MB are left free")
+    assert shutil.disk_usage(small).free > 1 << 20
+    assert len(zoo.served.requests) == 1
 
 
 def test_retry_after_is_capped_and_said(zoo: Zoo) -> None:
