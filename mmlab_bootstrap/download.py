@@ -109,19 +109,7 @@ def _download(
                 answered = True
                 total = _start(job, answer, partial, progress, tries)
                 if total is None or partial.offset < total:
-                    room = _Room(job, partial.offset) if total is None else None
-                    for chunk in _chunks(answer):
-                        if cancel.is_set():
-                            raise Cancelled
-                        if room is not None:
-                            room.check(partial.offset)
-                        if total is not None and partial.offset + len(chunk) >= total:
-                            chunk = chunk[: total - partial.offset]  # (the sha256 checks it)
-                            partial.write(chunk)
-                            progress.advance(job.label, len(chunk))
-                            break
-                        partial.write(chunk)
-                        progress.advance(job.label, len(chunk))
+                    _receive(job, answer, partial, total, progress, cancel)
             if total is None or partial.offset == total:
                 return total
             raise Again(f"ended the body at byte {partial.offset} of {total}")
@@ -138,6 +126,30 @@ def _download(
             ) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             tries.failed(_failure(error, answered, partial.offset), partial.offset)
+
+
+def _receive(
+    job: Job,
+    answer: requests.Response,
+    partial: Partial,
+    total: int | None,
+    progress: Progress,
+    cancel: threading.Event,
+) -> None:
+    """Write the body as it comes, never past `total` (a longer one is cut: the sha256
+    checks what was kept); a body of no given length never fills the disk."""
+    room = _Room(job, partial.offset) if total is None else None
+    for chunk in _chunks(answer):
+        if cancel.is_set():
+            raise Cancelled
+        if total is not None:
+            chunk = chunk[: total - partial.offset]
+        elif room is not None:
+            room.check(partial.offset)
+        partial.write(chunk)
+        progress.advance(job.label, len(chunk))
+        if partial.offset == total:
+            return
 
 
 class _Room:
