@@ -77,7 +77,12 @@ class Job:
         """`host[:port]` of the URL (no credential)."""
         parts = urlsplit(self.url)
         host = parts.hostname or "?"
-        return f"{host}:{parts.port}" if parts.port else host
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address
+        try:
+            port = parts.port
+        except ValueError:  # not a number: requests says so when it tries
+            port = None
+        return f"{host}:{port}" if port else host
 
 
 def timeouts() -> tuple[float, float]:
