@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ckptstore
-from .errors import BootstrapError, shown
+from .errors import BootstrapError, redacted, shown
 from .fsutil import denied
 from .layout import plan_layout, storage_folder
 from .locations import human_size
@@ -37,7 +37,7 @@ class CheckpointPlan:
     model: Model
     url: str
     final: Path
-    action: str  # "none", "record" (verified here, record it) or "fetch"
+    action: str  # "none", "record" (verified here, record it), "redact" or "fetch"
     sha256: str = ""  # for "record": the hash just computed
     mismatch: bool = False
 
@@ -108,6 +108,8 @@ def plan_one(settings: Settings, model: Model, *, verify: bool, accept: bool) ->
             )
     record = ckptstore.recorded(final)
     if record is not None and not verify:
+        if redacted(record.url) != record.url:  # an older run recorded a credential
+            return CheckpointPlan(model, record.url, final, "redact", record.sha256)
         return CheckpointPlan(model, url, final, "none")
     if not final.is_file():
         return CheckpointPlan(model, url, final, "fetch")
@@ -167,10 +169,17 @@ def fetch_checkpoints_step(
                 report.done(f"verified {plan.final} (sha256 {plan.sha256[:16]}…){odd}")
 
             changes.make(f"record {plan.final} as verified (sha256 {plan.sha256[:16]}…)", record)
+        elif plan.action == "redact":
+
+            def redact(plan: CheckpointPlan = plan) -> None:
+                ckptstore.write_record(plan.final, plan.sha256, plan.url)  # (without it)
+                report.done(f"removed the credential from the record of {plan.final}")
+
+            changes.make(f"remove the credential from the record of {plan.final}", redact)
     fetches = [plan for plan in plans if plan.action == "fetch"]
     if fetches:
         changes.make(
-            [f"fetch {p.model.label} from {p.url} to {p.final}" for p in fetches],
+            [f"fetch {p.model.label} from {redacted(p.url)} to {p.final}" for p in fetches],
             lambda: _download_all(session, fetches, jobs, accept_mismatch),
         )
     return counted.result(settings, plans)

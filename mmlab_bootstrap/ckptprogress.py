@@ -1,6 +1,8 @@
 """Progress of checkpoint downloads: on a terminal one tqdm bar per file (size, speed, ETA)
 and a total; piped, one line per file started and finished, and a heartbeat line at least
-every MMLAB_HEARTBEAT seconds (10 by default) while anything downloads."""
+every MMLAB_HEARTBEAT seconds (10 by default) while anything downloads. A download waiting
+(for an answer that has not come, or between tries) is in the heartbeat too, on a terminal
+as well: no wait is silent."""
 
 from __future__ import annotations
 
@@ -78,6 +80,7 @@ class Downloads:
         self._lock = threading.RLock()
         self._bars: dict[str, Any] = {}
         self._sizes: dict[str, tuple[int, int | None]] = {}  # label: (have, total)
+        self._waits: dict[str, tuple[str, float]] = {}  # label: (what it awaits, since)
         self._numbers: dict[str, int] = {}
         self._total: Any = None
         self._stop = threading.Event()
@@ -90,9 +93,10 @@ class Downloads:
         if self.live:  # any line the report prints meanwhile is printed above the bars
             self._around, self.report.around = self.report.around, self._write
             self._total = _bar("total", 0, 0, 0)
-        else:
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
+        # the heartbeat names downloads that wait for an answer (live or not), and piped
+        # how far each other one is
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(
@@ -112,8 +116,15 @@ class Downloads:
             if self.report.around == self._write:
                 self.report.around = self._around
 
+    def waiting(self, label: str, what: str) -> None:
+        """A download waits (`what`: for an answer from HOST, N s before trying again) until
+        its next `start`."""
+        with self._lock:
+            self._waits[label] = (what, time.monotonic())
+
     def start(self, label: str, url: str, total: int | None, have: int) -> None:
         with self._lock:
+            self._waits.pop(label, None)
             number = self._numbers.setdefault(label, len(self._numbers) + 1)
             self._sizes[label] = (have, total)
             resuming = f", resuming at {human_size(have)}" if have else ""
@@ -150,6 +161,7 @@ class Downloads:
         """A file is verified and in place."""
         with self._lock:
             self._sizes.pop(label, None)
+            self._waits.pop(label, None)
             bar = self._bars.pop(label, None)
             if bar is not None:
                 bar.close()
@@ -170,15 +182,22 @@ class Downloads:
                 self._writing = False
 
     def _beat(self) -> None:
+        """Every `heartbeat` seconds, a line naming each download that waits and (piped; a
+        terminal has its bars) how far each other one is."""
         while not self._stop.wait(self.heartbeat):
             with self._lock:
-                if not self._sizes:
-                    continue
-                seconds = time.monotonic() - self._started
+                now = time.monotonic()
                 parts = [
-                    f"{label} {human_size(have)}" + (f" of {human_size(total)}" if total else "")
-                    for label, (have, total) in self._sizes.items()
-                    if total is None or have < total
+                    f"{label} {what} ({now - since:.0f} s)"
+                    for label, (what, since) in self._waits.items()
                 ]
+                if not self.live:
+                    parts += [
+                        f"{label} {human_size(have)}"
+                        + (f" of {human_size(total)}" if total else "")
+                        for label, (have, total) in self._sizes.items()
+                        if label not in self._waits and (total is None or have < total)
+                    ]
                 if parts:
-                    self.report.info(f"… still fetching ({seconds:.0f} s): {'; '.join(parts)}")
+                    line = f"… still fetching ({now - self._started:.0f} s): {'; '.join(parts)}"
+                    self._write(lambda line=line: self.report.info(line))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import shown
+from .errors import redacted, shown
 from .fsutil import FileRefused, kind, read_regular, share_like_folder
 
 CHUNK = 1 << 20
@@ -140,8 +140,10 @@ def odd_files(final: Path) -> list[str]:
 def write_record(final: Path, sha256: str, url: str) -> Record:
     """Remember that `final`, as it is now, has this sha256: written to a temporary name of
     this run's own, then renamed over the record (no lock needed: on a network filesystem
-    another run may write the same record at the same moment)."""
+    another run may write the same record at the same moment). The URL is kept without its
+    user name and password: records are readable by everyone who shares the storage."""
     found = os.stat(final)
+    url = redacted(url)
     record = Record(sha256, found.st_size, found.st_mtime_ns, url)
     text = json.dumps(
         {"sha256": sha256, "size": record.size, "mtime_ns": record.mtime_ns, "url": url}

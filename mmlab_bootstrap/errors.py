@@ -70,6 +70,30 @@ def escaped(text: str) -> str:
 
 _SURROGATE_ESCAPE = r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])"
 
+# The userinfo of a URL (`https://user:token@host/`): everything between `scheme://` and the
+# last `@` before the host (as urllib splits it), never across a `/`, `?`, `#`, quote or space.
+_USERINFO = re.compile(
+    r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<info>[^/?#\s\"'<>@]*(?:@[^/?#\s\"'<>@]*)*)@"
+)
+HIDDEN = "***"
+
+
+def _hide(found: re.Match[str]) -> str:
+    scheme, info = found["scheme"], found["info"]
+    if scheme.lower().endswith("ssh") and ":" not in info:
+        return found[0]  # `ssh://git@host/`: a login name, no secret
+    return f"{scheme}://{HIDDEN}@"
+
+
+def redacted(text: str) -> str:
+    """`text` (a URL, a line, a JSON document) with the user name and password of every URL
+    in it replaced by `***` (`https://***@host/path`): a credential is used, never shown or
+    recorded. Every line the tool prints passes through it (see `report.write_line`), and so
+    does every URL it stores."""
+    if "@" not in text:
+        return text
+    return _USERINFO.sub(_hide, text)
+
 
 def shown(value: str) -> str:
     """Quote a user value (a name, a path) for a message, escaping anything that would break

@@ -24,6 +24,7 @@ class Partial:
     def __init__(self, final: Path) -> None:
         self.descriptor, self.path = claim_partial(final)
         self.offset = 0  # bytes written (and handed to the hasher) so far
+        self.received = 0  # bytes this run wrote (what it downloaded, restarts included)
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
         self._hasher: Any = None
         self._thread: threading.Thread | None = None
@@ -51,6 +52,7 @@ class Partial:
     def write(self, chunk: bytes) -> None:
         os.pwrite(self.descriptor, chunk, self.offset)
         self.offset += len(chunk)
+        self.received += len(chunk)
         self._queue.put(chunk)
 
     def sha256(self) -> str:

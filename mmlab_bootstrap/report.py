@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
-from .errors import escaped
+from .errors import escaped, redacted
 
 # Styles by name; their codes come from colorama the first time a line is colored (importing
 # it costs more than the rest of `inv --list`, and output that is not a terminal needs none).
@@ -94,9 +94,10 @@ def quiet_broken_pipe() -> None:
 
 
 def write_line(stream: TextIO, text: str) -> bool:
-    """Print one line; False (and the stream silenced) when its reader has gone away."""
+    """Print one line (or one JSON document), never with a URL's credential in it (see
+    `redacted`); False (and the stream silenced) when its reader has gone away."""
     try:
-        print(text, file=stream, flush=True)
+        print(redacted(text), file=stream, flush=True)
     except BrokenPipeError:
         silence(stream)
         return False

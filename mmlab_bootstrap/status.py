@@ -11,7 +11,7 @@ from typing import Any
 
 from .borrowing import borrowing_problems
 from .clone import same_repository
-from .errors import shown
+from .errors import redacted, shown
 from .git import Git
 from .inventory import files_of_user, git_names, skipped_files
 from .journal import STATE_FILE, Journal, JournalError
@@ -151,7 +151,7 @@ def _variables(
     for variable in VARIABLES:
         value = settings.values[variable.name]
         variables[variable.name] = {
-            "value": value.value,
+            "value": redacted(value.value),  # a mirror's credential is never shown
             "source": value.source.label,
             "environment_differs_from_dotenv": _differs(variable.name, environ, dotenv),
         }
@@ -191,7 +191,7 @@ def _repository(
     origin = origin_url(git, path)
     borrowed = borrowing_problems(git, path)
     info |= {
-        "origin": origin,
+        "origin": redacted(origin),
         "same_repository": same_repository(origin, settings),
         "commit": facts.head,
         "branch": facts.branch or None,
