@@ -15,8 +15,8 @@ copyright = "mmlab-bootstrap contributors"  # noqa: A001 (Sphinx's name for it)
 
 extensions = [
     "myst_parser",
-    # The variables reference, generated from mmlab_bootstrap/variables.py at build time.
-    "mmlab_variables",
+    # The variables reference and each task's flags, generated from the package at build time.
+    "mmlab_reference",
 ]
 source_suffix = {".md": "markdown"}
 root_doc = "index"

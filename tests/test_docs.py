@@ -27,9 +27,9 @@ def task_names() -> list[str]:
 
 
 def generator() -> ModuleType:
-    """The docs extension that writes the variables table (docs/_ext/mmlab_variables.py)."""
-    path = DOCS / "_ext" / "mmlab_variables.py"
-    spec = importlib.util.spec_from_file_location("mmlab_variables", path)
+    """The docs extension that writes the variables table (docs/_ext/mmlab_reference.py)."""
+    path = DOCS / "_ext" / "mmlab_reference.py"
+    spec = importlib.util.spec_from_file_location("mmlab_reference", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -63,6 +63,7 @@ def test_every_task_has_its_page() -> None:
         assert page.is_file(), f"no page for task {name}: {page}"
         assert page.read_text().startswith(f"# `inv {name}"), page
         assert f"]({name}.md)" in index, name
+        assert f"```{{mmlab-task-flags}} {name}\n```" in page.read_text(), page
     pages = {p.stem for p in (DOCS / "tasks").glob("*.md")} - {"index", "linking"}
     assert pages == set(task_names()), "a page for a task that does not exist"
 
@@ -129,3 +130,5 @@ def test_the_docs_build_without_a_warning(tmp_path: Path) -> None:
     reference = (html / "reference" / "variables.html").read_text()
     for variable in VARIABLES:
         assert variable.name in reference, variable.name
+    flags = (html / "tasks" / "link-data.html").read_text()
+    assert "--move-data" in flags
