@@ -23,6 +23,7 @@ import pytest
 
 from mmlab_bootstrap.errors import redacted
 from mmlab_bootstrap.httpclient import ATTEMPTS, REDIRECTS, Cancelled, DownloadError, Job, Tries
+from mmlab_bootstrap.locations import human_size
 
 from .ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import REPO_ROOT, Run, assert_clean_error, inv, mount
@@ -215,7 +216,7 @@ def test_a_body_that_never_ends_stops_before_the_disk_is_full(zoo: Zoo, mounts: 
     mount(mounts, small, "size=24m")
     zoo.served.faults[zoo.item.path] = Faults(endless=True)
     code, out, err = _fetch(zoo, env={"MMLAB_CHECKPOINTS_PATH": str(small)})
-    assert_clean_error(Run(code, out, err), "gave no length and has sent", "MB are left free")
+    assert_clean_error(Run(code, out, err), "gave no length and has sent", "MiB are left free")
     assert shutil.disk_usage(small).free > 1 << 20
     assert len(zoo.served.requests) == 1
 
@@ -341,13 +342,14 @@ def test_bytes_this_run_are_what_it_received(zoo: Zoo) -> None:
     code, out, err = _fetch(zoo)
     assert code == 0, err
     assert [r.status for r in zoo.served.requests] == [416, 200]
-    assert f"({SIZE} bytes, sha256" in out, out  # all of it this run: no "this run" part
-    assert not re.search(r"-\d+ bytes this run", out), out
+    assert f"({human_size(SIZE)}, sha256" in out, out  # all of it this run: no "this run" part
+    assert not re.search(r"-[\d.]+ \w*B this run", out), out
     zoo.final.unlink()
     zoo.plant_partial(zoo.item.data[:1000])
     code, out, err = _fetch(zoo)
     assert code == 0, err
-    assert f"({SIZE} bytes, {SIZE - 1000} bytes this run," in out, out
+    assert f"({human_size(SIZE)}, {human_size(SIZE - 1000)} this run," in out, out
+    assert not re.search(r"-[\d.]+ \w*B this run", out), out
 
 
 def test_after_starting_over_progress_counts_from_nothing(zoo: Zoo) -> None:

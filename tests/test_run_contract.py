@@ -150,7 +150,7 @@ def test_tests_needing_a_missing_shell_are_skipped(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "zsh is not installed here" in done.stdout
-    assert "3 passed, 2 skipped" in done.stdout, done.stdout
+    assert "4 passed, 2 skipped" in done.stdout, done.stdout
 
 
 def test_bootstrap_refuses_an_unknown_project_before_changing_anything(cloned: Cloned) -> None:
