@@ -77,15 +77,15 @@ class _Retry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-def http_session(jobs: int) -> requests.Session:
+def http_session(jobs: int, *, attempts: int = ATTEMPTS) -> requests.Session:
     """requests with retries (connection errors, 5xx, 429 honouring Retry-After)."""
     retry = _Retry(
-        total=ATTEMPTS,
-        connect=ATTEMPTS,
-        read=ATTEMPTS,
-        status=ATTEMPTS,
+        total=attempts,
+        connect=attempts,
+        read=attempts,
+        status=attempts,
         backoff_factor=0.5,
-        backoff_max=30,
+        backoff_max=30 if attempts >= ATTEMPTS else 2,
         status_forcelist=(429, 500, 502, 503, 504),
         respect_retry_after_header=True,
         raise_on_status=False,
