@@ -28,10 +28,17 @@ from .variables import (
     GIT_CACHE,
     GIT_CACHE_MODE,
     GIT_MIRROR,
+    MMCV_INDEX,
     PROJECTS,
+    PYPI_INDEX,
+    PYTHON,
+    PYTHON_ENV,
     REQUIRE_MOUNT,
+    TORCH_INDEX,
+    VENVS_PATH,
     flag_help,
 )
+from .variables import CUDA as CUDA_TAG
 
 DEFAULT_JOBS = 4  # steps.DEFAULT_JOBS (kept here so that --help needs no import of steps)
 Flags = dict[str, str | None]
@@ -50,6 +57,13 @@ ALL_VARIABLES = (
     CHECKPOINT_MIRROR,
     GIT_CACHE,
     GIT_CACHE_MODE,
+    PYTHON_ENV,
+    VENVS_PATH,
+    PYTHON,
+    CUDA_TAG,
+    TORCH_INDEX,
+    MMCV_INDEX,
+    PYPI_INDEX,
 )
 ENV_HELP = {
     "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
