@@ -298,6 +298,32 @@ def mirror(
         mirror_step(session, flags, dest or "", all_refs=all_refs, jobs=jobs_flag(jobs, "mirror"))
 
 
+PYENV_VARIABLES = (
+    EXTENSION_PATH,
+    PROJECTS,
+    VENVS_PATH,
+    PYTHON,
+    CUDA_TAG,
+    TORCH_INDEX,
+    MMCV_INDEX,
+    PYPI_INDEX,
+)
+PYENV_HELP = {
+    "locked": "install exactly the lock written in the workspace (fails when there is none)",
+    "update": "resolve the lock again (newest versions and pair within the ranges)",
+}
+
+
+@task(auto_shortflags=False, help={**flag_help(*PYENV_VARIABLES), **PYENV_HELP})
+@variable_flags(*PYENV_VARIABLES)
+def python_env(c: Context, flags: Flags, locked: bool = False, update: bool = False) -> None:
+    """Build the training environment of each project: torch, mmcv, mmdet, ... (uv, locked)."""
+    from .pyenvbuild import python_env_step
+
+    with session_for(c, "python-env") as session:
+        python_env_step(session, flags, locked=locked, update=update)
+
+
 @task(help={"json": "print one JSON document instead (its keys are listed in the README)"})
 def status(c: Context, json: bool = False) -> None:
     """Show the workspace at a glance; exit 1 when something needs attention."""
@@ -344,6 +370,7 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
         mirror,
         status,
         doctor,
+        python_env,
     )
     collection.configure(
         {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}

@@ -56,6 +56,7 @@ class Served:
     hosts: list[str] = field(default_factory=list)  # the Host header of each request
     active: int = 0  # bodies being sent now
     peak: int = 0  # the most bodies sent at once
+    types: dict[str, str] = field(default_factory=dict)  # a Content-Type for some paths
 
     def sent(self, path: str) -> int:
         """Body bytes sent for `path` so far (every request)."""
@@ -118,6 +119,8 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
             else:
                 record.status = 200
                 self.send_response(200)
+            if path in served.types:
+                self.send_header("Content-Type", served.types[path])
             if faults.no_length:
                 self.send_header("Connection", "close")
                 self.close_connection = True

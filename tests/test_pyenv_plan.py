@@ -36,7 +36,10 @@ RC4_RUNTIME = "networkx>=2.2,<2.3\nnumba==0.53.0\nnumpy\n# a comment\ntrimesh>=2
 def rc4_workspace(extension: Path, *, mmcv: str = "1.6.1") -> Path:
     """The recorded workspace's shape: mmdetection3d 1.0.0rc4 and an mmcv checkout."""
     write(extension / "mmdetection3d" / "mmdet3d" / "__init__.py", MMDET3D_10_INIT)
-    write(extension / "mmdetection3d" / "mmdet3d" / "version.py", "__version__ = '1.0.0rc4'\n")
+    write(
+        extension / "mmdetection3d" / "mmdet3d" / "version.py",
+        "__version__ = '1.0.0rc4'\nshort_version = __version__\n",
+    )
     write(extension / "mmdetection3d" / "requirements" / "mminstall.txt", MMDET3D_10_MMINSTALL)
     write(extension / "mmdetection3d" / "requirements" / "runtime.txt", RC4_RUNTIME)
     write(extension / "mmcv" / "mmcv" / "version.py", f"__version__ = '{mmcv}'\n")

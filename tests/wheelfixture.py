@@ -19,6 +19,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from .httpserve import Served
+
 CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
 PLATFORM = f"linux_{platform.machine()}"
 MANYLINUX = f"manylinux1_{platform.machine()}"
@@ -190,6 +192,14 @@ class Indexes:
     """The files a loopback server serves (paths without the leading slash)."""
 
     files: dict[str, bytes | Path] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+
+    def page(self, path: str, text: bytes) -> None:
+        self.files[path] = text
+        self.types[path] = "text/html; charset=utf-8"
+
+    def served(self) -> Served:
+        return Served(files=dict(self.files), types=dict(self.types))
 
     def simple(self, prefix: str, dists: list[Path]) -> None:
         """A PEP 503 index at `<prefix>/`: a root page and one page per project."""
@@ -200,13 +210,13 @@ class Indexes:
             else:
                 name = canonicalize_name(dist.name.rsplit("-", 1)[0])
             by_project.setdefault(name, []).append(dist)
-            self.files[f"{prefix}/files/{dist.name}"] = dist
+            self.files[f"{prefix}/files/{dist.name.replace('+', '%2B')}"] = dist
         for name, found in by_project.items():
             links = [(f"../files/{d.name.replace('+', '%2B')}#sha256={_sha(d)}", d.name)
                      for d in found]  # fmt: skip
-            self.files[f"{prefix}/{name}/"] = page(f"Links for {name}", links)
+            self.page(f"{prefix}/{name}/", page(f"Links for {name}", links))
         roots = [(f"{name}/", name) for name in sorted(by_project)]
-        self.files[f"{prefix}/"] = page("Simple index", roots)
+        self.page(f"{prefix}/", page("Simple index", roots))
 
     def openmmlab(self, tag: str, torch_minor: str, wheels: list[Path], *, dotted: bool) -> None:
         """mmcv's page for a pair, as download.openmmlab.com writes it (absolute links)."""
@@ -214,4 +224,4 @@ class Indexes:
         for found in wheels:
             self.files[f"{folder}/{found.name}"] = found
         links = [(f"/{folder}/{w.name}", w.name) for w in wheels]
-        self.files[f"{folder}/index.html"] = page("mmcv wheels", links)
+        self.page(f"{folder}/index.html", page("mmcv wheels", links))

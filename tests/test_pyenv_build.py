@@ -1,0 +1,220 @@
+"""`inv python-env` end to end against stand-in wheels served on 127.0.0.1: a PyPI-shaped
+index (mmdet 2.x and 3.x, mmsegmentation, numba with a cp38-only pin, mmcv-full sdists that
+fail loudly if built, stand-in build tools), a PyTorch-style index and mmcv's wheel pages;
+the workspace is mmdetection3d 1.0.0rc4's shape with a setup.py that imports torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mmlab_bootstrap.pyenvbuild import MARKER
+
+from .conftest import assert_clean_error, inv
+from .fakepython import write
+from .httpserve import Served, serving
+from .test_pyenv_plan import rc4_workspace
+from .wheelfixture import (
+    CP,
+    MANYLINUX,
+    PLATFORM,
+    STANDIN_SETUPTOOLS,
+    Indexes,
+    failing_sdist,
+    mmcv_files,
+    package_files,
+    torch_files,
+    wheel,
+)
+
+SETUP_PY = """\
+import torch
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+from setuptools import find_packages, setup
+
+setup(name='mmdet3d', version='1.0.0rc4', packages=find_packages())
+"""
+OVERRIDE = "numba>=0.57  # numba==0.53.0 has no wheel for this Python\n"
+
+
+def stand_in_indexes(folder: Path) -> Indexes:
+    indexes = Indexes()
+    native = f"{CP}-{CP}-{PLATFORM}"
+    torches = [
+        wheel(folder, "torch", f"{v}+cu113", torch_files(f"{v}+cu113", "11.3"), tag=native)
+        for v in ("1.12.1", "1.11.0")
+    ]
+    indexes.simple("whl/cu113", torches)
+    on_pypi = f"{CP}-{CP}-{MANYLINUX}"
+    indexes.openmmlab(
+        "cu113",
+        "1.12",
+        [
+            wheel(folder / "p12", "mmcv-full", "1.7.0", mmcv_files("1.7.0"), tag=on_pypi),
+            wheel(folder / "p12", "mmcv", "2.0.0", mmcv_files("2.0.0"), tag=on_pypi),
+        ],
+        dotted=False,
+    )
+    indexes.openmmlab(
+        "cu113",
+        "1.11",
+        [wheel(folder / "p11", "mmcv-full", "1.6.0", mmcv_files("1.6.0"), tag=on_pypi)],
+        dotted=True,
+    )
+    mim = ("mmcv>=2.0.0rc4 ; extra == 'mim'",)
+    pypi = [
+        failing_sdist(folder, "mmcv-full", "1.6.0"),
+        failing_sdist(folder, "mmcv-full", "1.5.3"),
+        wheel(folder, "mmdet", "2.28.2", package_files("mmdet", "2.28.2")),
+        wheel(folder, "mmdet", "3.0.0", package_files("mmdet", "3.0.0"), requires=mim),
+        wheel(folder, "mmsegmentation", "0.30.0", package_files("mmseg", "0.30.0")),
+        wheel(folder, "mmsegmentation", "1.0.0", package_files("mmseg", "1.0.0")),
+        wheel(folder, "numba", "0.53.0", package_files("numba", "0.53.0"), tag="cp38-cp38-"
+              "manylinux1_x86_64"),
+        failing_sdist(folder, "numba", "0.53.0"),
+        wheel(folder, "numba", "0.57.0", package_files("numba", "0.57.0")),
+        wheel(folder, "setuptools", "65.5.0", STANDIN_SETUPTOOLS),
+        wheel(folder, "wheel", "0.43.0", {"wheel/__init__.py": ""}),
+    ]  # fmt: skip
+    indexes.simple("simple", pypi)
+    return indexes
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(stand_in_indexes(tmp_path_factory.mktemp("wheels")).served()) as served:
+        yield served
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "PIP_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("UV_INDEX_URL", "http://127.0.0.1:9/stray-user-config/")  # ignored
+
+
+def environ(served: Served) -> dict[str, str]:
+    return {
+        "MMLAB_PROJECTS": "mmdetection3d",
+        "MMLAB_CUDA": "cu113",
+        "MMLAB_PYTHON": sys.executable,
+        "MMLAB_TORCH_INDEX": served.url + "whl/",
+        "MMLAB_MMCV_INDEX": served.url,
+        "MMLAB_PYPI_INDEX": served.url + "simple/",
+    }
+
+
+@pytest.fixture
+def ws(workspace: Path) -> Path:
+    extension = rc4_workspace(workspace / "mmlab_extension")
+    write(extension / "mmdetection3d" / "setup.py", SETUP_PY)
+    write(extension / "mmdetection3d" / "requirements" / "runtime.txt", "numba==0.53.0\n")
+    return workspace
+
+
+def imported(venv: Path) -> dict[str, str]:
+    script = (
+        "import json, mmcv, mmcv.ops, mmdet, mmseg, mmdet3d, numba, torch\n"
+        "print(json.dumps({m.__name__: getattr(m, '__version__', m.__file__) for m in"
+        " (mmcv, mmdet, mmseg, numba, torch)} | {'mmdet3d': mmdet3d.__file__}))"
+    )
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-I", "-c", script], capture_output=True, check=True
+    )
+    found: dict[str, str] = json.loads(done.stdout)
+    return found
+
+
+def test_build_then_nothing_to_do(ws: Path, index: Served) -> None:
+    """The numba pin refused early with the override line; with it, the env is built from
+    wheels only (no sdist ever fetched), mmdet 2.x although mmdet3d rc4 allows 3.0.0, mmcv-full
+    from the pair's page, the checkout editable; a second run changes nothing, asks nothing."""
+    env = environ(index)
+    first = inv(ws, "python-env", env=env)
+    assert_clean_error(first, "numba==0.53.0", "has no wheel for Python")
+    assert "numba>=0.57.0  #" in first.err and "python-env.overrides.txt" in first.err
+    assert not (ws / ".venvs").exists() and not list(ws.glob("python-env.*.lock.txt"))
+
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    built = inv(ws, "python-env", env=env)
+    assert built.code == 0, built.err
+    assert "chosen: torch 1.11.0+cu113, mmcv-full 1.6.0" in built.out
+    venv = ws / ".venvs" / "mmdetection3d"
+    found = imported(venv)
+    assert (found["mmcv"], found["mmdet"], found["mmseg"], found["numba"]) == (
+        "1.6.0", "2.28.2", "0.30.0", "0.57.0",
+    )  # fmt: skip
+    assert found["torch"] == "1.11.0+cu113"
+    assert found["mmdet3d"] == str(
+        ws / "mmlab_extension" / "mmdetection3d" / "mmdet3d" / "__init__.py"
+    )
+    lock = ws / "python-env.mmdetection3d.cu113.lock.txt"
+    assert "--hash=sha256:" in lock.read_text() and "mmcv-full==1.6.0" in lock.read_text()
+    assert not [r for r in index.requests if r.path.endswith(".tar.gz")]
+    assert not [h for h in index.hosts if "stray" in h]
+    assert json.loads((venv / MARKER).read_text())["made_by"] == "mmlab-bootstrap"
+    assert sorted(p.name for p in (ws / ".venvs").iterdir()) == ["mmdetection3d"]
+
+    asked = len(index.requests)
+    again = inv(ws, "python-env", env=env)
+    assert again.code == 0, again.err
+    assert f"up to date: {venv}" in again.out
+    assert len(index.requests) == asked  # no request
+    dry = inv(ws, "--dry", "python-env", env=env)
+    assert dry.code == 0 and "would" not in dry.out and len(index.requests) == asked
+
+
+def test_dry_shows_the_pairs_and_changes_nothing(ws: Path, index: Served) -> None:
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    run = inv(ws, "--dry", "python-env", env=environ(index))
+    assert run.code == 0, run.err
+    assert "cu113 + torch 1.12: only mmcv-full 1.7.0, outside" in run.out
+    assert "cu113 + torch 1.11: chosen: torch 1.11.0+cu113, mmcv-full 1.6.0" in run.out
+    assert "mmdet<3" in run.out and "override numba>=0.57" in run.out
+    assert not (ws / ".venvs").exists() and not list(ws.glob("python-env.*.lock.txt"))
+
+
+def test_locked_needs_a_lock_and_installs_exactly_it(ws: Path, index: Served) -> None:
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    env = environ(index)
+    assert_clean_error(inv(ws, "python-env", "--locked", env=env), "--locked: no lock")
+    assert inv(ws, "python-env", env=env).code == 0
+    lock = ws / "python-env.mmdetection3d.cu113.lock.txt"
+    # The team's lock holds torch 1.12.1 (say): --locked installs it as it is
+    text = lock.read_text()
+    venv = ws / ".venvs" / "mmdetection3d"
+    write(ws / "python-env.overrides.txt", OVERRIDE + "networkx  # a new line: inputs differ\n")
+    run = inv(ws, "python-env", "--locked", env=env)
+    assert run.code == 0, run.err
+    assert f"up to date: {venv}" in run.out and lock.read_text() == text
+
+
+def test_a_folder_the_tool_did_not_make_is_never_touched(ws: Path, index: Served) -> None:
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    mine = write(ws / ".venvs" / "mmdetection3d" / "notes.txt", "my own env\n")
+    run = inv(ws, "python-env", env=environ(index))
+    assert_clean_error(run, "was not made by inv python-env")
+    assert "--venvs-path" in run.err and mine.read_text() == "my own env\n"
+
+
+def test_a_killed_run_is_finished_by_the_next(ws: Path, index: Served) -> None:
+    """What a kill leaves (a half-made `.partial` venv, an `.old` one being replaced, no
+    final env) is cleared and the env made; a stranger's folder under those names is not."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    venvs = ws / ".venvs"
+    write(venvs / ".mmdetection3d.partial" / "pyvenv.cfg", "home = /usr/bin\n")
+    write(venvs / ".mmdetection3d.old" / "pyvenv.cfg", "home = /usr/bin\n")
+    run = inv(ws, "python-env", env=environ(index))
+    assert run.code == 0, run.err
+    assert "left by an interrupted run" in run.out
+    assert sorted(p.name for p in venvs.iterdir()) == ["mmdetection3d"]
+    write(venvs / ".mmdetection3d.partial" / "precious.txt", "not a venv\n")
+    assert_clean_error(inv(ws, "python-env", "--update", env=environ(index)), "in the way")
+    assert (venvs / ".mmdetection3d.partial" / "precious.txt").exists()
