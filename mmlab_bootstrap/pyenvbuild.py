@@ -23,7 +23,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from .errors import shown
+from .errors import BootstrapError, shown
 from .fsutil import read_regular
 from .pyenvplan import OVERRIDES_FILE, TRAINING, EnvRequirements, PythonEnvError, plan_requirements
 from .settings import Settings
@@ -51,6 +51,24 @@ class LockFile:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def workspace_python(settings: Settings) -> str | None:
+    """The interpreter of the first environment `inv python-env` made for the projects (the
+    one `doctor` inspects by default), or None when there is none yet."""
+    for project in settings.projects:
+        venv = settings.venvs_path / project
+        python = venv / "bin" / "python"
+        if project not in TRAINING or not os.access(python, os.X_OK):
+            continue
+        try:
+            data = read_regular(venv / MARKER, "", own=True, limit=1 << 16)
+            said = json.loads(data) if data else None
+        except (ValueError, OSError, BootstrapError):
+            continue
+        if isinstance(said, dict) and said.get("made_by") == "mmlab-bootstrap":
+            return str(python)
+    return None
 
 
 def lock_path(root: Path, project: str, tag: str) -> Path:
@@ -339,6 +357,7 @@ class _Builder:
             os.rename(partial, self.venv)
             shutil.rmtree(old, ignore_errors=True)
             self.report.done(f"made {self.venv} from {lock.path.name}")
+            self._doctor()
 
         changes.make(
             [
@@ -362,7 +381,7 @@ class _Builder:
         try:
             data = read_regular(venv / MARKER, "", own=True, limit=1 << 16)
             said = json.loads(data) if data else None
-        except (ValueError, PythonEnvError, OSError):
+        except (ValueError, BootstrapError, OSError):
             said = None
         if not isinstance(said, dict) or said.get("made_by") != "mmlab-bootstrap":
             raise PythonEnvError(
@@ -422,6 +441,22 @@ class _Builder:
             )  # fmt: skip
         self._verify(python)
         (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+    def _doctor(self) -> None:
+        """The doctor's Python checks on the new environment: what they find is said."""
+        from .findings import ERROR
+        from .pychecks import python_section
+
+        _info, findings = python_section(
+            self.settings.extension_path,
+            self.settings.projects,
+            str(self.venv / "bin" / "python"),
+            self.environ,
+        )
+        for finding in findings:
+            if finding.level == ERROR:  # (warnings about building mmcv do not apply here)
+                hint = f"; hint: {finding.hint}" if finding.hint else ""
+                self.report.warn(f"doctor: {finding.line}{hint}")
 
     def _verify(self, python: str) -> None:
         """Import what training imports, in a subprocess of the new environment."""

@@ -201,9 +201,29 @@ class _Merged:
 
     def line(self) -> Line:
         extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
-        specifier = str(SpecifierSet(",".join(self.specifiers)))
+        specifier = str(tightest(SpecifierSet(",".join(self.specifiers))))
         marker = f" ; {self.marker}" if self.marker else ""
         return Line(self.name, f"{self.name}{extras}{specifier}{marker}", tuple(self.sources))
+
+
+def tightest(specifier: SpecifierSet) -> SpecifierSet:
+    """The same versions with fewer words: of the lower and of the upper bounds only the
+    tightest (at one version, the excluding one); other operators kept as they are."""
+    kept = [s for s in specifier if s.operator not in ("<", "<=", ">", ">=")]
+    try:
+        lows = [
+            (Version(s.version), s.operator == ">", s) for s in specifier if s.operator[0] == ">"
+        ]
+        ups = [
+            (Version(s.version), s.operator == "<", s) for s in specifier if s.operator[0] == "<"
+        ]
+    except InvalidVersion:
+        return specifier
+    if lows:
+        kept.append(max(lows, key=lambda bound: (bound[0], bound[1]))[2])
+    if ups:
+        kept.append(min(ups, key=lambda bound: (bound[0], not bound[1]))[2])
+    return SpecifierSet(",".join(str(s) for s in kept))
 
 
 def plan_requirements(extension: Path, project: str, overrides_path: Path) -> EnvRequirements:

@@ -146,6 +146,8 @@ def test_build_then_nothing_to_do(ws: Path, index: Served) -> None:
     built = inv(ws, "python-env", env=env)
     assert built.code == 0, built.err
     assert "chosen: torch 1.11.0+cu113, mmcv-full 1.6.0" in built.out
+    assert "imports torch, mmcv, mmcv.ops, mmdet, mmseg, mmdet3d in the new" in built.out
+    assert "doctor:" not in built.out + built.err, built.out + built.err  # its checks pass
     venv = ws / ".venvs" / "mmdetection3d"
     found = imported(venv)
     assert (found["mmcv"], found["mmdet"], found["mmseg"], found["numba"]) == (
@@ -218,3 +220,20 @@ def test_a_killed_run_is_finished_by_the_next(ws: Path, index: Served) -> None:
     write(venvs / ".mmdetection3d.partial" / "precious.txt", "not a venv\n")
     assert_clean_error(inv(ws, "python-env", "--update", env=environ(index)), "in the way")
     assert (venvs / ".mmdetection3d.partial" / "precious.txt").exists()
+
+
+def test_doctor_inspects_the_workspace_env_once_there_is_one(ws: Path, index: Served) -> None:
+    """Before: the python3 on PATH; after python-env: the workspace's env, whose packages
+    the doctor finds within the sources' bounds."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    env = environ(index)
+    before = json.loads(inv(ws, "doctor", "--json", env=env).out)
+    assert ".venvs" not in before["python"]["interpreter"]
+    assert inv(ws, "python-env", env=env).code == 0
+    after = json.loads(inv(ws, "doctor", "--json", env=env).out)
+    venv_python = ws / ".venvs" / "mmdetection3d" / "bin" / "python"
+    assert after["python"]["interpreter"] == str(venv_python)
+    packages = after["python"]["packages"]
+    assert packages["mmcv"]["version"] == "1.6.0" and packages["mmcv"]["accepted"] is True
+    assert packages["mmdet3d"]["editable"] is True
+    assert not [p for p in after["problems"] if p.startswith(("mmcv", "mmdet", "torch"))]
