@@ -154,7 +154,19 @@ def python_env_step(
     tags, why = accelerator_tags(settings.cuda, driver)
     session.report.info(f"accelerator: {why}")
     environ = dict(session.environ)
+    present = [p for p in projects if (settings.extension_path / p).is_dir()]
+    if not present:
+        raise PythonEnvError(
+            f"no checkout of {' or '.join(projects)} in {shown(str(settings.extension_path))}",
+            "run inv clone first (python-env installs the checkouts editable)",
+        )
     for project in projects:
+        if project not in present:
+            session.report.warn(
+                f"{project}: no checkout at {settings.extension_path / project}, so no"
+                " environment for it (inv clone brings it)"
+            )
+    for project in present:
         found = plan_requirements(
             settings.extension_path, project, session.env_path.parent / OVERRIDES_FILE
         )
@@ -233,10 +245,11 @@ class _Builder:
 
     def _resolve(self) -> LockFile | None:
         """Choose the pair, resolve with uv, write the lock (network)."""
+        from . import wheelpages
         from .httpclient import http_session, timeouts
 
-        reader = page_reader(http_session(2, attempts=3), "MMLAB_PYPI_INDEX", timeouts())
-        self._check_pins(reader)
+        http = http_session(2, attempts=wheelpages.PAGE_ATTEMPTS)
+        self._check_pins(page_reader(http, "MMLAB_PYPI_INDEX", timeouts()))
         series = self.found.series
         pair = choose_pair(
             self.tags,
@@ -244,7 +257,8 @@ class _Builder:
             mmcv_name=series.mmcv,
             mmcv_spec=self.found.specifier(series.mmcv),
             interpreter=self.python,
-            read=page_reader(http_session(2, attempts=3), "MMLAB_TORCH_INDEX", timeouts()),
+            read=page_reader(http, "MMLAB_TORCH_INDEX", timeouts()),
+            read_mmcv=page_reader(http, "MMLAB_MMCV_INDEX", timeouts()),
             torch_base=self.settings.torch_index,
             mmcv_base=self.settings.mmcv_index,
         )
@@ -415,7 +429,10 @@ class _Builder:
         self.session.changes.make(f"remove {path} (left by an interrupted run)", remove)
 
     def _build(self, partial: Path, lock: LockFile, marker: dict[str, object]) -> None:
-        hint = "run the same command again (what was downloaded stays in uv's cache)"
+        hint = (
+            "check that the indexes (MMLAB_PYPI_INDEX, MMLAB_TORCH_INDEX, MMLAB_MMCV_INDEX) are"
+            " reachable, then run the same command again (downloads stay in uv's cache)"
+        )
         run_uv(
             ["venv", str(partial), "--python", self.python.path, "--relocatable",
              "--no-config", "--no-progress", "--quiet"],

@@ -140,8 +140,10 @@ def choose_pair(
     read: Reader,
     torch_base: str,
     mmcv_base: str,
+    read_mmcv: Reader | None = None,
 ) -> Pair:
-    """The newest pair with a torch wheel and a prebuilt mmcv wheel for the interpreter."""
+    """The newest pair with a torch wheel and a prebuilt mmcv wheel for the interpreter
+    (`read` reads the torch index; `read_mmcv`, when given, mmcv's pages)."""
     considered: list[Considered] = []
     existing: list[str] = []  # pairs with some mmcv wheel in range (another Python, say)
     pages = 0
@@ -163,7 +165,7 @@ def choose_pair(
         for minor, torch in builds.items():
             if pages >= MAX_PAGES:
                 break
-            wheels, page = _mmcv_page(read, mmcv_base, tag, minor)
+            wheels, page = _mmcv_page(read_mmcv or read, mmcv_base, tag, minor)
             pages += 1
             if page is None:
                 considered.append(Considered(tag, minor, "no mmcv wheel page"))

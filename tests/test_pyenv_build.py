@@ -6,8 +6,13 @@ the workspace is mmdetection3d 1.0.0rc4's shape with a setup.py that imports tor
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,3 +242,111 @@ def test_doctor_inspects_the_workspace_env_once_there_is_one(ws: Path, index: Se
     assert packages["mmcv"]["version"] == "1.6.0" and packages["mmcv"]["accepted"] is True
     assert packages["mmdet3d"]["editable"] is True
     assert not [p for p in after["problems"] if p.startswith(("mmcv", "mmdet", "torch"))]
+
+
+def test_a_kill_mid_build_is_finished_by_the_next_run(
+    ws: Path, index: Served, tmp_path: Path
+) -> None:
+    """A real `inv python-env` killed (with uv and the build backend) while the checkout is
+    being installed into the half-made env; the next run removes it and finishes."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    gate = tmp_path / "gate"
+    env = {**os.environ, **environ(index), "STANDIN_BUILD_WAIT": str(gate)}
+    inv_bin = shutil.which("inv", path=env["PATH"])
+    assert inv_bin is not None
+    process = subprocess.Popen(
+        [inv_bin, "python-env"],
+        cwd=ws,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        started = Path(f"{gate}.started")
+        for _ in range(1200):  # the backend says when it waits (not a timing assertion)
+            if started.exists() or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert started.exists(), "the build never started"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    venvs = ws / ".venvs"
+    assert (venvs / ".mmdetection3d.partial" / "pyvenv.cfg").is_file()
+    assert not (venvs / "mmdetection3d").exists()
+    run = inv(ws, "python-env", env=environ(index))
+    assert run.code == 0, run.err
+    assert "left by an interrupted run" in run.out
+    assert sorted(p.name for p in venvs.iterdir()) == ["mmdetection3d"]
+    assert imported(venvs / "mmdetection3d")["mmcv"] == "1.6.0"
+
+
+def test_update_resolves_again_and_keeps_an_equal_env(ws: Path, index: Served) -> None:
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    env = environ(index)
+    assert inv(ws, "python-env", env=env).code == 0
+    asked = len(index.requests)
+    run = inv(ws, "python-env", "--update", env=env)
+    assert run.code == 0, run.err
+    assert len(index.requests) > asked  # the pages were read again
+    assert f"up to date: {ws / '.venvs' / 'mmdetection3d'}" in run.out  # same pins: same env
+    assert_clean_error(inv(ws, "python-env", "--update", "--locked", env=env), "contradict")
+
+
+def closed_port() -> str:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{holder.getsockname()[1]}/"
+
+
+@pytest.mark.parametrize("variable", ["MMLAB_TORCH_INDEX", "MMLAB_MMCV_INDEX", "MMLAB_PYPI_INDEX"])
+def test_an_unreachable_index_names_its_variable(
+    ws: Path, index: Served, variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mmlab_bootstrap.wheelpages.PAGE_ATTEMPTS", 1)  # (no backoff waits)
+    env = {**environ(index), variable: closed_port()}
+    if variable != "MMLAB_PYPI_INDEX":
+        write(ws / "python-env.overrides.txt", OVERRIDE)  # (else the pin check asks PyPI first)
+    run = inv(ws, "python-env", env=env)
+    assert_clean_error(run)
+    assert variable in run.err.splitlines()[1]
+    assert not (ws / ".venvs").exists() and not list(ws.glob("python-env.*.lock.txt"))
+
+
+def test_what_uv_cannot_resolve_is_one_error(ws: Path, index: Served) -> None:
+    """mmdet3d asks mmdet>=2.24,<3; the override forces mmdet>=3.1, which the index lacks."""
+    write(ws / "python-env.overrides.txt", OVERRIDE + "mmdet>=3.1  # try the newest\n")
+    run = inv(ws, "python-env", env=environ(index))
+    assert_clean_error(run, "resolving mmdetection3d's environment", "mmdet")
+    assert "python-env.overrides.txt" in run.err.splitlines()[1]
+    assert not (ws / ".venvs").exists()
+
+
+HOSTILE_LOCKS = [
+    ("numpy==1.0\n", "is not a lock this tool wrote"),
+    ("# mmlab-bootstrap python-env lock\nnumpy==1.0\n", "is not a lock this tool wrote"),
+]
+
+
+@pytest.mark.parametrize(("text", "said"), HOSTILE_LOCKS)
+def test_hostile_locks(ws: Path, index: Served, text: str, said: str) -> None:
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    write(ws / "python-env.mmdetection3d.cu113.lock.txt", text)
+    assert_clean_error(inv(ws, "python-env", env=environ(index)), said)
+
+
+def test_a_lock_that_is_a_fifo_is_refused(ws: Path, index: Served) -> None:
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    os.mkfifo(ws / "python-env.mmdetection3d.cu113.lock.txt")
+    assert_clean_error(inv(ws, "python-env", env=environ(index)), "not a regular file")
+
+
+def test_a_project_without_checkout_is_passed_over(ws: Path, index: Served) -> None:
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    env = {**environ(index), "MMLAB_PROJECTS": "mmdetection mmdetection3d"}
+    run = inv(ws, "--dry", "python-env", env=env)
+    assert run.code == 0, run.err
+    assert "mmdetection: no checkout" in run.err
+    env["MMLAB_PROJECTS"] = "mmdetection"
+    assert_clean_error(inv(ws, "python-env", env=env), "no checkout of mmdetection")

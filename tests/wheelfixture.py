@@ -88,7 +88,7 @@ def failing_sdist(folder: Path, name: str, version: str) -> Path:
 # A build backend in setuptools' place: exec's the checkout's setup.py with a `setup` that
 # records its name and version, then writes an editable wheel (a .pth naming the checkout).
 STANDIN_BUILD_META = r"""
-import base64, hashlib, os, runpy, zipfile
+import base64, hashlib, os, runpy, time, zipfile
 import setuptools
 
 def _metadata():
@@ -106,7 +106,18 @@ def _line(path, data):
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return f"{path},sha256={digest},{len(data)}\n"
 
+def _gate():
+    # a test stops the build here (STANDIN_BUILD_WAIT=<file>): says so, waits for the file
+    gate = os.environ.get("STANDIN_BUILD_WAIT")
+    if gate:
+        open(gate + ".started", "w").close()
+        for _ in range(600):
+            if os.path.exists(gate):
+                return
+            time.sleep(0.1)
+
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    _gate()
     name, version = _metadata()
     stem = f"{name.replace('-', '_')}-{version}"
     info = f"{stem}.dist-info"
