@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def lock_text(inputs: str, indexes: Indexes, pins: str) -> str:
 
 
 def python_env_step(
-    session: Session, flags: dict[str, str | None], *, locked: bool, update: bool
+    session: Session, flags: Mapping[str, str | None], *, locked: bool, update: bool
 ) -> None:
     """Build or bring up to date the environment of each project of MMLAB_PROJECTS that trains."""
     if locked and update:

@@ -20,7 +20,7 @@ import pytest
 
 from mmlab_bootstrap.pyenvbuild import MARKER
 
-from .conftest import assert_clean_error, inv
+from .conftest import Cloned, assert_clean_error, inv
 from .fakepython import write
 from .httpserve import Served, serving
 from .test_pyenv_plan import rc4_workspace
@@ -350,3 +350,20 @@ def test_a_project_without_checkout_is_passed_over(ws: Path, index: Served) -> N
     assert "mmdetection: no checkout" in run.err
     env["MMLAB_PROJECTS"] = "mmdetection"
     assert_clean_error(inv(ws, "python-env", env=env), "no checkout of mmdetection")
+
+
+def test_bootstrap_builds_the_env_when_asked(cloned: Cloned, index: Served) -> None:
+    """MMLAB_PYTHON_ENV=1: bootstrap's python-env step builds it; off by default."""
+    write(cloned.root / "python-env.overrides.txt", OVERRIDE)
+    mmdet3d = cloned.ext / "mmdetection3d"
+    rc4_workspace(cloned.ext)
+    write(mmdet3d / "setup.py", SETUP_PY)
+    write(mmdet3d / "requirements" / "runtime.txt", "numba==0.53.0\n")
+    env = environ(index)
+    off = inv(cloned.root, "--dry", "bootstrap", env=env)
+    assert off.code == 0, off.err
+    assert "python-env" not in off.out and not (cloned.root / ".venvs").exists()
+    env["MMLAB_PYTHON_ENV"] = "1"
+    run = inv(cloned.root, "bootstrap", env=env)
+    assert run.code == 0, run.out + run.err
+    assert imported(cloned.root / ".venvs" / "mmdetection3d")["mmdet"] == "2.28.2"
