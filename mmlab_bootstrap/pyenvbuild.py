@@ -356,7 +356,14 @@ class _Builder:
         old = self.venv.parent / f".{self.project}.old"
         for leftover in (partial, old):
             self._remove_leftover(leftover)
-        if self.venv.exists() or self.venv.is_symlink():
+        if self.venv.is_symlink():
+            raise PythonEnvError(
+                f"{shown(str(self.venv))} is a symlink; the tool replaces its venvs by renaming"
+                " and never follows links there",
+                "remove the link, and point MMLAB_VENVS_PATH at the disk instead:"
+                " inv env --venvs-path PATH",
+            )
+        if self.venv.exists():
             said = self._read_marker(self.venv)
             if said == marker:
                 self.report.unchanged(f"up to date: {self.venv}")
@@ -367,7 +374,7 @@ class _Builder:
 
         def build() -> None:
             self._build(partial, lock, marker)
-            if self.venv.exists() or self.venv.is_symlink():
+            if self.venv.exists():
                 os.rename(self.venv, old)
             os.rename(partial, self.venv)
             shutil.rmtree(old, ignore_errors=True)

@@ -211,6 +211,15 @@ def test_a_folder_the_tool_did_not_make_is_never_touched(ws: Path, index: Served
     assert "--venvs-path" in run.err and mine.read_text() == "my own env\n"
 
 
+def test_a_linked_venv_is_refused(ws: Path, index: Served, tmp_path: Path) -> None:
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    elsewhere = write(tmp_path / "elsewhere" / "keep.txt", "mine\n").parent
+    (ws / ".venvs").mkdir()
+    (ws / ".venvs" / "mmdetection3d").symlink_to(elsewhere)
+    assert_clean_error(inv(ws, "python-env", env=environ(index)), "is a symlink")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
+
+
 def test_a_killed_run_is_finished_by_the_next(ws: Path, index: Served) -> None:
     """What a kill leaves (a half-made `.partial` venv, an `.old` one being replaced, no
     final env) is cleared and the env made; a stranger's folder under those names is not."""

@@ -14,7 +14,7 @@ from packaging.specifiers import SpecifierSet
 from mmlab_bootstrap import torchpairs, wheelpages
 from mmlab_bootstrap.httpclient import http_session
 from mmlab_bootstrap.pyenvplan import PythonEnvError
-from mmlab_bootstrap.torchpairs import accelerator_tags, choose_pair, driver_version
+from mmlab_bootstrap.torchpairs import Pair, accelerator_tags, choose_pair, driver_version
 from mmlab_bootstrap.wheelpages import Interpreter, page_reader, page_wheels
 
 from .conftest import assert_clean_error, inv
@@ -66,7 +66,7 @@ def stand_ins(folder: Path) -> Indexes:
     return indexes
 
 
-def choose(served: Served, interpreter: Interpreter, tags: tuple[str, ...] = ("cu113",)):  # type: ignore[no-untyped-def]
+def choose(served: Served, interpreter: Interpreter, tags: tuple[str, ...] = ("cu113",)) -> Pair:
     read = page_reader(http_session(1, attempts=1), "MMLAB_TORCH_INDEX", (5.0, 5.0))
     return choose_pair(
         tags,
