@@ -297,7 +297,12 @@ class _Builder:
                 continue
             url = f"{self.pypi.rstrip('/')}/{line.name}/"
             text = read(url)
-            wheels = page_wheels(text, url) if text is not None else []
+            if text is None:
+                raise PythonEnvError(
+                    f"{line.requirement} ({', '.join(line.sources)}): {url} has no such project",
+                    "set MMLAB_PYPI_INDEX to an index that has it (inv env --pypi-index URL)",
+                )
+            wheels = page_wheels(text, url)
             fits = [w for w in wheels if w.name == line.name and self.python.installs(w)]
             if any(w.version == Version(pins[0]) for w in fits):
                 continue

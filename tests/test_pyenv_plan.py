@@ -9,7 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from mmlab_bootstrap.pyenvplan import (
     OVERRIDES_FILE,
@@ -17,6 +20,7 @@ from mmlab_bootstrap.pyenvplan import (
     PythonEnvError,
     plan_requirements,
     read_overrides,
+    tightest,
 )
 
 from .fakepython import (
@@ -199,3 +203,23 @@ def test_the_real_recorded_workspace(tmp_path: Path) -> None:
     assert not accepts(lines["mmdet"], "3.0.0") and accepts(lines["mmdet"], "2.28.2")
     assert lines["numba"] == "numba==0.53.0"
     assert "mmengine" not in lines and "mmcv" not in lines
+
+
+BOUND_VERSIONS = st.sampled_from(["0.9", "1.0", "1.0.0rc1", "1.5.2", "1.6", "1.6.0", "2", "2.0.1"])
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["<", "<=", ">", ">=", "!="]), BOUND_VERSIONS), max_size=6),
+    st.lists(BOUND_VERSIONS, min_size=1, max_size=5),
+)
+def test_tightest_keeps_exactly_the_same_versions(
+    bounds: list[tuple[str, str]], versions: list[str]
+) -> None:
+    """The bounds written shorter accept exactly what all of them accept."""
+    specifier = SpecifierSet(",".join(op + version for op, version in bounds))
+    shorter = tightest(specifier)
+    assert len(shorter) <= len(specifier)
+    for version in versions:
+        assert shorter.contains(version, prereleases=True) == specifier.contains(
+            version, prereleases=True
+        )
