@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from .capped import capped_run
 from .errors import BootstrapError, shown
 from .fsutil import read_regular
 from .pyenvplan import OVERRIDES_FILE, TRAINING, EnvRequirements, PythonEnvError, plan_requirements
@@ -540,23 +540,28 @@ class _Builder:
             "import torch\nprint('cuda', bool(torch.cuda.is_available()))\n"
         )
         try:
-            done = subprocess.run(
+            done = capped_run(
                 [python, "-I", "-c", script, *modules],
-                capture_output=True,
                 timeout=VERIFY_TIMEOUT,
+                limit=4096,
                 cwd=os.path.abspath(os.sep),
-                check=False,
             )
-        except (OSError, subprocess.TimeoutExpired) as error:
+        except OSError as error:
             raise PythonEnvError(
                 f"the new {self.project} environment could not be checked: {error}",
                 "run the same command again",
             ) from None
-        said = done.stdout[-4096:].decode("utf-8", "replace").strip().splitlines()
-        if done.returncode != 0:
+        said = done.out.decode("utf-8", "replace").strip().splitlines()
+        if done.code != 0:
+            reason = (
+                said[-1]
+                if said
+                else "(no answer)"
+                if done.code is None
+                else f"(exit status {done.code})"
+            )
             raise PythonEnvError(
-                f"the new {self.project} environment does not import"
-                f" {said[-1] if said else f'(exit status {done.returncode})'}",
+                f"the new {self.project} environment does not import {reason}",
                 "fix what the import needs (a version the lock pins: inv python-env --update;"
                 " the checkout's own code: edit it), then run the same command again",
             )

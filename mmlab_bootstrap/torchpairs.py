@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from .capped import capped_run
 from .errors import shown
 from .fsutil import read_regular
 from .pyenvplan import PythonEnvError
@@ -52,16 +52,15 @@ def driver_version(environ_path: str | None = None) -> str | None:
     if smi is None:
         return None
     try:
-        done = subprocess.run(
+        done = capped_run(
             [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
             timeout=SMI_TIMEOUT,
-            check=False,
+            limit=SMI_LIMIT,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         return None
-    first = done.stdout[:SMI_LIMIT].decode("ascii", "replace").strip().splitlines()
-    if done.returncode == 0 and first and re.fullmatch(r"\d+(\.\d+){1,2}", first[0].strip()):
+    first = done.out.decode("ascii", "replace").strip().splitlines()
+    if done.code == 0 and first and re.fullmatch(r"\d+(\.\d+){1,2}", first[0].strip()):
         return first[0].strip()
     return None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -19,6 +18,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from .capped import capped_run
 from .errors import shown
 from .pyenvplan import PythonEnvError
 
@@ -120,17 +120,20 @@ def probe_interpreter(path: str, variable: str) -> Interpreter:
     """Ask the base interpreter what it is (bounded in time and output)."""
     hint = f"set {variable} to a CPython 3.8+ interpreter, e.g. inv python-env --python python3.10"
     try:
-        done = subprocess.run(
+        done = capped_run(
             [path, "-I", "-B", "-c", PROBE],
-            capture_output=True,
             timeout=PROBE_TIMEOUT,
+            limit=PROBE_LIMIT,
             cwd=os.path.abspath(os.sep),
-            check=False,
         )
-    except (OSError, subprocess.TimeoutExpired) as error:
+    except OSError as error:
         raise PythonEnvError(f"{variable} {shown(path)} could not be run: {error}", hint) from None
+    if done.code is None:
+        raise PythonEnvError(
+            f"{variable} {shown(path)} did not answer within {PROBE_TIMEOUT} s", hint
+        )
     try:
-        found = json.loads(done.stdout[:PROBE_LIMIT].decode("utf-8", "replace"))
+        found = json.loads(done.out.decode("utf-8", "replace"))
         major, minor = (int(part) for part in found["version"])
         machine, system = str(found["machine"]), str(found["system"])
         cpython = found["implementation"] == "cpython"

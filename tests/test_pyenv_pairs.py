@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
 
 from mmlab_bootstrap import torchpairs, wheelpages
+from mmlab_bootstrap.capped import capped_run
 from mmlab_bootstrap.httpclient import http_session
 from mmlab_bootstrap.pyenvplan import PythonEnvError
 from mmlab_bootstrap.torchpairs import Pair, accelerator_tags, choose_pair, driver_version
@@ -235,3 +237,52 @@ def test_hostile_variable_values(workspace: Path, flag: str, value: str, said: s
     run = inv(workspace, "env", flag, value)
     assert_clean_error(run, said)
     assert not (workspace / ".env").exists()
+
+
+HOSTILE_SMI = [
+    ("echo 470.57.02", "470.57.02"),
+    ("printf '\\033[31m470.57.02\\n'", None),  # an escape sequence: no version
+    ("echo '470.57.02; rm -rf /'", None),
+    ("echo", None),
+    ("yes 470.57.02", None),  # endless output: killed past 4 KiB
+    ("echo 470.57.02; exit 1", None),
+    ("echo 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver'", None),
+]
+
+
+@pytest.mark.parametrize(("script", "found"), HOSTILE_SMI)
+def test_hostile_nvidia_smi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, found: str | None
+) -> None:
+    monkeypatch.setattr(torchpairs, "DRIVER_FILE", tmp_path / "none" / "version")
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text(f"#!/bin/sh\n{script}\n")
+    smi.chmod(0o755)
+    assert driver_version(str(smi.parent)) == found
+
+
+def test_a_silent_child_is_killed_at_the_deadline(tmp_path: Path) -> None:
+    """(capped_run) A child that never answers, or floods its output, costs its deadline
+    and `limit` bytes at most."""
+    answer = capped_run(["sleep", "30"], timeout=0.2, limit=10)
+    assert answer.code is None and answer.out == b""
+    flood = capped_run(["yes"], timeout=30, limit=10)  # killed once past the limit
+    assert flood.code is None and flood.out == b"y\ny\ny\ny\ny\n" and flood.cut
+
+
+@pytest.mark.parametrize(
+    ("script", "said"),
+    [
+        ("print('not json')", "is not a Python interpreter"),
+        ("import json; print(json.dumps({'version': [2, 7]}))", "is not a Python interpreter"),
+        ("import sys; sys.exit(3)", "is not a Python interpreter"),
+    ],
+)
+def test_hostile_base_interpreters(tmp_path: Path, script: str, said: str) -> None:
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!{sys.executable}\n{script}\n")
+    fake.chmod(0o755)
+    with pytest.raises(PythonEnvError) as raised:
+        wheelpages.probe_interpreter(str(fake), "MMLAB_PYTHON")
+    assert said in raised.value.message and "MMLAB_PYTHON" in raised.value.hint
