@@ -249,12 +249,9 @@ class _Builder:
 
     # -- the lock -----------------------------------------------------------------------
     def run(self, *, locked: bool, update: bool) -> None:
-        lock = self._current_lock(locked=locked, update=update)
-        if lock is None:
-            return  # --dry: what would be resolved was shown
-        self._environment(lock)
+        self._environment(self._current_lock(locked=locked, update=update))
 
-    def _current_lock(self, *, locked: bool, update: bool) -> LockFile | None:
+    def _current_lock(self, *, locked: bool, update: bool) -> LockFile:
         root = self.session.env_path.parent
         for tag in self.tags:
             path = lock_path(root, self.project, tag)
@@ -279,8 +276,9 @@ class _Builder:
             )
         return self._resolve()
 
-    def _resolve(self) -> LockFile | None:
-        """Choose the pair, resolve with uv, write the lock (network)."""
+    def _resolve(self) -> LockFile:
+        """Choose the pair, resolve with uv, write the lock (network). The lock returned is
+        what was written (under --dry: what would be)."""
         from . import wheelpages
         from .httpclient import http_session, timeouts
 
@@ -312,13 +310,6 @@ class _Builder:
         pins = self._compile(pair, indexes)
         text = lock_text(inputs, indexes, pins)
         self.session.changes.write_file(path, text, would=would)
-        if self.session.dry:
-            self.session.changes.make(
-                f"make {self.venv} from {path.name} (torch {pair.torch},"
-                f" {series.mmcv} {pair.mmcv.version}), {self.project} editable",
-                lambda: None,
-            )
-            return None
         return LockFile(path, text, inputs, indexes)
 
     def _check_pins(self, read: Reader) -> None:
