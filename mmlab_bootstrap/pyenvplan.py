@@ -67,6 +67,9 @@ SERIES = {
     ),
 }
 MMCV_NAMES = ("mmcv", "mmcv-full", "mmcv-lite")
+# OpenMMLab packages whose `[mim]` extra declares what they need of mmcv (mmdet 3.0.0 needs
+# mmcv >= 2.0.0rc4 only there): installed with it, so that the resolver sees it.
+MIM_EXTRA = ("mmdet", "mmsegmentation")
 
 
 class PythonEnvError(BootstrapError):
@@ -280,6 +283,9 @@ def plan_requirements(extension: Path, project: str, overrides_path: Path) -> En
         if name in names:
             for key in [k for k in merged if k[0] == name]:
                 merged[key].add([bound], f"OpenMMLab {series.major}.x")
+    for key, gathered in merged.items():
+        if key[0] in MIM_EXTRA:  # what mim would install beside it (mmdet 3's mmcv range)
+            gathered.extras |= {"mim"}
     _check_checkout(extension, project, series)
     overrides = read_overrides(overrides_path, series)
     lines = tuple(sorted((m.line() for m in merged.values()), key=lambda line: line.name))

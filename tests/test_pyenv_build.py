@@ -75,7 +75,8 @@ def stand_in_indexes(folder: Path) -> Indexes:
     pypi = [
         failing_sdist(folder, "mmcv-full", "1.6.0"),
         failing_sdist(folder, "mmcv-full", "1.5.3"),
-        wheel(folder, "mmdet", "2.28.2", package_files("mmdet", "2.28.2")),
+        wheel(folder, "mmdet", "2.28.2", package_files("mmdet", "2.28.2"),
+              requires=("mmcv-full>=1.3.17 ; extra == 'mim'",)),
         wheel(folder, "mmdet", "3.0.0", package_files("mmdet", "3.0.0"), requires=mim),
         wheel(folder, "mmsegmentation", "0.30.0", package_files("mmseg", "0.30.0")),
         wheel(folder, "mmsegmentation", "1.0.0", package_files("mmseg", "1.0.0")),
@@ -184,7 +185,7 @@ def test_dry_shows_the_pairs_and_changes_nothing(ws: Path, index: Served) -> Non
     assert run.code == 0, run.err
     assert "cu113 + torch 1.12: only mmcv-full 1.7.0, outside" in run.out
     assert "cu113 + torch 1.11: chosen: torch 1.11.0+cu113, mmcv-full 1.6.0" in run.out
-    assert "mmdet<3" in run.out and "override numba>=0.57" in run.out
+    assert "mmdet[mim]<3" in run.out and "override numba>=0.57" in run.out
     assert not (ws / ".venvs").exists() and not list(ws.glob("python-env.*.lock.txt"))
 
 

@@ -68,6 +68,8 @@ def test_rc4_is_openmmlab_1x(tmp_path: Path) -> None:
     assert not accepts(lines["mmcv-full"], "1.5.1")
     assert accepts(lines["mmdet"], "2.28.2") and not accepts(lines["mmdet"], "3.0.0")
     assert not accepts(lines["mmsegmentation"], "1.0.0")
+    assert Requirement(lines["mmdet"]).extras == {"mim"}  # what mim would add, the resolver sees
+    assert Requirement(lines["mmsegmentation"]).extras == {"mim"}
     assert lines["numba"] == "numba==0.53.0"
     assert {"torch", "setuptools", "wheel"} <= set(lines)
     assert "mmdet3d" not in lines  # the checkout itself: installed editable
