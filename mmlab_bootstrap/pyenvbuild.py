@@ -11,6 +11,7 @@ recognises and finishes; a folder the tool did not make (no marker file) is neve
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from .errors import BootstrapError, shown
 from .fsutil import read_regular
 from .pyenvplan import OVERRIDES_FILE, TRAINING, EnvRequirements, PythonEnvError, plan_requirements
 from .settings import Settings
+from .temporaries import remove_stale_temporaries
 from .torchpairs import Pair, accelerator_tags, choose_pair, driver_version
 from .uvrun import INSTALL_TIMEOUT, RESOLVE_TIMEOUT, Indexes, common_flags, run_uv
 from .wheelpages import Interpreter, Reader, page_reader, page_wheels, probe_interpreter
@@ -255,6 +257,7 @@ class _Builder:
         root = self.session.env_path.parent
         for tag in self.tags:
             path = lock_path(root, self.project, tag)
+            self.session.changes.after_changes(functools.partial(self._clear_temporaries, path))
             lock = read_lock(path)
             if lock is None:
                 continue
@@ -275,6 +278,11 @@ class _Builder:
                 "run inv python-env without --locked once to write it (then commit it)",
             )
         return self._resolve()
+
+    def _clear_temporaries(self, path: Path) -> None:
+        """What a run killed while writing the lock left beside it."""
+        for leftover in remove_stale_temporaries(path):
+            self.report.done(f"removed {leftover} (left by an interrupted run)")
 
     def _resolve(self) -> LockFile:
         """Choose the pair, resolve with uv, write the lock (network). The lock returned is

@@ -396,3 +396,14 @@ def test_bootstrap_builds_the_env_when_asked(cloned: Cloned, index: Served) -> N
     run = inv(cloned.root, "bootstrap", env=env)
     assert run.code == 0, run.out + run.err
     assert imported(cloned.root / ".venvs" / "mmdetection3d")["mmdet"] == "2.28.2"
+
+
+def test_a_lock_write_cut_short_leaves_nothing_behind(ws: Path, index: Served) -> None:
+    """The temporary file of a lock write killed mid-way is removed by the next run."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    env = environ(index)
+    assert inv(ws, "python-env", env=env).code == 0
+    stale = write(ws / ".python-env.mmdetection3d.cu113.lock.txt.tmp-0123abcd", "half a lock")
+    run = inv(ws, "python-env", env=env)
+    assert run.code == 0, run.err
+    assert not stale.exists() and "left by an interrupted run" in run.out
