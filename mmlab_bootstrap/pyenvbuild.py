@@ -489,12 +489,22 @@ class _Builder:
         with tempfile.TemporaryDirectory(prefix="mmlab-python-env-") as scratch:
             pins = Path(scratch) / "lock.txt"
             pins.write_text(lock.text)
-            run_uv(
-                ["pip", "sync", str(pins), "--python", python, "--require-hashes",
-                 *common_flags(), *lock.indexes.flags()],
-                environ=self.environ, timeout=INSTALL_TIMEOUT,
-                what=f"installing {lock.path.name}", hint=hint,
-            )  # fmt: skip
+            try:
+                run_uv(
+                    ["pip", "sync", str(pins), "--python", python, "--require-hashes",
+                     *common_flags(), *lock.indexes.flags()],
+                    environ=self.environ, timeout=INSTALL_TIMEOUT,
+                    what=f"installing {lock.path.name}", hint=hint,
+                )  # fmt: skip
+            except PythonEnvError as error:
+                if "no usable wheels" not in error.message:
+                    raise
+                raise PythonEnvError(
+                    error.message,
+                    f"the lock's wheel is no longer listed ({lock.indexes.mmcv_page}): set"
+                    " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update;"
+                    " mmcv is never built here",
+                ) from None
         for checkout in self.found.editables:
             run_uv(
                 ["pip", "install", "--python", python, "--no-deps", "--no-build-isolation",

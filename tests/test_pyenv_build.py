@@ -426,5 +426,6 @@ def test_mmcv_is_never_built_when_its_wheel_is_gone(ws: Path, index: Served) -> 
         index.files[page] = kept
     assert_clean_error(run, "mmcv-full")
     assert "mmcv-full==1.6.0 has no usable wheels" in run.err  # (--only-binary)
+    assert "MMLAB_MMCV_INDEX" in run.err.splitlines()[1]
     assert "WAS BUILT" not in run.err and "download and build" not in run.err
     assert not (ws / ".venvs" / "mmdetection3d").exists()
