@@ -309,12 +309,17 @@ class _Builder:
         indexes = Indexes(self.pypi, pair.torch_index, pair.mmcv_page)
         path = lock_path(self.session.env_path.parent, self.project, pair.tag)
         inputs = inputs_digest(self.found, self.python, pair.tag, self.bases)
-        would = [
-            f"{self.project}: {line.requirement}  # {', '.join(line.sources)}"
-            for line in self.found.lines
-        ] + [
-            f"{self.project}: override {o.requirement}  # {o.reason}" for o in self.found.overrides
-        ]
+        would = (
+            [f"{self.project}: OpenMMLab {series.major}.x ({self.found.series_reason})"]
+            + [
+                f"{self.project}: {line.requirement}  # {', '.join(line.sources)}"
+                for line in self.found.lines
+            ]
+            + [
+                f"{self.project}: override {o.requirement}  # {o.reason}"
+                for o in self.found.overrides
+            ]
+        )
         pins = self._compile(pair, indexes)
         text = lock_text(inputs, indexes, pins)
         self.session.changes.write_file(path, text, would=would)

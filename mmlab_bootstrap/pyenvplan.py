@@ -106,6 +106,7 @@ class EnvRequirements:
     overrides: tuple[Override, ...]
     editables: tuple[Path, ...]
     overrides_path: Path
+    series_reason: str = ""
 
     def line(self, name: str) -> Line | None:
         return next((line for line in self.lines if line.name == name), None)
@@ -137,13 +138,11 @@ def series_of(extension: Path, ranges: list[Range]) -> tuple[Series, str]:
             major = 0
         if major in SERIES:
             return SERIES[major], f"the mmcv checkout is {version}"
-    uppers = [r.upper.version for r in ranges if r.package == "mmcv" and r.upper is not None]
-    with_major = [_major(v) for v in uppers]
-    if with_major and all(m is not None for m in with_major):
-        top = max(Version(v) for v in uppers)
-        if top <= Version("2.0.0"):
-            return SERIES[1], f"mmcv is bounded by {top}"
-        return SERIES[2], f"mmcv is bounded by {top}"
+    uppers = [_version(r.upper.version) for r in ranges if r.package == "mmcv" and r.upper]
+    known = [upper for upper in uppers if upper is not None]
+    if known:
+        least = min(known)  # the tightest upper bound decides
+        return SERIES[1 if least <= Version("2.0.0") else 2], f"mmcv is bounded by {least}"
     raise PythonEnvError(
         "cannot tell OpenMMLab 1.x from 2.x for this workspace: no mmcv checkout with a"
         " version, and no bounded mmcv range",
@@ -151,9 +150,9 @@ def series_of(extension: Path, ranges: list[Range]) -> tuple[Series, str]:
     )
 
 
-def _major(version: str) -> int | None:
+def _version(text: str) -> Version | None:
     try:
-        return Version(version).major
+        return Version(text)
     except InvalidVersion:
         return None
 
@@ -241,7 +240,7 @@ def plan_requirements(extension: Path, project: str, overrides_path: Path) -> En
             "run inv clone first, or name projects that train: inv env --projects mmdetection3d",
         )
     ranges = sub_project_ranges(extension, project)
-    series, _reason = series_of(extension, ranges)
+    series, reason = series_of(extension, ranges)
     merged: dict[tuple[str, str], _Merged] = {}
 
     def add(
@@ -291,7 +290,7 @@ def plan_requirements(extension: Path, project: str, overrides_path: Path) -> En
     lines = tuple(sorted((m.line() for m in merged.values()), key=lambda line: line.name))
     for line in lines:
         _check_satisfiable(line, overrides, overrides_path)
-    return EnvRequirements(project, series, lines, overrides, (checkout,), overrides_path)
+    return EnvRequirements(project, series, lines, overrides, (checkout,), overrides_path, reason)
 
 
 def _check_checkout(extension: Path, project: str, series: Series) -> None:

@@ -225,3 +225,15 @@ def test_tightest_keeps_exactly_the_same_versions(
         assert shorter.contains(version, prereleases=True) == specifier.contains(
             version, prereleases=True
         )
+
+
+def test_without_an_mmcv_checkout_the_range_decides(tmp_path: Path) -> None:
+    extension = rc4_workspace(tmp_path / "ext")
+    (extension / "mmcv" / "mmcv" / "version.py").unlink()
+    found = plan_requirements(extension, "mmdetection3d", tmp_path / OVERRIDES_FILE)
+    assert found.series.major == 1 and found.series_reason == "mmcv is bounded by 1.6.0"
+    write(extension / "mmdetection3d" / "mmdet3d" / "__init__.py", "")
+    write(extension / "mmdetection3d" / "requirements" / "mminstall.txt", "mmdet\n")
+    with pytest.raises(PythonEnvError) as raised:
+        plan_requirements(extension, "mmdetection3d", tmp_path / OVERRIDES_FILE)
+    assert "1.x from 2.x" in raised.value.message and "inv clone" in raised.value.hint
