@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from .capped import capped_run
@@ -295,7 +296,7 @@ class _Builder:
         series = self.found.series
         pair = choose_pair(
             self.tags,
-            torch_spec=self.found.specifier("torch"),
+            torch_spec=self.found.specifier("torch") & SpecifierSet(series.torch),
             mmcv_name=series.mmcv,
             mmcv_spec=self.found.specifier(series.mmcv),
             interpreter=self.python,

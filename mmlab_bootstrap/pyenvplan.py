@@ -45,6 +45,7 @@ class Series:
     mmcv: str  # the distribution that carries mmcv with its compiled ops
     excluded: tuple[str, ...]  # distributions that must not be installed beside it
     bounds: dict[str, str]  # a specifier each named distribution must also meet
+    torch: str = ""  # the torch releases mmcv of the series has wheels for at all
 
 
 SERIES = {
@@ -53,6 +54,7 @@ SERIES = {
         "mmcv-full",
         ("mmcv", "mmcv-lite", "mmengine"),
         {"mmcv-full": "<2", "mmdet": "<3", "mmsegmentation": "<1", "mmdet3d": "<1.1"},
+        "<2.2",  # mmcv-full's last release (1.7.2) has wheels up to torch 2.1
     ),
     2: Series(
         2,

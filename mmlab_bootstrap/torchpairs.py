@@ -31,7 +31,7 @@ DRIVER_MINIMUM = ((12, "525.60.13"), (11, "450.80.02"), (10, "418.39"))
 DRIVER_FILE = Path("/sys/module/nvidia/version")
 SMI_TIMEOUT = 10
 SMI_LIMIT = 4096
-MAX_PAGES = 32  # mmcv pages read while looking for a pair
+MAX_PAGES = 40  # torch minors whose mmcv page is read while looking for a pair
 
 
 def cuda_of(tag: str) -> tuple[int, int] | None:
@@ -163,6 +163,7 @@ def choose_pair(
             )
         for minor, torch in builds.items():
             if pages >= MAX_PAGES:
+                considered.append(Considered(tag, minor, f"not read: {MAX_PAGES} pages read"))
                 break
             wheels, page = _mmcv_page(read_mmcv or read, mmcv_base, tag, minor)
             pages += 1
@@ -188,6 +189,8 @@ def choose_pair(
                 why = f"no {mmcv_name} wheel"
             considered.append(Considered(tag, minor, why))
     listed = "; ".join(f"{c.tag} torch {c.torch}: {c.why}" for c in considered[:8])
+    if pages >= MAX_PAGES:
+        listed += f"; stopped after {MAX_PAGES} pages"
     raise PythonEnvError(
         f"no prebuilt {mmcv_name}{_within(mmcv_spec)} wheel for Python {interpreter.version}"
         f" with any torch of {', '.join(tags)} ({listed})",
@@ -195,7 +198,7 @@ def choose_pair(
             f"pairs with wheels for another Python: {'; '.join(existing[:6])}:"
             " set MMLAB_PYTHON to an interpreter they support"
             if existing
-            else "set MMLAB_CUDA to a tag the mmcv wheel pages list (e.g. cu113 or cpu),"
+            else "set MMLAB_CUDA to one tag the mmcv wheel pages list (e.g. cu113 or cpu),"
             " or loosen the range in python-env.overrides.txt; mmcv is never built here"
         ),
     )

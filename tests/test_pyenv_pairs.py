@@ -83,7 +83,7 @@ def choose(served: Served, interpreter: Interpreter, tags: tuple[str, ...] = ("c
 
 
 def test_the_newest_pair_with_a_wheel_wins(tmp_path: Path) -> None:
-    with serving(Served(files=stand_ins(tmp_path).files)) as served:
+    with serving(stand_ins(tmp_path).served()) as served:
         pair = choose(served, PY38)
     assert (pair.tag, str(pair.torch), str(pair.mmcv.version)) == ("cu113", "1.11.0+cu113", "1.6.0")
     assert pair.mmcv_page.endswith("/mmcv/dist/cu113/torch1.11.0/index.html")
@@ -93,8 +93,8 @@ def test_the_newest_pair_with_a_wheel_wins(tmp_path: Path) -> None:
 
 
 def test_no_wheel_for_the_interpreter_names_the_pairs_that_exist(tmp_path: Path) -> None:
-    files = stand_ins(tmp_path).files
-    with serving(Served(files=files)) as served, pytest.raises(PythonEnvError) as raised:
+    indexes = stand_ins(tmp_path)
+    with serving(indexes.served()) as served, pytest.raises(PythonEnvError) as raised:
         choose(served, PY311)
     # torch has no cp311 wheel here: no pair at all, and the hint names the variables
     assert "Python 3.11" in raised.value.message and "MMLAB_CUDA" in raised.value.hint
@@ -104,15 +104,16 @@ def test_no_wheel_for_the_interpreter_names_the_pairs_that_exist(tmp_path: Path)
         [wheel(tmp_path / "c", "torch", "1.11.0+cu113", torch_files("1.11.0", "11.3"),
                tag="cp311-cp311-linux_x86_64")],
     )  # fmt: skip
-    files.update(extra.files)
-    with serving(Served(files=files)) as served, pytest.raises(PythonEnvError) as raised:
+    indexes.files.update(extra.files)
+    indexes.types.update(extra.types)
+    with serving(indexes.served()) as served, pytest.raises(PythonEnvError) as raised:
         choose(served, PY311)
     assert "cu113 + torch 1.11 (1.6.0, 1.5.3)" in raised.value.hint
     assert "MMLAB_PYTHON" in raised.value.hint
 
 
 def test_a_tag_the_index_lacks_is_passed_over(tmp_path: Path) -> None:
-    with serving(Served(files=stand_ins(tmp_path).files)) as served:
+    with serving(stand_ins(tmp_path).served()) as served:
         pair = choose(served, PY38, ("cu117", "cu113"))
     assert pair.tag == "cu113"
     assert pair.considered[0].why == "the torch index has no cu117"
@@ -286,3 +287,14 @@ def test_hostile_base_interpreters(tmp_path: Path, script: str, said: str) -> No
     with pytest.raises(PythonEnvError) as raised:
         wheelpages.probe_interpreter(str(fake), "MMLAB_PYTHON")
     assert said in raised.value.message and "MMLAB_PYTHON" in raised.value.hint
+
+
+def test_the_search_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most MAX_PAGES mmcv pages are read; then the error says so and how to narrow it."""
+    monkeypatch.setattr(torchpairs, "MAX_PAGES", 1)
+    with serving(stand_ins(tmp_path).served()) as served, pytest.raises(PythonEnvError) as raised:
+        choose(served, PY38)
+    assert "stopped after 1 pages" in raised.value.message
+    assert "MMLAB_CUDA" in raised.value.hint
+    mmcv_reads = [r for r in served.requests if r.path.startswith("mmcv/")]
+    assert len(mmcv_reads) <= 2  # one minor: its page under both names at most
