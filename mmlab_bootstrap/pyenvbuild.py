@@ -410,7 +410,7 @@ class _Builder:
             )
         if self.venv.exists():
             said = self._read_marker(self.venv)
-            if said == marker:
+            if said == marker and os.access(self.venv / "bin" / "python", os.X_OK):
                 self.report.unchanged(f"up to date: {self.venv}")
                 return
         changes = self.session.changes

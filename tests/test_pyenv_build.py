@@ -179,6 +179,11 @@ def test_build_then_nothing_to_do(ws: Path, index: Served) -> None:
     dry = inv(ws, "--dry", "python-env", env=env)
     assert dry.code == 0 and "would" not in dry.out and len(index.requests) == asked
 
+    (venv / "bin" / "python").unlink()  # a venv of the tool's, broken: made again from the lock
+    again = inv(ws, "python-env", env=env)
+    assert again.code == 0, again.err
+    assert imported(venv)["mmdet"] == "2.28.2"
+
 
 def test_dry_shows_the_pairs_and_changes_nothing(ws: Path, index: Served) -> None:
     write(ws / "python-env.overrides.txt", OVERRIDE)
