@@ -95,6 +95,22 @@ def bootstrap_steps(
 
         return _unchanged("fetch-checkpoints", fetch_checkpoints_step(session, flags, ()))
 
+    def python_env() -> list[str]:
+        """python-env, when MMLAB_PYTHON_ENV=1."""
+        settings = session.settings(flags)
+        if not settings.builds_python_env:
+            return []
+        if not settings.extension_path.exists():  # under --dry, on a fresh workspace
+            session.changes.make(
+                "build the training environments (inv python-env, once cloned)", lambda: None
+            )
+            return []
+        from .pyenvbuild import python_env_step
+
+        before = session.changes.made
+        python_env_step(session, flags, locked=False, update=False)
+        return [] if session.changes.made > before else ["python-env"]
+
     def check() -> list[str]:
         check_after(session, flags)
         return []
@@ -108,6 +124,7 @@ def bootstrap_steps(
         "layout": layout,
         "linking": link,
         "fetch-checkpoints": checkpoints,
+        "python-env": python_env,
         "check": check,
     }
     completed: list[str] = []

@@ -28,6 +28,11 @@ def doctor_report(
 ) -> dict[str, Any]:
     """Everything `inv doctor` shows, as plain data (the `--json` document)."""
     # The interpreter first: a `--python` that is none is an error before anything is shown.
+    # Without one, the environment `inv python-env` made, once there is one.
+    if python is None:
+        from .pyenvbuild import workspace_python
+
+        python = workspace_python(settings)
     python_info, python_findings = python_section(
         settings.extension_path, settings.projects, python, session.environ
     )

@@ -25,6 +25,7 @@ from .variables import (
     CHECKPOINT_MIRROR,
     CHECKPOINTS,
     CHECKPOINTS_PATH,
+    CUDA,
     DATASET_PATH,
     EXTENSION_PATH,
     EXTENSION_REF,
@@ -32,9 +33,15 @@ from .variables import (
     GIT_CACHE,
     GIT_CACHE_MODE,
     GIT_MIRROR,
+    MMCV_INDEX,
     PROJECTS,
+    PYPI_INDEX,
+    PYTHON,
+    PYTHON_ENV,
     REQUIRE_MOUNT,
+    TORCH_INDEX,
     VARIABLES,
+    VENVS_PATH,
     Kind,
     Variable,
 )
@@ -148,6 +155,35 @@ class Settings:
     def checkpoint_mirror(self) -> str:
         return self[CHECKPOINT_MIRROR]
 
+    @property
+    def venvs_path(self) -> Path:
+        return Path(self[VENVS_PATH])
+
+    @property
+    def python(self) -> str:
+        return self[PYTHON]
+
+    @property
+    def cuda(self) -> str:
+        """`cpu`, a CUDA tag such as `cu113`, or empty (what the driver runs)."""
+        return self[CUDA]
+
+    @property
+    def torch_index(self) -> str:
+        return self[TORCH_INDEX]
+
+    @property
+    def mmcv_index(self) -> str:
+        return self[MMCV_INDEX]
+
+    @property
+    def pypi_index(self) -> str:
+        return self[PYPI_INDEX]
+
+    @property
+    def builds_python_env(self) -> bool:
+        return self[PYTHON_ENV] == "1"
+
     def as_env(self) -> dict[str, str]:
         """What `.env` holds for this workspace, in the documented order."""
         return {variable.name: self.values[variable.name].value for variable in VARIABLES}
@@ -236,6 +272,12 @@ def _normalise(variable: Variable, raw: str, source: Source, root: Path) -> str:
         if raw not in CACHE_MODES:
             raise _fail(variable, source, raw, f"must be {' or '.join(CACHE_MODES)}")
         return raw
+    if variable.kind is Kind.PROGRAM:
+        return _normalise_program(variable, raw, source, root)
+    if variable.kind is Kind.CUDA:
+        if raw != "cpu" and not re.fullmatch(r"cu\d{2,4}", raw):
+            raise _fail(variable, source, raw, "is not cpu or a CUDA tag such as cu113")
+        return raw
     if variable.kind is Kind.SWITCH:
         if raw not in ("0", "1"):
             raise _fail(variable, source, raw, "must be 0 or 1")
@@ -254,6 +296,15 @@ def _normalise_path(variable: Variable, raw: str, source: Source, root: Path) ->
     if problem is not None:
         raise _fail(variable, source, absolute, f"resolves to a path with {problem}")
     return absolute
+
+
+def _normalise_program(variable: Variable, raw: str, source: Source, root: Path) -> str:
+    """A program: a plain name looked up on PATH when used, or a path (made absolute)."""
+    if "/" in raw or raw.startswith("~"):
+        return _normalise_path(variable, raw, source, root)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*", raw):
+        raise _fail(variable, source, raw, "is not a program name or a path")
+    return raw
 
 
 _PROJECT_FORBIDDEN = r"[/\\\x00-\x1f\x7f]"

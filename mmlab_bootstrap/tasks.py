@@ -28,10 +28,17 @@ from .variables import (
     GIT_CACHE,
     GIT_CACHE_MODE,
     GIT_MIRROR,
+    MMCV_INDEX,
     PROJECTS,
+    PYPI_INDEX,
+    PYTHON,
+    PYTHON_ENV,
     REQUIRE_MOUNT,
+    TORCH_INDEX,
+    VENVS_PATH,
     flag_help,
 )
+from .variables import CUDA as CUDA_TAG
 
 DEFAULT_JOBS = 4  # steps.DEFAULT_JOBS (kept here so that --help needs no import of steps)
 Flags = dict[str, str | None]
@@ -50,6 +57,13 @@ ALL_VARIABLES = (
     CHECKPOINT_MIRROR,
     GIT_CACHE,
     GIT_CACHE_MODE,
+    PYTHON_ENV,
+    VENVS_PATH,
+    PYTHON,
+    CUDA_TAG,
+    TORCH_INDEX,
+    MMCV_INDEX,
+    PYPI_INDEX,
 )
 ENV_HELP = {
     "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
@@ -295,6 +309,32 @@ def mirror(
         mirror_step(session, flags, dest or "", all_refs=all_refs, jobs=jobs_flag(jobs, "mirror"))
 
 
+PYENV_VARIABLES = (
+    EXTENSION_PATH,
+    PROJECTS,
+    VENVS_PATH,
+    PYTHON,
+    CUDA_TAG,
+    TORCH_INDEX,
+    MMCV_INDEX,
+    PYPI_INDEX,
+)
+PYENV_HELP = {
+    "locked": "install exactly the lock written in the workspace (fails when there is none)",
+    "update": "resolve the lock again (newest versions and pair within the ranges)",
+}
+
+
+@task(auto_shortflags=False, help={**flag_help(*PYENV_VARIABLES), **PYENV_HELP})
+@variable_flags(*PYENV_VARIABLES)
+def python_env(c: Context, flags: Flags, locked: bool = False, update: bool = False) -> None:
+    """Build the training environment of each project: torch, mmcv, mmdet, ... (uv, locked)."""
+    from .pyenvbuild import python_env_step
+
+    with session_for(c, "python-env") as session:
+        python_env_step(session, flags, locked=locked, update=update)
+
+
 QUIET_HELP = "print only the problems, one line each; else one line (the exit code tells too)"
 
 
@@ -388,6 +428,7 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
         status,
         doctor,
         help_,
+        python_env,
     )
     collection.configure(
         {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}

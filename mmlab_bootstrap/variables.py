@@ -18,6 +18,8 @@ class Kind(Enum):
     MODELS = "models"
     HTTP_MIRROR = "http_mirror"
     CACHE_MODE = "cache_mode"
+    PROGRAM = "program"
+    CUDA = "cuda"
 
 
 class Variable(NamedTuple):
@@ -51,6 +53,13 @@ CHECKPOINTS = "MMLAB_CHECKPOINTS"
 CHECKPOINT_MIRROR = "MMLAB_CHECKPOINT_MIRROR"
 GIT_CACHE = "MMLAB_GIT_CACHE"
 GIT_CACHE_MODE = "MMLAB_GIT_CACHE_MODE"
+PYTHON_ENV = "MMLAB_PYTHON_ENV"
+VENVS_PATH = "MMLAB_VENVS_PATH"
+PYTHON = "MMLAB_PYTHON"
+CUDA = "MMLAB_CUDA"
+TORCH_INDEX = "MMLAB_TORCH_INDEX"
+MMCV_INDEX = "MMLAB_MMCV_INDEX"
+PYPI_INDEX = "MMLAB_PYPI_INDEX"
 CACHE_MODES = ("dissociate", "share")
 
 # Not settings: the two lines `.env` carries about itself (see `sourced`), so that a shell
@@ -76,6 +85,13 @@ FLAG_PARAMS = {
     CHECKPOINT_MIRROR: "checkpoint_mirror",
     GIT_CACHE: "git_cache",
     GIT_CACHE_MODE: "git_cache_mode",
+    PYTHON_ENV: "python_env",
+    VENVS_PATH: "venvs_path",
+    PYTHON: "python",
+    CUDA: "cuda",
+    TORCH_INDEX: "torch_index",
+    MMCV_INDEX: "mmcv_index",
+    PYPI_INDEX: "pypi_index",
 }
 
 VARIABLES: tuple[Variable, ...] = (
@@ -137,6 +153,48 @@ VARIABLES: tuple[Variable, ...] = (
         Kind.CACHE_MODE,
         "dissociate: copy the objects from the cache (saves network); share: borrow them"
         " through alternates (saves disk too; the cache must then stay)",
+    ),
+    Variable(
+        PYTHON_ENV,
+        "0",
+        Kind.SWITCH,
+        "1: bootstrap also builds the training environments (inv python-env)",
+    ),
+    Variable(
+        VENVS_PATH,
+        "./.venvs",
+        Kind.PATH,
+        "where inv python-env makes one virtualenv per project that trains",
+    ),
+    Variable(
+        PYTHON,
+        "python3",
+        Kind.PROGRAM,
+        "the base interpreter of the training environments (a name on PATH or a path)",
+    ),
+    Variable(
+        CUDA,
+        "",
+        Kind.CUDA,
+        "cpu or a CUDA tag such as cu113 for torch and mmcv (empty: what the NVIDIA driver runs)",
+    ),
+    Variable(
+        TORCH_INDEX,
+        "https://download.pytorch.org/whl/",
+        Kind.HTTP_MIRROR,
+        "base of the PyTorch wheel indexes (the CUDA tag is appended: .../whl/cu113)",
+    ),
+    Variable(
+        MMCV_INDEX,
+        "https://download.openmmlab.com/",
+        Kind.HTTP_MIRROR,
+        "base of mmcv's prebuilt wheel pages (<base>mmcv/dist/<tag>/torch<X.Y>/index.html)",
+    ),
+    Variable(
+        PYPI_INDEX,
+        "",
+        Kind.HTTP_MIRROR,
+        "the package index for everything else (empty: PIP_INDEX_URL if set, else PyPI)",
     ),
 )
 

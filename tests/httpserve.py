@@ -77,6 +77,7 @@ class Served:
     max_requests: int = 1000  # past this many, a request is closed unanswered
     auth: str | None = None  # "user:password" that Basic authentication must give (else 401)
     authorizations: list[str | None] = field(default_factory=list)  # each request's header
+    types: dict[str, str] = field(default_factory=dict)  # a Content-Type for some paths
 
     def sent(self, path: str) -> int:
         """Body bytes sent for `path` so far (every request)."""
@@ -167,6 +168,8 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
             else:
                 record.status = 200
                 self.send_response(200)
+            if path in served.types:
+                self.send_header("Content-Type", served.types[path])
             if faults.no_length or faults.endless:
                 self.send_header("Connection", "close")
                 self.close_connection = True
