@@ -80,7 +80,7 @@ def test_every_variable_is_in_the_generated_reference() -> None:
         assert f"`{variable.flag}`" in row, row
         if variable.default:
             assert f"`{variable.default}`" in row, row
-        assert variable.help.replace("|", "\\|") in row, row
+        assert generator().plain(variable.help) in row, row  # as Markdown shows it
 
 
 def slug(heading: str) -> str:

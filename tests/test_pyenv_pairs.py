@@ -69,7 +69,7 @@ def stand_ins(folder: Path) -> Indexes:
 
 
 def choose(served: Served, interpreter: Interpreter, tags: tuple[str, ...] = ("cu113",)) -> Pair:
-    read = page_reader(http_session(1, attempts=1), "MMLAB_TORCH_INDEX", (5.0, 5.0))
+    read = page_reader(http_session(1), "MMLAB_TORCH_INDEX", (5.0, 5.0))
     return choose_pair(
         tags,
         torch_spec=SpecifierSet(),
@@ -123,7 +123,7 @@ def test_an_unreachable_index_names_the_variable() -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]  # nothing listens there once closed
-    read = page_reader(http_session(1, attempts=1), "MMLAB_TORCH_INDEX", (2.0, 2.0))
+    read = page_reader(http_session(1), "MMLAB_TORCH_INDEX", (2.0, 2.0))
     with pytest.raises(PythonEnvError) as raised:
         read(f"http://127.0.0.1:{port}/whl/cu113/torch/")
     assert "cannot be read" in raised.value.message and "MMLAB_TORCH_INDEX" in raised.value.hint
@@ -137,7 +137,7 @@ def test_an_index_that_fails_names_the_variable(status: int, said: str) -> None:
 
     served = Served(files={"p/": b"x"}, faults={"p/": Faults(statuses=[status] * 9)})
     with serving(served):
-        read = page_reader(http_session(1, attempts=1), "MMLAB_MMCV_INDEX", (5.0, 5.0))
+        read = page_reader(http_session(1), "MMLAB_MMCV_INDEX", (5.0, 5.0))
         with pytest.raises(PythonEnvError) as raised:
             read(served.url + "p/")
     assert said in raised.value.message and "MMLAB_MMCV_INDEX" in raised.value.hint
@@ -147,7 +147,7 @@ def test_an_index_that_fails_names_the_variable(status: int, said: str) -> None:
 def test_a_page_too_large_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wheelpages, "PAGE_LIMIT", 1000)
     with serving(Served(files={"big/": b"<a href='x.whl'>x</a>" * 500})) as served:
-        read = page_reader(http_session(1, attempts=1), "MMLAB_PYPI_INDEX", (5.0, 5.0))
+        read = page_reader(http_session(1), "MMLAB_PYPI_INDEX", (5.0, 5.0))
         with pytest.raises(PythonEnvError) as raised:
             read(served.url + "big/")
     assert "larger than 1000 bytes" in raised.value.message
