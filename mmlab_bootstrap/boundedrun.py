@@ -28,6 +28,11 @@ class Ran:
     err: bytes
     stopped: str | None
 
+    @property
+    def flooded(self) -> bool:
+        """Stopped for printing more than the cap (else: for the time, or it ended)."""
+        return self.stopped is not None and self.stopped.startswith("it printed more")
+
 
 def run_bounded(
     command: list[str],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import selectors
 import shutil
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .boundedrun import run_bounded
 from .errors import shown
 from .outcomes import NETWORK, GitError, Outcome, failure_kind, git_message
 from .paths import is_inside
@@ -250,43 +250,14 @@ def version_of(line: str) -> tuple[int, int, int] | None:
 
 
 def _ask_version(git: str) -> tuple[bytes | None, int]:
-    """`git --version`'s first bytes and exit code; None when it takes too long. It runs in a
-    session of its own, killed with anything it started when it overstays or floods."""
-    process = subprocess.Popen(
-        [git, "--version"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env=quiet_env(),
+    """`git --version`'s first bytes and exit code; None when it takes too long (it runs
+    bounded: see `run_bounded`; a flood is no version)."""
+    ran = run_bounded(
+        [git, "--version"], seconds=VERSION_TIMEOUT, max_bytes=_VERSION_BYTES, env=quiet_env()
     )
-    assert process.stdout is not None
-    deadline = time.monotonic() + VERSION_TIMEOUT
-    said, answered = b"", False
-    try:
-        with selectors.DefaultSelector() as waiting:
-            waiting.register(process.stdout, selectors.EVENT_READ)
-            while len(said) < _VERSION_BYTES:
-                left = deadline - time.monotonic()
-                if left <= 0 or not waiting.select(left):
-                    return None, -1
-                chunk = os.read(process.stdout.fileno(), _VERSION_BYTES)
-                if not chunk:
-                    break
-                said += chunk
-        if len(said) >= _VERSION_BYTES:  # a flood is no version
-            return said, -1
-        code = process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        answered = True
-        return said, code
-    except subprocess.TimeoutExpired:
-        return None, -1
-    finally:
-        if not answered:  # it overstayed, flooded or was interrupted: it and what it started
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        process.stdout.close()
+    if ran.code is None:
+        return (ran.out, -1) if ran.flooded else (None, -1)
+    return ran.out, ran.code
 
 
 def read_only_run(command: list[str]) -> subprocess.CompletedProcess[bytes]:

@@ -26,7 +26,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .capped import capped_run
+from .boundedrun import run_bounded
 from .errors import BootstrapError, shown
 from .fsutil import read_regular
 from .pyenvplan import OVERRIDES_FILE, TRAINING, EnvRequirements, PythonEnvError, plan_requirements
@@ -554,10 +554,10 @@ class _Builder:
             "import torch\nprint('cuda', bool(torch.cuda.is_available()))\n"
         )
         try:
-            done = capped_run(
+            done = run_bounded(
                 [python, "-I", "-c", script, *modules],
-                timeout=VERIFY_TIMEOUT,
-                limit=4096,
+                seconds=VERIFY_TIMEOUT,
+                max_bytes=1 << 20,  # (its stderr too: a traceback's lines)
                 cwd=os.path.abspath(os.sep),
             )
         except OSError as error:

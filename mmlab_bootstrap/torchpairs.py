@@ -18,7 +18,7 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .capped import capped_run
+from .boundedrun import run_bounded
 from .errors import shown
 from .fsutil import read_regular
 from .pyenvplan import PythonEnvError
@@ -52,10 +52,10 @@ def driver_version(environ_path: str | None = None) -> str | None:
     if smi is None:
         return None
     try:
-        done = capped_run(
+        done = run_bounded(
             [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-            timeout=SMI_TIMEOUT,
-            limit=SMI_LIMIT,
+            seconds=SMI_TIMEOUT,
+            max_bytes=SMI_LIMIT,
         )
     except OSError:
         return None

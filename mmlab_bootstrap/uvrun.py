@@ -6,10 +6,10 @@ the error a failure ends with."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from .boundedrun import run_bounded
 from .errors import shown
 from .pyenvplan import MMCV_NAMES, PythonEnvError
 
@@ -18,6 +18,8 @@ INSTALL_TIMEOUT = 3 * 3600  # `uv pip sync`: a CUDA torch is GBs on a slow line
 TAIL = 40  # lines of uv's output kept for messages
 # Variables of the caller's shell that would steer uv or the interpreter it asks.
 CLEARED = ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME", "PIP_REQUIRE_VIRTUALENV")
+
+UV_OUTPUT_LIMIT = 64 << 20  # bytes of uv's output (a resolution's report is some KiB)
 
 
 def uv_binary() -> str:
@@ -83,24 +85,23 @@ def run_uv(
 ) -> str:
     """Run `uv ARGS`; its output, or a PythonEnvError with uv's own error line."""
     command = [uv_binary(), *args]
-    try:
-        done = subprocess.run(
+    try:  # bounded like every program whose output is read, its process group killed after
+        done = run_bounded(
             command,
+            seconds=timeout,
+            max_bytes=UV_OUTPUT_LIMIT,
             env=uv_environ(environ),
-            capture_output=True,
-            timeout=timeout,
             cwd=os.path.abspath(os.sep),
-            check=False,
         )
-    except subprocess.TimeoutExpired:
-        raise PythonEnvError(
-            f"{what}: uv did not finish within {timeout:.0f} s", hint, rerun_helps=True
-        ) from None
     except OSError as error:
         raise PythonEnvError(f"{what}: uv could not be run ({error})", hint) from None
-    out = done.stdout.decode("utf-8", "replace")
-    err = done.stderr.decode("utf-8", "replace")
-    if done.returncode != 0:
+    if done.code is None:
+        raise PythonEnvError(
+            f"{what}: uv {done.stopped}", hint, rerun_helps=not done.flooded
+        ) from None
+    out = done.out.decode("utf-8", "replace")
+    err = done.err.decode("utf-8", "replace")
+    if done.code != 0:
         raise PythonEnvError(f"{what}: {uv_reason(err)}", hint)
     return out + err
 

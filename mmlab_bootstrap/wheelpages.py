@@ -19,7 +19,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from .capped import capped_run
+from .boundedrun import run_bounded
 from .errors import shown
 from .pyenvplan import PythonEnvError
 
@@ -120,10 +120,10 @@ def probe_interpreter(path: str, variable: str) -> Interpreter:
     """Ask the base interpreter what it is (bounded in time and output)."""
     hint = f"set {variable} to a CPython 3.8+ interpreter, e.g. inv python-env --python python3.10"
     try:
-        done = capped_run(
+        done = run_bounded(
             [path, "-I", "-B", "-c", PROBE],
-            timeout=PROBE_TIMEOUT,
-            limit=PROBE_LIMIT,
+            seconds=PROBE_TIMEOUT,
+            max_bytes=PROBE_LIMIT,
             cwd=os.path.abspath(os.sep),
         )
     except OSError as error:

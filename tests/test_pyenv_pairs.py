@@ -13,7 +13,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from mmlab_bootstrap import torchpairs, wheelpages
-from mmlab_bootstrap.capped import capped_run
+from mmlab_bootstrap.boundedrun import run_bounded
 from mmlab_bootstrap.httpclient import http_session
 from mmlab_bootstrap.pyenvplan import PythonEnvError
 from mmlab_bootstrap.torchpairs import Pair, accelerator_tags, choose_pair, driver_version
@@ -264,12 +264,12 @@ def test_hostile_nvidia_smi(
 
 
 def test_a_silent_child_is_killed_at_the_deadline(tmp_path: Path) -> None:
-    """(capped_run) A child that never answers, or floods its output, costs its deadline
-    and `limit` bytes at most."""
-    answer = capped_run(["sleep", "30"], timeout=0.2, limit=10)
-    assert answer.code is None and answer.out == b""
-    flood = capped_run(["yes"], timeout=30, limit=10)  # killed once past the limit
-    assert flood.code is None and flood.out == b"y\ny\ny\ny\ny\n" and flood.cut
+    """(run_bounded) A child that never answers, or floods its output, costs its deadline
+    and `max_bytes` at most."""
+    answer = run_bounded(["sleep", "30"], seconds=0.2, max_bytes=10)
+    assert answer.code is None and answer.out == b"" and not answer.flooded
+    flood = run_bounded(["yes"], seconds=30, max_bytes=10)  # killed once past the limit
+    assert flood.code is None and flood.out == b"y\ny\ny\ny\ny\n" and flood.flooded
 
 
 @pytest.mark.parametrize(
