@@ -20,42 +20,11 @@ from typing import Any
 
 from .errors import shown
 from .findings import ERROR, WARNING, Finding
-from .fsutil import kind
+from .fsutil import NotRegularFile, kind, read_head
 
 LIST_LIMIT = 1000  # entries read from one small folder (data/, a dataset's top)
 
 FILE, FOLDER, MISSING, OTHER = "file", "folder", "missing", "other"
-
-
-class NotRegularFile(OSError):
-    """Something other than a regular file where one is read (a FIFO, a device, a folder)."""
-
-    def __init__(self, path: Path, mode: int) -> None:
-        super().__init__(f"{path} is {kind(mode)}, not a regular file")
-        self.mode = mode
-
-
-def read_head(path: Path, limit: int) -> tuple[bytes, bool]:
-    """At most `limit` bytes of the regular file at `path` (a symlink to one is followed), and
-    whether they are the whole file. Opening never blocks (a FIFO, a device or a folder is a
-    NotRegularFile, a device not even opened); any other failure is the OSError it is."""
-    found = os.stat(path)
-    if not stat.S_ISREG(found.st_mode):
-        raise NotRegularFile(path, found.st_mode)
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    try:
-        found = os.fstat(descriptor)  # it may have been swapped since
-        if not stat.S_ISREG(found.st_mode):
-            raise NotRegularFile(path, found.st_mode)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit and (chunk := os.read(descriptor, min(1 << 20, limit + 1 - size))):
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        os.close(descriptor)
-    data = b"".join(chunks)
-    return data[:limit], len(data) <= limit
 
 
 class Scan:

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .datascan import read_head
 from .findings import INFO, WARNING, Finding
+from .fsutil import read_head
 from .versionbounds import Range, version_key
 
 TABLE_LIMIT = 1 << 20  # bytes: mmcv's table is some 20 KiB

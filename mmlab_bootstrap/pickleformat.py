@@ -11,7 +11,7 @@ import io
 import pickletools
 from pathlib import Path
 
-from .datascan import read_head
+from .fsutil import read_head
 
 HEAD_BYTES = 8192  # how much of a file is read
 CURRENT, OLD, UNKNOWN, NOT_PICKLE = "current", "old", "unknown", "not a pickle"

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .datascan import read_head
+from .fsutil import read_head
 
 # The sub-projects' folders and the package each installs (and whose sources say what it needs).
 PACKAGES = {

@@ -6,7 +6,6 @@ import contextlib
 import os
 import re
 import shlex
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from .changes import Changes
 from .envfile import EnvFile, read_defaults_file, read_env_file
 from .errors import BootstrapError, shown
+from .fsutil import read_head
 from .journal import STATE_FILE, Journal
 from .lock import LOCK_FILE, workspace_lock
 from .report import Reporter
@@ -40,17 +40,9 @@ class WorkspaceError(BootstrapError):
 def _head(path: Path) -> bytes:
     """The start of a regular file (following a symlink), else nothing; never blocks."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return b""
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_head(path, _MARK_BYTES)[0]
     except OSError:
         return b""
-    try:
-        return os.read(descriptor, _MARK_BYTES)
-    except OSError:
-        return b""
-    finally:
-        os.close(descriptor)
 
 
 def is_workspace(folder: Path) -> bool:
