@@ -44,6 +44,8 @@ DEFAULT_JOBS = 4  # steps.DEFAULT_JOBS (kept here so that --help needs no import
 Flags = dict[str, str | None]
 
 
+# The training environment's own variables (inv python-env's flags, with the two it shares).
+PYENV_ONLY = (VENVS_PATH, PYTHON, CUDA_TAG, TORCH_INDEX, MMCV_INDEX, PYPI_INDEX)
 ALL_VARIABLES = (
     EXTENSION_REPO,
     EXTENSION_REF,
@@ -58,12 +60,7 @@ ALL_VARIABLES = (
     GIT_CACHE,
     GIT_CACHE_MODE,
     PYTHON_ENV,
-    VENVS_PATH,
-    PYTHON,
-    CUDA_TAG,
-    TORCH_INDEX,
-    MMCV_INDEX,
-    PYPI_INDEX,
+    *PYENV_ONLY,
 )
 ENV_HELP = {
     "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
@@ -309,16 +306,7 @@ def mirror(
         mirror_step(session, flags, dest or "", all_refs=all_refs, jobs=jobs_flag(jobs, "mirror"))
 
 
-PYENV_VARIABLES = (
-    EXTENSION_PATH,
-    PROJECTS,
-    VENVS_PATH,
-    PYTHON,
-    CUDA_TAG,
-    TORCH_INDEX,
-    MMCV_INDEX,
-    PYPI_INDEX,
-)
+PYENV_VARIABLES = (EXTENSION_PATH, PROJECTS, *PYENV_ONLY)
 PYENV_HELP = {
     "locked": "install exactly the lock written in the workspace (fails when there is none)",
     "update": "resolve the lock again (newest versions and pair within the ranges)",

@@ -39,7 +39,7 @@ def scaled(quick: int, thorough: int) -> int:
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No MMLAB_ variable, no user git config, a private HOME: git as a user has it (stock
-    settings; file:// submodules are refused unless the tool itself allows them)."""
+    settings; file:// submodules are refused unless the tool itself allows them); no proxy."""
     for name in list(os.environ):
         if name.startswith(("MMLAB_", "GIT_", "INVOKE_")) or name in (
             "NO_COLOR",
@@ -60,6 +60,11 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.com")
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    # The loopback servers are reached directly, whatever proxy the machine sets.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     yield
 
 

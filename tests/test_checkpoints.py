@@ -26,15 +26,6 @@ from .httpserve import Faults, Served, serving
 REAL_MMDET3D = Path("/work/real/gh/open-mmlab/mmdetection3d.git")
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loopback server is reached directly, whatever proxy the machine sets."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 def test_hash_prefix_is_anchored_at_the_end() -> None:
     """`-<hex>.pth` at the very end: a `mAP-0.378` earlier in the name never counts."""
     name = "faster_rcnn_r50_fpn_1x_coco-person_bbox_mAP-0.378_20200504_180032-c5925ee5.pth"

@@ -31,15 +31,6 @@ TIMEOUT = 60  # seconds for one command: every one here takes about one
 MEMORY = 2 << 30  # bytes of address space for one command: a run reading /dev/zero stops here
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loopback server is reached directly, whatever proxy the machine sets."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 def bounded(root: Path, *args: str, env: dict[str, str] | None = None) -> Run:
     """`inv ARGS` in a process of its own, limited in time and memory; never a traceback."""
     executable = shutil.which("inv", path=os.environ["PATH"]) or "inv"

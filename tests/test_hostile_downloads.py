@@ -34,15 +34,6 @@ TOKEN = "s3cr3t-T0KEN"
 FAST = {"MMLAB_HTTP_WAIT_MAX": "0.01"}  # every wait between tries: 10 ms
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loopback server is reached directly, whatever proxy the machine sets."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 @dataclass
 class Zoo:
     root: Path

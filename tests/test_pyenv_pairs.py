@@ -28,14 +28,6 @@ PY311 = Interpreter("/usr/bin/python3.11", 3, 11, "x86_64", "linux")
 RC4_MMCV = SpecifierSet(">=1.5.2,<=1.6.0")
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 def stand_ins(folder: Path) -> Indexes:
     """cu113: torch 1.12.1 and 1.11.0 for cp38; mmcv's torch1.12 page lists mmcv-full 1.7.0
     only (outside rc4's range) and mmcv 2.0.0, its torch1.11.0 page mmcv-full 1.6.0 (cp38)."""
