@@ -28,8 +28,9 @@ def doctor_report(
 ) -> dict[str, Any]:
     """Everything `inv doctor` shows, as plain data (the `--json` document)."""
     # The interpreter first: a `--python` that is none is an error before anything is shown.
+    # (a wait for the interpreter or nvcc is said on stderr: stdout may be the JSON document)
     python_info, python_findings = python_section(
-        settings.extension_path, settings.projects, python, session.environ
+        settings.extension_path, settings.projects, python, session.environ, session.report.note
     )
     status = workspace_status(session, settings, dotenv)
     data_sections: list[dict[str, Any]] = []
