@@ -350,6 +350,24 @@ def test_bytes_this_run_are_what_it_received(zoo: Zoo) -> None:
     assert f"({SIZE} bytes, {SIZE - 1000} bytes this run," in out, out
 
 
+def test_a_206_for_a_file_shorter_than_the_partial_starts_over(zoo: Zoo) -> None:
+    """An earlier run's partial file longer than the file, and a server that answers its
+    Range with 206 (not 416) and a total below it: what is held cannot be the file, so the
+    run starts over (each such answer a failed try) instead of leaving a partial that every
+    run resumes from and fails on; a run against a sane server then finishes."""
+    zoo.plant_partial(random_bytes(SIZE * 3))
+    zoo.served.faults[zoo.item.path] = Faults(range_from=SIZE * 3)
+    code, out, err = _fetch(zoo)
+    assert_clean_error(Run(code, out, err), "answered 206 with Content-Range")
+    assert "ended the body" not in out + err, out
+    assert len(zoo.served.requests) <= ATTEMPTS
+    assert all(os.path.getsize(zoo.final.parent / name) < SIZE for name in zoo.names())
+    del zoo.served.faults[zoo.item.path]
+    code, out, err = _fetch(zoo)
+    assert code == 0, err
+    assert zoo.final.read_bytes() == zoo.item.data
+
+
 def test_after_starting_over_progress_counts_from_nothing(zoo: Zoo) -> None:
     """What an earlier run left is longer than the file (416): the download starts over, and
     each dropped connection that brought new bytes since is progress, however many there are
