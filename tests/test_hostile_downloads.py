@@ -23,6 +23,7 @@ import pytest
 
 from mmlab_bootstrap.errors import redacted
 from mmlab_bootstrap.httpclient import ATTEMPTS, REDIRECTS, Cancelled, DownloadError, Job, Tries
+from mmlab_bootstrap.locations import human_size
 
 from .ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import REPO_ROOT, Run, assert_clean_error, inv, mount
@@ -341,13 +342,13 @@ def test_bytes_this_run_are_what_it_received(zoo: Zoo) -> None:
     code, out, err = _fetch(zoo)
     assert code == 0, err
     assert [r.status for r in zoo.served.requests] == [416, 200]
-    assert f"({SIZE} bytes, sha256" in out, out  # all of it this run: no "this run" part
+    assert f"({human_size(SIZE)}, sha256" in out, out  # all of it this run: no "this run" part
     assert not re.search(r"-\d+ bytes this run", out), out
     zoo.final.unlink()
     zoo.plant_partial(zoo.item.data[:1000])
     code, out, err = _fetch(zoo)
     assert code == 0, err
-    assert f"({SIZE} bytes, {SIZE - 1000} bytes this run," in out, out
+    assert f"({human_size(SIZE)}, {human_size(SIZE - 1000)} this run," in out, out
 
 
 def test_a_206_for_a_file_shorter_than_the_partial_starts_over(zoo: Zoo) -> None:
