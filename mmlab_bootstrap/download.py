@@ -42,6 +42,7 @@ from .httpclient import (
     timeouts,
     tls_error,
 )
+from .locations import human_size
 from .partial import Partial
 
 CHUNK = 1 << 20
@@ -167,7 +168,7 @@ class _Room:
         if free < SPARE + ROOM_EVERY:
             raise DownloadError(
                 f"{self.job.label}: {shown(self.job.shown_url)} gave no length and has sent"
-                f" {offset / 1e6:.1f} MB so far; {free / 1e6:.1f} MB are left free in"
+                f" {human_size(offset)} so far; {human_size(free)} are left free in"
                 f" {shown(str(self.job.final.parent))}",
                 "make room on that disk or choose another storage root (inv env"
                 " --checkpoints-path /path/to/storage); a body that never ends is the server's"

@@ -297,7 +297,7 @@ class Room(NamedTuple):
 def room_for(folder: Path, sizes: Iterable[int], *, entries: int = 0) -> Room:
     """What copying files of `sizes` bytes (and `entries` folders and symlinks, a block and
     an inode each) into `folder` takes on its filesystem, and what it has free (statvfs):
-    each file takes whole blocks, so 1 500 files of 3 000 bytes take 6.1 MB, not 4.5 MB."""
+    each file takes whole blocks, so 1 500 files of 3 000 bytes take 5.9 MiB, not 4.3 MiB."""
     found = os.statvfs(folder)
     unit = found.f_frsize or found.f_bsize  # what f_bavail counts in
     block = unit if 0 < unit <= LARGEST_BLOCK else COMMON_BLOCK

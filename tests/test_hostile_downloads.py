@@ -216,7 +216,7 @@ def test_a_body_that_never_ends_stops_before_the_disk_is_full(zoo: Zoo, mounts: 
     mount(mounts, small, "size=24m")
     zoo.served.faults[zoo.item.path] = Faults(endless=True)
     code, out, err = _fetch(zoo, env={"MMLAB_CHECKPOINTS_PATH": str(small)})
-    assert_clean_error(Run(code, out, err), "gave no length and has sent", "MB are left free")
+    assert_clean_error(Run(code, out, err), "gave no length and has sent", "iB are left free")
     assert shutil.disk_usage(small).free > 1 << 20
     assert len(zoo.served.requests) == 1
 
