@@ -1,6 +1,7 @@
 """Running a program whose output is read from outside the tool's own code (the training
 interpreter, `nvcc`): with a time limit and a byte cap, in a process group of its own that is
-killed, with everything it started, past either limit and once the program has ended."""
+killed, with everything it started, past either limit and once the program has ended. A wait
+is never silent: `say` gets a line every MMLAB_HEARTBEAT seconds while the program runs."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from .progress import heartbeat_seconds
 
 POLL = 0.05  # seconds between looks at whether the program has ended while its pipes are open
 CHUNK = 65536
@@ -41,10 +44,12 @@ def run_bounded(
     max_bytes: int,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Ran:
     """Run `command` (no stdin) and read its stdout and stderr until it ends, for at most
     `seconds` and `max_bytes`. Whatever is left of its process group is killed at the end:
-    children that keep a pipe open never hold the reader. An OSError when it cannot start."""
+    children that keep a pipe open never hold the reader. An OSError when it cannot start.
+    While it runs, `say` (when given) gets a `… still waiting` line every heartbeat."""
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
@@ -60,7 +65,10 @@ def run_bounded(
     total = 0
     stopped: str | None = None
     ended = False
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
+    every = heartbeat_seconds()
+    beat = started + every
     try:
         with selectors.DefaultSelector() as selector:
             for descriptor in read:
@@ -70,7 +78,14 @@ def run_bounded(
                 if not ended and _ended(process.pid):
                     ended = True
                     _kill_group(process.pid)  # what it left running holds the pipes open
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                if say is not None and not ended and now >= beat:
+                    say(
+                        f"… still waiting for {command[0]} ({now - started:.0f} s;"
+                        f" stopped at {seconds:g} s)"
+                    )
+                    beat = now + every
+                remaining = deadline - now
                 if remaining <= 0:
                     if not ended:
                         stopped = f"it did not finish within {seconds:g} s"

@@ -204,6 +204,9 @@ def _download_all(
                 done = fetch(http, job, shown_progress, cancel)
             except Cancelled:
                 return
+            except BaseException:
+                shown_progress.failed(job.label)
+                raise
             odd = " (does not match its name: accepted)" if done.mismatch else ""
             resumed = (
                 f", {human_size(done.received)} this run" if done.received != done.size else ""

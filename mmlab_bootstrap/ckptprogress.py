@@ -167,6 +167,16 @@ class Downloads:
                 bar.close()
             self._write(lambda: self.report.done(line))
 
+    def failed(self, label: str) -> None:
+        """A download ended in an error (reported once the others are done): it is no longer
+        waited for, so no heartbeat names it any more."""
+        with self._lock:
+            self._sizes.pop(label, None)
+            self._waits.pop(label, None)
+            bar = self._bars.pop(label, None)
+            if bar is not None:
+                bar.close()
+
     def _write(self, show: Any) -> None:
         with self._lock:
             if not self.live or self._writing:  # not live, or already around the bars

@@ -33,8 +33,9 @@ def doctor_report(
         from .pyenvbuild import workspace_python
 
         python = workspace_python(settings)
+    # (a wait for the interpreter or nvcc is said on stderr: stdout may be the JSON document)
     python_info, python_findings = python_section(
-        settings.extension_path, settings.projects, python, session.environ
+        settings.extension_path, settings.projects, python, session.environ, session.report.note
     )
     status = workspace_status(session, settings, dotenv)
     data_sections: list[dict[str, Any]] = []

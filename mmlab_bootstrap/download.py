@@ -259,6 +259,9 @@ def _start(
             _start_over(partial, tries)  # a range we did not ask for
             raise Again(f"answered 206 with Content-Range {_header(sent_range)} {asked}")
         total = int(found[2]) if found[2] != "*" else None
+        if total is not None and total < have:  # what we hold is longer than the file
+            _start_over(partial, tries)
+            raise Again(f"answered 206 with Content-Range {_header(sent_range)} {asked}")
     else:
         if have:
             tries.restarted(f"answered 200 {asked}: the server ignores Range", have)

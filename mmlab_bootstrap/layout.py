@@ -8,8 +8,9 @@ import os
 import pwd
 import re
 import stat
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import LayoutError, shown
 from .paths import creatable_problem
@@ -350,12 +351,16 @@ def mount_point_of(folder: Path) -> Path:
     return point
 
 
-def device_warning(folder: Path, recorded: object) -> str | None:
-    """A warning when `folder` is on another filesystem than the one recorded when it was
-    linked: a disk mounted over it since hides what was stored there before, or the disk it
-    was on is gone and what is stored now goes elsewhere (the system disk)."""
+def device_warning(folder: Path, entry: Mapping[str, Any]) -> str | None:
+    """A warning when `folder` is on another filesystem than the one the journal `entry`
+    recorded when it was linked to that same folder: a disk mounted over it since hides what
+    was stored there before, or the disk it was on is gone and what is stored now goes
+    elsewhere (the system disk). A new target (a storage root moved) has no such record."""
+    recorded = entry.get("device")
     if not isinstance(recorded, int) or isinstance(recorded, bool):
         return None  # (a journal from before devices were recorded)
+    if entry.get("target") != str(folder):
+        return None  # recorded for another target: the relink records this one's
     try:
         now = device_of(folder)
         point = mount_point_of(folder)

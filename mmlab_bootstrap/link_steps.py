@@ -82,9 +82,7 @@ def plan_link_step(
     for warning in storage_warnings(settings, (variable,)):
         session.report.warn(warning)
     for plan in plans:
-        moved = device_warning(
-            plan.location.target, session.journal.entry(plan.location.link).get("device")
-        )
+        moved = device_warning(plan.location.target, session.journal.entry(plan.location.link))
         if moved:
             session.report.warn(moved)
     for plan in plans:

@@ -140,3 +140,21 @@ def _not_safe(outcome: Outcome, url: str, what: str) -> GitError:
         " (each repository of a team mirror needs its line: see the README's Team mirror),"
         " then: inv clone",
     )
+
+
+def not_owned(outcome: Outcome, folder: Path) -> GitError | None:
+    """The error for a repository of the workspace that git would not even look at because
+    another user owns it (safe.directory), or None: without it the repository would seem
+    missing ("not cloned", "not a git repository") and the hint would mislead."""
+    if not re.search(_NOT_SAFE, outcome.err):
+        return None
+    from .fsutil import owner_of
+
+    owner = owner_of(folder)
+    whose = f" (owned by {owner})" if owner else ""
+    return GitError(
+        f"safe.directory: git refuses to look at the repository {shown(str(folder))}{whose},"
+        f" not owned by you: {git_message(outcome.err)}",
+        "run the tool as the user who owns this workspace; or, if you trust it: git config"
+        f" --global --add safe.directory {shown(str(folder))}, then run the same command again",
+    )

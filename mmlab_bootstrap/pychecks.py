@@ -5,7 +5,7 @@ checkout, and whether mmcv has a prebuilt wheel for the torch/CUDA pair."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,23 @@ TORCH_HINT = "install PyTorch built for your CUDA (https://pytorch.org/get-start
 
 
 def python_section(
-    extension: Path, projects: tuple[str, ...], given: str | None, environ: Mapping[str, str]
+    extension: Path,
+    projects: tuple[str, ...],
+    given: str | None,
+    environ: Mapping[str, str],
+    say: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], list[Finding]]:
     """The interpreter's packages checked against the bounds the sub-projects' sources set.
 
     A `--python` that is no executable is an error (a PythonError, before anything is shown);
-    one that cannot be asked, or answers something else, is one error finding."""
+    one that cannot be asked, or answers something else, is one error finding. `say` gets
+    a line every heartbeat while the interpreter or nvcc is being waited for."""
     python = interpreter(given)
     try:
-        found = probe(python, environ)
+        found = probe(python, environ, say)
     except PythonError as error:
-        return _unasked(python, environ, Finding(ERROR, "python", error.message, error.hint))
+        failed = Finding(ERROR, "python", error.message, error.hint)
+        return _unasked(python, environ, failed, say)
     installed: dict[str, Any] = found["packages"]
     folders = [folder for folder in PACKAGES if (extension / folder).is_dir()]
     ranges = [found for folder in folders for found in sub_project_ranges(extension, folder)]
@@ -108,7 +114,7 @@ def python_section(
             findings += _editable(package, have, checkout, folder in projects, pip)
     findings += _checkout_versions(extension, folders, effective)
     info["torch_cuda"] = (installed.get("torch") or {}).get("cuda")
-    info["cuda_toolkit"] = cuda_toolkit(environ)
+    info["cuda_toolkit"] = cuda_toolkit(environ, say)
     findings += _toolkit(info["torch_cuda"], info["cuda_toolkit"])
     info["mmcv_wheels"] = wheel_info
     findings += wheel_findings
@@ -116,11 +122,14 @@ def python_section(
 
 
 def _unasked(
-    python: str, environ: Mapping[str, str], failed: Finding
+    python: str,
+    environ: Mapping[str, str],
+    failed: Finding,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], list[Finding]]:
     """The section of an interpreter that gave no usable answer: that error, and the CUDA
     toolkit (which does not depend on it)."""
-    toolkit = cuda_toolkit(environ)
+    toolkit = cuda_toolkit(environ, say)
     info: dict[str, Any] = {
         "interpreter": python,
         "version": None,

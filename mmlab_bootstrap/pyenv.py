@@ -8,7 +8,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .boundedrun import run_bounded
@@ -92,7 +92,9 @@ def interpreter(given: str | None) -> str:
     return os.path.abspath(path)  # kept a link (a venv's python is one), never resolved
 
 
-def probe(python: str, environ: Mapping[str, str]) -> dict[str, Any]:
+def probe(
+    python: str, environ: Mapping[str, str], say: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """What the interpreter has installed (see PROBE), its answer checked as a whole; a
     PythonError when it is no Python 3.8+ or its answer is not what was asked."""
     hint = (
@@ -106,6 +108,7 @@ def probe(python: str, environ: Mapping[str, str]) -> dict[str, Any]:
             max_bytes=PROBE_BYTES,
             env=environ,  # PYTHONPATH and the like, as the training run has them
             cwd=os.path.abspath(os.sep),  # no package of the current folder shadows one
+            say=say,
         )
     except OSError as error:
         raise PythonError(f"--python {shown(python)} could not be run: {error}", hint) from None
@@ -202,7 +205,9 @@ def _kind(value: object) -> str:
     return names.get(type(value), "a number")
 
 
-def cuda_toolkit(environ: Mapping[str, str]) -> dict[str, Any]:
+def cuda_toolkit(
+    environ: Mapping[str, str], say: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """`CUDA_HOME` (or `CUDA_PATH`) and what `nvcc --version` says, when there is one (the
     nvcc on the PATH the training run has, unless `CUDA_HOME` holds one)."""
     home = environ.get("CUDA_HOME") or environ.get("CUDA_PATH") or None
@@ -215,7 +220,11 @@ def cuda_toolkit(environ: Mapping[str, str]) -> dict[str, Any]:
     if nvcc is not None:
         try:
             done = run_bounded(
-                [nvcc, "--version"], seconds=NVCC_TIMEOUT, max_bytes=NVCC_BYTES, env=environ
+                [nvcc, "--version"],
+                seconds=NVCC_TIMEOUT,
+                max_bytes=NVCC_BYTES,
+                env=environ,
+                say=say,
             )
         except OSError as error:
             problem = f"it could not be run: {error.strerror or error}"

@@ -24,28 +24,16 @@ class RcFileError(BootstrapError):
     """The rc file cannot be changed safely."""
 
 
-def _spellings(root: Path) -> list[str]:
-    """The root as the tool sees it, and as the user's shell spelled it (`$PWD` through a
-    symlinked folder) when that is the same folder: a new shell's `$PWD` is the latter."""
-    found = [str(root)]
-    logical = os.environ.get("PWD", "")
-    if os.path.isabs(logical) and "\n" not in logical and logical.rstrip("/") not in found:
-        try:
-            if os.path.samefile(logical, root):
-                found.append(logical.rstrip("/") or "/")
-        except OSError:
-            pass
-    return found
-
-
 def block(root: Path, env_path: Path) -> str:
     """The lines added for one workspace (POSIX: bash, dash and zsh read it alike). It loads
-    `.env` only in a shell whose folder is inside the workspace, and defines nothing."""
+    `.env` only in a shell whose folder is inside the workspace, and defines nothing. The
+    folder is compared with every symlink resolved (`pwd -P`, POSIX), so a shell started in
+    the workspace through any symlinked path loads it, whichever spelling added the block."""
     quoted = shlex.quote(str(env_path))
-    patterns = "|".join(shlex.quote(name.rstrip("/") + "/") + "*" for name in _spellings(root))
+    pattern = shlex.quote(os.path.realpath(root).rstrip("/") + "/") + "*"
     return (
         f"{BEGIN.format(root=root)}\n"
-        f'case "$PWD/" in {patterns})'
+        f'case "$(pwd -P)/" in {pattern})'
         f" if [ -f {quoted} ]; then set -a; . {quoted}; set +a; fi ;; esac\n"
         f"{END.format(root=root)}\n"
     )

@@ -21,7 +21,7 @@ def plan_repairs(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> LinkP
     repairs = []
     if not recorded:
         repairs.append(f"record {location.link} in the journal")
-    if device_warning(location.target, recorded.get("device")):  # warned while planning
+    if device_warning(location.target, recorded):  # warned while planning
         repairs.append(f"record that {location.target} is on another filesystem now")
     if recorded.get("adopted"):
         repairs.append(f"remove what an interrupted --adopt left in {location.target}")

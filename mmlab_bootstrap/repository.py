@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from .git import Git
+from .outcomes import not_owned
 from .submodules import SubmoduleEntry
 from .submodules import gitlinks as submodule_gitlinks
 
@@ -52,6 +53,8 @@ def look_at(git: Git, folder: Path) -> RepoFacts:
     args += ["--git-path", "info/sparse-checkout", "HEAD"]
     args += [f":{path}" for path in paths] + ["--symbolic-full-name", "HEAD"]
     found = git.probe(args, cwd=folder)
+    if not found.ok and (refused := not_owned(found, folder)) is not None:
+        raise refused
     lines = found.out.splitlines()
     if len(lines) < 6 or os.path.realpath(lines[0]) != os.path.realpath(folder):
         return RepoFacts(folder)

@@ -245,7 +245,7 @@ def _link(
         "location": str(link),
         "target": str(target),
         "real_target": str(way.real) if way.links else None,
-        "moved": device_warning(target, recorded.get("device")),
+        "moved": device_warning(target, recorded),
         "in_projects": in_projects,
         "destination": None,
         "files": None,

@@ -84,8 +84,10 @@ _ANNOUNCED: set[tuple[str, str]] = set()
 
 def _root(c: Context, report: Reporter) -> Path:
     """The workspace root: the folder of the `tasks.py` invoke found (walking up) under `inv`;
-    for the console script the nearest workspace from the current folder up. Named once, in a
-    note, when it is not the current folder."""
+    for the console script the nearest workspace from the current folder up (when there is
+    none, from the folder as the shell spells it: `cd workspace/…/data/kitti` goes through a
+    link into storage, which is no new workspace). Named once, in a note, when it is not the
+    current folder."""
     given = c.config[CONFIG_KEY]["root"]
     try:
         here: Path | None = Path(os.getcwd())
@@ -100,11 +102,27 @@ def _root(c: Context, report: Reporter) -> Path:
 
         assert here is not None
         root = find_root(here)
+        logical = _as_the_shell_spells(here)
+        if logical is not None and root == here:  # no workspace up the real path
+            up = find_root(logical)
+            root = up if up != logical else root
     elsewhere = here is not None and os.path.realpath(root) != os.path.realpath(here)
     if elsewhere and (str(here), str(root)) not in _ANNOUNCED:
         _ANNOUNCED.add((str(here), str(root)))
         report.note(f"using the workspace {root} (not the current folder)")
     return root
+
+
+def _as_the_shell_spells(here: Path) -> Path | None:
+    """The current folder as the shell's `$PWD` spells it, when that is another spelling of
+    `here` (a path through a symlink), else None."""
+    logical = os.environ.get("PWD", "")
+    if not os.path.isabs(logical) or os.path.normpath(logical) == str(here):
+        return None
+    try:
+        return Path(os.path.normpath(logical)) if os.path.samefile(logical, here) else None
+    except OSError:
+        return None
 
 
 def _traceback_when_debugging() -> None:

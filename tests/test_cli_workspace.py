@@ -54,6 +54,23 @@ def test_console_script_walks_up_to_its_workspace(tmp_path: Path) -> None:
     assert "note:" not in at_root.err
 
 
+def test_console_script_through_a_link_into_storage_finds_its_workspace(tmp_path: Path) -> None:
+    """`cd workspace/mmlab_extension/mmdetection3d/data/kitti` goes through the data link into
+    the storage root, outside the workspace: the real path has no workspace up, the shell's
+    path (`$PWD`) has; the console script uses that one, never a new workspace in storage."""
+    root, nested = _workspace_with_nested_folder(tmp_path)
+    storage = tmp_path / "bigdisk" / "mmdetection3d" / "data"
+    (storage / "kitti").mkdir(parents=True)
+    (nested / "data").symlink_to(storage)
+    logical = nested / "data" / "kitti"
+    run = run_cli(["mmlab-bootstrap", "status", "--json"], logical, env={"PWD": str(logical)})
+    assert json.loads(run.out)["workspace"] == str(root), run.err
+    assert f"note: using the workspace {root} (not the current folder)" in run.err
+    assert sorted(os.listdir(storage / "kitti")) == []  # no .env, state or lock made there
+    alone = run_cli(["mmlab-bootstrap", "status", "--json"], logical, env={"PWD": str(storage)})
+    assert json.loads(alone.out)["workspace"] == str(storage / "kitti")  # (no such spelling)
+
+
 def test_inv_and_the_console_script_agree_below_a_checkout(workspace: Path) -> None:
     """Below a checkout's `tasks.py` (before any `.env`), both use the checkout."""
     nested = workspace / "mmlab_extension" / "mmcv"

@@ -208,6 +208,24 @@ def test_an_nvcc_that_misbehaves_is_stopped(tmp_path: Path, body: str, said: str
     assert info["version"] == sys.version.split()[0]
 
 
+@pytest.mark.usefixtures("bounded", "short_limits")
+def test_a_wait_for_the_interpreter_or_nvcc_is_never_silent(cloned: Cloned, tmp_path: Path) -> None:
+    """An interpreter and an `nvcc` that say nothing until their time limit: each heartbeat
+    names the program waited for, on stderr (stdout stays the one JSON document)."""
+    python = write(tmp_path / "python", "#!/bin/sh\nexec sleep 3600\n")
+    python.chmod(0o755)
+    bin_folder = tmp_path / "bin"
+    write(bin_folder / "nvcc", "#!/bin/sh\nexec sleep 3600\n").chmod(0o755)
+    path = f"{bin_folder}{os.pathsep}{os.environ['PATH']}"
+    env = {"MMLAB_HEARTBEAT": "1", "PATH": path, "CUDA_HOME": "", "CUDA_PATH": ""}
+    run = inv(cloned.root, "doctor", "--json", "--python", str(python), env=env)
+    assert run.code == 1, run.err
+    json.loads(run.out)
+    for program in (python, bin_folder / "nvcc"):
+        assert f"note: … still waiting for {program} (" in run.err, run.err
+    assert "Traceback" not in run.err
+
+
 class Tree:
     """A project folder whose `data` is a link into a storage root, as `link-data` makes it
     (the same shape as test_doctor_datasets' Tree)."""

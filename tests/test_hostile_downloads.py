@@ -326,6 +326,56 @@ def test_a_request_waiting_for_its_answer_is_in_the_heartbeat(tmp_path: Path) ->
         assert any("fetched mmdetection3d:pointpillars_car" in line for line in seen), seen
 
 
+def test_a_failed_download_leaves_the_heartbeat(tmp_path: Path) -> None:
+    """Two downloads: one answered 404 at once, one whose answer is held back. The heartbeat
+    that follows names only the one still waiting, never the failed one as "waiting for an
+    answer" (its error is reported once the other is done). Nothing depends on timing: the
+    held answer is released once such a line was seen (or after HOLD seconds)."""
+    gone = checkpoint("mmdetection3d", "pointpillars_gone", random_bytes(1000))
+    held = checkpoint("mmdetection3d", "pointpillars_held", random_bytes(1000))
+    root = tmp_path / "ws"
+    write_index(root / "mmlab_extension" / "mmdetection3d", [gone, held])
+    (root / "tasks.py").write_text((REPO_ROOT / "tasks.py").read_text())
+    hold = threading.Event()
+    with serving() as served:
+        served.files[gone.path] = gone.data
+        served.files[held.path] = held.data
+        served.faults[gone.path] = Faults(always=404)
+        served.faults[held.path] = Faults(hold=hold)
+        (root / ".env").write_text(f"MMLAB_CHECKPOINT_MIRROR='{served.url}'\n")
+        env = dict(os.environ, MMLAB_HEARTBEAT="0.2", MMLAB_PROJECTS="mmdetection3d")
+        process = subprocess.Popen(
+            ["inv", "fetch-checkpoints", "--model", "pointpillars_gone", "--model",
+             "pointpillars_held"],
+            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(x) for x in process.stdout or ()])
+        reader.start()
+        beats: list[str] = []
+        try:
+            while process.poll() is None or not lines.empty():
+                try:
+                    line = lines.get(timeout=1)
+                except queue.Empty:
+                    continue
+                answered = any(r.path == gone.path and r.status == 404 for r in served.requests)
+                if "… still fetching" in line and answered:
+                    beats.append(line)
+                    if "pointpillars_gone" not in line:
+                        break
+        finally:
+            hold.set()
+            process.wait(timeout=60)
+            reader.join(60)
+        err = process.stderr.read() if process.stderr else ""
+    assert process.returncode == 1, err
+    assert "answered 404 Not Found" in err, err
+    assert beats and "pointpillars_gone" not in beats[-1], beats
+    assert "pointpillars_held waiting for an answer" in beats[-1], beats
+
+
 def test_bytes_this_run_are_what_it_received(zoo: Zoo) -> None:
     """An earlier run's partial file larger than the file (416, start over): the report
     never counts negative bytes; a resumed one counts what this run got."""
@@ -341,6 +391,24 @@ def test_bytes_this_run_are_what_it_received(zoo: Zoo) -> None:
     assert code == 0, err
     assert f"({human_size(SIZE)}, {human_size(SIZE - 1000)} this run," in out, out
     assert not re.search(r"-[\d.]+ \w*B this run", out), out
+
+
+def test_a_206_for_a_file_shorter_than_the_partial_starts_over(zoo: Zoo) -> None:
+    """An earlier run's partial file longer than the file, and a server that answers its
+    Range with 206 (not 416) and a total below it: what is held cannot be the file, so the
+    run starts over (each such answer a failed try) instead of leaving a partial that every
+    run resumes from and fails on; a run against a sane server then finishes."""
+    zoo.plant_partial(random_bytes(SIZE * 3))
+    zoo.served.faults[zoo.item.path] = Faults(range_from=SIZE * 3)
+    code, out, err = _fetch(zoo)
+    assert_clean_error(Run(code, out, err), "answered 206 with Content-Range")
+    assert "ended the body" not in out + err, out
+    assert len(zoo.served.requests) <= ATTEMPTS
+    assert all(os.path.getsize(zoo.final.parent / name) < SIZE for name in zoo.names())
+    del zoo.served.faults[zoo.item.path]
+    code, out, err = _fetch(zoo)
+    assert code == 0, err
+    assert zoo.final.read_bytes() == zoo.item.data
 
 
 def test_after_starting_over_progress_counts_from_nothing(zoo: Zoo) -> None:

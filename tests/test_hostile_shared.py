@@ -288,6 +288,41 @@ def test_a_team_mirror_of_another_user_names_safe_directory_first(reachable: Pat
     assert again.code == 0, again.err
 
 
+@needs_root
+@pytest.mark.parametrize("task", ["status", "doctor"])  # (those that only look)
+def test_a_workspace_of_another_user_names_safe_directory_not_a_missing_clone(
+    reachable: Path, task: str
+) -> None:
+    """root's cloned workspace, looked at by `nobody` under stock git: git will not look at
+    the superproject (dubious ownership). That is said, with the owner and the exact
+    command, never "not cloned" or "exists and is not a git repository; move it away"."""
+    fixture = build_superproject(reachable / "served")
+    root = reachable / "ws"
+    root.mkdir()
+    shutil.copy(REPO_ROOT / "tasks.py", root / "tasks.py")
+    env = {
+        "MMLAB_EXTENSION_REPO": fixture.github_url,
+        "MMLAB_GIT_MIRROR": fixture.served.as_uri() + "/",
+    }
+    made = subprocess.run(
+        ["inv", "bootstrap"], cwd=root, env={**os.environ, **env}, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    run = as_user(NOBODY, ["inv", task], root)
+    assert run.code == 1, run.out + run.err
+    errors = [line for line in run.err.splitlines() if line.startswith(("error:", "hint:"))]
+    assert len(errors) == 2 and "Traceback" not in run.err, run.err
+    superproject = root / "mmlab_extension"
+    assert errors[0].startswith(
+        f"error: safe.directory: git refuses to look at the repository '{superproject}'"
+        " (owned by root)"
+    ), errors
+    assert f"git config --global --add safe.directory '{superproject}'" in errors[1], errors
+    assert "not cloned" not in run.out + run.err
+    assert "not a git repository (" not in run.err
+
+
 @pytest.mark.parametrize("closed", [0, 1, 2], ids=["stdin", "stdout", "stderr"])
 def test_bootstrap_works_with_a_standard_stream_closed(
     workspace: Path, fixture: Fixture, closed: int

@@ -141,6 +141,27 @@ def test_adopting_onto_an_unmounted_disk_warns_then_status_sees_the_disk_mounted
     assert (location / "f00000.bin").read_bytes() == bytes([0]) * 10
 
 
+def test_a_new_storage_root_on_another_disk_is_no_device_change(
+    cloned: Cloned, mounts: list[Path]
+) -> None:
+    """The device the journal recorded belongs to the target it was recorded for: moving
+    the storage root onto another disk (a new target) is a relink, not "a disk mounted over
+    the root", which neither linking nor status may claim; the relink records the new one."""
+    assert inv(cloned.root, "link-data").code == 0
+    bigdisk = cloned.root / "bigdisk"
+    mount(mounts, bigdisk, "size=8m")
+    assert inv(cloned.root, "env", "--dataset-path", str(bigdisk / "ds")).code == 0
+    due = inv(cloned.root, "status", "--json")
+    assert not [link["moved"] for link in json.loads(due.out)["links"] if link["moved"]]
+    assert "is on another filesystem" not in due.err, due.err
+    run = inv(cloned.root, "link-data")
+    assert run.code == 0, run.err
+    assert "is on another filesystem" not in run.err + run.out, run.err
+    after = json.loads(inv(cloned.root, "status", "--json").out)
+    assert not [link["moved"] for link in after["links"] if link["moved"]]
+    assert not [text for text in after["warnings"] if "another filesystem" in text]
+
+
 @pytest.mark.parametrize(
     ("layout", "root", "warned"),
     [

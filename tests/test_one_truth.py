@@ -310,6 +310,29 @@ def test_a_block_added_through_a_symlinked_folder_loads_there(
     assert sh(shell, workspace, show).stdout == str(workspace / "mmlab_dataset")
 
 
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_block_loads_through_a_symlink_made_after_it(
+    workspace: Path, tmp_path: Path, shell: str
+) -> None:
+    """The block was added from the workspace's real path; a symlink to it made later (say
+    `~/work -> /data/me/work`) and a folder deep inside reached through it load the
+    workspace too, while a sibling whose name merely starts like the workspace's does not."""
+    rc = tmp_path / "home" / ".shrc"
+    assert inv(workspace, "env", "--rc", str(rc), env={"PWD": str(workspace)}).code == 0
+    link = tmp_path / "later"
+    link.symlink_to(workspace)
+    deep = workspace / "mmlab_extension" / "deep"
+    deep.mkdir(parents=True)
+    sibling = workspace.parent / (workspace.name + "x")
+    sibling.mkdir()
+    show = f'. "{rc}"; printf %s "${DATASET_PATH}"'
+    assert sh(shell, link, show).stdout == str(workspace / "mmlab_dataset")
+    assert sh(shell, link / "mmlab_extension" / "deep", show).stdout == str(
+        workspace / "mmlab_dataset"
+    )
+    assert sh(shell, sibling, show).stdout == ""
+
+
 HOSTILE_ROOTS = [
     ("space", "a b", "a"),
     ("star", "a*b", "axxb"),
@@ -365,7 +388,7 @@ def test_an_older_block_is_replaced_and_another_workspaces_is_pointed_out(
     assert run.code == 0, run.err
     text = rc.read_text()
     assert text.startswith("# mine\n" + old_block(other)) and text.count("if [ -f") == 2
-    assert 'case "$PWD/" in' in text
+    assert 'case "$(pwd -P)/" in' in text
     assert f"the block of {other} (an older version's) loads its .env in every" in run.err
     assert f"cd {other} && inv env --rc {rc}" in run.err
 
