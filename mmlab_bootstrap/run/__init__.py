@@ -1,0 +1,1 @@
+"""mmlab_bootstrap.run."""
