@@ -121,6 +121,7 @@ def hash_prefix(file_name: str) -> str | None:
 
 def _load(path: Path, skipped: list[str]) -> Any:
     """The YAML document at `path`; None (and a line in `skipped`) when it is refused."""
+    # startup: PyYAML only when metafiles are read
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when it is there: fast
@@ -154,6 +155,7 @@ class _Refused(Exception):
 def _check_events(events: Iterable[Any]) -> None:
     """Refuse aliases and anchors (an alias bomb expands a few hundred bytes without bound)
     and nesting deeper than MAX_DEPTH, from the parser's events: one pass, nothing built."""
+    # startup: PyYAML only when metafiles are read
     import yaml
 
     depth = 0

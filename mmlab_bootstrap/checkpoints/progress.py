@@ -20,6 +20,7 @@ from mmlab_bootstrap.output.text import human_size
 @functools.cache
 def _bar_class() -> Any:
     """tqdm's bar, its amounts written by `human_size` (tqdm's own would say `MB` for MiB)."""
+    # startup: tqdm only when bars are shown
     from tqdm import tqdm
 
     class Bar(tqdm):  # type: ignore[misc]
@@ -160,6 +161,7 @@ class Downloads:
             if not self.live or self._writing:  # not live, or already around the bars
                 show()
                 return
+            # startup: tqdm only when bars are shown
             from tqdm import tqdm
 
             self._writing = True

@@ -180,6 +180,7 @@ def _download_all(
     session: Session, plans: Sequence[CheckpointPlan], jobs: int, accept: bool
 ) -> None:
     """Every download, `jobs` at a time; the others finish when one fails, then its error."""
+    # startup: requests, urllib3 and tqdm only when something is downloaded
     from mmlab_bootstrap.checkpoints.download import fetch
     from mmlab_bootstrap.checkpoints.http import Cancelled, Job, http_session
     from mmlab_bootstrap.checkpoints.progress import Downloads

@@ -38,7 +38,7 @@ def session_for(
     (not under --dry), and holds it to the end. A task that `looks_only` (status, doctor)
     never says a re-run finishes anything.
     """
-    from mmlab_bootstrap.run.session import Session
+    from mmlab_bootstrap.run.session import Session  # startup: settings, .env, dotenv
 
     report = Reporter(program=c.config[CONFIG_KEY].get("program") or "inv")
     dry = bool(c.config.run.dry)
@@ -96,7 +96,7 @@ def _root(c: Context, report: Reporter) -> Path:
     if given:
         root = Path(given)
     else:
-        from mmlab_bootstrap.run.session import find_root
+        from mmlab_bootstrap.run.session import find_root  # startup: as above
 
         assert here is not None
         root = find_root(here)

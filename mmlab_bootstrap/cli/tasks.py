@@ -65,6 +65,7 @@ def env(
     c: Context, flags: Flags, rc: str | None = None, remove: bool = False, envrc: bool = False
 ) -> None:
     """Write .env with every variable resolved, keeping your own lines."""
+    # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.workspace.env import env_rc_step
 
     with session_for(c, "env") as session:
@@ -89,6 +90,7 @@ CLONE_HELP = {
 @variable_flags(*CLONE_VARIABLES)
 def clone(c: Context, flags: Flags, jobs: str = str(DEFAULT_JOBS), update: bool = False) -> None:
     """Clone the superproject and submodules (shallow), or complete a clone."""
+    # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.clone.step import clone_step
     from mmlab_bootstrap.run.step import jobs_flag
 
@@ -103,6 +105,7 @@ LAYOUT_VARIABLES = (CHECKPOINTS_PATH, DATASET_PATH, PROJECTS)
 @variable_flags(*LAYOUT_VARIABLES)
 def layout(c: Context, flags: Flags) -> None:
     """Create the checkpoints and data folders in the storage roots."""
+    # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.workspace.layout import layout_step
 
     with session_for(c, "layout") as session:
@@ -133,6 +136,7 @@ def _link_task(variable: str, leaf: str, doc: str) -> Task[Any]:
         move_data: bool = False,
         leave_data: bool = False,
     ) -> None:
+        # startup: `inv --list` imports no step; each task imports its own
         from mmlab_bootstrap.links.step import link_step
 
         with session_for(c, f"link-{leaf}") as session:
@@ -181,6 +185,7 @@ UNLINK_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, DATASET_PATH, PROJECTS)
 @variable_flags(*UNLINK_VARIABLES)
 def unlink(c: Context, flags: Flags, checkpoints: bool = False, data: bool = False) -> None:
     """Remove the managed links; put back what linking replaced."""
+    # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.links.unlink import unlink_step
 
     chosen = (CHECKPOINTS_PATH,) * checkpoints + (DATASET_PATH,) * data
@@ -203,6 +208,7 @@ def bootstrap(
     leave_data: bool = False,
 ) -> None:
     """Set up everything: env, clone, layout, link-checkpoints, link-data (fetch-checkpoints)."""
+    # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.run.step import jobs_flag
     from mmlab_bootstrap.workspace.bootstrap import bootstrap_steps
 
@@ -250,6 +256,7 @@ def fetch_checkpoints(
     jobs: str = str(FETCH_JOBS),
 ) -> None:
     """Download model-zoo checkpoints into storage: resumable, verified, recorded."""
+    # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.checkpoints.step import fetch_checkpoints_step, list_models
     from mmlab_bootstrap.run.step import jobs_flag
 
@@ -289,6 +296,7 @@ def mirror(
     jobs: str = str(DEFAULT_JOBS),
 ) -> None:
     """Create or update a team mirror (bare repositories) of the superproject and submodules."""
+    # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.mirror.step import mirror_step
     from mmlab_bootstrap.run.step import jobs_flag
 
@@ -307,7 +315,8 @@ QUIET_HELP = "print only the problems, one line each; else one line (the exit co
 )
 def status(c: Context, json: bool = False, quiet: bool = False) -> None:
     """Show the workspace at a glance; exit 1 when something needs attention."""
-    from mmlab_bootstrap.workspace.status import status_step
+    # startup: `inv --list` imports no step; each task imports its own
+    from mmlab_bootstrap.workspace.status_view import status_step
 
     with session_for(c, "status", changes=False, looks_only=True) as session:
         healthy = status_step(session, as_json=json, quiet=quiet)
@@ -325,6 +334,7 @@ def status(c: Context, json: bool = False, quiet: bool = False) -> None:
 )
 def doctor(c: Context, json: bool = False, python: str | None = None, quiet: bool = False) -> None:
     """Is the workspace ready to train? status, datasets, Python environment; exit 1 if not."""
+    # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.doctor.step import doctor_step
 
     with session_for(c, "doctor", changes=False, looks_only=True) as session:
@@ -336,6 +346,7 @@ def doctor(c: Context, json: bool = False, python: str | None = None, quiet: boo
 @task(name="help", default=True)
 def help_(c: Context) -> None:
     """List the tasks (what the program alone shows); --help TASK shows a task's flags."""
+    # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.output.report import Reporter
 
     program = c.config[CONFIG_KEY].get("program") or "inv"

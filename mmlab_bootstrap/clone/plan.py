@@ -95,9 +95,8 @@ def plan_clone(settings: Settings, git: Git, *, update: bool = False) -> ClonePl
         )
     cache = None
     if settings.git_cache is not None:
-        from mmlab_bootstrap.gitcache.store import (
-            cache_for,  # (only the runs that use a cache import it)
-        )
+        # startup: only the runs that use a cache import it
+        from mmlab_bootstrap.gitcache.store import cache_for
 
         cache = cache_for(settings.git_cache, git, share=settings.shares_objects)
     refills = tuple(plan_refills(git, path, cache))

@@ -19,9 +19,8 @@ def clone_step(
     git = workspace_git(session, settings)
     plan: ClonePlan = plan_clone(settings, git, update=update)
     if plan.changes_anything:
-        from mmlab_bootstrap.clone.apply import (
-            Cloner,  # (and what fetching needs: only when there is work)
-        )
+        # startup: the applier and what fetching needs, only when there is work
+        from mmlab_bootstrap.clone.apply import Cloner
 
         Cloner(settings, git, session.report, session.changes, jobs).apply(plan)
     else:

@@ -21,6 +21,7 @@ from mmlab_bootstrap.run.session import Session
 from mmlab_bootstrap.settings.values import Settings
 from mmlab_bootstrap.settings.variables import DATASET_PATH
 from mmlab_bootstrap.workspace.status import workspace_status
+from mmlab_bootstrap.workspace.status_view import print_answer, print_status
 
 
 def doctor_report(
@@ -77,8 +78,6 @@ def doctor_step(
 ) -> bool:
     """Show the workspace's readiness (or print it as one JSON document, or only its
     problems); whether it is ready."""
-    from mmlab_bootstrap.workspace.status_view import print_answer, print_status
-
     envfile = session.read_env()
     settings = session.settings({}, envfile)
     found = doctor_report(session, settings, envfile.values(), python)

@@ -347,6 +347,7 @@ def owner_of(path: Path) -> str | None:
 
 
 def _owner(uid: int) -> str:
+    # startup: pwd/grp only when an owner is named
     import pwd
 
     try:
@@ -356,6 +357,7 @@ def _owner(uid: int) -> str:
 
 
 def _group(gid: int) -> str:
+    # startup: pwd/grp only when an owner is named
     import grp
 
     try:

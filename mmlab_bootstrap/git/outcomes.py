@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
+from mmlab_bootstrap.fs.files import owner_of
 
 # Patterns are kept as text across the package: `re` compiles each on its first use and keeps
 # it, where compiling them all at import would slow every start of the tool.
@@ -127,8 +128,6 @@ def failure(outcome: Outcome, url: str, what: str, where: Path | None = None) ->
 def _not_safe(outcome: Outcome, url: str, what: str) -> GitError:
     """A repository another user owns, refused by git's safe.directory check: the error names
     that first, whose the repository is, and the exact command git asks for."""
-    from mmlab_bootstrap.fs.files import owner_of
-
     found = re.search(_NOT_SAFE, outcome.err)
     path = found["path"] if found else ""
     owner = owner_of(Path(path)) if path else None

@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from mmlab_bootstrap.errors import shown
 from mmlab_bootstrap.fs.paths import is_inside
 from mmlab_bootstrap.git.command import Git
 from mmlab_bootstrap.git.submodules import CloneError
-
-if TYPE_CHECKING:  # (the cache itself is imported only by the runs that use one)
-    from mmlab_bootstrap.gitcache.store import GitCache
+from mmlab_bootstrap.gitcache.store import GitCache
 
 
 class Borrower(NamedTuple):

@@ -67,7 +67,7 @@ def cache_key(url: str) -> str:
         nested = any(part.endswith(".git") for part in parts[:-1])  # (inside another one)
         if plain and not nested and len(parts) >= 2:
             return "/".join(parts) + ".git"
-    import hashlib  # (only for URLs of odd shapes)
+    import hashlib  # startup: only for URLs of odd shapes
 
     digest = hashlib.sha256(trimmed.encode(errors="surrogateescape")).hexdigest()[:20]
     tail = trimmed.rpartition("/")[2]
@@ -228,10 +228,8 @@ class GitCache:
         """Hold the cache repository's lease lock (one fetch into it at a time, from any
         workspace on any machine that shares the cache; see `leaselock`)."""
 
-        from mmlab_bootstrap.fs.lease import (  # (only when a fetch into the cache is needed)
-            LeaseLock,
-            holding,
-        )
+        # startup: only when a fetch into the cache is needed
+        from mmlab_bootstrap.fs.lease import LeaseLock, holding
 
         def waiting() -> None:
             if stopped():

@@ -100,9 +100,8 @@ def plan_link_step(
 
     @functools.cache
     def linker() -> Linker:
-        from mmlab_bootstrap.links.apply import (
-            Linker,  # (and what moving files needs: only when there is work)
-        )
+        # startup: the applier and what moving files needs, only when there is work
+        from mmlab_bootstrap.links.apply import Linker
 
         return Linker(git, session.report, session.changes, journal_of(session), relative)
 

@@ -208,8 +208,6 @@ def unlink_step(
 ) -> StepResult:
     """Remove managed links and put back what linking replaced; stored data stays.
     Every location is planned before any is changed."""
-    from mmlab_bootstrap.links.unlink import Unlinker, plan_unlink
-
     counted = Counted(session)
     settings = session.settings(flags)
     check_projects(settings)

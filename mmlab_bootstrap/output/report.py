@@ -19,6 +19,7 @@ _GREEN, _YELLOW, _RED, _CYAN, _DIM = "GREEN", "YELLOW", "RED", "CYAN", "DIM"
 
 @functools.cache
 def _codes() -> dict[str, str]:
+    # startup: colorama only on a terminal
     import colorama
 
     colorama.just_fix_windows_console()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from mmlab_bootstrap.checkpoints.step import fetch_checkpoints_step
 from mmlab_bootstrap.clone.step import clone_step
 from mmlab_bootstrap.errors import BootstrapError
 from mmlab_bootstrap.git.command import require_git
@@ -100,8 +101,6 @@ def bootstrap_steps(
                 f"fetch the checkpoints of {settings[CHECKPOINTS]} (once cloned)", lambda: None
             )
             return []
-        from mmlab_bootstrap.checkpoints.step import fetch_checkpoints_step
-
         return _unchanged("fetch-checkpoints", fetch_checkpoints_step(session, flags, ()))
 
     def check() -> list[str]:

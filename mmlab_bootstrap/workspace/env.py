@@ -13,6 +13,7 @@ from mmlab_bootstrap.settings.envfile import render
 from mmlab_bootstrap.settings.sourced import identity
 from mmlab_bootstrap.settings.values import override_warnings
 from mmlab_bootstrap.settings.variables import IDENTITY_HELP, VARIABLES
+from mmlab_bootstrap.workspace.rcfile import check_rc, update_envrc, update_rc
 
 ENV_HEADER = (
     "mmlab-bootstrap workspace settings. `inv env` rewrites the MMLAB_ lines"
@@ -62,8 +63,6 @@ def env_rc_step(
     `envrc`, an `.envrc` for direnv that loads it."""
     if remove and not rc:
         raise BootstrapError("--remove goes with --rc", "run: inv env --rc ~/.bashrc --remove")
-    from mmlab_bootstrap.workspace.rcfile import check_rc, update_envrc, update_rc
-
     rc_path = Path(os.path.expanduser(rc)) if rc else None
     if rc_path is not None:
         check_rc(rc_path, session.root, remove=remove)  # before .env is written

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mmlab_bootstrap.checkpoints.step import checkpoints_status
 from mmlab_bootstrap.clone.plan import same_repository
 from mmlab_bootstrap.fs.walk import walk
 from mmlab_bootstrap.git.command import Git
@@ -109,8 +108,6 @@ def _checkpoints(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:
     what was refused or ignored on the way."""
     if not settings.checkpoint_models:
         return [], []
-    from mmlab_bootstrap.checkpoints.step import checkpoints_status
-
     return checkpoints_status(settings)
 
 
@@ -326,22 +323,3 @@ def unreachable_text(link: Mapping[str, Any]) -> str:
         f"{link['location']}: {len(names)} tracked file(s) git skips (adopted into storage)"
         f" are not reachable through it: {some_names(names)}"
     )
-
-
-def status_step(session: Session, *, as_json: bool, quiet: bool = False) -> bool:
-    """Show the workspace (or print it as one JSON document, or only its problems); whether
-    it is healthy."""
-    from mmlab_bootstrap.output.report import write_line
-    from mmlab_bootstrap.workspace.status import workspace_status
-    from mmlab_bootstrap.workspace.status_view import print_answer, print_status
-
-    envfile = session.read_env()
-    settings = session.settings({}, envfile)
-    found = workspace_status(session, settings, envfile.values())
-    if as_json:
-        write_line(sys.stdout, json.dumps(found, indent=2))
-    elif quiet:
-        print_answer(session.report, found, "workspace healthy")
-    else:
-        print_status(session, found)
-    return bool(found["healthy"])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
-from mmlab_bootstrap.output.report import Reporter
+from mmlab_bootstrap.output.report import Reporter, write_line
 from mmlab_bootstrap.output.text import human_size
 from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.workspace.status import COUNT_LIMIT, unreachable_text
+from mmlab_bootstrap.workspace.status import COUNT_LIMIT, unreachable_text, workspace_status
 
 
 def print_status(session: Session, status: Mapping[str, Any]) -> None:
@@ -103,3 +105,18 @@ def _line(report: Reporter, ok: bool, text: str) -> None:
         report.unchanged(f"ok {text}", always=True)
     else:
         report.problem(text)
+
+
+def status_step(session: Session, *, as_json: bool, quiet: bool = False) -> bool:
+    """Show the workspace (or print it as one JSON document, or only its problems); whether
+    it is healthy."""
+    envfile = session.read_env()
+    settings = session.settings({}, envfile)
+    found = workspace_status(session, settings, envfile.values())
+    if as_json:
+        write_line(sys.stdout, json.dumps(found, indent=2))
+    elif quiet:
+        print_answer(session.report, found, "workspace healthy")
+    else:
+        print_status(session, found)
+    return bool(found["healthy"])
