@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from mmlab_bootstrap.fs.move import move_tree
 from mmlab_bootstrap.fs.transfer import LEFTOVER, TransferError, copy_verified, same_file_content
-from mmlab_bootstrap.fs.walk import walk
+from mmlab_bootstrap.fs.walking import walk
 from mmlab_bootstrap.links.clashes import clashes_in_target
 from mmlab_bootstrap.links.locations import Location, in_target
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from mmlab_bootstrap.fs.transfer import LEFTOVER
-from mmlab_bootstrap.fs.walk import walk
+from mmlab_bootstrap.fs.walking import walk
 
 from .conftest import BIN, Cloned, mount, scaled
 from .test_links import TRACKED

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mmlab_bootstrap.fs.transfer import TransferError, copy_verified
-from mmlab_bootstrap.fs.walk import walk
+from mmlab_bootstrap.fs.walking import walk
 from mmlab_bootstrap.links.locations import Location, link_destination, resolves
 
 from .conftest import REPO_ROOT, Cloned, assert_clean_error, inv, mount

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.fs.walk import walk
+from mmlab_bootstrap.fs.walking import walk
 from mmlab_bootstrap.links.step import link_step
 from mmlab_bootstrap.links.unlink import unlink_step
 from mmlab_bootstrap.output.report import Reporter

@@ -1,1 +1,34 @@
-"""mmlab_bootstrap.checkpoints."""
+"""Checkpoints (`fetch-checkpoints`): the model index and metafiles (`index`), the step
+(`step`: plan and apply), one verified resumable download (`download`), HTTP with
+retries (`http`), partial files (`partial`), records and states (`store`), bars and
+heartbeat (`progress`).
+
+Plan/apply: `step.plan_one` plans, `step` applies through `download`.
+May import: run, settings, output, fs, errors (enforced by `lint-imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mmlab_bootstrap.checkpoints.step import (
+        checkpoints_status,
+        fetch_checkpoints_step,
+        list_models,
+    )
+
+__all__ = ["checkpoints_status", "fetch_checkpoints_step", "list_models"]
+
+_WHERE = {"checkpoints_status": "step", "fetch_checkpoints_step": "step", "list_models": "step"}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,7 +33,7 @@ from mmlab_bootstrap.checkpoints.http import (
 )
 from mmlab_bootstrap.checkpoints.partial import Partial
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.files import fsync_folder, make_folders
+from mmlab_bootstrap.fs import fsync_folder, make_folders
 
 CHUNK = 1 << 20
 _RANGE = re.compile(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)")

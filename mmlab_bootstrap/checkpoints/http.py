@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.output.text import human_size
+from mmlab_bootstrap.output import human_size
 
 if TYPE_CHECKING:
     from typing_extensions import Self

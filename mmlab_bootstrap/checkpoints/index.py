@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from mmlab_bootstrap.checkpoints.store import NAME_MAX, name_problem
 from mmlab_bootstrap.errors import BootstrapError, close_match, shown
-from mmlab_bootstrap.fs.files import FileRefused, read_regular
+from mmlab_bootstrap.fs import FileRefused, read_regular
 
 INDEX = "model-index.yml"
 METAFILE_LIMIT = 1 << 20  # bytes; the largest real metafile is about 12 KiB

@@ -12,9 +12,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from mmlab_bootstrap.output.progress import heartbeat_seconds
-from mmlab_bootstrap.output.report import Reporter, wants_color
-from mmlab_bootstrap.output.text import human_size
+from mmlab_bootstrap.output import Reporter, heartbeat_seconds, human_size, wants_color
 
 
 @functools.cache

@@ -17,14 +17,16 @@ from typing import Any
 from mmlab_bootstrap.checkpoints import store as ckptstore
 from mmlab_bootstrap.checkpoints.index import Model, ModelError, find, read_index, search
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs.files import denied
-from mmlab_bootstrap.output.report import Reporter
-from mmlab_bootstrap.output.text import human_size
-from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.run.step import Counted, StepResult, check_flags
-from mmlab_bootstrap.settings.storage import plan_layout, storage_folder
-from mmlab_bootstrap.settings.values import Settings
-from mmlab_bootstrap.settings.variables import CHECKPOINTS, CHECKPOINTS_PATH
+from mmlab_bootstrap.fs import denied
+from mmlab_bootstrap.output import Reporter, human_size
+from mmlab_bootstrap.run import Counted, Session, StepResult, check_flags
+from mmlab_bootstrap.settings import (
+    CHECKPOINTS,
+    CHECKPOINTS_PATH,
+    Settings,
+    plan_layout,
+    storage_folder,
+)
 
 DEFAULT_JOBS = 2
 OPENMMLAB = "https://download.openmmlab.com/"

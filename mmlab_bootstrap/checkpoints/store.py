@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.files import FileRefused, kind, read_regular, share_like_folder
+from mmlab_bootstrap.fs import FileRefused, kind, read_regular, share_like_folder
 
 CHUNK = 1 << 20
 RECORD_LIMIT = 64 << 10  # a record is under 1 KiB; anything larger is not one of ours

@@ -18,12 +18,12 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.fs.files import denied
-from mmlab_bootstrap.output.report import Reporter, silence
-from mmlab_bootstrap.settings.variables import BY_NAME
+from mmlab_bootstrap.fs import denied
+from mmlab_bootstrap.output import Reporter, silence
+from mmlab_bootstrap.settings import BY_NAME
 
 if TYPE_CHECKING:
-    from mmlab_bootstrap.run.session import Session
+    from mmlab_bootstrap.run import Session
 
 CONFIG_KEY = "mmlab_bootstrap"
 
@@ -38,7 +38,7 @@ def session_for(
     (not under --dry), and holds it to the end. A task that `looks_only` (status, doctor)
     never says a re-run finishes anything.
     """
-    from mmlab_bootstrap.run.session import Session  # startup: settings, .env, dotenv
+    from mmlab_bootstrap.run import Session  # startup: settings, .env, dotenv
 
     report = Reporter(program=c.config[CONFIG_KEY].get("program") or "inv")
     dry = bool(c.config.run.dry)
@@ -96,7 +96,7 @@ def _root(c: Context, report: Reporter) -> Path:
     if given:
         root = Path(given)
     else:
-        from mmlab_bootstrap.run.session import find_root  # startup: as above
+        from mmlab_bootstrap.run import find_root  # startup: as above
 
         assert here is not None
         root = find_root(here)

@@ -16,8 +16,8 @@ from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
 from mmlab_bootstrap.cli.support import CONFIG_KEY, session_for, variable_flags
-from mmlab_bootstrap.output.report import quiet_broken_pipe
-from mmlab_bootstrap.settings.variables import (
+from mmlab_bootstrap.output import quiet_broken_pipe
+from mmlab_bootstrap.settings import (
     CHECKPOINT_MIRROR,
     CHECKPOINTS,
     CHECKPOINTS_PATH,
@@ -66,7 +66,7 @@ def env(
 ) -> None:
     """Write .env with every variable resolved, keeping your own lines."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.workspace.env import env_rc_step
+    from mmlab_bootstrap.workspace import env_rc_step
 
     with session_for(c, "env") as session:
         env_rc_step(session, flags, rc, remove=remove, envrc=envrc)
@@ -91,8 +91,8 @@ CLONE_HELP = {
 def clone(c: Context, flags: Flags, jobs: str = str(DEFAULT_JOBS), update: bool = False) -> None:
     """Clone the superproject and submodules (shallow), or complete a clone."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.clone.step import clone_step
-    from mmlab_bootstrap.run.step import jobs_flag
+    from mmlab_bootstrap.clone import clone_step
+    from mmlab_bootstrap.run import jobs_flag
 
     with session_for(c, "clone") as session:
         clone_step(session, flags, jobs=jobs_flag(jobs, "clone"), update=update)
@@ -106,7 +106,7 @@ LAYOUT_VARIABLES = (CHECKPOINTS_PATH, DATASET_PATH, PROJECTS)
 def layout(c: Context, flags: Flags) -> None:
     """Create the checkpoints and data folders in the storage roots."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.workspace.layout import layout_step
+    from mmlab_bootstrap.workspace import layout_step
 
     with session_for(c, "layout") as session:
         layout_step(session, flags)
@@ -137,7 +137,7 @@ def _link_task(variable: str, leaf: str, doc: str) -> Task[Any]:
         leave_data: bool = False,
     ) -> None:
         # startup: `inv --list` imports no step; each task imports its own
-        from mmlab_bootstrap.links.step import link_step
+        from mmlab_bootstrap.links import link_step
 
         with session_for(c, f"link-{leaf}") as session:
             link_step(
@@ -186,7 +186,7 @@ UNLINK_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, DATASET_PATH, PROJECTS)
 def unlink(c: Context, flags: Flags, checkpoints: bool = False, data: bool = False) -> None:
     """Remove the managed links; put back what linking replaced."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.links.unlink import unlink_step
+    from mmlab_bootstrap.links import unlink_step
 
     chosen = (CHECKPOINTS_PATH,) * checkpoints + (DATASET_PATH,) * data
     with session_for(c, "unlink") as session:
@@ -209,8 +209,8 @@ def bootstrap(
 ) -> None:
     """Set up everything: env, clone, layout, link-checkpoints, link-data (fetch-checkpoints)."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.run.step import jobs_flag
-    from mmlab_bootstrap.workspace.bootstrap import bootstrap_steps
+    from mmlab_bootstrap.run import jobs_flag
+    from mmlab_bootstrap.workspace import bootstrap_steps
 
     with session_for(c, "bootstrap") as session:
         bootstrap_steps(
@@ -257,8 +257,8 @@ def fetch_checkpoints(
 ) -> None:
     """Download model-zoo checkpoints into storage: resumable, verified, recorded."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.checkpoints.step import fetch_checkpoints_step, list_models
-    from mmlab_bootstrap.run.step import jobs_flag
+    from mmlab_bootstrap.checkpoints import fetch_checkpoints_step, list_models
+    from mmlab_bootstrap.run import jobs_flag
 
     with session_for(c, "fetch-checkpoints", changes=search is None) as session:
         if search is not None:
@@ -297,8 +297,8 @@ def mirror(
 ) -> None:
     """Create or update a team mirror (bare repositories) of the superproject and submodules."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.mirror.step import mirror_step
-    from mmlab_bootstrap.run.step import jobs_flag
+    from mmlab_bootstrap.mirror import mirror_step
+    from mmlab_bootstrap.run import jobs_flag
 
     with session_for(c, "mirror", changes=False) as session:
         mirror_step(session, flags, dest or "", all_refs=all_refs, jobs=jobs_flag(jobs, "mirror"))
@@ -316,7 +316,7 @@ QUIET_HELP = "print only the problems, one line each; else one line (the exit co
 def status(c: Context, json: bool = False, quiet: bool = False) -> None:
     """Show the workspace at a glance; exit 1 when something needs attention."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.workspace.status_view import status_step
+    from mmlab_bootstrap.workspace import status_step
 
     with session_for(c, "status", changes=False, looks_only=True) as session:
         healthy = status_step(session, as_json=json, quiet=quiet)
@@ -335,7 +335,7 @@ def status(c: Context, json: bool = False, quiet: bool = False) -> None:
 def doctor(c: Context, json: bool = False, python: str | None = None, quiet: bool = False) -> None:
     """Is the workspace ready to train? status, datasets, Python environment; exit 1 if not."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.doctor.step import doctor_step
+    from mmlab_bootstrap.doctor import doctor_step
 
     with session_for(c, "doctor", changes=False, looks_only=True) as session:
         ready = doctor_step(session, as_json=json, python=python, quiet=quiet)
@@ -347,7 +347,7 @@ def doctor(c: Context, json: bool = False, python: str | None = None, quiet: boo
 def help_(c: Context) -> None:
     """List the tasks (what the program alone shows); --help TASK shows a task's flags."""
     # startup: `inv --list` imports no step; each task imports its own
-    from mmlab_bootstrap.output.report import Reporter
+    from mmlab_bootstrap.output import Reporter
 
     program = c.config[CONFIG_KEY].get("program") or "inv"
     report = Reporter(program=program)

@@ -18,20 +18,29 @@ from mmlab_bootstrap.clone.checkouts import SUPERPROJECT, CheckoutRecord
 from mmlab_bootstrap.clone.fetch.submodules import SubmoduleFetcher
 from mmlab_bootstrap.clone.plan import ClonePlan
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.git.command import Git
-from mmlab_bootstrap.git.outcomes import GitError, Outcome, failure, git_message
-from mmlab_bootstrap.git.submodules import CloneError, expand
-from mmlab_bootstrap.git.urls import FULL_SHA, mirrored
-from mmlab_bootstrap.gitcache.refill import repair_borrowing
-from mmlab_bootstrap.gitcache.store import GitCache, cache_for
-from mmlab_bootstrap.gitcache.superproject import clone_through_cache, describe, fetch_through_cache
-from mmlab_bootstrap.links.upstream import check_adopted, describe_adopted, linked_locations
-from mmlab_bootstrap.links.upstream_apply import update_adopted
-from mmlab_bootstrap.output.progress import Board
-from mmlab_bootstrap.output.report import Reporter
-from mmlab_bootstrap.run.changes import Changes
-from mmlab_bootstrap.settings.values import Settings
-from mmlab_bootstrap.settings.variables import EXTENSION_REF
+from mmlab_bootstrap.git import (
+    FULL_SHA,
+    CloneError,
+    Git,
+    GitError,
+    Outcome,
+    expand,
+    failure,
+    git_message,
+    mirrored,
+)
+from mmlab_bootstrap.gitcache import (
+    GitCache,
+    cache_for,
+    clone_through_cache,
+    describe,
+    fetch_through_cache,
+    repair_borrowing,
+)
+from mmlab_bootstrap.links import check_adopted, describe_adopted, linked_locations, update_adopted
+from mmlab_bootstrap.output import Board, Reporter
+from mmlab_bootstrap.run import Changes
+from mmlab_bootstrap.settings import EXTENSION_REF, Settings
 
 
 @dataclass

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from mmlab_bootstrap.fs.files import write_atomically
+from mmlab_bootstrap.fs import write_atomically
 
 RECORD_NAME = "mmlab-bootstrap-checkouts.json"
 SUPERPROJECT = "."  # the superproject's own checkout under `--update`: "<commit> <branch ref>"

@@ -10,14 +10,21 @@ from typing import NamedTuple
 
 from mmlab_bootstrap.clone.checkouts import SUPERPROJECT, CheckoutRecord
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.paths import creatable_problem, typo_problem
-from mmlab_bootstrap.git.command import Git
-from mmlab_bootstrap.git.repository import look_at, origin_url, submodule_states
-from mmlab_bootstrap.git.submodules import CloneError, SubmoduleEntry, incomplete_submodules
-from mmlab_bootstrap.git.urls import GITHUB, mirrored, normal_url
-from mmlab_bootstrap.gitcache.borrowing import Borrower, Refill, plan_dissociations, plan_refills
-from mmlab_bootstrap.settings.values import Settings, fix_hint
-from mmlab_bootstrap.settings.variables import BY_NAME, EXTENSION_PATH
+from mmlab_bootstrap.fs import creatable_problem, typo_problem
+from mmlab_bootstrap.git import (
+    GITHUB,
+    CloneError,
+    Git,
+    SubmoduleEntry,
+    incomplete_submodules,
+    look_at,
+    mirrored,
+    normal_url,
+    origin_url,
+    submodule_states,
+)
+from mmlab_bootstrap.gitcache import Borrower, Refill, plan_dissociations, plan_refills
+from mmlab_bootstrap.settings import BY_NAME, EXTENSION_PATH, Settings, fix_hint
 
 PARTIAL_SUFFIX = ".mmlab-bootstrap-partial"
 
@@ -96,7 +103,7 @@ def plan_clone(settings: Settings, git: Git, *, update: bool = False) -> ClonePl
     cache = None
     if settings.git_cache is not None:
         # startup: only the runs that use a cache import it
-        from mmlab_bootstrap.gitcache.store import cache_for
+        from mmlab_bootstrap.gitcache import cache_for
 
         cache = cache_for(settings.git_cache, git, share=settings.shares_objects)
     refills = tuple(plan_refills(git, path, cache))

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mmlab_bootstrap.clone.plan import ClonePlan, plan_clone
-from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.run.step import Counted, StepResult, check_flags, workspace_git
+from mmlab_bootstrap.run import Counted, Session, StepResult, check_flags, workspace_git
 
 
 def clone_step(

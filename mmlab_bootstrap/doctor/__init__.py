@@ -1,1 +1,30 @@
-"""mmlab_bootstrap.doctor."""
+"""`doctor`: the step (`step`), one finding (`findings`), the datasets it knows
+(`dataset_specs`) and their checks (`datasets`, `scan`, `pickles`), the training
+interpreter (`interpreter`), its packages against the version ranges (`packages`,
+`version_ranges`), and mmcv's prebuilt wheels (`mmcv_wheels`).
+
+Plan/apply: read-only: it looks and reports, it changes nothing.
+May import: workspace and every package below it (enforced by `lint-imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mmlab_bootstrap.doctor.step import doctor_step
+
+__all__ = ["doctor_step"]
+
+_WHERE = {"doctor_step": "step"}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.run.bounded import run_bounded
+from mmlab_bootstrap.run import run_bounded
 
 PROBE_TIMEOUT = 60  # seconds: a cold interpreter on a network disk can be slow
 PROBE_BYTES = 1 << 20  # what the interpreter may print (its answer is a few kilobytes)

@@ -20,7 +20,7 @@ from typing import Any
 
 from mmlab_bootstrap.doctor.findings import ERROR, WARNING, Finding
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.files import kind
+from mmlab_bootstrap.fs import kind
 
 LIST_LIMIT = 1000  # entries read from one small folder (data/, a dataset's top)
 

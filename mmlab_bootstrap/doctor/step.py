@@ -15,13 +15,11 @@ from typing import Any
 from mmlab_bootstrap.doctor.datasets import check_data
 from mmlab_bootstrap.doctor.findings import ERROR, INFO, OK, WARNING, Finding
 from mmlab_bootstrap.doctor.packages import python_section
-from mmlab_bootstrap.links.locations import locations
-from mmlab_bootstrap.output.report import write_line
-from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.settings.values import Settings
-from mmlab_bootstrap.settings.variables import DATASET_PATH
-from mmlab_bootstrap.workspace.status import workspace_status
-from mmlab_bootstrap.workspace.status_view import print_answer, print_status
+from mmlab_bootstrap.links import locations
+from mmlab_bootstrap.output import write_line
+from mmlab_bootstrap.run import Session
+from mmlab_bootstrap.settings import DATASET_PATH, Settings
+from mmlab_bootstrap.workspace import print_answer, print_status, workspace_status
 
 
 def doctor_report(

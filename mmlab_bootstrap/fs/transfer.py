@@ -20,7 +20,7 @@ from pathlib import Path
 from mmlab_bootstrap.errors import BootstrapError, shown
 from mmlab_bootstrap.fs.copy import copy_bytes, identity, open_for_writing, sigio_ignored
 from mmlab_bootstrap.fs.files import fsync_folder, kind
-from mmlab_bootstrap.fs.walk import folders_bottom_up
+from mmlab_bootstrap.fs.walking import folders_bottom_up
 
 RUN_TOKEN = os.urandom(8).hex()  # (as secrets.token_hex, without its imports)
 """Part of every temporary name this run makes: no other run, and no user, has it."""

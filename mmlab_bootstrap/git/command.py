@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.paths import is_inside
+from mmlab_bootstrap.fs import is_inside
 from mmlab_bootstrap.git.outcomes import NETWORK, GitError, Outcome, failure_kind, git_message
 from mmlab_bootstrap.git.urls import GITHUB
-from mmlab_bootstrap.output.report import Reporter, wants_color
+from mmlab_bootstrap.output import Reporter, wants_color
 
 # The oldest git with every option the tool passes: `rev-parse --path-format` and
 # `fetch --atomic` came in 2.31 (`fetch --no-write-fetch-head`, `--no-auto-maintenance`: 2.29).

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs.files import owner_of
+from mmlab_bootstrap.fs import owner_of
 
 # Patterns are kept as text across the package: `re` compiles each on its first use and keeps
 # it, where compiling them all at import would slow every start of the tool.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs.paths import is_inside
+from mmlab_bootstrap.fs import is_inside
 from mmlab_bootstrap.git.command import Git
 
 

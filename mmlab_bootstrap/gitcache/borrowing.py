@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.paths import is_inside
-from mmlab_bootstrap.git.command import Git
-from mmlab_bootstrap.git.submodules import CloneError
+from mmlab_bootstrap.fs import is_inside
+from mmlab_bootstrap.git import CloneError, Git
 from mmlab_bootstrap.gitcache.store import GitCache
 
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmlab_bootstrap.fs.paths import is_inside
+from mmlab_bootstrap.fs import is_inside
 
 
 def link_only_pack(source: Path, target: Path) -> bool:

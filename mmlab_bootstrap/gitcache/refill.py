@@ -10,14 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.git.command import Git
-from mmlab_bootstrap.git.outcomes import failure
-from mmlab_bootstrap.git.submodules import CloneError
+from mmlab_bootstrap.git import CloneError, Git, failure
 from mmlab_bootstrap.gitcache.borrowing import Borrower, Refill, missing_objects, repository_name
 from mmlab_bootstrap.gitcache.objectfiles import drop_borrowing, replace_borrowing
 from mmlab_bootstrap.gitcache.store import GitCache
-from mmlab_bootstrap.output.report import Reporter
-from mmlab_bootstrap.run.changes import Changes
+from mmlab_bootstrap.output import Reporter
+from mmlab_bootstrap.run import Changes
 
 
 def repair_borrowing(

@@ -29,13 +29,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs.files import make_folders, shared_with_group
-from mmlab_bootstrap.fs.paths import is_inside
-from mmlab_bootstrap.git.command import BY_COMMIT, Git
-from mmlab_bootstrap.git.outcomes import Outcome
-from mmlab_bootstrap.git.urls import normal_url
+from mmlab_bootstrap.fs import is_inside, make_folders, shared_with_group
+from mmlab_bootstrap.git import BY_COMMIT, Git, Outcome, normal_url
 from mmlab_bootstrap.gitcache.objectfiles import add_line, lines_of, link_only_pack, parent_ids
-from mmlab_bootstrap.run.pool import Stopped
+from mmlab_bootstrap.run import Stopped
 
 KEPT = "refs/mmlab-bootstrap/"
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -229,7 +226,7 @@ class GitCache:
         workspace on any machine that shares the cache; see `leaselock`)."""
 
         # startup: only when a fetch into the cache is needed
-        from mmlab_bootstrap.fs.lease import LeaseLock, holding
+        from mmlab_bootstrap.fs import LeaseLock, holding
 
         def waiting() -> None:
             if stopped():

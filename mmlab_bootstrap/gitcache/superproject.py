@@ -10,9 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from mmlab_bootstrap.git.command import Git
-from mmlab_bootstrap.git.outcomes import Outcome
-from mmlab_bootstrap.git.urls import FULL_SHA
+from mmlab_bootstrap.git import FULL_SHA, Git, Outcome
 from mmlab_bootstrap.gitcache.store import GitCache
 
 _SYMREF = re.compile(r"^ref: refs/heads/(?P<branch>\S+)\tHEAD$", re.MULTILINE)

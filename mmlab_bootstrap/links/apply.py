@@ -8,16 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmlab_bootstrap.fs.files import fsync_folder, make_folders
-from mmlab_bootstrap.fs.move import move_tree
-from mmlab_bootstrap.fs.transfer import (
+from mmlab_bootstrap.fs import (
     TransferError,
     copy_verified,
+    fsync_folder,
+    make_folders,
+    move_tree,
     remove_empty_tree,
     remove_leftovers,
     temporary_name,
 )
-from mmlab_bootstrap.git.command import Git
+from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.describe import carry_text, describe, old_data_text
 from mmlab_bootstrap.links.excludes import add_exclude, has_exclude
 from mmlab_bootstrap.links.journal import Journal
@@ -25,10 +26,9 @@ from mmlab_bootstrap.links.locations import LinkError, Location, in_target, link
 from mmlab_bootstrap.links.plan import LinkPlan, OldData, State, Way
 from mmlab_bootstrap.links.skipworktree import adopt_tracked, skip_worktree
 from mmlab_bootstrap.links.swap import backup_path, swap_in_link
-from mmlab_bootstrap.output.report import Reporter
-from mmlab_bootstrap.output.text import human_size
-from mmlab_bootstrap.run.changes import Changes
-from mmlab_bootstrap.settings.storage import device_of, route_note
+from mmlab_bootstrap.output import Reporter, human_size
+from mmlab_bootstrap.run import Changes
+from mmlab_bootstrap.settings import device_of, route_note
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from mmlab_bootstrap.links.plan import LinkPlan, OldData, State, Way
-from mmlab_bootstrap.output.text import human_size, some_names
-from mmlab_bootstrap.settings.storage import route_note
+from mmlab_bootstrap.output import human_size, some_names
+from mmlab_bootstrap.settings import route_note
 
 
 def describe(plan: LinkPlan, destination: str) -> str:

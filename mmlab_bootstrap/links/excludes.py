@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmlab_bootstrap.fs.files import write_atomically
-from mmlab_bootstrap.git.command import Git
-from mmlab_bootstrap.git.repository import look_at
+from mmlab_bootstrap.fs import write_atomically
+from mmlab_bootstrap.git import Git, look_at
 from mmlab_bootstrap.links.inventory import git_names
 from mmlab_bootstrap.links.locations import Location
 

@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.files import kind
-from mmlab_bootstrap.fs.transfer import LEFTOVER
-from mmlab_bootstrap.fs.walk import walk
-from mmlab_bootstrap.git.command import Git, read_only_run
-from mmlab_bootstrap.git.repository import may_skip_worktree
+from mmlab_bootstrap.fs import LEFTOVER, kind, walk
+from mmlab_bootstrap.git import Git, may_skip_worktree, read_only_run
 from mmlab_bootstrap.links.locations import Location, in_target
-from mmlab_bootstrap.settings.storage import LEAVES
+from mmlab_bootstrap.settings import LEAVES
 
 
 class Inventory(NamedTuple):

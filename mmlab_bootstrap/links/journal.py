@@ -17,9 +17,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs.files import FileRefused, read_regular, write_atomically
-from mmlab_bootstrap.run.session import STATE_FILE, Session
-from mmlab_bootstrap.settings.storage import LEAVES
+from mmlab_bootstrap.fs import FileRefused, read_regular, write_atomically
+from mmlab_bootstrap.run import STATE_FILE, Session
+from mmlab_bootstrap.settings import LEAVES
 
 VERSION = 1
 

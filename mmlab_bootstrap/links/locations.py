@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, close_match, shown
-from mmlab_bootstrap.settings.storage import LEAVES, storage_folder
-from mmlab_bootstrap.settings.values import Settings
+from mmlab_bootstrap.settings import LEAVES, Settings, storage_folder
 
 
 class LinkError(BootstrapError):

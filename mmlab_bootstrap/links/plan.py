@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.files import room_for
-from mmlab_bootstrap.git.command import Git
+from mmlab_bootstrap.fs import room_for
+from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.clashes import clash_text, clashes_in_target
 from mmlab_bootstrap.links.inventory import Inventory, stale_copies, take_inventory
 from mmlab_bootstrap.links.locations import (
@@ -24,8 +24,8 @@ from mmlab_bootstrap.links.locations import (
     locations,
     resolves,
 )
-from mmlab_bootstrap.output.text import human_size
-from mmlab_bootstrap.settings.values import Settings
+from mmlab_bootstrap.output import human_size
+from mmlab_bootstrap.settings import Settings
 
 
 class State(Enum):

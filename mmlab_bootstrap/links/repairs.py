@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mmlab_bootstrap.git.command import Git
+from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.excludes import exclude_missing
 from mmlab_bootstrap.links.plan import LinkPlan, State
-from mmlab_bootstrap.settings.storage import device_warning
+from mmlab_bootstrap.settings import device_warning
 
 
 def plan_repairs(plan: LinkPlan, git: Git, recorded: Mapping[str, Any]) -> LinkPlan:

@@ -7,10 +7,8 @@ import os
 from pathlib import Path
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.move import remove_if_unchanged
-from mmlab_bootstrap.fs.transfer import copy_verified, remove_leftovers
-from mmlab_bootstrap.git.command import Git
-from mmlab_bootstrap.git.outcomes import git_message
+from mmlab_bootstrap.fs import copy_verified, remove_if_unchanged, remove_leftovers
+from mmlab_bootstrap.git import Git, git_message
 from mmlab_bootstrap.links.locations import LinkError, Location, in_target
 
 

@@ -14,16 +14,15 @@ from mmlab_bootstrap.links.journal import journal_of
 from mmlab_bootstrap.links.locations import LinkError, Location, locations
 from mmlab_bootstrap.links.plan import LinkPlan, OldData, State, Way, plan_links
 from mmlab_bootstrap.links.repairs import plan_repairs
-from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.run.step import Counted, StepResult, workspace_git
-from mmlab_bootstrap.settings.storage import (
+from mmlab_bootstrap.run import Counted, Session, StepResult, workspace_git
+from mmlab_bootstrap.settings import (
     LEAVES,
+    Settings,
     device_warning,
     plan_layout,
     route_note,
     storage_warnings,
 )
-from mmlab_bootstrap.settings.values import Settings
 
 if TYPE_CHECKING:
     from mmlab_bootstrap.links.apply import Linker

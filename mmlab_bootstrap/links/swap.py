@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.files import fsync_folder
-from mmlab_bootstrap.fs.transfer import remove_leftovers, temporary_name
+from mmlab_bootstrap.fs import fsync_folder, remove_leftovers, temporary_name
 from mmlab_bootstrap.links.locations import LinkError, Location, resolves
 
 

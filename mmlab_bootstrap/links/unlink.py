@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mmlab_bootstrap.fs.files import fsync_folder
-from mmlab_bootstrap.fs.transfer import copy_verified
-from mmlab_bootstrap.git.command import Git
+from mmlab_bootstrap.fs import copy_verified, fsync_folder
+from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.excludes import drop_exclude
 from mmlab_bootstrap.links.inventory import skipped_files
 from mmlab_bootstrap.links.journal import Journal, journal_of
@@ -23,10 +22,8 @@ from mmlab_bootstrap.links.locations import (
     locations,
     recorded_locations,
 )
-from mmlab_bootstrap.output.report import Reporter
-from mmlab_bootstrap.run.changes import Changes
-from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.run.step import Counted, StepResult, workspace_git
+from mmlab_bootstrap.output import Reporter
+from mmlab_bootstrap.run import Changes, Counted, Session, StepResult, workspace_git
 
 
 class UnlinkPlan(NamedTuple):

@@ -29,15 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.git.command import Git
-from mmlab_bootstrap.git.outcomes import failure
+from mmlab_bootstrap.git import Git, failure
 from mmlab_bootstrap.links.clashes import blocked
 from mmlab_bootstrap.links.inventory import file_blob_id, skipped_files
 from mmlab_bootstrap.links.journal import Journal
 from mmlab_bootstrap.links.locations import Location, in_target, locations
-from mmlab_bootstrap.output.report import Reporter
-from mmlab_bootstrap.settings.storage import LEAVES
-from mmlab_bootstrap.settings.values import Settings
+from mmlab_bootstrap.output import Reporter
+from mmlab_bootstrap.settings import LEAVES, Settings
 
 GITLINK = "160000"
 SYMLINK = "120000"

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.transfer import remove_leftovers, temporary_name
-from mmlab_bootstrap.git.command import Git
+from mmlab_bootstrap.fs import remove_leftovers, temporary_name
+from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.inventory import skipped_files
 from mmlab_bootstrap.links.journal import Journal
 from mmlab_bootstrap.links.locations import in_target
@@ -22,8 +22,8 @@ from mmlab_bootstrap.links.upstream import (
     plan_updates,
     stored_oid,
 )
-from mmlab_bootstrap.output.report import Reporter
-from mmlab_bootstrap.settings.values import Settings
+from mmlab_bootstrap.output import Reporter
+from mmlab_bootstrap.settings import Settings
 
 
 def update_adopted(settings: Settings, git: Git, report: Reporter) -> None:

@@ -1,1 +1,28 @@
-"""mmlab_bootstrap.mirror."""
+"""The team mirror (`mirror`): URL to folder (`places`), the planner (`plan`), the applier
+(`apply`), every repository once, `--jobs` at a time (`walk`), the step (`step`).
+
+Plan/apply: `plan` / `apply`.
+May import: run, settings, git, output, fs, errors (enforced by `lint-imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mmlab_bootstrap.mirror.step import mirror_step
+
+__all__ = ["mirror_step"]
+
+_WHERE = {"mirror_step": "step"}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

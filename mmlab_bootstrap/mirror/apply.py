@@ -21,15 +21,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.lease import LeaseLock, holding
-from mmlab_bootstrap.git.command import Answers, Git
-from mmlab_bootstrap.git.outcomes import GitError, Outcome, failure
-from mmlab_bootstrap.git.submodules import has_commit
+from mmlab_bootstrap.fs import LeaseLock, holding
+from mmlab_bootstrap.git import Answers, Git, GitError, Outcome, failure, has_commit
 from mmlab_bootstrap.mirror.places import MirrorError, Place, lock_folder
 from mmlab_bootstrap.mirror.plan import KEPT, RepoPlan, look, needs_keeping
-from mmlab_bootstrap.output.report import Reporter
-from mmlab_bootstrap.output.text import human_size
-from mmlab_bootstrap.run.changes import Changes
+from mmlab_bootstrap.output import Reporter, human_size
+from mmlab_bootstrap.run import Changes
 
 SERVER_OPTIONS = {
     "uploadpack.allowReachableSHA1InWant": "true",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.git.urls import GITHUB
+from mmlab_bootstrap.git import GITHUB
 
 PARTIAL_SUFFIX = ".mmlab-partial"
 TOOL_FOLDER = ".mmlab-bootstrap"  # DEST/.mmlab-bootstrap: the locks and the clock file

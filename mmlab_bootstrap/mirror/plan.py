@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.paths import creatable_problem, is_inside
-from mmlab_bootstrap.git.command import Git
+from mmlab_bootstrap.fs import creatable_problem, is_inside
+from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.mirror.places import (
     MirrorError,
     Place,
@@ -21,8 +21,7 @@ from mmlab_bootstrap.mirror.places import (
     resolve_relative,
     source_folder,
 )
-from mmlab_bootstrap.settings.values import Settings
-from mmlab_bootstrap.settings.variables import EXTENSION_REPO
+from mmlab_bootstrap.settings import EXTENSION_REPO, Settings
 
 KEPT = "refs/mmlab-bootstrap/kept/"
 

@@ -10,8 +10,7 @@ from mmlab_bootstrap.mirror.apply import Mirrorer
 from mmlab_bootstrap.mirror.places import MirrorError, use_line
 from mmlab_bootstrap.mirror.plan import destination, superproject
 from mmlab_bootstrap.mirror.walk import Walk, failure_error
-from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.run.step import Counted, StepResult, check_flags
+from mmlab_bootstrap.run import Counted, Session, StepResult, check_flags
 
 HTTP_NOTE = (
     "to serve it over HTTP instead, use a smart server (git http-backend): a plain file"

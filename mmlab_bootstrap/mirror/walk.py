@@ -18,8 +18,7 @@ from mmlab_bootstrap.errors import BootstrapError, shown
 from mmlab_bootstrap.mirror.apply import Mirrorer
 from mmlab_bootstrap.mirror.places import MirrorError, Place
 from mmlab_bootstrap.mirror.plan import Child, children, start_commits
-from mmlab_bootstrap.output.progress import heartbeat_seconds
-from mmlab_bootstrap.output.report import Reporter
+from mmlab_bootstrap.output import Reporter, heartbeat_seconds
 
 FULL_SHA = r"[0-9a-f]{40}"
 

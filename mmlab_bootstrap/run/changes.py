@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from mmlab_bootstrap.fs.files import make_folders, write_atomically
-from mmlab_bootstrap.git.command import Answers
-from mmlab_bootstrap.output.report import Reporter
+from mmlab_bootstrap.fs import make_folders, write_atomically
+from mmlab_bootstrap.git import Answers
+from mmlab_bootstrap.output import Reporter
 
 T = TypeVar("T")
 

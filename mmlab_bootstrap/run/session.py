@@ -12,14 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs.lock import LOCK_FILE, workspace_lock
-from mmlab_bootstrap.fs.temporaries import remove_stale_temporaries
-from mmlab_bootstrap.output.report import Reporter
+from mmlab_bootstrap.fs import LOCK_FILE, remove_stale_temporaries, workspace_lock
+from mmlab_bootstrap.output import Reporter
 from mmlab_bootstrap.run.changes import Changes
-from mmlab_bootstrap.settings.envfile import EnvFile, read_defaults_file, read_env_file
-from mmlab_bootstrap.settings.sourced import overrides
-from mmlab_bootstrap.settings.values import DEFAULT_LAYERS, Settings, Source, defaults_file, resolve
-from mmlab_bootstrap.settings.variables import BY_NAME, IDENTITY_DIGEST, IDENTITY_FILE
+from mmlab_bootstrap.settings import (
+    BY_NAME,
+    DEFAULT_LAYERS,
+    IDENTITY_DIGEST,
+    IDENTITY_FILE,
+    EnvFile,
+    Settings,
+    Source,
+    defaults_file,
+    overrides,
+    read_defaults_file,
+    read_env_file,
+    resolve,
+)
 
 ENV_FILE = ".env"
 STATE_FILE = ".mmlab-bootstrap-state.json"  # the journal of links (`links.journal`)

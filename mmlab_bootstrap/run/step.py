@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.git.command import Git
+from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.settings.values import Settings
-from mmlab_bootstrap.settings.variables import BY_NAME
+from mmlab_bootstrap.settings import BY_NAME, Settings
 
 DEFAULT_JOBS = 4
 

@@ -18,7 +18,7 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from mmlab_bootstrap.errors import EnvFileError, shown
-from mmlab_bootstrap.fs.files import FileRefused, read_regular
+from mmlab_bootstrap.fs import FileRefused, read_regular
 from mmlab_bootstrap.settings.envcheck import (
     _shell_balanced,
     _suggestion,

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import LayoutError, shown
-from mmlab_bootstrap.fs.paths import creatable_problem
+from mmlab_bootstrap.fs import creatable_problem
 from mmlab_bootstrap.settings.values import Settings, fix_hint
 from mmlab_bootstrap.settings.variables import BY_NAME, CHECKPOINTS_PATH, DATASET_PATH
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import SettingsError, shown
-from mmlab_bootstrap.fs.paths import is_inside
+from mmlab_bootstrap.fs import is_inside
 from mmlab_bootstrap.settings.envcheck import value_problem
 from mmlab_bootstrap.settings.variables import (
     BY_NAME,

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from mmlab_bootstrap.checkpoints.step import fetch_checkpoints_step
-from mmlab_bootstrap.clone.step import clone_step
+from mmlab_bootstrap.checkpoints import fetch_checkpoints_step
+from mmlab_bootstrap.clone import clone_step
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.git.command import require_git
-from mmlab_bootstrap.links.locations import check_projects
-from mmlab_bootstrap.links.step import (
+from mmlab_bootstrap.git import require_git
+from mmlab_bootstrap.links import (
     apply_link_steps,
     check_link_flags,
+    check_projects,
     old_data_of,
     plan_link_step,
     way_of,
 )
-from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.run.step import DEFAULT_JOBS, StepResult, check_flags
-from mmlab_bootstrap.settings.values import Settings
-from mmlab_bootstrap.settings.variables import CHECKPOINTS, CHECKPOINTS_PATH, DATASET_PATH
+from mmlab_bootstrap.run import DEFAULT_JOBS, Session, StepResult, check_flags
+from mmlab_bootstrap.settings import CHECKPOINTS, CHECKPOINTS_PATH, DATASET_PATH, Settings
 from mmlab_bootstrap.workspace.env import env_step
 from mmlab_bootstrap.workspace.layout import layout_step
 from mmlab_bootstrap.workspace.status import workspace_status

@@ -7,12 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.run.step import Counted, StepResult
-from mmlab_bootstrap.settings.envfile import render
-from mmlab_bootstrap.settings.sourced import identity
-from mmlab_bootstrap.settings.values import override_warnings
-from mmlab_bootstrap.settings.variables import IDENTITY_HELP, VARIABLES
+from mmlab_bootstrap.run import Counted, Session, StepResult
+from mmlab_bootstrap.settings import IDENTITY_HELP, VARIABLES, identity, override_warnings, render
 from mmlab_bootstrap.workspace.rcfile import check_rc, update_envrc, update_rc
 
 ENV_HEADER = (

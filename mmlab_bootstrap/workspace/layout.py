@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.run.step import Counted, StepResult
-from mmlab_bootstrap.settings.storage import Folder, plan_layout, route_note, storage_warnings
+from mmlab_bootstrap.run import Counted, Session, StepResult
+from mmlab_bootstrap.settings import Folder, plan_layout, route_note, storage_warnings
 
 
 def layout_step(session: Session, flags: Mapping[str, str | None]) -> StepResult:

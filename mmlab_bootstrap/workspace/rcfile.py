@@ -10,8 +10,8 @@ import shlex
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs.files import FileRefused, read_regular, writable_problem
-from mmlab_bootstrap.run.changes import Changes
+from mmlab_bootstrap.fs import FileRefused, read_regular, writable_problem
+from mmlab_bootstrap.run import Changes
 
 BEGIN = "# >>> mmlab-bootstrap {root} >>>"
 END = "# <<< mmlab-bootstrap {root} <<<"

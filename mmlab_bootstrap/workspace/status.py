@@ -8,21 +8,37 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mmlab_bootstrap.checkpoints.step import checkpoints_status
-from mmlab_bootstrap.clone.plan import same_repository
-from mmlab_bootstrap.fs.walk import walk
-from mmlab_bootstrap.git.command import Git
-from mmlab_bootstrap.git.repository import look_at, origin_url, sparse_checkout, submodule_states
-from mmlab_bootstrap.gitcache.borrowing import borrowing_problems
-from mmlab_bootstrap.links.inventory import files_of_user, git_names, skipped_files
-from mmlab_bootstrap.links.journal import Journal, JournalError
-from mmlab_bootstrap.links.locations import Location, locations, recorded_locations
-from mmlab_bootstrap.links.plan import State, first_look
-from mmlab_bootstrap.output.text import some_names
-from mmlab_bootstrap.run.session import STATE_FILE, Session
-from mmlab_bootstrap.settings.storage import LEAVES, device_warning, route, storage_warnings
-from mmlab_bootstrap.settings.values import Settings, differs, override_warnings
-from mmlab_bootstrap.settings.variables import CHECKPOINTS_PATH, DATASET_PATH, VARIABLES
+from mmlab_bootstrap.checkpoints import checkpoints_status
+from mmlab_bootstrap.clone import same_repository
+from mmlab_bootstrap.fs import walk
+from mmlab_bootstrap.git import Git, look_at, origin_url, sparse_checkout, submodule_states
+from mmlab_bootstrap.gitcache import borrowing_problems
+from mmlab_bootstrap.links import (
+    Journal,
+    JournalError,
+    Location,
+    State,
+    files_of_user,
+    first_look,
+    git_names,
+    locations,
+    recorded_locations,
+    skipped_files,
+)
+from mmlab_bootstrap.output import some_names
+from mmlab_bootstrap.run import STATE_FILE, Session
+from mmlab_bootstrap.settings import (
+    CHECKPOINTS_PATH,
+    DATASET_PATH,
+    LEAVES,
+    VARIABLES,
+    Settings,
+    device_warning,
+    differs,
+    override_warnings,
+    route,
+    storage_warnings,
+)
 
 # Counting the files of a folder that blocks a link stops here: it may hold a dataset.
 COUNT_LIMIT = 10_000

@@ -7,9 +7,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from mmlab_bootstrap.output.report import Reporter, write_line
-from mmlab_bootstrap.output.text import human_size
-from mmlab_bootstrap.run.session import Session
+from mmlab_bootstrap.output import Reporter, human_size, write_line
+from mmlab_bootstrap.run import Session
 from mmlab_bootstrap.workspace.status import COUNT_LIMIT, unreachable_text, workspace_status
 
 

@@ -8,20 +8,24 @@ from mmlab_bootstrap.clone.fetch.repository import has_git
 from mmlab_bootstrap.clone.fetch.resume import ResumingFetcher
 from mmlab_bootstrap.clone.fetch.state import NESTED_KEYS, NO_REPOSITORY, Early, Pass, Result
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.git.command import BY_COMMIT
-from mmlab_bootstrap.git.outcomes import NETWORK, REFUSED, Outcome, failure_kind, git_message
-from mmlab_bootstrap.git.submodules import (
+from mmlab_bootstrap.git import (
+    BY_COMMIT,
+    NETWORK,
+    REFUSED,
     CloneError,
+    Outcome,
     Submodule,
     expand,
+    failure_kind,
     file_path,
+    git_message,
     has_commit,
     is_toplevel,
     modules_folder,
     needs_file_transport,
     plain_name,
 )
-from mmlab_bootstrap.run.pool import Stopped
+from mmlab_bootstrap.run import Stopped
 
 
 def _beside(base: str, relative: str) -> str:

@@ -11,20 +11,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmlab_bootstrap.clone.fetch.state import DEFAULT_BRANCH, Early, Pass
-from mmlab_bootstrap.fs.paths import is_inside
-from mmlab_bootstrap.git.command import BY_COMMIT, Git
-from mmlab_bootstrap.git.outcomes import NETWORK, Outcome, failure_kind
-from mmlab_bootstrap.git.submodules import (
+from mmlab_bootstrap.fs import is_inside
+from mmlab_bootstrap.git import (
+    BY_COMMIT,
+    NETWORK,
+    Git,
+    Outcome,
     Submodule,
+    failure_kind,
     has_commit,
     has_head,
     modules_folder,
     plain_name,
 )
-from mmlab_bootstrap.gitcache.store import GitCache, cache_for
-from mmlab_bootstrap.output.report import Reporter
-from mmlab_bootstrap.run.pool import Stopped
-from mmlab_bootstrap.settings.values import Settings
+from mmlab_bootstrap.gitcache import GitCache, cache_for
+from mmlab_bootstrap.output import Reporter
+from mmlab_bootstrap.run import Stopped
+from mmlab_bootstrap.settings import Settings
 
 
 def has_git(folder: Path) -> bool:

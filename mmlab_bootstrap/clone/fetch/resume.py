@@ -10,8 +10,8 @@ from mmlab_bootstrap.clone.checkouts import CheckoutRecord
 from mmlab_bootstrap.clone.fetch.repository import RepositoryFetcher, has_git
 from mmlab_bootstrap.clone.fetch.state import DEEPER
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs.paths import is_inside
-from mmlab_bootstrap.git.submodules import (
+from mmlab_bootstrap.fs import is_inside
+from mmlab_bootstrap.git import (
     CloneError,
     Submodule,
     SubmoduleEntry,

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmlab_bootstrap.clone.checkouts import CheckoutRecord
-from mmlab_bootstrap.git.outcomes import Outcome
-from mmlab_bootstrap.git.submodules import Submodule
-from mmlab_bootstrap.output.progress import Board
+from mmlab_bootstrap.git import Outcome, Submodule
+from mmlab_bootstrap.output import Board
 
 DEEPER = ("--depth", "50")
 

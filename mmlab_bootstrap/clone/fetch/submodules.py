@@ -28,19 +28,23 @@ from pathlib import Path
 from mmlab_bootstrap.clone.checkouts import CheckoutRecord
 from mmlab_bootstrap.clone.fetch.nested import NestedFetcher, wait_for
 from mmlab_bootstrap.clone.fetch.state import ROUNDS, Pass, Result
-from mmlab_bootstrap.git.command import BY_COMMIT
-from mmlab_bootstrap.git.outcomes import CONFLICT, REFUSED, Outcome, failure, failure_kind
-from mmlab_bootstrap.git.submodules import (
+from mmlab_bootstrap.git import (
+    BY_COMMIT,
+    CONFLICT,
+    REFUSED,
     CloneError,
+    Outcome,
     Submodule,
+    failure,
+    failure_kind,
     file_roots,
     incomplete_submodules,
     list_submodules,
     needs_file_transport,
     walk_submodules,
 )
-from mmlab_bootstrap.output.progress import Board
-from mmlab_bootstrap.run.pool import Stopped
+from mmlab_bootstrap.output import Board
+from mmlab_bootstrap.run import Stopped
 
 
 class SubmoduleFetcher(NestedFetcher):
