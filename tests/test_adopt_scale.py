@@ -24,7 +24,7 @@ from mmlab_bootstrap.fs.move import move_tree
 from mmlab_bootstrap.fs.transfer import LEFTOVER, TransferError, copy_verified, same_file_content
 from mmlab_bootstrap.fs.walking import walk
 from mmlab_bootstrap.links.clashes import clashes_in_target
-from mmlab_bootstrap.links.locations import Location, in_target
+from mmlab_bootstrap.links.location import Location, in_target
 
 from .conftest import Cloned, assert_clean_error, inv, scaled, snapshot
 

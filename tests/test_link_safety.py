@@ -21,7 +21,7 @@ import pytest
 
 from mmlab_bootstrap.fs.transfer import TransferError, copy_verified
 from mmlab_bootstrap.fs.walking import walk
-from mmlab_bootstrap.links.locations import Location, link_destination, resolves
+from mmlab_bootstrap.links.location import Location, link_destination, resolves
 
 from .conftest import REPO_ROOT, Cloned, assert_clean_error, inv, mount
 from .test_links import TRACKED, assert_clean_git

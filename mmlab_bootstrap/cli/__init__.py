@@ -15,12 +15,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mmlab_bootstrap.cli.program import program
     from mmlab_bootstrap.cli.tasks import namespace
 
-__all__ = ["namespace", "program"]
+__all__ = ["namespace"]
 
-_WHERE = {"namespace": "tasks", "program": "program"}
+_WHERE = {"namespace": "tasks"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """Project folders linked to storage (`link-data`, `link-checkpoints`, `unlink`): where links go
-(`locations`), what a location holds (`inventory`), what is in the way (`clashes`), the
+(`location`), what a location holds (`inventory`), what is in the way (`clashes`), the
 planner (`plan`, `carry`, `repairs`), what `--dry` says of a plan (`describe`), the applier
 (`apply`, `swap`, `skipworktree`, `excludes`), the journal (`journal`), unlinking
 (`unlink`), the steps (`step`), and adopted files following upstream (`upstream`,
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mmlab_bootstrap.links.inventory import files_of_user, git_names, skipped_files
     from mmlab_bootstrap.links.journal import Journal, JournalError
-    from mmlab_bootstrap.links.locations import (
+    from mmlab_bootstrap.links.location import (
         Location,
         check_projects,
         locations,
@@ -67,22 +67,22 @@ __all__ = [
 _WHERE = {
     "Journal": "journal",
     "JournalError": "journal",
-    "Location": "locations",
+    "Location": "location",
     "State": "plan",
     "apply_link_steps": "step",
     "check_adopted": "upstream",
     "check_link_flags": "step",
-    "check_projects": "locations",
+    "check_projects": "location",
     "describe_adopted": "upstream",
     "files_of_user": "inventory",
     "first_look": "plan",
     "git_names": "inventory",
     "link_step": "step",
     "linked_locations": "upstream",
-    "locations": "locations",
+    "locations": "location",
     "old_data_of": "step",
     "plan_link_step": "step",
-    "recorded_locations": "locations",
+    "recorded_locations": "location",
     "skipped_files": "inventory",
     "unlink_step": "unlink",
     "update_adopted": "upstream_apply",

@@ -22,7 +22,7 @@ from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.describe import carry_text, describe, old_data_text
 from mmlab_bootstrap.links.excludes import add_exclude, has_exclude
 from mmlab_bootstrap.links.journal import Journal
-from mmlab_bootstrap.links.locations import LinkError, Location, in_target, link_destination
+from mmlab_bootstrap.links.location import LinkError, Location, in_target, link_destination
 from mmlab_bootstrap.links.plan import LinkPlan, OldData, State, Way
 from mmlab_bootstrap.links.skipworktree import adopt_tracked, skip_worktree
 from mmlab_bootstrap.links.swap import backup_path, swap_in_link

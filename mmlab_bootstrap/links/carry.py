@@ -12,7 +12,7 @@ from mmlab_bootstrap.fs import same_file_content
 from mmlab_bootstrap.git import Git, sparse_checkout
 from mmlab_bootstrap.links.clashes import blocked, clash_text, clashes_in_target
 from mmlab_bootstrap.links.inventory import Inventory, files_of_user, skipped_files
-from mmlab_bootstrap.links.locations import Location, in_target
+from mmlab_bootstrap.links.location import Location, in_target
 from mmlab_bootstrap.links.plan import LinkPlan, OldData, State, Way, space_problem
 from mmlab_bootstrap.output import human_size, some_names
 

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 from mmlab_bootstrap.fs import same_file_content
-from mmlab_bootstrap.links.locations import Location, in_target
+from mmlab_bootstrap.links.location import Location, in_target
 from mmlab_bootstrap.output import some_names
 
 _DIR, _MISSING, _BLOCKED = "folder", "missing", "blocked"

@@ -7,7 +7,7 @@ from pathlib import Path
 from mmlab_bootstrap.fs import write_atomically
 from mmlab_bootstrap.git import Git, look_at
 from mmlab_bootstrap.links.inventory import git_names
-from mmlab_bootstrap.links.locations import Location
+from mmlab_bootstrap.links.location import Location
 
 EXCLUDE_MARK = "# mmlab-bootstrap: {leaf} link (inv unlink removes this block)"
 

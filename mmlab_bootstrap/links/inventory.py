@@ -11,7 +11,7 @@ from typing import NamedTuple
 from mmlab_bootstrap.errors import shown
 from mmlab_bootstrap.fs import LEFTOVER, kind, walk
 from mmlab_bootstrap.git import Git, may_skip_worktree, read_only_run
-from mmlab_bootstrap.links.locations import Location, in_target
+from mmlab_bootstrap.links.location import Location, in_target
 from mmlab_bootstrap.settings import LEAVES
 
 

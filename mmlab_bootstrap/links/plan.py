@@ -17,7 +17,7 @@ from mmlab_bootstrap.fs import room_for
 from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.clashes import clash_text, clashes_in_target
 from mmlab_bootstrap.links.inventory import Inventory, stale_copies, take_inventory
-from mmlab_bootstrap.links.locations import (
+from mmlab_bootstrap.links.location import (
     Location,
     check_projects,
     link_destination,

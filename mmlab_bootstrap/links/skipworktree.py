@@ -9,7 +9,7 @@ from pathlib import Path
 from mmlab_bootstrap.errors import shown
 from mmlab_bootstrap.fs import copy_verified, remove_if_unchanged, remove_leftovers
 from mmlab_bootstrap.git import Git, git_message
-from mmlab_bootstrap.links.locations import LinkError, Location, in_target
+from mmlab_bootstrap.links.location import LinkError, Location, in_target
 
 
 def skip_worktree(git: Git, location: Location, tracked: tuple[str, ...]) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from mmlab_bootstrap.links.carry import carry_adopted, plan_old_data
 from mmlab_bootstrap.links.journal import journal_of
-from mmlab_bootstrap.links.locations import LinkError, Location, locations
+from mmlab_bootstrap.links.location import LinkError, Location, locations
 from mmlab_bootstrap.links.plan import LinkPlan, OldData, State, Way, plan_links
 from mmlab_bootstrap.links.repairs import plan_repairs
 from mmlab_bootstrap.run import Counted, Session, StepResult, workspace_git

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mmlab_bootstrap.errors import shown
 from mmlab_bootstrap.fs import fsync_folder, remove_leftovers, temporary_name
-from mmlab_bootstrap.links.locations import LinkError, Location, resolves
+from mmlab_bootstrap.links.location import LinkError, Location, resolves
 
 
 def swap_in_link(location: Location, destination: str) -> None:

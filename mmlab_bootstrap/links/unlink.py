@@ -13,7 +13,7 @@ from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.excludes import drop_exclude
 from mmlab_bootstrap.links.inventory import skipped_files
 from mmlab_bootstrap.links.journal import Journal, journal_of
-from mmlab_bootstrap.links.locations import (
+from mmlab_bootstrap.links.location import (
     Location,
     backup_order,
     check_projects,

@@ -33,7 +33,7 @@ from mmlab_bootstrap.git import Git, failure
 from mmlab_bootstrap.links.clashes import blocked
 from mmlab_bootstrap.links.inventory import file_blob_id, skipped_files
 from mmlab_bootstrap.links.journal import Journal
-from mmlab_bootstrap.links.locations import Location, in_target, locations
+from mmlab_bootstrap.links.location import Location, in_target, locations
 from mmlab_bootstrap.output import Reporter
 from mmlab_bootstrap.settings import LEAVES, Settings
 

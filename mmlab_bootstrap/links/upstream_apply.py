@@ -13,7 +13,7 @@ from mmlab_bootstrap.fs import remove_leftovers, temporary_name
 from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.inventory import skipped_files
 from mmlab_bootstrap.links.journal import Journal
-from mmlab_bootstrap.links.locations import in_target
+from mmlab_bootstrap.links.location import in_target
 from mmlab_bootstrap.links.upstream import (
     SYMLINK,
     AdoptedError,
