@@ -10,10 +10,13 @@ nothing at start-up.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import sys
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from mmlab_bootstrap.output.progress import Board, heartbeat_seconds
     from mmlab_bootstrap.output.report import (
         Reporter,
@@ -55,5 +58,7 @@ _WHERE = {
 def __getattr__(name: str) -> Any:
     """A name of the surface, from its module (imported now if it was not yet)."""
     if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        module = f"{__name__}.{_WHERE[name]}"
+        __import__(module)
+        return getattr(sys.modules[module], name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
