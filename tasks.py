@@ -2,6 +2,6 @@
 
 from pathlib import Path
 
-from mmlab_bootstrap.tasks import namespace
+from mmlab_bootstrap.cli.tasks import namespace
 
 ns = namespace(root=Path(__file__).resolve().parent)

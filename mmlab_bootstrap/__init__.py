@@ -1,6 +1,6 @@
 """mmlab-bootstrap: set up an OpenMMLab workspace safely and repeatably."""
 
-from .report import reopen_closed_streams
+from mmlab_bootstrap.output.report import reopen_closed_streams
 
 __version__ = "0.1.0"
 

@@ -103,6 +103,7 @@ def shown(value: str) -> str:
 
 def close_match(word: str, choices: Iterable[str]) -> str | None:
     """The choice `word` most likely misspells (difflib's closest, if close enough), or None."""
+    # startup: difflib only when a word is misspelt
     import difflib
 
     found = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=1)

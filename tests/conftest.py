@@ -48,7 +48,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
             monkeypatch.delenv(name)
     # No team defaults file of the machine (in-process runs; /etc is never written).
     monkeypatch.setattr(
-        "mmlab_bootstrap.settings.SYSTEM_DEFAULTS_FILE", tmp_path / "etc" / "defaults.env"
+        "mmlab_bootstrap.settings.values.SYSTEM_DEFAULTS_FILE", tmp_path / "etc" / "defaults.env"
     )
     home = tmp_path / "home"
     home.mkdir()
@@ -136,7 +136,7 @@ def _redirected(descriptor: int, folder: Path) -> Iterator[tempfile._TemporaryFi
 
 
 def _task_help() -> dict[Any, dict[str, str]]:
-    from mmlab_bootstrap.tasks import namespace
+    from mmlab_bootstrap.cli.tasks import namespace
 
     return {task: dict(task.help) for task in namespace(root=None).tasks.values()}
 
@@ -165,7 +165,7 @@ def run_inproc(
     """
     from invoke.program import Program
 
-    from mmlab_bootstrap.tasks import namespace
+    from mmlab_bootstrap.cli.tasks import namespace
 
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()

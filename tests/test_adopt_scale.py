@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.clashes import clashes_in_target
-from mmlab_bootstrap.locations import Location, in_target
-from mmlab_bootstrap.moving import move_tree
-from mmlab_bootstrap.transfer import LEFTOVER, TransferError, copy_verified, same_file_content
-from mmlab_bootstrap.walking import walk
+from mmlab_bootstrap.fs.move import move_tree
+from mmlab_bootstrap.fs.transfer import LEFTOVER, TransferError, copy_verified, same_file_content
+from mmlab_bootstrap.fs.walking import walk
+from mmlab_bootstrap.links.clashes import clashes_in_target
+from mmlab_bootstrap.links.location import Location, in_target
 
 from .conftest import Cloned, assert_clean_error, inv, scaled, snapshot
 

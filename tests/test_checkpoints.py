@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.modelindex import find, hash_prefix, read_index, read_project, search
+from mmlab_bootstrap.checkpoints.index import find, hash_prefix, read_index, read_project, search
 
 from .ckptfixture import MODEL, NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
@@ -501,8 +501,8 @@ def test_without_working_locks_two_downloads_still_end_with_one_verified_file(
     import fcntl
     import threading
 
-    from mmlab_bootstrap.download import fetch
-    from mmlab_bootstrap.httpclient import Job, http_session
+    from mmlab_bootstrap.checkpoints.download import fetch
+    from mmlab_bootstrap.checkpoints.http import Job, http_session
 
     monkeypatch.setattr(fcntl, "flock", lambda descriptor, operation: None)
     item = checkpoint("mmdetection3d", "pointpillars_nfs", random_bytes(6 << 20))

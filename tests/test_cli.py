@@ -10,7 +10,7 @@ import pytest
 from dotenv import dotenv_values
 
 from mmlab_bootstrap import __version__
-from mmlab_bootstrap.tasks import namespace
+from mmlab_bootstrap.cli.tasks import namespace
 
 from .conftest import assert_clean_error, inv, inv_process, run_cli, run_in_terminal, shell_or_skip
 

@@ -15,12 +15,12 @@ from dotenv import dotenv_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmlab_bootstrap import git as gitmodule
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.locations import human_size
-from mmlab_bootstrap.progress import Board
-from mmlab_bootstrap.report import Reporter
-from mmlab_bootstrap.workspace import find_root
+from mmlab_bootstrap.git import command as gitmodule
+from mmlab_bootstrap.output.progress import Board
+from mmlab_bootstrap.output.report import Reporter
+from mmlab_bootstrap.output.text import human_size
+from mmlab_bootstrap.run.session import find_root
 
 from .ckptfixture import checkpoint, random_bytes, write_index
 from .conftest import Cloned, assert_clean_error, inv, run_cli, scaled
@@ -121,7 +121,7 @@ MARKERS = [
     ("lock", ".mmlab-bootstrap.lock", "", True),
     ("env-export", ".env", "export MMLAB_PROJECTS='mmcv'\n", True),
     ("env-plain", ".env", "  MMLAB_EXTENSION_PATH=/x\n", True),
-    ("tasks", "tasks.py", "from mmlab_bootstrap.tasks import namespace\n", True),
+    ("tasks", "tasks.py", "from mmlab_bootstrap.cli.tasks import namespace\n", True),
     ("env-other-tool", ".env", "DATABASE_URL=postgres://x\n", False),
     ("env-commented", ".env", "# MMLAB_PROJECTS=mmcv\n", False),
     ("env-lowercase", ".env", "mmlab_projects=mmcv\n", False),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.outcomes import git_message
+from mmlab_bootstrap.git.outcomes import git_message
 
 from .conftest import (
     Run,

@@ -12,8 +12,8 @@ from types import ModuleType
 import pytest
 from dotenv import dotenv_values
 
-from mmlab_bootstrap.tasks import namespace
-from mmlab_bootstrap.variables import VARIABLES
+from mmlab_bootstrap.cli.tasks import namespace
+from mmlab_bootstrap.settings.variables import VARIABLES
 
 from .conftest import REPO_ROOT
 

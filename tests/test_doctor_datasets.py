@@ -15,10 +15,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.datalayouts import COCO, KITTI, NUSCENES
-from mmlab_bootstrap.datasets import check_data
-from mmlab_bootstrap.findings import ERROR, OK, WARNING, Finding
-from mmlab_bootstrap.pickleformat import CURRENT, NOT_PICKLE, OLD, UNKNOWN, head_format, info_format
+from mmlab_bootstrap.doctor.dataset_specs import COCO, KITTI, NUSCENES
+from mmlab_bootstrap.doctor.datasets import check_data
+from mmlab_bootstrap.doctor.pickles import (
+    CURRENT,
+    NOT_PICKLE,
+    OLD,
+    UNKNOWN,
+    head_format,
+    info_format,
+)
+from mmlab_bootstrap.output.findings import ERROR, OK, WARNING, Finding
 
 from .datatrees import (
     coco,
@@ -80,7 +87,7 @@ def test_complete_datasets_have_no_problem(tree: Tree) -> None:
 )
 def test_each_missing_required_part_is_one_error(tree: Tree, make: object, layout: object) -> None:
     """Every required file or folder, taken away alone, is named, with a hint to download."""
-    from mmlab_bootstrap.datalayouts import Layout
+    from mmlab_bootstrap.doctor.dataset_specs import Layout
 
     assert isinstance(layout, Layout) and callable(make)
     folder = tree.data / layout.name

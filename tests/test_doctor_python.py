@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.findings import ERROR, INFO, OK, WARNING, Finding
-from mmlab_bootstrap.mmcvwheels import mmcv_index
-from mmlab_bootstrap.pychecks import python_section
-from mmlab_bootstrap.pyenv import PythonError
-from mmlab_bootstrap.versionbounds import (
+from mmlab_bootstrap.output.findings import ERROR, INFO, OK, WARNING, Finding
+from mmlab_bootstrap.pythonenv.interpreter import PythonError
+from mmlab_bootstrap.pythonenv.mmcv_wheels import mmcv_index
+from mmlab_bootstrap.pythonenv.packages import python_section
+from mmlab_bootstrap.pythonenv.version_ranges import (
     Bound,
     Range,
     init_ranges,

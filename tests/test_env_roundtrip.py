@@ -13,10 +13,10 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.envcheck import value_problem
-from mmlab_bootstrap.envfile import read_env_file, render
 from mmlab_bootstrap.errors import EnvFileError
-from mmlab_bootstrap.fsutil import write_atomically
+from mmlab_bootstrap.fs.files import write_atomically
+from mmlab_bootstrap.settings.envcheck import value_problem
+from mmlab_bootstrap.settings.envfile import read_env_file, render
 
 from .conftest import scaled
 

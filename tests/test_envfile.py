@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from mmlab_bootstrap.envfile import read_env_file, render
 from mmlab_bootstrap.errors import EnvFileError
-from mmlab_bootstrap.fsutil import write_atomically
+from mmlab_bootstrap.fs.files import write_atomically
+from mmlab_bootstrap.settings.envfile import read_env_file, render
 
 from .conftest import assert_clean_error, inv
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.fetch_nested import _beside
+from mmlab_bootstrap.clone.fetch.nested import _beside
 
 from .conftest import assert_clean_error, inv, scaled
 from .gitfixture import (

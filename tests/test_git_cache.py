@@ -17,7 +17,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.gitcache import cache_key
+from mmlab_bootstrap.gitcache.store import cache_key
 
 from .conftest import assert_clean_error, inv, snapshot
 from .gitfixture import GITHUB, OWNER, Fixture, advance, build_superproject, git, push_commit

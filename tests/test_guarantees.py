@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.clone import partial_path
-from mmlab_bootstrap.lock import workspace_lock
+from mmlab_bootstrap.clone.plan import partial_path
+from mmlab_bootstrap.fs.lock import workspace_lock
 
 from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
 from .gitfixture import Fixture, RepoSpec, Submodule, build_repo, build_superproject

@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 import pytest
 
-from mmlab_bootstrap.ckptstore import name_problem
-from mmlab_bootstrap.modelindex import Model
+from mmlab_bootstrap.checkpoints.index import Model
+from mmlab_bootstrap.checkpoints.store import name_problem
 
 from .ckptfixture import MODEL, Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import Cloned, Run, inv, snapshot
@@ -429,7 +429,7 @@ def test_the_real_mmdetection3d_models_are_all_listed_as_before(
 
     if not REAL_MMDET3D.is_dir():
         pytest.skip("no mirror of the real mmdetection3d")
-    from mmlab_bootstrap.modelindex import read_project
+    from mmlab_bootstrap.checkpoints.index import read_project
 
     archive = subprocess.run(
         ["git", "-C", str(REAL_MMDET3D), "archive", commit, "model-index.yml", "configs"],

@@ -24,10 +24,11 @@ from typing import Any
 
 import pytest
 
-from mmlab_bootstrap import datasets, pyenv
-from mmlab_bootstrap.datasets import IDS_LIMIT, check_data
-from mmlab_bootstrap.findings import ERROR, OK, WARNING, Finding
-from mmlab_bootstrap.pychecks import python_section
+from mmlab_bootstrap.doctor import datasets
+from mmlab_bootstrap.doctor.datasets import IDS_LIMIT, check_data
+from mmlab_bootstrap.doctor.step import interpreter as pyenv
+from mmlab_bootstrap.output.findings import ERROR, OK, WARNING, Finding
+from mmlab_bootstrap.pythonenv.packages import python_section
 
 from .conftest import BIN, Cloned, inv, run_cli
 from .datatrees import coco, kitti, new_checkout, nuscenes, touch
@@ -422,7 +423,7 @@ def shared_base() -> Iterator[Path]:
 CHECK_AS_NOBODY = """
 import json, sys
 from pathlib import Path
-from mmlab_bootstrap.datasets import check_data
+from mmlab_bootstrap.doctor.datasets import check_data
 data, project, root = map(Path, sys.argv[1:])
 info, findings = check_data(data, project, root)
 print(json.dumps([[f.level, f.subject, f.text, f.hint] for f in findings]))
@@ -568,7 +569,8 @@ def test_ctrl_c_while_the_interpreter_is_asked(cloned: Cloned, tmp_path: Path) -
 def test_the_reads_of_the_dataset_checks_go_through_the_scan() -> None:
     """No dataset module opens, lists or stats on its own: every read is the Scan's (or
     read_head's), so each failure is a finding."""
-    from mmlab_bootstrap import datalayouts, pickleformat
+    from mmlab_bootstrap.doctor import dataset_specs as datalayouts
+    from mmlab_bootstrap.doctor import pickles as pickleformat
 
     for module in (datasets, datalayouts, pickleformat):
         source = Path(module.__file__ or "").read_text()
@@ -615,7 +617,7 @@ def test_a_hostile_wheel_table_is_no_table(tmp_path: Path, case: str) -> None:
 def test_the_byte_cap_is_exact(printed: int) -> None:
     """Up to the cap a program's output is whole and it ends by itself; past it, it is
     stopped, with the cap's worth kept (both streams count)."""
-    from mmlab_bootstrap.boundedrun import run_bounded
+    from mmlab_bootstrap.proc.bounded import run_bounded
 
     half = printed // 2
     script = f"printf '%{half}s' '' ; printf '%{printed - half}s' '' >&2"

@@ -21,9 +21,16 @@ from pathlib import Path
 
 import pytest
 
+from mmlab_bootstrap.checkpoints.http import (
+    ATTEMPTS,
+    REDIRECTS,
+    Cancelled,
+    DownloadError,
+    Job,
+    Tries,
+)
 from mmlab_bootstrap.errors import redacted
-from mmlab_bootstrap.httpclient import ATTEMPTS, REDIRECTS, Cancelled, DownloadError, Job, Tries
-from mmlab_bootstrap.locations import human_size
+from mmlab_bootstrap.output.text import human_size
 
 from .ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import REPO_ROOT, Run, assert_clean_error, inv, mount

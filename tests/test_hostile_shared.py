@@ -522,7 +522,7 @@ def test_what_is_made_in_a_folder_is_shared_as_the_folder_is(
     """`make_folders` and `share_like_folder` (used for every folder and file the tool makes
     in storage roots and the cache) add group read/write only where the folder is shared the
     documented way; the user's umask decides everything else."""
-    from mmlab_bootstrap.fsutil import make_folders, share_like_folder
+    from mmlab_bootstrap.fs.files import make_folders, share_like_folder
 
     top = tmp_path / "root"
     top.mkdir()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.layout import fstab_mount_points
+from mmlab_bootstrap.settings.storage import fstab_mount_points
 
 from .conftest import Cloned, assert_clean_error, inv, mount, snapshot
 
@@ -343,7 +343,7 @@ SHAPES = {
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_route_table(tmp_path: Path, shape: str) -> None:
     """Where a storage folder's files go, as the kernel would follow the way; no hang."""
-    from mmlab_bootstrap.layout import route, route_note
+    from mmlab_bootstrap.settings.storage import route, route_note
 
     made, links = SHAPES[shape]
     for name, text in made.items():
@@ -376,7 +376,7 @@ def test_route_table(tmp_path: Path, shape: str) -> None:
 )
 def test_the_journals_device_field_table(device: object, damaged: bool) -> None:
     """The device a link's target was on: a number, or absent in older journals."""
-    from mmlab_bootstrap.journal import Damage, validated
+    from mmlab_bootstrap.links.journal import Damage, validated
 
     entry: dict[str, object] = {"target": "/s/mmdetection/data", "linked": True}
     if device is not None:

@@ -134,7 +134,7 @@ def test_unreadable_journal_text_is_damaged(cloned: Cloned, text: str) -> None:
 
 def test_what_linking_records_passes_the_check(cloned: Cloned) -> None:
     """Every way of linking writes a journal the check accepts (relative links included)."""
-    from mmlab_bootstrap.journal import Damage, validated
+    from mmlab_bootstrap.links.journal import Damage, validated
 
     mine = cloned.ext / "mmdetection" / "data"
     mine.mkdir()

@@ -21,8 +21,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from mmlab_bootstrap.transfer import LEFTOVER
-from mmlab_bootstrap.walking import walk
+from mmlab_bootstrap.fs.transfer import LEFTOVER
+from mmlab_bootstrap.fs.walking import walk
 
 from .conftest import BIN, Cloned, mount, scaled
 from .test_links import TRACKED

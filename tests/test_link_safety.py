@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.locations import Location, link_destination, resolves
-from mmlab_bootstrap.transfer import TransferError, copy_verified
-from mmlab_bootstrap.walking import walk
+from mmlab_bootstrap.fs.transfer import TransferError, copy_verified
+from mmlab_bootstrap.fs.walking import walk
+from mmlab_bootstrap.links.location import Location, link_destination, resolves
 
 from .conftest import REPO_ROOT, Cloned, assert_clean_error, inv, mount
 from .test_links import TRACKED, assert_clean_git
@@ -107,8 +107,8 @@ MOVER = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from mmlab_bootstrap.transfer import TransferError
-from mmlab_bootstrap.moving import move_file
+from mmlab_bootstrap.fs.transfer import TransferError
+from mmlab_bootstrap.fs.move import move_file
 try:
     move_file(Path(sys.argv[2]), Path(sys.argv[3]))
 except TransferError as error:

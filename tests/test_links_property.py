@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.link_steps import link_step
-from mmlab_bootstrap.report import Reporter
-from mmlab_bootstrap.steps import unlink_step
-from mmlab_bootstrap.variables import DATASET_PATH
-from mmlab_bootstrap.walking import walk
-from mmlab_bootstrap.workspace import Session
+from mmlab_bootstrap.fs.walking import walk
+from mmlab_bootstrap.links.step import link_step
+from mmlab_bootstrap.links.unlink import unlink_step
+from mmlab_bootstrap.output.report import Reporter
+from mmlab_bootstrap.run.session import Session
+from mmlab_bootstrap.settings.variables import DATASET_PATH
 
 from .conftest import git_status, scaled
 

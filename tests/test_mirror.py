@@ -19,7 +19,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.mirrorlayout import MirrorError, place_of, resolve_relative
+from mmlab_bootstrap.mirror.places import MirrorError, place_of, resolve_relative
 
 from .conftest import BIN, Run, assert_clean_error, inv, scaled, snapshot
 from .gitfixture import GITHUB, Fixture, RepoSpec, advance, build_repo, build_superproject, git

@@ -15,8 +15,13 @@ from dotenv import dotenv_values
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.sourced import fingerprint, identity, overrides
-from mmlab_bootstrap.variables import DATASET_PATH, IDENTITY_DIGEST, IDENTITY_FILE, VARIABLES
+from mmlab_bootstrap.settings.sourced import fingerprint, identity, overrides
+from mmlab_bootstrap.settings.variables import (
+    DATASET_PATH,
+    IDENTITY_DIGEST,
+    IDENTITY_FILE,
+    VARIABLES,
+)
 
 from .conftest import REPO_ROOT, inv, shell_or_skip
 from .gitfixture import Fixture
@@ -427,7 +432,7 @@ def test_envrc_that_is_a_fifo_is_refused(workspace: Path) -> None:
 def system_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "etc" / "mmlab-bootstrap" / "defaults.env"
     path.parent.mkdir(parents=True)
-    monkeypatch.setattr("mmlab_bootstrap.settings.SYSTEM_DEFAULTS_FILE", path)
+    monkeypatch.setattr("mmlab_bootstrap.settings.values.SYSTEM_DEFAULTS_FILE", path)
     return path
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.lock import workspace_lock
+from mmlab_bootstrap.fs.lock import workspace_lock
 
 from .conftest import BIN, Cloned, Run, assert_clean_error, entries, inv, run_cli, snapshot
 

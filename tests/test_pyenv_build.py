@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.pyenvbuild import MARKER
+from mmlab_bootstrap.pythonenv.build import MARKER
 
 from .conftest import Cloned, assert_clean_error, inv
 from .fakepython import write

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from mmlab_bootstrap import torchpairs, wheelpages
-from mmlab_bootstrap.boundedrun import run_bounded
-from mmlab_bootstrap.httpclient import http_session
-from mmlab_bootstrap.pyenvplan import PythonEnvError
-from mmlab_bootstrap.torchpairs import Pair, accelerator_tags, choose_pair, driver_version
-from mmlab_bootstrap.wheelpages import Interpreter, page_reader, page_wheels
+from mmlab_bootstrap.checkpoints.http import http_session
+from mmlab_bootstrap.proc.bounded import run_bounded
+from mmlab_bootstrap.pythonenv import pages as wheelpages
+from mmlab_bootstrap.pythonenv import pairs as torchpairs
+from mmlab_bootstrap.pythonenv.pages import Interpreter, page_reader, page_wheels
+from mmlab_bootstrap.pythonenv.pairs import Pair, accelerator_tags, choose_pair, driver_version
+from mmlab_bootstrap.pythonenv.plan import PythonEnvError
 
 from .conftest import assert_clean_error, inv
 from .httpserve import Served, serving

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from mmlab_bootstrap.pyenvplan import (
+from mmlab_bootstrap.pythonenv.plan import (
     OVERRIDES_FILE,
     SERIES,
     PythonEnvError,

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mmlab_bootstrap.changes import Changes
-from mmlab_bootstrap.rcfile import update_rc
-from mmlab_bootstrap.report import Reporter
+from mmlab_bootstrap.output.report import Reporter
+from mmlab_bootstrap.run.changes import Changes
+from mmlab_bootstrap.workspace.rcfile import update_rc
 
 from .conftest import REPO_ROOT, inv, scaled, shell_or_skip
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.git import Git
-from mmlab_bootstrap.report import Reporter
-from mmlab_bootstrap.repository import look_at, may_skip_worktree, origin_url, submodule_states
+from mmlab_bootstrap.git.command import Git
+from mmlab_bootstrap.git.repository import look_at, may_skip_worktree, origin_url, submodule_states
+from mmlab_bootstrap.output.report import Reporter
 
 from .gitfixture import git
 

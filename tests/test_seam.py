@@ -16,14 +16,17 @@ from typing import TypeVar
 
 from hypothesis import HealthCheck, given, settings
 
-from mmlab_bootstrap.bootstrap import UnhealthyError, check_after
-from mmlab_bootstrap.changes import Changes
+from mmlab_bootstrap.clone.step import clone_step
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.link_steps import link_step
-from mmlab_bootstrap.report import Reporter
-from mmlab_bootstrap.steps import clone_step, env_step, layout_step, unlink_step
-from mmlab_bootstrap.variables import CHECKPOINTS_PATH, DATASET_PATH
-from mmlab_bootstrap.workspace import Session
+from mmlab_bootstrap.links.step import link_step
+from mmlab_bootstrap.links.unlink import unlink_step
+from mmlab_bootstrap.output.report import Reporter
+from mmlab_bootstrap.run.changes import Changes
+from mmlab_bootstrap.run.session import Session
+from mmlab_bootstrap.settings.variables import CHECKPOINTS_PATH, DATASET_PATH
+from mmlab_bootstrap.workspace.bootstrap import UnhealthyError, check_after
+from mmlab_bootstrap.workspace.env import env_step
+from mmlab_bootstrap.workspace.layout import layout_step
 
 from .conftest import scaled, snapshot
 from .test_links_property import LINKS, SHAPES, TREES, WAYS, build
@@ -161,7 +164,7 @@ def test_dry_shows_every_change_of_fetch_checkpoints(tmp_path: Path) -> None:
     """fetch-checkpoints: a download, a file put there by hand that verifies (recorded), and
     one already recorded: --dry shows the very changes the real run makes; a second run
     makes none."""
-    from mmlab_bootstrap.checkpoint_steps import fetch_checkpoints_step
+    from mmlab_bootstrap.checkpoints.step import fetch_checkpoints_step
 
     from .ckptfixture import checkpoint, random_bytes, write_index
     from .httpserve import serving

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mmlab_bootstrap.errors import SettingsError
-from mmlab_bootstrap.settings import Source, resolve
-from mmlab_bootstrap.variables import VARIABLES
+from mmlab_bootstrap.settings.values import Source, resolve
+from mmlab_bootstrap.settings.variables import VARIABLES
 
 ROOT = Path("/srv/ws")
 

@@ -413,7 +413,7 @@ HOSTILE_FIELDS: list[tuple[str, str, object]] = [
     ids=[f"{field}: {what}" for field, what, _ in HOSTILE_FIELDS],
 )
 def test_hostile_values_of_the_new_journal_fields_are_damage(field: str, value: object) -> None:
-    from mmlab_bootstrap.journal import Damage, validated
+    from mmlab_bootstrap.links.journal import Damage, validated
 
     entry = {"target": "/e/mmdetection3d/data", "linked": True, field: value}
     with pytest.raises(Damage):
@@ -421,7 +421,7 @@ def test_hostile_values_of_the_new_journal_fields_are_damage(field: str, value: 
 
 
 def test_old_and_new_journals_load() -> None:
-    from mmlab_bootstrap.journal import validated
+    from mmlab_bootstrap.links.journal import validated
 
     old = {"target": "/e/mmdetection3d/data", "linked": True, "adopted_tracked": []}
     new = {

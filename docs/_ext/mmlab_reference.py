@@ -1,6 +1,6 @@
 """Sphinx directives that write reference tables from the package's own tables.
 
-`{mmlab-variables}` renders `mmlab_bootstrap.variables.VARIABLES`, the one source of the
+`{mmlab-variables}` renders `mmlab_bootstrap.settings.variables.VARIABLES`, the one source of the
 names, defaults, flags and help lines (`.env.example` and `inv env` use it too);
 `{mmlab-task-flags} TASK` renders a task's flags with the help `inv --help TASK` prints. Both
 are built when the docs are built, so the pages cannot drift from the code.
@@ -14,7 +14,7 @@ from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
-from mmlab_bootstrap.variables import VARIABLES
+from mmlab_bootstrap.settings.variables import VARIABLES
 
 
 def escaped(text: str) -> str:
@@ -47,7 +47,7 @@ def variables_table() -> str:
 
 def task_flags_table(task_name: str) -> str:
     """A task's arguments in Markdown, with the help `inv --help TASK` shows for each."""
-    from mmlab_bootstrap.tasks import namespace
+    from mmlab_bootstrap.cli.tasks import namespace
 
     task = namespace(root=None)[task_name]
     lines = ["| argument | what it does |", "|---|---|"]

@@ -1,0 +1,52 @@
+"""Checkpoints (`fetch-checkpoints`): the model index and metafiles (`index`), the step
+(`step`: plan and apply), one verified resumable download (`download`), HTTP with
+its bounded tries (`http`), partial files (`partial`), records and states (`store`), bars and
+heartbeat (`progress`).
+
+Plan/apply: `step.plan_one` plans, `step` applies through `download`.
+May import: run, settings, output, fs, errors (enforced by `lint-imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mmlab_bootstrap.checkpoints.http import http_session, timeouts
+    from mmlab_bootstrap.checkpoints.step import (
+        checkpoints_status,
+        fetch_checkpoints_step,
+        list_models,
+    )
+
+__all__ = [
+    "checkpoints_status",
+    "fetch_checkpoints_step",
+    "http_session",
+    "list_models",
+    "timeouts",
+]
+
+_WHERE = {
+    "checkpoints_status": "step",
+    "fetch_checkpoints_step": "step",
+    "http_session": "http",
+    "list_models": "step",
+    "timeouts": "http",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        module = f"{__name__}.{_WHERE[name]}"
+        __import__(module)
+        return getattr(sys.modules[module], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,34 @@
+"""The command line: the invoke tasks, their flags and help (`tasks`), the session of a task
+and the one place where errors become exits (`support`), the `mmlab-bootstrap` console
+script (`program`). The only package that imports invoke.
+
+Plan/apply: none: it parses flags and calls the steps.
+May import: everything (enforced by `lint-imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mmlab_bootstrap.cli.tasks import namespace
+
+__all__ = ["namespace"]
+
+_WHERE = {"namespace": "tasks"}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        module = f"{__name__}.{_WHERE[name]}"
+        __import__(module)
+        return getattr(sys.modules[module], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,36 @@
+"""The superproject and its submodules (`clone`): the planner (`plan`), the applier
+(`apply`: temp-then-move), the record of started checkouts (`checkouts`), the step
+(`step`), and fetching every submodule at its recorded commit (`fetch/`).
+
+Plan/apply: `plan` / `apply`.
+May import: gitcache, links, run, settings, git, output, fs, errors (enforced by `lint-
+imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mmlab_bootstrap.clone.plan import same_repository
+    from mmlab_bootstrap.clone.step import clone_step
+
+__all__ = ["clone_step", "same_repository"]
+
+_WHERE = {"clone_step": "step", "same_repository": "plan"}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        module = f"{__name__}.{_WHERE[name]}"
+        __import__(module)
+        return getattr(sys.modules[module], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

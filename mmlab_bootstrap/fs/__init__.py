@@ -1,0 +1,131 @@
+"""Files and folders, safely: regular-file reads and atomic writes (`files`), the tool's
+temporary names and a killed run's leftovers (`temporaries`), verified copies (`copy`,
+`transfer`), trees moved into a target (`move`), iterative walks (`walk`), path checks
+(`paths`), the workspace lock (`lock`) and the lease lock of a shared repository (`lease`).
+
+Plan/apply: no plan/apply pair: the primitives appliers use.
+May import: errors (enforced by `lint-imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mmlab_bootstrap.fs.files import (
+        FileRefused,
+        NotRegularFile,
+        denied,
+        fsync_folder,
+        kind,
+        make_folders,
+        owner_of,
+        read_head,
+        read_regular,
+        room_for,
+        share_like_folder,
+        shared_with_group,
+        writable_problem,
+        write_atomically,
+    )
+    from mmlab_bootstrap.fs.lease import LeaseLock, holding
+    from mmlab_bootstrap.fs.lock import LOCK_FILE, workspace_lock
+    from mmlab_bootstrap.fs.move import move_tree, remove_if_unchanged
+    from mmlab_bootstrap.fs.paths import creatable_problem, is_inside, typo_problem
+    from mmlab_bootstrap.fs.temporaries import remove_stale_temporaries
+    from mmlab_bootstrap.fs.transfer import (
+        LEFTOVER,
+        TransferError,
+        copy_verified,
+        remove_empty_tree,
+        remove_leftovers,
+        same_file_content,
+        temporary_name,
+    )
+    from mmlab_bootstrap.fs.walking import walk
+
+__all__ = [
+    "LEFTOVER",
+    "LOCK_FILE",
+    "FileRefused",
+    "LeaseLock",
+    "NotRegularFile",
+    "TransferError",
+    "copy_verified",
+    "creatable_problem",
+    "denied",
+    "fsync_folder",
+    "holding",
+    "is_inside",
+    "kind",
+    "make_folders",
+    "move_tree",
+    "owner_of",
+    "read_head",
+    "read_regular",
+    "remove_empty_tree",
+    "remove_if_unchanged",
+    "remove_leftovers",
+    "remove_stale_temporaries",
+    "room_for",
+    "same_file_content",
+    "share_like_folder",
+    "shared_with_group",
+    "temporary_name",
+    "typo_problem",
+    "walk",
+    "workspace_lock",
+    "writable_problem",
+    "write_atomically",
+]
+
+_WHERE = {
+    "FileRefused": "files",
+    "LEFTOVER": "transfer",
+    "LOCK_FILE": "lock",
+    "LeaseLock": "lease",
+    "NotRegularFile": "files",
+    "TransferError": "transfer",
+    "copy_verified": "transfer",
+    "creatable_problem": "paths",
+    "denied": "files",
+    "fsync_folder": "files",
+    "holding": "lease",
+    "is_inside": "paths",
+    "kind": "files",
+    "make_folders": "files",
+    "move_tree": "move",
+    "owner_of": "files",
+    "read_head": "files",
+    "read_regular": "files",
+    "remove_empty_tree": "transfer",
+    "remove_if_unchanged": "move",
+    "remove_leftovers": "transfer",
+    "remove_stale_temporaries": "temporaries",
+    "room_for": "files",
+    "same_file_content": "transfer",
+    "share_like_folder": "files",
+    "shared_with_group": "files",
+    "temporary_name": "transfer",
+    "typo_problem": "paths",
+    "walk": "walking",
+    "workspace_lock": "lock",
+    "writable_problem": "files",
+    "write_atomically": "files",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        module = f"{__name__}.{_WHERE[name]}"
+        __import__(module)
+        return getattr(sys.modules[module], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

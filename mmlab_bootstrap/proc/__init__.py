@@ -1,0 +1,34 @@
+"""Programs whose output is read from outside the tool's own code (git --version, the
+training interpreter, nvcc, nvidia-smi, uv): run with a time limit and a byte cap, in a
+process group of their own that is killed past either (`bounded`).
+
+Plan/apply: no plan/apply pair: a primitive the planners and appliers use.
+May import: output, errors (enforced by `lint-imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mmlab_bootstrap.proc.bounded import Ran, run_bounded
+
+__all__ = ["Ran", "run_bounded"]
+
+_WHERE = {"Ran": "bounded", "run_bounded": "bounded"}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        module = f"{__name__}.{_WHERE[name]}"
+        __import__(module)
+        return getattr(sys.modules[module], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,38 @@
+"""The training environment (`python-env`): requirements from the workspace (`plan`),
+the torch/CUDA pair from the wheel pages (`pairs`, `pages`), the build through uv
+(`build`, `uvrun`), and how an environment is inspected: the interpreter asked in a
+subprocess (`interpreter`), its packages against the ranges the checkouts accept
+(`packages`, `version_ranges`), mmcv's prebuilt wheels (`mmcv_wheels`).
+
+Plan/apply: `plan` and `pairs` look; `build` applies through the session's seam.
+May import: checkpoints (its bounded HTTP client), run, settings, output, fs, errors
+(enforced by `lint-imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mmlab_bootstrap.pythonenv.build import python_env_step, workspace_python
+    from mmlab_bootstrap.pythonenv.packages import python_section
+
+__all__ = ["python_env_step", "python_section", "workspace_python"]
+
+_WHERE = {"python_env_step": "build", "python_section": "packages", "workspace_python": "build"}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        module = f"{__name__}.{_WHERE[name]}"
+        __import__(module)
+        return getattr(sys.modules[module], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,605 @@
+"""`inv python-env`: one virtualenv per project that trains, `<MMLAB_VENVS_PATH>/<project>`,
+installed by uv from a hashed lock written in the workspace.
+
+Plan: the requirements (`pyenvplan`, no network); the lock of the accelerator tag when it is
+current (no network), else a torch/CUDA pair (`torchpairs`) and `uv pip compile`. Apply: the
+lock written; the venv made under a temporary name (`.<project>.partial`), synced from the
+lock, the checkout installed editable without build isolation and without its dependencies,
+imports checked, then renamed into place. A run killed at any point leaves names the next run
+recognises and finishes; a folder the tool did not make (no marker file) is never touched.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from mmlab_bootstrap.errors import BootstrapError, shown
+from mmlab_bootstrap.fs import read_regular, remove_stale_temporaries
+from mmlab_bootstrap.proc import run_bounded
+from mmlab_bootstrap.pythonenv.pages import (
+    Interpreter,
+    Reader,
+    page_reader,
+    page_wheels,
+    probe_interpreter,
+)
+from mmlab_bootstrap.pythonenv.pairs import Pair, accelerator_tags, choose_pair, driver_version
+from mmlab_bootstrap.pythonenv.plan import (
+    OVERRIDES_FILE,
+    TRAINING,
+    EnvRequirements,
+    PythonEnvError,
+    plan_requirements,
+)
+from mmlab_bootstrap.pythonenv.uvrun import (
+    INSTALL_TIMEOUT,
+    RESOLVE_TIMEOUT,
+    Indexes,
+    common_flags,
+    run_uv,
+)
+from mmlab_bootstrap.run import Session
+from mmlab_bootstrap.settings import Settings
+
+MARKER = "mmlab-bootstrap-env.json"  # in every venv this tool made (and only those)
+LOCK_HEADER = "# mmlab-bootstrap python-env lock"
+VERIFY_TIMEOUT = 120
+PYPI_DEFAULT = "https://pypi.org/simple/"
+IMPORT_NAMES = {"mmsegmentation": "mmseg", "mmcv-full": "mmcv"}
+
+
+@dataclass(frozen=True)
+class LockFile:
+    """A lock as written in the workspace: its inputs' digest, indexes and uv's pins."""
+
+    path: Path
+    text: str
+    inputs: str
+    indexes: Indexes
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def workspace_python(settings: Settings) -> str | None:
+    """The interpreter of the first environment `inv python-env` made for the projects (the
+    one `doctor` inspects by default), or None when there is none yet."""
+    for project in settings.projects:
+        venv = settings.venvs_path / project
+        python = venv / "bin" / "python"
+        if project not in TRAINING or not os.access(python, os.X_OK):
+            continue
+        try:
+            data = read_regular(venv / MARKER, "", own=True, limit=1 << 16)
+            said = json.loads(data) if data else None
+        except (ValueError, OSError, BootstrapError):
+            continue
+        if isinstance(said, dict) and said.get("made_by") == "mmlab-bootstrap":
+            return str(python)
+    return None
+
+
+def lock_path(root: Path, project: str, tag: str) -> Path:
+    return root / f"python-env.{project}.{tag}.lock.txt"
+
+
+def pypi_index(settings: Settings, environ: dict[str, str]) -> str:
+    """MMLAB_PYPI_INDEX, else the user's PIP_INDEX_URL, else PyPI."""
+    if settings.pypi_index:
+        return settings.pypi_index
+    given = environ.get("PIP_INDEX_URL", "")
+    if given.startswith(("https://", "http://")) and not any(c.isspace() for c in given):
+        return given
+    return PYPI_DEFAULT
+
+
+def inputs_digest(found: EnvRequirements, python: Interpreter, tag: str, bases: list[str]) -> str:
+    """What a lock was resolved from: when any of it changes, the lock is out of date."""
+    text = json.dumps(
+        {
+            "requirements": [line.requirement for line in found.lines],
+            "overrides": [o.requirement for o in found.overrides],
+            "python": python.version,
+            "platform": [python.system, python.machine],
+            "tag": tag,
+            "indexes": bases,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def read_lock(path: Path) -> LockFile | None:
+    data = read_regular(path, f"move {path} away: inv python-env writes it", limit=16 << 20)
+    if data is None:
+        return None
+    text = data.decode("utf-8", "replace")
+    header: dict[str, str] = {}
+    for line in text.splitlines()[:8]:
+        if line.startswith("# ") and ": " in line:
+            key, _, value = line[2:].partition(": ")
+            header[key] = value.strip()
+    if not text.startswith(LOCK_HEADER) or "inputs" not in header or "pypi-index" not in header:
+        raise PythonEnvError(
+            f"{shown(str(path))} is not a lock this tool wrote",
+            "move it away, then run inv python-env to write it again",
+        )
+    _check_lock(path, text, header)
+    indexes = Indexes(
+        header["pypi-index"], header.get("torch-index") or None, header.get("mmcv-page") or None
+    )
+    return LockFile(path, text, header["inputs"], indexes)
+
+
+_PIN = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!_-]+(?: ; [^\\]+)? \\"
+)
+_HASH = re.compile(r"    --hash=sha256:[0-9a-f]{64}(?: \\)?")
+_URL = re.compile(r"https?://[^\s\\]+")
+
+
+def _check_lock(path: Path, text: str, header: dict[str, str]) -> None:
+    """A lock is handed to uv as a requirements file: anything but pins with hashes (an
+    option such as `--extra-index-url`, `-r`, `-e`, a URL) is refused, and so are header
+    values that are not URLs."""
+    hint = f"move {path} away (or git checkout it), then run inv python-env --update"
+    for key in ("pypi-index", "torch-index", "mmcv-page"):
+        value = header.get(key, "")
+        if (value or key == "pypi-index") and not _URL.fullmatch(value):
+            raise PythonEnvError(f"{shown(str(path))}: {key} is not a URL: {shown(value)}", hint)
+    if not re.fullmatch(r"[0-9a-f]{32}", header.get("inputs", "")):
+        raise PythonEnvError(f"{shown(str(path))}: its inputs line is damaged", hint)
+    for number, line in enumerate(text.splitlines(), 1):
+        if (
+            not line.strip()
+            or line.startswith("#")
+            or _PIN.fullmatch(line)
+            or _HASH.fullmatch(line)
+        ):
+            continue
+        raise PythonEnvError(
+            f"{shown(str(path))}:{number} is not a pinned requirement or its hash:"
+            f" {shown(line[:200])}",
+            hint,
+        )
+
+
+def lock_text(inputs: str, indexes: Indexes, pins: str) -> str:
+    return (
+        f"{LOCK_HEADER} (inv python-env --update writes it again; commit it to share)\n"
+        f"# inputs: {inputs}\n"
+        f"# pypi-index: {indexes.pypi}\n"
+        f"# torch-index: {indexes.torch or ''}\n"
+        f"# mmcv-page: {indexes.mmcv_page or ''}\n"
+        f"{pins}"
+    )
+
+
+def python_env_step(
+    session: Session, flags: Mapping[str, str | None], *, locked: bool, update: bool
+) -> None:
+    """Build or bring up to date the environment of each project of MMLAB_PROJECTS that trains."""
+    if locked and update:
+        raise PythonEnvError(
+            "--locked and --update contradict each other",
+            "--locked installs the lock as it is; --update resolves it again: pass one",
+        )
+    settings = session.settings(flags)
+    projects = [p for p in settings.projects if p in TRAINING]
+    if not projects:
+        raise PythonEnvError(
+            f"MMLAB_PROJECTS names no project that trains ({' '.join(settings.projects)})",
+            f"name one: inv env --projects '{' '.join(TRAINING)}'",
+        )
+    python = probe_interpreter(_base_python(settings), "MMLAB_PYTHON")
+    driver = None if settings.cuda else driver_version(session.environ.get("PATH"))
+    tags, why = accelerator_tags(settings.cuda, driver)
+    session.report.info(f"accelerator: {why}")
+    environ = dict(session.environ)
+    present = [p for p in projects if (settings.extension_path / p).is_dir()]
+    if not present:
+        raise PythonEnvError(
+            f"no checkout of {' or '.join(projects)} in {shown(str(settings.extension_path))}",
+            "run inv clone first (python-env installs the checkouts editable)",
+        )
+    for project in projects:
+        if project not in present:
+            session.report.warn(
+                f"{project}: no checkout at {settings.extension_path / project}, so no"
+                " environment for it (inv clone brings it)"
+            )
+    for project in present:
+        found = plan_requirements(
+            settings.extension_path, project, session.env_path.parent / OVERRIDES_FILE
+        )
+        builder = _Builder(session, settings, found, python, environ, tags, driver is not None)
+        builder.run(locked=locked, update=update)
+
+
+def _base_python(settings: Settings) -> str:
+    name = settings.python
+    path = shutil.which(name) if "/" not in name else name
+    if path is None or not os.access(path, os.X_OK) or not os.path.isfile(path):
+        raise PythonEnvError(
+            f"MMLAB_PYTHON {shown(name)} is not an interpreter here",
+            "set it to a Python 3.8+: inv env --python python3.10 (or a path)",
+        )
+    return os.path.abspath(path)
+
+
+class _Builder:
+    """One project's environment: its lock, then its venv."""
+
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        found: EnvRequirements,
+        python: Interpreter,
+        environ: dict[str, str],
+        tags: tuple[str, ...],
+        has_driver: bool,
+    ) -> None:
+        self.session = session
+        self.report = session.report
+        self.settings = settings
+        self.found = found
+        self.python = python
+        self.environ = environ
+        self.tags = tags
+        self.has_driver = has_driver
+        self.project = found.project
+        self.venv = settings.venvs_path / found.project
+        self.pypi = pypi_index(settings, environ)
+        self.bases = [self.pypi, settings.torch_index, settings.mmcv_index]
+
+    # -- the lock -----------------------------------------------------------------------
+    def run(self, *, locked: bool, update: bool) -> None:
+        self._environment(self._current_lock(locked=locked, update=update))
+
+    def _current_lock(self, *, locked: bool, update: bool) -> LockFile:
+        root = self.session.env_path.parent
+        for tag in self.tags:
+            path = lock_path(root, self.project, tag)
+            self.session.changes.after_changes(functools.partial(self._clear_temporaries, path))
+            lock = read_lock(path)
+            if lock is None:
+                continue
+            digest = inputs_digest(self.found, self.python, tag, self.bases)
+            if locked or (lock.inputs == digest and not update):
+                if lock.inputs != digest:
+                    self.report.warn(
+                        f"{path}: resolved from other inputs than the workspace's now;"
+                        " installing it as it is (--locked)"
+                    )
+                self.report.unchanged(f"lock {path}")
+                return lock
+            break  # out of date or --update: resolve again for the newest tag
+        if locked:
+            names = ", ".join(str(lock_path(root, self.project, t).name) for t in self.tags[:3])
+            raise PythonEnvError(
+                f"--locked: no lock of {self.project} for {', '.join(self.tags)} ({names})",
+                "run inv python-env without --locked once to write it (then commit it)",
+            )
+        return self._resolve()
+
+    def _clear_temporaries(self, path: Path) -> None:
+        """What a run killed while writing the lock left beside it."""
+        for leftover in remove_stale_temporaries(path):
+            self.report.done(f"removed {leftover} (left by an interrupted run)")
+
+    def _resolve(self) -> LockFile:
+        """Choose the pair, resolve with uv, write the lock (network). The lock returned is
+        what was written (under --dry: what would be)."""
+        # startup: requests only when an index page must be read (not for a run from the lock)
+        from mmlab_bootstrap.checkpoints import http_session, timeouts
+
+        http = http_session(2)  # one try a page: bounded in time and bytes
+        self._check_pins(page_reader(http, "MMLAB_PYPI_INDEX", timeouts()))
+        series = self.found.series
+        pair = choose_pair(
+            self.tags,
+            torch_spec=self.found.specifier("torch") & SpecifierSet(series.torch),
+            mmcv_name=series.mmcv,
+            mmcv_spec=self.found.specifier(series.mmcv),
+            interpreter=self.python,
+            read=page_reader(http, "MMLAB_TORCH_INDEX", timeouts()),
+            read_mmcv=page_reader(http, "MMLAB_MMCV_INDEX", timeouts()),
+            torch_base=self.settings.torch_index,
+            mmcv_base=self.settings.mmcv_index,
+        )
+        for considered in pair.considered:
+            self.report.info(f"  {considered.tag} + torch {considered.torch}: {considered.why}")
+        indexes = Indexes(self.pypi, pair.torch_index, pair.mmcv_page)
+        path = lock_path(self.session.env_path.parent, self.project, pair.tag)
+        inputs = inputs_digest(self.found, self.python, pair.tag, self.bases)
+        would = (
+            [f"{self.project}: OpenMMLab {series.major}.x ({self.found.series_reason})"]
+            + [
+                f"{self.project}: {line.requirement}  # {', '.join(line.sources)}"
+                for line in self.found.lines
+            ]
+            + [
+                f"{self.project}: override {o.requirement}  # {o.reason}"
+                for o in self.found.overrides
+            ]
+        )
+        pins = self._compile(pair, indexes)
+        text = lock_text(inputs, indexes, pins)
+        self.session.changes.write_file(path, text, would=would)
+        return LockFile(path, text, inputs, indexes)
+
+    def _check_pins(self, read: Reader) -> None:
+        """An `==` pin with no wheel for the interpreter (numba==0.53.0 on cp310+) is refused
+        before uv would build it, naming the override line that fixes it."""
+        overridden = {o.name for o in self.found.overrides}
+        for line in self.found.lines:
+            requirement = Requirement(line.requirement)
+            pins = [s.version for s in requirement.specifier if s.operator == "=="]
+            if line.name in overridden or len(pins) != 1 or requirement.marker is not None:
+                continue
+            url = f"{self.pypi.rstrip('/')}/{line.name}/"
+            text = read(url)
+            if text is None:
+                raise PythonEnvError(
+                    f"{line.requirement} ({', '.join(line.sources)}): {url} has no such project",
+                    "set MMLAB_PYPI_INDEX to an index that has it (inv env --pypi-index URL)",
+                )
+            wheels = page_wheels(text, url)
+            fits = [w for w in wheels if w.name == line.name and self.python.installs(w)]
+            if any(w.version == Version(pins[0]) for w in fits):
+                continue
+            newer = sorted({w.version for w in fits if not w.version.is_prerelease})
+            least = next((v for v in newer if v > Version(pins[0])), newer[-1] if newer else None)
+            suggestion = f"{line.name}>={least}" if least else f"{line.name}>=VERSION"
+            raise PythonEnvError(
+                f"{line.requirement} ({', '.join(line.sources)}) has no wheel for Python"
+                f" {self.python.version} on {url}",
+                f"add this line to {self.found.overrides_path}: '{suggestion}  #"
+                f" {line.requirement} has no wheel for {self.python.tag}',"
+                " or set MMLAB_PYTHON to an interpreter it has wheels for",
+            )
+
+    def _compile(self, pair: Pair, indexes: Indexes) -> str:
+        series = self.found.series
+        with tempfile.TemporaryDirectory(prefix="mmlab-python-env-") as scratch:
+            requirements = Path(scratch) / "requirements.in"
+            requirements.write_text(
+                self.found.requirements_text()
+                + f"torch=={pair.torch}  # the chosen pair ({pair.tag})\n"
+                + f"{series.mmcv}=={pair.mmcv.version}  # a prebuilt wheel of the pair\n"
+            )
+            overrides = Path(scratch) / "overrides.txt"
+            overrides.write_text(self.found.overrides_text())
+            output = Path(scratch) / "lock.txt"
+            run_uv(
+                [
+                    "pip",
+                    "compile",
+                    str(requirements),
+                    "--overrides",
+                    str(overrides),
+                    "--generate-hashes",
+                    "--no-header",
+                    "--no-annotate",
+                    "--python",
+                    self.python.path,
+                    "--output-file",
+                    str(output),
+                    *common_flags(),
+                    *indexes.flags(),
+                ],
+                environ=self.environ,
+                timeout=RESOLVE_TIMEOUT,
+                what=f"resolving {self.project}'s environment",
+                hint=f"loosen what conflicts with a line in {self.found.overrides_path}"
+                " ('name>=X  # why'), or set MMLAB_PYPI_INDEX to an index that has it",
+            )
+            return output.read_text()
+
+    # -- the venv ------------------------------------------------------------------------
+    def _environment(self, lock: LockFile) -> None:
+        marker = self._marker(lock)
+        partial = self.venv.parent / f".{self.project}.partial"
+        old = self.venv.parent / f".{self.project}.old"
+        for leftover in (partial, old):
+            self._remove_leftover(leftover)
+        if self.venv.is_symlink():
+            raise PythonEnvError(
+                f"{shown(str(self.venv))} is a symlink; the tool replaces its venvs by renaming"
+                " and never follows links there",
+                "remove the link, and point MMLAB_VENVS_PATH at the disk instead:"
+                " inv env --venvs-path PATH",
+            )
+        if self.venv.exists():
+            said = self._read_marker(self.venv)
+            if said == marker and os.access(self.venv / "bin" / "python", os.X_OK):
+                self.report.unchanged(f"up to date: {self.venv}")
+                return
+        changes = self.session.changes
+        if not self.venv.parent.is_dir():
+            changes.make_folder(self.venv.parent)
+
+        def build() -> None:
+            self._build(partial, lock, marker)
+            if self.venv.exists():
+                os.rename(self.venv, old)
+            os.rename(partial, self.venv)
+            shutil.rmtree(old, ignore_errors=True)
+            self.report.done(f"made {self.venv} from {lock.path.name}")
+            self._doctor()
+
+        changes.make(
+            [
+                f"make {partial} (uv venv from {self.python.path}), install {lock.path.name}"
+                f" into it, then {self.project} editable, then rename it to {self.venv}"
+            ],
+            build,
+        )
+
+    def _marker(self, lock: LockFile) -> dict[str, object]:
+        return {
+            "made_by": "mmlab-bootstrap",
+            "project": self.project,
+            "lock": lock.digest,
+            "python": self.python.path,
+            "editables": [str(path) for path in self.found.editables],
+        }
+
+    def _read_marker(self, venv: Path) -> dict[str, object]:
+        """The marker of a venv this tool made; an error for any other folder there."""
+        try:
+            data = read_regular(venv / MARKER, "", own=True, limit=1 << 16)
+            said = json.loads(data) if data else None
+        except (ValueError, BootstrapError, OSError):
+            said = None
+        if not isinstance(said, dict) or said.get("made_by") != "mmlab-bootstrap":
+            raise PythonEnvError(
+                f"{shown(str(venv))} exists and was not made by inv python-env: it is never"
+                " touched",
+                "move it away, or make the environments elsewhere: inv env --venvs-path PATH",
+            )
+        return said
+
+    def _remove_leftover(self, path: Path) -> None:
+        """A `.partial` or `.old` folder of a killed run: removed when it is provably ours
+        (a venv, or the folder uv was creating)."""
+        if not (path.exists() or path.is_symlink()):
+            return
+        if path.is_symlink() or not path.is_dir():
+            raise PythonEnvError(
+                f"{shown(str(path))} is in the way and was not made by inv python-env",
+                "move it away, then run the same command again",
+            )
+        ours = (path / "pyvenv.cfg").is_file() or not any(path.iterdir())
+        if not ours:
+            raise PythonEnvError(
+                f"{shown(str(path))} is in the way and was not made by inv python-env",
+                "move it away, then run the same command again",
+            )
+
+        def remove() -> None:
+            shutil.rmtree(path)
+            self.report.done(f"removed {path} (left by an interrupted run)")
+
+        self.session.changes.make(f"remove {path} (left by an interrupted run)", remove)
+
+    def _build(self, partial: Path, lock: LockFile, marker: dict[str, object]) -> None:
+        hint = (
+            "check that the indexes (MMLAB_PYPI_INDEX, MMLAB_TORCH_INDEX, MMLAB_MMCV_INDEX) are"
+            " reachable, then run the same command again (downloads stay in uv's cache)"
+        )
+        run_uv(
+            ["venv", str(partial), "--python", self.python.path, "--relocatable",
+             "--no-config", "--no-progress", "--quiet"],
+            environ=self.environ, timeout=RESOLVE_TIMEOUT, what=f"making {partial}", hint=hint,
+        )  # fmt: skip
+        python = str(partial / "bin" / "python")
+        with tempfile.TemporaryDirectory(prefix="mmlab-python-env-") as scratch:
+            pins = Path(scratch) / "lock.txt"
+            pins.write_text(lock.text)
+            try:
+                run_uv(
+                    ["pip", "sync", str(pins), "--python", python, "--require-hashes",
+                     *common_flags(), *lock.indexes.flags()],
+                    environ=self.environ, timeout=INSTALL_TIMEOUT,
+                    what=f"installing {lock.path.name}", hint=hint,
+                )  # fmt: skip
+            except PythonEnvError as error:
+                if "no usable wheels" not in error.message:
+                    raise
+                raise PythonEnvError(
+                    error.message,
+                    f"the lock's wheel is no longer listed ({lock.indexes.mmcv_page}): set"
+                    " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update;"
+                    " mmcv is never built here",
+                ) from None
+        for checkout in self.found.editables:
+            run_uv(
+                ["pip", "install", "--python", python, "--no-deps", "--no-build-isolation",
+                 "--offline", *common_flags(), "--editable", str(checkout)],
+                environ=self.environ, timeout=RESOLVE_TIMEOUT,
+                what=f"installing {checkout} editable",
+                hint=f"fix what {checkout}/setup.py needs, then run the same command again",
+            )  # fmt: skip
+        self._verify(python)
+        (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+    def _doctor(self) -> None:
+        """The doctor's Python checks on the new environment: what they find is said."""
+        # startup: the doctor's checks only once an environment was built
+        from mmlab_bootstrap.output import ERROR
+        from mmlab_bootstrap.pythonenv.packages import python_section
+
+        _info, findings = python_section(
+            self.settings.extension_path,
+            self.settings.projects,
+            str(self.venv / "bin" / "python"),
+            self.environ,
+        )
+        for finding in findings:
+            if finding.level == ERROR:  # (warnings about building mmcv do not apply here)
+                hint = f"; hint: {finding.hint}" if finding.hint else ""
+                self.report.warn(f"doctor: {finding.line}{hint}")
+
+    def _verify(self, python: str) -> None:
+        """Import what training imports, in a subprocess of the new environment."""
+        modules = ["torch", "mmcv", "mmcv.ops"]
+        names = {line.name for line in self.found.lines}
+        modules += [
+            IMPORT_NAMES.get(n, n) for n in ("mmengine", "mmdet", "mmsegmentation") if n in names
+        ]
+        modules.append(TRAINING[self.project])
+        script = (
+            "import importlib, sys\n"
+            "for name in sys.argv[1:]:\n"
+            "    try:\n        importlib.import_module(name)\n"
+            "    except BaseException as error:\n"
+            "        print(f'{name}: {type(error).__name__}: {error}'[:300]); sys.exit(3)\n"
+            "import torch\nprint('cuda', bool(torch.cuda.is_available()))\n"
+        )
+        try:
+            done = run_bounded(
+                [python, "-I", "-c", script, *modules],
+                seconds=VERIFY_TIMEOUT,
+                max_bytes=1 << 20,  # (its stderr too: a traceback's lines)
+                cwd=os.path.abspath(os.sep),
+            )
+        except OSError as error:
+            raise PythonEnvError(
+                f"the new {self.project} environment could not be checked: {error}",
+                "run the same command again",
+            ) from None
+        said = done.out.decode("utf-8", "replace").strip().splitlines()
+        if done.code != 0:
+            reason = (
+                said[-1]
+                if said
+                else "(no answer)"
+                if done.code is None
+                else f"(exit status {done.code})"
+            )
+            raise PythonEnvError(
+                f"the new {self.project} environment does not import {reason}",
+                "fix what the import needs (a version the lock pins: inv python-env --update;"
+                " the checkout's own code: edit it), then run the same command again",
+            )
+        self.report.done(f"imports {', '.join(modules)} in the new {self.project} environment")
+        if self.has_driver and said and said[-1] == "cuda False":
+            self.report.warn(
+                f"torch in the new {self.project} environment sees no GPU (torch.cuda)"
+            )

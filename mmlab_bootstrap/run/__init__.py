@@ -1,0 +1,68 @@
+"""How a task runs: its session (root, `.env`, settings, lock: `session`), the one seam every
+change goes through (`changes.Changes.make`), the base of every step (`step`) and the stop
+signal of parallel work (`pool`).
+
+Plan/apply: the seam: planners return plans, appliers hand each change to `Changes.make`.
+May import: settings, git, output, fs, errors (enforced by `lint-imports`).
+
+The names below are imported on first use (PEP 562), so importing the package costs
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mmlab_bootstrap.run.changes import Changes
+    from mmlab_bootstrap.run.pool import Stopped
+    from mmlab_bootstrap.run.session import STATE_FILE, Session, find_root
+    from mmlab_bootstrap.run.step import (
+        DEFAULT_JOBS,
+        Counted,
+        StepResult,
+        check_flags,
+        jobs_flag,
+        workspace_git,
+    )
+
+__all__ = [
+    "DEFAULT_JOBS",
+    "STATE_FILE",
+    "Changes",
+    "Counted",
+    "Session",
+    "StepResult",
+    "Stopped",
+    "check_flags",
+    "find_root",
+    "jobs_flag",
+    "workspace_git",
+]
+
+_WHERE = {
+    "Changes": "changes",
+    "Counted": "step",
+    "DEFAULT_JOBS": "step",
+    "STATE_FILE": "session",
+    "Session": "session",
+    "StepResult": "step",
+    "Stopped": "pool",
+    "check_flags": "step",
+    "find_root": "session",
+    "jobs_flag": "step",
+    "workspace_git": "step",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the surface, from its module (imported now if it was not yet)."""
+    if name in _WHERE:
+        module = f"{__name__}.{_WHERE[name]}"
+        __import__(module)
+        return getattr(sys.modules[module], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,71 @@
+"""The `env` task's step: `.env` written with every variable resolved, and `env --rc`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from mmlab_bootstrap.errors import BootstrapError
+from mmlab_bootstrap.run import Counted, Session, StepResult
+from mmlab_bootstrap.settings import IDENTITY_HELP, VARIABLES, identity, override_warnings, render
+from mmlab_bootstrap.workspace.rcfile import check_rc, update_envrc, update_rc
+
+ENV_HEADER = (
+    "mmlab-bootstrap workspace settings. `inv env` rewrites the MMLAB_ lines"
+    " and keeps everything else. Load: set -a; . ./.env; set +a"
+)
+
+
+def env_step(
+    session: Session, flags: Mapping[str, str | None], *, load_line: bool = True
+) -> StepResult:
+    """Write `.env` with every variable resolved; print the line that loads it."""
+    counted = Counted(session)
+    settings = session.settings(flags)
+    envfile = session.read_env()  # read under the lock
+    for warning in override_warnings(settings, session.overrides(envfile), envfile.values()):
+        session.report.warn(warning)
+    wanted = settings.as_env()
+    owned = {**wanted, **identity(session.env_path, wanted)}
+    descriptions = {**{v.name: v.help for v in VARIABLES}, **IDENTITY_HELP}
+    text = render(envfile, owned, descriptions, ENV_HEADER)
+    if text == envfile.text:
+        session.report.unchanged(f"up to date: {session.env_path}")
+    else:
+        old = envfile.values()
+        lines = [
+            f"set {name}={value!r} (from {settings.values[name].source.label})"
+            for name, value in wanted.items()
+            if old.get(name) != value
+        ]
+        if not lines and any(old.get(name) != value for name, value in owned.items()):
+            lines = [f"record which .env this is ({', '.join(IDENTITY_HELP)})"]
+        session.changes.write_file(session.env_path, text, would=lines)
+    if load_line:
+        session.report.info(f"load it in a shell: {session.load_line()}")
+    return counted.result(settings)
+
+
+def env_rc_step(
+    session: Session,
+    flags: Mapping[str, str | None],
+    rc: str | None,
+    *,
+    remove: bool,
+    envrc: bool = False,
+) -> StepResult:
+    """`env`, and with `rc` the marked block in a shell rc file that loads this `.env`; with
+    `envrc`, an `.envrc` for direnv that loads it."""
+    if remove and not rc:
+        raise BootstrapError("--remove goes with --rc", "run: inv env --rc ~/.bashrc --remove")
+    rc_path = Path(os.path.expanduser(rc)) if rc else None
+    if rc_path is not None:
+        check_rc(rc_path, session.root, remove=remove)  # before .env is written
+    counted = Counted(session)
+    settings = env_step(session, flags).settings
+    if rc_path is not None:
+        update_rc(rc_path, session.root, session.env_path, session.changes, remove=remove)
+    if envrc:
+        update_envrc(session.root, session.changes)
+    return counted.result(settings)
