@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import ast
 import re
-import signal
 import sys
-from types import FrameType
 
-# Importing invoke and the tasks takes a noticeable time. A Ctrl-C then is only noted (raised
-# inside the import machinery it would print a traceback), and ends the program right after.
-_interrupted: list[int] = []
+from mmlab_bootstrap import hold_interrupts, release_interrupts
 
-
-def _note(signum: int, _: FrameType | None) -> None:
-    _interrupted.append(signum)
-
-
-_previous = signal.signal(signal.SIGINT, _note)
+# Importing invoke and the tasks takes a noticeable time: a Ctrl-C then is only noted (see
+# `hold_interrupts`; the console script holds it from the package's first lines), and ends
+# the program right after.
+hold_interrupts()
 try:
     from invoke.exceptions import ParseError
     from invoke.parser.argument import Argument
@@ -29,8 +23,8 @@ try:
     from mmlab_bootstrap.cli.tasks import namespace
     from mmlab_bootstrap.errors import close_match, shown
 finally:
-    signal.signal(signal.SIGINT, _previous)
-if _interrupted:
+    interrupted = release_interrupts()
+if interrupted:
     sys.stderr.write("error: interrupted\nhint: nothing was done yet: run the same command again\n")
     raise SystemExit(130)
 

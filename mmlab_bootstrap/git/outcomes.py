@@ -11,8 +11,6 @@ from typing import NamedTuple
 from mmlab_bootstrap.errors import BootstrapError, shown
 from mmlab_bootstrap.fs import owner_of
 
-# startup: the owner is looked up only for a dubious-ownership failure
-
 # Patterns are kept as text across the package: `re` compiles each on its first use and keeps
 # it, where compiling them all at import would slow every start of the tool.
 # Failures that look like the network's: only these are worth another attempt (see `git`).
