@@ -26,8 +26,8 @@ import pytest
 
 from mmlab_bootstrap.doctor import datasets
 from mmlab_bootstrap.doctor.datasets import IDS_LIMIT, check_data
-from mmlab_bootstrap.doctor.step import interpreter as pyenv
 from mmlab_bootstrap.output.findings import ERROR, OK, WARNING, Finding
+from mmlab_bootstrap.pythonenv import interpreter as pyenv
 from mmlab_bootstrap.pythonenv.packages import python_section
 
 from .conftest import BIN, Cloned, inv, run_cli
