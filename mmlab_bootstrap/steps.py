@@ -60,8 +60,11 @@ def env_step(
     for warning in override_warnings(settings, session.overrides(envfile), envfile.values()):
         session.report.warn(warning)
     wanted = settings.as_env()
-    owned = {**wanted, **identity(session.env_path, wanted)}
-    descriptions = {**{v.name: v.help for v in VARIABLES}, **IDENTITY_HELP}
+    from .configvars import exported
+
+    extra, extra_help = exported(settings)
+    owned = {**wanted, **identity(session.env_path, wanted), **extra}
+    descriptions = {**{v.name: v.help for v in VARIABLES}, **IDENTITY_HELP, **extra_help}
     text = render(envfile, owned, descriptions, ENV_HEADER)
     if text == envfile.text:
         session.report.unchanged(f"up to date: {session.env_path}")

@@ -34,6 +34,7 @@ from .variables import (
     PYTHON,
     PYTHON_ENV,
     REQUIRE_MOUNT,
+    TORCH_HOME,
     TORCH_INDEX,
     VENVS_PATH,
     flag_help,
@@ -61,6 +62,7 @@ ALL_VARIABLES = (
     GIT_CACHE_MODE,
     PYTHON_ENV,
     *PYENV_ONLY,
+    TORCH_HOME,
 )
 ENV_HELP = {
     "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
@@ -231,11 +233,14 @@ def bootstrap(
         )
 
 
-FETCH_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, PROJECTS, CHECKPOINT_MIRROR)
+FETCH_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, PROJECTS, CHECKPOINT_MIRROR, TORCH_HOME)
 FETCH_JOBS = 2  # checkpoint_steps.DEFAULT_JOBS
 FETCH_HELP = {
     "model": "a model to fetch: its metafile Name or config path, project:name when several"
     " projects have it (repeat the flag for more; default: MMLAB_CHECKPOINTS)",
+    "config": "a config (relative to MMLAB_EXTENSION_PATH, project:path or absolute) whose"
+    " every weight goes where training reads it: backbones into TORCH_HOME's cache, load_from"
+    " as a link to the checkpoint in storage (repeat for more; MMLAB_CHECKPOINTS' configs too)",
     "search": "list the models whose name, project, config or collection holds TEXT"
     " ('' lists all) and whether each is fetched; no network",
     "verify": "hash every file again, not trusting the record of earlier verifications",
@@ -246,7 +251,7 @@ FETCH_HELP = {
 
 @task(
     auto_shortflags=False,
-    iterable=["model"],
+    iterable=["model", "config"],
     help={**flag_help(*FETCH_VARIABLES), **FETCH_HELP},
 )
 @variable_flags(*FETCH_VARIABLES)
@@ -254,6 +259,7 @@ def fetch_checkpoints(
     c: Context,
     flags: Flags,
     model: list[str] | None = None,
+    config: list[str] | None = None,
     search: str | None = None,
     verify: bool = False,
     accept_mismatch: bool = False,
@@ -271,6 +277,7 @@ def fetch_checkpoints(
             session,
             flags,
             model or [],
+            configs=config or [],
             verify=verify,
             accept_mismatch=accept_mismatch,
             jobs=jobs_flag(jobs, "fetch-checkpoints"),
