@@ -352,7 +352,8 @@ def checkpoints_status(settings: Settings) -> tuple[list[dict[str, Any]], list[s
         try:
             model = find(models, name, settings.projects, "inv")
         except ModelError:
-            found.append(entry)
+            if not _is_config(settings, name):  # (a config's weights: weights.configs_status)
+                found.append(entry)
             continue
         entry["model"] = model.label
         if model.file_name is None:
@@ -365,3 +366,9 @@ def checkpoints_status(settings: Settings) -> tuple[list[dict[str, Any]], list[s
             entry["state"], entry["bytes"] = ckptstore.check_state(final, model.hash_prefix)
         found.append(entry)
     return found, warnings
+
+
+def _is_config(settings: Settings, name: str) -> bool:
+    from .weights import config_path
+
+    return name.endswith(".py") and config_path(settings, name) is not None

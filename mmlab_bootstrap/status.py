@@ -75,6 +75,8 @@ def workspace_status(
         for root in storage
         if not (root["exists"] and root["writable"])
     ]
+    configs, config_problems = _configs(settings)
+    problems += config_problems
     problems += [
         f"checkpoint {c['model']} is {c['state']}"
         + (" (not in the model index)" if c["state"] == "unknown" else "")
@@ -100,7 +102,17 @@ def workspace_status(
         "storage": storage,
         "journal": journal,
         "checkpoints": checkpoints,
+        "configs": configs,
     }
+
+
+def _configs(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each config MMLAB_CHECKPOINTS names: its weights in place, the variables it reads."""
+    if not any(name.endswith(".py") for name in settings.checkpoint_models):
+        return [], []
+    from .weights import configs_status
+
+    return configs_status(settings)
 
 
 def _checkpoints(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:

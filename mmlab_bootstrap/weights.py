@@ -314,3 +314,45 @@ def put_in_place(session: Session, reads: Sequence[ConfigRead], weights: Sequenc
             "set what a config reads in .env (inv env names the known ones), or fetch the"
             " checkpoint by hand to the path the config names",
         )
+
+
+def configs_status(settings: Settings) -> tuple[list[dict[str, object]], list[str]]:
+    """Each config MMLAB_CHECKPOINTS names: whether every weight it loads is in place (no
+    network, no hashing), the variables it reads and those `.env` does not set; and the
+    problems, one line each."""
+    from .configvars import config_environment, unknown_variables
+    from .modelindex import read_index
+
+    found: list[dict[str, object]] = []
+    problems: list[str] = []
+    names = [n for n in settings.checkpoint_models if n.endswith(".py")]
+    paths = {n: config_path(settings, n) for n in names}
+    if not any(paths.values()):
+        return found, problems
+    environment = config_environment(settings, os.environ.items())
+    models = read_index(settings.extension_path, settings.projects, [])
+    for name, path in paths.items():
+        if path is None:
+            continue
+        entry: dict[str, object] = {"config": name, "path": str(path)}
+        try:
+            read = read_config(path, environment)
+        except ConfigError as error:
+            entry.update(ready=False, missing=[error.message], variables=[], unknown=[])
+            problems.append(f"config {name}: {error.message}")
+            found.append(entry)
+            continue
+        read.path = Path(name)
+        missing = states(plan_weights(settings, [read], models), {})
+        required = [e.name for e in read.env if not e.has_default]
+        unknown = unknown_variables(required, settings)
+        entry.update(
+            ready=not missing and not unknown,
+            missing=missing,
+            variables=read.variables,
+            unknown=unknown,
+        )
+        problems += [f"config {line}" for line in missing]
+        problems += [f"config {name} reads {v}, which .env does not set" for v in unknown]
+        found.append(entry)
+    return found, problems

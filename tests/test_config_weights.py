@@ -202,3 +202,54 @@ def test_hostile_config_flags(setup: Setup, config: str, message: str) -> None:
     assert run.code == 1
     assert message in run.err
     assert not setup.served.requests
+
+
+def test_admlops_path_is_the_extension_path_and_unknown_variables_are_named(
+    setup: Setup,
+) -> None:
+    """The superproject's later configs read ADMLOPS_PATH (admlops is its later name): it
+    resolves to the workspace; a name nothing sets is named, and is a problem for status."""
+    write_config(
+        setup.extension,
+        setup.car,
+        "ADMLOPS_PATH = os.environ['ADMLOPS_PATH']\n"
+        "data_root = os.environ['MY_DATA_ROOT'] + '/kitti/'\n"
+        "load_from = ADMLOPS_PATH + '/mmdetection3d/checkpoints/pointpillars/'"
+        f" + '{setup.car.file_name}'\n",
+    )
+    run = inv(setup.root, "fetch-checkpoints", "--config", CONFIG)
+    assert run.code == 0, run.err
+    assert setup.load_from.is_symlink()
+    assert "reads MY_DATA_ROOT, which .env does not set" in run.err
+    assert "ADMLOPS_PATH," not in run.err
+    env = setup.root / ".env"
+    env.write_text(env.read_text() + f"MMLAB_CHECKPOINTS='{CONFIG}'\n")
+    status = inv(setup.root, "status", "--json")
+    found = json.loads(status.out)
+    (config,) = found["configs"]
+    assert config["variables"] == ["MMLAB_EXTENSION_PATH", "ADMLOPS_PATH", "MY_DATA_ROOT"]
+    assert config["unknown"] == ["MY_DATA_ROOT"]
+    assert f"config {CONFIG} reads MY_DATA_ROOT, which .env does not set" in found["problems"]
+
+
+def test_status_names_a_config_whose_weights_are_not_in_place(setup: Setup) -> None:
+    env = setup.root / ".env"
+    env.write_text(env.read_text() + f"MMLAB_CHECKPOINTS='{CONFIG}'\n")
+    before = inv(setup.root, "status", "--json")
+    found = json.loads(before.out)
+    missing = [p for p in found["problems"] if p.startswith(f"config {CONFIG}")]
+    assert len(missing) == 3, missing  # two backbones and load_from's checkpoint
+    assert any(f"hub:{setup.regnet}" in p or setup.regnet in p for p in missing)
+    assert not any("not in the model index" in p for p in found["problems"])
+    shown = inv(setup.root, "status")
+    assert f"config {CONFIG}: NOT ready; reads MMLAB_EXTENSION_PATH" in shown.out + shown.err
+    assert inv(setup.root, "fetch-checkpoints").code == 0
+    after = json.loads(inv(setup.root, "status", "--json").out)
+    assert not [p for p in after["problems"] if p.startswith("config ")]
+    assert after["configs"][0]["ready"] is True
+    setup.load_from.unlink()
+    gone = json.loads(inv(setup.root, "status", "--json").out)
+    assert (
+        f"config {CONFIG} load_from: {setup.load_from} does not link to {setup.final}"
+        in (gone["problems"])
+    )
