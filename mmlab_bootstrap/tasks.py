@@ -367,6 +367,24 @@ def doctor(c: Context, json: bool = False, python: str | None = None, quiet: boo
         raise Exit(code=1)
 
 
+@task(
+    auto_shortflags=False,
+    help={
+        "python": "the interpreter that trains (default: the one inv python-env made)",
+        "model": "the mmdetection3d model whose checkpoint the demo loads (default: the first"
+        " model of MMLAB_CHECKPOINTS, else hv_pointpillars_secfpn_6x8_160e_kitti-3d-car)",
+    },
+)
+def verify(c: Context, python: str | None = None, model: str | None = None) -> None:
+    """Prove the workspace runs: imports, compiled ops, checkpoint, mmdetection3d's demo."""
+    from .verify import verify_step
+
+    with session_for(c, "verify") as session:
+        passed = verify_step(session, python=python, model=model)
+    if not passed:
+        raise Exit(code=1)
+
+
 @task(name="help", default=True)
 def help_(c: Context) -> None:
     """List the tasks (what the program alone shows); --help TASK shows a task's flags."""
@@ -397,6 +415,7 @@ TASKS: tuple[Task[Any], ...] = (
     mirror,
     status,
     doctor,
+    verify,
 )
 for _made in TASKS:
     _note = READ_ONLY if _made in (status, doctor) else DRY
@@ -424,6 +443,7 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
         doctor,
         help_,
         python_env,
+        verify,
     )
     collection.configure(
         {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}
