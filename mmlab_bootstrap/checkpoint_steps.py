@@ -222,7 +222,7 @@ def fetch_checkpoints_step(
     if reads:
         from .weights import put_in_place
 
-        put_in_place(session, reads, weights)
+        put_in_place(session, settings, reads, weights)
     return counted.result(settings, plans)
 
 

@@ -261,7 +261,17 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
     started = time.time()
 
     def run() -> list[Layer]:
-        return run_layers(settings, chosen, session.environ, program, name)
+        layers = run_layers(settings, chosen, session.environ, program, name)
+        document = {
+            "ok": all(layer.ok for layer in layers),
+            "python": chosen,
+            "model": name,
+            "at": int(started),
+            "layers": [asdict(layer) for layer in layers],
+        }
+        text = json.dumps(document, indent=2) + "\n"
+        write_atomically(record_path(session.root), text, own=True)
+        return layers
 
     layers = session.changes.make(
         f"run {PROJECT}'s demo/pcd_demo.py with {name} in {chosen} (after its imports)"
@@ -279,14 +289,6 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
             report.problem(f"{layer.layer}: {layer.text}")
             report.info(f"hint: {layer.hint}")
     ok = all(layer.ok for layer in layers)
-    document = {
-        "ok": ok,
-        "python": chosen,
-        "model": name,
-        "at": int(started),
-        "layers": [asdict(layer) for layer in layers],
-    }
-    write_atomically(record_path(session.root), json.dumps(document, indent=2) + "\n", own=True)
     if ok:
         report.done("the workspace runs: every layer passed")
     return ok

@@ -266,14 +266,15 @@ class WeightsError(ConfigError):
     """Weights of the named configs that could not be put in place."""
 
 
-def put_in_place(session: Session, reads: Sequence[ConfigRead], weights: Sequence[Weight]) -> None:
+def put_in_place(
+    session: Session, settings: Settings, reads: Sequence[ConfigRead], weights: Sequence[Weight]
+) -> None:
     """After the downloads: each `load_from` link made, each problem named; an error at the
     end when a weight is not in place (the rest is done by then)."""
     from .configvars import unknown_variables
     from .fsutil import make_folders
 
     report, changes = session.report, session.changes
-    settings = session.settings({})
     for read in reads:
         for text in read.problems:
             report.warn(text)

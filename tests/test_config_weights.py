@@ -253,3 +253,63 @@ def test_status_names_a_config_whose_weights_are_not_in_place(setup: Setup) -> N
         f"config {CONFIG} load_from: {setup.load_from} does not link to {setup.final}"
         in (gone["problems"])
     )
+
+
+REAL_GH = Path("/work/real/gh")
+REAL_EXTENSION = REAL_GH / "windzu/mmlab_extension.git"
+
+
+def _real_workspace(root: Path) -> None:
+    import subprocess
+
+    def recorded(name: str) -> str:
+        out = subprocess.run(
+            ["git", "-C", str(REAL_EXTENSION), "ls-tree", "HEAD", name],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        return out.split()[2]
+
+    def unpack(repo: Path, commit: str, paths: list[str], into: Path) -> None:
+        data = subprocess.run(
+            ["git", "-C", str(repo), "archive", commit, *paths], capture_output=True, check=True
+        ).stdout
+        into.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "x"], input=data, cwd=into, check=True)
+
+    extension = root / "mmlab_extension"
+    unpack(REAL_EXTENSION, "HEAD", ["mmdetection3d_extension"], extension)
+    unpack(
+        REAL_GH / "open-mmlab/mmdetection3d.git",
+        recorded("mmdetection3d"),
+        ["configs", "model-index.yml"],
+        extension / "mmdetection3d",
+    )
+    unpack(
+        REAL_GH / "open-mmlab/mmcv.git", recorded("mmcv"), ["mmcv/model_zoo"], extension / "mmcv"
+    )
+
+
+@pytest.mark.skipif(not REAL_EXTENSION.is_dir(), reason="no mirror of the real repositories")
+def test_the_real_configs_under_dry(workspace: Path) -> None:
+    """The superproject's pointpillars config and a recorded mmdetection3d config with
+    backbones: every weight listed with its source and destination, no request made."""
+    _real_workspace(workspace)
+    nus = (
+        "mmdetection3d_extension/configs/pointpillars/hv_pointpillars_fpn_sbn-all_4x8_2x_nus-3d.py"
+    )
+    votenet = "mmdetection3d:configs/imvotenet/imvotenet_stage2_16x8_sunrgbd-3d-10class.py"
+    with serving() as served:
+        run = inv(
+            workspace, "--dry", "fetch-checkpoints", "--config", nus, "--config", votenet,
+            env={"MMLAB_CHECKPOINT_MIRROR": served.url, "MMLAB_PROJECTS": "mmdetection3d"},
+        )  # fmt: skip
+        assert not served.requests
+    assert run.code == 0, run.err
+    name = "hv_pointpillars_fpn_sbn-all_4x8_2x_nus-3d_20210826_104936-fca299c1.pth"
+    link = workspace / "mmlab_extension/mmdetection3d/checkpoints/pointpillars" / name
+    final = workspace / "mmlab_checkpoints/mmdetection3d/checkpoints" / name
+    assert f"would link {link} -> {final} ({nus} load_from)" in run.out
+    assert "would fetch mmdetection3d:hv_pointpillars_fpn_sbn-all_4x8_2x_nus-3d from" in run.out
+    hub = workspace / "mmlab_checkpoints/torch/hub/checkpoints"
+    assert f"to {hub}/resnet50-" in run.out or f"to {hub}/" in run.out
+    assert f"from {served.url}mmdetection3d/v0.1.0_models/imvotenet/" in run.out
