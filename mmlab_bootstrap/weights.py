@@ -155,11 +155,13 @@ def _hub(settings: Settings, config: str, key: str, name: str, url: str) -> Weig
 
 
 def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether `path`, with every symlink on the way followed, lies in one of the roots (so a
+    link in the workspace to elsewhere never lets a config have a file written there)."""
     real = Path(os.path.realpath(path))
     for root in roots:
-        for form in (root, Path(os.path.realpath(root))):
-            if real == form or form in real.parents or path == form or form in path.parents:
-                return True
+        form = Path(os.path.realpath(root))
+        if real == form or form in real.parents:
+            return True
     return False
 
 

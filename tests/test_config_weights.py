@@ -189,6 +189,30 @@ def test_weights_that_cannot_be_put_in_place_are_named(
     assert "cannot be put in place" in run.err
 
 
+@pytest.mark.parametrize("where", ["outside", "through-a-link"])
+def test_a_load_from_outside_the_workspace_is_never_written(
+    setup: Setup, tmp_path: Path, where: str
+) -> None:
+    """A published file name at a path outside the workspace and storage (or reached through
+    a symlink in the workspace that leads outside) is named, and nothing is written there."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if where == "outside":
+        target = elsewhere / setup.car.file_name
+        extra = f"load_from = '{target}'\n"
+    else:
+        (setup.extension / "mmdetection3d").mkdir(exist_ok=True)
+        (setup.extension / "mmdetection3d" / "checkpoints").symlink_to(elsewhere)
+        target = elsewhere / "pointpillars" / setup.car.file_name
+        extra = ""
+    write_config(setup.extension, setup.car, extra)
+    run = inv(setup.root, "fetch-checkpoints", "--config", CONFIG)
+    assert run.code == 1
+    assert "outside the workspace and the storage roots: not written" in run.err
+    assert list(elsewhere.iterdir()) == []
+    assert not os.path.lexists(target)
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
