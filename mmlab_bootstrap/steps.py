@@ -78,9 +78,30 @@ def env_step(
         if not lines and any(old.get(name) != value for name, value in owned.items()):
             lines = [f"record which .env this is ({', '.join(IDENTITY_HELP)})"]
         session.changes.write_file(session.env_path, text, would=lines)
+    for line in unset_config_variables(settings):
+        session.report.warn(line)
     if load_line:
         session.report.info(f"load it in a shell: {session.load_line()}")
     return counted.result(settings)
+
+
+def unset_config_variables(settings: Settings) -> list[str]:
+    """The variables the configs of MMLAB_CHECKPOINTS read that `.env` does not set, named."""
+    from .weights import configs_status
+
+    try:
+        configs, _ = configs_status(settings)
+    except BootstrapError:
+        return []
+    lines: list[str] = []
+    for config in configs:
+        unknown = config.get("unknown")
+        if isinstance(unknown, list) and unknown:
+            lines.append(
+                f"{config['config']} reads {', '.join(str(n) for n in unknown)}, which .env"
+                f" does not set: add your own line for it to {settings.root / '.env'} (it is kept)"
+            )
+    return lines
 
 
 def env_rc_step(

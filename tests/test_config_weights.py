@@ -254,6 +254,13 @@ def test_admlops_path_is_the_extension_path_and_unknown_variables_are_named(
     assert config["variables"] == ["MMLAB_EXTENSION_PATH", "ADMLOPS_PATH", "MY_DATA_ROOT"]
     assert config["unknown"] == ["MY_DATA_ROOT"]
     assert f"config {CONFIG} reads MY_DATA_ROOT, which .env does not set" in found["problems"]
+    env_run = inv(setup.root, "env")
+    assert env_run.code == 0, env_run.err
+    assert f"{CONFIG} reads MY_DATA_ROOT, which .env does not set" in env_run.err
+    assert "ADMLOPS_PATH" not in env_run.err  # (known: written with its reason)
+    assert (
+        "# read by the workspace's configs: the superproject's folder: admlops" in env.read_text()
+    )
 
 
 def test_status_names_a_config_whose_weights_are_not_in_place(setup: Setup) -> None:
