@@ -255,7 +255,11 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
             f"build it: {program} python-env (or name one: {program} verify --python PATH)",
         )
     name = model or next(
-        (n for n in settings.checkpoint_models if not n.endswith(".py") and ":" not in n[:1]),
+        (
+            n
+            for n in settings.checkpoint_models
+            if not n.endswith(".py") and n.rpartition(":")[0] in ("", PROJECT)
+        ),
         DEMO_MODEL,
     )
     started = time.time()
