@@ -34,7 +34,10 @@ NAMES = [
     "MMLAB_TORCH_INDEX",
     "MMLAB_MMCV_INDEX",
     "MMLAB_PYPI_INDEX",
+    "MMLAB_TORCH_HOME",
 ]
+# What the workspace's configs and torch read, exported after the settings (configvars).
+CONFIG_NAMES = ["TORCH_HOME", "ADMLOPS_PATH", "MMDETECTION3D_DIR"]
 
 
 def test_env_writes_every_variable_and_the_load_line(workspace: Path) -> None:
@@ -42,8 +45,10 @@ def test_env_writes_every_variable_and_the_load_line(workspace: Path) -> None:
     run = inv(workspace, "env")
     assert run.code == 0, run.err
     values = dotenv_values(workspace / ".env")
-    assert list(values) == [*NAMES, "MMLAB_ENV_FILE", "MMLAB_ENV_DIGEST"]  # (identity last)
+    assert list(values) == [*NAMES, "MMLAB_ENV_FILE", "MMLAB_ENV_DIGEST", *CONFIG_NAMES]
     assert values["MMLAB_EXTENSION_PATH"] == str(workspace / "mmlab_extension")
+    assert values["TORCH_HOME"] == str(workspace / "mmlab_checkpoints" / "torch")
+    assert values["ADMLOPS_PATH"] == values["MMLAB_EXTENSION_PATH"]
     assert values["MMLAB_DATASET_PATH"] == str(workspace / "mmlab_dataset")
     assert run.lines[-1] == f"load it in a shell: set -a; . {workspace}/.env; set +a"
     assert (workspace / ".env").stat().st_mode & 0o777 == 0o644

@@ -16,7 +16,7 @@ from .conftest import Cloned, assert_clean_error, inv, inv_process, snapshot
 from .datatrees import kitti, new_checkout, nuscenes, old_nuscenes_infos
 from .fakepython import FakePython, sub_projects
 
-KEYS = {"healthy", "problems", "warnings", "status", "datasets", "python", "findings"}
+KEYS = {"healthy", "problems", "warnings", "status", "datasets", "python", "findings", "verify"}
 
 
 @pytest.fixture

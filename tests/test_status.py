@@ -33,7 +33,7 @@ def test_healthy_workspace(healthy: Path, fixture: Fixture) -> None:
     assert code == 0
     assert set(found) == {
         "healthy", "problems", "warnings", "workspace", "variables",
-        "superproject", "submodules", "links", "storage", "journal",
+        "superproject", "submodules", "links", "storage", "journal", "configs",
         "checkpoints",
     }  # fmt: skip
     assert found["healthy"] and found["problems"] == [] and found["warnings"] == []

@@ -1,7 +1,10 @@
 """Checkpoints (`fetch-checkpoints`): the model index and metafiles (`index`), the step
 (`step`: plan and apply), one verified resumable download (`download`), HTTP with
 its bounded tries (`http`), partial files (`partial`), records and states (`store`), bars and
-heartbeat (`progress`).
+heartbeat (`progress`); config-aware fetching: a config's `_base_` chain, weights and
+environment reads, read statically (`configread`), mmcv's model-zoo tables
+(`modelzoo`), where each weight goes (`weights`), what `.env` exports for the configs
+(`configvars`).
 
 Plan/apply: `step.plan_one` plans, `step` applies through `download`.
 May import: run, settings, output, fs, errors (enforced by `lint-imports`).
@@ -19,26 +22,43 @@ TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
+    from mmlab_bootstrap.checkpoints.configvars import config_environment, exported
     from mmlab_bootstrap.checkpoints.http import http_session, timeouts
+    from mmlab_bootstrap.checkpoints.index import ModelError, final_path, find, read_index
     from mmlab_bootstrap.checkpoints.step import (
         checkpoints_status,
         fetch_checkpoints_step,
         list_models,
     )
+    from mmlab_bootstrap.checkpoints.weights import configs_status
 
 __all__ = [
+    "ModelError",
     "checkpoints_status",
+    "config_environment",
+    "configs_status",
+    "exported",
     "fetch_checkpoints_step",
+    "final_path",
+    "find",
     "http_session",
     "list_models",
+    "read_index",
     "timeouts",
 ]
 
 _WHERE = {
+    "ModelError": "index",
     "checkpoints_status": "step",
+    "config_environment": "configvars",
+    "configs_status": "weights",
+    "exported": "configvars",
     "fetch_checkpoints_step": "step",
+    "final_path": "index",
+    "find": "index",
     "http_session": "http",
     "list_models": "step",
+    "read_index": "index",
     "timeouts": "http",
 }
 

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from mmlab_bootstrap.checkpoints.store import NAME_MAX, name_problem
 from mmlab_bootstrap.errors import BootstrapError, close_match, shown
 from mmlab_bootstrap.fs import FileRefused, read_regular
+from mmlab_bootstrap.settings import CHECKPOINTS_PATH, Settings, storage_folder
 
 INDEX = "model-index.yml"
 METAFILE_LIMIT = 1 << 20  # bytes; the largest real metafile is about 12 KiB
@@ -318,3 +319,9 @@ def search(models: Sequence[Model], text: str) -> list[Model]:
         for m in models
         if needle in " ".join((m.label, m.config, m.collection, *m.aliases)).lower()
     ]
+
+
+def final_path(settings: Settings, model: Model) -> Path:
+    """Where a model's checkpoint goes: `<MMLAB_CHECKPOINTS_PATH>/<project>/checkpoints/<file>`."""
+    assert model.file_name is not None
+    return storage_folder(settings, CHECKPOINTS_PATH, model.project) / model.file_name

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from mmlab_bootstrap.checkpoints import store as ckptstore
-from mmlab_bootstrap.checkpoints.index import Model, ModelError, find, read_index, search
+from mmlab_bootstrap.checkpoints.index import (
+    Model,
+    ModelError,
+    final_path,
+    find,
+    read_index,
+    search,
+)
 from mmlab_bootstrap.errors import BootstrapError, redacted, shown
 from mmlab_bootstrap.fs import denied
 from mmlab_bootstrap.output import Reporter, human_size
@@ -25,7 +32,6 @@ from mmlab_bootstrap.settings import (
     CHECKPOINTS_PATH,
     Settings,
     plan_layout,
-    storage_folder,
 )
 
 DEFAULT_JOBS = 2
@@ -50,11 +56,6 @@ def source_url(settings: Settings, weights: str) -> str:
     if mirror and weights.startswith(OPENMMLAB):
         return mirror + weights[len(OPENMMLAB) :]
     return weights
-
-
-def final_path(settings: Settings, model: Model) -> Path:
-    assert model.file_name is not None
-    return storage_folder(settings, CHECKPOINTS_PATH, model.project) / model.file_name
 
 
 def index_of(settings: Settings, report: Reporter) -> list[Model]:
@@ -96,10 +97,20 @@ def wanted_models(
     return found
 
 
-def plan_one(settings: Settings, model: Model, *, verify: bool, accept: bool) -> CheckpointPlan:
-    """What one model needs; a file in place that does not match is refused by name."""
+def plan_one(
+    settings: Settings,
+    model: Model,
+    *,
+    verify: bool,
+    accept: bool,
+    final: Path | None = None,
+    url: str | None = None,
+) -> CheckpointPlan:
+    """What one model needs; a file in place that does not match is refused by name.
+    `final` and `url` default to the model's place in storage and its URL (mirrored)."""
     assert model.weights is not None
-    url, final = source_url(settings, model.weights), final_path(settings, model)
+    url = url if url is not None else source_url(settings, model.weights)
+    final = final if final is not None else final_path(settings, model)
     with contextlib.suppress(OSError):
         if stat.S_ISDIR(os.lstat(ckptstore.record_path(final)).st_mode):
             raise ModelError(
@@ -134,21 +145,49 @@ def fetch_checkpoints_step(
     flags: Mapping[str, str | None],
     names: Sequence[str],
     *,
+    configs: Sequence[str] = (),
     verify: bool = False,
     accept_mismatch: bool = False,
     jobs: int = DEFAULT_JOBS,
 ) -> StepResult:
-    """Fetch, verify and record the named models' checkpoints; nothing changes before every
-    model is found and every file in place is checked."""
+    """Fetch, verify and record the named models' checkpoints, and every weight the named
+    configs load (see `weights`); nothing changes before every model is found and every
+    file in place is checked."""
+    # startup: configs are read only when one is named (--config, a .py in MMLAB_CHECKPOINTS)
+    from mmlab_bootstrap.checkpoints.weights import plan_weights, read_configs
+    from mmlab_bootstrap.checkpoints.weights import source_url as weight_url
+
     check_flags(jobs=jobs, task="fetch-checkpoints")
     counted = Counted(session)
     settings = session.settings(flags)
     program = session.report.program
-    models = wanted_models(
-        settings, index_of(settings, session.report), names or settings.checkpoint_models, program
+    model_names, config_names = split_names(
+        settings, names or (() if configs else settings.checkpoint_models), configs
     )
+    reads = read_configs(settings, config_names, program)
+    if model_names or not config_names:
+        index = index_of(settings, session.report)
+        models = wanted_models(settings, index, model_names, program)
+    else:
+        index, models = read_index(settings.extension_path, settings.projects, []), []
+    weights = plan_weights(settings, reads, index)
+    for weight in weights:
+        if weight.state == "link" and weight.model is not None and weight.model not in models:
+            models.append(weight.model)
     plan_layout(settings, (CHECKPOINTS_PATH,))  # the storage root is usable
     plans = [plan_one(settings, m, verify=verify, accept=accept_mismatch) for m in models]
+    hub: dict[Path, CheckpointPlan] = {}
+    for weight in weights:
+        if weight.state == "hub" and weight.model and weight.final and weight.final not in hub:
+            hub[weight.final] = plan_one(
+                settings,
+                weight.model,
+                verify=verify,
+                accept=accept_mismatch,
+                final=weight.final,
+                url=weight_url(settings, weight.url),
+            )
+    plans += hub.values()
     report, changes = session.report, session.changes
     for plan in plans:
         for text in ckptstore.odd_files(plan.final):
@@ -184,7 +223,39 @@ def fetch_checkpoints_step(
             [f"fetch {p.model.label} from {redacted(p.url)} to {p.final}" for p in fetches],
             lambda: _download_all(session, fetches, jobs, accept_mismatch),
         )
+    if reads:
+        # startup: configs are read only when one is named
+        from mmlab_bootstrap.checkpoints.weights import put_in_place
+
+        put_in_place(session, settings, reads, weights)
     return counted.result(settings, plans)
+
+
+def split_names(
+    settings: Settings, names: Sequence[str], configs: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The models to fetch and the configs to read: a name of MMLAB_CHECKPOINTS (or --model)
+    that is a config file of the workspace is read as a config too, and stays a model name
+    when the model index has it."""
+    # startup: configs are read only when one is named
+    from mmlab_bootstrap.checkpoints.weights import config_path
+
+    models: list[str] = []
+    found_configs = list(configs)
+    index: list[Model] | None = None
+    for name in names:
+        if not name.endswith(".py") or config_path(settings, name) is None:
+            models.append(name)
+            continue
+        found_configs.append(name)
+        if index is None:
+            index = read_index(settings.extension_path, settings.projects, [])
+        try:
+            find(index, name, settings.projects, "inv")
+        except ModelError:
+            continue
+        models.append(name)
+    return models, list(dict.fromkeys(found_configs))
 
 
 def _download_all(
@@ -291,7 +362,8 @@ def checkpoints_status(settings: Settings) -> tuple[list[dict[str, Any]], list[s
         try:
             model = find(models, name, settings.projects, "inv")
         except ModelError:
-            found.append(entry)
+            if not _is_config(settings, name):  # (a config's weights: weights.configs_status)
+                found.append(entry)
             continue
         entry["model"] = model.label
         if model.file_name is None:
@@ -304,3 +376,10 @@ def checkpoints_status(settings: Settings) -> tuple[list[dict[str, Any]], list[s
             entry["state"], entry["bytes"] = ckptstore.check_state(final, model.hash_prefix)
         found.append(entry)
     return found, warnings
+
+
+def _is_config(settings: Settings, name: str) -> bool:
+    # startup: configs are read only when one is named
+    from mmlab_bootstrap.checkpoints.weights import config_path
+
+    return name.endswith(".py") and config_path(settings, name) is not None

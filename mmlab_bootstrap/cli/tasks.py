@@ -34,6 +34,7 @@ from mmlab_bootstrap.settings import (
     PYTHON,
     PYTHON_ENV,
     REQUIRE_MOUNT,
+    TORCH_HOME,
     TORCH_INDEX,
     VENVS_PATH,
     flag_help,
@@ -61,6 +62,7 @@ ALL_VARIABLES = (
     GIT_CACHE_MODE,
     PYTHON_ENV,
     *PYENV_ONLY,
+    TORCH_HOME,
 )
 ENV_HELP = {
     "rc": "also add a marked block that loads this .env to a shell rc file (e.g. ~/.bashrc)",
@@ -238,11 +240,14 @@ def bootstrap(
         )
 
 
-FETCH_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, PROJECTS, CHECKPOINT_MIRROR)
+FETCH_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, PROJECTS, CHECKPOINT_MIRROR, TORCH_HOME)
 FETCH_JOBS = 2  # checkpoint_steps.DEFAULT_JOBS
 FETCH_HELP = {
     "model": "a model to fetch: its metafile Name or config path, project:name when several"
     " projects have it (repeat the flag for more; default: MMLAB_CHECKPOINTS)",
+    "config": "a config (relative to MMLAB_EXTENSION_PATH, project:path or absolute) whose"
+    " every weight goes where training reads it: backbones into TORCH_HOME's cache, load_from"
+    " as a link to the checkpoint in storage (repeat for more; MMLAB_CHECKPOINTS' configs too)",
     "search": "list the models whose name, project, config or collection holds TEXT"
     " ('' lists all) and whether each is fetched; no network",
     "verify": "hash every file again, not trusting the record of earlier verifications",
@@ -253,7 +258,7 @@ FETCH_HELP = {
 
 @task(
     auto_shortflags=False,
-    iterable=["model"],
+    iterable=["model", "config"],
     help={**flag_help(*FETCH_VARIABLES), **FETCH_HELP},
 )
 @variable_flags(*FETCH_VARIABLES)
@@ -261,6 +266,7 @@ def fetch_checkpoints(
     c: Context,
     flags: Flags,
     model: list[str] | None = None,
+    config: list[str] | None = None,
     search: str | None = None,
     verify: bool = False,
     accept_mismatch: bool = False,
@@ -279,6 +285,7 @@ def fetch_checkpoints(
             session,
             flags,
             model or [],
+            configs=config or [],
             verify=verify,
             accept_mismatch=accept_mismatch,
             jobs=jobs_flag(jobs, "fetch-checkpoints"),
@@ -372,6 +379,25 @@ def doctor(c: Context, json: bool = False, python: str | None = None, quiet: boo
         raise Exit(code=1)
 
 
+@task(
+    auto_shortflags=False,
+    help={
+        "python": "the interpreter that trains (default: the one inv python-env made)",
+        "model": "the mmdetection3d model whose checkpoint the demo loads (default: the first"
+        " model of MMLAB_CHECKPOINTS, else hv_pointpillars_secfpn_6x8_160e_kitti-3d-car)",
+    },
+)
+def verify(c: Context, python: str | None = None, model: str | None = None) -> None:
+    """Prove the workspace runs: imports, compiled ops, checkpoint, mmdetection3d's demo."""
+    # startup: `inv --list` imports no step; each task imports its own
+    from mmlab_bootstrap.pythonenv import verify_step
+
+    with session_for(c, "verify") as session:
+        passed = verify_step(session, python=python, model=model)
+    if not passed:
+        raise Exit(code=1)
+
+
 @task(name="help", default=True)
 def help_(c: Context) -> None:
     """List the tasks (what the program alone shows); --help TASK shows a task's flags."""
@@ -403,6 +429,7 @@ TASKS: tuple[Task[Any], ...] = (
     mirror,
     status,
     doctor,
+    verify,
 )
 for _made in TASKS:
     _note = READ_ONLY if _made in (status, doctor) else DRY
@@ -430,6 +457,7 @@ def namespace(root: Path | None, program: str = "inv") -> Collection:
         doctor,
         help_,
         python_env,
+        verify,
     )
     collection.configure(
         {CONFIG_KEY: {"root": str(root) if root is not None else None, "program": program}}

@@ -48,7 +48,12 @@ def doctor_report(
     findings = [f.as_json("datasets") for f in data_findings]
     findings += [f.as_json("python") for f in python_findings]
     every = data_findings + python_findings
+    # startup: verify's record is read only for the report's last section
+    from mmlab_bootstrap.pythonenv import doctor_section
+
+    verified, verify_problems = doctor_section(session.root)
     problems = list(status["problems"]) + [_text(f) for f in every if f.level == ERROR]
+    problems += verify_problems
     warnings = list(status["warnings"]) + [_text(f) for f in every if f.level == WARNING]
     return {
         "healthy": not problems,
@@ -58,6 +63,7 @@ def doctor_report(
         "datasets": data_sections,
         "python": python_info,
         "findings": findings,
+        "verify": verified,
     }
 
 

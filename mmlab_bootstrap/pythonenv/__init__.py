@@ -2,7 +2,8 @@
 the torch/CUDA pair from the wheel pages (`pairs`, `pages`), the build through uv
 (`build`, `uvrun`), and how an environment is inspected: the interpreter asked in a
 subprocess (`interpreter`), its packages against the ranges the checkouts accept
-(`packages`, `version_ranges`), mmcv's prebuilt wheels (`mmcv_wheels`).
+(`packages`, `version_ranges`), mmcv's prebuilt wheels (`mmcv_wheels`), and `inv verify`
+(`verify`: the sub-project's demo run in it, layer by layer).
 
 Plan/apply: `plan` and `pairs` look; `build` applies through the session's seam.
 May import: checkpoints (its bounded HTTP client), run, settings, output, fs, errors
@@ -23,10 +24,17 @@ if TYPE_CHECKING:
 
     from mmlab_bootstrap.pythonenv.build import python_env_step, workspace_python
     from mmlab_bootstrap.pythonenv.packages import python_section
+    from mmlab_bootstrap.pythonenv.verify import doctor_section, verify_step
 
-__all__ = ["python_env_step", "python_section", "workspace_python"]
+__all__ = ["doctor_section", "python_env_step", "python_section", "verify_step", "workspace_python"]
 
-_WHERE = {"python_env_step": "build", "python_section": "packages", "workspace_python": "build"}
+_WHERE = {
+    "doctor_section": "verify",
+    "python_env_step": "build",
+    "python_section": "packages",
+    "verify_step": "verify",
+    "workspace_python": "build",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -40,6 +40,7 @@ from mmlab_bootstrap.settings.variables import (
     PYTHON,
     PYTHON_ENV,
     REQUIRE_MOUNT,
+    TORCH_HOME,
     TORCH_INDEX,
     VARIABLES,
     VENVS_PATH,
@@ -184,6 +185,11 @@ class Settings:
     @property
     def builds_python_env(self) -> bool:
         return self[PYTHON_ENV] == "1"
+
+    @property
+    def torch_home(self) -> Path:
+        """torch's cache folder (its weights in `hub/checkpoints/`), exported as TORCH_HOME."""
+        return Path(self[TORCH_HOME]) if self[TORCH_HOME] else self.checkpoints_path / "torch"
 
     def as_env(self) -> dict[str, str]:
         """What `.env` holds for this workspace, in the documented order."""

@@ -60,6 +60,7 @@ CUDA = "MMLAB_CUDA"
 TORCH_INDEX = "MMLAB_TORCH_INDEX"
 MMCV_INDEX = "MMLAB_MMCV_INDEX"
 PYPI_INDEX = "MMLAB_PYPI_INDEX"
+TORCH_HOME = "MMLAB_TORCH_HOME"
 CACHE_MODES = ("dissociate", "share")
 
 # Not settings: the two lines `.env` carries about itself (see `sourced`), so that a shell
@@ -92,6 +93,7 @@ FLAG_PARAMS = {
     TORCH_INDEX: "torch_index",
     MMCV_INDEX: "mmcv_index",
     PYPI_INDEX: "pypi_index",
+    TORCH_HOME: "torch_home",
 }
 
 VARIABLES: tuple[Variable, ...] = (
@@ -195,6 +197,13 @@ VARIABLES: tuple[Variable, ...] = (
         "",
         Kind.HTTP_MIRROR,
         "the package index for everything else (empty: PIP_INDEX_URL if set, else PyPI)",
+    ),
+    Variable(
+        TORCH_HOME,
+        "",
+        Kind.PATH,
+        "torch's cache of the backbone weights configs load; .env exports it as TORCH_HOME too"
+        " (empty: <MMLAB_CHECKPOINTS_PATH>/torch, shared by every machine sharing the storage)",
     ),
 )
 

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError
 from mmlab_bootstrap.run import Counted, Session, StepResult
-from mmlab_bootstrap.settings import IDENTITY_HELP, VARIABLES, identity, override_warnings, render
+from mmlab_bootstrap.settings import (
+    IDENTITY_HELP,
+    VARIABLES,
+    Settings,
+    identity,
+    override_warnings,
+    render,
+)
 from mmlab_bootstrap.workspace.rcfile import check_rc, update_envrc, update_rc
 
 ENV_HEADER = (
@@ -27,8 +34,12 @@ def env_step(
     for warning in override_warnings(settings, session.overrides(envfile), envfile.values()):
         session.report.warn(warning)
     wanted = settings.as_env()
-    owned = {**wanted, **identity(session.env_path, wanted)}
-    descriptions = {**{v.name: v.help for v in VARIABLES}, **IDENTITY_HELP}
+    # startup: a no-op `env` imports no config reading
+    from mmlab_bootstrap.checkpoints import exported
+
+    extra, extra_help = exported(settings)
+    owned = {**wanted, **identity(session.env_path, wanted), **extra}
+    descriptions = {**{v.name: v.help for v in VARIABLES}, **IDENTITY_HELP, **extra_help}
     text = render(envfile, owned, descriptions, ENV_HEADER)
     if text == envfile.text:
         session.report.unchanged(f"up to date: {session.env_path}")
@@ -42,9 +53,31 @@ def env_step(
         if not lines and any(old.get(name) != value for name, value in owned.items()):
             lines = [f"record which .env this is ({', '.join(IDENTITY_HELP)})"]
         session.changes.write_file(session.env_path, text, would=lines)
+    for line in unset_config_variables(settings):
+        session.report.warn(line)
     if load_line:
         session.report.info(f"load it in a shell: {session.load_line()}")
     return counted.result(settings)
+
+
+def unset_config_variables(settings: Settings) -> list[str]:
+    """The variables the configs of MMLAB_CHECKPOINTS read that `.env` does not set, named."""
+    # startup: a no-op `env` imports no config reading
+    from mmlab_bootstrap.checkpoints import configs_status
+
+    try:
+        configs, _ = configs_status(settings)
+    except BootstrapError:
+        return []
+    lines: list[str] = []
+    for config in configs:
+        unknown = config.get("unknown")
+        if isinstance(unknown, list) and unknown:
+            lines.append(
+                f"{config['config']} reads {', '.join(str(n) for n in unknown)}, which .env"
+                f" does not set: add your own line for it to {settings.root / '.env'} (it is kept)"
+            )
+    return lines
 
 
 def env_rc_step(

@@ -92,6 +92,8 @@ def workspace_status(
         for root in storage
         if not (root["exists"] and root["writable"])
     ]
+    configs, config_problems = _configs(settings)
+    problems += config_problems
     problems += [
         f"checkpoint {c['model']} is {c['state']}"
         + (" (not in the model index)" if c["state"] == "unknown" else "")
@@ -117,7 +119,18 @@ def workspace_status(
         "storage": storage,
         "journal": journal,
         "checkpoints": checkpoints,
+        "configs": configs,
     }
+
+
+def _configs(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each config MMLAB_CHECKPOINTS names: its weights in place, the variables it reads."""
+    if not any(name.endswith(".py") for name in settings.checkpoint_models):
+        return [], []
+    # startup: status imports config reading only when MMLAB_CHECKPOINTS names models
+    from mmlab_bootstrap.checkpoints import configs_status
+
+    return configs_status(settings)
 
 
 def _checkpoints(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:

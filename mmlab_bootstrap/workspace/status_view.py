@@ -79,6 +79,17 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
             state == "verified",
             f"checkpoint {checkpoint['model']}: {state}{size}{where}",
         )
+    for config in status.get("configs", []):
+        ready = bool(config["ready"])
+        reads = f"; reads {', '.join(config['variables'])}" if config["variables"] else ""
+        _line(
+            report,
+            ready,
+            f"config {config['config']}: {'every weight in place' if ready else 'NOT ready'}"
+            + reads,
+        )
+        for line in [*config["missing"], *(f"{v} is not set" for v in config["unknown"])]:
+            report.problem(f"  {line}")
     if status["journal"]["problem"]:
         report.problem(status["journal"]["problem"])
     if status["healthy"]:

@@ -1,0 +1,316 @@
+"""`inv verify`: does the workspace run? In the training interpreter (the venv `inv
+python-env` made, else `--python`), layer by layer, stopping at the first that fails:
+
+1. interpreter: it starts and says its version;
+2. imports: torch, mmcv, mmdet, mmdet3d import;
+3. compiled ops: `mmcv.ops` imports (mmcv's `_ext`, the prebuilt wheel's C++/CUDA ops);
+4. checkpoint: the demo model's checkpoint is in storage, verified;
+5. demo: mmdetection3d's own `demo/pcd_demo.py` on its bundled KITTI point cloud with that
+   checkpoint, headless, on the GPU when torch sees one, else `--device cpu`, writing its
+   result into a temporary folder; it must write the predicted boxes (`*_pred.obj`).
+
+Every program runs through `boundedrun.run_bounded` (time and output capped, its process group
+killed at the end). The result is one line per layer, the first failure with the command that
+fixes it, and a record beside `.env` (`.mmlab-bootstrap-verify.json`) that `doctor --json`
+includes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mmlab_bootstrap.checkpoints import store as ckptstore
+from mmlab_bootstrap.errors import BootstrapError, shown
+from mmlab_bootstrap.fs import FileRefused, read_regular, write_atomically
+from mmlab_bootstrap.proc import run_bounded
+from mmlab_bootstrap.run import Session
+from mmlab_bootstrap.settings import Settings
+
+RECORD = ".mmlab-bootstrap-verify.json"
+RECORD_LIMIT = 1 << 20
+PROBE_SECONDS = 120.0
+DEMO_SECONDS = 900.0
+OUTPUT_LIMIT = 1 << 20
+DEMO_MODEL = "hv_pointpillars_secfpn_6x8_160e_kitti-3d-car"
+PROJECT = "mmdetection3d"
+MODULES = ("torch", "mmcv", "mmdet", "mmdet3d")
+LAYERS = ("interpreter", "imports", "compiled ops", "checkpoint", "demo")
+# Run in the training interpreter: its standard library only, then the imports one by one.
+PROBE = """\
+import importlib, json, sys, traceback
+found = {"version": sys.version.split()[0], "executable": sys.executable, "imports": {}}
+for name in %r:
+    try:
+        module = importlib.import_module(name)
+        found["imports"][name] = [None, str(getattr(module, "__version__", ""))]
+    except BaseException as error:
+        found["imports"][name] = [type(error).__name__ + ": " + str(error)[:300], None]
+try:
+    importlib.import_module("mmcv.ops")
+    found["ops"] = None
+except BaseException as error:
+    found["ops"] = type(error).__name__ + ": " + str(error)[:300]
+try:
+    import torch
+    found["cuda"] = bool(torch.cuda.is_available())
+except BaseException:
+    found["cuda"] = False
+print("MMLAB-VERIFY " + json.dumps(found))
+"""
+
+
+class VerifyError(BootstrapError):
+    """The workspace does not run (the layer that failed, and its fix)."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    layer: str
+    ok: bool | None  # None: not tried (an earlier layer failed)
+    text: str
+    hint: str = ""
+
+
+def record_path(root: Path) -> Path:
+    return root / RECORD
+
+
+def last_result(root: Path) -> dict[str, Any] | None:
+    """The record of the last `inv verify` (None: none, or not one this tool wrote)."""
+    try:
+        data = read_regular(record_path(root), "", own=True, limit=RECORD_LIMIT)
+        found: Any = json.loads(data) if data else None
+    except (OSError, ValueError, FileRefused):
+        return None
+    if not isinstance(found, dict) or not isinstance(found.get("layers"), list):
+        return None
+    return found
+
+
+def _tail(data: bytes, lines: int = 3) -> str:
+    text = data.decode("utf-8", "replace").strip().splitlines()
+    return " | ".join(line.strip() for line in text[-lines:])[:400]
+
+
+def _environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """What the demo runs with: the environment, `.env`'s exports, and no display."""
+    # startup: the checkpoints code only when the demo is about to run
+    from mmlab_bootstrap.checkpoints import config_environment
+
+    found = config_environment(settings, environ.items())
+    found.pop("DISPLAY", None)
+    found.update(MPLBACKEND="Agg", QT_QPA_PLATFORM="offscreen", PYTHONUNBUFFERED="1")
+    return found
+
+
+def run_layers(
+    settings: Settings, python: str, environ: Mapping[str, str], program: str, model_name: str
+) -> list[Layer]:
+    """Each layer in turn, up to the first that fails."""
+    # startup: the checkpoints code only when the demo is about to run
+    from mmlab_bootstrap.checkpoints import ModelError, final_path, find, read_index
+
+    env = _environment(settings, environ)
+    layers: list[Layer] = []
+    fix_env = f"{program} python-env"
+
+    def fail(layer: str, text: str, hint: str) -> list[Layer]:
+        layers.append(Layer(layer, False, text, hint))
+        for later in LAYERS[len(layers) :]:
+            layers.append(Layer(later, None, "not tried"))
+        return layers
+
+    try:
+        probed = run_bounded(
+            [python, "-c", PROBE % (MODULES,)],
+            seconds=PROBE_SECONDS,
+            max_bytes=OUTPUT_LIMIT,
+            env=env,
+            cwd="/",  # (no folder of the workspace on its path)
+        )
+    except OSError as error:
+        return fail("interpreter", f"{shown(python)} does not start: {error.strerror}", fix_env)
+    answer: Any = None
+    for line in probed.out.decode("utf-8", "replace").splitlines():
+        if line.startswith("MMLAB-VERIFY "):
+            try:
+                answer = json.loads(line[len("MMLAB-VERIFY ") :])
+            except ValueError:
+                answer = None
+    if (
+        probed.stopped
+        or not isinstance(answer, dict)
+        or not isinstance(answer.get("imports"), dict)
+    ):
+        why = probed.stopped or f"exit {probed.code}: {_tail(probed.err) or 'no answer'}"
+        return fail("interpreter", f"{shown(python)} did not answer ({why})", fix_env)
+    layers.append(
+        Layer("interpreter", True, f"{python} (Python {str(answer.get('version'))[:20]})")
+    )
+    imports: dict[str, Any] = answer["imports"]
+    failed = [
+        f"{name}: {str(value[0])[:200]}"
+        for name, value in imports.items()
+        if not (isinstance(value, list) and len(value) == 2 and value[0] is None)
+    ]
+    if failed:
+        return fail("imports", "; ".join(failed), f"{fix_env} (it installs and checks them)")
+    versions = ", ".join(f"{name} {imports[name][1]}" for name in MODULES if name in imports)
+    layers.append(Layer("imports", True, versions))
+    if answer.get("ops") is not None:
+        return fail(
+            "compiled ops",
+            f"mmcv.ops does not import: {str(answer['ops'])[:300]}",
+            f"{fix_env} --update (mmcv must be the prebuilt wheel of this torch/CUDA pair;"
+            " MMLAB_CUDA, MMLAB_MMCV_INDEX)",
+        )
+    cuda = answer.get("cuda") is True
+    layers.append(Layer("compiled ops", True, "mmcv.ops imports"))
+    try:
+        model = find(
+            read_index(settings.extension_path, (PROJECT,), []), model_name, (PROJECT,), program
+        )
+    except ModelError as error:
+        return fail("checkpoint", error.message, error.hint)
+    if model.file_name is None:
+        return fail("checkpoint", f"{model.label} {model.file_problem}", "name another --model")
+    final = final_path(settings, model)
+    state = ckptstore.check_state(final, model.hash_prefix)[0]
+    if state != "verified":
+        return fail(
+            "checkpoint",
+            f"{model.label}'s checkpoint is {state} ({final})",
+            f"{program} fetch-checkpoints --model {model.label}",
+        )
+    layers.append(Layer("checkpoint", True, f"{model.label}: {final} (verified)"))
+    project = settings.extension_path / PROJECT
+    points = sorted((project / "demo" / "data" / "kitti").glob("*.bin"))
+    demo = project / "demo" / "pcd_demo.py"
+    if not points or not demo.is_file():
+        return fail(
+            "demo",
+            f"no demo/pcd_demo.py or demo/data/kitti/*.bin in {project}",
+            f"{program} clone (the mmdetection3d checkout is not complete)",
+        )
+    device = "cuda:0" if cuda else "cpu"
+    out = Path(tempfile.mkdtemp(prefix="mmlab-verify-"))
+    try:
+        command = [
+            python,
+            str(demo),
+            str(points[0]),
+            str(project / model.config.removeprefix("./")),
+            str(final),
+            "--device",
+            device,
+            "--out-dir",
+            str(out),
+        ]
+        try:
+            ran = run_bounded(
+                command, seconds=DEMO_SECONDS, max_bytes=OUTPUT_LIMIT, env=env, cwd=str(project)
+            )
+        except OSError as error:
+            return fail("demo", f"the demo does not start: {error.strerror}", fix_env)
+        written = sorted(p.name for p in out.rglob("*_pred.obj"))
+        shown_command = (
+            f"demo/pcd_demo.py demo/data/kitti/{points[0].name}"
+            f" {model.config.removeprefix('./')} … --device {device}"
+        )
+        if ran.stopped or ran.code != 0 or not written:
+            why = ran.stopped or (
+                f"exit {ran.code}: {_tail(ran.err) or _tail(ran.out)}"
+                if ran.code != 0
+                else "it wrote no predicted boxes (*_pred.obj)"
+            )
+            hint = (
+                f"{fix_env} --update (the ops of this model may need a GPU: MMLAB_CUDA)"
+                if device == "cpu"
+                else f"{fix_env} --update"
+            )
+            return fail("demo", f"{shown_command}: {why}", hint)
+        layers.append(Layer("demo", True, f"{shown_command}: wrote {', '.join(written)}"))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return layers
+
+
+def verify_step(session: Session, *, python: str | None, model: str | None) -> bool:
+    """Run the layers, print one line each, record the result; whether all passed."""
+    # startup: the environment builder (uv, packaging) only when no --python names one
+    from mmlab_bootstrap.pythonenv.build import workspace_python
+
+    settings = session.settings({})
+    report, program = session.report, session.report.program
+    chosen = python or workspace_python(settings)
+    if chosen is None:
+        raise VerifyError(
+            "there is no training interpreter: inv python-env has made none in"
+            f" {settings.venvs_path}",
+            f"build it: {program} python-env (or name one: {program} verify --python PATH)",
+        )
+    name = model or next(
+        (
+            n
+            for n in settings.checkpoint_models
+            if not n.endswith(".py") and n.rpartition(":")[0] in ("", PROJECT)
+        ),
+        DEMO_MODEL,
+    )
+    started = time.time()
+
+    def run() -> list[Layer]:
+        layers = run_layers(settings, chosen, session.environ, program, name)
+        document = {
+            "ok": all(layer.ok for layer in layers),
+            "python": chosen,
+            "model": name,
+            "at": int(started),
+            "layers": [asdict(layer) for layer in layers],
+        }
+        text = json.dumps(document, indent=2) + "\n"
+        write_atomically(record_path(session.root), text, own=True)
+        return layers
+
+    layers = session.changes.make(
+        f"run {PROJECT}'s demo/pcd_demo.py with {name} in {chosen} (after its imports)"
+        f" and record the result in {record_path(session.root)}",
+        run,
+    )
+    if layers is None:
+        return True
+    for layer in layers:
+        if layer.ok:
+            report.done(f"{layer.layer}: {layer.text}")
+        elif layer.ok is None:
+            report.info(f"{layer.layer}: {layer.text}")
+        else:
+            report.problem(f"{layer.layer}: {layer.text}")
+            report.info(f"hint: {layer.hint}")
+    ok = all(layer.ok for layer in layers)
+    if ok:
+        report.done("the workspace runs: every layer passed")
+    return ok
+
+
+def doctor_section(root: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """The last verify's record for `doctor --json`, and a problem when it failed."""
+    found = last_result(root)
+    if found is None:
+        return None, []
+    if found.get("ok") is True:
+        return found, []
+    for layer in found["layers"]:
+        if isinstance(layer, dict) and layer.get("ok") is False:
+            return found, [
+                f"the last inv verify failed at {layer.get('layer')}: {layer.get('text')};"
+                f" hint: {layer.get('hint')}"
+            ]
+    return found, ["the last inv verify did not pass"]
