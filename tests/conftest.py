@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .gitfixture import Fixture, build_superproject
+from .lib.gitfixture import Fixture, build_superproject
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from .ckptfixture import checkpoint, random_bytes, write_index
 from .conftest import REPO_ROOT, inv_process, run_in_terminal, scaled
-from .httpserve import Faults, Served, serving
+from .lib.ckptfixture import checkpoint, random_bytes, write_index
+from .lib.httpserve import Faults, Served, serving
 
 BIG = 8 << 20
 RATE = 6 << 20  # bytes per second: a download takes about 1.3 s

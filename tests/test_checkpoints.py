@@ -19,11 +19,10 @@ from hypothesis import strategies as st
 
 from mmlab_bootstrap.modelindex import find, hash_prefix, read_index, read_project, search
 
-from .ckptfixture import MODEL, NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
-from .httpserve import Faults, Served, serving
-
-REAL_MMDET3D = Path("/work/real/gh/open-mmlab/mmdetection3d.git")
+from .lib.ckptfixture import MODEL, NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
+from .lib.gitfixture import REAL_MMDET3D
+from .lib.httpserve import Faults, Served, serving
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from mmlab_bootstrap.datasets import check_data
 from mmlab_bootstrap.findings import ERROR, OK, WARNING, Finding
 from mmlab_bootstrap.pickleformat import CURRENT, NOT_PICKLE, OLD, UNKNOWN, head_format, info_format
 
-from .datatrees import (
+from .lib.datatrees import (
     coco,
     current_infos,
     kitti,

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from mmlab_bootstrap.fetch_nested import _beside
 
 from .conftest import assert_clean_error, inv, scaled
-from .gitfixture import (
+from .lib.clonecheck import (
+    RECORD,
+    SUBMODULES,
+    assert_healthy,
+    clone,
+    status,
+    strict_server,
+)
+from .lib.gitfixture import (
     GITHUB,
     OWNER,
     Fixture,
@@ -28,15 +36,7 @@ from .gitfixture import (
     build_superproject,
     git,
 )
-from .netserve import served_over_network
-from .test_clone import (
-    RECORD,
-    SUBMODULES,
-    assert_healthy,
-    clone,
-    status,
-    strict_server,
-)
+from .lib.netserve import served_over_network
 
 UPSTREAM_BYTES = 400_000  # new data at the tips, which nothing records
 

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from mmlab_bootstrap.gitcache import cache_key
 
 from .conftest import assert_clean_error, inv, snapshot
-from .gitfixture import GITHUB, OWNER, Fixture, advance, build_superproject, git, push_commit
-from .netserve import Traffic, served_over_network
-from .test_clone import SUBMODULES, assert_healthy, status
+from .lib.clonecheck import SUBMODULES, assert_healthy, status
+from .lib.gitfixture import GITHUB, OWNER, Fixture, advance, build_superproject, git, push_commit
+from .lib.netserve import Traffic, served_over_network
 
 TIP_BYTES = 300_000  # data in every repository's tip, so that a clone's bytes are mostly objects
 

@@ -17,7 +17,7 @@ from mmlab_bootstrap.clone import partial_path
 from mmlab_bootstrap.lock import workspace_lock
 
 from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
-from .gitfixture import Fixture, RepoSpec, Submodule, build_repo, build_superproject
+from .lib.gitfixture import Fixture, RepoSpec, Submodule, build_repo, build_superproject
 
 
 def digest(path: Path) -> str:

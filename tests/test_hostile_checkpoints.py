@@ -23,9 +23,9 @@ import pytest
 from mmlab_bootstrap.ckptstore import name_problem
 from mmlab_bootstrap.modelindex import Model
 
-from .ckptfixture import MODEL, Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import Cloned, Run, inv, snapshot
-from .httpserve import Served, serving
+from .lib.ckptfixture import MODEL, Checkpoint, checkpoint, random_bytes, write_index
+from .lib.httpserve import Served, serving
 
 TIMEOUT = 60  # seconds for one command: every one here takes about one
 MEMORY = 2 << 30  # bytes of address space for one command: a run reading /dev/zero stops here
@@ -434,7 +434,7 @@ def test_the_real_mmdetection3d_models_are_all_listed_as_before(
     """Against the recorded mmdetection3d (its newest and the 1.0.0rc4 the superproject
     pins): every model has a usable file name and no metafile is refused (see also
     test_checkpoints.test_the_real_mmdetection3d_index)."""
-    from .test_checkpoints import REAL_MMDET3D
+    from .lib.gitfixture import REAL_MMDET3D
 
     if not REAL_MMDET3D.is_dir():
         pytest.skip("no mirror of the real mmdetection3d")

@@ -30,8 +30,8 @@ from mmlab_bootstrap.findings import ERROR, OK, WARNING, Finding
 from mmlab_bootstrap.pychecks import python_section
 
 from .conftest import BIN, Cloned, inv, run_cli
-from .datatrees import coco, kitti, new_checkout, nuscenes, touch
-from .fakepython import write
+from .lib.datatrees import coco, kitti, new_checkout, nuscenes, touch
+from .lib.fakepython import write
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from .ckptfixture import checkpoint, random_bytes, write_index
 from .conftest import BIN, REPO_ROOT, Run, run_in_terminal
-from .gitfixture import Fixture, build_superproject, push_commit
-from .httpserve import Faults, serving
-from .netserve import served_over_network
+from .lib.ckptfixture import checkpoint, random_bytes, write_index
+from .lib.gitfixture import Fixture, build_superproject, push_commit
+from .lib.httpserve import Faults, serving
+from .lib.netserve import served_over_network
 
 NOBODY = ["--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 # Two users of one team: system users that exist on Debian and Ubuntu, put in one group.

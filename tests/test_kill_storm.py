@@ -25,7 +25,7 @@ from mmlab_bootstrap.transfer import LEFTOVER
 from mmlab_bootstrap.walking import walk
 
 from .conftest import BIN, Cloned, mount, scaled
-from .test_links import TRACKED
+from .lib.linkshapes import TRACKED
 
 KILLS = scaled(8, 32)
 MIDWORK_AT_LEAST = scaled(3, 12)

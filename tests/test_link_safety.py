@@ -24,7 +24,7 @@ from mmlab_bootstrap.transfer import TransferError, copy_verified
 from mmlab_bootstrap.walking import walk
 
 from .conftest import REPO_ROOT, Cloned, assert_clean_error, inv, mount
-from .test_links import TRACKED, assert_clean_git
+from .lib.linkshapes import TRACKED, assert_clean_git
 
 TRACKED_DATA = TRACKED["data"]
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from mmlab_bootstrap.mirrorlayout import MirrorError, place_of, resolve_relative
 
 from .conftest import BIN, Run, assert_clean_error, inv, scaled, snapshot
-from .gitfixture import GITHUB, Fixture, RepoSpec, advance, build_repo, build_superproject, git
-from .netserve import Traffic, served_over_network
+from .lib.gitfixture import GITHUB, Fixture, RepoSpec, advance, build_repo, build_superproject, git
+from .lib.netserve import Traffic, served_over_network
 
 REPOS = ("mmlab_extension", "mmdetection", "mmdetection3d", "spconv")
 SERVER_OPTIONS = (

@@ -19,7 +19,7 @@ from mmlab_bootstrap.sourced import fingerprint, identity, overrides
 from mmlab_bootstrap.variables import DATASET_PATH, IDENTITY_DIGEST, IDENTITY_FILE, VARIABLES
 
 from .conftest import REPO_ROOT, inv, shell_or_skip
-from .gitfixture import Fixture
+from .lib.gitfixture import Fixture
 
 SHELLS = ("bash", "dash", "zsh")
 LOAD = "set -a; . ./.env; set +a"

@@ -15,7 +15,7 @@ from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.report import Reporter
 from mmlab_bootstrap.repository import look_at, may_skip_worktree, origin_url, submodule_states
 
-from .gitfixture import git
+from .lib.gitfixture import git
 
 
 def probe_git() -> Git:

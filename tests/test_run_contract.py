@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO_ROOT, Cloned, assert_clean_error, git_status, inv, run_cli, snapshot
-from .gitfixture import Fixture
+from .lib.gitfixture import Fixture
 
 
 def closed_pipe_run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:

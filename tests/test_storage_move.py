@@ -29,7 +29,7 @@ from .conftest import (
     scaled,
     snapshot,
 )
-from .gitfixture import MMDET3D_DATA
+from .lib.gitfixture import MMDET3D_DATA
 
 PROJECT = "mmdetection3d"
 JOURNAL = ".mmlab-bootstrap-state.json"

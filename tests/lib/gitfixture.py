@@ -15,6 +15,8 @@ from pathlib import Path
 
 GITHUB = "https://github.com/"
 OWNER = "fake"
+# A snapshot of the real open-mmlab/mmdetection3d (1.0.0rc4) in the local stand-in for GitHub.
+REAL_MMDET3D = Path("/work/real/gh/open-mmlab/mmdetection3d.git")
 
 
 def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> str:
