@@ -295,13 +295,38 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
 sys.addaudithook(_audit)
 
 
-@pytest.fixture
-def write_guard(tmp_path: Path) -> Iterator[list[str]]:
+@contextlib.contextmanager
+def guard_paused() -> Iterator[None]:
+    """The write guard off for a block: for fixtures wider than one test (session or module
+    scope) that build their shared folder under pytest's base folder, outside any one test's."""
+    active, _GUARD.active = _GUARD.active, False
+    try:
+        yield
+    finally:
+        _GUARD.active = active
+
+
+def allow_writes(folder: Path) -> None:
+    """Let the running test write in `folder` too: one it made for a reason its own folder
+    cannot serve (reachable by other users, on another filesystem), and removes afterwards."""
+    _GUARD.allowed = (*_GUARD.allowed, str(folder), os.path.realpath(folder))
+
+
+@pytest.fixture(autouse=True)
+def write_guard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
     """Fail the test when this process writes (opens for writing, creates, renames, removes,
-    links, changes modes) anything outside the test's temporary folder.
+    links, changes modes) anything outside the test's temporary folder: every test, as
+    dotbot's suite does. A test that must write elsewhere says where and why with
+    `@pytest.mark.writes_outside(reason=...)`; the guard is then off for it.
 
     Hypothesis' own folder (its example database) is allowed. Subprocesses are not guarded
     (see `_audit`)."""
+    marker = request.node.get_closest_marker("writes_outside")
+    if marker is not None:
+        if not marker.kwargs.get("reason"):
+            pytest.fail("@pytest.mark.writes_outside needs a reason=")
+        yield []
+        return
     from hypothesis.configuration import storage_directory
 
     allowed = [
@@ -373,6 +398,11 @@ class Cloned:
 @pytest.fixture(scope="session")
 def cloned_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture superproject served and cloned once; tests work on copies."""
+    with guard_paused():
+        return _cloned_template(tmp_path_factory)
+
+
+def _cloned_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("template")
     fixture = build_superproject(base / "served")
     subprocess.run(

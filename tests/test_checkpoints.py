@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from mmlab_bootstrap.modelindex import find, hash_prefix, read_index, read_project, search
 
-from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
+from .conftest import Cloned, assert_clean_error, guard_paused, inv, mount, scaled, snapshot
 from .lib.ckptfixture import MODEL, NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
 from .lib.gitfixture import REAL_MMDET3D
 from .lib.httpserve import Faults, Served, serving
@@ -441,7 +441,8 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed certificate for 127.0.0.1 (key and certificate in one PEM file)."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed here")
-    folder = tmp_path_factory.mktemp("tls")
+    with guard_paused():
+        folder = tmp_path_factory.mktemp("tls")
     pem = folder / "server.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",

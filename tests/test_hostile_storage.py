@@ -16,7 +16,7 @@ import pytest
 
 from mmlab_bootstrap.layout import fstab_mount_points
 
-from .conftest import Cloned, assert_clean_error, inv, mount, snapshot
+from .conftest import Cloned, allow_writes, assert_clean_error, guard_paused, inv, mount, snapshot
 
 # --- room on the target: blocks and inodes, not bytes ----------------------------------------
 
@@ -71,9 +71,11 @@ def media(mounts: list[Path]) -> Iterator[Path]:
     """An empty folder directly under /media on the system disk (where a disk would be
     mounted), removed afterwards with whatever a test mounted in it."""
     try:
-        folder = Path(tempfile.mkdtemp(prefix="mmlab-test-", dir="/media"))
+        with guard_paused():
+            folder = Path(tempfile.mkdtemp(prefix="mmlab-test-", dir="/media"))
     except OSError as error:
         pytest.skip(f"cannot make a folder in /media: {error}")
+    allow_writes(folder)
     try:
         if os.stat(folder).st_dev != os.stat("/").st_dev:
             pytest.skip("/media is not on the filesystem of /")
