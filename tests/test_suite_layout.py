@@ -69,3 +69,27 @@ def test_shared_helpers_live_in_tests_lib() -> None:
         if not path.name.startswith("test_") and path.name not in ("conftest.py", "__init__.py")
     )
     assert not loose, f"helpers belong in tests/lib/: {loose}"
+
+
+def test_ci_runs_the_readmes_test_command_and_the_slow_tier() -> None:
+    """.ci/run runs literally what the README says (`pytest`) and `pytest -m slow`, the tier
+    the README's command leaves out; there are slow tests, so that run never collects none
+    (pytest's exit 5)."""
+    import re
+
+    readme = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"```sh\npip install -e '\.\[test\]' && (.+)\n```", readme)
+    assert found is not None, "the README's test command is not where it was"
+    command = found.group(1)
+    ci = (TESTS.parent / ".ci/run").read_text(encoding="utf-8").splitlines()
+    assert f"MMLAB_TEST_PROFILE=thorough {command}" in ci
+    assert f"MMLAB_TEST_PROFILE=thorough {command} -m slow" in ci
+    project = (TESTS.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r"^addopts = \".*-m 'not slow'.*\"$", project, re.M)
+    assert re.search(r'^    "slow: ', project, re.M)
+    marked = [
+        path.name
+        for path in TESTS.glob("test_*.py")
+        if re.search(r"pytest\.mark\.slow\b|\bslow = pytest\.mark", path.read_text("utf-8"))
+    ]
+    assert marked, "no test is marked slow: `pytest -m slow` would collect nothing"
