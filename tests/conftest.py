@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .lib.gitfixture import Fixture, build_superproject
+from .lib.gitfixture import Fixture, Templates, build_superproject
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -341,6 +341,17 @@ def write_guard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list
     finally:
         _GUARD.active = False
     assert not outside, f"wrote outside the test's temporary folder: {outside}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def superproject_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`build_superproject` builds each shape once per process (each xdist worker has its
+    own folder) and copies it after that: the build is deterministic."""
+    Templates.root = tmp_path_factory.mktemp("superprojects")
+    Templates.paused = guard_paused
+    yield
+    Templates.root = None
+    Templates.built.clear()
 
 
 LOCK_FILE = ".mmlab-bootstrap.lock"
