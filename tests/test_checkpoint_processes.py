@@ -75,6 +75,7 @@ def _partial_bytes(folder: Path) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_killed_downloads_are_finished_by_the_next_run(tmp_path: Path) -> None:
     """SIGKILL and SIGINT at random moments; each leaves at most a partial file (never a
     final one that is not verified), SIGINT exits 130; then one run completes it, verified,

@@ -394,6 +394,7 @@ def start_clone(workspace: Path, fixture: Fixture) -> subprocess.Popen[bytes]:
 INTERRUPTED_CLONES = scaled(5, 8)
 
 
+@pytest.mark.slow
 def test_interrupted_clones_are_finished_by_the_next_run(workspace: Path, tmp_path: Path) -> None:
     """Ctrl-C (SIGINT to the process group) and SIGKILL at random moments of a clone whose
     one submodule has 8000 files; each re-run ends healthy. Counts the kills that landed in
@@ -479,6 +480,7 @@ def test_progress_on_a_terminal_is_one_line_per_submodule(workspace: Path, tmp_p
         assert noise not in text, noise
 
 
+@pytest.mark.slow
 def test_piped_output_has_a_heartbeat_during_long_git_work(workspace: Path, tmp_path: Path) -> None:
     """Piped, a slow fetch still prints a line every MMLAB_HEARTBEAT seconds, with progress."""
     fixture = build_superproject(tmp_path / "served", absolute=True, tip_bytes=400_000)

@@ -133,6 +133,7 @@ def _kind(path: Path) -> tuple[bool, bool, bool, str | None]:
             path.is_symlink() else None)  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("place", "plant"), CASES)
 def test_a_planted_file_is_never_read_followed_or_waited_on(
     store: Store, place: str, plant: str

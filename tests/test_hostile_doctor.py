@@ -481,6 +481,7 @@ def test_doctor_as_another_user_reports_everything(shared_base: Path, cloned: Cl
     assert "finishes" not in run.out + run.err and "again" not in run.err
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("bounded", "short_limits")
 def test_doctor_goes_on_past_every_hostile_input_at_once(cloned: Cloned, tmp_path: Path) -> None:
     """A FIFO id list, a looping dataset folder, a FIFO info file, an interpreter that never

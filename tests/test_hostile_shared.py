@@ -227,6 +227,7 @@ def test_a_team_shares_a_setgid_root_one_finishes_what_another_started(reachable
         assert found.st_gid == TEAM_GID and found.st_mode & 0o060 == 0o060, (path, found)
 
 
+@pytest.mark.slow
 @needs_root
 def test_a_git_cache_made_under_umask_077_is_named_with_owner_and_mode(reachable: Path) -> None:
     """root filled a shared git cache (a folder anyone may write in) under umask 077; for
@@ -366,6 +367,7 @@ def test_checkpoint_progress_on_a_dumb_terminal_is_plain_lines(tmp_path: Path, t
         assert _escapes(output), output
 
 
+@pytest.mark.slow
 @needs_root
 @needs_team
 def test_a_team_shares_a_setgid_git_cache(reachable: Path) -> None:

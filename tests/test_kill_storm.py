@@ -21,6 +21,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from mmlab_bootstrap.transfer import LEFTOVER
 from mmlab_bootstrap.walking import walk
 
@@ -145,6 +147,7 @@ def read_until(process: subprocess.Popen[bytes], marker: bytes, deadline: float)
     return seen
 
 
+@pytest.mark.slow
 def test_kill_storm_loses_nothing(cloned: Cloned, tmp_path: Path, mounts: list[Path]) -> None:
     rng = random.Random(SEED)
     storage = tmp_path / "tmpfs"

@@ -390,6 +390,7 @@ def deep_cleanup(cloned: Cloned, tmp_path: Path) -> Iterator[list[Path]]:
     remove_deep(*roots)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("across", [False, True], ids=["same-filesystem", "across-filesystems"])
 def test_a_very_deep_tree_works_everywhere(
     cloned: Cloned, tmp_path: Path, mounts: list[Path], across: bool, deep_cleanup: list[Path]

@@ -242,6 +242,7 @@ TRIGGERS = ("superproject moved", "storage written", "index changed", "random", 
 ]
 
 
+@pytest.mark.slow
 def test_a_killed_update_is_finished_by_the_next_run(workspace: Path, tmp_path: Path) -> None:
     """SIGKILL `clone --update` at its steps (as soon as each is seen, and at random moments);
     the same command then finishes it: new versions in storage, the link in place, all clean.
@@ -304,6 +305,7 @@ def in_storage(linked: Linked, relative: str) -> Path:
     return linked.stored(relative)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=scaled(2, 4),
     deadline=None,
