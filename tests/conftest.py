@@ -312,6 +312,16 @@ def allow_writes(folder: Path) -> None:
     _GUARD.allowed = (*_GUARD.allowed, str(folder), os.path.realpath(folder))
 
 
+def folder_outside(prefix: str, parent: str | None = None) -> Path:
+    """A new folder outside the test's own, that the running test may write in (`allow_writes`):
+    for one other users must reach (pytest's folders are root's alone) or one on another
+    filesystem. The caller removes it."""
+    with guard_paused():
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    allow_writes(folder)
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def write_guard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
     """Fail the test when this process writes (opens for writing, creates, renames, removes,

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from mmlab_bootstrap.datasets import IDS_LIMIT, check_data
 from mmlab_bootstrap.findings import ERROR, OK, WARNING, Finding
 from mmlab_bootstrap.pychecks import python_section
 
-from .conftest import BIN, Cloned, inv, run_cli
+from .conftest import BIN, Cloned, folder_outside, inv, run_cli
 from .lib.datatrees import coco, kitti, new_checkout, nuscenes, touch
 from .lib.fakepython import write
 
@@ -395,7 +394,7 @@ def shared_base() -> Iterator[Path]:
     the tool as `nobody`."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to run the tool as an unprivileged user")
-    base = Path(tempfile.mkdtemp(prefix="mmlab-doctor-"))
+    base = folder_outside("mmlab-doctor-")
     base.chmod(0o755)
     yield base
     shutil.rmtree(base)

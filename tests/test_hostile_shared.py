@@ -13,7 +13,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import BIN, REPO_ROOT, Run, allow_writes, guard_paused, run_in_terminal
+from .conftest import BIN, REPO_ROOT, Run, folder_outside, run_in_terminal
 from .lib.ckptfixture import checkpoint, random_bytes, write_index
 from .lib.gitfixture import Fixture, build_superproject, push_commit
 from .lib.httpserve import Faults, serving
@@ -66,10 +65,8 @@ def reachable() -> Iterator[Path]:
     """A folder of this test that other users can reach: made in the system's temporary
     folder (pytest's own is private to root, and another pytest run may make it so again
     while this test runs), removed afterwards."""
-    with guard_paused():
-        folder = Path(tempfile.mkdtemp(prefix="mmlab-shared-"))
-        folder.chmod(0o755)
-    allow_writes(folder)
+    folder = folder_outside("mmlab-shared-")
+    folder.chmod(0o755)
     try:
         yield folder
     finally:

@@ -12,7 +12,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from mmlab_bootstrap.locations import Location, link_destination, resolves
 from mmlab_bootstrap.transfer import TransferError, copy_verified
 from mmlab_bootstrap.walking import walk
 
-from .conftest import REPO_ROOT, Cloned, assert_clean_error, inv, mount
+from .conftest import REPO_ROOT, Cloned, assert_clean_error, folder_outside, inv, mount
 from .lib.linkshapes import TRACKED, assert_clean_git
 
 TRACKED_DATA = TRACKED["data"]
@@ -126,7 +125,7 @@ def test_a_file_being_written_is_kept_for_an_unprivileged_user_too(
     python = Path("/usr/bin/python3")  # the test's own python may not be readable by nobody
     if shutil.which("setpriv") is None or not python.exists():
         pytest.skip("needs setpriv and /usr/bin/python3 to run as nobody")
-    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    base = folder_outside("mmlab-nobody-move-", "/tmp")
     try:
         base.chmod(0o755)
         source, storage = base / "source", base / "storage"
