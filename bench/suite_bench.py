@@ -48,6 +48,9 @@ def run(label: str, extra: list[str]) -> tuple[float, int, str]:
     summary = lines[-1] if lines else "(no output)"
     mark = "" if done.returncode == 0 else f"   FAILED (exit {done.returncode})"
     print(f"{label}: {took:7.1f} s   {summary}   (load after: {load()}){mark}")
+    for line in lines:
+        if line.startswith(("FAILED ", "ERROR ")):
+            print(f"  {line[:200]}")
     sys.stdout.flush()
     return took, done.returncode, summary
 

@@ -31,6 +31,13 @@ if PROFILE not in ("quick", "thorough"):
     raise pytest.UsageError(f"MMLAB_TEST_PROFILE must be quick or thorough, not {PROFILE!r}")
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (the README's `pytest`): two workers per core. Most tests spend their time
+    waiting (on git, shells, loopback servers, fsync), not computing; measured on 2 cores,
+    4 workers took 55 s where 2 took 72 s for the same three files."""
+    return 2 * len(os.sched_getaffinity(0))
+
+
 def scaled(quick: int, thorough: int) -> int:
     """A count (examples, kills) for the profile the suite runs under."""
     return thorough if PROFILE == "thorough" else quick
