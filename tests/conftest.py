@@ -31,6 +31,7 @@ if PROFILE not in ("quick", "thorough"):
     raise pytest.UsageError(f"MMLAB_TEST_PROFILE must be quick or thorough, not {PROFILE!r}")
 
 
+@pytest.hookimpl(optionalhook=True)  # (xdist's hook: absent under -p no:xdist)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto` (the README's `pytest`): two workers per core. Most tests spend their time
     waiting (on git, shells, loopback servers, fsync), not computing; measured on 2 cores,
