@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchtools import inv_command  # noqa: E402  (bench/ is on the path)
 
-from tests.gitfixture import build_superproject  # noqa: E402
+from tests.lib.gitfixture import build_superproject  # noqa: E402
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}  # stock git settings
 BIN = Path(sys.executable).parent

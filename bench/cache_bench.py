@@ -1,7 +1,7 @@
 """Benchmark MMLAB_GIT_CACHE: what a second workspace on the same machine costs, in one run.
 
 The repositories are served by a loopback git daemon through a proxy that counts the bytes
-it carries (tests/netserve.py; optionally throttled to a bandwidth and a round-trip time).
+it carries (tests/lib/netserve.py; optionally throttled to a bandwidth and a round-trip time).
 For each scenario, `--repeat` times (medians), with a new, empty cache each time:
 
 - `no cache`: `inv clone` without MMLAB_GIT_CACHE (for reference);
@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.benchtools import inv_command  # noqa: E402
-from tests.gitfixture import build_superproject  # noqa: E402
-from tests.netserve import Traffic, served_over_network  # noqa: E402
+from tests.lib.gitfixture import build_superproject  # noqa: E402
+from tests.lib.netserve import Traffic, served_over_network  # noqa: E402
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}  # stock git settings
 REAL_REPO = "https://github.com/windzu/mmlab_extension.git"

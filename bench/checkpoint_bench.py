@@ -5,7 +5,7 @@ Goal (issue 11): throughput >= 0.9x curl; a no-op re-run makes no request and co
 what start-up costs.
 
 Serves one file of --size MiB (random bytes; its name carries its sha256 prefix) from the
-threaded loopback server of the tests (tests/httpserve.py), in a workspace whose sub-project
+threaded loopback server of the tests (tests/lib/httpserve.py), in a workspace whose sub-project
 lists it in a model index of the real format. Alternating, --repeat times: `curl -s -o`, and
 `inv fetch-checkpoints` after removing the file and its record. Throughput counts the time
 the download itself takes: the command's time less that of a no-op run (start-up, reading
@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.benchtools import inv_command  # noqa: E402
-from tests.ckptfixture import checkpoint, write_index  # noqa: E402
-from tests.httpserve import Faults, serving  # noqa: E402
+from tests.lib.ckptfixture import checkpoint, write_index  # noqa: E402
+from tests.lib.httpserve import Faults, serving  # noqa: E402
 
 
 def timed(argv: list[str], cwd: Path) -> float:

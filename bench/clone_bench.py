@@ -8,7 +8,7 @@ time and `.git` bytes as ratios of the one-liner's:
   over file://; upstream went on after the superproject recorded its submodules (`--ahead`
   commits with `--ahead-mib` of new data at each tip), as it does for the real repositories;
 - throttled loopback: the same repositories over git:// through a proxy with a per-connection
-  bandwidth and a round-trip time (tests/netserve.py);
+  bandwidth and a round-trip time (tests/lib/netserve.py);
 - real mirror (`--real-mirror file:///work/real/gh/`): the real repositories, the tool with
   MMLAB_GIT_MIRROR and MMLAB_PROJECTS (`--projects`), the one-liner with the same mirror as
   an insteadOf on its command line; then the same mirror served over the throttled loopback.
@@ -39,8 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.gitfixture import GITHUB, advance, build_superproject  # noqa: E402
-from tests.netserve import served_over_network  # noqa: E402
+from tests.lib.gitfixture import GITHUB, advance, build_superproject  # noqa: E402
+from tests.lib.netserve import served_over_network  # noqa: E402
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}  # stock git settings
 # The reference methods (plain git) need file:// for submodules on their own command line;

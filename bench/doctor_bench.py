@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchtools import inv_command  # noqa: E402  (bench/ is on the path)
 
-from tests.datatrees import kitti  # noqa: E402
-from tests.fakepython import FakePython, sub_projects  # noqa: E402
-from tests.gitfixture import build_superproject  # noqa: E402
+from tests.lib.datatrees import kitti  # noqa: E402
+from tests.lib.fakepython import FakePython, sub_projects  # noqa: E402
+from tests.lib.gitfixture import build_superproject  # noqa: E402
 
 REAL_MIRROR = "file:///work/real/gh/"
 REAL_PROJECTS = "mmdetection3d mmdeploy"

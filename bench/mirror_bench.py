@@ -1,6 +1,6 @@
 """Benchmark `inv mirror` against `git clone --mirror` of each repository by hand, in one run.
 
-The source is served by a loopback git daemon through the proxy of tests/netserve.py, which
+The source is served by a loopback git daemon through the proxy of tests/lib/netserve.py, which
 counts connections and bytes each way (and can add a round-trip time and a bandwidth per
 connection). For each source it prints:
 
@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.benchtools import inv_command  # noqa: E402
-from tests.gitfixture import GITHUB, build_superproject  # noqa: E402
-from tests.netserve import Traffic, served_over_network  # noqa: E402
+from tests.lib.gitfixture import GITHUB, build_superproject  # noqa: E402
+from tests.lib.netserve import Traffic, served_over_network  # noqa: E402
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}  # stock git settings
 TIME_GOAL = 1.10

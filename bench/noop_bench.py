@@ -23,7 +23,7 @@ Sets up a workspace as a user does (a copy of this checkout's `tasks.py`, `inv e
 4. with strace installed (skip: --no-strace), counts every program each command started,
    git or not, as a check of the wrapper's count.
 
-The workspace is the fixture of tests/gitfixture.py (mmlab_extension with mmdetection and
+The workspace is the fixture of tests/lib/gitfixture.py (mmlab_extension with mmdetection and
 mmdetection3d, which nests spconv) served over file://, or with --real the mirror of the real
 repositories (MMLAB_GIT_MIRROR=file:///work/real/gh/, MMLAB_PROJECTS='mmdetection3d mmdeploy',
 the default superproject https://github.com/windzu/mmlab_extension.git).
@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchtools import inv_command  # noqa: E402  (bench/ is on the path)
 
-from tests.gitfixture import build_superproject  # noqa: E402
+from tests.lib.gitfixture import build_superproject  # noqa: E402
 
 TIME_GOAL = 1.25
 GIT_GOAL = 2  # git processes per repository
@@ -517,7 +517,7 @@ def set_up(args: argparse.Namespace, base: Path, env: dict[str, str]) -> Path:
     else:
         fixture = build_superproject(base / "served")
         inv(["env", "--repo", fixture.url()], workspace, env)
-        print("workspace: tests/gitfixture.py's superproject (file://), nested submodules")
+        print("workspace: tests/lib/gitfixture.py's superproject (file://), nested submodules")
     started = time.perf_counter()
     inv(["bootstrap"], workspace, env)
     print(f"first `inv bootstrap`: {time.perf_counter() - started:.1f} s")

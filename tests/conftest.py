@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .gitfixture import Fixture, build_superproject
+from .lib.gitfixture import Fixture, Templates, build_superproject
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -29,6 +29,14 @@ BIN = Path(sys.executable).parent
 PROFILE = os.environ.get("MMLAB_TEST_PROFILE", "quick")
 if PROFILE not in ("quick", "thorough"):
     raise pytest.UsageError(f"MMLAB_TEST_PROFILE must be quick or thorough, not {PROFILE!r}")
+
+
+@pytest.hookimpl(optionalhook=True)  # (xdist's hook: absent under -p no:xdist)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (the README's `pytest`): two workers per core. Most tests spend their time
+    waiting (on git, shells, loopback servers, fsync), not computing; measured on 2 cores,
+    4 workers took 55 s where 2 took 72 s for the same three files."""
+    return 2 * len(os.sched_getaffinity(0))
 
 
 def scaled(quick: int, thorough: int) -> int:
@@ -300,13 +308,48 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
 sys.addaudithook(_audit)
 
 
-@pytest.fixture
-def write_guard(tmp_path: Path) -> Iterator[list[str]]:
+@contextlib.contextmanager
+def guard_paused() -> Iterator[None]:
+    """The write guard off for a block: for fixtures wider than one test (session or module
+    scope) that build their shared folder under pytest's base folder, outside any one test's."""
+    active, _GUARD.active = _GUARD.active, False
+    try:
+        yield
+    finally:
+        _GUARD.active = active
+
+
+def allow_writes(folder: Path) -> None:
+    """Let the running test write in `folder` too: one it made for a reason its own folder
+    cannot serve (reachable by other users, on another filesystem), and removes afterwards."""
+    _GUARD.allowed = (*_GUARD.allowed, str(folder), os.path.realpath(folder))
+
+
+def folder_outside(prefix: str, parent: str | None = None) -> Path:
+    """A new folder outside the test's own, that the running test may write in (`allow_writes`):
+    for one other users must reach (pytest's folders are root's alone) or one on another
+    filesystem. The caller removes it."""
+    with guard_paused():
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    allow_writes(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def write_guard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
     """Fail the test when this process writes (opens for writing, creates, renames, removes,
-    links, changes modes) anything outside the test's temporary folder.
+    links, changes modes) anything outside the test's temporary folder: every test, as
+    dotbot's suite does. A test that must write elsewhere says where and why with
+    `@pytest.mark.writes_outside(reason=...)`; the guard is then off for it.
 
     Hypothesis' own folder (its example database) is allowed. Subprocesses are not guarded
     (see `_audit`)."""
+    marker = request.node.get_closest_marker("writes_outside")
+    if marker is not None:
+        if not marker.kwargs.get("reason"):
+            pytest.fail("@pytest.mark.writes_outside needs a reason=")
+        yield []
+        return
     from hypothesis.configuration import storage_directory
 
     allowed = [
@@ -321,6 +364,17 @@ def write_guard(tmp_path: Path) -> Iterator[list[str]]:
     finally:
         _GUARD.active = False
     assert not outside, f"wrote outside the test's temporary folder: {outside}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def superproject_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`build_superproject` builds each shape once per process (each xdist worker has its
+    own folder) and copies it after that: the build is deterministic."""
+    Templates.root = tmp_path_factory.mktemp("superprojects")
+    Templates.paused = guard_paused
+    yield
+    Templates.root = None
+    Templates.built.clear()
 
 
 LOCK_FILE = ".mmlab-bootstrap.lock"
@@ -378,6 +432,11 @@ class Cloned:
 @pytest.fixture(scope="session")
 def cloned_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture superproject served and cloned once; tests work on copies."""
+    with guard_paused():
+        return _cloned_template(tmp_path_factory)
+
+
+def _cloned_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("template")
     fixture = build_superproject(base / "served")
     subprocess.run(

@@ -26,7 +26,7 @@ from mmlab_bootstrap.fs.walking import walk
 from mmlab_bootstrap.links.clashes import clashes_in_target
 from mmlab_bootstrap.links.location import Location, in_target
 
-from .conftest import Cloned, assert_clean_error, inv, scaled, snapshot
+from .conftest import Cloned, assert_clean_error, folder_outside, inv, scaled, snapshot
 
 MIB = 1 << 20
 
@@ -36,7 +36,7 @@ def other_disk(tmp_path: Path) -> Iterator[Path]:
     """A folder on another filesystem than the test's own (a tmpfs under /dev/shm)."""
     if not os.path.isdir("/dev/shm"):
         pytest.skip("no /dev/shm here")
-    folder = Path(tempfile.mkdtemp(prefix="mmlab-adopt-scale-", dir="/dev/shm"))
+    folder = folder_outside("mmlab-adopt-scale-", "/dev/shm")
     try:
         if os.stat(folder).st_dev == os.stat(tmp_path).st_dev:
             pytest.skip("/dev/shm is on the test's own filesystem")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .conftest import assert_clean_error, entries, inv, run_cli, snapshot
-from .gitfixture import Fixture
+from .lib.gitfixture import Fixture
 
 STEPS = ["env", "clone", "layout", "link-checkpoints", "link-data"]
 

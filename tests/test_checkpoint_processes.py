@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from .ckptfixture import checkpoint, random_bytes, write_index
 from .conftest import REPO_ROOT, inv_process, run_in_terminal, scaled
-from .httpserve import Faults, Served, serving
+from .lib.ckptfixture import checkpoint, random_bytes, write_index
+from .lib.httpserve import Faults, Served, serving
 
 BIG = 8 << 20
 RATE = 6 << 20  # bytes per second: a download takes about 1.3 s
@@ -75,6 +75,7 @@ def _partial_bytes(folder: Path) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_killed_downloads_are_finished_by_the_next_run(tmp_path: Path) -> None:
     """SIGKILL and SIGINT at random moments; each leaves at most a partial file (never a
     final one that is not verified), SIGINT exits 130; then one run completes it, verified,

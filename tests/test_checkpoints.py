@@ -19,11 +19,10 @@ from hypothesis import strategies as st
 
 from mmlab_bootstrap.checkpoints.index import find, hash_prefix, read_index, read_project, search
 
-from .ckptfixture import MODEL, NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
-from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
-from .httpserve import Faults, Served, serving
-
-REAL_MMDET3D = Path("/work/real/gh/open-mmlab/mmdetection3d.git")
+from .conftest import Cloned, assert_clean_error, guard_paused, inv, mount, scaled, snapshot
+from .lib.ckptfixture import MODEL, NO_WEIGHTS, Checkpoint, checkpoint, random_bytes, write_index
+from .lib.gitfixture import REAL_MMDET3D
+from .lib.httpserve import Faults, Served, serving
 
 
 def test_hash_prefix_is_anchored_at_the_end() -> None:
@@ -433,7 +432,8 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed certificate for 127.0.0.1 (key and certificate in one PEM file)."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed here")
-    folder = tmp_path_factory.mktemp("tls")
+    with guard_paused():
+        folder = tmp_path_factory.mktemp("tls")
     pem = folder / "server.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",

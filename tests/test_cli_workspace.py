@@ -22,9 +22,9 @@ from mmlab_bootstrap.output.report import Reporter
 from mmlab_bootstrap.output.text import human_size
 from mmlab_bootstrap.run.session import find_root
 
-from .ckptfixture import checkpoint, random_bytes, write_index
 from .conftest import Cloned, assert_clean_error, inv, run_cli, scaled
-from .gitfixture import Fixture
+from .lib.ckptfixture import checkpoint, random_bytes, write_index
+from .lib.gitfixture import Fixture
 
 # --- the console script finds its workspace (issue 21, point 5) --------------------------------
 

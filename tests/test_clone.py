@@ -26,10 +26,17 @@ from .conftest import (
     scaled,
     snapshot,
 )
-from .gitfixture import Fixture, build_superproject, git, push_commit
-from .netserve import served_over_network
-
-SUBMODULES = ["mmdetection", "mmdetection3d", "mmdetection3d/third_party/spconv"]
+from .lib.clonecheck import (
+    RECORD,
+    SUBMODULES,
+    assert_complete,
+    assert_healthy,
+    clone,
+    is_shallow,
+    strict_server,
+)
+from .lib.gitfixture import Fixture, build_superproject, git, push_commit
+from .lib.netserve import served_over_network
 
 
 @pytest.fixture
@@ -37,37 +44,6 @@ def mirrored(tmp_path: Path) -> Fixture:
     """The realistic shape: `.gitmodules` names https://github.com/… URLs, and a file://
     mirror (MMLAB_GIT_MIRROR) serves them, with git's stock settings."""
     return build_superproject(tmp_path / "served", absolute=True)
-
-
-def clone(workspace: Path, fixture: Fixture, *args: str, env: dict[str, str] | None = None) -> Run:
-    """`inv clone` of the fixture's github URL through its file:// mirror."""
-    mirror = {"MMLAB_GIT_MIRROR": fixture.mirror, **(env or {})}
-    return inv(workspace, "clone", "--repo", fixture.github_url, *args, env=mirror)
-
-
-def status(repo: Path) -> dict[str, tuple[str, str]]:
-    """`git submodule status --recursive` as {path: (flag, commit)}."""
-    lines = git("-C", str(repo), "submodule", "status", "--recursive").splitlines()
-    return {line[42:].split(" (")[0]: (line[0], line[1:41]) for line in lines}
-
-
-def is_shallow(repo: Path) -> bool:
-    return git("-C", str(repo), "rev-parse", "--is-shallow-repository") == "true"
-
-
-def assert_complete(workspace: Path, fixture: Fixture, shallow: bool = True) -> Path:
-    """Every submodule initialised at its recorded commit and checked out; all shallow."""
-    ext = workspace / "mmlab_extension"
-    assert status(ext) == {
-        "mmdetection": (" ", fixture.tips["mmdetection"]),
-        "mmdetection3d": (" ", fixture.tips["mmdetection3d"]),
-        "mmdetection3d/third_party/spconv": (" ", fixture.tips["spconv"]),
-    }
-    assert (ext / "mmdetection3d/data/lyft/train.txt").read_bytes() == b"scene-1\nscene-2\n"
-    assert (ext / "mmdetection3d/third_party/spconv/README.md").exists()
-    if shallow:
-        assert all(is_shallow(ext / path) for path in ["", *SUBMODULES])
-    return ext
 
 
 def test_fresh_clone_through_a_file_mirror_with_stock_git(
@@ -245,20 +221,6 @@ def test_local_changes_in_a_submodule_block_update_as_a_conflict(
     assert (ext / "mmdetection/README.md").read_text() == "my edit"
 
 
-def strict_server(tmp_path: Path, fixture: Fixture, name: str) -> dict[str, str]:
-    """Serve `name` with a protocol-v0 upload-pack that refuses unadvertised commits."""
-    for key in ("allowAnySHA1InWant", "allowReachableSHA1InWant", "allowTipSHA1InWant"):
-        git("-C", str(fixture.bare(name)), "config", f"uploadpack.{key}", "false")
-    wrapper = tmp_path / "strict-upload-pack"
-    wrapper.write_text('#!/bin/sh\nunset GIT_PROTOCOL\nexec git-upload-pack "$@"\n')
-    wrapper.chmod(0o755)
-    return {
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": "remote.origin.uploadpack",
-        "GIT_CONFIG_VALUE_0": str(wrapper),
-    }
-
-
 def test_unadvertised_commit_falls_back_to_a_deeper_fetch(workspace: Path, tmp_path: Path) -> None:
     """When a server will not send a submodule's commit at depth 1, only that one goes deeper."""
     fixture = build_superproject(tmp_path / "served", commits=80)
@@ -403,9 +365,6 @@ def test_unwritable_parent_is_refused(
     assert_clean_error(run, "is not writable")
 
 
-RECORD = ".git/mmlab-bootstrap-checkouts.json"
-
-
 def checkout_state(ext: Path, fixture: Fixture) -> str:
     """Where a kill left mmdetection (the submodule with 8000 files): `finished`, `mid
     checkout` (some files written, not yet at its commit with an index) or `before`."""
@@ -419,15 +378,6 @@ def checkout_state(ext: Path, fixture: Fixture) -> str:
     ).stdout.strip()
     index = (ext / ".git/modules/mmdetection/index").exists()
     return "finished" if head == fixture.tips["mmdetection"] and index else "mid checkout"
-
-
-def assert_healthy(workspace: Path, fixture: Fixture) -> None:
-    """Every submodule at its recorded commit, nothing changed anywhere, no record left."""
-    ext = assert_complete(workspace, fixture)
-    assert git("-C", str(ext), "status", "--porcelain", "--ignore-submodules=none") == ""
-    for path in SUBMODULES:
-        assert git("-C", str(ext / path), "status", "--porcelain") == "", path
-    assert not (ext / RECORD).exists()
 
 
 def start_clone(workspace: Path, fixture: Fixture) -> subprocess.Popen[bytes]:
@@ -444,6 +394,7 @@ def start_clone(workspace: Path, fixture: Fixture) -> subprocess.Popen[bytes]:
 INTERRUPTED_CLONES = scaled(5, 8)
 
 
+@pytest.mark.slow
 def test_interrupted_clones_are_finished_by_the_next_run(workspace: Path, tmp_path: Path) -> None:
     """Ctrl-C (SIGINT to the process group) and SIGKILL at random moments of a clone whose
     one submodule has 8000 files; each re-run ends healthy. Counts the kills that landed in
@@ -529,6 +480,7 @@ def test_progress_on_a_terminal_is_one_line_per_submodule(workspace: Path, tmp_p
         assert noise not in text, noise
 
 
+@pytest.mark.slow
 def test_piped_output_has_a_heartbeat_during_long_git_work(workspace: Path, tmp_path: Path) -> None:
     """Piped, a slow fetch still prints a line every MMLAB_HEARTBEAT seconds, with progress."""
     fixture = build_superproject(tmp_path / "served", absolute=True, tip_bytes=400_000)

@@ -14,9 +14,9 @@ import pytest
 
 from mmlab_bootstrap.checkpoints.configread import read_config
 
-from .ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import inv, snapshot
-from .httpserve import Served, serving
+from .lib.ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
+from .lib.httpserve import Served, serving
 
 CONFIG = "mmdetection3d_extension/configs/pointpillars/pp_car.py"
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from .conftest import Cloned, assert_clean_error, inv, inv_process, snapshot
-from .datatrees import kitti, new_checkout, nuscenes, old_nuscenes_infos
-from .fakepython import FakePython, sub_projects
+from .lib.datatrees import kitti, new_checkout, nuscenes, old_nuscenes_infos
+from .lib.fakepython import FakePython, sub_projects
 
 KEYS = {"healthy", "problems", "warnings", "status", "datasets", "python", "findings", "verify"}
 

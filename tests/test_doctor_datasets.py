@@ -27,7 +27,7 @@ from mmlab_bootstrap.doctor.pickles import (
 )
 from mmlab_bootstrap.output.findings import ERROR, OK, WARNING, Finding
 
-from .datatrees import (
+from .lib.datatrees import (
     coco,
     current_infos,
     kitti,
@@ -257,6 +257,7 @@ def test_dangling_and_outside_symlinks(tree: Tree, tmp_path: Path) -> None:
     assert len(info["symlinks"]) == 4  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_a_huge_folder_is_never_listed(tree: Tree) -> None:
     """100 000 entries in training/velodyne: the check reads one of them, plus the sampled
     ids, and stays fast."""

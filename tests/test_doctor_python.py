@@ -26,7 +26,7 @@ from mmlab_bootstrap.pythonenv.version_ranges import (
     version_key,
 )
 
-from .fakepython import (
+from .lib.fakepython import (
     MMDET3D_10_INIT,
     MMDET3D_10_MMINSTALL,
     MMDET3D_INIT,

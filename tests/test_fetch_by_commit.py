@@ -11,13 +11,22 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mmlab_bootstrap.clone.fetch.nested import _beside
 
 from .conftest import assert_clean_error, inv, scaled
-from .gitfixture import (
+from .lib.clonecheck import (
+    RECORD,
+    SUBMODULES,
+    assert_healthy,
+    clone,
+    status,
+    strict_server,
+)
+from .lib.gitfixture import (
     GITHUB,
     OWNER,
     Fixture,
@@ -28,15 +37,7 @@ from .gitfixture import (
     build_superproject,
     git,
 )
-from .netserve import served_over_network
-from .test_clone import (
-    RECORD,
-    SUBMODULES,
-    assert_healthy,
-    clone,
-    status,
-    strict_server,
-)
+from .lib.netserve import served_over_network
 
 UPSTREAM_BYTES = 400_000  # new data at the tips, which nothing records
 
@@ -189,6 +190,7 @@ def test_nested_submodules_start_as_soon_as_their_parent_is_checked_out(
     assert ready.index(SUBMODULES[2]) < ready.index("mmdetection"), run.out
 
 
+@pytest.mark.slow
 def test_a_kill_in_the_middle_of_a_fetch_by_id_is_resumed(workspace: Path, tmp_path: Path) -> None:
     """SIGKILL while a submodule's commit is arriving (its repository made, no commit yet):
     the next run removes that half clone, fetches it again and ends healthy."""
@@ -254,6 +256,7 @@ def test_a_hostile_url_in_a_nested_gitmodules_is_refused(workspace: Path, tmp_pa
     assert not any((ext / SUBMODULES[2]).iterdir())
 
 
+@pytest.mark.slow
 def test_a_kill_while_a_nested_commit_arrives_early_is_resumed(
     workspace: Path, tmp_path: Path
 ) -> None:

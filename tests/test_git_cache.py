@@ -14,15 +14,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mmlab_bootstrap.gitcache.store import cache_key
 
 from .conftest import assert_clean_error, inv, snapshot
-from .gitfixture import GITHUB, OWNER, Fixture, advance, build_superproject, git, push_commit
-from .netserve import Traffic, served_over_network
-from .test_clone import SUBMODULES, assert_healthy, status
+from .lib.clonecheck import SUBMODULES, assert_healthy, status
+from .lib.gitfixture import GITHUB, OWNER, Fixture, advance, build_superproject, git, push_commit
+from .lib.netserve import Traffic, served_over_network
 
 TIP_BYTES = 300_000  # data in every repository's tip, so that a clone's bytes are mostly objects
 
@@ -71,6 +72,7 @@ def _status_json(workspace: Path, env: dict[str, str]) -> dict[str, object]:
     return document
 
 
+@pytest.mark.slow
 def test_a_second_workspace_fetches_almost_nothing_through_the_cache(tmp_path: Path) -> None:
     """Dissociate mode: the second workspace's bytes from the server are a small fraction of
     the first's, its repositories are complete and its own (no alternates), and its
@@ -103,6 +105,7 @@ def test_a_second_workspace_fetches_almost_nothing_through_the_cache(tmp_path: P
     assert (cache / cache_key(fixture.github_url)).is_dir()
 
 
+@pytest.mark.slow
 def test_share_mode_borrows_objects_and_a_deleted_cache_is_reported_then_repaired(
     tmp_path: Path,
 ) -> None:
@@ -169,6 +172,7 @@ def test_a_dissociated_workspace_outlives_its_cache(tmp_path: Path) -> None:
     assert_healthy(workspace, fixture)
 
 
+@pytest.mark.slow
 def test_update_goes_through_the_cache(tmp_path: Path) -> None:
     """`inv clone --update` brings the new superproject commit (and the submodule commit it
     records) through the cache; a second workspace's update then fetches it from there."""
@@ -201,6 +205,7 @@ def test_update_goes_through_the_cache(tmp_path: Path) -> None:
     assert "is up to date with main" in again.out and "updated" not in again.out
 
 
+@pytest.mark.slow
 def test_concurrent_clones_through_one_cache(tmp_path: Path) -> None:
     """Three workspaces cloned at once through one new cache all end healthy, their
     repositories fsck-clean, the cache's too."""
@@ -300,6 +305,7 @@ def _kill_when(process: subprocess.Popen[bytes], landed: Callable[[], bool]) -> 
     return hit
 
 
+@pytest.mark.slow
 def test_kills_while_fetching_into_the_cache_are_finished_by_a_rerun(tmp_path: Path) -> None:
     """SIGKILL while a commit is arriving in the cache, and again once the cache holds it
     (the workspace taking it from there), in share mode; a lock file a killed git left in

@@ -17,7 +17,7 @@ from mmlab_bootstrap.clone.plan import partial_path
 from mmlab_bootstrap.fs.lock import workspace_lock
 
 from .conftest import Cloned, assert_clean_error, inv, mount, scaled, snapshot
-from .gitfixture import Fixture, RepoSpec, Submodule, build_repo, build_superproject
+from .lib.gitfixture import Fixture, RepoSpec, Submodule, build_repo, build_superproject
 
 
 def digest(path: Path) -> str:
@@ -37,6 +37,7 @@ def all_digests(root: Path) -> set[str]:
 KILL_AND_RERUN = scaled(10, 20)
 
 
+@pytest.mark.slow
 def test_kill_and_rerun_many_times(workspace: Path, tmp_path: Path) -> None:
     """SIGINT and SIGKILL at random moments once a task has begun, 10 or 20 times (bootstrap,
     unlink, bootstrap, …); one more run leaves a healthy workspace and every file the user

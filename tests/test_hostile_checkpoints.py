@@ -23,9 +23,9 @@ import pytest
 from mmlab_bootstrap.checkpoints.index import Model
 from mmlab_bootstrap.checkpoints.store import name_problem
 
-from .ckptfixture import MODEL, Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import Cloned, Run, inv, snapshot
-from .httpserve import Served, serving
+from .lib.ckptfixture import MODEL, Checkpoint, checkpoint, random_bytes, write_index
+from .lib.httpserve import Served, serving
 
 TIMEOUT = 60  # seconds for one command: every one here takes about one
 MEMORY = 2 << 30  # bytes of address space for one command: a run reading /dev/zero stops here
@@ -124,6 +124,7 @@ def _kind(path: Path) -> tuple[bool, bool, bool, str | None]:
             path.is_symlink() else None)  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("place", "plant"), CASES)
 def test_a_planted_file_is_never_read_followed_or_waited_on(
     store: Store, place: str, plant: str
@@ -425,7 +426,7 @@ def test_the_real_mmdetection3d_models_are_all_listed_as_before(
     """Against the recorded mmdetection3d (its newest and the 1.0.0rc4 the superproject
     pins): every model has a usable file name and no metafile is refused (see also
     test_checkpoints.test_the_real_mmdetection3d_index)."""
-    from .test_checkpoints import REAL_MMDET3D
+    from .lib.gitfixture import REAL_MMDET3D
 
     if not REAL_MMDET3D.is_dir():
         pytest.skip("no mirror of the real mmdetection3d")

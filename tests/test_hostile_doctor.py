@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +29,9 @@ from mmlab_bootstrap.output.findings import ERROR, OK, WARNING, Finding
 from mmlab_bootstrap.pythonenv import interpreter as pyenv
 from mmlab_bootstrap.pythonenv.packages import python_section
 
-from .conftest import BIN, Cloned, inv, run_cli
-from .datatrees import coco, kitti, new_checkout, nuscenes, touch
-from .fakepython import write
+from .conftest import BIN, Cloned, folder_outside, inv, run_cli
+from .lib.datatrees import coco, kitti, new_checkout, nuscenes, touch
+from .lib.fakepython import write
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -414,7 +413,7 @@ def shared_base() -> Iterator[Path]:
     the tool as `nobody`."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to run the tool as an unprivileged user")
-    base = Path(tempfile.mkdtemp(prefix="mmlab-doctor-"))
+    base = folder_outside("mmlab-doctor-")
     base.chmod(0o755)
     yield base
     shutil.rmtree(base)
@@ -500,6 +499,7 @@ def test_doctor_as_another_user_reports_everything(shared_base: Path, cloned: Cl
     assert "finishes" not in run.out + run.err and "again" not in run.err
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("bounded", "short_limits")
 def test_doctor_goes_on_past_every_hostile_input_at_once(cloned: Cloned, tmp_path: Path) -> None:
     """A FIFO id list, a looping dataset folder, a FIFO info file, an interpreter that never

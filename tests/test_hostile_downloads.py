@@ -32,9 +32,9 @@ from mmlab_bootstrap.checkpoints.http import (
 from mmlab_bootstrap.errors import redacted
 from mmlab_bootstrap.output.text import human_size
 
-from .ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
 from .conftest import REPO_ROOT, Run, assert_clean_error, inv, mount
-from .httpserve import Faults, Served, serving
+from .lib.ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
+from .lib.httpserve import Faults, Served, serving
 
 SIZE = 1 << 20
 TOKEN = "s3cr3t-T0KEN"

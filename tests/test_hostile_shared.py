@@ -13,7 +13,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from .ckptfixture import checkpoint, random_bytes, write_index
-from .conftest import BIN, REPO_ROOT, Run, run_in_terminal
-from .gitfixture import Fixture, build_superproject, push_commit
-from .httpserve import Faults, serving
-from .netserve import served_over_network
+from .conftest import BIN, REPO_ROOT, Run, folder_outside, run_in_terminal
+from .lib.ckptfixture import checkpoint, random_bytes, write_index
+from .lib.gitfixture import Fixture, build_superproject, push_commit
+from .lib.httpserve import Faults, serving
+from .lib.netserve import served_over_network
 
 NOBODY = ["--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 # Two users of one team: system users that exist on Debian and Ubuntu, put in one group.
@@ -66,7 +65,7 @@ def reachable() -> Iterator[Path]:
     """A folder of this test that other users can reach: made in the system's temporary
     folder (pytest's own is private to root, and another pytest run may make it so again
     while this test runs), removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="mmlab-shared-"))
+    folder = folder_outside("mmlab-shared-")
     folder.chmod(0o755)
     try:
         yield folder
@@ -225,6 +224,7 @@ def test_a_team_shares_a_setgid_root_one_finishes_what_another_started(reachable
         assert found.st_gid == TEAM_GID and found.st_mode & 0o060 == 0o060, (path, found)
 
 
+@pytest.mark.slow
 @needs_root
 def test_a_git_cache_made_under_umask_077_is_named_with_owner_and_mode(reachable: Path) -> None:
     """root filled a shared git cache (a folder anyone may write in) under umask 077; for
@@ -399,6 +399,7 @@ def test_checkpoint_progress_on_a_dumb_terminal_is_plain_lines(tmp_path: Path, t
         assert _escapes(output), output
 
 
+@pytest.mark.slow
 @needs_root
 @needs_team
 def test_a_team_shares_a_setgid_git_cache(reachable: Path) -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from mmlab_bootstrap.settings.storage import fstab_mount_points
 
-from .conftest import Cloned, assert_clean_error, inv, mount, snapshot
+from .conftest import Cloned, assert_clean_error, folder_outside, inv, mount, snapshot
 
 # --- room on the target: blocks and inodes, not bytes ----------------------------------------
 
@@ -71,7 +70,7 @@ def media(mounts: list[Path]) -> Iterator[Path]:
     """An empty folder directly under /media on the system disk (where a disk would be
     mounted), removed afterwards with whatever a test mounted in it."""
     try:
-        folder = Path(tempfile.mkdtemp(prefix="mmlab-test-", dir="/media"))
+        folder = folder_outside("mmlab-test-", "/media")
     except OSError as error:
         pytest.skip(f"cannot make a folder in /media: {error}")
     try:

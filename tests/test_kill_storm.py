@@ -21,11 +21,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from mmlab_bootstrap.fs.transfer import LEFTOVER
 from mmlab_bootstrap.fs.walking import walk
 
 from .conftest import BIN, Cloned, mount, scaled
-from .test_links import TRACKED
+from .lib.linkshapes import TRACKED
 
 KILLS = scaled(8, 32)
 MIDWORK_AT_LEAST = scaled(3, 12)
@@ -145,6 +147,7 @@ def read_until(process: subprocess.Popen[bytes], marker: bytes, deadline: float)
     return seen
 
 
+@pytest.mark.slow
 def test_kill_storm_loses_nothing(cloned: Cloned, tmp_path: Path, mounts: list[Path]) -> None:
     rng = random.Random(SEED)
     storage = tmp_path / "tmpfs"

@@ -12,7 +12,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +22,8 @@ from mmlab_bootstrap.fs.transfer import TransferError, copy_verified
 from mmlab_bootstrap.fs.walking import walk
 from mmlab_bootstrap.links.location import Location, link_destination, resolves
 
-from .conftest import REPO_ROOT, Cloned, assert_clean_error, inv, mount
-from .test_links import TRACKED, assert_clean_git
+from .conftest import REPO_ROOT, Cloned, assert_clean_error, folder_outside, inv, mount
+from .lib.linkshapes import TRACKED, assert_clean_git
 
 TRACKED_DATA = TRACKED["data"]
 
@@ -126,7 +125,7 @@ def test_a_file_being_written_is_kept_for_an_unprivileged_user_too(
     python = Path("/usr/bin/python3")  # the test's own python may not be readable by nobody
     if shutil.which("setpriv") is None or not python.exists():
         pytest.skip("needs setpriv and /usr/bin/python3 to run as nobody")
-    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    base = folder_outside("mmlab-nobody-move-", "/tmp")
     try:
         base.chmod(0o755)
         source, storage = base / "source", base / "storage"
@@ -390,6 +389,7 @@ def deep_cleanup(cloned: Cloned, tmp_path: Path) -> Iterator[list[Path]]:
     remove_deep(*roots)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("across", [False, True], ids=["same-filesystem", "across-filesystems"])
 def test_a_very_deep_tree_works_everywhere(
     cloned: Cloned, tmp_path: Path, mounts: list[Path], across: bool, deep_cleanup: list[Path]

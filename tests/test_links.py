@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Cloned, assert_clean_error, git_status, inv, mount, snapshot
+from .lib.linkshapes import TRACKED, assert_clean_git
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,6 @@ CHECKPOINTS = Task(
     "link-checkpoints", "checkpoints", "mmlab_checkpoints", "mmdetection", "mmdetection3d"
 )
 DATA = Task("link-data", "data", "mmlab_dataset", "mmdetection3d", "mmdetection")
-TRACKED = {
-    "checkpoints": {"checkpoints/README.md": b"# download checkpoints here\n"},
-    "data": {
-        "data/scannet/batch_load_scannet_data.py": b"# prepares scannet\n",
-        "data/lyft/train.txt": b"scene-1\nscene-2\n",
-        "data/s3dis/README.md": b"# s3dis\n",
-    },
-}
 
 
 @pytest.fixture(params=[CHECKPOINTS, DATA], ids=["checkpoints", "data"])
@@ -57,13 +50,6 @@ def worktree(root: Path) -> dict[str, tuple[str, bytes | str | None]]:
     return {
         k: v for k, v in snapshot(root).items() if "/.git/" not in k and not k.endswith("/.git")
     }
-
-
-def assert_clean_git(cloned: Cloned) -> None:
-    """`git status` is clean in the superproject and in every sub-project."""
-    assert git_status(cloned.ext) == ""
-    for project in ("mmdetection", "mmdetection3d"):
-        assert git_status(cloned.ext / project) == "", project
 
 
 def assert_linked(task: Task, cloned: Cloned, project: str) -> None:

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 from mmlab_bootstrap.errors import BootstrapError
 from mmlab_bootstrap.fs.walking import walk
@@ -20,16 +19,7 @@ from mmlab_bootstrap.run.session import Session
 from mmlab_bootstrap.settings.variables import DATASET_PATH
 
 from .conftest import git_status, scaled
-
-SEGMENTS = st.sampled_from(["a", "b", "kitti", "x y", "ü", "lyft", "train.txt"])
-PATHS = st.lists(SEGMENTS, min_size=1, max_size=3).map("/".join)
-TREES = st.dictionaries(PATHS, st.binary(max_size=40), max_size=5).filter(
-    lambda tree: not any(o.startswith(p + "/") for p in tree for o in tree)
-)
-LINKS = st.dictionaries(PATHS, st.sampled_from(["/mnt/coco", "../a", "kitti", "/nonexistent"]),
-                        max_size=2)  # fmt: skip
-SHAPES = st.sampled_from(["absent", "empty", "tree", "link-elsewhere", "broken-link"])
-WAYS = st.sampled_from(["refuse", "backup", "adopt"])
+from .lib.linkshapes import LINKS, SHAPES, TREES, WAYS, build
 
 
 def files_under(*roots: Path) -> dict[Path, bytes | str]:
@@ -43,34 +33,6 @@ def files_under(*roots: Path) -> dict[Path, bytes | str]:
                 path = Path(entry.path)
                 found[path] = os.readlink(path) if path.is_symlink() else path.read_bytes()
     return found
-
-
-def build(
-    location: Path,
-    shape: str,
-    tree: dict[str, bytes],
-    elsewhere: Path,
-    links: dict[str, str] | None = None,
-) -> None:
-    if shape == "absent":
-        return
-    if shape in ("link-elsewhere", "broken-link"):
-        location.symlink_to(elsewhere if shape == "link-elsewhere" else elsewhere / "gone")
-        return
-    location.mkdir(parents=True, exist_ok=True)
-    if shape == "tree":
-        for relative, data in tree.items():
-            path = location / relative
-            if any(p.is_file() for p in path.parents) or path.exists():
-                continue  # would need a folder where a (tracked) file is
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        for relative, text in (links or {}).items():  # dataset symlinks: user content too
-            path = location / relative
-            if any(p.is_file() or p.is_symlink() for p in path.parents) or os.path.lexists(path):
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.symlink_to(text)
 
 
 @settings(

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from mmlab_bootstrap.mirror.places import MirrorError, place_of, resolve_relative
 
 from .conftest import BIN, Run, assert_clean_error, inv, scaled, snapshot
-from .gitfixture import GITHUB, Fixture, RepoSpec, advance, build_repo, build_superproject, git
-from .netserve import Traffic, served_over_network
+from .lib.gitfixture import GITHUB, Fixture, RepoSpec, advance, build_repo, build_superproject, git
+from .lib.netserve import Traffic, served_over_network
 
 REPOS = ("mmlab_extension", "mmdetection", "mmdetection3d", "spconv")
 SERVER_OPTIONS = (
@@ -446,6 +446,7 @@ def test_a_live_lock_is_waited_for(
     fsck_clean(dest)
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_on_one_destination(workspace: Path, tmp_path: Path) -> None:
     fixture = build_superproject(tmp_path / "served", tip_bytes=4 << 20)
     dest = tmp_path / "mirror"
@@ -458,6 +459,7 @@ def test_two_concurrent_runs_on_one_destination(workspace: Path, tmp_path: Path)
     assert sorted(os.listdir(dest / "fake")) == sorted(f"{name}.git" for name in REPOS)
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_clone_stops_cleanly_and_a_rerun_finishes(
     workspace: Path, tmp_path: Path
 ) -> None:
@@ -497,6 +499,7 @@ def fetching(group: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_kills_at_random_moments_leave_what_a_rerun_finishes(
     workspace: Path, tmp_path: Path
 ) -> None:
@@ -543,6 +546,7 @@ def test_kills_at_random_moments_leave_what_a_rerun_finishes(
     assert landed["clone"] >= 1 and landed["fetch"] >= 1
 
 
+@pytest.mark.slow
 def test_a_long_run_says_what_it_is_still_fetching(workspace: Path, tmp_path: Path) -> None:
     fixture = build_superproject(tmp_path / "served", tip_bytes=12 << 20)
     env = {**settings_env(fixture), "MMLAB_HEARTBEAT": "0.05"}

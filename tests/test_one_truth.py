@@ -24,7 +24,7 @@ from mmlab_bootstrap.settings.variables import (
 )
 
 from .conftest import REPO_ROOT, inv, shell_or_skip
-from .gitfixture import Fixture
+from .lib.gitfixture import Fixture
 
 SHELLS = ("bash", "dash", "zsh")
 LOAD = "set -a; . ./.env; set +a"

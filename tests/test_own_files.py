@@ -15,7 +15,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,17 @@ import pytest
 
 from mmlab_bootstrap.fs.lock import workspace_lock
 
-from .conftest import BIN, Cloned, Run, assert_clean_error, entries, inv, run_cli, snapshot
+from .conftest import (
+    BIN,
+    Cloned,
+    Run,
+    assert_clean_error,
+    entries,
+    folder_outside,
+    inv,
+    run_cli,
+    snapshot,
+)
 
 LOCK = ".mmlab-bootstrap.lock"
 STATE = ".mmlab-bootstrap-state.json"
@@ -261,7 +270,7 @@ def nobody_folder() -> Iterator[Path]:
     """A folder the unprivileged user `nobody` owns, for running the tool as that user."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to run the tool as an unprivileged user")
-    base = Path(tempfile.mkdtemp(prefix="mmlab-nobody-"))
+    base = folder_outside("mmlab-nobody-")
     base.chmod(0o755)
     folder = base / "ws"
     folder.mkdir()

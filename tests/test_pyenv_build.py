@@ -21,10 +21,9 @@ import pytest
 from mmlab_bootstrap.pythonenv.build import MARKER
 
 from .conftest import Cloned, assert_clean_error, inv
-from .fakepython import write
-from .httpserve import Served, serving
-from .test_pyenv_plan import rc4_workspace
-from .wheelfixture import (
+from .lib.fakepython import write
+from .lib.httpserve import Served, serving
+from .lib.wheelfixture import (
     CP,
     MANYLINUX,
     PLATFORM,
@@ -33,6 +32,7 @@ from .wheelfixture import (
     failing_sdist,
     mmcv_files,
     package_files,
+    rc4_workspace,
     torch_files,
     wheel,
 )

@@ -21,8 +21,8 @@ from mmlab_bootstrap.pythonenv.pairs import Pair, accelerator_tags, choose_pair,
 from mmlab_bootstrap.pythonenv.plan import PythonEnvError
 
 from .conftest import assert_clean_error, inv
-from .httpserve import Served, serving
-from .wheelfixture import Indexes, mmcv_files, torch_files, wheel
+from .lib.httpserve import Served, serving
+from .lib.wheelfixture import Indexes, mmcv_files, torch_files, wheel
 
 PY38 = Interpreter("/usr/bin/python3.8", 3, 8, "x86_64", "linux")
 PY311 = Interpreter("/usr/bin/python3.11", 3, 11, "x86_64", "linux")
@@ -126,7 +126,7 @@ def test_an_unreachable_index_names_the_variable() -> None:
     ("status", "said"), [(500, "answered 500"), (403, "answered 403")]
 )  # fmt: skip
 def test_an_index_that_fails_names_the_variable(status: int, said: str) -> None:
-    from .httpserve import Faults
+    from .lib.httpserve import Faults
 
     served = Served(files={"p/": b"x"}, faults={"p/": Faults(statuses=[status] * 9)})
     with serving(served):

@@ -23,31 +23,16 @@ from mmlab_bootstrap.pythonenv.plan import (
     tightest,
 )
 
-from .fakepython import (
-    MMDET3D_10_INIT,
-    MMDET3D_10_MMINSTALL,
+from .lib.fakepython import (
     MMDET3D_INIT,
     MMDET3D_MMINSTALL,
     write,
 )
+from .lib.wheelfixture import rc4_workspace
 
 REAL = Path("/work/real/gh/open-mmlab")
 RECORDED_MMDET3D = "9556958fe1c6fe432d55a9f98781b8fdd90f4e9c"  # 1.0.0rc4
 RECORDED_MMCV = "3b9b9054bf4b5195d57bf6dfc6a60860b0a3cec1"  # 1.6.1
-RC4_RUNTIME = "networkx>=2.2,<2.3\nnumba==0.53.0\nnumpy\n# a comment\ntrimesh>=2.35.39,<2.35.40\n"
-
-
-def rc4_workspace(extension: Path, *, mmcv: str = "1.6.1") -> Path:
-    """The recorded workspace's shape: mmdetection3d 1.0.0rc4 and an mmcv checkout."""
-    write(extension / "mmdetection3d" / "mmdet3d" / "__init__.py", MMDET3D_10_INIT)
-    write(
-        extension / "mmdetection3d" / "mmdet3d" / "version.py",
-        "__version__ = '1.0.0rc4'\nshort_version = __version__\n",
-    )
-    write(extension / "mmdetection3d" / "requirements" / "mminstall.txt", MMDET3D_10_MMINSTALL)
-    write(extension / "mmdetection3d" / "requirements" / "runtime.txt", RC4_RUNTIME)
-    write(extension / "mmcv" / "mmcv" / "version.py", f"__version__ = '{mmcv}'\n")
-    return extension
 
 
 def by_name(extension: Path, overrides: Path) -> dict[str, str]:

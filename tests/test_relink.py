@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from .conftest import Cloned, assert_clean_error, git_status, inv, snapshot
-from .gitfixture import MMDET3D_DATA
+from .lib.gitfixture import MMDET3D_DATA
 
 PROJECT = "mmdetection3d"
 JOURNAL = ".mmlab-bootstrap-state.json"

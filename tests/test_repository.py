@@ -15,7 +15,7 @@ from mmlab_bootstrap.git.command import Git
 from mmlab_bootstrap.git.repository import look_at, may_skip_worktree, origin_url, submodule_states
 from mmlab_bootstrap.output.report import Reporter
 
-from .gitfixture import git
+from .lib.gitfixture import git
 
 
 def probe_git() -> Git:

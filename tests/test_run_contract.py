@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO_ROOT, Cloned, assert_clean_error, git_status, inv, run_cli, snapshot
-from .gitfixture import Fixture
+from .lib.gitfixture import Fixture
 
 
 def closed_pipe_run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
@@ -119,6 +119,7 @@ def test_an_unknown_project_lists_the_ones_that_exist(cloned: Cloned) -> None:
     assert "--projects 'mmdetection'" in hint
 
 
+@pytest.mark.slow
 def test_tests_needing_a_missing_shell_are_skipped(tmp_path: Path) -> None:
     """Where zsh is not installed, the tests that run it are skipped with a reason."""
     bin_dir = tmp_path / "bin"
@@ -139,6 +140,7 @@ def test_tests_needing_a_missing_shell_are_skipped(tmp_path: Path) -> None:
             "-rs",
             "-p",
             "no:cacheprovider",
+            "-n0",
             "tests/test_cli.py::test_env_is_sourceable_and_matches_dotenv",
             "tests/test_rc.py::test_the_block_loads_the_workspace_in_new_shells",
         ],

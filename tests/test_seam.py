@@ -29,7 +29,7 @@ from mmlab_bootstrap.workspace.env import env_step
 from mmlab_bootstrap.workspace.layout import layout_step
 
 from .conftest import scaled, snapshot
-from .test_links_property import LINKS, SHAPES, TREES, WAYS, build
+from .lib.linkshapes import LINKS, SHAPES, TREES, WAYS, build
 
 T = TypeVar("T")
 
@@ -166,8 +166,8 @@ def test_dry_shows_every_change_of_fetch_checkpoints(tmp_path: Path) -> None:
     makes none."""
     from mmlab_bootstrap.checkpoints.step import fetch_checkpoints_step
 
-    from .ckptfixture import checkpoint, random_bytes, write_index
-    from .httpserve import serving
+    from .lib.ckptfixture import checkpoint, random_bytes, write_index
+    from .lib.httpserve import serving
 
     root = tmp_path / "ws"
     items = [checkpoint("mmdetection3d", f"pointpillars_{n}", random_bytes(2000)) for n in "abc"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from .conftest import inv, snapshot
-from .gitfixture import Fixture, git
+from .lib.gitfixture import Fixture, git
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from .conftest import (
     scaled,
     snapshot,
 )
-from .gitfixture import MMDET3D_DATA
+from .lib.gitfixture import MMDET3D_DATA
 
 PROJECT = "mmdetection3d"
 JOURNAL = ".mmlab-bootstrap-state.json"
@@ -211,6 +211,7 @@ KILLS = scaled(6, 20)
 MIDWORK_AT_LEAST = scaled(2, 6)
 
 
+@pytest.mark.slow
 def test_a_killed_move_is_finished_by_a_rerun(
     two_filesystems: tuple[Cloned, dict[str, bytes], Path],
 ) -> None:

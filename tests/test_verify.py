@@ -15,9 +15,9 @@ import pytest
 
 from mmlab_bootstrap.checkpoints import store as ckptstore
 
-from .ckptfixture import checkpoint, random_bytes, write_index
 from .conftest import inv
-from .fakepython import write
+from .lib.ckptfixture import checkpoint, random_bytes, write_index
+from .lib.fakepython import write
 
 # mmdetection3d 1.0.0rc4's demo/pcd_demo.py, as it is.
 PCD_DEMO = """\

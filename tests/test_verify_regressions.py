@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from .conftest import assert_clean_error, git_status, inv
-from .gitfixture import git
-from .test_update_linked import NEW_TRAIN, PROJECT, TRAIN, Linked, make_linked, push_upstream
+from .lib.gitfixture import git
+from .lib.linkedws import NEW_TRAIN, PROJECT, TRAIN, Linked, make_linked, push_upstream
 
 
 def test_a_killed_update_leaving_an_index_lock_in_a_submodule_is_finished(

@@ -7,14 +7,21 @@ of commits take well under a second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
 import subprocess
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 GITHUB = "https://github.com/"
 OWNER = "fake"
+# A snapshot of the real open-mmlab/mmdetection3d (1.0.0rc4) in the local stand-in for GitHub.
+REAL_MMDET3D = Path("/work/real/gh/open-mmlab/mmdetection3d.git")
 
 
 def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> str:
@@ -124,6 +131,19 @@ class Fixture:
         return self.served / OWNER / f"{name}.git"
 
 
+class Templates:
+    """Where a process keeps the superprojects it built, to copy instead of building again.
+
+    The build is deterministic (fixed commit times, seeded bytes), so a copy is byte for byte
+    what a new build would be. conftest.py sets `root` (a folder of the session's own) and
+    `paused` (the write guard off while a template is built there); without a root (the
+    benchmarks) every call builds."""
+
+    root: Path | None = None
+    paused: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
+    built: ClassVar[dict[tuple[bool, int, int, int, int], tuple[Path, dict[str, str]]]] = {}
+
+
 def build_superproject(
     served: Path,
     *,
@@ -136,7 +156,29 @@ def build_superproject(
     """mmlab_extension with mmdetection and mmdetection3d (which nests spconv), all served.
 
     `many_files` small files go into mmdetection's tip, so that its checkout takes a while.
+    Built once per process and shape (see `Templates`), copied into `served` after that.
     """
+    shape = (absolute, commits, bytes_per_commit, tip_bytes, many_files)
+    if Templates.root is None:
+        return _build_superproject(served, *shape)
+    made = Templates.built.get(shape)
+    if made is None:
+        folder = Templates.root / f"superproject-{len(Templates.built)}"
+        with Templates.paused():
+            tips = _build_superproject(folder, *shape).tips
+        made = Templates.built[shape] = (folder, tips)
+    shutil.copytree(made[0], served, symlinks=True, dirs_exist_ok=True)
+    return Fixture(served, dict(made[1]))
+
+
+def _build_superproject(
+    served: Path,
+    absolute: bool,
+    commits: int,
+    bytes_per_commit: int,
+    tip_bytes: int,
+    many_files: int,
+) -> Fixture:
     specs = [
         RepoSpec("spconv", commits, bytes_per_commit),
         RepoSpec(

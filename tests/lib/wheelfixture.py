@@ -19,6 +19,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from .fakepython import MMDET3D_10_INIT, MMDET3D_10_MMINSTALL, write
 from .httpserve import Served
 
 CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
@@ -236,3 +237,19 @@ class Indexes:
             self.files[f"{folder}/{found.name}"] = found
         links = [(f"/{folder}/{w.name}", w.name) for w in wheels]
         self.page(f"{folder}/index.html", page("mmcv wheels", links))
+
+
+RC4_RUNTIME = "networkx>=2.2,<2.3\nnumba==0.53.0\nnumpy\n# a comment\ntrimesh>=2.35.39,<2.35.40\n"
+
+
+def rc4_workspace(extension: Path, *, mmcv: str = "1.6.1") -> Path:
+    """The recorded workspace's shape: mmdetection3d 1.0.0rc4 and an mmcv checkout."""
+    write(extension / "mmdetection3d" / "mmdet3d" / "__init__.py", MMDET3D_10_INIT)
+    write(
+        extension / "mmdetection3d" / "mmdet3d" / "version.py",
+        "__version__ = '1.0.0rc4'\nshort_version = __version__\n",
+    )
+    write(extension / "mmdetection3d" / "requirements" / "mminstall.txt", MMDET3D_10_MMINSTALL)
+    write(extension / "mmdetection3d" / "requirements" / "runtime.txt", RC4_RUNTIME)
+    write(extension / "mmcv" / "mmcv" / "version.py", f"__version__ = '{mmcv}'\n")
+    return extension
