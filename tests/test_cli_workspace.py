@@ -378,6 +378,16 @@ def test_a_misspelt_project_gets_a_suggestion(cloned: Cloned) -> None:
     assert "--projects 'mmdetection mmdetection3d'" in hint
 
 
+def test_status_names_a_misspelt_project_with_a_suggestion(cloned: Cloned) -> None:
+    """`MMLAB_PROJECTS=mmdetecton3d`: status names the project with no folder and the closest
+    name, as bootstrap and the link tasks do (not only "…/data is missing")."""
+    run = inv(cloned.root, "status", env={"MMLAB_PROJECTS": "mmdetection mmdetecton3d"})
+    assert run.code == 1
+    assert "'mmdetecton3d' has no folder" in run.out, run.out
+    assert "did you mean mmdetection3d?" in run.out, run.out
+    assert "Traceback" not in run.err
+
+
 def test_a_misspelt_model_gets_a_suggestion(cloned: Cloned) -> None:
     """`--model pointpilars_car`: did you mean pointpillars_car (with its project: prefix
     kept when one was given)."""

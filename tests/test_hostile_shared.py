@@ -494,6 +494,10 @@ def test_what_another_user_left_in_a_checkpoint_root(
         assert final.read_bytes() == data
         if where == "record":  # the file is verified; its record stays root's, named
             assert f"'{theirs}'" in run.err and "owner root" in run.err, run.err
+        if where == "partial":  # skipped, named in a warning with its owner and mode
+            warned = [line for line in run.err.splitlines() if line.startswith("warning:")]
+            assert any(f"'{theirs}'" in line and "owner root" in line for line in warned), run.err
+            assert any("-rw-------" in line for line in warned), run.err
     else:
         assert run.code == 1
         errors = [line for line in run.err.splitlines() if line.startswith(("error:", "hint:"))]

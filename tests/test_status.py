@@ -33,7 +33,7 @@ def test_healthy_workspace(healthy: Path, fixture: Fixture) -> None:
     assert code == 0
     assert set(found) == {
         "healthy", "problems", "warnings", "workspace", "variables",
-        "superproject", "submodules", "links", "storage", "journal", "configs",
+        "superproject", "submodules", "links", "storage", "journal", "configs", "unknown_projects",
         "checkpoints",
     }  # fmt: skip
     assert found["healthy"] and found["problems"] == [] and found["warnings"] == []

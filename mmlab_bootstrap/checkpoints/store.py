@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mmlab_bootstrap.errors import redacted, shown
-from mmlab_bootstrap.fs import FileRefused, kind, read_regular, share_like_folder
+from mmlab_bootstrap.fs import FileRefused, kind, owner_of, read_regular, share_like_folder
 
 CHUNK = 1 << 20
 RECORD_LIMIT = 64 << 10  # a record is under 1 KiB; anything larger is not one of ours
@@ -133,6 +133,12 @@ def odd_files(final: Path) -> list[str]:
             found.append(
                 f"{shown(str(path))} is {kind(mode.st_mode)}, not a partial download;"
                 " left alone (not resumed)"
+            )
+        elif not os.access(path, os.R_OK | os.W_OK):
+            found.append(
+                f"{shown(str(path))} is a partial download of owner {owner_of(path) or '?'},"
+                f" mode {stat.filemode(mode.st_mode)}, which this user may not write; left to"
+                " its owner (not resumed: this run makes its own)"
             )
     return found
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from mmlab_bootstrap.checkpoints import checkpoints_status
 from mmlab_bootstrap.clone import same_repository
-from mmlab_bootstrap.errors import redacted
+from mmlab_bootstrap.errors import BootstrapError, redacted
 from mmlab_bootstrap.fs import walk
 from mmlab_bootstrap.git import Git, look_at, origin_url, sparse_checkout, submodule_states
 from mmlab_bootstrap.gitcache import borrowing_problems
@@ -19,6 +19,7 @@ from mmlab_bootstrap.links import (
     JournalError,
     Location,
     State,
+    check_projects,
     files_of_user,
     first_look,
     git_names,
@@ -76,6 +77,8 @@ def workspace_status(
         problems.append(f"{superproject['path']} is a clone of another repository")
     if superproject["present"]:
         problems += superproject["borrowing_problems"]
+    unknown_projects = _unknown_projects(settings) if superproject["present"] else []
+    problems += unknown_projects
     problems += [
         f"submodule {s['path']} is not complete"
         for s in submodules
@@ -110,6 +113,7 @@ def workspace_status(
     return {
         "healthy": not problems,
         "problems": problems,
+        "unknown_projects": unknown_projects,
         "warnings": warnings,
         "workspace": str(session.root),
         "variables": variables,
@@ -353,3 +357,13 @@ def unreachable_text(link: Mapping[str, Any]) -> str:
         f"{link['location']}: {len(names)} tracked file(s) git skips (adopted into storage)"
         f" are not reachable through it: {some_names(names)}"
     )
+
+
+def _unknown_projects(settings: Settings) -> list[str]:
+    """A project of MMLAB_PROJECTS the superproject has no folder for, with the closest name
+    (`did you mean`), as bootstrap and the link tasks say it."""
+    try:
+        check_projects(settings)
+    except BootstrapError as error:
+        return [f"{error.message} ({error.hint})"]
+    return []

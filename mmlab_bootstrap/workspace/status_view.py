@@ -33,6 +33,8 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
         )
         for problem in superproject["borrowing_problems"]:
             report.problem(f"  {problem}")
+        for problem in status["unknown_projects"]:
+            report.problem(f"  {problem}")
     else:
         _line(report, False, f"superproject {superproject['path']}: not cloned")
     for submodule in status["submodules"]:
