@@ -370,6 +370,20 @@ def test_too_many_metafiles_and_models_are_cut_with_a_warning(zoo: Zoo) -> None:
     assert f"mmdetection3d:{zoo.victim.name}  " in listed.out
 
 
+def test_an_index_refused_whole_says_so_not_clone_first(zoo: Zoo) -> None:
+    """model-index.yml itself an alias bomb: the index is named as refused, and the error's
+    hint says the files are refused (restore them), not "clone the workspace first"."""
+    index = zoo.root / "mmlab_extension" / "mmdetection3d" / "model-index.yml"
+    index.write_text(BOMB)
+    listed = bounded(zoo.root, "fetch-checkpoints", "--search", "")
+    assert listed.code == 1, listed.err
+    lines = listed.err.splitlines()
+    assert any(str(index) in line and "aliases or anchors" in line for line in lines), lines
+    error = next(line for line in lines if line.startswith("error:"))
+    hint = next(line for line in lines if line.startswith("hint:"))
+    assert "refused" in error and "clone the workspace first" not in hint, lines
+
+
 def test_imports_that_name_no_metafile_of_the_checkout_are_skipped(zoo: Zoo) -> None:
     """Absolute, `..`, NUL, too long for a file name, not text: skipped, the rest is read."""
     index = zoo.root / "mmlab_extension" / "mmdetection3d" / "model-index.yml"

@@ -64,6 +64,14 @@ def index_of(settings: Settings, report: Reporter) -> list[Model]:
     models = read_index(settings.extension_path, settings.projects, skipped)
     for text in skipped:
         report.warn(text)
+    if not models and skipped:  # there are indexes, but none could be read: they say why
+        raise ModelError(
+            f"no model could be read from the model indexes of {' '.join(settings.projects)}"
+            f" ({len(skipped)} refused; each is named above)",
+            "the sub-projects' model-index.yml and metafiles are refused as named: restore"
+            f" them from git (git -C {shown(str(settings.extension_path))} submodule update"
+            " --force), or check MMLAB_PROJECTS",
+        )
     if not models:
         raise ModelError(
             f"no model index (model-index.yml) in the sub-projects {' '.join(settings.projects)}"
