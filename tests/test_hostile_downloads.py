@@ -442,6 +442,24 @@ def _everything(*roots: Path) -> Iterator[tuple[Path, bytes]]:
                     yield path, path.read_bytes()
 
 
+def test_a_credential_in_a_readable_env_is_warned_about(workspace: Path) -> None:
+    """`inv env --checkpoint-mirror https://user:token@…` writes the login into `.env`, as
+    asked; while others may read that file, a warning says so (without the token) and how to
+    close it; at mode 600 nothing is said."""
+    url = "https://someone:s3cret-token@mirror.example/openmmlab/"
+    run = inv(workspace, "env", "--checkpoint-mirror", url)
+    assert run.code == 0, run.err
+    env = workspace / ".env"
+    os.chmod(env, 0o644)
+    again = inv(workspace, "env")
+    warned = [line for line in again.err.splitlines() if line.startswith("warning:")]
+    assert any("MMLAB_CHECKPOINT_MIRROR" in w and "chmod 600" in w for w in warned), again.err
+    assert "s3cret-token" not in again.out + again.err
+    os.chmod(env, 0o600)
+    quiet = inv(workspace, "env")
+    assert "chmod 600" not in quiet.err, quiet.err
+
+
 def test_a_credential_in_the_mirror_url_is_used_and_never_shown_or_recorded(
     zoo: Zoo,
 ) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from mmlab_bootstrap.errors import BootstrapError
+from mmlab_bootstrap.errors import BootstrapError, redacted, shown
 from mmlab_bootstrap.run import Counted, Session, StepResult
 from mmlab_bootstrap.settings import (
     IDENTITY_HELP,
@@ -34,7 +35,7 @@ def env_step(
     for warning in override_warnings(settings, session.overrides(envfile), envfile.values()):
         session.report.warn(warning)
     wanted = settings.as_env()
-    # startup: a no-op `env` imports no config reading
+    # startup: only the tasks that write `.env` import the checkpoints package
     from mmlab_bootstrap.checkpoints import exported
 
     extra, extra_help = exported(settings)
@@ -55,14 +56,34 @@ def env_step(
         session.changes.write_file(session.env_path, text, would=lines)
     for line in unset_config_variables(settings):
         session.report.warn(line)
+    exposed = _credential_exposed(session.env_path, wanted)
+    if exposed:
+        session.report.warn(exposed)
     if load_line:
         session.report.info(f"load it in a shell: {session.load_line()}")
     return counted.result(settings)
 
 
+def _credential_exposed(path: Path, values: Mapping[str, str]) -> str | None:
+    """A warning when `.env` holds a credential (a URL's user and password) and users other
+    than its owner may read it; None otherwise. Its mode is the user's to set."""
+    holding = [name for name, value in values.items() if redacted(value) != value]
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if not holding or not mode & 0o077:
+        return None
+    return (
+        f"{shown(str(path))} holds a credential ({', '.join(holding)}) and others may read it"
+        f" (mode {stat.filemode(mode)}): chmod 600 {shown(str(path))}, or keep the login in"
+        " ~/.netrc (see the checkpoints guide)"
+    )
+
+
 def unset_config_variables(settings: Settings) -> list[str]:
     """The variables the configs of MMLAB_CHECKPOINTS read that `.env` does not set, named."""
-    # startup: a no-op `env` imports no config reading
+    # startup: only the tasks that write `.env` import the checkpoints package
     from mmlab_bootstrap.checkpoints import configs_status
 
     try:
