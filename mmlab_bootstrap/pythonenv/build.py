@@ -264,6 +264,7 @@ class _Builder:
         self.has_driver = has_driver
         self.project = found.project
         self.venv = settings.venvs_path / found.project
+        self.root = settings.root
         self.pypi = pypi_index(settings, environ)
         self.bases = [self.pypi, settings.torch_index, settings.mmcv_index]
 
@@ -374,9 +375,13 @@ class _Builder:
                 " or set MMLAB_PYTHON to an interpreter it has wheels for",
             )
 
+    def _scratch(self) -> tempfile.TemporaryDirectory[str]:
+        """A folder for uv's input files, in the workspace (never /tmp), removed after use."""
+        return tempfile.TemporaryDirectory(prefix=".mmlab-python-env-", dir=self.root)
+
     def _compile(self, pair: Pair, indexes: Indexes) -> str:
         series = self.found.series
-        with tempfile.TemporaryDirectory(prefix="mmlab-python-env-") as scratch:
+        with self._scratch() as scratch:
             requirements = Path(scratch) / "requirements.in"
             requirements.write_text(
                 self.found.requirements_text()
@@ -509,7 +514,7 @@ class _Builder:
             environ=self.environ, timeout=RESOLVE_TIMEOUT, what=f"making {partial}", hint=hint,
         )  # fmt: skip
         python = str(partial / "bin" / "python")
-        with tempfile.TemporaryDirectory(prefix="mmlab-python-env-") as scratch:
+        with self._scratch() as scratch:
             pins = Path(scratch) / "lock.txt"
             pins.write_text(lock.text)
             try:

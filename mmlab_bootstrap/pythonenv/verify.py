@@ -200,7 +200,7 @@ def run_layers(
             f"{program} clone (the mmdetection3d checkout is not complete)",
         )
     device = "cuda:0" if cuda else "cpu"
-    out = Path(tempfile.mkdtemp(prefix="mmlab-verify-"))
+    out = Path(tempfile.mkdtemp(prefix=".mmlab-verify-", dir=settings.root))  # in the workspace
     try:
         command = [
             python,
