@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchtools import inv_command  # noqa: E402  (bench/ is on the path)
 
-from tests.fakepython import write  # noqa: E402
-from tests.httpserve import serving  # noqa: E402
+from tests.lib.fakepython import write  # noqa: E402
+from tests.lib.httpserve import serving  # noqa: E402
+from tests.lib.wheelfixture import rc4_workspace  # noqa: E402
 from tests.test_pyenv_build import OVERRIDE, SETUP_PY, environ, stand_in_indexes  # noqa: E402
-from tests.test_pyenv_plan import rc4_workspace  # noqa: E402
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
