@@ -75,17 +75,19 @@ class Mirrorer:
         """Clone or fetch `place` (when `fetch`), and make sure it holds `commits` reachable."""
         git = self.git(place)
         with contextlib.ExitStack() as stack:
-            if not self.changes.dry:
-                lock = LeaseLock(lock_folder(self.dest, place), self.clock, self.report.info)
 
-                def refusal(error: OSError) -> MirrorError:  # (a read-only DEST, say)
-                    return MirrorError(
-                        f"cannot lock {shown(str(place.path))} in the mirror: {error.strerror}"
-                        f" ({shown(str(error.filename or self.dest))})",
-                        "choose a DEST you can write to: inv mirror DEST",
-                    )
+            def refusal(error: OSError) -> MirrorError:  # (a read-only DEST, say)
+                return MirrorError(
+                    f"cannot lock {shown(str(place.path))} in the mirror: {error.strerror}"
+                    f" ({shown(str(error.filename or self.dest))})",
+                    "choose a DEST you can write to: inv mirror DEST",
+                )
 
-                stack.enter_context(holding(lock, refusal))
+            def lock() -> None:  # only for real changes: --dry neither waits nor writes here
+                lease = LeaseLock(lock_folder(self.dest, place), self.clock, self.report.info)
+                stack.enter_context(holding(lease, refusal))
+
+            self.changes.after_changes(lock)
             plan = look(git, place)  # again, under the lock: another run may have made it
             for leftover in plan.leftovers:
                 self.changes.make(

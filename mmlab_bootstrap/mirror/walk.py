@@ -6,6 +6,7 @@ commits that reach it later are only checked (and fetched by id when missing).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -118,10 +119,11 @@ class Walk:
         finally:
             with self._lock:
                 self._working.pop(place.key, None)
-        if visit.fetch and not self.mirrorer.changes.dry:
+        if visit.fetch:
             changed = synced.line not in ("up to date", "(dry)")
             show = self.report.done if changed else self.report.unchanged
-            show(f"{place.key}: {synced.line} ({place.path})")
+            line = f"{place.key}: {synced.line} ({place.path})"
+            self.mirrorer.changes.after_changes(lambda: show(line))
         if visit.fetch:
             with self._lock:
                 self.done += 1
@@ -137,11 +139,15 @@ class Walk:
         commits = set(visit.commits)
         if visit.root:
             starts = start_commits(git, place.path, self.ref, all_refs=self.all_refs)
-            if not starts and not self.mirrorer.changes.dry:
-                raise MirrorError(
-                    f"MMLAB_EXTENSION_REF {shown(self.ref)} is not in {place.url}",
-                    "name a branch, tag or full commit id it has: inv mirror DEST --ref NAME",
-                )
+            if not starts:  # under --dry the repository may not be fetched yet: no check
+
+                def missing() -> None:
+                    raise MirrorError(
+                        f"MMLAB_EXTENSION_REF {shown(self.ref)} is not in {place.url}",
+                        "name a branch, tag or full commit id it has: inv mirror DEST --ref NAME",
+                    )
+
+                self.mirrorer.changes.after_changes(missing)
             commits |= set(starts)
         found: list[Child] = []
         for commit in sorted(commits - set(synced.refused)):
@@ -158,8 +164,9 @@ class Walk:
             with self._lock:
                 now = time.monotonic()
                 working = [f"{key} ({now - since:.0f} s)" for key, since in self._working.items()]
-            if working and not self.mirrorer.changes.dry:
-                self.report.info(f"… still working: {', '.join(working)}")
+            if working:
+                line = f"… still working: {', '.join(working)}"
+                self.mirrorer.changes.after_changes(functools.partial(self.report.info, line))
 
     def _warn_once(self, line: str) -> None:
         with self._lock:

@@ -1,0 +1,35 @@
+"""One helper per idea (issue 22): each idea is written once, and these checks (by grep over
+the package, like test_layers' checks) keep a second copy from coming back."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "mmlab_bootstrap"
+
+
+def _lines_matching(pattern: str) -> list[str]:
+    """`path:line: text` of every line of the package's modules that matches `pattern`."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for number, text in enumerate(path.read_text().splitlines(), 1):
+            if re.search(pattern, text):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {text.strip()}")
+    return found
+
+
+def _files_matching(pattern: str) -> set[str]:
+    return {line.split(":", 1)[0] for line in _lines_matching(pattern)}
+
+
+def test_only_the_seam_asks_whether_this_is_a_dry_run() -> None:
+    """`.dry` is read by the seam (run/changes.py), the session that creates it and the task
+    glue that reads the --dry flag; everything else goes through Changes (make, preview,
+    after_changes, would_be)."""
+    assert _files_matching(r"\.dry\b") <= {
+        "mmlab_bootstrap/run/changes.py",
+        "mmlab_bootstrap/run/session.py",
+        "mmlab_bootstrap/cli/support.py",
+    }, _lines_matching(r"\.dry\b")
