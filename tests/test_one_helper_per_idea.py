@@ -33,3 +33,12 @@ def test_only_the_seam_asks_whether_this_is_a_dry_run() -> None:
         "mmlab_bootstrap/run/session.py",
         "mmlab_bootstrap/cli/support.py",
     }, _lines_matching(r"\.dry\b")
+
+
+def test_one_has_commit() -> None:
+    """Whether a repository holds a commit is asked in one place: git/submodules.has_commit
+    (with `git_dir=` for a repository asked by `--git-dir`)."""
+    assert _files_matching(r'"cat-file", "-e", f"\{\w+\}\^\{\{commit\}\}"') == {
+        "mmlab_bootstrap/git/submodules.py"
+    }
+    assert _files_matching(r"def _?has_commit\b") == {"mmlab_bootstrap/git/submodules.py"}

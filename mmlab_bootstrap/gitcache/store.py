@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError, shown
 from mmlab_bootstrap.fs import is_inside, make_folders, shared_with_group
-from mmlab_bootstrap.git import BY_COMMIT, Git, Outcome, normal_url
+from mmlab_bootstrap.git import BY_COMMIT, Git, Outcome, has_commit, normal_url
 from mmlab_bootstrap.gitcache.objectfiles import add_line, lines_of, link_only_pack, parent_ids
 from mmlab_bootstrap.run import Stopped
 
@@ -155,7 +155,7 @@ class GitCache:
         if self.share:
             add_line(gitdir / "objects" / "info" / "alternates", str(repo / "objects"))
         present = self.share or link_only_pack(repo / "objects", gitdir / "objects")
-        if present and self.git.probe([*at, "cat-file", "-e", f"{commit}^{{commit}}"], cwd).ok:
+        if present and has_commit(self.git, cwd, commit, git_dir=gitdir):
             # All there: what the fetch would add is the `shallow` entry (the cache lacks the
             # commit's parents, and so does the workspace), and FETCH_HEAD when asked for. (A
             # fetch would send the commit again: git does not count a shallow one as a `have`.)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
+from mmlab_bootstrap.git import has_commit
 from mmlab_bootstrap.mirror.apply import Mirrorer
 from mmlab_bootstrap.mirror.places import MirrorError, Place
 from mmlab_bootstrap.mirror.plan import Child, children, start_commits
@@ -151,7 +152,7 @@ class Walk:
             commits |= set(starts)
         found: list[Child] = []
         for commit in sorted(commits - set(synced.refused)):
-            if not git.probe(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=place.path).ok:
+            if not has_commit(git, place.path, commit):
                 continue  # under --dry: not fetched yet
             more, warnings = children(git, self.mirrorer.dest, place, commit)
             found += more
