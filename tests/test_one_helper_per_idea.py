@@ -6,6 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+from mmlab_bootstrap.git import normal_url
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mmlab_bootstrap"
 
@@ -42,3 +46,42 @@ def test_one_has_commit() -> None:
         "mmlab_bootstrap/git/submodules.py"
     }
     assert _files_matching(r"def _?has_commit\b") == {"mmlab_bootstrap/git/submodules.py"}
+
+
+SAME_REPOSITORY = [
+    "https://github.com/open-mmlab/mmcv",
+    "https://github.com/open-mmlab/mmcv/",
+    "https://github.com/open-mmlab/mmcv//",
+    "https://github.com/open-mmlab/mmcv.git",
+    "https://github.com/open-mmlab/mmcv.git/",
+    "https://github.com/open-mmlab/mmcv/.git",
+    "  https://github.com/open-mmlab/mmcv.git/\n",
+]
+OTHER_REPOSITORIES = [
+    "https://github.com/open-mmlab/mmcv2",
+    "https://github.com/open-mmlab/mmcv.git.git",
+    "https://github.com/open-mmlab/mmcv-git",
+    "https://github.com/open-mmlab",
+    "http://github.com/open-mmlab/mmcv",
+    "https://github.com/Open-MMLab/mmcv",
+]
+
+
+@pytest.mark.parametrize("url", SAME_REPOSITORY)
+def test_one_normal_url_says_what_is_the_same_repository(url: str) -> None:
+    """One answer for a clone's origin, a mirror's origin and the cache key: `x`, `x/`,
+    `x.git`, `x.git/` and `x/.git` are one repository (mirror/plan's own copy once kept the
+    slash of `x/.git`)."""
+    assert normal_url(url) == "https://github.com/open-mmlab/mmcv"
+
+
+@pytest.mark.parametrize("url", OTHER_REPOSITORIES)
+def test_normal_url_keeps_other_repositories_apart(url: str) -> None:
+    assert normal_url(url) != normal_url(SAME_REPOSITORY[0])
+
+
+def test_one_url_module() -> None:
+    """URL normal form and the full commit id pattern live in git/urls.py only."""
+    assert _files_matching(r"def _?normal(_url)?\b") == {"mmlab_bootstrap/git/urls.py"}
+    assert _files_matching(r"FULL_SHA = ") == {"mmlab_bootstrap/git/urls.py"}
+    assert _files_matching(r"\.rstrip\(\"/\"\)\.removesuffix") == {"mmlab_bootstrap/git/urls.py"}

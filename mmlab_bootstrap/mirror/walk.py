@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.git import has_commit
+from mmlab_bootstrap.git import FULL_SHA, has_commit
 from mmlab_bootstrap.mirror.apply import Mirrorer
 from mmlab_bootstrap.mirror.places import MirrorError, Place
 from mmlab_bootstrap.mirror.plan import Child, children, start_commits
 from mmlab_bootstrap.output import Reporter, heartbeat_seconds
-
-FULL_SHA = r"[0-9a-f]{40}"
 
 
 class Visit(NamedTuple):
