@@ -3,12 +3,16 @@ the package, like test_layers' checks) keep a second copy from coming back."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.git import normal_url
+from mmlab_bootstrap.fs import TOOL_FOLDER, LockRoom
+from mmlab_bootstrap.git import normal_url, remove_stale_locks
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mmlab_bootstrap"
@@ -85,3 +89,32 @@ def test_one_url_module() -> None:
     assert _files_matching(r"def _?normal(_url)?\b") == {"mmlab_bootstrap/git/urls.py"}
     assert _files_matching(r"FULL_SHA = ") == {"mmlab_bootstrap/git/urls.py"}
     assert _files_matching(r"\.rstrip\(\"/\"\)\.removesuffix") == {"mmlab_bootstrap/git/urls.py"}
+
+
+def test_one_lock_room_for_the_git_cache_and_the_mirror() -> None:
+    """The tool's folder in a shared store, its lock folders and this host's clock file are
+    named in one place, byte for byte what older runs made (a team's disks hold them)."""
+    room = LockRoom(Path("/store"))
+    assert TOOL_FOLDER == ".mmlab-bootstrap"
+    assert (
+        str(room.lock_folder("open-mmlab+mmcv")) == "/store/.mmlab-bootstrap/locks/open-mmlab+mmcv"
+    )
+    assert room.clock.name == f"clock+{os.uname().nodename}"  # what the mirror named it
+    assert room.clock == Path("/store/.mmlab-bootstrap") / f"clock+{socket.gethostname()}"
+    assert _files_matching(r"\.mmlab-bootstrap\"") == {"mmlab_bootstrap/fs/lease.py"}
+    assert _files_matching(r"clock\+") == {"mmlab_bootstrap/fs/lease.py"}
+
+
+def test_one_stale_git_lock_cleaner(tmp_path: Path) -> None:
+    """git's `*.lock` files a killed git left, anywhere in a repository but its objects."""
+    repo = tmp_path / "repo.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+    stale = [repo / "config.lock", repo / "shallow.lock", repo / "refs/mmlab-bootstrap/c.lock"]
+    kept = [repo / "objects/pack/pack-1.lock", repo / "objects/info/alternates", repo / "HEAD"]
+    for path in [*stale, *kept[:2]]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    assert sorted(remove_stale_locks(repo)) == sorted(stale)
+    assert not any(path.exists() for path in stale) and all(path.exists() for path in kept)
+    assert remove_stale_locks(repo) == []
+    assert _files_matching(r"endswith\(\"\.lock\"\)") == {"mmlab_bootstrap/git/command.py"}

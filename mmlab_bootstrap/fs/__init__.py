@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         writable_problem,
         write_atomically,
     )
-    from mmlab_bootstrap.fs.lease import LeaseLock, holding
+    from mmlab_bootstrap.fs.lease import TOOL_FOLDER, LeaseLock, LockRoom, holding
     from mmlab_bootstrap.fs.lock import LOCK_FILE, workspace_lock
     from mmlab_bootstrap.fs.move import move_tree, remove_if_unchanged
     from mmlab_bootstrap.fs.paths import creatable_problem, is_inside, typo_problem
@@ -54,8 +54,10 @@ if TYPE_CHECKING:
 __all__ = [
     "LEFTOVER",
     "LOCK_FILE",
+    "TOOL_FOLDER",
     "FileRefused",
     "LeaseLock",
+    "LockRoom",
     "NotRegularFile",
     "TransferError",
     "copy_verified",
@@ -91,7 +93,9 @@ _WHERE = {
     "LEFTOVER": "transfer",
     "LOCK_FILE": "lock",
     "LeaseLock": "lease",
+    "LockRoom": "lease",
     "NotRegularFile": "files",
+    "TOOL_FOLDER": "lease",
     "TransferError": "transfer",
     "copy_verified": "transfer",
     "creatable_problem": "paths",
