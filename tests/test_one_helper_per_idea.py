@@ -118,3 +118,12 @@ def test_one_stale_git_lock_cleaner(tmp_path: Path) -> None:
     assert not any(path.exists() for path in stale) and all(path.exists() for path in kept)
     assert remove_stale_locks(repo) == []
     assert _files_matching(r"endswith\(\"\.lock\"\)") == {"mmlab_bootstrap/git/command.py"}
+
+
+def test_one_place_for_the_jobs_defaults() -> None:
+    """The --jobs defaults live in settings/variables.py (which cli imports at start-up for
+    its help lines): 4 repositories fetched at once, 2 checkpoint files downloaded at once."""
+    from mmlab_bootstrap.settings import DEFAULT_JOBS, DOWNLOAD_JOBS
+
+    assert (DEFAULT_JOBS, DOWNLOAD_JOBS) == (4, 2)
+    assert _files_matching(r"^[A-Z_]*JOBS = ") == {"mmlab_bootstrap/settings/variables.py"}

@@ -23,12 +23,12 @@ from mmlab_bootstrap.run import Counted, Session, StepResult, check_flags
 from mmlab_bootstrap.settings import (
     CHECKPOINTS,
     CHECKPOINTS_PATH,
+    DOWNLOAD_JOBS,
     Settings,
     plan_layout,
     storage_folder,
 )
 
-DEFAULT_JOBS = 2
 OPENMMLAB = "https://download.openmmlab.com/"
 
 
@@ -136,7 +136,7 @@ def fetch_checkpoints_step(
     *,
     verify: bool = False,
     accept_mismatch: bool = False,
-    jobs: int = DEFAULT_JOBS,
+    jobs: int = DOWNLOAD_JOBS,
 ) -> StepResult:
     """Fetch, verify and record the named models' checkpoints; nothing changes before every
     model is found and every file in place is checked."""
