@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from mmlab_bootstrap.errors import redacted, shown
-from mmlab_bootstrap.fs import FileRefused, kind, read_regular, share_like_folder
+from mmlab_bootstrap.fs import (
+    FileRefused,
+    kind,
+    read_regular,
+    replace_atomically,
+    share_like_folder,
+)
 
 CHUNK = 1 << 20
 RECORD_LIMIT = 64 << 10  # a record is under 1 KiB; anything larger is not one of ours
@@ -150,19 +156,13 @@ def write_record(final: Path, sha256: str, url: str) -> Record:
     )
     target = record_path(final)
     temporary = target.with_name(f"{target.name}.tmp-{os.urandom(4).hex()}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    descriptor = os.open(temporary, flags, 0o644)
-    try:
-        share_like_folder(descriptor, target.parent)
-        os.write(descriptor, (text + "\n").encode())
-        os.fsync(descriptor)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    finally:
-        os.close(descriptor)
+    replace_atomically(
+        target,
+        temporary,
+        (text + "\n").encode(),
+        mode=0o644,
+        prepare=lambda descriptor: share_like_folder(descriptor, target.parent),
+    )
     return record
 
 
