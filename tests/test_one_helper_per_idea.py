@@ -127,3 +127,28 @@ def test_one_place_for_the_jobs_defaults() -> None:
 
     assert (DEFAULT_JOBS, DOWNLOAD_JOBS) == (4, 2)
     assert _files_matching(r"^[A-Z_]*JOBS = ") == {"mmlab_bootstrap/settings/variables.py"}
+
+
+def test_one_heartbeat() -> None:
+    """output.Heartbeat beats until its block ends, and not after (leaving waits for a beat
+    under way); the board, the downloads and the mirror walk use it, no thread of their own."""
+    import threading
+
+    from mmlab_bootstrap.output import Heartbeat
+
+    beats: list[int] = []
+    twice = threading.Event()
+
+    def beat() -> None:
+        beats.append(len(beats))
+        if len(beats) >= 2:
+            twice.set()
+
+    with Heartbeat(beat, every=0):
+        assert twice.wait(60)
+    after = len(beats)
+    assert twice.wait(0) and len(beats) == after
+    assert _files_matching(r"\.wait\((self\.)?(heartbeat|every|HEARTBEAT)") <= {
+        "mmlab_bootstrap/output/progress.py",
+        "mmlab_bootstrap/fs/lease.py",  # the lease lock's owner file, touched: not a line shown
+    }

@@ -20,7 +20,7 @@ from mmlab_bootstrap.git import FULL_SHA, has_commit
 from mmlab_bootstrap.mirror.apply import Mirrorer
 from mmlab_bootstrap.mirror.places import MirrorError, Place
 from mmlab_bootstrap.mirror.plan import Child, children, start_commits
-from mmlab_bootstrap.output import Reporter, heartbeat_seconds
+from mmlab_bootstrap.output import Heartbeat, Reporter
 
 
 class Visit(NamedTuple):
@@ -52,14 +52,8 @@ class Walk:
     def run(self, root: Place, jobs: int) -> None:
         """Mirror `root` and everything it leads to; failures are kept in `failed`. A line
         every MMLAB_HEARTBEAT seconds names the repositories still being fetched."""
-        stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True)
-        beat.start()
-        try:
+        with Heartbeat(self._heartbeat):
             self._run(root, jobs)
-        finally:
-            stop.set()
-            beat.join()
 
     def _run(self, root: Place, jobs: int) -> None:
         sha = {self.ref} if re.fullmatch(FULL_SHA, self.ref) else set()
@@ -158,14 +152,13 @@ class Walk:
                 self._warn_once(line)
         return found
 
-    def _heartbeat(self, stop: threading.Event) -> None:
-        while not stop.wait(heartbeat_seconds()):
-            with self._lock:
-                now = time.monotonic()
-                working = [f"{key} ({now - since:.0f} s)" for key, since in self._working.items()]
-            if working:
-                line = f"… still working: {', '.join(working)}"
-                self.mirrorer.changes.after_changes(functools.partial(self.report.info, line))
+    def _heartbeat(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            working = [f"{key} ({now - since:.0f} s)" for key, since in self._working.items()]
+        if working:
+            line = f"… still working: {', '.join(working)}"
+            self.mirrorer.changes.after_changes(functools.partial(self.report.info, line))
 
     def _warn_once(self, line: str) -> None:
         with self._lock:

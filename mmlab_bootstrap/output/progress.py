@@ -65,6 +65,37 @@ class Task:
                 self.step = "connecting"
 
 
+class Heartbeat:
+    """Calls `beat` every `every` seconds (MMLAB_HEARTBEAT unless given) on a daemon thread,
+    while used as a context manager; leaving it waits for a beat under way. The one heartbeat
+    of the package: the board's, the downloads' and the mirror walk's lines."""
+
+    def __init__(self, beat: Callable[[], object], every: float | None = None) -> None:
+        self.beat = beat
+        self.every = heartbeat_seconds() if every is None else every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.beat()
+
+
 class Board:
     """Shows the tasks of one phase; use it as a context manager around the phase."""
 
@@ -79,16 +110,14 @@ class Board:
         self._lock = threading.RLock()
         self._drawn = 0
         self._last_draw = 0.0
-        self._stop = threading.Event()
         self._started = time.monotonic()
-        self._thread: threading.Thread | None = None
+        self._heart: Heartbeat | None = None
         self._saying = False
         self._around: Callable[[Callable[[], object]], None] | None = None
 
     def __enter__(self) -> Board:
         if not self.live:
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
+            self._heart = Heartbeat(self._beat, self.heartbeat).__enter__()
         else:  # any line the report prints meanwhile is printed whole above the live lines
             self._around, self.report.around = self.report.around, self.say
         return self
@@ -99,9 +128,8 @@ class Board:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._heart is not None:
+            self._heart.__exit__(kind, error, tb)
         with self._lock:
             self._clear()
             if self.report.around == self.say:
@@ -187,9 +215,8 @@ class Board:
             self._drawn = 0
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.heartbeat):
-            with self._lock:
-                if self.active:
-                    seconds = time.monotonic() - self._started
-                    steps = "; ".join(line for line in self._lines())
-                    self.report.info(f"… still working ({seconds:.0f} s): {steps}")
+        with self._lock:
+            if self.active:
+                seconds = time.monotonic() - self._started
+                steps = "; ".join(line for line in self._lines())
+                self.report.info(f"… still working ({seconds:.0f} s): {steps}")
