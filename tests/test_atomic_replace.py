@@ -14,12 +14,24 @@ from pathlib import Path
 import pytest
 
 from mmlab_bootstrap.checkpoints.store import (
+    RECORD_TEMPORARY,
     new_partial_name,
     record_path,
     remove_abandoned_partials,
 )
-from mmlab_bootstrap.fs import remove_leftovers, remove_stale_temporaries, replace_atomically
-from mmlab_bootstrap.gitcache.objectfiles import add_line, drop_borrowing
+from mmlab_bootstrap.fs import (
+    remove_leftovers,
+    remove_stale_temporaries,
+    replace_atomically,
+    temporary_beside,
+)
+from mmlab_bootstrap.fs.temporaries import TEMPORARY
+from mmlab_bootstrap.gitcache.objectfiles import (
+    LINES_TEMPORARY,
+    PACK_TEMPORARY,
+    add_line,
+    drop_borrowing,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,10 +43,10 @@ def test_replace_atomically_writes_bytes_or_a_copy_and_leaves_no_temporary(
     tmp_path.mkdir()
     target = tmp_path / "alternates"
     target.write_text("old\n")
-    replace_atomically(target, tmp_path / "alternates.1.2.partial", b"new\n")
+    replace_atomically(target, b"new\n", template="{name}.{pid}.{tid}.partial")
     source = tmp_path / "pack-1.pack"
     source.write_bytes(b"PACK" * 1000)
-    replace_atomically(tmp_path / "copied.pack", tmp_path / ".copied.pack.1.partial", source)
+    replace_atomically(tmp_path / "copied.pack", source, template=".{name}.{pid}.partial")
     assert target.read_text() == "new\n"
     assert (tmp_path / "copied.pack").read_bytes() == b"PACK" * 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -51,7 +63,7 @@ def test_a_failed_replace_removes_its_temporary_and_leaves_the_target(tmp_path: 
     target.mkdir()
     (target / "inside").write_text("kept")  # a folder at the name: the rename fails
     with pytest.raises(OSError):
-        replace_atomically(target, tmp_path / "shallow.1.2.partial", b"abc\n")
+        replace_atomically(target, b"abc\n", template="{name}.{token}.partial")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shallow"]
     assert (target / "inside").read_text() == "kept"
 
@@ -151,3 +163,19 @@ def test_whole_files_are_replaced_only_through_the_one_helper() -> None:
         "mmlab_bootstrap/links/swap.py",
         "mmlab_bootstrap/links/upstream_apply.py",
     }, users
+
+
+def test_each_writer_keeps_its_temporary_name_byte_for_byte(tmp_path: Path) -> None:
+    """The templates the writers pass make the very names older versions wrote (the sweeps
+    above know them, and killed runs left them on users' disks)."""
+    token = {"token": "0123abcd", "pid": 12, "tid": 34}
+    assert TEMPORARY.format(name="env", **token) == ".env.tmp-0123abcd"
+    record = record_path(tmp_path / "model.pth").name
+    assert RECORD_TEMPORARY.format(name=record, **token) == ".model.pth.verified.json.tmp-0123abcd"
+    assert LINES_TEMPORARY.format(name="shallow", **token) == "shallow.12.34.partial"
+    assert PACK_TEMPORARY.format(name="pack-1.idx", **token) == ".pack-1.idx.12.partial"
+    made = temporary_beside(tmp_path / "env", TEMPORARY)
+    assert made.parent == tmp_path and re.fullmatch(r"\.env\.tmp-[0-9a-f]{8}", made.name)
+    assert remove_stale_temporaries(tmp_path / "env") == []
+    made.write_text("left by a killed run")
+    assert remove_stale_temporaries(tmp_path / "env") == [made]

@@ -81,6 +81,9 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+RECORD_TEMPORARY = "{name}.tmp-{token}"  # a record being written (see remove_abandoned_partials)
+
+
 def record_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.verified.json")
 
@@ -155,11 +158,10 @@ def write_record(final: Path, sha256: str, url: str) -> Record:
         {"sha256": sha256, "size": record.size, "mtime_ns": record.mtime_ns, "url": url}
     )
     target = record_path(final)
-    temporary = target.with_name(f"{target.name}.tmp-{os.urandom(4).hex()}")
     replace_atomically(
         target,
-        temporary,
         (text + "\n").encode(),
+        template=RECORD_TEMPORARY,
         mode=0o644,
         prepare=lambda descriptor: share_like_folder(descriptor, target.parent),
     )

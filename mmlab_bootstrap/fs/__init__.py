@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         room_for,
         share_like_folder,
         shared_with_group,
+        temporary_beside,
         writable_problem,
         write_atomically,
     )
@@ -82,6 +83,7 @@ __all__ = [
     "same_file_content",
     "share_like_folder",
     "shared_with_group",
+    "temporary_beside",
     "temporary_name",
     "typo_problem",
     "walk",
@@ -120,6 +122,7 @@ _WHERE = {
     "same_file_content": "transfer",
     "share_like_folder": "files",
     "shared_with_group": "files",
+    "temporary_beside": "files",
     "temporary_name": "transfer",
     "typo_problem": "paths",
     "walk": "walking",

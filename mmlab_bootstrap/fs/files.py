@@ -10,6 +10,7 @@ import fcntl
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -199,21 +200,30 @@ def writable_problem(path: Path, *, own: bool = False) -> tuple[str, str] | None
     return None
 
 
+def temporary_beside(target: Path, template: str) -> Path:
+    """A temporary name beside `target`, from the caller's `template`: `{name}` is the
+    target's name, `{token}` 8 random hex digits, `{pid}` and `{tid}` this process and
+    thread (e.g. `.{name}.tmp-{token}`). Each caller keeps its own template, byte for byte:
+    the leftover sweeps know those names, and users' disks hold them."""
+    fields = {"pid": os.getpid(), "tid": threading.get_ident(), "token": os.urandom(4).hex()}
+    return target.with_name(template.format(name=target.name, **fields))
+
+
 def replace_atomically(
     target: Path,
-    temporary: Path,
     content: bytes | Path,
     *,
+    template: str,
     mode: int = 0o666,
     prepare: Callable[[int], None] | None = None,
 ) -> None:
     """Replace `target` whole: `content` (bytes, or a file whose bytes are copied) goes into
-    `temporary` (a new file beside it, never followed, `mode` less the umask; `prepare` gets
-    its descriptor before the write: ownership, mode, a lock), which is fsynced and renamed
-    over `target`; then the folder is fsynced. On any failure the temporary is removed.
-
-    The one temporary-beside-a-file + atomic replace of the package: each caller names its
-    temporary (its on-disk pattern, which the leftover sweeps of older runs know)."""
+    a temporary beside it named by `template` (see temporary_beside; created new, never
+    followed, `mode` less the umask; `prepare` gets its descriptor before the write:
+    ownership, mode, a lock), which is fsynced and renamed over `target`; then the folder is
+    fsynced. On any failure the temporary is removed. The one temporary-beside-a-file +
+    atomic replace of the package."""
+    temporary = temporary_beside(target, template)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     descriptor = os.open(temporary, flags, mode)
     try:
@@ -255,7 +265,6 @@ def write_atomically(path: Path, text: str, *, own: bool = False) -> Path:
     except FileNotFoundError:
         found = None
     remove_stale_temporaries(target)
-    temporary = target.with_name(TEMPORARY.format(name=target.name, token=os.urandom(4).hex()))
 
     def prepare(descriptor: int) -> None:
         fcntl.flock(descriptor, fcntl.LOCK_EX)  # ours while this run lives; see temporaries
@@ -263,7 +272,8 @@ def write_atomically(path: Path, text: str, *, own: bool = False) -> Path:
             _keep_owner(descriptor, found, target, strict=not own)
             os.fchmod(descriptor, stat.S_IMODE(found.st_mode))
 
-    replace_atomically(target, temporary, text.encode("utf-8", "surrogateescape"), prepare=prepare)
+    encoded = text.encode("utf-8", "surrogateescape")
+    replace_atomically(target, encoded, template=TEMPORARY, prepare=prepare)
     return target
 
 
