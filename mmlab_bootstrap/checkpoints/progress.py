@@ -93,7 +93,7 @@ class Downloads:
             self._total = _bar("total", 0, 0, 0)
         # the heartbeat names downloads that wait for an answer (live or not), and piped
         # how far each other one is
-        self._heart = Heartbeat(self._beat, self.heartbeat).__enter__()
+        self._heart = Heartbeat(self._beat, self.heartbeat).start()
         return self
 
     def __exit__(
@@ -103,7 +103,7 @@ class Downloads:
         tb: TracebackType | None,
     ) -> None:
         if self._heart is not None:
-            self._heart.__exit__(kind, error, tb)
+            self._heart.stop()
         with self._lock:
             for bar in self._bars.values():
                 bar.close()

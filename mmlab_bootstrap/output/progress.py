@@ -67,8 +67,9 @@ class Task:
 
 class Heartbeat:
     """Calls `beat` every `every` seconds (MMLAB_HEARTBEAT unless given) on a daemon thread,
-    while used as a context manager; leaving it waits for a beat under way. The one heartbeat
-    of the package: the board's, the downloads' and the mirror walk's lines."""
+    from `start` (or entering it as a context manager) to `stop` (leaving it), which waits for
+    a beat under way. The one heartbeat of the package: the board's, the downloads' and the
+    mirror walk's lines."""
 
     def __init__(self, beat: Callable[[], object], every: float | None = None) -> None:
         self.beat = beat
@@ -76,20 +77,20 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> Heartbeat:
+    def start(self) -> Heartbeat:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+    __enter__ = start
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -117,7 +118,7 @@ class Board:
 
     def __enter__(self) -> Board:
         if not self.live:
-            self._heart = Heartbeat(self._beat, self.heartbeat).__enter__()
+            self._heart = Heartbeat(self._beat, self.heartbeat).start()
         else:  # any line the report prints meanwhile is printed whole above the live lines
             self._around, self.report.around = self.report.around, self.say
         return self
@@ -129,7 +130,7 @@ class Board:
         tb: TracebackType | None,
     ) -> None:
         if self._heart is not None:
-            self._heart.__exit__(kind, error, tb)
+            self._heart.stop()
         with self._lock:
             self._clear()
             if self.report.around == self.say:
