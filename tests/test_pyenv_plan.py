@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -199,6 +199,8 @@ BOUND_VERSIONS = st.sampled_from(["0.9", "1.0", "1.0.0rc1", "1.5.2", "1.6", "1.6
     st.lists(st.tuples(st.sampled_from(["<", "<=", ">", ">=", "!="]), BOUND_VERSIONS), max_size=6),
     st.lists(BOUND_VERSIONS, min_size=1, max_size=5),
 )
+@example(bounds=[("<", "1.0"), ("<=", "1.0.0rc1")], versions=["1.0.0rc1"])  # PEP 440: <1.0
+@example(bounds=[(">", "1.0"), (">=", "1.0.post1")], versions=["1.0.post1"])  # refuses these
 def test_tightest_keeps_exactly_the_same_versions(
     bounds: list[tuple[str, str]], versions: list[str]
 ) -> None:

@@ -20,6 +20,7 @@ from mmlab_bootstrap.clone.step import clone_step
 from mmlab_bootstrap.errors import BootstrapError
 from mmlab_bootstrap.links.step import link_step
 from mmlab_bootstrap.links.unlink import unlink_step
+from mmlab_bootstrap.mirror.step import mirror_step
 from mmlab_bootstrap.output.report import Reporter
 from mmlab_bootstrap.run.changes import Changes
 from mmlab_bootstrap.run.session import Session
@@ -29,6 +30,7 @@ from mmlab_bootstrap.workspace.env import env_step
 from mmlab_bootstrap.workspace.layout import layout_step
 
 from .conftest import scaled, snapshot
+from .lib.gitfixture import Fixture, advance
 from .lib.linkshapes import LINKS, SHAPES, TREES, WAYS, build
 
 T = TypeVar("T")
@@ -186,3 +188,20 @@ def test_dry_shows_every_change_of_fetch_checkpoints(tmp_path: Path) -> None:
         assert [m[0].split()[0] for m in made] == ["record", "fetch"]
         assert len(made[1]) == 2  # one change fetching both missing files
         assert recorded(root, step, dry=False) == ([], False)
+
+
+def test_dry_shows_every_change_of_a_mirror_update(
+    workspace: Path, fixture: Fixture, tmp_path: Path
+) -> None:
+    """inv mirror on a mirror made before, after upstream moved on: --dry shows the very
+    changes (fetches, kept commits, options) the real run then makes, one repository at a time
+    (the mirror reads no `.dry` of its own: it asks the seam)."""
+    dest = tmp_path / "mirror"
+    flags = {"MMLAB_GIT_MIRROR": fixture.mirror, "MMLAB_EXTENSION_REPO": fixture.github_url}
+
+    def step(session: Session) -> object:
+        return mirror_step(session, flags, str(dest), all_refs=False, jobs=1)
+
+    assert recorded(workspace, step, dry=False)[1] is False  # the mirror, made
+    advance(fixture, "spconv")
+    assert dry_then_real(workspace, step, dest)

@@ -14,7 +14,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from mmlab_bootstrap.output import Reporter, heartbeat_seconds, human_size, wants_color
+from mmlab_bootstrap.output import Heartbeat, Reporter, heartbeat_seconds, human_size, wants_color
 
 
 @functools.cache
@@ -82,8 +82,7 @@ class Downloads:
         self._waits: dict[str, tuple[str, float]] = {}  # label: (what it awaits, since)
         self._numbers: dict[str, int] = {}
         self._total: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._heart: Heartbeat | None = None
         self._started = time.monotonic()
         self._writing = False
         self._around: Any = None
@@ -94,8 +93,7 @@ class Downloads:
             self._total = _bar("total", 0, 0, 0)
         # the heartbeat names downloads that wait for an answer (live or not), and piped
         # how far each other one is
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-        self._thread.start()
+        self._heart = Heartbeat(self._beat, self.heartbeat).start()
         return self
 
     def __exit__(
@@ -104,9 +102,8 @@ class Downloads:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._heart is not None:
+            self._heart.stop()
         with self._lock:
             for bar in self._bars.values():
                 bar.close()
@@ -194,20 +191,18 @@ class Downloads:
     def _beat(self) -> None:
         """Every `heartbeat` seconds, a line naming each download that waits and (piped; a
         terminal has its bars) how far each other one is."""
-        while not self._stop.wait(self.heartbeat):
-            with self._lock:
-                now = time.monotonic()
-                parts = [
-                    f"{label} {what} ({now - since:.0f} s)"
-                    for label, (what, since) in self._waits.items()
+        with self._lock:
+            now = time.monotonic()
+            parts = [
+                f"{label} {what} ({now - since:.0f} s)"
+                for label, (what, since) in self._waits.items()
+            ]
+            if not self.live:
+                parts += [
+                    f"{label} {human_size(have)}" + (f" of {human_size(total)}" if total else "")
+                    for label, (have, total) in self._sizes.items()
+                    if label not in self._waits and (total is None or have < total)
                 ]
-                if not self.live:
-                    parts += [
-                        f"{label} {human_size(have)}"
-                        + (f" of {human_size(total)}" if total else "")
-                        for label, (have, total) in self._sizes.items()
-                        if label not in self._waits and (total is None or have < total)
-                    ]
-                if parts:
-                    line = f"… still fetching ({now - self._started:.0f} s): {'; '.join(parts)}"
-                    self._write(lambda line=line: self.report.info(line))
+            if parts:
+                line = f"… still fetching ({now - self._started:.0f} s): {'; '.join(parts)}"
+                self._write(lambda line=line: self.report.info(line))

@@ -30,11 +30,11 @@ from mmlab_bootstrap.run import Counted, Session, StepResult, check_flags
 from mmlab_bootstrap.settings import (
     CHECKPOINTS,
     CHECKPOINTS_PATH,
+    DOWNLOAD_JOBS,
     Settings,
     plan_layout,
 )
 
-DEFAULT_JOBS = 2
 OPENMMLAB = "https://download.openmmlab.com/"
 
 
@@ -156,7 +156,7 @@ def fetch_checkpoints_step(
     configs: Sequence[str] = (),
     verify: bool = False,
     accept_mismatch: bool = False,
-    jobs: int = DEFAULT_JOBS,
+    jobs: int = DOWNLOAD_JOBS,
 ) -> StepResult:
     """Fetch, verify and record the named models' checkpoints, and every weight the named
     configs load (see `weights`); nothing changes before every model is found and every

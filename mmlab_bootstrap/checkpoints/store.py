@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from mmlab_bootstrap.errors import redacted, shown
-from mmlab_bootstrap.fs import FileRefused, kind, owner_of, read_regular, share_like_folder
+from mmlab_bootstrap.fs import (
+    FileRefused,
+    kind,
+    owner_of,
+    read_regular,
+    replace_atomically,
+    share_like_folder,
+)
 
 CHUNK = 1 << 20
 RECORD_LIMIT = 64 << 10  # a record is under 1 KiB; anything larger is not one of ours
@@ -73,6 +80,9 @@ def name_problem(name: str) -> str | None:
             f" pass the {NAME_MAX}-byte limit of a file name (at most {NAME_MAX - _LONGEST_OWN})"
         )
     return None
+
+
+RECORD_TEMPORARY = "{name}.tmp-{token}"  # a record being written (see remove_abandoned_partials)
 
 
 def record_path(final: Path) -> Path:
@@ -155,20 +165,13 @@ def write_record(final: Path, sha256: str, url: str) -> Record:
         {"sha256": sha256, "size": record.size, "mtime_ns": record.mtime_ns, "url": url}
     )
     target = record_path(final)
-    temporary = target.with_name(f"{target.name}.tmp-{os.urandom(4).hex()}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    descriptor = os.open(temporary, flags, 0o644)
-    try:
-        share_like_folder(descriptor, target.parent)
-        os.write(descriptor, (text + "\n").encode())
-        os.fsync(descriptor)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    finally:
-        os.close(descriptor)
+    replace_atomically(
+        target,
+        (text + "\n").encode(),
+        template=RECORD_TEMPORARY,
+        mode=0o644,
+        prepare=lambda descriptor: share_like_folder(descriptor, target.parent),
+    )
     return record
 
 

@@ -22,6 +22,8 @@ from mmlab_bootstrap.settings import (
     CHECKPOINTS,
     CHECKPOINTS_PATH,
     DATASET_PATH,
+    DEFAULT_JOBS,
+    DOWNLOAD_JOBS,
     EXTENSION_PATH,
     EXTENSION_REF,
     EXTENSION_REPO,
@@ -41,7 +43,6 @@ from mmlab_bootstrap.settings import (
 )
 from mmlab_bootstrap.settings import CUDA as CUDA_TAG
 
-DEFAULT_JOBS = 4  # steps.DEFAULT_JOBS (kept here so that --help needs no import of steps)
 Flags = dict[str, str | None]
 
 
@@ -241,7 +242,6 @@ def bootstrap(
 
 
 FETCH_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, PROJECTS, CHECKPOINT_MIRROR, TORCH_HOME)
-FETCH_JOBS = 2  # checkpoint_steps.DEFAULT_JOBS
 FETCH_HELP = {
     "model": "a model to fetch: its metafile Name or config path, project:name when several"
     " projects have it (repeat the flag for more; default: MMLAB_CHECKPOINTS)",
@@ -252,7 +252,7 @@ FETCH_HELP = {
     " ('' lists all) and whether each is fetched; no network",
     "verify": "hash every file again, not trusting the record of earlier verifications",
     "accept_mismatch": "keep a file whose sha256 does not match the prefix its name promises",
-    "jobs": f"files downloaded in parallel (default {FETCH_JOBS})",
+    "jobs": f"files downloaded in parallel (default {DOWNLOAD_JOBS})",
 }
 
 
@@ -270,7 +270,7 @@ def fetch_checkpoints(
     search: str | None = None,
     verify: bool = False,
     accept_mismatch: bool = False,
-    jobs: str = str(FETCH_JOBS),
+    jobs: str = str(DOWNLOAD_JOBS),
 ) -> None:
     """Download model-zoo checkpoints into storage: resumable, verified, recorded."""
     # startup: `inv --list` imports no step; each task imports its own

@@ -29,13 +29,15 @@ if TYPE_CHECKING:
         owner_of,
         read_head,
         read_regular,
+        replace_atomically,
         room_for,
         share_like_folder,
         shared_with_group,
+        temporary_beside,
         writable_problem,
         write_atomically,
     )
-    from mmlab_bootstrap.fs.lease import LeaseLock, holding
+    from mmlab_bootstrap.fs.lease import TOOL_FOLDER, LeaseLock, LockRoom, holding
     from mmlab_bootstrap.fs.lock import LOCK_FILE, workspace_lock
     from mmlab_bootstrap.fs.move import move_tree, remove_if_unchanged
     from mmlab_bootstrap.fs.paths import creatable_problem, is_inside, typo_problem
@@ -54,8 +56,10 @@ if TYPE_CHECKING:
 __all__ = [
     "LEFTOVER",
     "LOCK_FILE",
+    "TOOL_FOLDER",
     "FileRefused",
     "LeaseLock",
+    "LockRoom",
     "NotRegularFile",
     "TransferError",
     "copy_verified",
@@ -74,10 +78,12 @@ __all__ = [
     "remove_if_unchanged",
     "remove_leftovers",
     "remove_stale_temporaries",
+    "replace_atomically",
     "room_for",
     "same_file_content",
     "share_like_folder",
     "shared_with_group",
+    "temporary_beside",
     "temporary_name",
     "typo_problem",
     "walk",
@@ -91,7 +97,9 @@ _WHERE = {
     "LEFTOVER": "transfer",
     "LOCK_FILE": "lock",
     "LeaseLock": "lease",
+    "LockRoom": "lease",
     "NotRegularFile": "files",
+    "TOOL_FOLDER": "lease",
     "TransferError": "transfer",
     "copy_verified": "transfer",
     "creatable_problem": "paths",
@@ -109,10 +117,12 @@ _WHERE = {
     "remove_if_unchanged": "move",
     "remove_leftovers": "transfer",
     "remove_stale_temporaries": "temporaries",
+    "replace_atomically": "files",
     "room_for": "files",
     "same_file_content": "transfer",
     "share_like_folder": "files",
     "shared_with_group": "files",
+    "temporary_beside": "files",
     "temporary_name": "transfer",
     "typo_problem": "paths",
     "walk": "walking",

@@ -8,8 +8,10 @@ import contextlib
 import errno
 import fcntl
 import os
+import shutil
 import stat
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -198,6 +200,53 @@ def writable_problem(path: Path, *, own: bool = False) -> tuple[str, str] | None
     return None
 
 
+def temporary_beside(target: Path, template: str) -> Path:
+    """A temporary name beside `target`, from the caller's `template`: `{name}` is the
+    target's name, `{token}` 8 random hex digits, `{pid}` and `{tid}` this process and
+    thread (e.g. `.{name}.tmp-{token}`). Each caller keeps its own template, byte for byte:
+    the leftover sweeps know those names, and users' disks hold them."""
+    fields = {"pid": os.getpid(), "tid": threading.get_ident(), "token": os.urandom(4).hex()}
+    return target.with_name(template.format(name=target.name, **fields))
+
+
+def replace_atomically(
+    target: Path,
+    content: bytes | Path,
+    *,
+    template: str,
+    mode: int = 0o666,
+    prepare: Callable[[int], None] | None = None,
+) -> None:
+    """Replace `target` whole: `content` (bytes, or a file whose bytes are copied) goes into
+    a temporary beside it named by `template` (see temporary_beside; created new, never
+    followed, `mode` less the umask; `prepare` gets its descriptor before the write:
+    ownership, mode, a lock), which is fsynced and renamed over `target`; then the folder is
+    fsynced. On any failure the temporary is removed. The one temporary-beside-a-file +
+    atomic replace of the package."""
+    temporary = temporary_beside(target, template)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    descriptor = os.open(temporary, flags, mode)
+    try:
+        if prepare is not None:
+            prepare(descriptor)
+        with os.fdopen(descriptor, "wb", closefd=False) as handle:
+            if isinstance(content, Path):
+                with open(content, "rb") as source:
+                    shutil.copyfileobj(source, handle)
+            else:
+                handle.write(content)
+            handle.flush()
+        os.fsync(descriptor)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    finally:
+        os.close(descriptor)
+    fsync_folder(target.parent)
+
+
 def write_atomically(path: Path, text: str, *, own: bool = False) -> Path:
     """Write `text` to `path` through a temporary file in the same folder, then rename.
 
@@ -216,26 +265,15 @@ def write_atomically(path: Path, text: str, *, own: bool = False) -> Path:
     except FileNotFoundError:
         found = None
     remove_stale_temporaries(target)
-    temporary = target.with_name(TEMPORARY.format(name=target.name, token=os.urandom(4).hex()))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    descriptor = os.open(temporary, flags, 0o666)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)  # ours while this run lives; see below
-        with os.fdopen(descriptor, "wb", closefd=False) as handle:
-            handle.write(text.encode("utf-8", "surrogateescape"))
-            handle.flush()
+
+    def prepare(descriptor: int) -> None:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)  # ours while this run lives; see temporaries
         if found is not None:
             _keep_owner(descriptor, found, target, strict=not own)
             os.fchmod(descriptor, stat.S_IMODE(found.st_mode))
-        os.fsync(descriptor)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    finally:
-        os.close(descriptor)
-    fsync_folder(target.parent)
+
+    encoded = text.encode("utf-8", "surrogateescape")
+    replace_atomically(target, encoded, template=TEMPORARY, prepare=prepare)
     return target
 
 

@@ -33,6 +33,7 @@ HEARTBEAT = 10.0
 LEASE = 120.0
 POLL = 0.2
 OWNER_FILE = "owner"
+TOOL_FOLDER = ".mmlab-bootstrap"  # in a shared repository store: the locks and the clock files
 
 
 class Owner(NamedTuple):
@@ -229,3 +230,28 @@ def holding(lock: LeaseLock, refusal: Callable[[OSError], Exception]) -> Iterato
         except OSError as error:
             raise refusal(error) from None
         yield
+
+
+class LockRoom(NamedTuple):
+    """The tool's folder in a shared repository store (a team mirror's DEST, the git cache):
+    `<store>/.mmlab-bootstrap/`, with a lease lock `locks/<name>` per repository, timed by
+    this host's clock file `clock+<host>` (the host named as in the owner file)."""
+
+    store: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.store / TOOL_FOLDER
+
+    @property
+    def clock(self) -> Path:
+        return self.folder / f"clock+{socket.gethostname()}"
+
+    def lock_folder(self, name: str) -> Path:
+        return self.folder / "locks" / name
+
+    def lease(
+        self, name: str, say: Callable[[str], None], waiting: Callable[[], None] = lambda: None
+    ) -> LeaseLock:
+        """The lease lock `name` of this store (see LeaseLock)."""
+        return LeaseLock(self.lock_folder(name), self.clock, say, waiting)

@@ -19,7 +19,14 @@ TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
-    from mmlab_bootstrap.git.command import BY_COMMIT, Answers, Git, read_only_run, require_git
+    from mmlab_bootstrap.git.command import (
+        BY_COMMIT,
+        Answers,
+        Git,
+        read_only_run,
+        remove_stale_locks,
+        require_git,
+    )
     from mmlab_bootstrap.git.outcomes import (
         CONFLICT,
         NETWORK,
@@ -94,6 +101,7 @@ __all__ = [
     "plain_name",
     "read_only_run",
     "recorded_commit",
+    "remove_stale_locks",
     "require_git",
     "sparse_checkout",
     "submodule_states",
@@ -136,6 +144,7 @@ _WHERE = {
     "plain_name": "submodules",
     "read_only_run": "command",
     "recorded_commit": "submodules",
+    "remove_stale_locks": "command",
     "require_git": "command",
     "sparse_checkout": "repository",
     "submodule_states": "repository",

@@ -193,6 +193,23 @@ class Git:
                 process.send_signal(signal.SIGINT)
 
 
+def remove_stale_locks(repo: Path) -> list[Path]:
+    """Remove git's `*.lock` files a killed git left in the repository at `repo` (a bare one,
+    or a git folder); object files are never touched. Only for a repository whose lease lock
+    the caller holds (nothing else writes to it then). Returns what was removed."""
+    removed: list[Path] = []
+    for folder, dirs, files in os.walk(repo):
+        if folder == str(repo):
+            dirs[:] = [d for d in dirs if d != "objects"]
+        for name in sorted(files):
+            if name.endswith(".lock"):
+                lock = Path(folder, name)
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                    removed.append(lock)
+    return removed
+
+
 class GitVersionError(GitError):
     """The git on PATH is missing, too old, or does not say its version."""
 

@@ -201,9 +201,12 @@ def has_index(git: Git, folder: Path) -> bool:
     return index.ok and os.path.exists(index.out.strip())
 
 
-def has_commit(git: Git, folder: Path, commit: str) -> bool:
-    """Whether the repository at `folder` holds `commit`."""
-    return git.probe(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=folder).ok
+def has_commit(git: Git, folder: Path | None, commit: str, *, git_dir: Path | None = None) -> bool:
+    """Whether the repository at `folder` (or, given `git_dir`, the one whose git folder it
+    is: a cache's or a borrower's, asked by `--git-dir`) holds `commit`. The one way the
+    package asks; nothing else runs `cat-file -e <commit>^{commit}`."""
+    at = ["--git-dir", str(git_dir)] if git_dir is not None else []
+    return git.probe([*at, "cat-file", "-e", f"{commit}^{{commit}}"], cwd=folder).ok
 
 
 def recorded_commit(git: Git, folder: Path) -> str:

@@ -11,7 +11,10 @@ def mirrored(url: str, mirror: str) -> str:
 
 
 def normal_url(url: str) -> str:
-    """A repository URL without surrounding blanks, trailing slashes or `.git`."""
+    """A repository URL without surrounding blanks, trailing slashes or `.git`: the one
+    answer to "is this the same repository?" (a clone's origin, a mirror's, the cache key).
+    `x`, `x/`, `x.git`, `x.git/` and `x/.git` name one repository (servers answer each the
+    same, and a local `x/.git` is the git folder of the repository at `x`)."""
     return url.strip().rstrip("/").removesuffix(".git").rstrip("/")
 
 

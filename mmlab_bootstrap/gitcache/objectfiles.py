@@ -5,12 +5,14 @@ and reading a commit's parents without walking to them."""
 from __future__ import annotations
 
 import os
-import shutil
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmlab_bootstrap.fs import is_inside
+from mmlab_bootstrap.fs import is_inside, replace_atomically
+
+# The temporaries of the files written here, by their on-disk names (see fs.temporary_beside):
+LINES_TEMPORARY = "{name}.{pid}.{tid}.partial"  # alternates, shallow
+PACK_TEMPORARY = ".{name}.{pid}.partial"  # a pack file copied in
 
 
 def link_only_pack(source: Path, target: Path) -> bool:
@@ -30,9 +32,7 @@ def link_only_pack(source: Path, target: Path) -> bool:
         except FileExistsError:
             continue
         except OSError:  # another filesystem, or another user's file (protected_hardlinks)
-            partial = target / "pack" / f".{name.name}.{os.getpid()}.partial"
-            shutil.copyfile(name, partial)
-            os.replace(partial, target / "pack" / name.name)
+            replace_atomically(target / "pack" / name.name, name, template=PACK_TEMPORARY)
     return True
 
 
@@ -74,9 +74,8 @@ def _writelines_of(path: Path, lines: list[str]) -> None:
     if not lines:
         path.unlink(missing_ok=True)
         return
-    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-    partial.write_text("".join(f"{line}\n" for line in lines), errors="surrogateescape")
-    os.replace(partial, path)
+    text = "".join(f"{line}\n" for line in lines)
+    replace_atomically(path, text.encode("utf-8", "surrogateescape"), template=LINES_TEMPORARY)
 
 
 def parent_ids(commit_text: str) -> list[str]:

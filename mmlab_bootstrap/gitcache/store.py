@@ -23,14 +23,13 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError, shown
 from mmlab_bootstrap.fs import is_inside, make_folders, shared_with_group
-from mmlab_bootstrap.git import BY_COMMIT, Git, Outcome, normal_url
+from mmlab_bootstrap.git import BY_COMMIT, Git, Outcome, has_commit, normal_url, remove_stale_locks
 from mmlab_bootstrap.gitcache.objectfiles import add_line, lines_of, link_only_pack, parent_ids
 from mmlab_bootstrap.run import Stopped
 
@@ -48,7 +47,6 @@ CACHE_CONFIG = (
     ("uploadpack.allowAnySHA1InWant", "true"),
     ("core.logAllRefUpdates", "false"),
 )
-TOOL_FOLDER = ".mmlab-bootstrap"  # <cache>/.mmlab-bootstrap: the locks and the clock files
 
 
 def cache_key(url: str) -> str:
@@ -155,7 +153,7 @@ class GitCache:
         if self.share:
             add_line(gitdir / "objects" / "info" / "alternates", str(repo / "objects"))
         present = self.share or link_only_pack(repo / "objects", gitdir / "objects")
-        if present and self.git.probe([*at, "cat-file", "-e", f"{commit}^{{commit}}"], cwd).ok:
+        if present and has_commit(self.git, cwd, commit, git_dir=gitdir):
             # All there: what the fetch would add is the `shallow` entry (the cache lacks the
             # commit's parents, and so does the workspace), and FETCH_HEAD when asked for. (A
             # fetch would send the commit again: git does not count a shallow one as a `have`.)
@@ -226,21 +224,20 @@ class GitCache:
         workspace on any machine that shares the cache; see `leaselock`)."""
 
         # startup: only when a fetch into the cache is needed
-        from mmlab_bootstrap.fs import LeaseLock, holding
+        from mmlab_bootstrap.fs import LockRoom, holding
 
         def waiting() -> None:
             if stopped():
                 raise Stopped
 
-        tool = self.root / TOOL_FOLDER
+        room = LockRoom(self.root)
         name = os.path.relpath(repo, self.root).replace(os.sep, "+")
-        clock = tool / f"clock+{socket.gethostname()}"
-        lock = LeaseLock(tool / "locks" / name, clock, self.git.warn, waiting)
+        lock = room.lease(name, self.git.warn, waiting)
 
         def refusal(error: OSError) -> CacheError:  # (a read-only cache, say)
             return CacheError(
                 f"cannot lock the git cache repository {shown(str(repo))}:"
-                f" {error.strerror} ({shown(str(error.filename or tool))})",
+                f" {error.strerror} ({shown(str(error.filename or room.folder))})",
                 "choose a git cache folder you can write (inv env --git-cache PATH), or"
                 " none (inv env --git-cache '')",
             )
@@ -252,12 +249,8 @@ class GitCache:
 def _remove_leftovers(repo: Path) -> None:
     """Remove what a killed git left in a cache repository: lock files, and the temporary
     pack files of a fetch (the caller holds its lock, and only this tool writes there)."""
-    candidates = [repo / f"{name}.lock" for name in ("shallow", "packed-refs", "config", "HEAD")]
-    kept = repo / KEPT
-    if kept.is_dir():
-        candidates += kept.glob("*.lock")
-    candidates += (repo / "objects" / "pack").glob("tmp_*")
-    for leftover in candidates:
+    remove_stale_locks(repo)
+    for leftover in (repo / "objects" / "pack").glob("tmp_*"):
         with contextlib.suppress(FileNotFoundError):
             leftover.unlink()
 

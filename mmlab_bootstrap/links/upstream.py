@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.git import Git, failure
+from mmlab_bootstrap.git import Git, failure, has_commit
 from mmlab_bootstrap.links.clashes import blocked
 from mmlab_bootstrap.links.inventory import file_blob_id, skipped_files
 from mmlab_bootstrap.links.journal import Journal
@@ -133,7 +133,7 @@ def plan_updates(
         head = git.probe(["rev-parse", "-q", "--verify", "HEAD"], cwd=project).out.strip()
         if not new or not head or new == head:
             continue
-        if not _has_commit(git, project, new):
+        if not has_commit(git, project, new):
             _fetch(git, project, new)
         changes = diff(git, project, head, new, location.leaf)
         if changes:
@@ -165,15 +165,11 @@ def gitlink(git: Git, extension: Path, project: str, commit: str | None) -> str:
     return ""
 
 
-def _has_commit(git: Git, project: Path, commit: str) -> bool:
-    return git.probe(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=project).ok
-
-
 def _fetch(git: Git, project: Path, commit: str) -> None:
     """Fetch the one commit a submodule moves to (what `submodule update` fetches anyway)."""
     url = git.probe(["config", "--get", "remote.origin.url"], cwd=project).out.strip()
     fetched = git.network(["fetch", "-q", "--depth", "1", "origin", commit], cwd=project, url=url)
-    if not fetched.ok or not _has_commit(git, project, commit):
+    if not fetched.ok or not has_commit(git, project, commit):
         raise failure(fetched, url, f"git fetch of {commit[:12]}")
 
 

@@ -21,9 +21,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs import LeaseLock, holding
-from mmlab_bootstrap.git import Answers, Git, GitError, Outcome, failure, has_commit
-from mmlab_bootstrap.mirror.places import MirrorError, Place, lock_folder
+from mmlab_bootstrap.fs import LockRoom, holding
+from mmlab_bootstrap.git import (
+    Answers,
+    Git,
+    GitError,
+    Outcome,
+    failure,
+    has_commit,
+    remove_stale_locks,
+)
+from mmlab_bootstrap.mirror.places import MirrorError, Place, lock_name
 from mmlab_bootstrap.mirror.plan import KEPT, RepoPlan, look, needs_keeping
 from mmlab_bootstrap.output import Reporter, human_size
 from mmlab_bootstrap.run import Changes
@@ -60,7 +68,7 @@ class Mirrorer:
         self.mirror = mirror
         self.report = report
         self.changes = changes
-        self.clock = dest / ".mmlab-bootstrap" / f"clock+{os.uname().nodename}"
+        self.room = LockRoom(dest)
 
     def git(self, place: Place) -> Git:
         """git for one repository (its own, as threads work on several at once)."""
@@ -75,17 +83,19 @@ class Mirrorer:
         """Clone or fetch `place` (when `fetch`), and make sure it holds `commits` reachable."""
         git = self.git(place)
         with contextlib.ExitStack() as stack:
-            if not self.changes.dry:
-                lock = LeaseLock(lock_folder(self.dest, place), self.clock, self.report.info)
 
-                def refusal(error: OSError) -> MirrorError:  # (a read-only DEST, say)
-                    return MirrorError(
-                        f"cannot lock {shown(str(place.path))} in the mirror: {error.strerror}"
-                        f" ({shown(str(error.filename or self.dest))})",
-                        "choose a DEST you can write to: inv mirror DEST",
-                    )
+            def refusal(error: OSError) -> MirrorError:  # (a read-only DEST, say)
+                return MirrorError(
+                    f"cannot lock {shown(str(place.path))} in the mirror: {error.strerror}"
+                    f" ({shown(str(error.filename or self.dest))})",
+                    "choose a DEST you can write to: inv mirror DEST",
+                )
 
-                stack.enter_context(holding(lock, refusal))
+            def lock() -> None:  # only for real changes: --dry neither waits nor writes here
+                lease = self.room.lease(lock_name(place), self.report.info)
+                stack.enter_context(holding(lease, refusal))
+
+            self.changes.after_changes(lock)
             plan = look(git, place)  # again, under the lock: another run may have made it
             for leftover in plan.leftovers:
                 self.changes.make(
@@ -186,17 +196,9 @@ class Mirrorer:
         self.report.done(f"removed {leftover} (left by an interrupted run)")
 
     def _remove_git_locks(self, path: Path) -> None:
-        """git's `*.lock` files a killed git left in a repository whose lock we hold (nothing
-        else writes to it now); object files are never touched."""
-        for folder, dirs, files in os.walk(path):
-            if folder == str(path):
-                dirs[:] = [d for d in dirs if d != "objects"]
-            for name in files:
-                if name.endswith(".lock"):
-                    os.unlink(os.path.join(folder, name))
-                    self.report.done(
-                        f"removed {os.path.join(folder, name)} (left by an interrupted git)"
-                    )
+        """git's `*.lock` files a killed git left in a repository whose lock we hold."""
+        for lock in remove_stale_locks(path):
+            self.report.done(f"removed {lock} (left by an interrupted git)")
 
     @staticmethod
     def _size(path: Path) -> str:

@@ -20,7 +20,6 @@ from mmlab_bootstrap.errors import BootstrapError, shown
 from mmlab_bootstrap.git import GITHUB
 
 PARTIAL_SUFFIX = ".mmlab-partial"
-TOOL_FOLDER = ".mmlab-bootstrap"  # DEST/.mmlab-bootstrap: the locks and the clock file
 _PLAIN = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
 
 
@@ -91,9 +90,9 @@ def use_line(dest: Path) -> str:
     return f"inv env --mirror {shlex.quote(url)}"
 
 
-def lock_folder(dest: Path, place: Place) -> Path:
-    """The lease lock of one repository (see `leaselock`)."""
-    return dest / TOOL_FOLDER / "locks" / f"{place.owner}+{place.name}"
+def lock_name(place: Place) -> str:
+    """The name of one repository's lease lock in DEST's lock room (fs.LockRoom)."""
+    return f"{place.owner}+{place.name}"
 
 
 def source_folder(mirror: str) -> Path | None:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from mmlab_bootstrap.errors import shown
 from mmlab_bootstrap.fs import creatable_problem, is_inside
-from mmlab_bootstrap.git import Git
+from mmlab_bootstrap.git import Git, normal_url
 from mmlab_bootstrap.mirror.places import (
     MirrorError,
     Place,
@@ -101,17 +101,13 @@ def look(git: Git, place: Place) -> RepoPlan:
             f"move it away (mv '{place.path}' '{place.path}.old'), then run the same command",
         )
     origin = git.probe(["config", "--get", "remote.origin.url"], cwd=place.path).out.strip()
-    if _normal(origin) != _normal(place.url):
+    if normal_url(origin) != normal_url(place.url):
         raise MirrorError(
             f"{shown(str(place.path))} is a mirror of {shown(origin or '(no origin)')},"
             f" not of {shown(place.url)}; left alone",
             f"move it away (mv '{place.path}' '{place.path}.old'), then run the same command",
         )
     return RepoPlan(place, True, tuple(leftovers))
-
-
-def _normal(url: str) -> str:
-    return url.strip().rstrip("/").removesuffix(".git")
 
 
 def needs_keeping(git: Git, repo: Path, commit: str) -> bool:

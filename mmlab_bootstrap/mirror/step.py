@@ -41,7 +41,7 @@ def mirror_step(
     walk.run(root, jobs)
     if walk.failed:
         raise failure_error(walk.failed, dest)
-    where = "would be" if session.dry else "is"
+    where = session.changes.would_be("would be", "is")
     session.report.info(f"the mirror of {walk.done} repositories {where} in {dest}")
     session.report.info(f"use it in a workspace (file:// on a shared disk): {use_line(dest)}")
     session.report.info(HTTP_NOTE)

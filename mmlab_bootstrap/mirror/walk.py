@@ -6,6 +6,7 @@ commits that reach it later are only checked (and fetched by id when missing).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -15,12 +16,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
+from mmlab_bootstrap.git import FULL_SHA, has_commit
 from mmlab_bootstrap.mirror.apply import Mirrorer
 from mmlab_bootstrap.mirror.places import MirrorError, Place
 from mmlab_bootstrap.mirror.plan import Child, children, start_commits
-from mmlab_bootstrap.output import Reporter, heartbeat_seconds
-
-FULL_SHA = r"[0-9a-f]{40}"
+from mmlab_bootstrap.output import Heartbeat, Reporter
 
 
 class Visit(NamedTuple):
@@ -52,14 +52,8 @@ class Walk:
     def run(self, root: Place, jobs: int) -> None:
         """Mirror `root` and everything it leads to; failures are kept in `failed`. A line
         every MMLAB_HEARTBEAT seconds names the repositories still being fetched."""
-        stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True)
-        beat.start()
-        try:
+        with Heartbeat(self._heartbeat):
             self._run(root, jobs)
-        finally:
-            stop.set()
-            beat.join()
 
     def _run(self, root: Place, jobs: int) -> None:
         sha = {self.ref} if re.fullmatch(FULL_SHA, self.ref) else set()
@@ -118,10 +112,11 @@ class Walk:
         finally:
             with self._lock:
                 self._working.pop(place.key, None)
-        if visit.fetch and not self.mirrorer.changes.dry:
+        if visit.fetch:
             changed = synced.line not in ("up to date", "(dry)")
             show = self.report.done if changed else self.report.unchanged
-            show(f"{place.key}: {synced.line} ({place.path})")
+            line = f"{place.key}: {synced.line} ({place.path})"
+            self.mirrorer.changes.after_changes(lambda: show(line))
         if visit.fetch:
             with self._lock:
                 self.done += 1
@@ -137,15 +132,19 @@ class Walk:
         commits = set(visit.commits)
         if visit.root:
             starts = start_commits(git, place.path, self.ref, all_refs=self.all_refs)
-            if not starts and not self.mirrorer.changes.dry:
-                raise MirrorError(
-                    f"MMLAB_EXTENSION_REF {shown(self.ref)} is not in {place.url}",
-                    "name a branch, tag or full commit id it has: inv mirror DEST --ref NAME",
-                )
+            if not starts:  # under --dry the repository may not be fetched yet: no check
+
+                def missing() -> None:
+                    raise MirrorError(
+                        f"MMLAB_EXTENSION_REF {shown(self.ref)} is not in {place.url}",
+                        "name a branch, tag or full commit id it has: inv mirror DEST --ref NAME",
+                    )
+
+                self.mirrorer.changes.after_changes(missing)
             commits |= set(starts)
         found: list[Child] = []
         for commit in sorted(commits - set(synced.refused)):
-            if not git.probe(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=place.path).ok:
+            if not has_commit(git, place.path, commit):
                 continue  # under --dry: not fetched yet
             more, warnings = children(git, self.mirrorer.dest, place, commit)
             found += more
@@ -153,13 +152,13 @@ class Walk:
                 self._warn_once(line)
         return found
 
-    def _heartbeat(self, stop: threading.Event) -> None:
-        while not stop.wait(heartbeat_seconds()):
-            with self._lock:
-                now = time.monotonic()
-                working = [f"{key} ({now - since:.0f} s)" for key, since in self._working.items()]
-            if working and not self.mirrorer.changes.dry:
-                self.report.info(f"… still working: {', '.join(working)}")
+    def _heartbeat(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            working = [f"{key} ({now - since:.0f} s)" for key, since in self._working.items()]
+        if working:
+            line = f"… still working: {', '.join(working)}"
+            self.mirrorer.changes.after_changes(functools.partial(self.report.info, line))
 
     def _warn_once(self, line: str) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from mmlab_bootstrap.output.findings import ERROR, INFO, OK, WARNING, Finding
-    from mmlab_bootstrap.output.progress import Board, heartbeat_seconds
+    from mmlab_bootstrap.output.progress import Board, Heartbeat, heartbeat_seconds
     from mmlab_bootstrap.output.report import (
         Reporter,
         quiet_broken_pipe,
@@ -37,6 +37,7 @@ __all__ = [
     "WARNING",
     "Board",
     "Finding",
+    "Heartbeat",
     "Reporter",
     "heartbeat_seconds",
     "human_size",
@@ -50,6 +51,7 @@ __all__ = [
 
 _WHERE = {
     "Board": "progress",
+    "Heartbeat": "progress",
     "ERROR": "findings",
     "Finding": "findings",
     "INFO": "findings",

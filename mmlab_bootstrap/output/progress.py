@@ -65,6 +65,38 @@ class Task:
                 self.step = "connecting"
 
 
+class Heartbeat:
+    """Calls `beat` every `every` seconds (MMLAB_HEARTBEAT unless given) on a daemon thread,
+    from `start` (or entering it as a context manager) to `stop` (leaving it), which waits for
+    a beat under way. The one heartbeat of the package: the board's, the downloads' and the
+    mirror walk's lines."""
+
+    def __init__(self, beat: Callable[[], object], every: float | None = None) -> None:
+        self.beat = beat
+        self.every = heartbeat_seconds() if every is None else every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    __enter__ = start
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.beat()
+
+
 class Board:
     """Shows the tasks of one phase; use it as a context manager around the phase."""
 
@@ -79,16 +111,14 @@ class Board:
         self._lock = threading.RLock()
         self._drawn = 0
         self._last_draw = 0.0
-        self._stop = threading.Event()
         self._started = time.monotonic()
-        self._thread: threading.Thread | None = None
+        self._heart: Heartbeat | None = None
         self._saying = False
         self._around: Callable[[Callable[[], object]], None] | None = None
 
     def __enter__(self) -> Board:
         if not self.live:
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
+            self._heart = Heartbeat(self._beat, self.heartbeat).start()
         else:  # any line the report prints meanwhile is printed whole above the live lines
             self._around, self.report.around = self.report.around, self.say
         return self
@@ -99,9 +129,8 @@ class Board:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._heart is not None:
+            self._heart.stop()
         with self._lock:
             self._clear()
             if self.report.around == self.say:
@@ -187,9 +216,8 @@ class Board:
             self._drawn = 0
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.heartbeat):
-            with self._lock:
-                if self.active:
-                    seconds = time.monotonic() - self._started
-                    steps = "; ".join(line for line in self._lines())
-                    self.report.info(f"… still working ({seconds:.0f} s): {steps}")
+        with self._lock:
+            if self.active:
+                seconds = time.monotonic() - self._started
+                steps = "; ".join(line for line in self._lines())
+                self.report.info(f"… still working ({seconds:.0f} s): {steps}")

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
 from mmlab_bootstrap.fs import read_head
 from mmlab_bootstrap.output import INFO, WARNING, Finding
 from mmlab_bootstrap.pythonenv.version_ranges import Range, version_key
@@ -52,7 +54,7 @@ def prebuilt_versions(mmcv_checkout: Path, cuda: str, torch: str, system: str) -
 def mmcv_name(limit: Range | None) -> str:
     """mmcv 1.x with its compiled ops is the distribution `mmcv-full`."""
     upper = version_key(limit.upper.version) if limit and limit.upper else None
-    return "mmcv-full" if upper is not None and upper <= (version_key("2.0.0") or ()) else "mmcv"
+    return "mmcv-full" if upper is not None and upper <= Version("2.0.0") else "mmcv"
 
 
 def mmcv_wheels(

@@ -211,8 +211,11 @@ class _Merged:
 
 
 def tightest(specifier: SpecifierSet) -> SpecifierSet:
-    """The same versions with fewer words: of the lower and of the upper bounds only the
-    tightest (at one version, the excluding one); other operators kept as they are."""
+    """The same versions with fewer words: of the lower and of the upper bounds the tightest
+    (at one version, the excluding one), and another kept only where dropping it could change
+    what is accepted. PEP 440 makes `<V` refuse V's pre-releases and `>V` its post-releases, so
+    a bound is dropped only when the tightest one's release is strictly beyond it (`<=1.0rc1`
+    does not make `<1.0` redundant); other operators are kept as they are."""
     kept = [s for s in specifier if s.operator not in ("<", "<=", ">", ">=")]
     try:
         lows = [
@@ -224,10 +227,20 @@ def tightest(specifier: SpecifierSet) -> SpecifierSet:
     except InvalidVersion:
         return specifier
     if lows:
-        kept.append(max(lows, key=lambda bound: (bound[0], bound[1]))[2])
+        low = max(lows, key=lambda bound: (bound[0], bound[1]))
+        kept += [low[2]] + [s for v, _, s in lows if s is not low[2] and not _beyond(low[0], v)]
     if ups:
-        kept.append(min(ups, key=lambda bound: (bound[0], not bound[1]))[2])
+        up = min(ups, key=lambda bound: (bound[0], not bound[1]))
+        kept += [up[2]] + [s for v, _, s in ups if s is not up[2] and not _beyond(v, up[0])]
     return SpecifierSet(",".join(str(s) for s in kept))
+
+
+def _beyond(high: Version, low: Version) -> bool:
+    """Whether `high`'s release (1.2 of 1.2rc1, 1.2.post3) is strictly above `low`'s."""
+    width = max(len(high.release), len(low.release))
+    return high.release + (0,) * (width - len(high.release)) > low.release + (0,) * (
+        width - len(low.release)
+    )
 
 
 def plan_requirements(extension: Path, project: str, overrides_path: Path) -> EnvRequirements:

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.version import InvalidVersion, Version
+
 from mmlab_bootstrap.fs import read_head
 
 # The sub-projects' folders and the package each installs (and whose sources say what it needs).
@@ -28,30 +30,17 @@ PACKAGES = {
 ALIASES = {"mmcv-full": "mmcv", "mmcv-lite": "mmcv", "mmsegmentation": "mmseg"}
 SOURCE_LIMIT = 1 << 20  # a source file larger than this is not read
 
-_VERSION = re.compile(
-    r"^v?(\d+(?:\.\d+)*)(?:[-_.]?(a|alpha|b|beta|c|rc|pre|preview)[-_.]?(\d*))?"
-    r"(?:[-_.]?post[-_.]?(\d*))?(?:[-_.]?dev[-_.]?(\d*))?(?:\+[\w.]*)?$",
-    re.IGNORECASE,
-)
-_PRE = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
 
-
-def version_key(text: str) -> tuple[int, ...] | None:
-    """A sort key for a version (PEP 440 releases and pre-releases, as `digit_version` orders
-    them: 2.0.0rc4 < 2.0.0 < 2.0.0.post1); None when it is not a version."""
-    match = _VERSION.match(text.strip())
-    if match is None:
+def version_key(text: str) -> Version | None:
+    """A sort key for a version: PEP 440 through `packaging`, without its local part (a
+    `+cu118` build is the release it builds), which orders them as `digit_version` does:
+    2.0.0rc4 < 2.0.0 < 2.0.0.post1; None when it is not a version. (Comparisons with bounds
+    stay ours, not `SpecifierSet`'s: PEP 440's `<2.2.0` leaves out 2.2.0rc1, which the
+    sub-projects' own `digit_version` checks accept.)"""
+    try:
+        return Version(Version(text.strip()).public)
+    except InvalidVersion:
         return None
-    release = [int(part) for part in match.group(1).split(".")][:6]
-    release += [0] * (6 - len(release))
-    if match.group(2):
-        pre = (0, _PRE[match.group(2).lower()], int(match.group(3) or 0))
-    elif match.group(5) is not None and not match.group(4):
-        pre = (-1, 0, 0)  # a dev release comes before the pre-releases
-    else:
-        pre = (1, 0, 0)
-    post = int(match.group(4) or 0) if match.group(4) is not None else -1
-    return (*release, *pre, post)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from mmlab_bootstrap.run.pool import Stopped
     from mmlab_bootstrap.run.session import STATE_FILE, Session, find_root
     from mmlab_bootstrap.run.step import (
-        DEFAULT_JOBS,
         Counted,
         StepResult,
         check_flags,
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "DEFAULT_JOBS",
     "STATE_FILE",
     "Changes",
     "Counted",
@@ -47,7 +45,6 @@ __all__ = [
 _WHERE = {
     "Changes": "changes",
     "Counted": "step",
-    "DEFAULT_JOBS": "step",
     "STATE_FILE": "session",
     "Session": "session",
     "StepResult": "step",

@@ -46,8 +46,9 @@ class Changes:
 
     def after_changes(self, act: Callable[[], object]) -> None:
         """Work that only makes sense after real changes (bookkeeping such as a journal entry
-        or removing a killed run's leftovers; the check after applying): done as it comes,
-        and not at all under --dry, where none of it happened."""
+        or removing a killed run's leftovers; the check after applying; the lock that real
+        changes need; the lines that report them): done as it comes, and not at all under
+        --dry, where none of it happened."""
         if not self.dry:
             act()
 
@@ -56,6 +57,11 @@ class Changes:
         a real run does nothing here (e.g. the plan shown in full before a refusal)."""
         if self.dry:
             act()
+
+    def would_be(self, if_dry: T, if_real: T) -> T:
+        """The word (or value) for what changes made: `if_dry` under --dry, where they only
+        would be made, else `if_real` (e.g. "would be" / "is" in a closing sentence)."""
+        return if_dry if self.dry else if_real
 
     def make_folder(self, path: Path, *, note: str = "") -> None:
         """Create a folder and any missing parents (`note`: what its lines add)."""

@@ -11,9 +11,7 @@ from typing import NamedTuple
 from mmlab_bootstrap.errors import BootstrapError, shown
 from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.run.session import Session
-from mmlab_bootstrap.settings import BY_NAME, Settings
-
-DEFAULT_JOBS = 4
+from mmlab_bootstrap.settings import BY_NAME, DEFAULT_JOBS, Settings
 
 
 class StepResult(NamedTuple):

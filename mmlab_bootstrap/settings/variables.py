@@ -5,6 +5,10 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple
 
+# The --jobs defaults, in one place (cli imports this module at start-up for its help lines):
+DEFAULT_JOBS = 4  # repositories git fetches at once: clone, bootstrap, mirror
+DOWNLOAD_JOBS = 2  # checkpoint files downloaded at once: fetch-checkpoints
+
 
 class Kind(Enum):
     """How a variable's value is checked and normalised."""

@@ -17,8 +17,14 @@ from mmlab_bootstrap.links import (
     plan_link_step,
     way_of,
 )
-from mmlab_bootstrap.run import DEFAULT_JOBS, Session, StepResult, check_flags
-from mmlab_bootstrap.settings import CHECKPOINTS, CHECKPOINTS_PATH, DATASET_PATH, Settings
+from mmlab_bootstrap.run import Session, StepResult, check_flags
+from mmlab_bootstrap.settings import (
+    CHECKPOINTS,
+    CHECKPOINTS_PATH,
+    DATASET_PATH,
+    DEFAULT_JOBS,
+    Settings,
+)
 from mmlab_bootstrap.workspace.env import env_step
 from mmlab_bootstrap.workspace.layout import layout_step
 from mmlab_bootstrap.workspace.status import workspace_status
