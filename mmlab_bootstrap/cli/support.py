@@ -18,7 +18,6 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from mmlab_bootstrap.errors import BootstrapError
-from mmlab_bootstrap.fs import denied
 from mmlab_bootstrap.output import Reporter, silence
 from mmlab_bootstrap.settings import BY_NAME
 
@@ -60,6 +59,9 @@ def session_for(
         raise Exit(code=130) from None
     except PermissionError as error:  # whose file or folder, its mode, what to do
         _traceback_when_debugging()
+        # startup: the file helpers only once the OS refused something
+        from mmlab_bootstrap.fs import denied
+
         denial = denied(error)
         report.error(denial.message, denial.hint)
         raise Exit(code=1) from None
