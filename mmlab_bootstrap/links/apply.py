@@ -269,6 +269,8 @@ class Linker:
                 " sizes, then remove"
             )
         move_tree(old, target, same_device=same_device)
+        for folder, _, _ in os.walk(old):  # what a killed copy left there is the tool's own
+            remove_leftovers(Path(folder))
         remove_empty_tree(old)
         left = self.journal.entry(link).get("left_data_in") or []
         self.journal.record(

@@ -111,6 +111,11 @@ def plan_old_data(
         files, size, specials = files_of_user(old, location.leaf, ours)
         if files or specials:
             holding.append((old, files, size, specials))
+    moving = recorded.get("moving_from")
+    if not holding and choice is OldData.MOVE and isinstance(moving, str) and Path(moving) in olds:
+        # A killed --move-data got every file across: what is left to do is removing the old
+        # target's emptied folders (and the temporaries a killed copy left there).
+        return plan._replace(data_from=moving, data_files=(), data_size=0, old_data=choice)
     if not holding:
         return plan
     if len(holding) > 1:
