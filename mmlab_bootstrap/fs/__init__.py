@@ -12,13 +12,11 @@ nothing at start-up.
 
 from __future__ import annotations
 
-import sys
+from mmlab_bootstrap import lazy_surface
 
 TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from mmlab_bootstrap.fs.files import (
         FileRefused,
         NotRegularFile,
@@ -132,10 +130,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A name of the surface, from its module (imported now if it was not yet)."""
-    if name in _WHERE:
-        module = f"{__name__}.{_WHERE[name]}"
-        __import__(module)
-        return getattr(sys.modules[module], name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_surface(__name__, _WHERE)

@@ -14,13 +14,11 @@ nothing at start-up.
 
 from __future__ import annotations
 
-import sys
+from mmlab_bootstrap import lazy_surface
 
 TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from mmlab_bootstrap.links.inventory import files_of_user, git_names, skipped_files
     from mmlab_bootstrap.links.journal import Journal, JournalError
     from mmlab_bootstrap.links.location import (
@@ -93,10 +91,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A name of the surface, from its module (imported now if it was not yet)."""
-    if name in _WHERE:
-        module = f"{__name__}.{_WHERE[name]}"
-        __import__(module)
-        return getattr(sys.modules[module], name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_surface(__name__, _WHERE)

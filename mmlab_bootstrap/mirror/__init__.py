@@ -10,13 +10,11 @@ nothing at start-up.
 
 from __future__ import annotations
 
-import sys
+from mmlab_bootstrap import lazy_surface
 
 TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from mmlab_bootstrap.mirror.step import mirror_step
 
 __all__ = ["mirror_step"]
@@ -24,10 +22,4 @@ __all__ = ["mirror_step"]
 _WHERE = {"mirror_step": "step"}
 
 
-def __getattr__(name: str) -> Any:
-    """A name of the surface, from its module (imported now if it was not yet)."""
-    if name in _WHERE:
-        module = f"{__name__}.{_WHERE[name]}"
-        __import__(module)
-        return getattr(sys.modules[module], name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_surface(__name__, _WHERE)

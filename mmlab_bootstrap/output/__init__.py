@@ -11,19 +11,16 @@ nothing at start-up.
 
 from __future__ import annotations
 
-import sys
+from mmlab_bootstrap import lazy_surface
 
 TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from mmlab_bootstrap.output.findings import ERROR, INFO, OK, WARNING, Finding
     from mmlab_bootstrap.output.progress import Board, Heartbeat, heartbeat_seconds
     from mmlab_bootstrap.output.report import (
         Reporter,
         quiet_broken_pipe,
-        reopen_closed_streams,
         silence,
         wants_color,
         write_line,
@@ -42,7 +39,6 @@ __all__ = [
     "heartbeat_seconds",
     "human_size",
     "quiet_broken_pipe",
-    "reopen_closed_streams",
     "silence",
     "some_names",
     "wants_color",
@@ -61,7 +57,6 @@ _WHERE = {
     "heartbeat_seconds": "progress",
     "human_size": "text",
     "quiet_broken_pipe": "report",
-    "reopen_closed_streams": "report",
     "silence": "report",
     "some_names": "text",
     "wants_color": "report",
@@ -69,10 +64,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A name of the surface, from its module (imported now if it was not yet)."""
-    if name in _WHERE:
-        module = f"{__name__}.{_WHERE[name]}"
-        __import__(module)
-        return getattr(sys.modules[module], name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_surface(__name__, _WHERE)

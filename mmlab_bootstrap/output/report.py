@@ -119,33 +119,6 @@ def wants_color(stream: TextIO) -> bool:
         return False
 
 
-_STANDARD = ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w"))
-
-
-def reopen_closed_streams() -> None:
-    """Give a closed standard stream (`inv bootstrap 2>&-`) /dev/null, as git does.
-
-    Called once, when the package is first imported (before it opens any file): otherwise the
-    next file opened (the workspace lock) would get descriptor 2 and take the output, and
-    `sys.stderr` would be None. A stream Python found closed at start is set anew.
-    """
-    for descriptor, name, mode in _STANDARD:
-        try:
-            os.fstat(descriptor)
-        except OSError:  # closed: the lowest free descriptor is this one
-            null = os.open(os.devnull, os.O_RDWR)
-            if null != descriptor:
-                os.dup2(null, descriptor)
-                os.close(null)
-        if getattr(sys, name) is None:
-            # Python found it closed at start, but something has since taken the descriptor:
-            # leave that alone and write nowhere.
-            taken = not os.path.samestat(os.fstat(descriptor), os.stat(os.devnull))
-            target: int | str = os.devnull if taken else descriptor
-            stream = open(target, mode, closefd=taken, errors="backslashreplace")  # noqa: SIM115
-            setattr(sys, name, stream)
-
-
 class Reporter:
     """Prints what the tool does; errors and warnings go to stderr."""
 

@@ -11,13 +11,11 @@ nothing at start-up.
 
 from __future__ import annotations
 
-import sys
+from mmlab_bootstrap import lazy_surface
 
 TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from mmlab_bootstrap.run.changes import Changes
     from mmlab_bootstrap.run.pool import Stopped
     from mmlab_bootstrap.run.session import STATE_FILE, Session, find_root
@@ -56,10 +54,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A name of the surface, from its module (imported now if it was not yet)."""
-    if name in _WHERE:
-        module = f"{__name__}.{_WHERE[name]}"
-        __import__(module)
-        return getattr(sys.modules[module], name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_surface(__name__, _WHERE)
