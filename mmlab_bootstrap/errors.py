@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
 
@@ -56,6 +55,8 @@ def _escape(char: str) -> str:
 
 
 def _hidden(char: str) -> bool:
+    import unicodedata  # startup: only for text that is not printable as it is
+
     return unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in _BIDI
 
 
