@@ -39,6 +39,7 @@ from mmlab_bootstrap.settings import (
     TORCH_HOME,
     TORCH_INDEX,
     VENVS_PATH,
+    Settings,
     flag_help,
 )
 from mmlab_bootstrap.settings import CUDA as CUDA_TAG
@@ -289,7 +290,16 @@ def fetch_checkpoints(
             verify=verify,
             accept_mismatch=accept_mismatch,
             jobs=jobs_flag(jobs, "fetch-checkpoints"),
+            interpreter=_training_python,
         )
+
+
+def _training_python(settings: Settings) -> str | None:
+    """The interpreter `inv python-env` made, whose config loader reads the configs."""
+    # startup: the environment builder (packaging) only when a config is read
+    from mmlab_bootstrap.pythonenv import workspace_python
+
+    return workspace_python(settings)
 
 
 MIRROR_VARIABLES = (EXTENSION_REPO, EXTENSION_REF, GIT_MIRROR)

@@ -134,7 +134,16 @@ def _configs(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:
     # startup: status imports config reading only when MMLAB_CHECKPOINTS names models
     from mmlab_bootstrap.checkpoints import configs_status
 
-    return configs_status(settings)
+    return configs_status(settings, training_python(settings))
+
+
+def training_python(settings: Settings) -> str | None:
+    """The training interpreter `inv python-env` made (its loader reads the configs), or
+    None."""
+    # startup: the environment builder (packaging) only when a config is read
+    from mmlab_bootstrap.pythonenv import workspace_python
+
+    return workspace_python(settings)
 
 
 def _checkpoints(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:
