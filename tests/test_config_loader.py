@@ -92,9 +92,7 @@ class Setup:
 
     def training_env(self) -> None:
         """A venv as inv python-env leaves it, holding the stand-in mmcv."""
-        subprocess.run(
-            [sys.executable, "-m", "venv", "--without-pip", str(self.venv)], check=True
-        )
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(self.venv)], check=True)
         (site,) = (self.venv / "lib").glob("python*/site-packages")
         write(site / "mmcv" / "__init__.py", MMCV)
         write(self.venv / MARKER, json.dumps({"made_by": "mmlab-bootstrap"}))
@@ -268,9 +266,7 @@ HOSTILE = [
         "is not one",
         id="another-path",
     ),
-    pytest.param(
-        said(answer([entry([["k", "v"]] * 1001)])), "more than 1000 items", id="too-many"
-    ),
+    pytest.param(said(answer([entry([["k", "v"]] * 1001)])), "more than 1000 items", id="too-many"),
     pytest.param(said(answer([entry([["load_from", "/a\0b.pth"]])])), "NUL", id="nul"),
     pytest.param(said(answer([entry([["load_from", ["/x.pth"]]])])), "neither", id="list-value"),
     pytest.param(
