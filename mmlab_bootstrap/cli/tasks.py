@@ -393,12 +393,14 @@ def doctor(c: Context, json: bool = False, python: str | None = None, quiet: boo
     auto_shortflags=False,
     help={
         "python": "the interpreter that trains (default: the one inv python-env made)",
-        "model": "the mmdetection3d model whose checkpoint the demo loads (default: the first"
-        " model of MMLAB_CHECKPOINTS, else hv_pointpillars_secfpn_6x8_160e_kitti-3d-car)",
+        "model": "the model whose checkpoint the demo loads; project:name picks that"
+        " sub-project's demo (default: the first model of MMLAB_CHECKPOINTS the demo's project"
+        " publishes, else hv_pointpillars_secfpn_6x8_160e_kitti-3d-car for mmdetection3d,"
+        " faster_rcnn_r50_fpn_1x_coco for mmdetection)",
     },
 )
 def verify(c: Context, python: str | None = None, model: str | None = None) -> None:
-    """Prove the workspace runs: imports, compiled ops, checkpoint, mmdetection3d's demo."""
+    """Prove the workspace runs: imports, compiled ops, checkpoint, the sub-project's demo."""
     # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.pythonenv import verify_step
 
