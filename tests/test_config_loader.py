@@ -1,14 +1,15 @@
 """Configs read the way training reads them: the sub-project's own loader (`mmcv.Config.fromfile`)
 in the training interpreter `inv python-env` made, bounded and its answer checked; the static
 reader when there is none or it fails (one warning naming why); never a config executed in the
-tool's own process. The training interpreter is a stand-in: a real venv whose `mmcv` has a tiny
-`Config.fromfile` that executes the config file (in that interpreter, as mmcv does)."""
+tool's own process. The training interpreter is a stand-in (`tests/lib/fakemmcv`): a real venv
+whose `mmcv` has a tiny `Config.fromfile` that executes the config file (in that interpreter,
+as mmcv does)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,49 +19,11 @@ import pytest
 
 from .conftest import inv, snapshot
 from .lib.ckptfixture import Checkpoint, checkpoint, random_bytes, write_index
+from .lib.fakemmcv import MARKER, training_env
 from .lib.fakepython import write
 from .lib.httpserve import Served, serving
 
 CONFIG = "mmdetection3d_extension/configs/pointpillars/pp_car.py"
-MARKER = "mmlab-bootstrap-env.json"  # what marks a venv inv python-env made
-
-# A stand-in of mmcv 1.x's Config: executes the file and its `_base_` files and merges them
-# as mmcv does (modules and functions left out of the result).
-MMCV = """\
-__version__ = '1.6.1'
-import os, types
-
-class Config:
-    def __init__(self, cfg_dict):
-        self._cfg_dict = cfg_dict
-
-    @staticmethod
-    def fromfile(filename):
-        return Config(_file2dict(filename))
-
-def _merge(child, base):
-    merged = dict(base)
-    for key, value in child.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(value, merged[key])
-        else:
-            merged[key] = value
-    return merged
-
-def _file2dict(filename):
-    namespace = {'__file__': filename}
-    with open(filename) as source:
-        exec(compile(source.read(), filename, 'exec'), namespace)
-    bases = namespace.get('_base_', [])
-    bases = [bases] if isinstance(bases, str) else bases
-    own = {k: v for k, v in namespace.items() if not k.startswith('__') and k != '_base_'
-           and not isinstance(v, (types.ModuleType, types.FunctionType))}
-    merged = {}
-    for base in bases:
-        merged.update(_file2dict(os.path.join(os.path.dirname(filename), base)))
-    return _merge(own, merged)
-"""
-
 BASE = (
     "model = dict(\n"
     "    backbone=dict(type='RegNet',\n"
@@ -92,10 +55,7 @@ class Setup:
 
     def training_env(self) -> None:
         """A venv as inv python-env leaves it, holding the stand-in mmcv."""
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(self.venv)], check=True)
-        (site,) = (self.venv / "lib").glob("python*/site-packages")
-        write(site / "mmcv" / "__init__.py", MMCV)
-        write(self.venv / MARKER, json.dumps({"made_by": "mmlab-bootstrap"}))
+        training_env(self.venv)
 
     def hostile_env(self, body: str) -> None:
         """A 'training interpreter' that is this Python running `body` (whatever it is
@@ -112,8 +72,6 @@ def setup(workspace: Path) -> Iterator[Setup]:
     extension = workspace / "mmlab_extension"
     write_index(extension / "mmdetection3d", [car])
     regnet_data = random_bytes(3000)
-    import hashlib
-
     regnet = f"regnetx_400mf-{hashlib.sha256(regnet_data).hexdigest()[:8]}.pth"
     zoo = extension / "mmcv" / "mmcv" / "model_zoo"
     write(

@@ -37,6 +37,7 @@ from dotenv import dotenv_values
 from mmlab_bootstrap.checkpoints import store as ckptstore
 
 from .conftest import inv
+from .lib.fakemmcv import training_env as training_venv
 from .lib.httpserve import serving
 
 REAL_GH = Path("/work/real/gh")
@@ -223,3 +224,17 @@ def test_after_bootstrap_every_weight_training_loads_is_in_place_offline(
     assert "clone: up to date" in again.out
     assert "fetch-checkpoints: up to date" in again.out
     assert len(server.requests) == requests
+
+    # with a training environment, its loader reads the real configs: the same weights, the
+    # same variables, every one in place, and still nothing fetched
+    python = training_venv(workspace / ".venvs" / "mmdetection3d")
+    loaded = json.loads(inv(workspace, "status", "--json").out)
+    for static, by_loader in zip(status["configs"], loaded["configs"], strict=True):
+        assert static["reader"] == "the static reader"
+        assert by_loader["reader"] == f"mmcv 1.6.1 Config.fromfile in {python}", by_loader
+        for key in ("config", "ready", "missing", "variables", "unknown"):
+            assert static[key] == by_loader[key], (key, static, by_loader)
+    third = inv(workspace, "bootstrap", env={**cut, "MMLAB_CHECKPOINT_MIRROR": mirror})
+    assert third.code == 0, third.out + third.err
+    assert third.out.count(f"read by mmcv 1.6.1 Config.fromfile in {python}") == 3
+    assert "fetch-checkpoints: up to date" in third.out
