@@ -273,3 +273,25 @@ def test_an_interpreter_that_does_not_start_falls_back(setup: Setup) -> None:
     assert run.code == 0, run.err
     assert "the training interpreter" in run.err and "does not start" in run.err
     assert setup.load_from.is_symlink()
+
+
+def test_what_the_loader_and_the_standard_library_read_is_not_the_configs(setup: Setup) -> None:
+    """Found with mmcv 1.6.1 on the real configs: its temporary copy of the config read TMPDIR,
+    TEMP and TMP, which were then named as variables the config reads."""
+    setup.training_env()
+    (site,) = (setup.venv / "lib").glob("python*/site-packages")
+    init = site / "mmcv" / "__init__.py"
+    init.write_text(
+        init.read_text().replace(
+            "def _file2dict(filename):\n",
+            "def _file2dict(filename):\n"
+            "    import locale, tempfile\n"
+            "    os.environ.get('MMCV_HOME')\n"
+            "    locale.getdefaultlocale()\n",
+        )
+    )
+    env = setup.root / ".env"
+    env.write_text(env.read_text() + f"MMLAB_CHECKPOINTS='{CONFIG}'\n")
+    (config,) = json.loads(inv(setup.root, "status", "--json").out)["configs"]
+    assert config["reader"].startswith("mmcv 1.6.1"), config
+    assert config["variables"] == ["MMLAB_EXTENSION_PATH"]

@@ -62,11 +62,26 @@ except ImportError as first:
         print(MARK + json.dumps(answer))
         sys.exit(0)
 
+# Reads by the standard library (tempfile's TMPDIR, ...) or the loader's own package are not
+# the config's: the first frame past os and the mapping methods says who reads.
+import tempfile
+tempfile.gettempdir()
+package = sys.modules[Config.__module__.split(".")[0]]
+LIBRARIES = tuple(os.path.dirname(f) + os.sep for f in (os.__file__, package.__file__) if f)
+
+def by_config():
+    frame = sys._getframe(2)
+    while frame is not None and (frame.f_code.co_filename.startswith("<frozen ")
+            or frame.f_code.co_filename == os.__file__
+            or frame.f_code.co_filename.endswith("_collections_abc.py")):
+        frame = frame.f_back
+    return frame is None or not frame.f_code.co_filename.startswith(LIBRARIES)
+
 class Recording(MutableMapping):
     def __init__(self, real):
         self.real, self.read = real, {}
     def __getitem__(self, key):
-        if isinstance(key, str) and key not in self.read:
+        if isinstance(key, str) and key not in self.read and by_config():
             self.read[key] = key in self.real
         return self.real[key]
     def __setitem__(self, key, value):
