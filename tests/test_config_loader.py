@@ -295,3 +295,18 @@ def test_what_the_loader_and_the_standard_library_read_is_not_the_configs(setup:
     (config,) = json.loads(inv(setup.root, "status", "--json").out)["configs"]
     assert config["reader"].startswith("mmcv 1.6.1"), config
     assert config["variables"] == ["MMLAB_EXTENSION_PATH"]
+
+
+def test_with_mmcv_2_the_loader_is_mmengines(setup: Setup) -> None:
+    """mmcv 2.x has no Config: the config is loaded by mmengine's, as mmdet 3.x trains."""
+    setup.training_env()
+    (site,) = (setup.venv / "lib").glob("python*/site-packages")
+    loader = (site / "mmcv" / "__init__.py").read_text().replace("1.6.1", "0.10.7")
+    write(site / "mmengine" / "__init__.py", "__version__ = '0.10.7'\n")
+    write(site / "mmengine" / "config" / "__init__.py", "from .config import Config\n")
+    write(site / "mmengine" / "config" / "config.py", loader)
+    (site / "mmcv" / "__init__.py").write_text("__version__ = '2.1.0'\n")
+    run = inv(setup.root, "--dry", "fetch-checkpoints", "--config", CONFIG)
+    assert run.code == 0, run.err
+    assert f"{CONFIG}: read by mmengine 0.10.7 Config.fromfile in" in run.out
+    assert "statically" not in run.err
