@@ -200,6 +200,7 @@ def test_mmdetections_image_demo_passes_headless(workspace: Path, demo: str, how
     ), how
     record = json.loads((workspace / ".mmlab-bootstrap-verify.json").read_text())
     assert record["ok"] is True and record["model"] == MODEL
+    assert record["project"] == "mmdetection"
     assert not list(workspace.glob(".mmlab-verify-*"))  # the temporary folder is gone
 
 

@@ -388,6 +388,7 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
         document = {
             "ok": all(layer.ok for layer in layers),
             "python": chosen,
+            "project": demo.project,
             "model": name,
             "at": int(started),
             "layers": [asdict(layer) for layer in layers],
