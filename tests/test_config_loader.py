@@ -258,7 +258,8 @@ def test_a_hostile_interpreter_falls_back_to_the_static_reader(
     assert run.code == 0, run.out + run.err
     warnings = [line for line in run.err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, run.err
-    assert "read the configs statically: the training interpreter" in warnings[0]
+    python = setup.venv / "bin" / "python"
+    assert f"read the configs statically: the training interpreter {python}: " in warnings[0]
     assert why in warnings[0], warnings[0]
     assert "Traceback" not in run.err
     assert f"{CONFIG}: read by the static reader" in run.out

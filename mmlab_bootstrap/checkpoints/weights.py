@@ -123,7 +123,9 @@ def config_reader(
         paths = list(dict.fromkeys(Path(os.path.abspath(path)) for _, path in named))
         loaded = load_configs(python, paths, environment, say)
         if loaded.refused and warn is not None:
-            warn(f"read the configs statically: the training interpreter {python} {loaded.refused}")
+            warn(
+                f"read the configs statically: the training interpreter {python}: {loaded.refused}"
+            )
 
     def read_one(text: str, path: Path) -> ConfigRead:
         absolute = Path(os.path.abspath(path))
