@@ -74,7 +74,6 @@ DEMOS = {
         "faster_rcnn_r50_fpn_1x_coco",
     ),
 }
-DEMO_MODEL = DEMOS["mmdetection3d"].default_model
 PROJECT = "mmdetection3d"
 LAYERS = ("interpreter", "imports", "compiled ops", "checkpoint", "demo")
 # Run in the training interpreter: its standard library only, then the imports one by one.
