@@ -75,6 +75,7 @@ class ConfigRead:
     weights: list[WeightRef] = field(default_factory=list)
     env: list[EnvRead] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    reader: str = "the static reader"  # or the training interpreter's loader (`configload`)
 
     @property
     def variables(self) -> list[str]:

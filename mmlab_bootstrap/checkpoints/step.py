@@ -9,7 +9,7 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,10 +157,12 @@ def fetch_checkpoints_step(
     verify: bool = False,
     accept_mismatch: bool = False,
     jobs: int = DOWNLOAD_JOBS,
+    interpreter: Callable[[Settings], str | None] | None = None,
 ) -> StepResult:
     """Fetch, verify and record the named models' checkpoints, and every weight the named
-    configs load (see `weights`); nothing changes before every model is found and every
-    file in place is checked."""
+    configs load (see `weights`: read by the sub-project's loader in the training interpreter
+    `interpreter` gives for the settings, when it gives one); nothing changes before every
+    model is found and every file in place is checked."""
     # startup: configs are read only when one is named (--config, a .py in MMLAB_CHECKPOINTS)
     from mmlab_bootstrap.checkpoints.weights import plan_weights, read_configs
     from mmlab_bootstrap.checkpoints.weights import source_url as weight_url
@@ -172,7 +174,13 @@ def fetch_checkpoints_step(
     model_names, config_names = split_names(
         settings, names or (() if configs else settings.checkpoint_models), configs
     )
-    reads = read_configs(settings, config_names, program)
+    report = session.report
+    python = interpreter(settings) if interpreter is not None and config_names else None
+    reads = read_configs(
+        settings, config_names, program, python=python, warn=report.warn, say=report.note
+    )
+    for read in reads:
+        report.info(f"{read.path}: read by {read.reader}")
     if model_names or not config_names:
         index = index_of(settings, session.report)
         models = wanted_models(settings, index, model_names, program)
@@ -196,7 +204,7 @@ def fetch_checkpoints_step(
                 url=weight_url(settings, weight.url),
             )
     plans += hub.values()
-    report, changes = session.report, session.changes
+    changes = session.changes
     for plan in plans:
         for text in ckptstore.odd_files(plan.final):
             report.warn(text)

@@ -19,11 +19,12 @@ record), so `status` uses the same plan to say what is missing.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmlab_bootstrap.checkpoints import store as ckptstore
+from mmlab_bootstrap.checkpoints.configload import Loaded, load_configs
 from mmlab_bootstrap.checkpoints.configread import ConfigError, ConfigRead, Unresolved, read_config
 from mmlab_bootstrap.checkpoints.configvars import config_environment, unknown_variables
 from mmlab_bootstrap.checkpoints.index import Model, final_path, hash_prefix, read_index
@@ -78,10 +79,19 @@ def config_path(settings: Settings, text: str) -> Path | None:
     return None
 
 
-def read_configs(settings: Settings, configs: Sequence[str], program: str) -> list[ConfigRead]:
-    """Each named config, read statically (ConfigError when one is missing or refused)."""
-    environment = config_environment(settings, os.environ.items())
-    found: list[ConfigRead] = []
+def read_configs(
+    settings: Settings,
+    configs: Sequence[str],
+    program: str,
+    *,
+    python: str | None = None,
+    warn: Callable[[str], None] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> list[ConfigRead]:
+    """Each named config (ConfigError when one is missing or refused): loaded by the
+    sub-project's own loader in the training interpreter `python` when there is one, else (or
+    when it fails: `warn` gets one line saying why) read statically."""
+    named: list[tuple[str, Path]] = []
     for text in configs:
         path = config_path(settings, text)
         if path is None:
@@ -92,10 +102,48 @@ def read_configs(settings: Settings, configs: Sequence[str], program: str) -> li
                 " mmdetection3d/configs/pointpillars/"
                 "hv_pointpillars_secfpn_6x8_160e_kitti-3d-car.py",
             )
-        read = read_config(path, environment)
+        named.append((text, path))
+    read_one = config_reader(settings, named, python, warn, say)
+    return [read_one(text, path) for text, path in named]
+
+
+def config_reader(
+    settings: Settings,
+    named: Sequence[tuple[str, Path]],
+    python: str | None,
+    warn: Callable[[str], None] | None,
+    say: Callable[[str], None] | None,
+) -> Callable[[str, Path], ConfigRead]:
+    """How each of the `named` configs is read: the loader's answer (one run of `python`
+    for all of them) where it has one, else the static reader (ConfigError when it refuses
+    the file); each fallback said once through `warn`."""
+    environment = config_environment(settings, os.environ.items())
+    loaded: Loaded | None = None
+    if python is not None and named:
+        paths = list(dict.fromkeys(Path(os.path.abspath(path)) for _, path in named))
+        loaded = load_configs(python, paths, environment, say)
+        if loaded.refused and warn is not None:
+            warn(
+                f"read the configs statically: the training interpreter {python}: {loaded.refused}"
+            )
+
+    def read_one(text: str, path: Path) -> ConfigRead:
+        absolute = Path(os.path.abspath(path))
+        read = loaded.reads.get(absolute) if loaded is not None else None
+        if read is None:
+            read = read_config(path, environment)
+            if loaded is not None:
+                why = loaded.refused or f"{loaded.loader} could not load it"
+                failed = loaded.failed.get(absolute)
+                if failed is not None:
+                    why = f"{loaded.loader} in {python} could not load it: {failed}"
+                    if warn is not None:
+                        warn(f"read {text} statically: {why}")
+                read.reader = f"the static reader ({why})"
         read.path = Path(text)
-        found.append(read)
-    return found
+        return read
+
+    return read_one
 
 
 def source_url(settings: Settings, url: str) -> str:
@@ -317,31 +365,32 @@ def put_in_place(
         )
 
 
-def configs_status(settings: Settings) -> tuple[list[dict[str, object]], list[str]]:
+def configs_status(
+    settings: Settings, python: str | None = None, say: Callable[[str], None] | None = None
+) -> tuple[list[dict[str, object]], list[str]]:
     """Each config MMLAB_CHECKPOINTS names: whether every weight it loads is in place (no
-    network, no hashing), the variables it reads and those `.env` does not set; and the
-    problems, one line each."""
+    network, no hashing), the variables it reads and those `.env` does not set, and which
+    reader read it (the training interpreter `python`'s loader when given, else static); and
+    the problems, one line each."""
 
     found: list[dict[str, object]] = []
     problems: list[str] = []
     names = [n for n in settings.checkpoint_models if n.endswith(".py")]
     paths = {n: config_path(settings, n) for n in names}
-    if not any(paths.values()):
+    named = [(n, p) for n, p in paths.items() if p is not None]
+    if not named:
         return found, problems
-    environment = config_environment(settings, os.environ.items())
+    read_one = config_reader(settings, named, python, None, say)
     models = read_index(settings.extension_path, settings.projects, [])
-    for name, path in paths.items():
-        if path is None:
-            continue
+    for name, path in named:
         entry: dict[str, object] = {"config": name, "path": str(path)}
         try:
-            read = read_config(path, environment)
+            read = read_one(name, path)
         except ConfigError as error:
-            entry.update(ready=False, missing=[error.message], variables=[], unknown=[])
+            entry.update(ready=False, missing=[error.message], variables=[], unknown=[], reader="")
             problems.append(f"config {name}: {error.message}")
             found.append(entry)
             continue
-        read.path = Path(name)
         missing = states(plan_weights(settings, [read], models), {})
         required = [e.name for e in read.env if not e.has_default]
         unknown = unknown_variables(required, settings)
@@ -350,6 +399,7 @@ def configs_status(settings: Settings) -> tuple[list[dict[str, object]], list[st
             missing=missing,
             variables=read.variables,
             unknown=unknown,
+            reader=read.reader,
         )
         problems += [f"config {line}" for line in missing]
         problems += [f"config {name} reads {v}, which .env does not set" for v in unknown]

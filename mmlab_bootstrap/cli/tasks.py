@@ -39,6 +39,7 @@ from mmlab_bootstrap.settings import (
     TORCH_HOME,
     TORCH_INDEX,
     VENVS_PATH,
+    Settings,
     flag_help,
 )
 from mmlab_bootstrap.settings import CUDA as CUDA_TAG
@@ -289,7 +290,16 @@ def fetch_checkpoints(
             verify=verify,
             accept_mismatch=accept_mismatch,
             jobs=jobs_flag(jobs, "fetch-checkpoints"),
+            interpreter=_training_python,
         )
+
+
+def _training_python(settings: Settings) -> str | None:
+    """The interpreter `inv python-env` made, whose config loader reads the configs."""
+    # startup: the environment builder (packaging) only when a config is read
+    from mmlab_bootstrap.pythonenv import workspace_python
+
+    return workspace_python(settings)
 
 
 MIRROR_VARIABLES = (EXTENSION_REPO, EXTENSION_REF, GIT_MIRROR)
@@ -383,12 +393,14 @@ def doctor(c: Context, json: bool = False, python: str | None = None, quiet: boo
     auto_shortflags=False,
     help={
         "python": "the interpreter that trains (default: the one inv python-env made)",
-        "model": "the mmdetection3d model whose checkpoint the demo loads (default: the first"
-        " model of MMLAB_CHECKPOINTS, else hv_pointpillars_secfpn_6x8_160e_kitti-3d-car)",
+        "model": "the model whose checkpoint the demo loads; project:name picks that"
+        " sub-project's demo (default: the first model of MMLAB_CHECKPOINTS the demo's project"
+        " publishes, else hv_pointpillars_secfpn_6x8_160e_kitti-3d-car for mmdetection3d,"
+        " faster_rcnn_r50_fpn_1x_coco for mmdetection)",
     },
 )
 def verify(c: Context, python: str | None = None, model: str | None = None) -> None:
-    """Prove the workspace runs: imports, compiled ops, checkpoint, mmdetection3d's demo."""
+    """Prove the workspace runs: imports, compiled ops, checkpoint, the sub-project's demo."""
     # startup: `inv --list` imports no step; each task imports its own
     from mmlab_bootstrap.pythonenv import verify_step
 

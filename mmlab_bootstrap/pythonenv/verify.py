@@ -2,12 +2,18 @@
 python-env` made, else `--python`), layer by layer, stopping at the first that fails:
 
 1. interpreter: it starts and says its version;
-2. imports: torch, mmcv, mmdet, mmdet3d import;
+2. imports: torch, mmcv, mmdet (and mmdet3d for mmdetection3d's demo) import;
 3. compiled ops: `mmcv.ops` imports (mmcv's `_ext`, the prebuilt wheel's C++/CUDA ops);
 4. checkpoint: the demo model's checkpoint is in storage, verified;
-5. demo: mmdetection3d's own `demo/pcd_demo.py` on its bundled KITTI point cloud with that
-   checkpoint, headless, on the GPU when torch sees one, else `--device cpu`, writing its
-   result into a temporary folder; it must write the predicted boxes (`*_pred.obj`).
+5. demo: the sub-project's own demo with that checkpoint, headless, on the GPU when torch
+   sees one, else `--device cpu`, writing its result into a temporary folder:
+   mmdetection3d's `demo/pcd_demo.py` on its bundled KITTI point cloud must write the
+   predicted boxes (`*_pred.obj`); mmdetection's `demo/image_demo.py` on `demo/demo.jpg` must
+   write the drawn image (`--out-file` of 2.x, `--out-dir` of 3.x's inferencer, whichever
+   that checkout's script takes).
+
+Which sub-project's demo: the one `--model project:name` names, else the one whose venv is
+the interpreter, else the first of MMLAB_PROJECTS with a demo in its checkout.
 
 Every program runs through `boundedrun.run_bounded` (time and output capped, its process group
 killed at the end). The result is one line per layer, the first failure with the command that
@@ -18,6 +24,8 @@ includes.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -38,9 +46,35 @@ RECORD_LIMIT = 1 << 20
 PROBE_SECONDS = 120.0
 DEMO_SECONDS = 900.0
 OUTPUT_LIMIT = 1 << 20
-DEMO_MODEL = "hv_pointpillars_secfpn_6x8_160e_kitti-3d-car"
+SCRIPT_LIMIT = 1 << 20  # bytes of a demo script read for its flags
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A sub-project's own demo: the modules it imports, its script and input (relative to
+    the checkout), and the model whose checkpoint it loads by default."""
+
+    project: str
+    modules: tuple[str, ...]
+    script: str
+    default_model: str
+
+
+DEMOS = {
+    "mmdetection3d": Demo(
+        "mmdetection3d",
+        ("torch", "mmcv", "mmdet", "mmdet3d"),
+        "demo/pcd_demo.py",
+        "hv_pointpillars_secfpn_6x8_160e_kitti-3d-car",
+    ),
+    "mmdetection": Demo(
+        "mmdetection",
+        ("torch", "mmcv", "mmdet"),
+        "demo/image_demo.py",
+        "faster_rcnn_r50_fpn_1x_coco",
+    ),
+}
 PROJECT = "mmdetection3d"
-MODULES = ("torch", "mmcv", "mmdet", "mmdet3d")
 LAYERS = ("interpreter", "imports", "compiled ops", "checkpoint", "demo")
 # Run in the training interpreter: its standard library only, then the imports one by one.
 PROBE = """\
@@ -111,7 +145,12 @@ def _environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, st
 
 
 def run_layers(
-    settings: Settings, python: str, environ: Mapping[str, str], program: str, model_name: str
+    settings: Settings,
+    python: str,
+    environ: Mapping[str, str],
+    program: str,
+    model_name: str,
+    demo: Demo = DEMOS[PROJECT],
 ) -> list[Layer]:
     """Each layer in turn, up to the first that fails."""
     # startup: the checkpoints code only when the demo is about to run
@@ -129,7 +168,7 @@ def run_layers(
 
     try:
         probed = run_bounded(
-            [python, "-c", PROBE % (MODULES,)],
+            [python, "-c", PROBE % (demo.modules,)],
             seconds=PROBE_SECONDS,
             max_bytes=OUTPUT_LIMIT,
             env=env,
@@ -162,7 +201,7 @@ def run_layers(
     ]
     if failed:
         return fail("imports", "; ".join(failed), f"{fix_env} (it installs and checks them)")
-    versions = ", ".join(f"{name} {imports[name][1]}" for name in MODULES if name in imports)
+    versions = ", ".join(f"{name} {imports[name][1]}" for name in demo.modules if name in imports)
     layers.append(Layer("imports", True, versions))
     if answer.get("ops") is not None:
         return fail(
@@ -174,8 +213,12 @@ def run_layers(
     cuda = answer.get("cuda") is True
     layers.append(Layer("compiled ops", True, "mmcv.ops imports"))
     try:
+        project_only = (demo.project,)
         model = find(
-            read_index(settings.extension_path, (PROJECT,), []), model_name, (PROJECT,), program
+            read_index(settings.extension_path, project_only, []),
+            model_name,
+            project_only,
+            program,
         )
     except ModelError as error:
         return fail("checkpoint", error.message, error.hint)
@@ -190,45 +233,32 @@ def run_layers(
             f"{program} fetch-checkpoints --model {model.label}",
         )
     layers.append(Layer("checkpoint", True, f"{model.label}: {final} (verified)"))
-    project = settings.extension_path / PROJECT
-    points = sorted((project / "demo" / "data" / "kitti").glob("*.bin"))
-    demo = project / "demo" / "pcd_demo.py"
-    if not points or not demo.is_file():
-        return fail(
-            "demo",
-            f"no demo/pcd_demo.py or demo/data/kitti/*.bin in {project}",
-            f"{program} clone (the mmdetection3d checkout is not complete)",
-        )
     device = "cuda:0" if cuda else "cpu"
+    project = settings.extension_path / demo.project
     out = Path(tempfile.mkdtemp(prefix=".mmlab-verify-", dir=settings.root))  # in the workspace
     try:
-        command = [
-            python,
-            str(demo),
-            str(points[0]),
-            str(project / model.config.removeprefix("./")),
-            str(final),
-            "--device",
-            device,
-            "--out-dir",
-            str(out),
-        ]
+        config = str(project / model.config.removeprefix("./"))
+        planned = (
+            _pcd_demo(project, python, config, str(final), device, out)
+            if demo.project == "mmdetection3d"
+            else _image_demo(project, python, config, str(final), device, out)
+        )
+        if isinstance(planned, str):
+            return fail("demo", planned, f"{program} clone (the {demo.project} checkout)")
+        command, shown_command, wanted, what = planned
+        shown_command += f" {model.config.removeprefix('./')} … --device {device}"
         try:
             ran = run_bounded(
                 command, seconds=DEMO_SECONDS, max_bytes=OUTPUT_LIMIT, env=env, cwd=str(project)
             )
         except OSError as error:
             return fail("demo", f"the demo does not start: {error.strerror}", fix_env)
-        written = sorted(p.name for p in out.rglob("*_pred.obj"))
-        shown_command = (
-            f"demo/pcd_demo.py demo/data/kitti/{points[0].name}"
-            f" {model.config.removeprefix('./')} … --device {device}"
-        )
+        written = sorted(p.name for p in out.rglob("*") if p.is_file() and wanted.match(p.name))
         if ran.stopped or ran.code != 0 or not written:
             why = ran.stopped or (
                 f"exit {ran.code}: {_tail(ran.err) or _tail(ran.out)}"
                 if ran.code != 0
-                else "it wrote no predicted boxes (*_pred.obj)"
+                else f"it wrote no {what}"
             )
             hint = (
                 f"{fix_env} --update (the ops of this model may need a GPU: MMLAB_CUDA)"
@@ -240,6 +270,98 @@ def run_layers(
     finally:
         shutil.rmtree(out, ignore_errors=True)
     return layers
+
+
+# the command, as shown, the names of what it writes, and those said in words
+Planned = tuple[list[str], str, "re.Pattern[str]", str]
+
+
+def _pcd_demo(
+    project: Path, python: str, config: str, checkpoint: str, device: str, out: Path
+) -> Planned | str:
+    """mmdetection3d's demo/pcd_demo.py on its first bundled KITTI point cloud (or why not)."""
+    points = sorted((project / "demo" / "data" / "kitti").glob("*.bin"))
+    script = project / "demo" / "pcd_demo.py"
+    if not points or not script.is_file():
+        return f"no demo/pcd_demo.py or demo/data/kitti/*.bin in {project}"
+    command = [python, str(script), str(points[0]), config, checkpoint]
+    command += ["--device", device, "--out-dir", str(out)]
+    shown_command = f"demo/pcd_demo.py demo/data/kitti/{points[0].name}"
+    boxes = "predicted boxes (*_pred.obj)"
+    return command, shown_command, re.compile(r".*_pred\.obj\Z"), boxes
+
+
+def _image_demo(
+    project: Path, python: str, config: str, checkpoint: str, device: str, out: Path
+) -> Planned | str:
+    """mmdetection's demo/image_demo.py on demo/demo.jpg, as that checkout's script takes it:
+    3.x's inferencer (`inputs model --weights W --out-dir D`), 2.x's (`img config checkpoint
+    --out-file F`); or why not (a script that can only show a window)."""
+    script, image = project / "demo" / "image_demo.py", project / "demo" / "demo.jpg"
+    if not script.is_file() or not image.is_file():
+        return f"no demo/image_demo.py or demo/demo.jpg in {project}"
+    try:
+        text = (read_regular(script, "", limit=SCRIPT_LIMIT) or b"").decode("utf-8", "replace")
+    except (OSError, FileRefused):
+        return f"{script} cannot be read"
+    flags = set(re.findall(r"add_argument\(\s*['\"](--[\w-]+)['\"]", text))
+    shown_command = "demo/image_demo.py demo/demo.jpg"
+    written, what = re.compile(r".*\.(jpg|jpeg|png)\Z"), "drawn image (*.jpg, *.png)"
+    if {"--weights", "--out-dir"} <= flags:  # 3.x: DetInferencer, into <out-dir>/vis/
+        command = [python, str(script), str(image), config, "--weights", checkpoint]
+        command += ["--device", device, "--out-dir", str(out)]
+        return command, shown_command, written, what
+    if "--out-file" in flags:  # 2.x: show_result_pyplot(out_file=...)
+        command = [python, str(script), str(image), config, checkpoint]
+        command += ["--device", device, "--out-file", str(out / image.name)]
+        return command, shown_command, written, what
+    return (
+        f"{script} takes neither --out-file nor --weights/--out-dir: it can only show its"
+        " result in a window (an mmdetection older than 2.x's --out-file)"
+    )
+
+
+def demo_for(settings: Settings, python: str, model: str | None) -> Demo:
+    """The demo to run: of the project `--model project:name` names, else of the project
+    whose venv `python` is, else of the first of MMLAB_PROJECTS whose checkout has its demo
+    script (else the first with a demo, whose layer then names what is missing)."""
+    named = (model or "").rpartition(":")[0]
+    if named in DEMOS:
+        return DEMOS[named]
+    venv = Path(os.path.abspath(python)).parent.parent
+    if venv.parent == Path(os.path.abspath(settings.venvs_path)) and venv.name in DEMOS:
+        return DEMOS[venv.name]
+    known = [DEMOS[p] for p in settings.projects if p in DEMOS]
+    for demo in known:
+        if (settings.extension_path / demo.project / demo.script).is_file():
+            return demo
+    return (known or [DEMOS[PROJECT]])[0]
+
+
+def _first_model(settings: Settings, demo: Demo) -> str:
+    """The first model of MMLAB_CHECKPOINTS the demo's project publishes, else the first
+    one for it, else the demo's default."""
+    # startup: the checkpoints code only when the demo is about to run
+    from mmlab_bootstrap.checkpoints import ModelError, find, read_index
+
+    names = [
+        n
+        for n in settings.checkpoint_models
+        if not n.endswith(".py") and n.rpartition(":")[0] in ("", demo.project)
+    ]
+    if not names:
+        return demo.default_model
+    try:
+        index = read_index(settings.extension_path, (demo.project,), [])
+    except BootstrapError:
+        return names[0]
+    for name in names:
+        try:
+            find(index, name, (demo.project,), "inv")
+        except ModelError:
+            continue
+        return name
+    return names[0]  # (the checkpoint layer names what is wrong with it)
 
 
 def verify_step(session: Session, *, python: str | None, model: str | None) -> bool:
@@ -256,21 +378,16 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
             f" {settings.venvs_path}",
             f"build it: {program} python-env (or name one: {program} verify --python PATH)",
         )
-    name = model or next(
-        (
-            n
-            for n in settings.checkpoint_models
-            if not n.endswith(".py") and n.rpartition(":")[0] in ("", PROJECT)
-        ),
-        DEMO_MODEL,
-    )
+    demo = demo_for(settings, chosen, model)
+    name = model or _first_model(settings, demo)
     started = time.time()
 
     def run() -> list[Layer]:
-        layers = run_layers(settings, chosen, session.environ, program, name)
+        layers = run_layers(settings, chosen, session.environ, program, name, demo)
         document = {
             "ok": all(layer.ok for layer in layers),
             "python": chosen,
+            "project": demo.project,
             "model": name,
             "at": int(started),
             "layers": [asdict(layer) for layer in layers],
@@ -280,7 +397,7 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
         return layers
 
     layers = session.changes.make(
-        f"run {PROJECT}'s demo/pcd_demo.py with {name} in {chosen} (after its imports)"
+        f"run {demo.project}'s {demo.script} with {name} in {chosen} (after its imports)"
         f" and record the result in {record_path(session.root)}",
         run,
     )

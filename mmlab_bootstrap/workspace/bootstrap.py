@@ -27,7 +27,7 @@ from mmlab_bootstrap.settings import (
 )
 from mmlab_bootstrap.workspace.env import env_step
 from mmlab_bootstrap.workspace.layout import layout_step
-from mmlab_bootstrap.workspace.status import workspace_status
+from mmlab_bootstrap.workspace.status import training_python, workspace_status
 
 
 class UnhealthyError(BootstrapError):
@@ -105,7 +105,10 @@ def bootstrap_steps(
                 f"fetch the checkpoints of {settings[CHECKPOINTS]} (once cloned)", lambda: None
             )
             return []
-        return _unchanged("fetch-checkpoints", fetch_checkpoints_step(session, flags, ()))
+        return _unchanged(
+            "fetch-checkpoints",
+            fetch_checkpoints_step(session, flags, (), interpreter=training_python),
+        )
 
     def python_env() -> list[str]:
         """python-env, when MMLAB_PYTHON_ENV=1."""

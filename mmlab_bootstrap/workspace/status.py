@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def workspace_status(
         for root in storage
         if not (root["exists"] and root["writable"])
     ]
-    configs, config_problems = _configs(settings)
+    configs, config_problems = _configs(settings, session.report.note)
     problems += config_problems
     problems += [
         f"checkpoint {c['model']} is {c['state']}"
@@ -127,14 +127,25 @@ def workspace_status(
     }
 
 
-def _configs(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:
+def _configs(
+    settings: Settings, say: Callable[[str], None]
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Each config MMLAB_CHECKPOINTS names: its weights in place, the variables it reads."""
     if not any(name.endswith(".py") for name in settings.checkpoint_models):
         return [], []
     # startup: status imports config reading only when MMLAB_CHECKPOINTS names models
     from mmlab_bootstrap.checkpoints import configs_status
 
-    return configs_status(settings)
+    return configs_status(settings, training_python(settings), say)
+
+
+def training_python(settings: Settings) -> str | None:
+    """The training interpreter `inv python-env` made (its loader reads the configs), or
+    None."""
+    # startup: the environment builder (packaging) only when a config is read
+    from mmlab_bootstrap.pythonenv import workspace_python
+
+    return workspace_python(settings)
 
 
 def _checkpoints(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:

@@ -88,7 +88,8 @@ def print_status(session: Session, status: Mapping[str, Any]) -> None:
             report,
             ready,
             f"config {config['config']}: {'every weight in place' if ready else 'NOT ready'}"
-            + reads,
+            + reads
+            + (f" (read by {config['reader']})" if config.get("reader") else ""),
         )
         for line in [*config["missing"], *(f"{v} is not set" for v in config["unknown"])]:
             report.problem(f"  {line}")
