@@ -425,7 +425,10 @@ def test_mmcv_is_never_built_when_its_wheel_is_gone(ws: Path, index: Served) -> 
     kept = index.files[page]
     index.files[page] = b"<html><body>nothing here</body></html>\n"
     try:
-        run = inv(ws, "python-env", "--locked", env={**env, "UV_NO_CACHE": "1"})
+        # (uv's cache holds the wheel, hash and all, and a lock is installed from it alone:
+        # the mirror's loss is met when the cache is gone too)
+        shutil.rmtree(Path(os.environ["HOME"]) / ".cache" / "uv")
+        run = inv(ws, "python-env", "--locked", env=env)
     finally:
         index.files[page] = kept
     assert_clean_error(run, "mmcv-full")
@@ -433,3 +436,27 @@ def test_mmcv_is_never_built_when_its_wheel_is_gone(ws: Path, index: Served) -> 
     assert "MMLAB_MMCV_INDEX" in run.err.splitlines()[1]
     assert "WAS BUILT" not in run.err and "download and build" not in run.err
     assert not (ws / ".venvs" / "mmdetection3d").exists()
+
+
+def test_a_rebuild_from_the_lock_asks_nothing_when_uv_has_every_file(
+    ws: Path, index: Served
+) -> None:
+    """The lock's files, hashes and all, in uv's cache: the venv is made from it without a
+    request (a bare `uv pip sync` asks the index for every project's page again); what the
+    cache lacks is downloaded (the online sync after the offline one)."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    env = environ(index)
+    assert inv(ws, "python-env", env=env).code == 0
+    shutil.rmtree(ws / ".venvs")
+    asked = len(index.requests)
+    run = inv(ws, "python-env", env=env)
+    assert run.code == 0, run.err
+    assert len(index.requests) == asked, [r.path for r in index.requests[asked:]]
+    assert imported(ws / ".venvs" / "mmdetection3d")["mmdet"] == "2.28.2"
+
+    shutil.rmtree(ws / ".venvs")
+    shutil.rmtree(Path(os.environ["HOME"]) / ".cache" / "uv")  # a cold cache: downloaded
+    run = inv(ws, "python-env", "--locked", env=env)
+    assert run.code == 0, run.err
+    assert len(index.requests) > asked
+    assert imported(ws / ".venvs" / "mmdetection3d")["mmdet"] == "2.28.2"

@@ -517,22 +517,18 @@ class _Builder:
         with self._scratch() as scratch:
             pins = Path(scratch) / "lock.txt"
             pins.write_text(lock.text)
-            try:
+            sync = ["pip", "sync", str(pins), "--python", python, "--require-hashes",
+                    *common_flags(), *lock.indexes.flags()]  # fmt: skip
+            try:  # from uv's cache alone when it has every file: the hashes are the lock's
                 run_uv(
-                    ["pip", "sync", str(pins), "--python", python, "--require-hashes",
-                     *common_flags(), *lock.indexes.flags()],
-                    environ=self.environ, timeout=INSTALL_TIMEOUT,
-                    what=f"installing {lock.path.name}", hint=hint,
-                )  # fmt: skip
-            except PythonEnvError as error:
-                if "no usable wheels" not in error.message:
-                    raise
-                raise PythonEnvError(
-                    error.message,
-                    f"the lock's wheel is no longer listed ({lock.indexes.mmcv_page}): set"
-                    " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update;"
-                    " mmcv is never built here",
-                ) from None
+                    [*sync, "--offline"],
+                    environ=self.environ,
+                    timeout=INSTALL_TIMEOUT,
+                    what=f"installing {lock.path.name} from uv's cache",
+                    hint=hint,
+                )
+            except PythonEnvError:
+                self._sync_online(sync, lock, hint)
         for checkout in self.found.editables:
             run_uv(
                 ["pip", "install", "--python", python, "--no-deps", "--no-build-isolation",
@@ -543,6 +539,24 @@ class _Builder:
             )  # fmt: skip
         self._verify(python)
         (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+    def _sync_online(self, sync: list[str], lock: LockFile, hint: str) -> None:
+        """`uv pip sync` with the indexes (what uv's cache lacks is downloaded; what it has
+        is revalidated: a request per project page)."""
+        try:
+            run_uv(
+                sync, environ=self.environ, timeout=INSTALL_TIMEOUT,
+                what=f"installing {lock.path.name}", hint=hint,
+            )  # fmt: skip
+        except PythonEnvError as error:
+            if "no usable wheels" not in error.message:
+                raise
+            raise PythonEnvError(
+                error.message,
+                f"the lock's wheel is no longer listed ({lock.indexes.mmcv_page}): set"
+                " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update;"
+                " mmcv is never built here",
+            ) from None
 
     def _doctor(self) -> None:
         """The doctor's Python checks on the new environment: what they find is said."""
