@@ -320,12 +320,15 @@ def closed_port() -> str:
 def test_an_unreachable_index_names_its_variable(
     ws: Path, index: Served, variable: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MMLAB_HTTP_WAIT_MAX", "0.01")  # (six tries: their waits kept short)
     env = {**environ(index), variable: closed_port()}
     if variable != "MMLAB_PYPI_INDEX":
         write(ws / "python-env.overrides.txt", OVERRIDE)  # (else the pin check asks PyPI first)
     run = inv(ws, "python-env", env=env)
     assert_clean_error(run)
     assert variable in run.err.splitlines()[1]
+    assert "refused the connection; 6 tries in a row failed" in run.err
+    assert "(failed try 5 of 6)" in run.out  # each wait said
     assert not (ws / ".venvs").exists() and not list(ws.glob("python-env.*.lock.txt"))
 
 

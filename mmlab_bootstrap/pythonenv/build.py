@@ -309,8 +309,8 @@ class _Builder:
         # startup: requests only when an index page must be read (not for a run from the lock)
         from mmlab_bootstrap.checkpoints import http_session, timeouts
 
-        http = http_session(2)  # one try a page: bounded in time and bytes
-        self._check_pins(page_reader(http, "MMLAB_PYPI_INDEX", timeouts()))
+        http = http_session(2)  # pages read under the one retry policy (pages.page_reader)
+        self._check_pins(page_reader(http, "MMLAB_PYPI_INDEX", timeouts(), self.report.info))
         series = self.found.series
         pair = choose_pair(
             self.tags,
@@ -318,8 +318,8 @@ class _Builder:
             mmcv_name=series.mmcv,
             mmcv_spec=self.found.specifier(series.mmcv),
             interpreter=self.python,
-            read=page_reader(http, "MMLAB_TORCH_INDEX", timeouts()),
-            read_mmcv=page_reader(http, "MMLAB_MMCV_INDEX", timeouts()),
+            read=page_reader(http, "MMLAB_TORCH_INDEX", timeouts(), self.report.info),
+            read_mmcv=page_reader(http, "MMLAB_MMCV_INDEX", timeouts(), self.report.info),
             torch_base=self.settings.torch_index,
             mmcv_base=self.settings.mmcv_index,
         )
