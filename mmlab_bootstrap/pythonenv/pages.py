@@ -69,6 +69,8 @@ def page_wheels(html: str, page_url: str) -> list[Wheel]:
     wheels = []
     for href in parser.hrefs:
         url = urljoin(page_url, href)
+        if urlsplit(url).scheme not in ("http", "https"):
+            continue  # (a javascript: or data: link is nothing to download)
         filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
         if not filename.endswith(".whl") or "/" in filename:
             continue
@@ -255,7 +257,10 @@ def _listing(answer: requests.Response, url: str, hint: str, read_timeout: float
 
 def _codec(name: str | None) -> str:
     """The page's charset when Python knows it, else UTF-8 (a server may name anything)."""
+    if not name:
+        return "utf-8"
     try:
-        return codecs.lookup(name).name if name else "utf-8"
+        b"a".decode(name, "replace")  # (a codec that is no text encoding, base64, is refused)
     except (LookupError, ValueError, TypeError):
         return "utf-8"
+    return codecs.lookup(name).name
