@@ -463,3 +463,27 @@ def test_a_rebuild_from_the_lock_asks_nothing_when_uv_has_every_file(
     assert run.code == 0, run.err
     assert len(index.requests) > asked
     assert imported(ws / ".venvs" / "mmdetection3d")["mmdet"] == "2.28.2"
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_dry_writes_nothing_outside_not_even_uv_s_cache(
+    ws: Path, index: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--dry` on a fresh workspace resolves with uv (its own dry run) against a cache of its
+    own, removed afterwards: the user's uv cache (HOME's, XDG_CACHE_HOME's; UV_CACHE_DIR is
+    ignored as every UV_ variable) and the workspace are as they were."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    home, xdg, uv_dir = tmp_path / "home", tmp_path / "xdg-cache", tmp_path / "uv-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_dir))
+    before = {place: _tree(place) for place in (home, xdg, uv_dir, ws)}
+    run = inv(ws, "--dry", "python-env", env=environ(index))
+    assert run.code == 0, run.err
+    assert "cu113 + torch 1.11: chosen" in run.out
+    assert {place: _tree(place) for place in before} == before
+    # (a real run fills the user's cache: where the check above looks is where uv writes)
+    assert inv(ws, "python-env", env=environ(index)).code == 0
+    assert (xdg / "uv").is_dir()

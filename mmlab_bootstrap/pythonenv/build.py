@@ -379,6 +379,20 @@ class _Builder:
         """A folder for uv's input files, in the workspace (never /tmp), removed after use."""
         return tempfile.TemporaryDirectory(prefix=".mmlab-python-env-", dir=self.root)
 
+    def _dry_places(self, scratch: Path) -> tuple[list[str], dict[str, str]]:
+        """Where uv's dry run writes, so that --dry writes nothing outside the workspace: its
+        cache, and (when the user has none) its credentials store, in the scratch folder
+        removed afterwards. A store the user has is read where it is."""
+        data = self.environ.get("XDG_DATA_HOME", "")
+        if not os.path.isabs(data):  # (the XDG rule: a relative value is ignored)
+            data = os.path.join(
+                self.environ.get("HOME", os.path.expanduser("~")), ".local", "share"
+            )
+        variables = {}
+        if not os.path.isdir(os.path.join(data, "uv", "credentials")):
+            variables["UV_CREDENTIALS_DIR"] = str(scratch / "uv-credentials")
+        return ["--cache-dir", str(scratch / "uv-cache")], variables
+
     def _compile(self, pair: Pair, indexes: Indexes) -> str:
         series = self.found.series
         with self._scratch() as scratch:
@@ -391,6 +405,9 @@ class _Builder:
             overrides = Path(scratch) / "overrides.txt"
             overrides.write_text(self.found.overrides_text())
             output = Path(scratch) / "lock.txt"
+            dry_flags, dry_variables = self.session.changes.would_be(
+                self._dry_places(Path(scratch)), ([], {})
+            )
             run_uv(
                 [
                     "pip",
@@ -407,8 +424,10 @@ class _Builder:
                     str(output),
                     *common_flags(),
                     *indexes.flags(),
+                    *dry_flags,
                 ],
                 environ=self.environ,
+                variables=dry_variables,
                 timeout=RESOLVE_TIMEOUT,
                 what=f"resolving {self.project}'s environment",
                 hint=f"loosen what conflicts with a line in {self.found.overrides_path}"
