@@ -487,3 +487,18 @@ def test_dry_writes_nothing_outside_not_even_uv_s_cache(
     # (a real run fills the user's cache: where the check above looks is where uv writes)
     assert inv(ws, "python-env", env=environ(index)).code == 0
     assert (xdg / "uv").is_dir()
+
+
+def test_the_doctor_s_findings_name_the_venv_in_place(
+    ws: Path, index: Served, tmp_path: Path
+) -> None:
+    """The doctor's checks run beside the import check, before the rename: what they find
+    names the venv where it ends up, never its temporary name."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    other = write(tmp_path / "other" / "mmdet3d" / "__init__.py", "")  # first on PYTHONPATH
+    run = inv(ws, "python-env", env={**environ(index), "PYTHONPATH": str(other.parent.parent)})
+    assert run.code == 0, run.err
+    venv = ws / ".venvs" / "mmdetection3d"
+    shadowing = other.parent.parent
+    assert f"warning: doctor: mmdet3d: `import mmdet3d` loads it from {shadowing}" in run.err
+    assert f"{venv}/bin/python -m pip install" in run.err and ".partial" not in run.err

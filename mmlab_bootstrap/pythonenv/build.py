@@ -459,13 +459,14 @@ class _Builder:
             changes.make_folder(self.venv.parent)
 
         def build() -> None:
-            self._build(partial, lock, marker)
+            doctor = self._build(partial, lock, marker)
             if self.venv.exists():
                 os.rename(self.venv, old)
             os.rename(partial, self.venv)
             shutil.rmtree(old, ignore_errors=True)
             self.report.done(f"made {self.venv} from {lock.path.name}")
-            self._doctor()
+            for line in doctor:
+                self.report.warn(line)
 
         changes.make(
             [
@@ -522,7 +523,8 @@ class _Builder:
 
         self.session.changes.make(f"remove {path} (left by an interrupted run)", remove)
 
-    def _build(self, partial: Path, lock: LockFile, marker: dict[str, object]) -> None:
+    def _build(self, partial: Path, lock: LockFile, marker: dict[str, object]) -> list[str]:
+        """Make the venv at `partial`, checked; what the doctor's checks find in it."""
         hint = (
             "check that the indexes (MMLAB_PYPI_INDEX, MMLAB_TORCH_INDEX, MMLAB_MMCV_INDEX) are"
             " reachable, then run the same command again (downloads stay in uv's cache)"
@@ -556,8 +558,15 @@ class _Builder:
                 what=f"installing {checkout} editable",
                 hint=f"fix what {checkout}/setup.py needs, then run the same command again",
             )  # fmt: skip
-        self._verify(python)
+        # startup: a thread for the doctor's checks only when an environment is built
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:  # two interpreters at once: neither waits
+            doctor = pool.submit(self._doctor, partial)
+            self._verify(python)
+            found = doctor.result()
         (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        return found
 
     def _sync_online(self, sync: list[str], lock: LockFile, hint: str) -> None:
         """`uv pip sync` with the indexes (what uv's cache lacks is downloaded; what it has
@@ -577,8 +586,10 @@ class _Builder:
                 " mmcv is never built here",
             ) from None
 
-    def _doctor(self) -> None:
-        """The doctor's Python checks on the new environment: what they find is said."""
+    def _doctor(self, partial: Path) -> list[str]:
+        """The doctor's Python checks on the new environment, asked while its imports are
+        checked (before the rename: the venv is relocatable, and each line names the place
+        it is renamed to): the warning lines of what they find."""
         # startup: the doctor's checks only once an environment was built
         from mmlab_bootstrap.output import ERROR
         from mmlab_bootstrap.pythonenv.packages import python_section
@@ -586,13 +597,15 @@ class _Builder:
         _info, findings = python_section(
             self.settings.extension_path,
             self.settings.projects,
-            str(self.venv / "bin" / "python"),
+            str(partial / "bin" / "python"),
             self.environ,
         )
+        lines = []
         for finding in findings:
             if finding.level == ERROR:  # (warnings about building mmcv do not apply here)
                 hint = f"; hint: {finding.hint}" if finding.hint else ""
-                self.report.warn(f"doctor: {finding.line}{hint}")
+                lines.append(f"doctor: {finding.line}{hint}".replace(str(partial), str(self.venv)))
+        return lines
 
     def _verify(self, python: str) -> None:
         """Import what training imports, in a subprocess of the new environment."""
