@@ -183,8 +183,8 @@ def page_reader(
     import urllib3
     from requests.exceptions import InvalidSchema, InvalidURL, MissingSchema, SSLError
 
-    from mmlab_bootstrap.checkpoints.download import failure_text
-    from mmlab_bootstrap.checkpoints.http import Again, DownloadError, Job, Tries
+    # startup: (as above)
+    from mmlab_bootstrap.checkpoints import Again, DownloadError, Job, Tries, failure_text
 
     hint = f"set {variable} to a mirror that is reachable from here (inv env)"
 
@@ -231,7 +231,7 @@ def _unseen(_label: str, _what: str) -> None:
 def _listing(answer: requests.Response, url: str, hint: str, read_timeout: float) -> str | None:
     """One answer's page, bounded in bytes and time; `Again` when the answer means: ask again."""
     # startup: (see page_reader)
-    from mmlab_bootstrap.checkpoints.http import Again, answer_text
+    from mmlab_bootstrap.checkpoints import Again, answer_text
 
     if answer.status_code in (404, 410):
         return None
