@@ -12,8 +12,8 @@ one run:
 (`uv pip sync --require-hashes`, from uv's cache alone when it has every file), the checkout
 installed editable (`uv pip install -e --no-build-isolation`: the checkout's setup.py runs,
 twice, in uv's two build hooks), `torch, mmcv, mmcv.ops, mmdet, mmseg, mmdet3d` imported in a
-subprocess, the marker written and the venv renamed into place, then the doctor's Python checks
-(one more interpreter, nvcc when there is one).
+subprocess while the doctor's Python checks ask the new interpreter (one more, and nvcc when
+there is one), the marker written and the venv renamed into place.
 
 Like with like, the rebuild is set against three references, each into a fresh venv:
 `sync` (the issue's: `uv pip sync` of the lock alone, as a user types it, so it asks the
