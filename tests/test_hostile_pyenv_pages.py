@@ -44,6 +44,7 @@ class Row:
     requests: int = 1
     notes: int = 0  # failed tries said before their wait
     wheels: int | None = 40  # wheels page_wheels finds in what was read (None: nothing read)
+    said: str = ""  # in every note line
     headers: dict[str, str] = field(default_factory=dict)  # Content-Type and the like
 
 
@@ -56,10 +57,17 @@ ROWS = {
     "5xx then 200": Row(Faults(statuses=[503, 502, 500]), requests=4, notes=3),
     "5xx forever": Row(Faults(always=503), error="answered 503", requests=6, notes=5),
     "429 with a huge Retry-After, then 200": Row(
-        Faults(statuses=[429, 429], retry_after="999999999"), requests=3, notes=2
+        Faults(statuses=[429, 429], retry_after="999999999"),
+        requests=3,
+        notes=2,
+        said="answered 429 Too Many Requests; waiting 0.01 s for 127.0.0.1",
     ),
     "429 with a huge Retry-After forever": Row(
-        Faults(always=429, retry_after="999999999"), error="answered 429", requests=6, notes=5
+        Faults(always=429, retry_after="999999999"),
+        error="answered 429",
+        requests=6,
+        notes=5,
+        said="(Retry-After, capped at 0.01 s)",
     ),
     "429 with a junk Retry-After": Row(
         Faults(statuses=[429], retry_after="soon\x1b[31m"), requests=2, notes=1
@@ -144,6 +152,7 @@ def test_hostile_pages(name: str, served: Served, monkeypatch: pytest.MonkeyPatc
     assert len(notes) == row.notes, notes
     for note in notes:  # each failed try said, with its capped wait and the count
         assert note.startswith("MMLAB_TORCH_INDEX: ") and "waiting 0.01 s for 127.0.0.1" in note
+        assert row.said in note and "failed try" in note
         assert "\x1b" not in note
 
 
