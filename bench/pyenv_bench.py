@@ -1,13 +1,28 @@
 """Benchmark `inv python-env` against stand-in wheels served on 127.0.0.1 (the tests' indexes:
-mmdetection3d 1.0.0rc4's shape, torch/mmcv-full/mmdet/mmseg/numba stand-ins), in one run:
+mmdetection3d 1.0.0rc4's shape, torch/mmcv-full/mmdet/mmseg/numba stand-ins of a few KB), in
+one run:
 
 - the first run (pair chosen, lock resolved, venv made, imports checked);
 - a no-op re-run (goal: <= 2 s, no request);
-- a rebuild from the lock with a warm uv cache, against a bare `uv pip sync` of the same
-  lock into a fresh venv (the issue's goal: <= 1.2x; with stand-ins of a few KB the fixed
-  costs dominate: venv creation, the editable install, the import check, the doctor's probe).
+- a rebuild from the lock with a warm uv cache (`.venvs` removed), against a bare `uv pip
+  sync` of the same lock into a fresh venv (the issue's goal: <= 1.2x).
 
-    python bench/pyenv_bench.py [--repeat 3]
+"Ready" is what `inv python-env` does before it says so, all in its wall time: its own start
+(Python, invoke, the package), the base interpreter asked, `uv venv`, the lock installed
+(`uv pip sync --require-hashes`, from uv's cache alone when it has every file), the checkout
+installed editable (`uv pip install -e --no-build-isolation`: the checkout's setup.py runs,
+twice, in uv's two build hooks), `torch, mmcv, mmcv.ops, mmdet, mmseg, mmdet3d` imported in a
+subprocess while the doctor's Python checks ask the new interpreter (one more, and nvcc when
+there is one), the marker written and the venv renamed into place.
+
+Like with like, the rebuild is set against three references, each into a fresh venv:
+`sync` (the issue's: `uv pip sync` of the lock alone, as a user types it, so it asks the
+indexes again), `by hand` (the same steps typed by hand: `uv venv`, `uv pip sync`, `uv pip
+install -e`, `python -c 'import …'`), and the fixed costs one at a time (an `inv --list`, one
+interpreter start, the import check) so that what is left over is visible. With stand-ins of a
+few KB the fixed costs are the whole time; with real wheels (GBs of torch) the sync dominates.
+
+    python bench/pyenv_bench.py [--repeat 5]
 """
 
 from __future__ import annotations
@@ -20,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +48,8 @@ from tests.lib.httpserve import serving  # noqa: E402
 from tests.lib.wheelfixture import rc4_workspace  # noqa: E402
 from tests.test_pyenv_build import OVERRIDE, SETUP_PY, environ, stand_in_indexes  # noqa: E402
 
+MODULES = "import torch, mmcv, mmcv.ops, mmdet, mmseg, mmdet3d"
+
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     began = time.monotonic()
@@ -41,9 +59,13 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     return time.monotonic() - began
 
 
+def median(repeat: int, run: Callable[[int], float]) -> float:
+    return statistics.median(run(number) for number in range(repeat))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     import uv
 
@@ -54,8 +76,9 @@ def main() -> None:
         ws.mkdir()
         shutil.copy(ROOT / "tasks.py", ws / "tasks.py")
         extension = rc4_workspace(ws / "mmlab_extension")
-        write(extension / "mmdetection3d" / "setup.py", SETUP_PY)
-        write(extension / "mmdetection3d" / "requirements" / "runtime.txt", "numba==0.53.0\n")
+        checkout = extension / "mmdetection3d"
+        write(checkout / "setup.py", SETUP_PY)
+        write(checkout / "requirements" / "runtime.txt", "numba==0.53.0\n")
         write(ws / "python-env.overrides.txt", OVERRIDE)
         with serving(stand_in_indexes(base / "wheels").served()) as served:
             clean = {k: v for k, v in os.environ.items() if not k.startswith(("MMLAB_", "UV_"))}
@@ -63,33 +86,73 @@ def main() -> None:
             inv = [*inv_command(), "python-env"]
             first = timed(inv, ws, env)
             asked = len(served.requests)
-            noop = statistics.median(timed(inv, ws, env) for _ in range(args.repeat))
+            noop = median(args.repeat, lambda _: timed(inv, ws, env))
             noop_requests = len(served.requests) - asked
-            rebuilds, syncs = [], []
             lock = ws / "python-env.mmdetection3d.cu113.lock.txt"
-            for number in range(args.repeat):
+            indexes = [
+                "--index-url", served.url + "simple/",
+                "--extra-index-url", served.url + "whl/cu113/",
+                "--index-strategy", "unsafe-best-match",
+                "--find-links", served.url + "mmcv/dist/cu113/torch1.11.0/index.html",
+            ]  # fmt: skip
+
+            def rebuild(_number: int) -> float:
                 shutil.rmtree(ws / ".venvs")
-                rebuilds.append(timed(inv, ws, env))
-                bare = base / f"bare{number}"
-                subprocess.run(
-                    [uv_bin, "venv", "-q", "--no-config", str(bare)], env=env, check=True
-                )
-                syncs.append(
-                    timed(
-                        [uv_bin, "pip", "sync", "-q", "--no-config", str(lock),
-                         "--python", str(bare / "bin" / "python"),
-                         "--index-url", served.url + "simple/",
-                         "--extra-index-url", served.url + "whl/cu113/",
-                         "--index-strategy", "unsafe-best-match",
-                         "--find-links", served.url + "mmcv/dist/cu113/torch1.11.0/index.html"],
-                        base, env,
-                    )
+                return timed(inv, ws, env)
+
+            def venv(name: str) -> Path:
+                folder = base / name
+                shutil.rmtree(folder, ignore_errors=True)
+                return folder
+
+            def uv_venv(folder: Path) -> float:
+                return timed([uv_bin, "venv", "-q", "--no-config", str(folder),
+                              "--python", sys.executable], base, env)  # fmt: skip
+
+            def sync(folder: Path) -> float:
+                return timed([uv_bin, "pip", "sync", "-q", "--no-config", str(lock),
+                              "--python", str(folder / "bin" / "python"), *indexes],
+                             base, env)  # fmt: skip
+
+            def bare_sync(number: int) -> float:
+                folder = venv(f"bare{number}")
+                uv_venv(folder)
+                return sync(folder)
+
+            def by_hand(number: int) -> float:
+                folder = venv(f"hand{number}")
+                python = str(folder / "bin" / "python")
+                return (
+                    uv_venv(folder)
+                    + sync(folder)
+                    + timed([uv_bin, "pip", "install", "-q", "--no-config", "--python", python,
+                             "--no-deps", "--no-build-isolation", "-e", str(checkout)],
+                            base, env)
+                    + timed([python, "-I", "-c", MODULES], base, env)
                 )  # fmt: skip
-    rebuild, sync = statistics.median(rebuilds), statistics.median(syncs)
+
+            rebuilds = median(args.repeat, rebuild)
+            rebuild_requests = (len(served.requests) - asked - noop_requests) / args.repeat
+            syncs = median(args.repeat, bare_sync)
+            hands = median(args.repeat, by_hand)
+            python = str(ws / ".venvs" / "mmdetection3d" / "bin" / "python")
+            listing = median(args.repeat, lambda _: timed([*inv_command(), "--list"], ws, env))
+            start = median(args.repeat, lambda _: timed([python, "-I", "-c", "pass"], base, env))
+            imports = median(args.repeat, lambda _: timed([python, "-I", "-c", MODULES], base, env))
+    load = os.getloadavg()[0]
     print(f"first run (resolve, lock, venv, imports):  {first:6.2f} s")
     print(f"no-op re-run (median of {args.repeat}):       {noop:6.2f} s, {noop_requests} requests")
-    print(f"rebuild from the lock (warm uv cache):     {rebuild:6.2f} s")
-    print(f"bare uv pip sync of the same lock:         {sync:6.2f} s ({rebuild / sync:.1f}x)")
+    print(f"rebuild from the lock, ready (warm cache): {rebuilds:6.2f} s,"
+          f" {rebuild_requests:g} requests")  # fmt: skip
+    print(f"bare uv pip sync of the same lock:         {syncs:6.2f} s"
+          f" (rebuild: {rebuilds / syncs:.1f}x)")  # fmt: skip
+    print(f"by hand: uv venv, sync, install -e, import:{hands:6.2f} s"
+          f" (rebuild: {rebuilds / hands:.1f}x)")  # fmt: skip
+    print(
+        f"fixed costs: inv --list {listing:.2f} s, one interpreter start {start:.3f} s,"
+        f" the import check {imports:.3f} s"
+    )
+    print(f"(load average {load:.1f} on {os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

@@ -320,12 +320,15 @@ def closed_port() -> str:
 def test_an_unreachable_index_names_its_variable(
     ws: Path, index: Served, variable: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MMLAB_HTTP_WAIT_MAX", "0.01")  # (six tries: their waits kept short)
     env = {**environ(index), variable: closed_port()}
     if variable != "MMLAB_PYPI_INDEX":
         write(ws / "python-env.overrides.txt", OVERRIDE)  # (else the pin check asks PyPI first)
     run = inv(ws, "python-env", env=env)
     assert_clean_error(run)
     assert variable in run.err.splitlines()[1]
+    assert "refused the connection; 6 tries in a row failed" in run.err
+    assert "(failed try 5 of 6)" in run.out  # each wait said
     assert not (ws / ".venvs").exists() and not list(ws.glob("python-env.*.lock.txt"))
 
 
@@ -425,7 +428,10 @@ def test_mmcv_is_never_built_when_its_wheel_is_gone(ws: Path, index: Served) -> 
     kept = index.files[page]
     index.files[page] = b"<html><body>nothing here</body></html>\n"
     try:
-        run = inv(ws, "python-env", "--locked", env={**env, "UV_NO_CACHE": "1"})
+        # (uv's cache holds the wheel, hash and all, and a lock is installed from it alone:
+        # the mirror's loss is met when the cache is gone too)
+        shutil.rmtree(Path(os.environ["HOME"]) / ".cache" / "uv")
+        run = inv(ws, "python-env", "--locked", env=env)
     finally:
         index.files[page] = kept
     assert_clean_error(run, "mmcv-full")
@@ -433,3 +439,66 @@ def test_mmcv_is_never_built_when_its_wheel_is_gone(ws: Path, index: Served) -> 
     assert "MMLAB_MMCV_INDEX" in run.err.splitlines()[1]
     assert "WAS BUILT" not in run.err and "download and build" not in run.err
     assert not (ws / ".venvs" / "mmdetection3d").exists()
+
+
+def test_a_rebuild_from_the_lock_asks_nothing_when_uv_has_every_file(
+    ws: Path, index: Served
+) -> None:
+    """The lock's files, hashes and all, in uv's cache: the venv is made from it without a
+    request (a bare `uv pip sync` asks the index for every project's page again); what the
+    cache lacks is downloaded (the online sync after the offline one)."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    env = environ(index)
+    assert inv(ws, "python-env", env=env).code == 0
+    shutil.rmtree(ws / ".venvs")
+    asked = len(index.requests)
+    run = inv(ws, "python-env", env=env)
+    assert run.code == 0, run.err
+    assert len(index.requests) == asked, [r.path for r in index.requests[asked:]]
+    assert imported(ws / ".venvs" / "mmdetection3d")["mmdet"] == "2.28.2"
+
+    shutil.rmtree(ws / ".venvs")
+    shutil.rmtree(Path(os.environ["HOME"]) / ".cache" / "uv")  # a cold cache: downloaded
+    run = inv(ws, "python-env", "--locked", env=env)
+    assert run.code == 0, run.err
+    assert len(index.requests) > asked
+    assert imported(ws / ".venvs" / "mmdetection3d")["mmdet"] == "2.28.2"
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_dry_writes_nothing_outside_not_even_uv_s_cache(
+    ws: Path, index: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--dry` on a fresh workspace resolves with uv (its own dry run) against a cache of its
+    own, removed afterwards: the user's uv cache (HOME's, XDG_CACHE_HOME's; UV_CACHE_DIR is
+    ignored as every UV_ variable) and the workspace are as they were."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    home, xdg, uv_dir = tmp_path / "home", tmp_path / "xdg-cache", tmp_path / "uv-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_dir))
+    before = {place: _tree(place) for place in (home, xdg, uv_dir, ws)}
+    run = inv(ws, "--dry", "python-env", env=environ(index))
+    assert run.code == 0, run.err
+    assert "cu113 + torch 1.11: chosen" in run.out
+    assert {place: _tree(place) for place in before} == before
+    # (a real run fills the user's cache: where the check above looks is where uv writes)
+    assert inv(ws, "python-env", env=environ(index)).code == 0
+    assert (xdg / "uv").is_dir()
+
+
+def test_the_doctor_s_findings_name_the_venv_in_place(
+    ws: Path, index: Served, tmp_path: Path
+) -> None:
+    """The doctor's checks run beside the import check, before the rename: what they find
+    names the venv where it ends up, never its temporary name."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    other = write(tmp_path / "other" / "mmdet3d" / "__init__.py", "")  # first on PYTHONPATH
+    run = inv(ws, "python-env", env={**environ(index), "PYTHONPATH": str(other.parent.parent)})
+    assert run.code == 0, run.err
+    venv = ws / ".venvs" / "mmdetection3d"
+    shadowing = other.parent.parent
+    assert f"warning: doctor: mmdet3d: `import mmdet3d` loads it from {shadowing}" in run.err
+    assert f"{venv}/bin/python -m pip install" in run.err and ".partial" not in run.err

@@ -27,6 +27,7 @@ from .lib.wheelfixture import Indexes, mmcv_files, torch_files, wheel
 PY38 = Interpreter("/usr/bin/python3.8", 3, 8, "x86_64", "linux")
 PY311 = Interpreter("/usr/bin/python3.11", 3, 11, "x86_64", "linux")
 RC4_MMCV = SpecifierSet(">=1.5.2,<=1.6.0")
+NOTES: list[str] = []  # what the page readers say (a retry)
 
 
 def stand_ins(folder: Path) -> Indexes:
@@ -62,7 +63,7 @@ def stand_ins(folder: Path) -> Indexes:
 
 
 def choose(served: Served, interpreter: Interpreter, tags: tuple[str, ...] = ("cu113",)) -> Pair:
-    read = page_reader(http_session(1), "MMLAB_TORCH_INDEX", (5.0, 5.0))
+    read = page_reader(http_session(1), "MMLAB_TORCH_INDEX", (5.0, 5.0), NOTES.append)
     return choose_pair(
         tags,
         torch_spec=SpecifierSet(),
@@ -112,35 +113,41 @@ def test_a_tag_the_index_lacks_is_passed_over(tmp_path: Path) -> None:
     assert pair.considered[0].why == "the torch index has no cu117"
 
 
-def test_an_unreachable_index_names_the_variable() -> None:
+def test_an_unreachable_index_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMLAB_HTTP_WAIT_MAX", "0.01")  # (the tries' waits, kept short)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]  # nothing listens there once closed
-    read = page_reader(http_session(1), "MMLAB_TORCH_INDEX", (2.0, 2.0))
+    read = page_reader(http_session(1), "MMLAB_TORCH_INDEX", (2.0, 2.0), NOTES.append)
     with pytest.raises(PythonEnvError) as raised:
         read(f"http://127.0.0.1:{port}/whl/cu113/torch/")
-    assert "cannot be read" in raised.value.message and "MMLAB_TORCH_INDEX" in raised.value.hint
+    assert "refused the connection; 6 tries in a row failed" in raised.value.message
+    assert "MMLAB_TORCH_INDEX" in raised.value.hint
 
 
 @pytest.mark.parametrize(
     ("status", "said"), [(500, "answered 500"), (403, "answered 403")]
 )  # fmt: skip
-def test_an_index_that_fails_names_the_variable(status: int, said: str) -> None:
+def test_an_index_that_fails_names_the_variable(
+    status: int, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from .lib.httpserve import Faults
+
+    monkeypatch.setenv("MMLAB_HTTP_WAIT_MAX", "0.01")
 
     served = Served(files={"p/": b"x"}, faults={"p/": Faults(statuses=[status] * 9)})
     with serving(served):
-        read = page_reader(http_session(1), "MMLAB_MMCV_INDEX", (5.0, 5.0))
+        read = page_reader(http_session(1), "MMLAB_MMCV_INDEX", (5.0, 5.0), NOTES.append)
         with pytest.raises(PythonEnvError) as raised:
             read(served.url + "p/")
     assert said in raised.value.message and "MMLAB_MMCV_INDEX" in raised.value.hint
-    assert len(served.requests) <= 2  # bounded retries
+    assert len(served.requests) == (6 if status == 500 else 1)  # bounded retries
 
 
 def test_a_page_too_large_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wheelpages, "PAGE_LIMIT", 1000)
     with serving(Served(files={"big/": b"<a href='x.whl'>x</a>" * 500})) as served:
-        read = page_reader(http_session(1), "MMLAB_PYPI_INDEX", (5.0, 5.0))
+        read = page_reader(http_session(1), "MMLAB_PYPI_INDEX", (5.0, 5.0), NOTES.append)
         with pytest.raises(PythonEnvError) as raised:
             read(served.url + "big/")
     assert "larger than 1000 bytes" in raised.value.message

@@ -22,7 +22,16 @@ TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 
 if TYPE_CHECKING:
     from mmlab_bootstrap.checkpoints.configvars import config_environment, exported
-    from mmlab_bootstrap.checkpoints.http import http_session, timeouts
+    from mmlab_bootstrap.checkpoints.download import failure_text
+    from mmlab_bootstrap.checkpoints.http import (
+        Again,
+        DownloadError,
+        Job,
+        Tries,
+        answer_text,
+        http_session,
+        timeouts,
+    )
     from mmlab_bootstrap.checkpoints.index import ModelError, final_path, find, read_index
     from mmlab_bootstrap.checkpoints.step import (
         checkpoints_status,
@@ -32,11 +41,17 @@ if TYPE_CHECKING:
     from mmlab_bootstrap.checkpoints.weights import configs_status
 
 __all__ = [
+    "Again",
+    "DownloadError",
+    "Job",
     "ModelError",
+    "Tries",
+    "answer_text",
     "checkpoints_status",
     "config_environment",
     "configs_status",
     "exported",
+    "failure_text",
     "fetch_checkpoints_step",
     "final_path",
     "find",
@@ -47,11 +62,17 @@ __all__ = [
 ]
 
 _WHERE = {
+    "Again": "http",
+    "DownloadError": "http",
+    "Job": "http",
     "ModelError": "index",
+    "Tries": "http",
+    "answer_text": "http",
     "checkpoints_status": "step",
     "config_environment": "configvars",
     "configs_status": "weights",
     "exported": "configvars",
+    "failure_text": "download",
     "fetch_checkpoints_step": "step",
     "final_path": "index",
     "find": "index",

@@ -126,7 +126,7 @@ def _download(
                 " (inv fetch-checkpoints --search NAME)",
             ) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
-            tries.failed(_failure(error, answered, partial.offset), partial.offset)
+            tries.failed(failure_text(error, answered, partial.offset), partial.offset)
 
 
 def _receive(
@@ -176,7 +176,7 @@ class _Room:
             )
 
 
-def _failure(error: BaseException, answered: bool, offset: int) -> str:
+def failure_text(error: BaseException, answered: bool, offset: int) -> str:
     """What went wrong with a request, in words (the server's doing, as far as one can tell)."""
     if isinstance(error, requests.exceptions.TooManyRedirects):
         found = error.response.headers.get("Location") if error.response is not None else None

@@ -309,8 +309,8 @@ class _Builder:
         # startup: requests only when an index page must be read (not for a run from the lock)
         from mmlab_bootstrap.checkpoints import http_session, timeouts
 
-        http = http_session(2)  # one try a page: bounded in time and bytes
-        self._check_pins(page_reader(http, "MMLAB_PYPI_INDEX", timeouts()))
+        http = http_session(2)  # pages read under the one retry policy (pages.page_reader)
+        self._check_pins(page_reader(http, "MMLAB_PYPI_INDEX", timeouts(), self.report.info))
         series = self.found.series
         pair = choose_pair(
             self.tags,
@@ -318,8 +318,8 @@ class _Builder:
             mmcv_name=series.mmcv,
             mmcv_spec=self.found.specifier(series.mmcv),
             interpreter=self.python,
-            read=page_reader(http, "MMLAB_TORCH_INDEX", timeouts()),
-            read_mmcv=page_reader(http, "MMLAB_MMCV_INDEX", timeouts()),
+            read=page_reader(http, "MMLAB_TORCH_INDEX", timeouts(), self.report.info),
+            read_mmcv=page_reader(http, "MMLAB_MMCV_INDEX", timeouts(), self.report.info),
             torch_base=self.settings.torch_index,
             mmcv_base=self.settings.mmcv_index,
         )
@@ -379,6 +379,20 @@ class _Builder:
         """A folder for uv's input files, in the workspace (never /tmp), removed after use."""
         return tempfile.TemporaryDirectory(prefix=".mmlab-python-env-", dir=self.root)
 
+    def _dry_places(self, scratch: Path) -> tuple[list[str], dict[str, str]]:
+        """Where uv's dry run writes, so that --dry writes nothing outside the workspace: its
+        cache, and (when the user has none) its credentials store, in the scratch folder
+        removed afterwards. A store the user has is read where it is."""
+        data = self.environ.get("XDG_DATA_HOME", "")
+        if not os.path.isabs(data):  # (the XDG rule: a relative value is ignored)
+            data = os.path.join(
+                self.environ.get("HOME", os.path.expanduser("~")), ".local", "share"
+            )
+        variables = {}
+        if not os.path.isdir(os.path.join(data, "uv", "credentials")):
+            variables["UV_CREDENTIALS_DIR"] = str(scratch / "uv-credentials")
+        return ["--cache-dir", str(scratch / "uv-cache")], variables
+
     def _compile(self, pair: Pair, indexes: Indexes) -> str:
         series = self.found.series
         with self._scratch() as scratch:
@@ -391,6 +405,9 @@ class _Builder:
             overrides = Path(scratch) / "overrides.txt"
             overrides.write_text(self.found.overrides_text())
             output = Path(scratch) / "lock.txt"
+            dry_flags, dry_variables = self.session.changes.would_be(
+                self._dry_places(Path(scratch)), ([], {})
+            )
             run_uv(
                 [
                     "pip",
@@ -407,8 +424,10 @@ class _Builder:
                     str(output),
                     *common_flags(),
                     *indexes.flags(),
+                    *dry_flags,
                 ],
                 environ=self.environ,
+                variables=dry_variables,
                 timeout=RESOLVE_TIMEOUT,
                 what=f"resolving {self.project}'s environment",
                 hint=f"loosen what conflicts with a line in {self.found.overrides_path}"
@@ -440,13 +459,14 @@ class _Builder:
             changes.make_folder(self.venv.parent)
 
         def build() -> None:
-            self._build(partial, lock, marker)
+            doctor = self._build(partial, lock, marker)
             if self.venv.exists():
                 os.rename(self.venv, old)
             os.rename(partial, self.venv)
             shutil.rmtree(old, ignore_errors=True)
             self.report.done(f"made {self.venv} from {lock.path.name}")
-            self._doctor()
+            for line in doctor:
+                self.report.warn(line)
 
         changes.make(
             [
@@ -503,7 +523,8 @@ class _Builder:
 
         self.session.changes.make(f"remove {path} (left by an interrupted run)", remove)
 
-    def _build(self, partial: Path, lock: LockFile, marker: dict[str, object]) -> None:
+    def _build(self, partial: Path, lock: LockFile, marker: dict[str, object]) -> list[str]:
+        """Make the venv at `partial`, checked; what the doctor's checks find in it."""
         hint = (
             "check that the indexes (MMLAB_PYPI_INDEX, MMLAB_TORCH_INDEX, MMLAB_MMCV_INDEX) are"
             " reachable, then run the same command again (downloads stay in uv's cache)"
@@ -517,22 +538,18 @@ class _Builder:
         with self._scratch() as scratch:
             pins = Path(scratch) / "lock.txt"
             pins.write_text(lock.text)
-            try:
+            sync = ["pip", "sync", str(pins), "--python", python, "--require-hashes",
+                    *common_flags(), *lock.indexes.flags()]  # fmt: skip
+            try:  # from uv's cache alone when it has every file: the hashes are the lock's
                 run_uv(
-                    ["pip", "sync", str(pins), "--python", python, "--require-hashes",
-                     *common_flags(), *lock.indexes.flags()],
-                    environ=self.environ, timeout=INSTALL_TIMEOUT,
-                    what=f"installing {lock.path.name}", hint=hint,
-                )  # fmt: skip
-            except PythonEnvError as error:
-                if "no usable wheels" not in error.message:
-                    raise
-                raise PythonEnvError(
-                    error.message,
-                    f"the lock's wheel is no longer listed ({lock.indexes.mmcv_page}): set"
-                    " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update;"
-                    " mmcv is never built here",
-                ) from None
+                    [*sync, "--offline"],
+                    environ=self.environ,
+                    timeout=INSTALL_TIMEOUT,
+                    what=f"installing {lock.path.name} from uv's cache",
+                    hint=hint,
+                )
+            except PythonEnvError:
+                self._sync_online(sync, lock, hint)
         for checkout in self.found.editables:
             run_uv(
                 ["pip", "install", "--python", python, "--no-deps", "--no-build-isolation",
@@ -541,11 +558,38 @@ class _Builder:
                 what=f"installing {checkout} editable",
                 hint=f"fix what {checkout}/setup.py needs, then run the same command again",
             )  # fmt: skip
-        self._verify(python)
-        (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        # startup: a thread for the doctor's checks only when an environment is built
+        from concurrent.futures import ThreadPoolExecutor
 
-    def _doctor(self) -> None:
-        """The doctor's Python checks on the new environment: what they find is said."""
+        with ThreadPoolExecutor(1) as pool:  # two interpreters at once: neither waits
+            doctor = pool.submit(self._doctor, partial)
+            self._verify(python)
+            found = doctor.result()
+        (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        return found
+
+    def _sync_online(self, sync: list[str], lock: LockFile, hint: str) -> None:
+        """`uv pip sync` with the indexes (what uv's cache lacks is downloaded; what it has
+        is revalidated: a request per project page)."""
+        try:
+            run_uv(
+                sync, environ=self.environ, timeout=INSTALL_TIMEOUT,
+                what=f"installing {lock.path.name}", hint=hint,
+            )  # fmt: skip
+        except PythonEnvError as error:
+            if "no usable wheels" not in error.message:
+                raise
+            raise PythonEnvError(
+                error.message,
+                f"the lock's wheel is no longer listed ({lock.indexes.mmcv_page}): set"
+                " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update;"
+                " mmcv is never built here",
+            ) from None
+
+    def _doctor(self, partial: Path) -> list[str]:
+        """The doctor's Python checks on the new environment, asked while its imports are
+        checked (before the rename: the venv is relocatable, and each line names the place
+        it is renamed to): the warning lines of what they find."""
         # startup: the doctor's checks only once an environment was built
         from mmlab_bootstrap.output import ERROR
         from mmlab_bootstrap.pythonenv.packages import python_section
@@ -553,13 +597,15 @@ class _Builder:
         _info, findings = python_section(
             self.settings.extension_path,
             self.settings.projects,
-            str(self.venv / "bin" / "python"),
+            str(partial / "bin" / "python"),
             self.environ,
         )
+        lines = []
         for finding in findings:
             if finding.level == ERROR:  # (warnings about building mmcv do not apply here)
                 hint = f"; hint: {finding.hint}" if finding.hint else ""
-                self.report.warn(f"doctor: {finding.line}{hint}")
+                lines.append(f"doctor: {finding.line}{hint}".replace(str(partial), str(self.venv)))
+        return lines
 
     def _verify(self, python: str) -> None:
         """Import what training imports, in a subprocess of the new environment."""

@@ -83,15 +83,17 @@ def run_uv(
     timeout: float,
     what: str,
     hint: str,
+    variables: Mapping[str, str] | None = None,
 ) -> str:
-    """Run `uv ARGS`; its output, or a PythonEnvError with uv's own error line."""
+    """Run `uv ARGS`; its output, or a PythonEnvError with uv's own error line. `variables`:
+    uv's own settings this call makes (every `UV_*` of the caller's is cleared first)."""
     command = [uv_binary(), *args]
     try:  # bounded like every program whose output is read, its process group killed after
         done = run_bounded(
             command,
             seconds=timeout,
             max_bytes=UV_OUTPUT_LIMIT,
-            env=uv_environ(environ),
+            env={**uv_environ(environ), **(variables or {})},
             cwd=os.path.abspath(os.sep),
         )
     except OSError as error:
