@@ -150,6 +150,7 @@ def sweep(
     template: str,
     *,
     rule: Rule,
+    files: bool = True,
     symlinks: bool = True,
     folders: bool = False,
     writable: bool = False,
@@ -158,11 +159,12 @@ def sweep(
 ) -> list[Path]:
     """Remove what killed runs left in `folder` under names `template` makes, when `rule`
     proves each abandoned (and it is older than `older_than` seconds, when given): regular
-    files, symlinks unless not `symlinks`, folders (with what they hold) with `folders`;
+    files and symlinks (unless not `files`, `symlinks`), folders (with what they hold) with
+    `folders`;
     never followed; with `writable` only what this user may write (another user's is left
     to its owner). Returns what it removed. The one leftover sweep of the package."""
     assert rule is not OLD or older_than is not None
-    kinds = _Kinds(symlinks, folders, writable)
+    kinds = _Kinds(files, symlinks, folders, writable)
     pattern = pattern_of(template, **given)
     removed: list[Path] = []
     try:
@@ -181,6 +183,7 @@ def sweep(
 
 
 class _Kinds(NamedTuple):
+    files: bool
     symlinks: bool
     folders: bool
     writable: bool
@@ -192,9 +195,8 @@ def _remove_if_abandoned(
     status = os.lstat(leftover)
     folder = stat.S_ISDIR(status.st_mode)
     link = stat.S_ISLNK(status.st_mode)
-    if not (
-        stat.S_ISREG(status.st_mode) or (kinds.symlinks and link) or (kinds.folders and folder)
-    ):
+    regular = kinds.files and stat.S_ISREG(status.st_mode)
+    if not (regular or (kinds.symlinks and link) or (kinds.folders and folder)):
         return False
     if kinds.writable and not link and not os.access(leftover, os.W_OK):
         return False

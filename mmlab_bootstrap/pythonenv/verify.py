@@ -18,8 +18,6 @@ includes.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -28,12 +26,13 @@ from typing import Any
 
 from mmlab_bootstrap.checkpoints import store as ckptstore
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs import FileRefused, read_regular, write_atomically
+from mmlab_bootstrap.fs import FileRefused, read_regular, temporary_folder, write_atomically
 from mmlab_bootstrap.proc import run_bounded
 from mmlab_bootstrap.run import Session
 from mmlab_bootstrap.settings import Settings
 
 RECORD = ".mmlab-bootstrap-verify.json"
+VERIFY_TEMPORARY = ".mmlab-verify-{scratch}"  # the demo's output, in the workspace
 RECORD_LIMIT = 1 << 20
 PROBE_SECONDS = 120.0
 DEMO_SECONDS = 900.0
@@ -200,8 +199,7 @@ def run_layers(
             f"{program} clone (the mmdetection3d checkout is not complete)",
         )
     device = "cuda:0" if cuda else "cpu"
-    out = Path(tempfile.mkdtemp(prefix=".mmlab-verify-", dir=settings.root))  # in the workspace
-    try:
+    with temporary_folder(settings.root, VERIFY_TEMPORARY) as out:  # in the workspace
         command = [
             python,
             str(demo),
@@ -237,8 +235,6 @@ def run_layers(
             )
             return fail("demo", f"{shown_command}: {why}", hint)
         layers.append(Layer("demo", True, f"{shown_command}: wrote {', '.join(written)}"))
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
     return layers
 
 
