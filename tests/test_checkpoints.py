@@ -170,7 +170,7 @@ def test_fetch_verifies_records_and_a_rerun_makes_no_request(zoo: Zoo) -> None:
         record = json.loads((zoo.folder(item) / f".{item.file_name}.verified.json").read_text())
         assert record["sha256"] == hashlib.sha256(item.data).hexdigest()
         assert not zoo.leftovers(item)
-    assert f"fetched mmdetection3d:pointpillars_car: {zoo.final(car)}" in run.out
+    assert f"downloaded mmdetection3d:pointpillars_car: {zoo.final(car)}" in run.out
     before = len(zoo.served.requests)
     again = inv(zoo.root, "fetch-checkpoints", "--model", "pointpillars_car", "--model",
                 "configs/faster/faster_rcnn_person.py")  # fmt: skip
@@ -328,8 +328,8 @@ def test_a_slow_body_shows_a_heartbeat_and_a_stall_resumes(zoo: Zoo) -> None:
         zoo.root, "fetch-checkpoints", "--model", "pointpillars_car", env={"MMLAB_HEARTBEAT": "0.3"}
     )
     assert run.code == 0, run.err
-    assert "… still fetching" in run.out
-    assert "[1/1] fetching mmdetection3d:pointpillars_car" in run.out
+    assert "… still downloading" in run.out
+    assert "[1/1] downloading mmdetection3d:pointpillars_car" in run.out
     # A body that stops coming (each answer stalls after its first MiB): the read timeout
     # ends the wait and the download resumes where it stopped.
     zoo.served.faults[three.path] = Faults(stall_after=1000)
@@ -501,7 +501,7 @@ def test_without_working_locks_two_downloads_still_end_with_one_verified_file(
     import fcntl
     import threading
 
-    from mmlab_bootstrap.checkpoints.download import fetch
+    from mmlab_bootstrap.checkpoints.download import download_file
     from mmlab_bootstrap.checkpoints.http import Job, http_session
 
     monkeypatch.setattr(fcntl, "flock", lambda descriptor, operation: None)
@@ -516,7 +516,7 @@ def test_without_working_locks_two_downloads_still_end_with_one_verified_file(
         def run(wait: float) -> None:
             time.sleep(wait)
             try:
-                outcomes.append(fetch(http_session(1), job, _Quiet(), threading.Event()))
+                outcomes.append(download_file(http_session(1), job, _Quiet(), threading.Event()))
             except Exception as error:  # (kept to assert on)
                 outcomes.append(error)
 
