@@ -25,6 +25,7 @@ from mmlab_bootstrap.checkpoints.store import (
     new_partial_name,
     record_path,
 )
+from mmlab_bootstrap.clone.plan import PARTIAL_TEMPORARY as CLONE_TEMPORARY
 from mmlab_bootstrap.clone.plan import partial_path
 from mmlab_bootstrap.fs import (
     DEAD,
@@ -40,10 +41,10 @@ from mmlab_bootstrap.fs import (
 from mmlab_bootstrap.fs.lease import LOCK_TEMPORARY, LeaseLock
 from mmlab_bootstrap.fs.temporaries import TEMPORARY
 from mmlab_bootstrap.gitcache.objectfiles import LINES_TEMPORARY, PACK_TEMPORARY, add_line
-from mmlab_bootstrap.gitcache.store import REPOSITORY_TEMPORARY, cache_key
+from mmlab_bootstrap.gitcache.store import GIT_PACK_TEMPORARY, REPOSITORY_TEMPORARY, cache_key
 from mmlab_bootstrap.mirror.places import PARTIAL_TEMPORARY as MIRROR_TEMPORARY
 from mmlab_bootstrap.mirror.places import Place
-from mmlab_bootstrap.pythonenv.build import SCRATCH_TEMPORARY
+from mmlab_bootstrap.pythonenv.build import SCRATCH_TEMPORARY, VENV_TEMPORARY
 from mmlab_bootstrap.pythonenv.verify import VERIFY_TEMPORARY
 
 from .conftest import inv
@@ -85,6 +86,10 @@ NAMES: list[tuple[str, str, str, dict[str, str], str]] = [
     ("mirror clone", MIRROR_TEMPORARY, "mmcv.git", {}, ".mmcv.git.0123456789ab.mmlab-partial"),
     ("python-env scratch", SCRATCH_TEMPORARY, "x", {}, ".mmlab-python-env-0123abcd"),
     ("verify scratch", VERIFY_TEMPORARY, "x", {}, ".mmlab-verify-0123abcd"),
+    ("python-env venv made", VENV_TEMPORARY, "mmdet3d", {"stage": "partial"}, ".mmdet3d.partial"),
+    ("python-env venv replaced", VENV_TEMPORARY, "mmdet3d", {"stage": "old"}, ".mmdet3d.old"),
+    ("clone", CLONE_TEMPORARY, "mmlab_extension", {}, ".mmlab_extension.mmlab-bootstrap-partial"),
+    ("git's pack of a fetch", GIT_PACK_TEMPORARY, "x", {"git": "pack_AbC123"}, "tmp_pack_AbC123"),
 ]  # fmt: skip
 
 

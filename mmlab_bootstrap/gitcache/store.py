@@ -41,6 +41,7 @@ from mmlab_bootstrap.run import Stopped
 
 KEPT = "refs/mmlab-bootstrap/"
 REPOSITORY_TEMPORARY = ".{name}.{pid}.{ns}.partial"  # a cache repository being made
+GIT_PACK_TEMPORARY = "tmp_{git}"  # git's own, of a fetch under way (`tmp_pack_XXXXXX`, …)
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _URL = re.compile(
     r"^(?:[a-z][a-z0-9+.-]*://(?:[^/@]*@)?(?P<host>[^/]+)/|(?:[^/@:]+@)?(?P<scp>[^/:]+):)"
@@ -261,9 +262,7 @@ def _remove_leftovers(repo: Path) -> None:
     the repository in place, whoever made it."""
     sweep(repo.parent, REPOSITORY_TEMPORARY, rule=HELD, folders=True, name=repo.name)
     remove_stale_locks(repo)
-    for leftover in (repo / "objects" / "pack").glob("tmp_*"):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
+    sweep(repo / "objects" / "pack", GIT_PACK_TEMPORARY, rule=HELD, git=re.compile(".*"))
 
 
 def cache_for(root: Path | None, git: Git, *, share: bool) -> GitCache | None:

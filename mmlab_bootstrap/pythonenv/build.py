@@ -32,6 +32,7 @@ from mmlab_bootstrap.fs import (
     read_regular,
     remove_stale_temporaries,
     sweep,
+    temporary_beside,
     temporary_folder,
 )
 from mmlab_bootstrap.proc import run_bounded
@@ -63,6 +64,7 @@ from mmlab_bootstrap.settings import Settings
 MARKER = "mmlab-bootstrap-env.json"  # in every venv this tool made (and only those)
 LOCK_HEADER = "# mmlab-bootstrap python-env lock"
 SCRATCH_TEMPORARY = ".mmlab-python-env-{scratch}"  # uv's input files, in the workspace root
+VENV_TEMPORARY = ".{name}.{stage}"  # a venv being made (`partial`) or replaced (`old`)
 VERIFY_TIMEOUT = 120
 PYPI_DEFAULT = "https://pypi.org/simple/"
 IMPORT_NAMES = {"mmsegmentation": "mmseg", "mmcv-full": "mmcv"}
@@ -434,8 +436,8 @@ class _Builder:
     # -- the venv ------------------------------------------------------------------------
     def _environment(self, lock: LockFile) -> None:
         marker = self._marker(lock)
-        partial = self.venv.parent / f".{self.project}.partial"
-        old = self.venv.parent / f".{self.project}.old"
+        partial = temporary_beside(self.venv, VENV_TEMPORARY, stage="partial")
+        old = temporary_beside(self.venv, VENV_TEMPORARY, stage="old")
         for leftover in (partial, old):
             self._remove_leftover(leftover)
         if self.venv.is_symlink():
