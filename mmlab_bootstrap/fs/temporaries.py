@@ -93,18 +93,21 @@ _MAKERS: dict[str, Callable[[], object]] = {
 }
 
 
-class _Fields(dict[str, object]):
-    """The values of a new name's fields, each made when the template asks for it."""
-
-    def __missing__(self, field: str) -> object:
-        value = self[field] = _MAKERS[field]()
-        return value
+_NEEDED: dict[str, tuple[str, ...]] = {}  # a template's fields the tool makes, by template
 
 
 def temporary_name(target: str, template: str, **given: object) -> str:
     """`temporary_beside` for a path given as a string (the copies' hot path)."""
+    needed = _NEEDED.get(template)
+    if needed is None:
+        needed = _NEEDED[template] = tuple(
+            field for field in dict.fromkeys(_FIELD.findall(template)) if field in _MAKERS
+        )
     folder, slash, name = target.rpartition("/")
-    return f"{folder}{slash}{template.format_map(_Fields(given, name=name))}"
+    for field in needed:
+        if field not in given:
+            given[field] = _MAKERS[field]()
+    return f"{folder}{slash}{template.format(name=name, **given)}"
 
 
 def temporary_beside(target: Path, template: str, **given: object) -> Path:
