@@ -26,7 +26,14 @@ from typing import Any
 
 from mmlab_bootstrap.checkpoints import store as ckptstore
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs import FileRefused, read_regular, temporary_folder, write_atomically
+from mmlab_bootstrap.fs import (
+    UNLOCKED,
+    FileRefused,
+    read_regular,
+    sweep,
+    temporary_folder,
+    write_atomically,
+)
 from mmlab_bootstrap.proc import run_bounded
 from mmlab_bootstrap.run import Session
 from mmlab_bootstrap.settings import Settings
@@ -244,6 +251,7 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
     from mmlab_bootstrap.pythonenv.build import workspace_python
 
     settings = session.settings({})
+    session.changes.after_changes(lambda: _remove_scratch(session, settings.root))
     report, program = session.report, session.report.program
     chosen = python or workspace_python(settings)
     if chosen is None:
@@ -294,6 +302,13 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
     if ok:
         report.done("the workspace runs: every layer passed")
     return ok
+
+
+def _remove_scratch(session: Session, root: Path) -> None:
+    """The demo's output folders of runs killed while it ran (never one a live run uses: it
+    holds it locked, see fs.temporary_folder)."""
+    for left in sweep(root, VERIFY_TEMPORARY, rule=UNLOCKED, files=False, folders=True):
+        session.report.done(f"removed {left} (left by an interrupted run)")
 
 
 def doctor_section(root: Path) -> tuple[dict[str, Any] | None, list[str]]:
