@@ -184,7 +184,9 @@ def test_dry_lists_what_and_from_where_and_changes_nothing(zoo: Zoo) -> None:
     before = snapshot(zoo.root)
     run = inv(zoo.root, "--dry", "fetch-checkpoints", "--model", "pointpillars_car")
     assert run.code == 0, run.err
-    assert f"would fetch mmdetection3d:pointpillars_car from {zoo.served.url}{car.path}" in run.out
+    assert (
+        f"would download mmdetection3d:pointpillars_car from {zoo.served.url}{car.path}" in run.out
+    )
     assert snapshot(zoo.root) == before
     assert not zoo.served.requests
 
@@ -396,7 +398,7 @@ def test_bootstrap_fetches_the_pinned_checkpoints_last(cloned: Cloned) -> None:
         env = {"MMLAB_CHECKPOINTS": "pointpillars_boot", "MMLAB_CHECKPOINT_MIRROR": served.url}
         dry = inv(cloned.root, "--dry", "bootstrap", env=env)
         assert dry.code == 0, dry.err
-        assert f"would fetch mmdetection3d:pointpillars_boot from {served.url}" in dry.out
+        assert f"would download mmdetection3d:pointpillars_boot from {served.url}" in dry.out
         run = inv(cloned.root, "bootstrap", env=env)
         assert run.code == 0, run.err
         final = cloned.ckpt / "mmdetection3d" / "checkpoints" / item.file_name

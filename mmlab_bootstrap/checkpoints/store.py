@@ -314,9 +314,7 @@ def remove_abandoned_partials(final: Path) -> list[Path]:
     and temporary records a killed run left (over an hour old: a record takes a moment)."""
     folder, record = final.parent, record_path(final).name
     removed = sweep(folder, RECORD_TEMPORARY, rule=OLD, older_than=RECORD_STALE, name=record)
-    return removed + sweep(
-        folder, PARTIAL_TEMPORARY, rule=UNLOCKED, symlinks=False, writable=True, name=final.name
-    )
+    return removed + sweep(folder, PARTIAL_TEMPORARY, rule=UNLOCKED, writable=True, name=final.name)
 
 
 def _sizes(paths: list[Path]) -> list[int]:

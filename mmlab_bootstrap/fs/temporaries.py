@@ -15,7 +15,8 @@ left), and no name the tool does not make is ever matched. A template's fields:
   alternatives (a tuple), or a regular expression (`re.compile`).
 
 A leftover is removed only when it is provably abandoned, by the caller's rule: `UNLOCKED`
-(no live process holds the `flock` its maker keeps on it while in use), `HELD` (the caller
+(no live process holds the `flock` its maker keeps on it while in use; never a symlink,
+which holds no lock), `HELD` (the caller
 holds the lock every maker of such names holds: the workspace lock, a lease lock), or `DEAD`
 (its `{pid}`, of this `{host}` when the name has one, no longer runs) or `OLD` (its age
 alone: older than `older_than` seconds, which applies to the other rules too when given).
@@ -207,8 +208,8 @@ def _remove_if_abandoned(
         return False
     if rule is DEAD and not _gone(found):
         return False
-    if rule is UNLOCKED and not link:
-        return _remove_unlocked(leftover, folder)
+    if rule is UNLOCKED:  # (a symlink holds no lock: it cannot be proven abandoned)
+        return not link and _remove_unlocked(leftover, folder)
     _remove(leftover, folder)
     return True
 
