@@ -16,10 +16,10 @@ left), and no name the tool does not make is ever matched. A template's fields:
 
 A leftover is removed only when it is provably abandoned, by the caller's rule: `UNLOCKED`
 (no live process holds the `flock` its maker keeps on it while in use; never a symlink,
-which holds no lock), `HELD` (the caller
-holds the lock every maker of such names holds: the workspace lock, a lease lock), or `DEAD`
-(its `{pid}`, of this `{host}` when the name has one, no longer runs) or `OLD` (its age
-alone: older than `older_than` seconds, which applies to the other rules too when given).
+which holds no lock), `HELD` (the caller holds the lock every maker of such names holds:
+the workspace lock, a lease lock), `DEAD` (its `{pid}`, of this `{host}` when the name has
+one, no longer runs) or `OLD` (its age alone: older than `older_than` seconds, which applies
+to the other rules too when given).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import fcntl
+import functools
 import itertools
 import os
 import re
@@ -119,6 +120,12 @@ def temporary_beside(target: Path, template: str, **given: object) -> Path:
 
 def pattern_of(template: str, **given: Given) -> re.Pattern[str]:
     """The names `template` makes (with `given` fields fixed, see the module's text)."""
+    return _pattern(template, tuple(sorted(given.items(), key=lambda item: item[0])))
+
+
+@functools.lru_cache(maxsize=256)  # a sweep per folder of a big tree asks again and again
+def _pattern(template: str, items: tuple[tuple[str, Given], ...]) -> re.Pattern[str]:
+    given = dict(items)
     parts, at = [], 0
     for found in _FIELD.finditer(template):
         parts.append(re.escape(template[at : found.start()]))
