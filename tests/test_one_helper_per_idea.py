@@ -210,3 +210,21 @@ def test_one_leftover_sweep() -> None:
         "mmlab_bootstrap/fs/lock.py",  # the workspace lock
         "mmlab_bootstrap/checkpoints/store.py",  # a partial download claimed to be resumed
     }, _lines_matching(r"fcntl\.LOCK_NB")
+
+
+def test_fetch_means_git_fetch() -> None:
+    """One meaning per word: a function named fetch runs `git fetch`; HTTP is download
+    (checkpoints.download.download_file), and the checkpoints say "download" everywhere but
+    in the task's own name, `fetch-checkpoints`."""
+    assert _files_matching(r"def _?fetch\b") <= {
+        "mmlab_bootstrap/clone/apply.py",  # git fetch of the submodules
+        "mmlab_bootstrap/mirror/apply.py",  # git fetch --atomic into a mirror
+        "mmlab_bootstrap/links/upstream.py",  # git fetch of the commit a submodule moves to
+    }, _lines_matching(r"def _?fetch\b")
+    checkpoints = [
+        line
+        for line in _lines_matching(r"(?i)fetch")
+        if line.startswith("mmlab_bootstrap/checkpoints/")
+        and not re.search(r"fetch[-_]checkpoints", line)
+    ]
+    assert checkpoints == []
