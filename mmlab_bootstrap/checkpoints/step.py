@@ -158,7 +158,7 @@ def fetch_checkpoints_step(
     accept_mismatch: bool = False,
     jobs: int = DOWNLOAD_JOBS,
 ) -> StepResult:
-    """Fetch, verify and record the named models' checkpoints, and every weight the named
+    """Download, verify and record the named models' checkpoints, and every weight the named
     configs load (see `weights`); nothing changes before every model is found and every
     file in place is checked."""
     # startup: configs are read only when one is named (--config, a .py in MMLAB_CHECKPOINTS)
