@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import shutil
 import stat
@@ -15,7 +14,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs.temporaries import TEMPORARY, remove_stale_temporaries, temporary_beside
+from mmlab_bootstrap.fs.temporaries import (
+    TEMPORARY,
+    hold,
+    remove_stale_temporaries,
+    temporary_beside,
+)
 
 
 class FileRefused(BootstrapError):
@@ -217,7 +221,7 @@ def replace_atomically(
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     descriptor = os.open(temporary, flags, mode)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)  # ours while this run lives (see sweep)
+        hold(descriptor)  # ours while this run lives (see fs.temporaries.sweep)
         if prepare is not None:
             prepare(descriptor)
         with os.fdopen(descriptor, "wb", closefd=False) as handle:

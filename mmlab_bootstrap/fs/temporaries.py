@@ -269,6 +269,15 @@ def remove_stale_temporaries(target: Path, template: str = TEMPORARY) -> list[Pa
     return sweep(target.parent, template, rule=UNLOCKED, name=target.name)
 
 
+def hold(descriptor: int) -> None:
+    """Lock a temporary this run made (`flock`) for as long as it lives, so that a sweep
+    (`UNLOCKED`) leaves it alone. Where the filesystem refuses locks (an NFS mount whose lock
+    service is down), it stays unlocked: the write goes on (a sweep's rule then cannot prove
+    a leftover abandoned there, as it cannot lock it either)."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+
+
 @contextlib.contextmanager
 def temporary_folder(parent: Path, template: str, **given: object) -> Iterator[Path]:
     """A new folder in `parent` named by `template`, locked (`flock`) while the block runs
@@ -282,7 +291,7 @@ def temporary_folder(parent: Path, template: str, **given: object) -> Iterator[P
             continue
     descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        hold(descriptor)
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
