@@ -158,7 +158,7 @@ def test_a_terminal_shows_a_bar_per_file(tmp_path: Path) -> None:
         assert code == 0, output
         assert b"%|" in output and b"MiB/s" in output, output  # tqdm's bar, size and speed
         assert b"pointpillars_big" in output and b"total" in output
-        assert b"fetched mmdetection3d:pointpillars_big" in output
+        assert b"downloaded mmdetection3d:pointpillars_big" in output
         assert final.read_bytes() == data
 
 

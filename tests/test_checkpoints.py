@@ -170,7 +170,7 @@ def test_fetch_verifies_records_and_a_rerun_makes_no_request(zoo: Zoo) -> None:
         record = json.loads((zoo.folder(item) / f".{item.file_name}.verified.json").read_text())
         assert record["sha256"] == hashlib.sha256(item.data).hexdigest()
         assert not zoo.leftovers(item)
-    assert f"fetched mmdetection3d:pointpillars_car: {zoo.final(car)}" in run.out
+    assert f"downloaded mmdetection3d:pointpillars_car: {zoo.final(car)}" in run.out
     before = len(zoo.served.requests)
     again = inv(zoo.root, "fetch-checkpoints", "--model", "pointpillars_car", "--model",
                 "configs/faster/faster_rcnn_person.py")  # fmt: skip
@@ -184,7 +184,9 @@ def test_dry_lists_what_and_from_where_and_changes_nothing(zoo: Zoo) -> None:
     before = snapshot(zoo.root)
     run = inv(zoo.root, "--dry", "fetch-checkpoints", "--model", "pointpillars_car")
     assert run.code == 0, run.err
-    assert f"would fetch mmdetection3d:pointpillars_car from {zoo.served.url}{car.path}" in run.out
+    assert (
+        f"would download mmdetection3d:pointpillars_car from {zoo.served.url}{car.path}" in run.out
+    )
     assert snapshot(zoo.root) == before
     assert not zoo.served.requests
 
@@ -328,8 +330,8 @@ def test_a_slow_body_shows_a_heartbeat_and_a_stall_resumes(zoo: Zoo) -> None:
         zoo.root, "fetch-checkpoints", "--model", "pointpillars_car", env={"MMLAB_HEARTBEAT": "0.3"}
     )
     assert run.code == 0, run.err
-    assert "… still fetching" in run.out
-    assert "[1/1] fetching mmdetection3d:pointpillars_car" in run.out
+    assert "… still downloading" in run.out
+    assert "[1/1] downloading mmdetection3d:pointpillars_car" in run.out
     # A body that stops coming (each answer stalls after its first MiB): the read timeout
     # ends the wait and the download resumes where it stopped.
     zoo.served.faults[three.path] = Faults(stall_after=1000)
@@ -396,7 +398,7 @@ def test_bootstrap_fetches_the_pinned_checkpoints_last(cloned: Cloned) -> None:
         env = {"MMLAB_CHECKPOINTS": "pointpillars_boot", "MMLAB_CHECKPOINT_MIRROR": served.url}
         dry = inv(cloned.root, "--dry", "bootstrap", env=env)
         assert dry.code == 0, dry.err
-        assert f"would fetch mmdetection3d:pointpillars_boot from {served.url}" in dry.out
+        assert f"would download mmdetection3d:pointpillars_boot from {served.url}" in dry.out
         run = inv(cloned.root, "bootstrap", env=env)
         assert run.code == 0, run.err
         final = cloned.ckpt / "mmdetection3d" / "checkpoints" / item.file_name
@@ -501,7 +503,7 @@ def test_without_working_locks_two_downloads_still_end_with_one_verified_file(
     import fcntl
     import threading
 
-    from mmlab_bootstrap.checkpoints.download import fetch
+    from mmlab_bootstrap.checkpoints.download import download_file
     from mmlab_bootstrap.checkpoints.http import Job, http_session
 
     monkeypatch.setattr(fcntl, "flock", lambda descriptor, operation: None)
@@ -516,7 +518,7 @@ def test_without_working_locks_two_downloads_still_end_with_one_verified_file(
         def run(wait: float) -> None:
             time.sleep(wait)
             try:
-                outcomes.append(fetch(http_session(1), job, _Quiet(), threading.Event()))
+                outcomes.append(download_file(http_session(1), job, _Quiet(), threading.Event()))
             except Exception as error:  # (kept to assert on)
                 outcomes.append(error)
 

@@ -104,13 +104,13 @@ def test_dry_lists_every_weight_and_changes_nothing(setup: Setup) -> None:
     run = inv(setup.root, "--dry", "fetch-checkpoints", "--config", CONFIG)
     assert run.code == 0, run.err
     url = setup.served.url
-    assert f"would fetch hub:{setup.regnet} from {url}pretrain/{setup.regnet}" in run.out
+    assert f"would download hub:{setup.regnet} from {url}pretrain/{setup.regnet}" in run.out
     assert f"to {setup.hub / setup.regnet}" in run.out
     assert (
-        f"would fetch hub:{setup.resnet} from {url}download.pytorch.org/models/{setup.resnet}"
+        f"would download hub:{setup.resnet} from {url}download.pytorch.org/models/{setup.resnet}"
         in run.out
     )
-    assert f"would fetch mmdetection3d:pointpillars_car from {url}{setup.car.path}" in run.out
+    assert f"would download mmdetection3d:pointpillars_car from {url}{setup.car.path}" in run.out
     assert f"would link {setup.load_from} -> {setup.final} ({CONFIG} load_from)" in run.out
     assert snapshot(setup.root) == before
     assert not setup.served.requests
@@ -340,7 +340,7 @@ def test_the_real_configs_under_dry(workspace: Path) -> None:
     link = workspace / "mmlab_extension/mmdetection3d/checkpoints/pointpillars" / name
     final = workspace / "mmlab_checkpoints/mmdetection3d/checkpoints" / name
     assert f"would link {link} -> {final} ({nus} load_from)" in run.out
-    assert "would fetch mmdetection3d:hv_pointpillars_fpn_sbn-all_4x8_2x_nus-3d from" in run.out
+    assert "would download mmdetection3d:hv_pointpillars_fpn_sbn-all_4x8_2x_nus-3d from" in run.out
     hub = workspace / "mmlab_checkpoints/torch/hub/checkpoints"
     assert f"to {hub}/resnet50-" in run.out or f"to {hub}/" in run.out
     assert f"from {served.url}mmdetection3d/v0.1.0_models/imvotenet/" in run.out

@@ -355,7 +355,7 @@ def test_fields_of_the_wrong_type_count_as_absent(zoo: Zoo) -> None:
     assert "[" not in "".join(li.split("  ")[1] for li in lines)  # no str() of a list
     assert not listed.err
     by_alias = bounded(zoo.root, "--dry", "fetch-checkpoints", "--model", "typed_alias")
-    assert by_alias.code == 0 and "would fetch mmdetection3d:typed from" in by_alias.out
+    assert by_alias.code == 0 and "would download mmdetection3d:typed from" in by_alias.out
 
 
 def test_too_many_metafiles_and_models_are_cut_with_a_warning(zoo: Zoo) -> None:

@@ -320,7 +320,7 @@ def test_a_request_waiting_for_its_answer_is_in_the_heartbeat(tmp_path: Path) ->
             while True:
                 line = lines.get(timeout=60)
                 seen.append(line)
-                if "… still fetching" in line and wanted in line:
+                if "… still downloading" in line and wanted in line:
                     break
         finally:
             hold.set()
@@ -330,7 +330,7 @@ def test_a_request_waiting_for_its_answer_is_in_the_heartbeat(tmp_path: Path) ->
         assert process.returncode == 0, (seen, err)
         while not lines.empty():
             seen.append(lines.get())
-        assert any("fetched mmdetection3d:pointpillars_car" in line for line in seen), seen
+        assert any("downloaded mmdetection3d:pointpillars_car" in line for line in seen), seen
 
 
 def test_a_failed_download_leaves_the_heartbeat(tmp_path: Path) -> None:
@@ -368,7 +368,7 @@ def test_a_failed_download_leaves_the_heartbeat(tmp_path: Path) -> None:
                 except queue.Empty:
                     continue
                 answered = any(r.path == gone.path and r.status == 404 for r in served.requests)
-                if "… still fetching" in line and answered:
+                if "… still downloading" in line and answered:
                     beats.append(line)
                     if "pointpillars_gone" not in line:
                         break

@@ -394,7 +394,7 @@ def test_checkpoint_progress_on_a_dumb_terminal_is_plain_lines(tmp_path: Path, t
     assert code == 0, output.decode(errors="replace")
     if term == "dumb":
         assert _escapes(output) == [], _escapes(output)[:5]
-        assert b"fetching mmdetection3d:pointpillars_dumb" in output or b"fetching " in output
+        assert b"downloading mmdetection3d:pointpillars_dumb" in output or b"downloading " in output
     else:
         assert _escapes(output), output
 

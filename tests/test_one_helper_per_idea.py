@@ -152,3 +152,79 @@ def test_one_heartbeat() -> None:
         "mmlab_bootstrap/output/progress.py",
         "mmlab_bootstrap/fs/lease.py",  # the lease lock's owner file, touched: not a line shown
     }
+
+
+def test_temporary_names_are_made_in_fs_only() -> None:
+    """Every temporary name comes from its caller's template through fs.temporaries
+    (`temporary_beside`, `temporary_folder`): no `tempfile` in the package, no random part or
+    clock in a name written by hand, no name of a temporary spelled as an f-string."""
+    assert _lines_matching(r"import tempfile|tempfile\.|mkstemp|mkdtemp|NamedTemporaryFile") == []
+    randomness = _files_matching(r"os\.urandom\(|secrets\.token_hex\(|monotonic_ns\(\)")
+    assert randomness <= {
+        "mmlab_bootstrap/fs/temporaries.py",
+        "mmlab_bootstrap/fs/lease.py",  # a lock owner's token, written in its owner file
+    }, _lines_matching(r"os\.urandom\(|secrets\.token_hex\(|monotonic_ns\(\)")
+    by_hand = r'f"[^"]*\}\.(partial"|part-\{|tmp-\{|old"|mmlab-bootstrap-)|PARTIAL_SUFFIX'
+    assert _lines_matching(by_hand) == []
+    assert _files_matching(r"def temporary_(beside|name|folder)\b") == {
+        "mmlab_bootstrap/fs/temporaries.py"
+    }
+    assert len(_lines_matching(r'^[A-Z_]*TEMPORARY = "')) >= 12  # each caller's own, named
+
+
+# Functions that list a folder and remove some of what is there, other than the one sweep:
+# each is something else, and says why here.
+NOT_SWEEPS = {
+    # the move lists each target folder once, and drops the transfer's temporaries from that
+    # listing (fs.transfer.LEFTOVER, made from TRANSFER_TEMPORARY) rather than list it twice
+    ("mmlab_bootstrap/fs/move.py", "_listing"),
+    # git's own `*.lock` files, in a whole repository: the one stale git lock cleaner
+    ("mmlab_bootstrap/git/command.py", "remove_stale_locks"),
+    # a submodule clone without a commit, told by git, not by a name
+    ("mmlab_bootstrap/clone/fetch/resume.py", "_forget_half_clone"),
+    # a venv's one temporary name (VENV_TEMPORARY), removed through the seam only when its
+    # contents prove it a venv, else refused with an error
+    ("mmlab_bootstrap/pythonenv/build.py", "_remove_leftover"),
+}
+
+
+def test_one_leftover_sweep() -> None:
+    """What killed runs left is removed by fs.temporaries.sweep (the caller's pattern and
+    rule), never by a listing and an unlink written again elsewhere."""
+    import ast
+
+    listing = re.compile(r"os\.listdir\(|\.iterdir\(\)|\.r?glob\(|os\.scandir\(|os\.walk\(")
+    removing = re.compile(r"\.unlink\(|rmtree\(|os\.remove\(|discard\(")
+    found = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef):
+                body = ast.get_source_segment(text, node) or ""
+                if listing.search(body) and removing.search(body):
+                    found.add((str(path.relative_to(ROOT)), node.name))
+    assert found == NOT_SWEEPS, found ^ NOT_SWEEPS
+    assert _files_matching(r"def sweep\b") == {"mmlab_bootstrap/fs/temporaries.py"}
+    assert _files_matching(r"fcntl\.LOCK_NB") <= {
+        "mmlab_bootstrap/fs/temporaries.py",  # is a leftover abandoned
+        "mmlab_bootstrap/fs/lock.py",  # the workspace lock
+        "mmlab_bootstrap/checkpoints/store.py",  # a partial download claimed to be resumed
+    }, _lines_matching(r"fcntl\.LOCK_NB")
+
+
+def test_fetch_means_git_fetch() -> None:
+    """One meaning per word: a function named fetch runs `git fetch`; HTTP is download
+    (checkpoints.download.download_file), and the checkpoints say "download" everywhere but
+    in the task's own name, `fetch-checkpoints`."""
+    assert _files_matching(r"def _?fetch\b") <= {
+        "mmlab_bootstrap/clone/apply.py",  # git fetch of the submodules
+        "mmlab_bootstrap/mirror/apply.py",  # git fetch --atomic into a mirror
+        "mmlab_bootstrap/links/upstream.py",  # git fetch of the commit a submodule moves to
+    }, _lines_matching(r"def _?fetch\b")
+    checkpoints = [
+        line
+        for line in _lines_matching(r"(?i)fetch")
+        if line.startswith("mmlab_bootstrap/checkpoints/")
+        and not re.search(r"fetch[-_]checkpoints", line)
+    ]
+    assert checkpoints == []

@@ -502,3 +502,41 @@ def test_the_doctor_s_findings_name_the_venv_in_place(
     shadowing = other.parent.parent
     assert f"warning: doctor: mmdet3d: `import mmdet3d` loads it from {shadowing}" in run.err
     assert f"{venv}/bin/python -m pip install" in run.err and ".partial" not in run.err
+
+
+HOLD_FOLDER = (
+    "import fcntl, os, sys\n"
+    "d = os.open(sys.argv[1], os.O_RDONLY)\n"
+    "fcntl.flock(d, fcntl.LOCK_EX)\n"
+    "print('held', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_scratch_folders_of_a_killed_run_are_removed_by_the_next(ws: Path, index: Served) -> None:
+    """A run killed while uv resolved or synced leaves its scratch folder in the workspace
+    root (`.mmlab-python-env-` and 8 of tempfile's letters, as older versions named it): the
+    next run removes it; one a live run holds (a --dry run, which takes no workspace lock) and
+    anything else of that prefix are left alone."""
+    write(ws / "python-env.overrides.txt", OVERRIDE)
+    left = write(ws / ".mmlab-python-env-k3_x9zqa" / "requirements.in", "torch\n").parent
+    write(left / "lock.txt", "half a lock\n")
+    held = write(ws / ".mmlab-python-env-0123abcd" / "overrides.txt", "").parent
+    kept = [write(ws / ".mmlab-python-env-abcdefgh", "a file"), ws / ".mmlab-python-env-mine"]
+    kept[1].mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FOLDER, str(held)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        run = inv(ws, "python-env", env=environ(index))
+        assert run.code == 0, run.err
+        assert f"removed {left} (left by an interrupted run)" in run.out
+        assert not left.exists() and held.is_dir() and all(p.exists() for p in kept)
+    finally:
+        holder.kill()
+        holder.wait()
+    scratch = sorted(p.name for p in ws.iterdir() if p.name.startswith(".mmlab-python-env-"))
+    assert scratch == sorted([held.name, *(p.name for p in kept)])

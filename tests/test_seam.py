@@ -185,7 +185,7 @@ def test_dry_shows_every_change_of_fetch_checkpoints(tmp_path: Path) -> None:
             return fetch_checkpoints_step(session, flags, [i.name for i in items])
 
         made = dry_then_real(root, step, root)
-        assert [m[0].split()[0] for m in made] == ["record", "fetch"]
+        assert [m[0].split()[0] for m in made] == ["record", "download"]
         assert len(made[1]) == 2  # one change fetching both missing files
         assert recorded(root, step, dry=False) == ([], False)
 

@@ -233,3 +233,17 @@ def test_without_a_training_interpreter_it_names_python_env(workspace: Path) -> 
     assert run.code == 1
     assert "there is no training interpreter" in run.err
     assert "python-env" in run.err
+
+
+def test_the_demo_output_of_a_killed_run_is_removed_by_the_next(workspace: Path) -> None:
+    """A run killed while the demo ran leaves its output folder in the workspace
+    (`.mmlab-verify-` and 8 of tempfile's letters, as older versions named it): the next run
+    removes it, and leaves none of its own."""
+    stand = stand_in(workspace)
+    left = write(workspace / ".mmlab-verify-k3_x9zqa" / "kitti_000008_pred.obj", "v 0 0 0\n")
+    mine = write(workspace / ".mmlab-verify-notmine" / "keep", "")
+    run = inv(workspace, "verify", "--python", str(stand.python))
+    assert run.code == 0, run.err
+    assert f"removed {left.parent} (left by an interrupted run)" in run.out
+    assert not left.parent.exists() and mine.exists()
+    assert sorted(p.name for p in workspace.glob(".mmlab-verify-*")) == [mine.parent.name]

@@ -1,7 +1,7 @@
 """Checkpoints (`fetch-checkpoints`): the model index and metafiles (`index`), the step
 (`step`: plan and apply), one verified resumable download (`download`), HTTP with
 its bounded tries (`http`), partial files (`partial`), records and states (`store`), bars and
-heartbeat (`progress`); config-aware fetching: a config's `_base_` chain, weights and
+heartbeat (`progress`); config-aware downloads: a config's `_base_` chain, weights and
 environment reads, read statically (`configread`) or by the sub-project's own loader in the
 training interpreter (`configload`), mmcv's model-zoo tables
 (`modelzoo`), where each weight goes (`weights`), what `.env` exports for the configs

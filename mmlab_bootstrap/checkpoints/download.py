@@ -59,7 +59,7 @@ class Progress(Protocol):
 
 
 @dataclass(frozen=True)
-class Fetched:
+class Downloaded:
     """A file verified and in place."""
 
     job: Job
@@ -69,14 +69,14 @@ class Fetched:
     mismatch: bool  # the sha256 does not match the name, accepted with --accept-mismatch
 
 
-def fetch(
+def download_file(
     session: requests.Session, job: Job, progress: Progress, cancel: threading.Event
-) -> Fetched:
+) -> Downloaded:
     """Download, verify and put one file in place; DownloadError says why not."""
     make_folders(job.final.parent)
     done = ckptstore.recorded(job.final)
     if done is not None and ckptstore.hash_matches(done.sha256, job.prefix):
-        return Fetched(job, done.sha256, done.size, 0, False)  # another run (workspace) did it
+        return Downloaded(job, done.sha256, done.size, 0, False)  # another run (workspace) did it
     partial = Partial(job.final)
     try:
         partial.resume()
@@ -120,7 +120,7 @@ def _download(
             raise tls_error(job, error) from None
         except (InvalidURL, InvalidSchema, MissingSchema) as error:
             raise DownloadError(
-                f"{job.label}: {shown(job.shown_url)} cannot be fetched"
+                f"{job.label}: {shown(job.shown_url)} cannot be downloaded"
                 f" ({type(error).__name__}: {shown(redacted(str(error))[:200])})",
                 "check MMLAB_CHECKPOINT_MIRROR and the model's Weights in its metafile"
                 " (inv fetch-checkpoints --search NAME)",
@@ -279,7 +279,7 @@ def _start_over(partial: Partial, tries: Tries) -> None:
     tries.starting_over()
 
 
-def _finish(job: Job, partial: Partial, total: int | None, *, received: int) -> Fetched:
+def _finish(job: Job, partial: Partial, total: int | None, *, received: int) -> Downloaded:
     """Check size and sha256, then rename into place and record it; a file that does not
     match its name is discarded (unless accepted knowingly)."""
     size = partial.offset
@@ -311,8 +311,8 @@ def _finish(job: Job, partial: Partial, total: int | None, *, received: int) -> 
                 "run the same command again: it resumes",
                 rerun_helps=True,
             ) from None
-        return Fetched(job, full, size, received, mismatch)
+        return Downloaded(job, full, size, received, mismatch)
     fsync_folder(job.final.parent)
     ckptstore.write_record(job.final, full, job.shown_url)
     ckptstore.remove_abandoned_partials(job.final)
-    return Fetched(job, full, size, received, mismatch)
+    return Downloaded(job, full, size, received, mismatch)

@@ -42,7 +42,7 @@ SPARE = 1 << 20  # free space left over after a download
 
 
 class DownloadError(BootstrapError):
-    """A checkpoint could not be fetched or verified."""
+    """A checkpoint could not be downloaded or verified."""
 
 
 class Cancelled(Exception):
@@ -60,7 +60,7 @@ class Again(Exception):
 
 @dataclass(frozen=True)
 class Job:
-    """One file to fetch: where from, where to, and the sha256 prefix its name promises."""
+    """One file to download: where from, where to, and the sha256 prefix its name promises."""
 
     label: str  # project:name, for messages
     url: str  # may hold a credential (`https://user:token@host/`): never shown as it is
@@ -236,7 +236,7 @@ def tls_error(job: Job, error: Exception) -> DownloadError:
     return DownloadError(
         f"{job.label}: the TLS certificate of {shown(job.shown_url)} is not trusted ({reason})",
         "TLS is never turned off: point REQUESTS_CA_BUNDLE at your CA bundle (a company proxy's"
-        " CA), or fetch from a mirror you trust: inv env --checkpoint-mirror URL",
+        " CA), or download from a mirror you trust: inv env --checkpoint-mirror URL",
     )
 
 

@@ -36,7 +36,7 @@ _HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.pth\Z")
 
 
 class ModelError(BootstrapError):
-    """A model name that cannot be fetched (unknown, ambiguous, without weights), or an index
+    """A model name that cannot be downloaded (unknown, ambiguous, without weights), or an index
     that cannot be read."""
 
 

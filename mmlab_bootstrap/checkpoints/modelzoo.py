@@ -3,7 +3,7 @@ names are looked up in the tables of the workspace's own mmcv checkout
 (`mmcv/mmcv/model_zoo/open_mmlab.json`, `deprecated.json`, `torchvision_0.12.json`,
 `mmcls.json`), as mmcv's `load_checkpoint` does; http(s) URLs are themselves. Tables are read
 bounded (regular files of at most `TABLE_LIMIT` bytes) and typed (a JSON object of strings);
-an entry that is not an http(s) URL is not one this tool can fetch.
+an entry that is not an http(s) URL is not one this tool can download.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ class Downloads:
             resuming = f", resuming at {human_size(have)}" if have else ""
             of = f" ({human_size(total)}{resuming})" if total is not None else resuming
             if not self.live:
-                self.report.info(f"[{number}/{self.files}] fetching {label} from {url}{of}")
+                self.report.info(f"[{number}/{self.files}] downloading {label} from {url}{of}")
                 return
             old = self._bars.pop(label, None)
             if old is not None:
@@ -204,5 +204,5 @@ class Downloads:
                     if label not in self._waits and (total is None or have < total)
                 ]
             if parts:
-                line = f"… still fetching ({now - self._started:.0f} s): {'; '.join(parts)}"
+                line = f"… still downloading ({now - self._started:.0f} s): {'; '.join(parts)}"
                 self._write(lambda line=line: self.report.info(line))

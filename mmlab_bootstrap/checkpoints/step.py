@@ -45,13 +45,13 @@ class CheckpointPlan:
     model: Model
     url: str
     final: Path
-    action: str  # "none", "record" (verified here, record it), "redact" or "fetch"
+    action: str  # "none", "record" (verified here, record it), "redact" or "download"
     sha256: str = ""  # for "record": the hash just computed
     mismatch: bool = False
 
 
 def source_url(settings: Settings, weights: str) -> str:
-    """The URL to fetch: MMLAB_CHECKPOINT_MIRROR in place of download.openmmlab.com."""
+    """The URL to download: MMLAB_CHECKPOINT_MIRROR in place of download.openmmlab.com."""
     mirror = settings.checkpoint_mirror
     if mirror and weights.startswith(OPENMMLAB):
         return mirror + weights[len(OPENMMLAB) :]
@@ -87,7 +87,7 @@ def wanted_models(
     """The models `--model` (else MMLAB_CHECKPOINTS) names, each with a checkpoint URL."""
     if not names:
         raise ModelError(
-            f"no model to fetch: give --model NAME or set {CHECKPOINTS}",
+            f"no model to download: give --model NAME or set {CHECKPOINTS}",
             f"list them: {program} fetch-checkpoints --search TEXT; pin a set:"
             f" {program} env --checkpoint-models 'project:name …'",
         )
@@ -133,7 +133,7 @@ def plan_one(
             return CheckpointPlan(model, record.url, final, "redact", record.sha256)
         return CheckpointPlan(model, url, final, "none")
     if not final.is_file():
-        return CheckpointPlan(model, url, final, "fetch")
+        return CheckpointPlan(model, url, final, "download")
     full = ckptstore.sha256_of(final).hexdigest()
     if record is not None and record.sha256 == full:
         return CheckpointPlan(model, url, final, "none")
@@ -159,7 +159,7 @@ def fetch_checkpoints_step(
     jobs: int = DOWNLOAD_JOBS,
     interpreter: Callable[[Settings], str | None] | None = None,
 ) -> StepResult:
-    """Fetch, verify and record the named models' checkpoints, and every weight the named
+    """Download, verify and record the named models' checkpoints, and every weight the named
     configs load (see `weights`: read by the sub-project's loader in the training interpreter
     `interpreter` gives for the settings, when it gives one); nothing changes before every
     model is found and every file in place is checked."""
@@ -233,11 +233,11 @@ def fetch_checkpoints_step(
                 report.done(f"removed the credential from the record of {plan.final}")
 
             changes.make(f"remove the credential from the record of {plan.final}", redact)
-    fetches = [plan for plan in plans if plan.action == "fetch"]
-    if fetches:
+    downloads = [plan for plan in plans if plan.action == "download"]
+    if downloads:
         changes.make(
-            [f"fetch {p.model.label} from {redacted(p.url)} to {p.final}" for p in fetches],
-            lambda: _download_all(session, fetches, jobs, accept_mismatch),
+            [f"download {p.model.label} from {redacted(p.url)} to {p.final}" for p in downloads],
+            lambda: _download_all(session, downloads, jobs, accept_mismatch),
         )
     if reads:
         # startup: configs are read only when one is named
@@ -250,7 +250,7 @@ def fetch_checkpoints_step(
 def split_names(
     settings: Settings, names: Sequence[str], configs: Sequence[str]
 ) -> tuple[list[str], list[str]]:
-    """The models to fetch and the configs to read: a name of MMLAB_CHECKPOINTS (or --model)
+    """The models to download and the configs to read: a name of MMLAB_CHECKPOINTS (or --model)
     that is a config file of the workspace is read as a config too, and stays a model name
     when the model index has it."""
     # startup: configs are read only when one is named
@@ -279,7 +279,7 @@ def _download_all(
 ) -> None:
     """Every download, `jobs` at a time; the others finish when one fails, then its error."""
     # startup: requests, urllib3 and tqdm only when something is downloaded
-    from mmlab_bootstrap.checkpoints.download import fetch
+    from mmlab_bootstrap.checkpoints.download import download_file
     from mmlab_bootstrap.checkpoints.http import Cancelled, Job, http_session
     from mmlab_bootstrap.checkpoints.progress import Downloads
 
@@ -291,7 +291,7 @@ def _download_all(
         def one(plan: CheckpointPlan) -> None:
             job = Job(plan.model.label, plan.url, plan.final, plan.model.hash_prefix, accept)
             try:
-                done = fetch(http, job, shown_progress, cancel)
+                done = download_file(http, job, shown_progress, cancel)
             except Cancelled:
                 return
             except BaseException:
@@ -303,7 +303,7 @@ def _download_all(
             )
             shown_progress.finished(
                 job.label,
-                f"fetched {job.label}: {plan.final} ({human_size(done.size)}{resumed},"
+                f"downloaded {job.label}: {plan.final} ({human_size(done.size)}{resumed},"
                 f" sha256 {done.sha256[:16]}…){odd}",
             )
 

@@ -34,18 +34,24 @@ from typing import Any
 
 from mmlab_bootstrap.errors import redacted, shown
 from mmlab_bootstrap.fs import (
+    OLD,
+    UNLOCKED,
     FileRefused,
     kind,
     owner_of,
+    pattern_of,
     read_regular,
     replace_atomically,
     share_like_folder,
+    sweep,
+    temporary_beside,
 )
 
 CHUNK = 1 << 20
 RECORD_LIMIT = 64 << 10  # a record is under 1 KiB; anything larger is not one of ours
 NAME_MAX = 255  # bytes in one file name (Linux filesystems)
-_PARTIAL = re.compile(r"\.(?P<name>.+)\.part-[0-9a-f]{8}\Z")
+PARTIAL_TEMPORARY = ".{name}.part-{token}"  # a download in progress (see fs.temporaries)
+_PARTIAL = pattern_of(PARTIAL_TEMPORARY)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # The tool's own names beside a checkpoint: `.<file>.part-<hex>`, `.<file>.verified.json` and
 # its temporary `.<file>.verified.json.tmp-<hex>` (the longest: what a name must leave room for)
@@ -83,6 +89,7 @@ def name_problem(name: str) -> str | None:
 
 
 RECORD_TEMPORARY = "{name}.tmp-{token}"  # a record being written (see remove_abandoned_partials)
+RECORD_STALE = 3600  # seconds: a record takes a moment to write; one this old was abandoned
 
 
 def record_path(final: Path) -> Path:
@@ -90,7 +97,7 @@ def record_path(final: Path) -> Path:
 
 
 def new_partial_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.part-{os.urandom(4).hex()}")
+    return temporary_beside(final, PARTIAL_TEMPORARY)
 
 
 @dataclass(frozen=True)
@@ -305,25 +312,9 @@ def claim_partial(final: Path) -> tuple[int, Path]:
 def remove_abandoned_partials(final: Path) -> list[Path]:
     """Remove the partial downloads of `final` that no live run holds (once it is in place),
     and temporary records a killed run left (over an hour old: a record takes a moment)."""
-    removed = []
-    stale = re.compile(re.escape(record_path(final).name) + r"\.tmp-[0-9a-f]{8}")
-    for name in os.listdir(final.parent):
-        path = final.parent / name
-        with contextlib.suppress(OSError):
-            if stale.fullmatch(name) and time.time() - os.lstat(path).st_mtime > 3600:
-                os.unlink(path)
-                removed.append(path)
-    for found in partials(final):
-        descriptor = open_locked(found, create=False)
-        if descriptor is None:
-            continue
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(found)
-                removed.append(found)
-        finally:
-            os.close(descriptor)
-    return removed
+    folder, record = final.parent, record_path(final).name
+    removed = sweep(folder, RECORD_TEMPORARY, rule=OLD, older_than=RECORD_STALE, name=record)
+    return removed + sweep(folder, PARTIAL_TEMPORARY, rule=UNLOCKED, writable=True, name=final.name)
 
 
 def _sizes(paths: list[Path]) -> list[int]:

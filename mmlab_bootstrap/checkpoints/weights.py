@@ -6,7 +6,7 @@
   (TORCH_HOME is MMLAB_TORCH_HOME, exported by `.env`), downloaded, verified and recorded as
   model-zoo checkpoints are.
 - A `load_from` (or `pretrained`) path whose file name is a published checkpoint of the
-  sub-projects' model index becomes a symlink to that verified checkpoint in storage (fetched
+  sub-projects' model index becomes a symlink to that verified checkpoint in storage (downloaded
   first when it is not there): never a second copy. Only paths in the workspace or the storage
   roots are written; a file or link of someone else's at the path is left as it is.
 - What cannot be put in place (a local file no index publishes, a path relative to where
@@ -223,7 +223,7 @@ def _local(
             key,
             value,
             "skip",
-            "a path relative to where training runs (a checkpoint of your own run); not fetched",
+            "a path relative to where training runs (a checkpoint of your own run); not downloaded",
         )
     path = Path(os.path.normpath(value))
     named = [m for m in models if m.file_name == path.name]
@@ -360,7 +360,7 @@ def put_in_place(
     if problems:
         raise WeightsError(
             f"{len(problems)} weight(s) of the configs cannot be put in place (named above)",
-            "set what a config reads in .env (inv env names the known ones), or fetch the"
+            "set what a config reads in .env (inv env names the known ones), or download the"
             " checkpoint by hand to the path the config names",
         )
 

@@ -244,13 +244,13 @@ def bootstrap(
 
 FETCH_VARIABLES = (EXTENSION_PATH, CHECKPOINTS_PATH, PROJECTS, CHECKPOINT_MIRROR, TORCH_HOME)
 FETCH_HELP = {
-    "model": "a model to fetch: its metafile Name or config path, project:name when several"
+    "model": "a model to download: its metafile Name or config path, project:name when several"
     " projects have it (repeat the flag for more; default: MMLAB_CHECKPOINTS)",
     "config": "a config (relative to MMLAB_EXTENSION_PATH, project:path or absolute) whose"
     " every weight goes where training reads it: backbones into TORCH_HOME's cache, load_from"
     " as a link to the checkpoint in storage (repeat for more; MMLAB_CHECKPOINTS' configs too)",
     "search": "list the models whose name, project, config or collection holds TEXT"
-    " ('' lists all) and whether each is fetched; no network",
+    " ('' lists all) and whether each is downloaded; no network",
     "verify": "hash every file again, not trusting the record of earlier verifications",
     "accept_mismatch": "keep a file whose sha256 does not match the prefix its name promises",
     "jobs": f"files downloaded in parallel (default {DOWNLOAD_JOBS})",

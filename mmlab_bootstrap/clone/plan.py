@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from mmlab_bootstrap.clone.checkouts import SUPERPROJECT, CheckoutRecord
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs import creatable_problem, typo_problem
+from mmlab_bootstrap.fs import creatable_problem, temporary_beside, typo_problem
 from mmlab_bootstrap.git import (
     GITHUB,
     CloneError,
@@ -26,7 +26,7 @@ from mmlab_bootstrap.git import (
 from mmlab_bootstrap.gitcache import Borrower, Refill, plan_dissociations, plan_refills
 from mmlab_bootstrap.settings import BY_NAME, EXTENSION_PATH, Settings, fix_hint
 
-PARTIAL_SUFFIX = ".mmlab-bootstrap-partial"
+PARTIAL_TEMPORARY = ".{name}.mmlab-bootstrap-partial"  # a fresh clone (see fs.temporaries)
 
 
 class ClonePlan(NamedTuple):
@@ -55,7 +55,7 @@ class ClonePlan(NamedTuple):
 
 def partial_path(path: Path) -> Path:
     """The temporary folder beside the extension path that a fresh clone is made in."""
-    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+    return temporary_beside(path, PARTIAL_TEMPORARY)
 
 
 def same_repository(origin: str, settings: Settings) -> bool:

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import shutil
 import stat
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs.temporaries import TEMPORARY, remove_stale_temporaries
+from mmlab_bootstrap.fs.temporaries import (
+    TEMPORARY,
+    hold,
+    remove_stale_temporaries,
+    temporary_beside,
+)
 
 
 class FileRefused(BootstrapError):
@@ -200,15 +203,6 @@ def writable_problem(path: Path, *, own: bool = False) -> tuple[str, str] | None
     return None
 
 
-def temporary_beside(target: Path, template: str) -> Path:
-    """A temporary name beside `target`, from the caller's `template`: `{name}` is the
-    target's name, `{token}` 8 random hex digits, `{pid}` and `{tid}` this process and
-    thread (e.g. `.{name}.tmp-{token}`). Each caller keeps its own template, byte for byte:
-    the leftover sweeps know those names, and users' disks hold them."""
-    fields = {"pid": os.getpid(), "tid": threading.get_ident(), "token": os.urandom(4).hex()}
-    return target.with_name(template.format(name=target.name, **fields))
-
-
 def replace_atomically(
     target: Path,
     content: bytes | Path,
@@ -218,15 +212,16 @@ def replace_atomically(
     prepare: Callable[[int], None] | None = None,
 ) -> None:
     """Replace `target` whole: `content` (bytes, or a file whose bytes are copied) goes into
-    a temporary beside it named by `template` (see temporary_beside; created new, never
-    followed, `mode` less the umask; `prepare` gets its descriptor before the write:
-    ownership, mode, a lock), which is fsynced and renamed over `target`; then the folder is
-    fsynced. On any failure the temporary is removed. The one temporary-beside-a-file +
-    atomic replace of the package."""
+    a temporary beside it named by `template` (see fs.temporaries; created new, never
+    followed, `mode` less the umask, locked while this run lives so that a sweep leaves it
+    alone; `prepare` gets its descriptor before the write: ownership, mode), which is fsynced
+    and renamed over `target`; then the folder is fsynced. On any failure the temporary is
+    removed. The one temporary-beside-a-file + atomic replace of the package."""
     temporary = temporary_beside(target, template)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     descriptor = os.open(temporary, flags, mode)
     try:
+        hold(descriptor)  # ours while this run lives (see fs.temporaries.sweep)
         if prepare is not None:
             prepare(descriptor)
         with os.fdopen(descriptor, "wb", closefd=False) as handle:
@@ -267,7 +262,6 @@ def write_atomically(path: Path, text: str, *, own: bool = False) -> Path:
     remove_stale_temporaries(target)
 
     def prepare(descriptor: int) -> None:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)  # ours while this run lives; see temporaries
         if found is not None:
             _keep_owner(descriptor, found, target, strict=not own)
             os.fchmod(descriptor, stat.S_IMODE(found.st_mode))

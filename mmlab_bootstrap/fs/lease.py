@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.fs.files import denied, make_folders, share_like_folder
+from mmlab_bootstrap.fs.temporaries import DEAD, sweep, temporary_beside
 
 HEARTBEAT = 10.0
 LEASE = 120.0
@@ -102,16 +104,21 @@ def server_now(clock: Path) -> float:
     return os.stat(clock).st_mtime
 
 
-def remove_leftovers(locks: Path) -> None:
+LOCK_TEMPORARY = ".{kind}+{host}+{pid}+{owner}"
+"""A lock folder being made, broken or released, in the locks folder (see fs.temporaries)."""
+
+
+def remove_leftovers(locks: Path) -> list[Path]:
     """Remove the temporary folders (`.making+host+pid+token`, …) that killed runs of this
     host left in the locks folder."""
-    with contextlib.suppress(OSError):
-        for name in os.listdir(locks):
-            fields = name.split("+")
-            if len(fields) == 4 and name.startswith(".") and fields[2].isdigit():
-                owner = Owner(fields[1], int(fields[2]), "?", fields[3])
-                if _dead_here(owner):
-                    shutil.rmtree(locks / name, ignore_errors=True)
+    return sweep(
+        locks,
+        LOCK_TEMPORARY,
+        rule=DEAD,
+        folders=True,
+        kind=re.compile("[a-z]+"),
+        owner=re.compile("[0-9a-f]+"),
+    )
 
 
 class LeaseLock:
@@ -151,7 +158,7 @@ class LeaseLock:
         while True:
             # The owner file is written first, in a folder of ours, which is then renamed to
             # the lock's name (atomic, on NFS too): a lock never exists without its owner.
-            making = self.folder.parent / self._aside("making")
+            making = self._aside("making")
             making.mkdir()
             share_like_folder(making, making.parent)  # a teammate may break it when stale
             (making / OWNER_FILE).write_text(self.owner.line())
@@ -175,9 +182,17 @@ class LeaseLock:
             self.waiting()
             time.sleep(POLL)
 
-    def _aside(self, kind: str) -> str:
+    def _aside(self, kind: str) -> Path:
         """A name in the locks folder for one of this process's own temporary folders."""
-        return f".{kind}+{self.owner.host}+{self.owner.pid}+{self.owner.token}"
+        owner = self.owner
+        return temporary_beside(
+            self.folder,
+            LOCK_TEMPORARY,
+            kind=kind,
+            host=owner.host,
+            pid=owner.pid,
+            owner=owner.token,
+        )
 
     def _stale(self, owner: Owner, touched: float) -> str | None:
         """Why the owner's lock may be broken, or None while it holds it."""
@@ -189,7 +204,7 @@ class LeaseLock:
     def _break(self, judged: Owner, why: str) -> None:
         """Take the stale lock away: rename (only one breaker wins), check it is the one judged
         stale (else put it back), remove it."""
-        aside = self.folder.parent / self._aside("broken")
+        aside = self._aside("broken")
         try:
             os.rename(self.folder, aside)
         except OSError:
@@ -211,7 +226,7 @@ class LeaseLock:
         found = read_owner(self.folder)
         if found is None or found[0].token != self.owner.token:
             return  # broken by another run meanwhile: not ours to remove
-        aside = self.folder.parent / self._aside("released")
+        aside = self._aside("released")
         with contextlib.suppress(OSError):
             os.rename(self.folder, aside)
             shutil.rmtree(aside, ignore_errors=True)

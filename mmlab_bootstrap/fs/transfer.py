@@ -11,60 +11,38 @@ found unchanged and not open for writing by anyone.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
-import re
 import stat
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError, shown
 from mmlab_bootstrap.fs.copy import copy_bytes, identity, open_for_writing, sigio_ignored
 from mmlab_bootstrap.fs.files import fsync_folder, kind
+from mmlab_bootstrap.fs.temporaries import HELD, pattern_of, sweep, temporary_name
 from mmlab_bootstrap.fs.walking import folders_bottom_up
-
-RUN_TOKEN = os.urandom(8).hex()  # (as secrets.token_hex, without its imports)
-"""Part of every temporary name this run makes: no other run, and no user, has it."""
 
 COPY_ATTEMPTS = 3
 
-LEFTOVER = re.compile(
-    r"\..+\.mmlab-bootstrap-(?:copy|link|update)-[0-9a-f]{24}", re.ASCII | re.DOTALL
-)
-"""A temporary name `temporary_name` makes: only this tool makes such names."""
+TRANSFER_TEMPORARY = ".{name}.mmlab-bootstrap-{purpose}-{run}{call}"
+"""A copy (`purpose` "copy"), a link (`link`) or upstream's file (`update`) being put in place:
+unique per run and call, so never a user's file (see fs.temporaries)."""
+PURPOSES = ("copy", "link", "update")
+
+LEFTOVER = pattern_of(TRANSFER_TEMPORARY, purpose=PURPOSES)
+"""A name TRANSFER_TEMPORARY makes: only this tool makes such names."""
 
 
 class TransferError(BootstrapError):
     """A file could not be copied or moved safely; the original is where it was."""
 
 
-_CALLS = itertools.count()
-
-
-def temporary_name(path: Path, purpose: str) -> Path:
-    """A hidden name beside `path` that only this run (and this call) uses."""
-    return Path(_temporary(os.fspath(path), purpose))
-
-
-def _temporary(path: str, purpose: str) -> str:
-    folder, slash, name = path.rpartition("/")
-    call = next(_CALLS) & 0xFFFFFFFF  # unique per call of this run
-    return f"{folder}{slash}.{name}.mmlab-bootstrap-{purpose}-{RUN_TOKEN}{call:08x}"
-
-
-def remove_leftovers(folder: Path, stem: str = "") -> None:
-    """Remove temporaries an interrupted run of this tool left in `folder` (optionally only
-    those made for the name `stem`); user files never have such names."""
-    try:
-        names = os.listdir(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    prefix = f".{stem}.mmlab-bootstrap-" if stem else "."
-    for name in names:
-        if name.startswith(prefix) and LEFTOVER.fullmatch(name):
-            path = folder / name
-            mode = os.lstat(path).st_mode
-            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
-                discard(path)
+def remove_leftovers(folder: Path, stem: str = "") -> list[Path]:
+    """Remove the temporaries of copies, links and updates an interrupted run of this tool
+    left in `folder` (only those made for the name `stem`, when given). The caller holds the
+    workspace lock, which every run that makes them holds."""
+    if stem:
+        return sweep(folder, TRANSFER_TEMPORARY, rule=HELD, purpose=PURPOSES, name=stem)
+    return sweep(folder, TRANSFER_TEMPORARY, rule=HELD, purpose=PURPOSES)
 
 
 def make_folders(folder: Path) -> None:
@@ -179,7 +157,7 @@ def open_source(source: str) -> int:
 
 def place_link(source: str, destination: str) -> None:
     """Make `destination` a symlink holding what `source` holds (not yet fsynced)."""
-    temporary = _temporary(destination, "link")
+    temporary = temporary_name(destination, TRANSFER_TEMPORARY, purpose="link")
     os.symlink(os.readlink(source), temporary)  # fails rather than replace anything
     try:
         os.replace(temporary, destination)
@@ -202,7 +180,7 @@ def copy_once(
             f"{shown(source)} is open for writing in another program; it was left where it is",
             "let the other program finish (or stop it), then run the same command again",
         )
-    temporary = _temporary(destination, "copy")
+    temporary = temporary_name(destination, TRANSFER_TEMPORARY, purpose="copy")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     writer = os.open(temporary, flags, 0o600)
     try:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmlab_bootstrap.fs import is_inside, replace_atomically
+from mmlab_bootstrap.fs import UNLOCKED, is_inside, replace_atomically, sweep
 
 # The temporaries of the files written here, by their on-disk names (see fs.temporary_beside):
 LINES_TEMPORARY = "{name}.{pid}.{tid}.partial"  # alternates, shallow
@@ -23,6 +23,7 @@ def link_only_pack(source: Path, target: Path) -> bool:
     if len(packs) != 1 or any(len(p.name) == 2 for p in source.iterdir() if p.is_dir()):
         return False
     (target / "pack").mkdir(parents=True, exist_ok=True)
+    sweep(target / "pack", PACK_TEMPORARY, rule=UNLOCKED)  # a killed copy's (see fs.temporaries)
     for suffix in (".pack", ".rev", ".idx"):  # the index last: git sees a pack by its index
         name = packs[0].with_suffix(suffix)
         if not name.exists():
@@ -74,6 +75,7 @@ def _writelines_of(path: Path, lines: list[str]) -> None:
     if not lines:
         path.unlink(missing_ok=True)
         return
+    sweep(path.parent, LINES_TEMPORARY, rule=UNLOCKED, name=path.name)  # a killed write's
     text = "".join(f"{line}\n" for line in lines)
     replace_atomically(path, text.encode("utf-8", "surrogateescape"), template=LINES_TEMPORARY)
 

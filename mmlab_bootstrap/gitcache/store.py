@@ -23,17 +23,25 @@ import contextlib
 import os
 import re
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs import is_inside, make_folders, shared_with_group
+from mmlab_bootstrap.fs import (
+    HELD,
+    is_inside,
+    make_folders,
+    shared_with_group,
+    sweep,
+    temporary_beside,
+)
 from mmlab_bootstrap.git import BY_COMMIT, Git, Outcome, has_commit, normal_url, remove_stale_locks
 from mmlab_bootstrap.gitcache.objectfiles import add_line, lines_of, link_only_pack, parent_ids
 from mmlab_bootstrap.run import Stopped
 
 KEPT = "refs/mmlab-bootstrap/"
+REPOSITORY_TEMPORARY = ".{name}.{pid}.{ns}.partial"  # a cache repository being made
+GIT_PACK_TEMPORARY = "tmp_{git}"  # git's own, of a fetch under way (`tmp_pack_XXXXXX`, …)
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _URL = re.compile(
     r"^(?:[a-z][a-z0-9+.-]*://(?:[^/@]*@)?(?P<host>[^/]+)/|(?:[^/@:]+@)?(?P<scp>[^/:]+):)"
@@ -126,9 +134,9 @@ class GitCache:
             return Outcome(0, "", "")
         repo = self._made(url)
         with self._locked(repo, stopped):
+            _remove_leftovers(repo)
             if self.holds(url, commit):  # brought by another workspace meanwhile
                 return Outcome(0, "", "")
-            _remove_leftovers(repo)
             self.git.change(["--git-dir", str(repo), "update-ref", "-d", f"{KEPT}{commit}"])
             wanted = f"+{name}:{KEPT}{commit}" if name else f"{commit}:{KEPT}{commit}"
             at = ["--git-dir", str(repo)]
@@ -185,7 +193,7 @@ class GitCache:
                 " left alone",
                 f"move it away (mv '{repo}' '{repo}.broken'), then run: inv clone",
             )
-        partial = repo.with_name(f".{repo.name}.{os.getpid()}.{time.monotonic_ns()}.partial")
+        partial = temporary_beside(repo, REPOSITORY_TEMPORARY)
         try:
             make_folders(repo.parent)
             # In a team's shared cache (setgid, group-writable) git keeps what it writes
@@ -247,12 +255,14 @@ class GitCache:
 
 
 def _remove_leftovers(repo: Path) -> None:
-    """Remove what a killed git left in a cache repository: lock files, and the temporary
-    pack files of a fetch (the caller holds its lock, and only this tool writes there)."""
+    """Remove what a killed run left in and beside a cache repository: git's lock files and
+    the temporary pack files of a fetch (the caller holds its lock, and only this tool writes
+    there), and the folders a killed `_made` was making it in. Those are of no use to anyone
+    once the repository is there: a run making one now gives up its own when its rename finds
+    the repository in place, whoever made it."""
+    sweep(repo.parent, REPOSITORY_TEMPORARY, rule=HELD, folders=True, name=repo.name)
     remove_stale_locks(repo)
-    for leftover in (repo / "objects" / "pack").glob("tmp_*"):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
+    sweep(repo / "objects" / "pack", GIT_PACK_TEMPORARY, rule=HELD, git=re.compile(".*"))
 
 
 def cache_for(root: Path | None, git: Git, *, share: bool) -> GitCache | None:

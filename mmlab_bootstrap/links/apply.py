@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mmlab_bootstrap.fs import (
+    TRANSFER_TEMPORARY,
     TransferError,
     copy_verified,
     fsync_folder,
@@ -16,7 +17,7 @@ from mmlab_bootstrap.fs import (
     move_tree,
     remove_empty_tree,
     remove_leftovers,
-    temporary_name,
+    temporary_beside,
 )
 from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.describe import carry_text, describe, old_data_text
@@ -176,7 +177,7 @@ class Linker:
             stored = in_target(plan.location, relative)
             if not stored.is_file() or stored.is_symlink():
                 continue
-            aside = temporary_name(stored, "copy")
+            aside = temporary_beside(stored, TRANSFER_TEMPORARY, purpose="copy")
             os.rename(stored, aside)
             retired.append(aside)
         return retired

@@ -8,7 +8,12 @@ import time
 from pathlib import Path
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs import fsync_folder, remove_leftovers, temporary_name
+from mmlab_bootstrap.fs import (
+    TRANSFER_TEMPORARY,
+    fsync_folder,
+    remove_leftovers,
+    temporary_beside,
+)
 from mmlab_bootstrap.links.location import LinkError, Location, resolves
 
 
@@ -21,7 +26,9 @@ def swap_in_link(location: Location, destination: str) -> None:
             "run the same command without --relative",
         )
     remove_leftovers(location.project_dir, location.leaf)
-    temporary = temporary_name(location.link, "link")  # unique: never a user's file
+    temporary = temporary_beside(
+        location.link, TRANSFER_TEMPORARY, purpose="link"
+    )  # unique: never a user's file
     os.symlink(destination, temporary)
     try:
         if os.path.realpath(temporary) != os.path.realpath(location.target):

@@ -9,7 +9,12 @@ import subprocess
 from pathlib import Path
 
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs import remove_leftovers, temporary_name
+from mmlab_bootstrap.fs import (
+    TRANSFER_TEMPORARY,
+    fsync_folder,
+    remove_leftovers,
+    temporary_beside,
+)
 from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.links.inventory import skipped_files
 from mmlab_bootstrap.links.journal import Journal
@@ -85,7 +90,7 @@ def write_blob(git: Git, project: Path, relative: str, blob: Blob, destination: 
         return False
     destination.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(destination.parent, destination.name)  # a killed run's, never a user's
-    temporary = temporary_name(destination, "update")
+    temporary = temporary_beside(destination, TRANSFER_TEMPORARY, purpose="update")
     try:
         _write_temporary(git, project, relative, blob, temporary)
         if stored_oid(git, project, relative, temporary) != blob.oid:
@@ -99,6 +104,7 @@ def write_blob(git: Git, project: Path, relative: str, blob: Blob, destination: 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    fsync_folder(destination.parent)  # the rename made durable, as every replace is
     return True
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import secrets
 import shlex
 import shutil
 from collections.abc import Iterable
@@ -113,7 +112,7 @@ class Mirrorer:
         return Synced(plan, line or "(dry)", tuple(refused))
 
     def _clone(self, git: Git, place: Place) -> str:
-        partial = place.partial(secrets.token_hex(6))
+        partial = place.partial()
         command = ["clone", "--mirror", place.url, str(partial)]
 
         def clone() -> str:

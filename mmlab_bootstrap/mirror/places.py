@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mmlab_bootstrap.errors import BootstrapError, shown
+from mmlab_bootstrap.fs import leftovers, temporary_beside
 from mmlab_bootstrap.git import GITHUB
 
-PARTIAL_SUFFIX = ".mmlab-partial"
+PARTIAL_TEMPORARY = ".{name}.{token12}.mmlab-partial"  # a fresh clone (see fs.temporaries)
 _PLAIN = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
 
 
@@ -39,12 +40,13 @@ class Place(NamedTuple):
     def key(self) -> str:
         return f"{self.owner}/{self.name}"
 
-    def partial(self, token: str) -> Path:
+    def partial(self) -> Path:
         """A uniquely named folder beside the final one that a fresh clone is made in."""
-        return self.path.with_name(f".{self.path.name}.{token}{PARTIAL_SUFFIX}")
+        return temporary_beside(self.path, PARTIAL_TEMPORARY)
 
-    def partial_pattern(self) -> str:
-        return re.escape(f".{self.path.name}.") + r"[0-9a-f]{12}" + re.escape(PARTIAL_SUFFIX)
+    def leftovers(self) -> list[Path]:
+        """The folders killed clones of this repository left beside it (only looked at)."""
+        return leftovers(self.path.parent, PARTIAL_TEMPORARY, name=self.path.name)
 
 
 def on_github(url: str) -> bool:

@@ -6,7 +6,6 @@ nothing. `mirrorer` carries a repository's plan out.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -86,11 +85,7 @@ def superproject(settings: Settings, dest: Path) -> Place:
 
 def look(git: Git, place: Place) -> RepoPlan:
     """What is at a repository's place now (call again under its lock before acting)."""
-    leftovers: list[Path] = []
-    folder = place.path.parent
-    if folder.is_dir():
-        pattern = re.compile(place.partial_pattern())
-        leftovers = sorted(folder / name for name in os.listdir(folder) if pattern.fullmatch(name))
+    leftovers = place.leftovers()
     if not os.path.lexists(place.path):
         return RepoPlan(place, False, tuple(leftovers))
     bare = git.probe(["rev-parse", "--is-bare-repository"], cwd=place.path)

@@ -17,8 +17,8 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,14 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs import read_regular, remove_stale_temporaries
+from mmlab_bootstrap.fs import (
+    UNLOCKED,
+    read_regular,
+    remove_stale_temporaries,
+    sweep,
+    temporary_beside,
+    temporary_folder,
+)
 from mmlab_bootstrap.proc import run_bounded
 from mmlab_bootstrap.pythonenv.pages import (
     Interpreter,
@@ -56,6 +63,8 @@ from mmlab_bootstrap.settings import Settings
 
 MARKER = "mmlab-bootstrap-env.json"  # in every venv this tool made (and only those)
 LOCK_HEADER = "# mmlab-bootstrap python-env lock"
+SCRATCH_TEMPORARY = ".mmlab-python-env-{scratch}"  # uv's input files, in the workspace root
+VENV_TEMPORARY = ".{name}.{stage}"  # a venv being made (`partial`) or replaced (`old`)
 VERIFY_TIMEOUT = 120
 PYPI_DEFAULT = "https://pypi.org/simple/"
 IMPORT_NAMES = {"mmsegmentation": "mmseg", "mmcv-full": "mmcv"}
@@ -199,6 +208,7 @@ def python_env_step(
             "--locked installs the lock as it is; --update resolves it again: pass one",
         )
     settings = session.settings(flags)
+    session.changes.after_changes(functools.partial(_remove_scratch, session, settings.root))
     projects = [p for p in settings.projects if p in TRAINING]
     if not projects:
         raise PythonEnvError(
@@ -228,6 +238,13 @@ def python_env_step(
         )
         builder = _Builder(session, settings, found, python, environ, tags, driver is not None)
         builder.run(locked=locked, update=update)
+
+
+def _remove_scratch(session: Session, root: Path) -> None:
+    """The scratch folders of runs killed while uv ran: never one a live run uses (it holds
+    it locked, see fs.temporary_folder)."""
+    for left in sweep(root, SCRATCH_TEMPORARY, rule=UNLOCKED, files=False, folders=True):
+        session.report.done(f"removed {left} (left by an interrupted run)")
 
 
 def _base_python(settings: Settings) -> str:
@@ -375,9 +392,9 @@ class _Builder:
                 " or set MMLAB_PYTHON to an interpreter it has wheels for",
             )
 
-    def _scratch(self) -> tempfile.TemporaryDirectory[str]:
+    def _scratch(self) -> AbstractContextManager[Path]:
         """A folder for uv's input files, in the workspace (never /tmp), removed after use."""
-        return tempfile.TemporaryDirectory(prefix=".mmlab-python-env-", dir=self.root)
+        return temporary_folder(self.root, SCRATCH_TEMPORARY)
 
     def _dry_places(self, scratch: Path) -> tuple[list[str], dict[str, str]]:
         """Where uv's dry run writes, so that --dry writes nothing outside the workspace: its
@@ -438,8 +455,8 @@ class _Builder:
     # -- the venv ------------------------------------------------------------------------
     def _environment(self, lock: LockFile) -> None:
         marker = self._marker(lock)
-        partial = self.venv.parent / f".{self.project}.partial"
-        old = self.venv.parent / f".{self.project}.old"
+        partial = temporary_beside(self.venv, VENV_TEMPORARY, stage="partial")
+        old = temporary_beside(self.venv, VENV_TEMPORARY, stage="old")
         for leftover in (partial, old):
             self._remove_leftover(leftover)
         if self.venv.is_symlink():

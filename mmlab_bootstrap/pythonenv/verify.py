@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -36,12 +34,20 @@ from typing import Any
 
 from mmlab_bootstrap.checkpoints import store as ckptstore
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs import FileRefused, read_regular, write_atomically
+from mmlab_bootstrap.fs import (
+    UNLOCKED,
+    FileRefused,
+    read_regular,
+    sweep,
+    temporary_folder,
+    write_atomically,
+)
 from mmlab_bootstrap.proc import run_bounded
 from mmlab_bootstrap.run import Session
 from mmlab_bootstrap.settings import Settings
 
 RECORD = ".mmlab-bootstrap-verify.json"
+VERIFY_TEMPORARY = ".mmlab-verify-{scratch}"  # the demo's output, in the workspace
 RECORD_LIMIT = 1 << 20
 PROBE_SECONDS = 120.0
 DEMO_SECONDS = 900.0
@@ -235,8 +241,7 @@ def run_layers(
     layers.append(Layer("checkpoint", True, f"{model.label}: {final} (verified)"))
     device = "cuda:0" if cuda else "cpu"
     project = settings.extension_path / demo.project
-    out = Path(tempfile.mkdtemp(prefix=".mmlab-verify-", dir=settings.root))  # in the workspace
-    try:
+    with temporary_folder(settings.root, VERIFY_TEMPORARY) as out:  # in the workspace
         config = str(project / model.config.removeprefix("./"))
         planned = (
             _pcd_demo(project, python, config, str(final), device, out)
@@ -267,8 +272,6 @@ def run_layers(
             )
             return fail("demo", f"{shown_command}: {why}", hint)
         layers.append(Layer("demo", True, f"{shown_command}: wrote {', '.join(written)}"))
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
     return layers
 
 
@@ -370,6 +373,7 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
     from mmlab_bootstrap.pythonenv.build import workspace_python
 
     settings = session.settings({})
+    session.changes.after_changes(lambda: _remove_scratch(session, settings.root))
     report, program = session.report, session.report.program
     chosen = python or workspace_python(settings)
     if chosen is None:
@@ -415,6 +419,13 @@ def verify_step(session: Session, *, python: str | None, model: str | None) -> b
     if ok:
         report.done("the workspace runs: every layer passed")
     return ok
+
+
+def _remove_scratch(session: Session, root: Path) -> None:
+    """The demo's output folders of runs killed while it ran (never one a live run uses: it
+    holds it locked, see fs.temporary_folder)."""
+    for left in sweep(root, VERIFY_TEMPORARY, rule=UNLOCKED, files=False, folders=True):
+        session.report.done(f"removed {left} (left by an interrupted run)")
 
 
 def doctor_section(root: Path) -> tuple[dict[str, Any] | None, list[str]]:

@@ -102,7 +102,7 @@ def bootstrap_steps(
             return []
         if not settings.extension_path.exists():  # under --dry, on a fresh workspace
             session.changes.make(
-                f"fetch the checkpoints of {settings[CHECKPOINTS]} (once cloned)", lambda: None
+                f"download the checkpoints of {settings[CHECKPOINTS]} (once cloned)", lambda: None
             )
             return []
         return _unchanged(
