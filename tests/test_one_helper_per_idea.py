@@ -158,7 +158,11 @@ def test_temporary_names_are_made_in_fs_only() -> None:
     """Every temporary name comes from its caller's template through fs.temporaries
     (`temporary_beside`, `temporary_folder`): no `tempfile` in the package, no random part or
     clock in a name written by hand, no name of a temporary spelled as an f-string."""
-    assert _lines_matching(r"import tempfile|tempfile\.|mkstemp|mkdtemp|NamedTemporaryFile") == []
+    tempfiles = _lines_matching(r"import tempfile|tempfile\.|mkstemp|mkdtemp|NamedTemporaryFile")
+    # (configload's SCRIPT runs in the training interpreter, not here: it asks tempfile for
+    # its folder first, so that tempfile's reads of TMPDIR are not counted as the config's)
+    assert [line for line in tempfiles if "checkpoints/configload.py" not in line] == []
+    assert len(tempfiles) <= 2
     randomness = _files_matching(r"os\.urandom\(|secrets\.token_hex\(|monotonic_ns\(\)")
     assert randomness <= {
         "mmlab_bootstrap/fs/temporaries.py",
