@@ -36,8 +36,15 @@ from mmlab_bootstrap.pythonenv.pages import (
     page_wheels,
     probe_interpreter,
 )
-from mmlab_bootstrap.pythonenv.pairs import Pair, accelerator_tags, choose_pair, driver_version
+from mmlab_bootstrap.pythonenv.pairs import (
+    Pair,
+    accelerator_tags,
+    choose_pair,
+    driver_version,
+    lite_hint,
+)
 from mmlab_bootstrap.pythonenv.plan import (
+    LITE,
     OVERRIDES_FILE,
     TRAINING,
     EnvRequirements,
@@ -224,7 +231,10 @@ def python_env_step(
             )
     for project in present:
         found = plan_requirements(
-            settings.extension_path, project, session.env_path.parent / OVERRIDES_FILE
+            settings.extension_path,
+            project,
+            session.env_path.parent / OVERRIDES_FILE,
+            settings.mmcv_package,
         )
         builder = _Builder(session, settings, found, python, environ, tags, driver is not None)
         builder.run(locked=locked, update=update)
@@ -386,7 +396,11 @@ class _Builder:
             requirements.write_text(
                 self.found.requirements_text()
                 + f"torch=={pair.torch}  # the chosen pair ({pair.tag})\n"
-                + f"{series.mmcv}=={pair.mmcv.version}  # a prebuilt wheel of the pair\n"
+                + (
+                    f"{series.mmcv}=={pair.mmcv.version}  # a prebuilt wheel of the pair\n"
+                    if pair.mmcv is not None
+                    else ""  # mmcv-lite: from the package index, within its range
+                )
             )
             overrides = Path(scratch) / "overrides.txt"
             overrides.write_text(self.found.overrides_text())
@@ -530,8 +544,9 @@ class _Builder:
                 raise PythonEnvError(
                     error.message,
                     f"the lock's wheel is no longer listed ({lock.indexes.mmcv_page}): set"
-                    " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update;"
-                    " mmcv is never built here",
+                    " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update"
+                    + lite_hint(self.found.series.mmcv)
+                    + "; mmcv is never built here",
                 ) from None
         for checkout in self.found.editables:
             run_uv(
@@ -563,7 +578,8 @@ class _Builder:
 
     def _verify(self, python: str) -> None:
         """Import what training imports, in a subprocess of the new environment."""
-        modules = ["torch", "mmcv", "mmcv.ops"]
+        ops = self.found.series.compiled_ops  # (mmcv-lite has none)
+        modules = ["torch", "mmcv", *(["mmcv.ops"] if ops else [])]
         names = {line.name for line in self.found.lines}
         modules += [
             IMPORT_NAMES.get(n, n) for n in ("mmengine", "mmdet", "mmsegmentation") if n in names
@@ -604,6 +620,11 @@ class _Builder:
                 " the checkout's own code: edit it), then run the same command again",
             )
         self.report.done(f"imports {', '.join(modules)} in the new {self.project} environment")
+        if not ops:
+            self.report.info(
+                f"mmcv.ops: not built: {LITE} has no compiled ops (MMLAB_MMCV_PACKAGE={LITE});"
+                " models that need them do not run here"
+            )
         if self.has_driver and said and said[-1] == "cuda False":
             self.report.warn(
                 f"torch in the new {self.project} environment sees no GPU (torch.cuda)"

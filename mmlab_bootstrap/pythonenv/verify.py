@@ -34,6 +34,7 @@ from mmlab_bootstrap.run import Session
 from mmlab_bootstrap.settings import Settings
 
 RECORD = ".mmlab-bootstrap-verify.json"
+LITE = "mmcv-lite"  # (plan's name: verify stays independent of the planner)
 RECORD_LIMIT = 1 << 20
 PROBE_SECONDS = 120.0
 DEMO_SECONDS = 900.0
@@ -57,6 +58,12 @@ try:
     found["ops"] = None
 except BaseException as error:
     found["ops"] = type(error).__name__ + ": " + str(error)[:300]
+try:  # mmcv-lite (MMLAB_MMCV_PACKAGE): PyPI's mmcv without compiled ops, and no other mmcv
+    from importlib import metadata
+    names = {(d.metadata["Name"] or "").lower().replace("_", "-") for d in metadata.distributions()}
+    found["lite"] = "mmcv-lite" in names and not names & {"mmcv", "mmcv-full"}
+except BaseException:
+    found["lite"] = False
 try:
     import torch
     found["cuda"] = bool(torch.cuda.is_available())
@@ -164,7 +171,10 @@ def run_layers(
         return fail("imports", "; ".join(failed), f"{fix_env} (it installs and checks them)")
     versions = ", ".join(f"{name} {imports[name][1]}" for name in MODULES if name in imports)
     layers.append(Layer("imports", True, versions))
-    if answer.get("ops") is not None:
+    lite = answer.get("lite") is True and answer.get("ops") is not None
+    if lite:  # a known state, not a failure: said here, and the demo is not run
+        layers.append(Layer("compiled ops", True, f"not built: {LITE} has no compiled ops"))
+    elif answer.get("ops") is not None:
         return fail(
             "compiled ops",
             f"mmcv.ops does not import: {str(answer['ops'])[:300]}",
@@ -172,7 +182,8 @@ def run_layers(
             " MMLAB_CUDA, MMLAB_MMCV_INDEX)",
         )
     cuda = answer.get("cuda") is True
-    layers.append(Layer("compiled ops", True, "mmcv.ops imports"))
+    if not lite:
+        layers.append(Layer("compiled ops", True, "mmcv.ops imports"))
     try:
         model = find(
             read_index(settings.extension_path, (PROJECT,), []), model_name, (PROJECT,), program
@@ -198,6 +209,14 @@ def run_layers(
             "demo",
             f"no demo/pcd_demo.py or demo/data/kitti/*.bin in {project}",
             f"{program} clone (the mmdetection3d checkout is not complete)",
+        )
+    if lite:
+        return fail(
+            "demo",
+            f"not run: {model.label} needs mmcv's compiled ops, which {LITE} does not have"
+            f" (MMLAB_MMCV_PACKAGE={LITE}): models that need them cannot run in this environment",
+            f"for the ops: {program} env --mmcv-package auto (with an MMLAB_MMCV_INDEX that is"
+            f" reachable from here), then {fix_env} --update",
         )
     device = "cuda:0" if cuda else "cpu"
     out = Path(tempfile.mkdtemp(prefix=".mmlab-verify-", dir=settings.root))  # in the workspace
