@@ -66,6 +66,11 @@ LOCK_HEADER = "# mmlab-bootstrap python-env lock"
 VERIFY_TIMEOUT = 120
 PYPI_DEFAULT = "https://pypi.org/simple/"
 IMPORT_NAMES = {"mmsegmentation": "mmseg", "mmcv-full": "mmcv"}
+# The lock is resolved from wheels alone first: a range such as nuscenes-devkit 1.1.11's
+# matplotlib<3.6.0 (no wheel for CPython 3.11) otherwise pins an sdist that `sync` then
+# builds (and, here, fails to); from wheels alone uv takes nuscenes-devkit 1.1.9 instead.
+WHEELS_ONLY = ("--only-binary", ":all:")
+NEEDS_SDISTS = ("no usable wheels", "building from source is disabled")  # uv's words
 
 
 @dataclass(frozen=True)
@@ -405,29 +410,39 @@ class _Builder:
             overrides = Path(scratch) / "overrides.txt"
             overrides.write_text(self.found.overrides_text())
             output = Path(scratch) / "lock.txt"
-            run_uv(
-                [
-                    "pip",
-                    "compile",
-                    str(requirements),
-                    "--overrides",
-                    str(overrides),
-                    "--generate-hashes",
-                    "--no-header",
-                    "--no-annotate",
-                    "--python",
-                    self.python.path,
-                    "--output-file",
-                    str(output),
-                    *common_flags(),
-                    *indexes.flags(),
-                ],
-                environ=self.environ,
-                timeout=RESOLVE_TIMEOUT,
-                what=f"resolving {self.project}'s environment",
-                hint=f"loosen what conflicts with a line in {self.found.overrides_path}"
-                " ('name>=X  # why'), or set MMLAB_PYPI_INDEX to an index that has it",
+            command = [
+                "pip",
+                "compile",
+                str(requirements),
+                "--overrides",
+                str(overrides),
+                "--generate-hashes",
+                "--no-header",
+                "--no-annotate",
+                "--python",
+                self.python.path,
+                "--output-file",
+                str(output),
+                *common_flags(),
+                *indexes.flags(),
+            ]
+            what = f"resolving {self.project}'s environment"
+            hint = (
+                f"loosen what conflicts with a line in {self.found.overrides_path}"
+                " ('name>=X  # why'), or set MMLAB_PYPI_INDEX to an index that has it"
             )
+            try:  # wheels alone first: no source build where a release with wheels fits
+                run_uv([*command, *WHEELS_ONLY], environ=self.environ,
+                       timeout=RESOLVE_TIMEOUT, what=what, hint=hint)  # fmt: skip
+            except PythonEnvError as error:
+                if not any(words in error.message for words in NEEDS_SDISTS):
+                    raise
+                self.report.warn(
+                    f"{self.project}: no resolution from wheels alone ({error.message[:300]});"
+                    " resolving with source builds allowed (never of mmcv)"
+                )
+                run_uv(command, environ=self.environ, timeout=RESOLVE_TIMEOUT, what=what,
+                       hint=hint)  # fmt: skip
             return output.read_text()
 
     # -- the venv ------------------------------------------------------------------------
