@@ -185,6 +185,20 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> tuple[f
     return took, done.stdout + done.stderr
 
 
+def timed_lines(
+    argv: list[str], cwd: Path, env: dict[str, str], what: str
+) -> list[tuple[float, str]]:
+    """Run; each line it prints with the seconds since the start (where the time goes)."""
+    began = time.monotonic()
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as process:  # fmt: skip
+        assert process.stdout is not None
+        lines = [(time.monotonic() - began, line.rstrip()) for line in process.stdout]
+    if process.returncode != 0:
+        fail(f"{what} failed:\n" + "\n".join(line for _, line in lines))
+    return [*lines, (time.monotonic() - began, "(exit)")]
+
+
 def disk_usage(folder: Path) -> tuple[int, int]:
     """Bytes on disk of the folder's files (each inode once), and of those only linked there
     (not shared by hard link with uv's cache)."""
@@ -270,7 +284,10 @@ def main() -> None:
         )  # fmt: skip
         total, own = disk_usage(venv)
         shutil.rmtree(ws / ".venvs")
-        rebuild, _ = timed(inv, ws, env, "the rebuild from the lock")
+        steps = timed_lines(inv, ws, env, "the rebuild from the lock")
+        rebuild = steps[-1][0]
+        checked = next(at for at, line in steps if line.startswith("imports "))
+        made = next(at for at, line in steps if line.startswith("made "))
         bare = work / "bare"
         subprocess.run([uv_bin, "venv", "-q", "--no-config", "--python", base_python, str(bare)],
                        env=env, check=True)  # fmt: skip
@@ -309,6 +326,8 @@ def main() -> None:
           " (outside requests through a dead proxy)")  # fmt: skip
     print(f"rebuild from the lock (warm cache):   {rebuild:7.1f} s")
     print(f"bare uv pip sync of the same lock:    {sync:7.1f} s (ratio {rebuild / sync:.2f}x)")
+    print(f"  of which: venv, sync, editable install and import check {checked:.1f} s,"
+          f" rename {made - checked:.1f} s, the doctor's check {rebuild - made:.1f} s")  # fmt: skip
     floor = sync + editable + imports
     print(f"  + editable install {editable:.1f} s + import check {imports:.1f} s by hand:"
           f" {floor:.1f} s (ratio {rebuild / floor:.2f}x)")  # fmt: skip
