@@ -28,7 +28,7 @@ from mmlab_bootstrap.pythonenv.plan import (
 from .conftest import assert_clean_error, inv
 from .lib.ckptfixture import checkpoint, random_bytes, write_index
 from .lib.fakepython import write
-from .lib.httpserve import Served, serving
+from .lib.httpserve import Faults, Served, serving
 from .lib.wheelfixture import (
     CP,
     MANYLINUX,
@@ -325,3 +325,18 @@ def test_verify_says_lite_has_no_ops_and_does_not_run_the_demo(workspace: Path) 
         "interpreter": True, "imports": True, "compiled ops": True, "checkpoint": True,
         "demo": False,
     }  # fmt: skip
+
+
+def test_an_index_that_lists_a_file_it_does_not_serve_is_named(ws: Path, index: Served) -> None:
+    """The trial's first break: a torch index that lists its wheel but refuses to serve it
+    (there, a mirror without HEAD) is the index's fault, said as such, not a conflict."""
+    torch_file = next(path for path in index.files if path.startswith("whl/cpu/files/torch-"))
+    index.faults[torch_file] = Faults(always=404)
+    try:
+        run = inv(ws, "python-env", env=environ(index, **LITE_ENV))
+    finally:
+        del index.faults[torch_file]
+    assert_clean_error(run, "resolving mmdetection3d's environment", "404")
+    hint = run.err.splitlines()[1]
+    assert "MMLAB_TORCH_INDEX" in hint and "HEAD" in hint and "loosen" not in hint
+    assert not (ws / ".venvs").exists() and not list(ws.glob("python-env.*.lock.txt"))

@@ -71,6 +71,7 @@ IMPORT_NAMES = {"mmsegmentation": "mmseg", "mmcv-full": "mmcv"}
 # builds (and, here, fails to); from wheels alone uv takes nuscenes-devkit 1.1.9 instead.
 WHEELS_ONLY = ("--only-binary", ":all:")
 NEEDS_SDISTS = ("no usable wheels", "building from source is disabled")  # uv's words
+FETCH_FAILED = ("Failed to fetch", "Request failed after")  # uv's words: an index's fault
 
 
 @dataclass(frozen=True)
@@ -432,8 +433,7 @@ class _Builder:
                 " ('name>=X  # why'), or set MMLAB_PYPI_INDEX to an index that has it"
             )
             try:  # wheels alone first: no source build where a release with wheels fits
-                run_uv([*command, *WHEELS_ONLY], environ=self.environ,
-                       timeout=RESOLVE_TIMEOUT, what=what, hint=hint)  # fmt: skip
+                self._resolve_with([*command, *WHEELS_ONLY], what, hint)
             except PythonEnvError as error:
                 if not any(words in error.message for words in NEEDS_SDISTS):
                     raise
@@ -441,9 +441,24 @@ class _Builder:
                     f"{self.project}: no resolution from wheels alone ({error.message[:300]});"
                     " resolving with source builds allowed (never of mmcv)"
                 )
-                run_uv(command, environ=self.environ, timeout=RESOLVE_TIMEOUT, what=what,
-                       hint=hint)  # fmt: skip
+                self._resolve_with(command, what, hint)
             return output.read_text()
+
+    def _resolve_with(self, command: list[str], what: str, hint: str) -> None:
+        """uv's resolution; a file an index lists but does not serve (an error status, a
+        mirror that refuses HEAD) is said as the index's fault, not as a conflict."""
+        try:
+            run_uv(command, environ=self.environ, timeout=RESOLVE_TIMEOUT, what=what, hint=hint)
+        except PythonEnvError as error:
+            if not any(words in error.message for words in FETCH_FAILED):
+                raise
+            raise PythonEnvError(
+                error.message,
+                "an index lists a file it does not serve: check that MMLAB_PYPI_INDEX,"
+                " MMLAB_TORCH_INDEX (and MMLAB_MMCV_INDEX) are reachable and answer GET and"
+                " HEAD for their files, then run the same command again",
+                rerun_helps=True,
+            ) from None
 
     # -- the venv ------------------------------------------------------------------------
     def _environment(self, lock: LockFile) -> None:
