@@ -317,12 +317,9 @@ def plan_requirements(
                 str(requirement.marker) if requirement.marker else "",
                 extras=frozenset(requirement.extras),
             )
-    add(
-        series.mmcv,
-        [],
-        f"OpenMMLab {series.major}.x"
-        + ("" if series.compiled_ops else f" (MMLAB_MMCV_PACKAGE={LITE})"),
-    )
+    add(series.mmcv, [], f"OpenMMLab {series.major}.x")
+    if not series.compiled_ops:
+        add(series.mmcv, [], f"MMLAB_MMCV_PACKAGE={LITE}")
     if series.major == 2:
         add("mmengine", [], "OpenMMLab 2.x")
     names = {name for name, _ in merged}
