@@ -340,3 +340,47 @@ def test_an_index_that_lists_a_file_it_does_not_serve_is_named(ws: Path, index: 
     hint = run.err.splitlines()[1]
     assert "MMLAB_TORCH_INDEX" in hint and "HEAD" in hint and "loosen" not in hint
     assert not (ws / ".venvs").exists() and not list(ws.glob("python-env.*.lock.txt"))
+
+
+def test_lite_pair_reads_no_mmcv_page_and_takes_the_newest_torch() -> None:
+    python = Interpreter(sys.executable, 3, 11, "x86_64", "linux")
+    links = [(f"torch-{v}%2Bcpu-cp311-cp311-linux_x86_64.whl", v) for v in ("2.1.0", "2.4.1")]
+    asked: list[str] = []
+
+    def read(url: str) -> str | None:
+        asked.append(url)
+        return page("torch", links).decode() if url.endswith("/cpu/torch/") else None
+
+    def no_page(url: str) -> str | None:
+        raise AssertionError(f"an mmcv page was read: {url}")
+
+    pair = choose_pair(
+        ("cpu",),
+        torch_spec=SpecifierSet(),
+        mmcv_name="mmcv-lite",
+        mmcv_spec=SpecifierSet("<2.2.0"),
+        interpreter=python,
+        read=read,
+        torch_base="http://mirror/whl/",
+        mmcv_base="http://blocked/",
+        read_mmcv=no_page,
+    )
+    assert (str(pair.torch), pair.mmcv, pair.mmcv_page) == ("2.4.1+cpu", None, None)
+    assert asked == ["http://mirror/whl/cpu/torch/"]
+    with pytest.raises(PythonEnvError) as raised:
+        choose_pair(
+            ("cpu",),
+            torch_spec=SpecifierSet("<2"),
+            mmcv_name="mmcv-lite",
+            mmcv_spec=SpecifierSet(),
+            interpreter=python,
+            read=read,
+            torch_base="http://mirror/whl/",
+            mmcv_base="http://blocked/",
+            read_mmcv=no_page,
+        )
+    assert (
+        raised.value.message
+        == "no torch to install beside mmcv-lite: cpu: no torch <2 for Python 3.11"
+    )
+    assert "MMLAB_TORCH_INDEX" in raised.value.hint

@@ -200,8 +200,8 @@ def choose_pair(
         listed += f"; stopped after {MAX_PAGES} pages"
     if mmcv_name == LITE:
         raise PythonEnvError(
-            f"no torch{_within(torch_spec)} for Python {interpreter.version} on the torch index"
-            f" for {', '.join(tags)} ({listed})",
+            f"no torch to install beside {LITE}: "
+            + "; ".join(f"{c.tag}: {c.why}" for c in considered[:8]),
             "set MMLAB_TORCH_INDEX to an index that has it, or MMLAB_CUDA to another tag",
         )
     raise PythonEnvError(
