@@ -73,9 +73,10 @@ def find_torch_wheel(given: str | None, scratch: Path, python: str) -> Path:
         )  # fmt: skip
         found = list(target.glob(f"torch-{TORCH}*.whl"))
         if done.returncode != 0 or not found:
+            said = (done.stderr.strip().splitlines() or ["no output"])[-1]
             fail(
                 f"no torch {TORCH} wheel on this machine's disk (pip download --no-index found"
-                f" none: {done.stderr.strip().splitlines()[-1:] or ''}); pass --torch-wheel PATH"
+                f" none: {said}); pass --torch-wheel PATH"
             )
     wheel = found[0]
     if "+cpu" not in wheel.name or "-cp311-" not in wheel.name:
