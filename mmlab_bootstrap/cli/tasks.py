@@ -31,6 +31,7 @@ from mmlab_bootstrap.settings import (
     GIT_CACHE_MODE,
     GIT_MIRROR,
     MMCV_INDEX,
+    MMCV_PACKAGE,
     PROJECTS,
     PYPI_INDEX,
     PYTHON,
@@ -48,7 +49,7 @@ Flags = dict[str, str | None]
 
 
 # The training environment's own variables (inv python-env's flags, with the two it shares).
-PYENV_ONLY = (VENVS_PATH, PYTHON, CUDA_TAG, TORCH_INDEX, MMCV_INDEX, PYPI_INDEX)
+PYENV_ONLY = (VENVS_PATH, PYTHON, CUDA_TAG, TORCH_INDEX, MMCV_INDEX, MMCV_PACKAGE, PYPI_INDEX)
 ALL_VARIABLES = (
     EXTENSION_REPO,
     EXTENSION_REF,

@@ -43,8 +43,15 @@ from mmlab_bootstrap.pythonenv.pages import (
     page_wheels,
     probe_interpreter,
 )
-from mmlab_bootstrap.pythonenv.pairs import Pair, accelerator_tags, choose_pair, driver_version
+from mmlab_bootstrap.pythonenv.pairs import (
+    Pair,
+    accelerator_tags,
+    choose_pair,
+    driver_version,
+    lite_hint,
+)
 from mmlab_bootstrap.pythonenv.plan import (
+    LITE,
     OVERRIDES_FILE,
     TRAINING,
     EnvRequirements,
@@ -68,6 +75,12 @@ VENV_TEMPORARY = ".{name}.{stage}"  # a venv being made (`partial`) or replaced 
 VERIFY_TIMEOUT = 120
 PYPI_DEFAULT = "https://pypi.org/simple/"
 IMPORT_NAMES = {"mmsegmentation": "mmseg", "mmcv-full": "mmcv"}
+# The lock is resolved from wheels alone first: a range such as nuscenes-devkit 1.1.11's
+# matplotlib<3.6.0 (no wheel for CPython 3.11) otherwise pins an sdist that `sync` then
+# builds (and, here, fails to); from wheels alone uv takes nuscenes-devkit 1.1.9 instead.
+WHEELS_ONLY = ("--only-binary", ":all:")
+NEEDS_SDISTS = ("no usable wheels", "building from source is disabled")  # uv's words
+FETCH_FAILED = ("Failed to fetch", "Request failed after")  # uv's words: an index's fault
 
 
 @dataclass(frozen=True)
@@ -234,7 +247,10 @@ def python_env_step(
             )
     for project in present:
         found = plan_requirements(
-            settings.extension_path, project, session.env_path.parent / OVERRIDES_FILE
+            settings.extension_path,
+            project,
+            session.env_path.parent / OVERRIDES_FILE,
+            settings.mmcv_package,
         )
         builder = _Builder(session, settings, found, python, environ, tags, driver is not None)
         builder.run(locked=locked, update=update)
@@ -417,7 +433,11 @@ class _Builder:
             requirements.write_text(
                 self.found.requirements_text()
                 + f"torch=={pair.torch}  # the chosen pair ({pair.tag})\n"
-                + f"{series.mmcv}=={pair.mmcv.version}  # a prebuilt wheel of the pair\n"
+                + (
+                    f"{series.mmcv}=={pair.mmcv.version}  # a prebuilt wheel of the pair\n"
+                    if pair.mmcv is not None
+                    else ""  # mmcv-lite: from the package index, within its range
+                )
             )
             overrides = Path(scratch) / "overrides.txt"
             overrides.write_text(self.found.overrides_text())
@@ -425,32 +445,64 @@ class _Builder:
             dry_flags, dry_variables = self.session.changes.would_be(
                 self._dry_places(Path(scratch)), ([], {})
             )
-            run_uv(
-                [
-                    "pip",
-                    "compile",
-                    str(requirements),
-                    "--overrides",
-                    str(overrides),
-                    "--generate-hashes",
-                    "--no-header",
-                    "--no-annotate",
-                    "--python",
-                    self.python.path,
-                    "--output-file",
-                    str(output),
-                    *common_flags(),
-                    *indexes.flags(),
-                    *dry_flags,
-                ],
-                environ=self.environ,
-                variables=dry_variables,
-                timeout=RESOLVE_TIMEOUT,
-                what=f"resolving {self.project}'s environment",
-                hint=f"loosen what conflicts with a line in {self.found.overrides_path}"
-                " ('name>=X  # why'), or set MMLAB_PYPI_INDEX to an index that has it",
+            command = [
+                "pip",
+                "compile",
+                str(requirements),
+                "--overrides",
+                str(overrides),
+                "--generate-hashes",
+                "--no-header",
+                "--no-annotate",
+                "--python",
+                self.python.path,
+                "--output-file",
+                str(output),
+                *common_flags(),
+                *indexes.flags(),
+                *dry_flags,
+            ]
+            what = f"resolving {self.project}'s environment"
+            hint = (
+                f"loosen what conflicts with a line in {self.found.overrides_path}"
+                " ('name>=X  # why'), or set MMLAB_PYPI_INDEX to an index that has it"
             )
+            try:  # wheels alone first: no source build where a release with wheels fits
+                self._resolve_with([*command, *WHEELS_ONLY], what, hint, dry_variables)
+            except PythonEnvError as error:
+                if not any(words in error.message for words in NEEDS_SDISTS):
+                    raise
+                self.report.warn(
+                    f"{self.project}: no resolution from wheels alone ({error.message[:300]});"
+                    " resolving with source builds allowed (never of mmcv)"
+                )
+                self._resolve_with(command, what, hint, dry_variables)
             return output.read_text()
+
+    def _resolve_with(
+        self, command: list[str], what: str, hint: str, variables: dict[str, str]
+    ) -> None:
+        """uv's resolution; a file an index lists but does not serve (an error status, a
+        mirror that refuses HEAD) is said as the index's fault, not as a conflict."""
+        try:
+            run_uv(
+                command,
+                environ=self.environ,
+                variables=variables,
+                timeout=RESOLVE_TIMEOUT,
+                what=what,
+                hint=hint,
+            )
+        except PythonEnvError as error:
+            if not any(words in error.message for words in FETCH_FAILED):
+                raise
+            raise PythonEnvError(
+                error.message,
+                "an index lists a file it does not serve: check that MMLAB_PYPI_INDEX,"
+                " MMLAB_TORCH_INDEX (and MMLAB_MMCV_INDEX) are reachable and answer GET and"
+                " HEAD for their files, then run the same command again",
+                rerun_helps=True,
+            ) from None
 
     # -- the venv ------------------------------------------------------------------------
     def _environment(self, lock: LockFile) -> None:
@@ -599,8 +651,9 @@ class _Builder:
             raise PythonEnvError(
                 error.message,
                 f"the lock's wheel is no longer listed ({lock.indexes.mmcv_page}): set"
-                " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update;"
-                " mmcv is never built here",
+                " MMLAB_MMCV_INDEX to a mirror that has it and run inv python-env --update"
+                + lite_hint(self.found.series.mmcv)
+                + "; mmcv is never built here",
             ) from None
 
     def _doctor(self, partial: Path) -> list[str]:
@@ -626,7 +679,8 @@ class _Builder:
 
     def _verify(self, python: str) -> None:
         """Import what training imports, in a subprocess of the new environment."""
-        modules = ["torch", "mmcv", "mmcv.ops"]
+        ops = self.found.series.compiled_ops  # (mmcv-lite has none)
+        modules = ["torch", "mmcv", *(["mmcv.ops"] if ops else [])]
         names = {line.name for line in self.found.lines}
         modules += [
             IMPORT_NAMES.get(n, n) for n in ("mmengine", "mmdet", "mmsegmentation") if n in names
@@ -667,6 +721,11 @@ class _Builder:
                 " the checkout's own code: edit it), then run the same command again",
             )
         self.report.done(f"imports {', '.join(modules)} in the new {self.project} environment")
+        if not ops:
+            self.report.info(
+                f"mmcv.ops: not built: {LITE} has no compiled ops (MMLAB_MMCV_PACKAGE={LITE});"
+                " models that need them do not run here"
+            )
         if self.has_driver and said and said[-1] == "cuda False":
             self.report.warn(
                 f"torch in the new {self.project} environment sees no GPU (torch.cuda)"

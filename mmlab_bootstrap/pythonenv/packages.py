@@ -22,6 +22,15 @@ from mmlab_bootstrap.pythonenv.version_ranges import (
 
 CHECKED = ("torch", "mmcv", "mmengine", "mmdet", "mmdet3d", "mmdeploy")
 FOLDERS = {package: folder for folder, package in PACKAGES.items()}
+LITE = "mmcv-lite"
+LITE_FINDING = Finding(
+    INFO,
+    "mmcv.ops",
+    f"not built: {LITE} has no compiled ops (MMLAB_MMCV_PACKAGE={LITE}); models that need"
+    " them (mmdetection3d's voxel-based detectors among them) cannot run",
+    "for the ops: inv env --mmcv-package auto (with an MMLAB_MMCV_INDEX reachable from here),"
+    " then inv python-env --update",
+)
 TORCH_HINT = "install PyTorch built for your CUDA (https://pytorch.org/get-started/locally/)"
 
 
@@ -64,6 +73,9 @@ def python_section(
     wheel_info, wheel_findings, wheel_command = mmcv_wheels(
         extension, installed.get("torch"), effective["mmcv"], pip
     )
+    lite = (installed.get("mmcv") or {}).get("distribution") == LITE
+    if lite:  # no prebuilt wheel is needed, and no build would be made
+        wheel_findings, wheel_command = [LITE_FINDING], ""
     for package in CHECKED:
         own = [r for r in ranges if r.package == package]
         limit = effective[package]

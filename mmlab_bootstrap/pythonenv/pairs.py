@@ -22,7 +22,7 @@ from mmlab_bootstrap.errors import shown
 from mmlab_bootstrap.fs import read_regular
 from mmlab_bootstrap.proc import run_bounded
 from mmlab_bootstrap.pythonenv.pages import Interpreter, Reader, Wheel, page_wheels
-from mmlab_bootstrap.pythonenv.plan import PythonEnvError
+from mmlab_bootstrap.pythonenv.plan import LITE, PythonEnvError
 
 # CUDA builds of torch, newest first; and the oldest driver that runs each CUDA major.minor.
 CUDA_TAGS = ("cu128", "cu126", "cu124", "cu121", "cu118", "cu117", "cu116", "cu115",
@@ -97,8 +97,8 @@ class Pair:
     tag: str
     torch: Version  # with its local tag, e.g. 1.12.1+cu113
     torch_index: str  # the PEP 503 index to install torch from
-    mmcv: Wheel
-    mmcv_page: str  # the page to find the mmcv wheel in (uv's --find-links)
+    mmcv: Wheel | None  # None: mmcv-lite, resolved from the package index like the rest
+    mmcv_page: str | None  # the page to find the mmcv wheel in (uv's --find-links)
     considered: tuple[Considered, ...] = field(default=())
 
 
@@ -142,8 +142,10 @@ def choose_pair(
     read_mmcv: Reader | None = None,
 ) -> Pair:
     """The newest pair with a torch wheel and a prebuilt mmcv wheel for the interpreter
-    (`read` reads the torch index; `read_mmcv`, when given, mmcv's pages)."""
+    (`read` reads the torch index; `read_mmcv`, when given, mmcv's pages). With mmcv-lite
+    (no compiled ops, so no build to match) no page is read: the newest torch wins."""
     considered: list[Considered] = []
+    read_page = _explained(read_mmcv or read, mmcv_name)
     existing: list[str] = []  # pairs with some mmcv wheel in range (another Python, say)
     pages = 0
     for tag in tags:
@@ -162,10 +164,15 @@ def choose_pair(
                 )
             )
         for minor, torch in builds.items():
+            if mmcv_name == LITE:
+                considered.append(
+                    Considered(tag, minor, f"chosen: torch {torch}, {LITE} (no wheel page needed)")
+                )
+                return Pair(tag, torch, torch_index, None, None, tuple(considered))
             if pages >= MAX_PAGES:
                 considered.append(Considered(tag, minor, f"not read: {MAX_PAGES} pages read"))
                 break
-            wheels, page = _mmcv_page(read_mmcv or read, mmcv_base, tag, minor)
+            wheels, page = _mmcv_page(read_page, mmcv_base, tag, minor)
             pages += 1
             if page is None:
                 considered.append(Considered(tag, minor, "no mmcv wheel page"))
@@ -191,6 +198,12 @@ def choose_pair(
     listed = "; ".join(f"{c.tag} torch {c.torch}: {c.why}" for c in considered[:8])
     if pages >= MAX_PAGES:
         listed += f"; stopped after {MAX_PAGES} pages"
+    if mmcv_name == LITE:
+        raise PythonEnvError(
+            f"no torch to install beside {LITE}: "
+            + "; ".join(f"{c.tag}: {c.why}" for c in considered[:8]),
+            "set MMLAB_TORCH_INDEX to an index that has it, or MMLAB_CUDA to another tag",
+        )
     raise PythonEnvError(
         f"no prebuilt {mmcv_name}{_within(mmcv_spec)} wheel for Python {interpreter.version}"
         f" with any torch of {', '.join(tags)} ({listed})",
@@ -199,9 +212,34 @@ def choose_pair(
             " set MMLAB_PYTHON to an interpreter they support"
             if existing
             else "set MMLAB_CUDA to one tag the mmcv wheel pages list (e.g. cu113 or cpu),"
-            " or loosen the range in python-env.overrides.txt; mmcv is never built here"
+            " MMLAB_MMCV_INDEX to a mirror of the pages that has the wheel, or loosen the range"
+            " in python-env.overrides.txt" + lite_hint(mmcv_name) + "; mmcv is never built here"
         ),
     )
+
+
+def lite_hint(mmcv_name: str) -> str:
+    """The way out when no prebuilt mmcv 2.x wheel can be had (said in the hint)."""
+    if mmcv_name != "mmcv":
+        return ""  # mmcv-lite exists for 2.x only
+    return f"; or, without compiled ops, MMLAB_MMCV_PACKAGE={LITE} (PyPI's wheel)"
+
+
+def _explained(read: Reader, mmcv_name: str) -> Reader:
+    """`read`, whose error for a page that cannot be reached names both ways out."""
+
+    def explained(url: str) -> str | None:
+        try:
+            return read(url)
+        except PythonEnvError as error:
+            raise PythonEnvError(
+                error.message,
+                "set MMLAB_MMCV_INDEX to a mirror of mmcv's wheel pages that is reachable"
+                f" from here (inv env --mmcv-index URL){lite_hint(mmcv_name)}",
+                rerun_helps=error.rerun_helps,
+            ) from None
+
+    return explained
 
 
 def _within(spec: SpecifierSet) -> str:

@@ -11,7 +11,7 @@ under its `[mim]` extra; both mmcv-full 1.x and mmcv 2.x own the `mmcv` import p
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -47,6 +47,11 @@ class Series:
     bounds: dict[str, str]  # a specifier each named distribution must also meet
     torch: str = ""  # the torch releases mmcv of the series has wheels for at all
 
+    @property
+    def compiled_ops(self) -> bool:
+        """Whether its mmcv carries the compiled ops (mmcv-lite does not)."""
+        return self.mmcv != LITE
+
 
 SERIES = {
     1: Series(
@@ -69,6 +74,9 @@ SERIES = {
     ),
 }
 MMCV_NAMES = ("mmcv", "mmcv-full", "mmcv-lite")
+# MMLAB_MMCV_PACKAGE=mmcv-lite: PyPI's pure-Python mmcv (2.x only), installed with no wheel page
+# when no prebuilt mmcv wheel is reachable (download.openmmlab.com blocked); no compiled ops.
+LITE = "mmcv-lite"
 # OpenMMLab packages whose `[mim]` extra declares what they need of mmcv (mmdet 3.0.0 needs
 # mmcv >= 2.0.0rc4 only there): installed with it, so that the resolver sees it.
 MIM_EXTRA = ("mmdet", "mmsegmentation")
@@ -150,6 +158,22 @@ def series_of(extension: Path, ranges: list[Range]) -> tuple[Series, str]:
         " version, and no bounded mmcv range",
         "run inv clone (the superproject records the mmcv checkout that decides it)",
     )
+
+
+def with_package(series: Series, reason: str, package: str) -> Series:
+    """The series with the mmcv distribution MMLAB_MMCV_PACKAGE asks for: `auto` keeps the
+    series' own (with its compiled ops); `mmcv-lite` takes its place, 2.x only."""
+    if package != LITE:
+        return series
+    if series.major != 2:
+        raise PythonEnvError(
+            f"MMLAB_MMCV_PACKAGE is mmcv-lite, which exists for mmcv 2.x only, but this is an"
+            f" OpenMMLab {series.major}.x workspace ({reason})",
+            "set it back: inv env --mmcv-package auto (mmcv-full from a prebuilt wheel page:"
+            " MMLAB_MMCV_INDEX), or check out an OpenMMLab 2.x set of sub-projects",
+        )
+    bounds = {(LITE if name == "mmcv" else name): bound for name, bound in series.bounds.items()}
+    return replace(series, mmcv=LITE, excluded=("mmcv", "mmcv-full"), bounds=bounds)
 
 
 def _version(text: str) -> Version | None:
@@ -243,8 +267,11 @@ def _beyond(high: Version, low: Version) -> bool:
     )
 
 
-def plan_requirements(extension: Path, project: str, overrides_path: Path) -> EnvRequirements:
-    """The requirements of `project`'s environment, from its checkout (read, never run)."""
+def plan_requirements(
+    extension: Path, project: str, overrides_path: Path, mmcv_package: str = "auto"
+) -> EnvRequirements:
+    """The requirements of `project`'s environment, from its checkout (read, never run);
+    `mmcv_package` is MMLAB_MMCV_PACKAGE (`auto` or `mmcv-lite`)."""
     checkout = extension / project
     if project not in TRAINING or not checkout.is_dir():
         trains = " ".join(TRAINING)
@@ -256,6 +283,7 @@ def plan_requirements(extension: Path, project: str, overrides_path: Path) -> En
         )
     ranges = sub_project_ranges(extension, project)
     series, reason = series_of(extension, ranges)
+    series = with_package(series, reason, mmcv_package)
     merged: dict[tuple[str, str], _Merged] = {}
 
     def add(
@@ -290,6 +318,8 @@ def plan_requirements(extension: Path, project: str, overrides_path: Path) -> En
                 extras=frozenset(requirement.extras),
             )
     add(series.mmcv, [], f"OpenMMLab {series.major}.x")
+    if not series.compiled_ops:
+        add(series.mmcv, [], f"MMLAB_MMCV_PACKAGE={LITE}")
     if series.major == 2:
         add("mmengine", [], "OpenMMLab 2.x")
     names = {name for name, _ in merged}
@@ -298,7 +328,9 @@ def plan_requirements(extension: Path, project: str, overrides_path: Path) -> En
             for key in [k for k in merged if k[0] == name]:
                 merged[key].add([bound], f"OpenMMLab {series.major}.x")
     for key, gathered in merged.items():
-        if key[0] in MIM_EXTRA:  # what mim would install beside it (mmdet 3's mmcv range)
+        # what mim would install beside it (mmdet 3's mmcv range); not with mmcv-lite, as
+        # the extra names `mmcv` itself (sdist-only on PyPI), which must not come beside it
+        if key[0] in MIM_EXTRA and series.compiled_ops:
             gathered.extras |= {"mim"}
     _check_checkout(extension, project, series)
     overrides = read_overrides(overrides_path, series)

@@ -48,6 +48,7 @@ from mmlab_bootstrap.settings import Settings
 
 RECORD = ".mmlab-bootstrap-verify.json"
 VERIFY_TEMPORARY = ".mmlab-verify-{scratch}"  # the demo's output, in the workspace
+LITE = "mmcv-lite"  # (plan's name: verify stays independent of the planner)
 RECORD_LIMIT = 1 << 20
 PROBE_SECONDS = 120.0
 DEMO_SECONDS = 900.0
@@ -97,6 +98,12 @@ try:
     found["ops"] = None
 except BaseException as error:
     found["ops"] = type(error).__name__ + ": " + str(error)[:300]
+try:  # mmcv-lite (MMLAB_MMCV_PACKAGE): PyPI's mmcv without compiled ops, and no other mmcv
+    from importlib import metadata
+    names = {(d.metadata["Name"] or "").lower().replace("_", "-") for d in metadata.distributions()}
+    found["lite"] = "mmcv-lite" in names and not names & {"mmcv", "mmcv-full"}
+except BaseException:
+    found["lite"] = False
 try:
     import torch
     found["cuda"] = bool(torch.cuda.is_available())
@@ -209,7 +216,10 @@ def run_layers(
         return fail("imports", "; ".join(failed), f"{fix_env} (it installs and checks them)")
     versions = ", ".join(f"{name} {imports[name][1]}" for name in demo.modules if name in imports)
     layers.append(Layer("imports", True, versions))
-    if answer.get("ops") is not None:
+    lite = answer.get("lite") is True and answer.get("ops") is not None
+    if lite:  # a known state, not a failure: said here, and the demo is not run
+        layers.append(Layer("compiled ops", True, f"not built: {LITE} has no compiled ops"))
+    elif answer.get("ops") is not None:
         return fail(
             "compiled ops",
             f"mmcv.ops does not import: {str(answer['ops'])[:300]}",
@@ -217,7 +227,8 @@ def run_layers(
             " MMLAB_CUDA, MMLAB_MMCV_INDEX)",
         )
     cuda = answer.get("cuda") is True
-    layers.append(Layer("compiled ops", True, "mmcv.ops imports"))
+    if not lite:
+        layers.append(Layer("compiled ops", True, "mmcv.ops imports"))
     try:
         project_only = (demo.project,)
         model = find(
@@ -239,6 +250,14 @@ def run_layers(
             f"{program} fetch-checkpoints --model {model.label}",
         )
     layers.append(Layer("checkpoint", True, f"{model.label}: {final} (verified)"))
+    if lite:
+        return fail(
+            "demo",
+            f"not run: {model.label} needs mmcv's compiled ops, which {LITE} does not have"
+            f" (MMLAB_MMCV_PACKAGE={LITE}): models that need them cannot run in this environment",
+            f"for the ops: {program} env --mmcv-package auto (with an MMLAB_MMCV_INDEX that is"
+            f" reachable from here), then {fix_env} --update",
+        )
     device = "cuda:0" if cuda else "cpu"
     project = settings.extension_path / demo.project
     with temporary_folder(settings.root, VERIFY_TEMPORARY) as out:  # in the workspace

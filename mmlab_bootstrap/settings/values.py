@@ -35,6 +35,8 @@ from mmlab_bootstrap.settings.variables import (
     GIT_CACHE_MODE,
     GIT_MIRROR,
     MMCV_INDEX,
+    MMCV_PACKAGE,
+    MMCV_PACKAGES,
     PROJECTS,
     PYPI_INDEX,
     PYTHON,
@@ -179,6 +181,11 @@ class Settings:
         return self[MMCV_INDEX]
 
     @property
+    def mmcv_package(self) -> str:
+        """`auto` (the series' mmcv with its compiled ops) or `mmcv-lite` (none)."""
+        return self[MMCV_PACKAGE]
+
+    @property
     def pypi_index(self) -> str:
         return self[PYPI_INDEX]
 
@@ -284,6 +291,10 @@ def _normalise(variable: Variable, raw: str, source: Source, root: Path) -> str:
     if variable.kind is Kind.CUDA:
         if raw != "cpu" and not re.fullmatch(r"cu\d{2,4}", raw):
             raise _fail(variable, source, raw, "is not cpu or a CUDA tag such as cu113")
+        return raw
+    if variable.kind is Kind.MMCV_PACKAGE:
+        if raw not in MMCV_PACKAGES:
+            raise _fail(variable, source, raw, f"must be {' or '.join(MMCV_PACKAGES)}")
         return raw
     if variable.kind is Kind.SWITCH:
         if raw not in ("0", "1"):

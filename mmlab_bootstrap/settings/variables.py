@@ -24,6 +24,7 @@ class Kind(Enum):
     CACHE_MODE = "cache_mode"
     PROGRAM = "program"
     CUDA = "cuda"
+    MMCV_PACKAGE = "mmcv_package"
 
 
 class Variable(NamedTuple):
@@ -63,9 +64,14 @@ PYTHON = "MMLAB_PYTHON"
 CUDA = "MMLAB_CUDA"
 TORCH_INDEX = "MMLAB_TORCH_INDEX"
 MMCV_INDEX = "MMLAB_MMCV_INDEX"
+MMCV_PACKAGE = "MMLAB_MMCV_PACKAGE"
 PYPI_INDEX = "MMLAB_PYPI_INDEX"
 TORCH_HOME = "MMLAB_TORCH_HOME"
 CACHE_MODES = ("dissociate", "share")
+# What MMLAB_MMCV_PACKAGE may say: the series' own distribution with its compiled ops (auto:
+# mmcv-full for OpenMMLab 1.x, mmcv for 2.x, a prebuilt wheel), or mmcv-lite (2.x only: PyPI's
+# pure-Python build, no compiled ops, no wheel page needed).
+MMCV_PACKAGES = ("auto", "mmcv-lite")
 
 # Not settings: the two lines `.env` carries about itself (see `sourced`), so that a shell
 # that sourced it is recognised.
@@ -96,6 +102,7 @@ FLAG_PARAMS = {
     CUDA: "cuda",
     TORCH_INDEX: "torch_index",
     MMCV_INDEX: "mmcv_index",
+    MMCV_PACKAGE: "mmcv_package",
     PYPI_INDEX: "pypi_index",
     TORCH_HOME: "torch_home",
 }
@@ -195,6 +202,13 @@ VARIABLES: tuple[Variable, ...] = (
         "https://download.openmmlab.com/",
         Kind.HTTP_MIRROR,
         "base of mmcv's prebuilt wheel pages (<base>mmcv/dist/<tag>/torch<X.Y>/index.html)",
+    ),
+    Variable(
+        MMCV_PACKAGE,
+        "auto",
+        Kind.MMCV_PACKAGE,
+        "auto: mmcv with its compiled ops from a prebuilt wheel (mmcv-full for OpenMMLab 1.x);"
+        " mmcv-lite: PyPI's build without compiled ops (2.x only; no wheel page needed)",
     ),
     Variable(
         PYPI_INDEX,

@@ -253,3 +253,89 @@ def rc4_workspace(extension: Path, *, mmcv: str = "1.6.1") -> Path:
     write(extension / "mmdetection3d" / "requirements" / "runtime.txt", RC4_RUNTIME)
     write(extension / "mmcv" / "mmcv" / "version.py", f"__version__ = '{mmcv}'\n")
     return extension
+
+
+def mmcv_lite_files(version: str) -> dict[str, str]:
+    """mmcv-lite: mmcv without its compiled ops; `mmcv.ops` fails as the real one does."""
+    return {
+        "mmcv/__init__.py": f"__version__ = {version!r}\n",
+        "mmcv/ops/__init__.py": "from .._ext import OPS  # mmcv-lite has no _ext\n",
+    }
+
+
+def mmengine_files(version: str) -> dict[str, str]:
+    """mmengine with the `digit_version` the OpenMMLab 2.x packages check versions with."""
+    return {
+        "mmengine/__init__.py": f"__version__ = {version!r}\n",
+        "mmengine/utils/__init__.py": (
+            "import re\n"
+            "def digit_version(version_str, length=4):\n"
+            "    return tuple(int(p) for p in re.findall(r'\\d+', version_str)[:3])\n"
+        ),
+    }
+
+
+# mmdetection3d v1.4.0 (an OpenMMLab 2.x checkout), the parts the tool reads and runs.
+MMDET3D_14_INIT = """\
+# Copyright (c) OpenMMLab. All rights reserved.
+import mmcv
+import mmdet
+import mmengine
+from mmengine.utils import digit_version
+
+from .version import __version__, version_info
+
+mmcv_minimum_version = '2.0.0rc4'
+mmcv_maximum_version = '2.2.0'
+mmcv_version = digit_version(mmcv.__version__)
+
+mmengine_minimum_version = '0.8.0'
+mmengine_maximum_version = '1.0.0'
+mmengine_version = digit_version(mmengine.__version__)
+
+mmdet_minimum_version = '3.0.0rc5'
+mmdet_maximum_version = '3.4.0'
+mmdet_version = digit_version(mmdet.__version__)
+
+assert (mmcv_version >= digit_version(mmcv_minimum_version)
+        and mmcv_version < digit_version(mmcv_maximum_version)), \\
+    f'MMCV=={mmcv.__version__} is used but incompatible. ' \\
+    f'Please install mmcv>={mmcv_minimum_version}, <{mmcv_maximum_version}.'
+
+assert (mmengine_version >= digit_version(mmengine_minimum_version)
+        and mmengine_version < digit_version(mmengine_maximum_version)), \\
+    f'MMEngine=={mmengine.__version__} is used but incompatible. ' \\
+    f'Please install mmengine>={mmengine_minimum_version}, ' \\
+    f'<{mmengine_maximum_version}.'
+
+assert (mmdet_version >= digit_version(mmdet_minimum_version)
+        and mmdet_version < digit_version(mmdet_maximum_version)), \\
+    f'MMDET=={mmdet.__version__} is used but incompatible. ' \\
+    f'Please install mmdet>={mmdet_minimum_version}, ' \\
+    f'<{mmdet_maximum_version}.'
+
+__all__ = ['__version__', 'version_info', 'digit_version']
+"""
+MMDET3D_14_MMINSTALL = "mmcv>=2.0.0rc4,<2.2.0\nmmdet>=3.0.0,<3.3.0\nmmengine>=0.7.1,<1.0.0\n"
+MMDET3D_14_SETUP = """\
+import torch
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+from setuptools import find_packages, setup
+
+setup(name='mmdet3d', version='1.4.0', packages=find_packages())
+"""
+
+
+def v14_workspace(extension: Path, *, runtime: str = "", mmcv: str = "2.1.0") -> Path:
+    """An OpenMMLab 2.x workspace's shape: mmdetection3d v1.4.0 and an mmcv 2.x checkout."""
+    project = extension / "mmdetection3d"
+    write(project / "mmdet3d" / "__init__.py", MMDET3D_14_INIT)
+    write(
+        project / "mmdet3d" / "version.py",
+        "__version__ = '1.4.0'\nversion_info = (1, 4, 0)\nshort_version = __version__\n",
+    )
+    write(project / "requirements" / "mminstall.txt", MMDET3D_14_MMINSTALL)
+    write(project / "requirements" / "runtime.txt", runtime)
+    write(project / "setup.py", MMDET3D_14_SETUP)
+    write(extension / "mmcv" / "mmcv" / "version.py", f"__version__ = '{mmcv}'\n")
+    return extension
