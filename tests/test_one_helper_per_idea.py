@@ -232,3 +232,26 @@ def test_fetch_means_git_fetch() -> None:
         and not re.search(r"fetch[-_]checkpoints", line)
     ]
     assert checkpoints == []
+
+
+THREADS = r"\bThread\(|(?<![\w.])_thread\b|start_new_thread"  # a thread started
+
+
+def test_one_work_pool() -> None:
+    """Parallel work over many items (the submodules' fetch, the mirror walk, the checkpoint
+    downloads) runs on run/pool.WorkPool; no other executor, and threads only where one task
+    runs beside another, never a walker: the heartbeat, the lease lock's beat, the hashing of
+    a download as it arrives, and the `ls-remote` asked while a submodule's commit is fetched."""
+    assert (
+        _files_matching(r"concurrent\.futures|ThreadPoolExecutor|ProcessPool|multiprocessing")
+        == set()
+    )
+    assert _files_matching(THREADS) == {
+        "mmlab_bootstrap/run/pool.py",  # one thread per running item
+        "mmlab_bootstrap/output/progress.py",  # Heartbeat
+        "mmlab_bootstrap/fs/lease.py",  # the owner file touched while the lease is held
+        "mmlab_bootstrap/checkpoints/partial.py",  # hashing beside the download
+        "mmlab_bootstrap/clone/fetch/repository.py",  # ls-remote beside the fetch
+    }, _lines_matching(THREADS)
+    # (no worker loop draining a queue of items, no join polled every few tenths of a second)
+    assert _files_matching(r"get_nowait\(|\.join\(0\.\d") == set()

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import stat
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from mmlab_bootstrap.checkpoints.index import (
 from mmlab_bootstrap.errors import BootstrapError, redacted, shown
 from mmlab_bootstrap.fs import denied
 from mmlab_bootstrap.output import Reporter, human_size
-from mmlab_bootstrap.run import Counted, Session, StepResult, check_flags
+from mmlab_bootstrap.run import Counted, Session, StepResult, WorkPool, check_flags
 from mmlab_bootstrap.settings import (
     CHECKPOINTS,
     CHECKPOINTS_PATH,
@@ -36,6 +34,7 @@ from mmlab_bootstrap.settings import (
 )
 
 OPENMMLAB = "https://download.openmmlab.com/"
+STOP_GRACE = 2.0  # seconds the downloads get to stop after a Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -277,26 +276,27 @@ def split_names(
 def _download_all(
     session: Session, plans: Sequence[CheckpointPlan], jobs: int, accept: bool
 ) -> None:
-    """Every download, `jobs` at a time; the others finish when one fails, then its error."""
+    """Every download, `jobs` at a time; the others finish when one fails, then the error of
+    the first that failed (in the order of the plans)."""
     # startup: requests, urllib3 and tqdm only when something is downloaded
     from mmlab_bootstrap.checkpoints.download import download_file
     from mmlab_bootstrap.checkpoints.http import Cancelled, Job, http_session
     from mmlab_bootstrap.checkpoints.progress import Downloads
 
     http = http_session(jobs)
-    cancel = threading.Event()
-    errors: list[BaseException] = []
     with Downloads(session.report, len(plans)) as shown_progress:
 
-        def one(plan: CheckpointPlan) -> None:
+        def one(plan: CheckpointPlan) -> BaseException | None:
+            """One download; its error is returned (the others go on), to be raised after
+            the rest."""
             job = Job(plan.model.label, plan.url, plan.final, plan.model.hash_prefix, accept)
             try:
-                done = download_file(http, job, shown_progress, cancel)
+                done = download_file(http, job, shown_progress, pool.interrupted)
             except Cancelled:
-                return
-            except BaseException:
+                return None
+            except BaseException as error:
                 shown_progress.failed(job.label)
-                raise
+                return error
             odd = " (does not match its name: accepted)" if done.mismatch else ""
             resumed = (
                 f", {human_size(done.received)} this run" if done.received != done.size else ""
@@ -306,37 +306,15 @@ def _download_all(
                 f"downloaded {job.label}: {plan.final} ({human_size(done.size)}{resumed},"
                 f" sha256 {done.sha256[:16]}…){odd}",
             )
+            return None
 
-        todo: queue.Queue[CheckpointPlan] = queue.Queue()
-        for plan in plans:
-            todo.put(plan)
-
-        def worker() -> None:
-            while not cancel.is_set():
-                try:
-                    plan = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    one(plan)
-                except BaseException as error:  # reported by the main thread, after the rest
-                    errors.append(error)
-
-        # Daemon threads: a download waiting on a stalled server never holds up Ctrl-C (the
-        # partial file is whole up to its last write, and the next run resumes it).
-        workers = [threading.Thread(target=worker, daemon=True) for _ in range(jobs)]
-        for thread in workers:
-            thread.start()
-        try:
-            for thread in workers:
-                while thread.is_alive():
-                    thread.join(0.2)
-        except BaseException:
-            cancel.set()  # Ctrl-C: every download stops at its next chunk; partials stay
-            for thread in workers:
-                thread.join(2)
-            raise
+        # A Ctrl-C: every download stops at its next chunk (partials stay); one waiting on a
+        # stalled server is left behind after STOP_GRACE seconds (the partial file is whole up
+        # to its last write, and the next run resumes it).
+        pool = WorkPool(one, jobs, grace=STOP_GRACE, name="download")
+        ended = pool.run(plans)
     http.close()
+    errors = [error for _, error in ended if error is not None]
     if errors:
         raise errors[0]
 

@@ -11,7 +11,6 @@ import os
 import re
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +20,7 @@ from mmlab_bootstrap.mirror.apply import Mirrorer
 from mmlab_bootstrap.mirror.places import MirrorError, Place
 from mmlab_bootstrap.mirror.plan import Child, children, start_commits
 from mmlab_bootstrap.output import Heartbeat, Reporter
+from mmlab_bootstrap.run import WorkPool
 
 
 class Visit(NamedTuple):
@@ -57,32 +57,33 @@ class Walk:
 
     def _run(self, root: Place, jobs: int) -> None:
         sha = {self.ref} if re.fullmatch(FULL_SHA, self.ref) else set()
-        running: dict[Future[list[Child]], Visit] = {}
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        first = Visit(root, frozenset(sha), fetch=True, root=True)
+        self._mark(first)
+        # (a Ctrl-C reaches the git processes too: what runs ends with its git)
+        WorkPool(self._visit_kept, jobs, then=self._then, name="mirror").run([first])
 
-            def submit(visit: Visit) -> None:
-                self.busy.add(visit.place.key)
-                self.seen.setdefault(visit.place.key, set()).update(visit.commits)
-                running[pool.submit(self._visit, visit)] = visit
+    def _mark(self, visit: Visit) -> None:
+        """A visit about to be added: its repository is busy, its commits asked for."""
+        self.busy.add(visit.place.key)
+        self.seen.setdefault(visit.place.key, set()).update(visit.commits)
 
-            submit(Visit(root, frozenset(sha), fetch=True, root=True))
-            try:
-                while running:
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        visit = running.pop(future)
-                        self.busy.discard(visit.place.key)
-                        try:
-                            found = future.result()
-                        except BootstrapError as error:
-                            self.failed.append((visit.place, error))
-                            found = []
-                        for batch in self._next(visit.place, found):
-                            submit(batch)
-            except BaseException:
-                for future in running:  # what runs ends with its git (Ctrl-C reaches the group)
-                    future.cancel()
-                raise
+    def _then(self, visit: Visit, result: tuple[list[Child], BootstrapError | None]) -> list[Visit]:
+        """A visit ended: keep its failure, return the visits its children call for."""
+        found, error = result
+        self.busy.discard(visit.place.key)
+        if error is not None:
+            self.failed.append((visit.place, error))
+        batch = self._next(visit.place, found)
+        for more in batch:
+            self._mark(more)
+        return batch
+
+    def _visit_kept(self, visit: Visit) -> tuple[list[Child], BootstrapError | None]:
+        """One visit; its failure kept (the others go on)."""
+        try:
+            return self._visit(visit), None
+        except BootstrapError as error:
+            return [], error
 
     def _next(self, done: Place, found: list[Child]) -> list[Visit]:
         """The visits that the children of a finished repository (and commits that reached

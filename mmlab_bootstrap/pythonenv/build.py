@@ -65,7 +65,7 @@ from mmlab_bootstrap.pythonenv.uvrun import (
     common_flags,
     run_uv,
 )
-from mmlab_bootstrap.run import Session
+from mmlab_bootstrap.run import Session, WorkPool
 from mmlab_bootstrap.settings import Settings
 
 MARKER = "mmlab-bootstrap-env.json"  # in every venv this tool made (and only those)
@@ -627,13 +627,15 @@ class _Builder:
                 what=f"installing {checkout} editable",
                 hint=f"fix what {checkout}/setup.py needs, then run the same command again",
             )  # fmt: skip
-        # startup: a thread for the doctor's checks only when an environment is built
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(1) as pool:  # two interpreters at once: neither waits
-            doctor = pool.submit(self._doctor, partial)
+        # The import check and the doctor's checks at once (two interpreters: neither waits).
+        def check(which: str) -> list[str]:
+            if which == "doctor":
+                return self._doctor(partial)
             self._verify(python)
-            found = doctor.result()
+            return []
+
+        ended = WorkPool(check, 2, name="checks").run(["imports", "doctor"])
+        found = ended[1][1]
         (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         return found
 

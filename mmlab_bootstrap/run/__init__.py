@@ -1,6 +1,6 @@
 """How a task runs: its session (root, `.env`, settings, lock: `session`), the one seam every
-change goes through (`changes.Changes.make`), the base of every step (`step`) and the stop
-signal of parallel work (`pool`).
+change goes through (`changes.Changes.make`), the base of every step (`step`) and the one
+work pool of parallel work, `jobs` at a time, with its stop signal (`pool`).
 
 Plan/apply: the seam: planners return plans, appliers hand each change to `Changes.make`.
 May import: settings, git, output, fs, errors (enforced by `lint-imports`).
@@ -17,7 +17,7 @@ TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 
 if TYPE_CHECKING:
     from mmlab_bootstrap.run.changes import Changes
-    from mmlab_bootstrap.run.pool import Stopped
+    from mmlab_bootstrap.run.pool import Stopped, WorkPool
     from mmlab_bootstrap.run.session import STATE_FILE, Session, find_root
     from mmlab_bootstrap.run.step import (
         Counted,
@@ -34,6 +34,7 @@ __all__ = [
     "Session",
     "StepResult",
     "Stopped",
+    "WorkPool",
     "check_flags",
     "find_root",
     "jobs_flag",
@@ -47,6 +48,7 @@ _WHERE = {
     "Session": "session",
     "StepResult": "step",
     "Stopped": "pool",
+    "WorkPool": "pool",
     "check_flags": "step",
     "find_root": "session",
     "jobs_flag": "step",

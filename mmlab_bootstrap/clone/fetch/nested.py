@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 from mmlab_bootstrap.clone.fetch.repository import has_git
@@ -52,10 +53,19 @@ def _beside(base: str, relative: str) -> str:
 
 
 def wait_for(work: Pass, early: Early) -> None:
-    """Wait for an early fetch to end (unless the pass is stopped)."""
-    while not early.done.wait(0.05):
-        if work.stop.is_set():
-            raise Stopped
+    """Wait for an early fetch to end (unless the pass is interrupted: `interrupt` ends the
+    wait)."""
+    early.done.wait()
+    if work.pool.interrupted.is_set():
+        raise Stopped
+
+
+def interrupt(work: Pass) -> None:
+    """A Ctrl-C: whoever waits for an early fetch stops waiting."""
+    with work.lock:
+        waited = list(work.early.values())
+    for early in waited:
+        early.done.set()
 
 
 class NestedFetcher(ResumingFetcher):
@@ -80,12 +90,12 @@ class NestedFetcher(ResumingFetcher):
         if fresh and not self._make_repository(sub, gitdir):
             self._remove_new_repository(work, sub, gitdir)
             return self._as_git_does(work, sub, allow_file)
-        if work.stop.is_set():
+        if work.pool.interrupted.is_set():
             raise Stopped
         fetched = Outcome(0, "", "")
         if fresh or not has_commit(self.git, sub.folder, sub.recorded):
             watch = work.board.watcher(sub.path)
-            stopped = work.stop.is_set
+            stopped = work.pool.interrupted.is_set
             if fresh:
                 fetched = self._fetch_commit(
                     [], sub.folder, sub.recorded, sub.fetched, watch, allow_file, sub.url, stopped
@@ -113,7 +123,7 @@ class NestedFetcher(ResumingFetcher):
                 f" ({git_message(fetched.err)}); fetching it as git submodule update does"
             )
             return self._as_git_does(work, sub, allow_file)
-        if work.stop.is_set():
+        if work.pool.interrupted.is_set():
             raise Stopped
         return self._check_out(work, sub, fresh)
 
@@ -143,7 +153,7 @@ class NestedFetcher(ResumingFetcher):
         (so that a refusal still finds none of them fetched). Otherwise, or for what goes
         wrong here, the usual way follows once `sub` is checked out (`_prepare` checks them
         all again then)."""
-        if work.pool is None or work.closing.is_set() or work.stop.is_set():
+        if work.pool.stopping.is_set():
             return
         git, commit = self.git, sub.recorded
         listed = git.probe(
@@ -192,20 +202,24 @@ class NestedFetcher(ResumingFetcher):
             allow = needs_file_transport([(label, fetched[path])], work.roots)
             nested = Early(gitdir, url, recorded)
             with work.lock:
+                if work.pool.stopping.is_set():
+                    return  # (checked under the lock `interrupt` takes: none waits forever)
                 work.early[folder] = nested
                 work.board.expect(1)
-                future = work.pool.submit(
-                    self._fetch_early, work, sub, nested, label, fetched[path], allow
+                # (added while `sub` runs, it starts before the nested submodule's own work,
+                # added once `sub` is done, which waits for it)
+                work.pool.add(
+                    functools.partial(
+                        self._fetch_early, work, sub, nested, label, fetched[path], allow
+                    )
                 )
-                work.spawned.append(future)
 
     def _fetch_early(
         self, work: Pass, parent: Submodule, early: Early, label: str, url: str, allow: bool
     ) -> Result:
         """Make a nested submodule's repository (no `.git` link yet) and fetch its commit."""
         try:
-            if work.stop.is_set() or work.closing.is_set():
-                raise Stopped
+            work.pool.check()
             work.board.add(label, url)
             try:  # (what fails here is done again the usual way: never an error of its own)
                 # its folder is not there yet: its parent's stands in until `_adopt_early`
@@ -217,7 +231,14 @@ class NestedFetcher(ResumingFetcher):
                     at = ["--git-dir", str(early.gitdir)]
                     watch = work.board.watcher(label)
                     fetched = self._fetch_commit(
-                        at, None, early.recorded, url, watch, allow, early.url, work.stop.is_set
+                        at,
+                        None,
+                        early.recorded,
+                        url,
+                        watch,
+                        allow,
+                        early.url,
+                        work.pool.interrupted.is_set,
                     )
                     early.ok = fetched.ok
             except (OSError, BootstrapError):

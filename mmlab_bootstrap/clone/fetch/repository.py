@@ -186,7 +186,7 @@ class RepositoryFetcher:
     def _as_git_does(self, work: Pass, sub: Submodule, allow_file: bool) -> Outcome:
         """`git submodule update --depth 1 -- PATH`: it fetches the default branch's tip, then
         the recorded commit when that is not in it."""
-        if work.stop.is_set():
+        if work.pool.interrupted.is_set():
             raise Stopped
         where = str(sub.folder.relative_to(sub.parent))
         args = ["submodule", "update", "--depth", "1", "--progress", "--", where]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmlab_bootstrap.clone.checkouts import CheckoutRecord
 from mmlab_bootstrap.git import Outcome, Submodule
 from mmlab_bootstrap.output import Board
+from mmlab_bootstrap.run import WorkPool
 
 DEEPER = ("--depth", "50")
 
@@ -33,6 +34,7 @@ NO_REPOSITORY = re.compile(
 
 
 Result = tuple[Submodule, Outcome, list[tuple[Submodule, bool]]]
+Task = Callable[[], Result]  # one item of the pass's work pool
 
 
 @dataclass
@@ -43,15 +45,13 @@ class Pass:
     record: CheckoutRecord
     roots: list[Path]
     board: Board
+    # its `interrupted`: stop now; its `stopping` (an error, or interrupted): start no more
+    pool: WorkPool[Task, Result]
     lock: threading.Lock = field(default_factory=threading.Lock)
-    stop: threading.Event = field(default_factory=threading.Event)  # interrupted: stop now
-    closing: threading.Event = field(default_factory=threading.Event)  # an error: start no more
     modules: dict[Path, Path | None] = field(default_factory=dict)
     ready: int = 0  # submodules seen at their recorded commit, checked out
     unfinished: int = 0  # submodules that are not (their fetch failed, or so far)
     early: dict[Path, Early] = field(default_factory=dict)  # by the submodule's folder
-    pool: ThreadPoolExecutor | None = None
-    spawned: list[Future[Result]] = field(default_factory=list)  # for `_drive` to collect
 
 
 @dataclass

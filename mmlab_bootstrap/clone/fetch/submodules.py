@@ -21,13 +21,13 @@ its nested ones).
 
 from __future__ import annotations
 
+import functools
 import shlex
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from mmlab_bootstrap.clone.checkouts import CheckoutRecord
-from mmlab_bootstrap.clone.fetch.nested import NestedFetcher, wait_for
-from mmlab_bootstrap.clone.fetch.state import ROUNDS, Pass, Result
+from mmlab_bootstrap.clone.fetch.nested import NestedFetcher, interrupt, wait_for
+from mmlab_bootstrap.clone.fetch.state import ROUNDS, Pass, Result, Task
 from mmlab_bootstrap.git import (
     BY_COMMIT,
     CONFLICT,
@@ -44,7 +44,7 @@ from mmlab_bootstrap.git import (
     walk_submodules,
 )
 from mmlab_bootstrap.output import Board
-from mmlab_bootstrap.run import Stopped
+from mmlab_bootstrap.run import Stopped, WorkPool
 
 
 class SubmoduleFetcher(NestedFetcher):
@@ -108,68 +108,34 @@ class SubmoduleFetcher(NestedFetcher):
 
     def _levels(self, root: Path, record: CheckoutRecord) -> list[tuple[Submodule, Outcome]]:
         """One pass over every submodule, nested ones as soon as their parent is checked out,
-        `jobs` at a time; returns the submodules whose fetch failed."""
+        `jobs` at a time; returns the submodules whose fetch failed. After an error (a refusal
+        while listing nested ones) nothing new starts; what runs finishes, then it is raised.
+        A Ctrl-C stops what runs too (and the git processes it started)."""
         failed: list[tuple[Submodule, Outcome]] = []
+
+        def then(_task: Task, result: Result) -> list[Task]:
+            sub, outcome, batch = result
+            if not outcome.ok:
+                failed.append((sub, outcome))
+            return [functools.partial(self._work, work, nested, allow) for nested, allow in batch]
+
+        def on_interrupt() -> None:
+            interrupt(work)
+            self.git.interrupt()
+
         roots = file_roots(self.settings.repo, self.settings.mirror)
         with Board(self.report, live=self.git.progress) as board:
             self.git.warn = lambda text: board.say(lambda: self.report.warn(text))
-            work = self._pass = Pass(root, record, roots, board)
+            pool: WorkPool[Task, Result] = WorkPool(
+                _call, max(1, self.jobs), then=then, on_interrupt=on_interrupt, name="submodule"
+            )
+            work = self._pass = Pass(root, record, roots, board, pool)
             try:
                 first = self._prepare(work, list_submodules(self.git, root, root))
-                with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-                    work.pool = pool
-                    self._drive(pool, work, first, failed)
+                pool.run([functools.partial(self._work, work, sub, allow) for sub, allow in first])
             finally:
                 self.git.warn = self.report.warn
         return failed
-
-    def _drive(
-        self,
-        pool: ThreadPoolExecutor,
-        work: Pass,
-        first: list[tuple[Submodule, bool]],
-        failed: list[tuple[Submodule, Outcome]],
-    ) -> None:
-        """Run the submodules' work in `pool`, adding each one's submodules when it is done;
-        after an error, start nothing new, let what runs finish, then raise it."""
-        running: set[Future[Result]] = set()
-        error: Exception | None = None
-
-        def submit(batch: list[tuple[Submodule, bool]]) -> None:
-            for sub, allow in batch:
-                running.add(pool.submit(self._work, work, sub, allow))
-
-        try:
-            submit(first)
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                with work.lock:  # what the workers started themselves (`_start_nested`)
-                    running.update(work.spawned)
-                    work.spawned.clear()
-                for future in done:
-                    running.discard(future)
-                    try:
-                        sub, outcome, batch = future.result()
-                    except Stopped:
-                        continue
-                    except Exception as problem:  # a refusal while listing nested ones
-                        error = error or problem
-                        work.closing.set()
-                        continue
-                    if not outcome.ok:
-                        failed.append((sub, outcome))
-                    if error is None:
-                        submit(batch)
-        except BaseException:
-            work.stop.set()
-            with work.lock:
-                running.update(work.spawned)
-            for future in running:
-                future.cancel()
-            self.git.interrupt()
-            raise
-        if error is not None:
-            raise error
 
     def _prepare(self, work: Pass, subs: list[Submodule]) -> list[tuple[Submodule, bool]]:
         """Check one repository's submodules before any of them is fetched: their URLs, files
@@ -189,12 +155,10 @@ class SubmoduleFetcher(NestedFetcher):
         batch = [(sub, needs_file_transport(self._urls([sub]), work.roots)) for sub in pending]
         return batch + [(sub, False) for sub in subs if sub not in pending]
 
-    def _work(
-        self, work: Pass, sub: Submodule, allow_file: bool
-    ) -> tuple[Submodule, Outcome, list[tuple[Submodule, bool]]]:
+    def _work(self, work: Pass, sub: Submodule, allow_file: bool) -> Result:
         """Bring one submodule to its recorded commit (unless it is there), then prepare its
         own submodules; returns them, to be started next."""
-        if work.stop.is_set():
+        if work.pool.interrupted.is_set():
             raise Stopped
         outcome = Outcome(0, "", "")
         if not self._complete(sub):
@@ -217,8 +181,13 @@ class SubmoduleFetcher(NestedFetcher):
         with work.lock:
             work.record.finish([sub.path])
             work.ready += 1
-        if work.stop.is_set():
+        if work.pool.interrupted.is_set():
             raise Stopped
-        if work.closing.is_set():
+        if work.pool.stopping.is_set():  # (an error elsewhere: no nested ones)
             return sub, outcome, []
         return sub, outcome, self._prepare(work, list_submodules(self.git, work.root, sub.folder))
+
+
+def _call(task: Task) -> Result:
+    """One item of the pass: a submodule's work, or a nested one's early fetch."""
+    return task()
