@@ -19,7 +19,13 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from .fakepython import MMDET3D_10_INIT, MMDET3D_10_MMINSTALL, write
+from .fakepython import (
+    MMDET3D_10_INIT,
+    MMDET3D_10_MMINSTALL,
+    MMDET3D_INIT,
+    MMDET3D_MMINSTALL,
+    write,
+)
 from .httpserve import Served
 
 CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
@@ -276,47 +282,8 @@ def mmengine_files(version: str) -> dict[str, str]:
 
 
 # mmdetection3d v1.4.0 (an OpenMMLab 2.x checkout), the parts the tool reads and runs.
-MMDET3D_14_INIT = """\
-# Copyright (c) OpenMMLab. All rights reserved.
-import mmcv
-import mmdet
-import mmengine
-from mmengine.utils import digit_version
-
-from .version import __version__, version_info
-
-mmcv_minimum_version = '2.0.0rc4'
-mmcv_maximum_version = '2.2.0'
-mmcv_version = digit_version(mmcv.__version__)
-
-mmengine_minimum_version = '0.8.0'
-mmengine_maximum_version = '1.0.0'
-mmengine_version = digit_version(mmengine.__version__)
-
-mmdet_minimum_version = '3.0.0rc5'
-mmdet_maximum_version = '3.4.0'
-mmdet_version = digit_version(mmdet.__version__)
-
-assert (mmcv_version >= digit_version(mmcv_minimum_version)
-        and mmcv_version < digit_version(mmcv_maximum_version)), \\
-    f'MMCV=={mmcv.__version__} is used but incompatible. ' \\
-    f'Please install mmcv>={mmcv_minimum_version}, <{mmcv_maximum_version}.'
-
-assert (mmengine_version >= digit_version(mmengine_minimum_version)
-        and mmengine_version < digit_version(mmengine_maximum_version)), \\
-    f'MMEngine=={mmengine.__version__} is used but incompatible. ' \\
-    f'Please install mmengine>={mmengine_minimum_version}, ' \\
-    f'<{mmengine_maximum_version}.'
-
-assert (mmdet_version >= digit_version(mmdet_minimum_version)
-        and mmdet_version < digit_version(mmdet_maximum_version)), \\
-    f'MMDET=={mmdet.__version__} is used but incompatible. ' \\
-    f'Please install mmdet>={mmdet_minimum_version}, ' \\
-    f'<{mmdet_maximum_version}.'
-
-__all__ = ['__version__', 'version_info', 'digit_version']
-"""
-MMDET3D_14_MMINSTALL = "mmcv>=2.0.0rc4,<2.2.0\nmmdet>=3.0.0,<3.3.0\nmmengine>=0.7.1,<1.0.0\n"
+MMDET3D_14_INIT = MMDET3D_INIT  # (the mirror's HEAD is 1.4: the same file)
+MMDET3D_14_MMINSTALL = MMDET3D_MMINSTALL
 MMDET3D_14_SETUP = """\
 import torch
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
