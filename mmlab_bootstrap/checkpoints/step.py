@@ -181,6 +181,11 @@ def fetch_checkpoints_step(
     )
     for read in reads:
         report.info(f"{read.path}: read by {read.reader}")
+    if python is not None:
+        # startup: the loader's answers are kept only when it ran
+        from mmlab_bootstrap.checkpoints.configcache import keep_config_answers
+
+        session.changes.after_changes(lambda: keep_config_answers(settings.root))
     if model_names or not config_names:
         index = index_of(settings, session.report)
         models = wanted_models(settings, index, model_names, program)

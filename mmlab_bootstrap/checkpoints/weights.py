@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmlab_bootstrap.checkpoints import store as ckptstore
-from mmlab_bootstrap.checkpoints.configload import Loaded, load_configs
+from mmlab_bootstrap.checkpoints.configcache import load_cached
+from mmlab_bootstrap.checkpoints.configload import Loaded
 from mmlab_bootstrap.checkpoints.configread import ConfigError, ConfigRead, Unresolved, read_config
 from mmlab_bootstrap.checkpoints.configvars import config_environment, unknown_variables
 from mmlab_bootstrap.checkpoints.index import Model, final_path, hash_prefix, read_index
@@ -114,14 +115,15 @@ def config_reader(
     warn: Callable[[str], None] | None,
     say: Callable[[str], None] | None,
 ) -> Callable[[str, Path], ConfigRead]:
-    """How each of the `named` configs is read: the loader's answer (one run of `python`
-    for all of them) where it has one, else the static reader (ConfigError when it refuses
-    the file); each fallback said once through `warn`."""
+    """How each of the `named` configs is read: the loader's answer (at most one run of
+    `python` for all of them; none for those whose answer `configcache` kept and still holds)
+    where it has one, else the static reader (ConfigError when it refuses the file); each
+    fallback said once through `warn`."""
     environment = config_environment(settings, os.environ.items())
     loaded: Loaded | None = None
     if python is not None and named:
         paths = list(dict.fromkeys(Path(os.path.abspath(path)) for _, path in named))
-        loaded = load_configs(python, paths, environment, say)
+        loaded = load_cached(python, paths, environment, say, settings.root)
         if loaded.refused and warn is not None:
             warn(
                 f"read the configs statically: the training interpreter {python}: {loaded.refused}"
@@ -366,12 +368,15 @@ def put_in_place(
 
 
 def configs_status(
-    settings: Settings, python: str | None = None, say: Callable[[str], None] | None = None
+    settings: Settings,
+    python: str | None = None,
+    say: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[list[dict[str, object]], list[str]]:
     """Each config MMLAB_CHECKPOINTS names: whether every weight it loads is in place (no
     network, no hashing), the variables it reads and those `.env` does not set, and which
-    reader read it (the training interpreter `python`'s loader when given, else static); and
-    the problems, one line each."""
+    reader read it (the training interpreter `python`'s loader when given, else static:
+    `warn` gets why, as fetch-checkpoints says it); and the problems, one line each."""
 
     found: list[dict[str, object]] = []
     problems: list[str] = []
@@ -380,7 +385,7 @@ def configs_status(
     named = [(n, p) for n, p in paths.items() if p is not None]
     if not named:
         return found, problems
-    read_one = config_reader(settings, named, python, None, say)
+    read_one = config_reader(settings, named, python, warn, say)
     models = read_index(settings.extension_path, settings.projects, [])
     for name, path in named:
         entry: dict[str, object] = {"config": name, "path": str(path)}
