@@ -40,7 +40,7 @@ from mmlab_bootstrap.errors import BootstrapError
 from mmlab_bootstrap.fs import read_regular, write_atomically
 
 CACHE_FILE = ".mmlab-bootstrap-configs.json"
-VERSION = 1
+VERSION = 2
 CACHE_LIMIT = 4 << 20  # bytes of the cache file
 MAX_KEPT = 256  # answers kept on disk
 FILE_LIMIT = 64 << 20  # bytes of a file a config read, hashed to check it (bigger: not kept)

@@ -121,7 +121,8 @@ def walk(found, where, depth, out):
             walk(inner, where + str(number) + ".", depth + 1, out)
 
 # The files a config's load opened (its own, its bases, modules it imported from outside
-# the libraries; not the loader's temporary copies, removed by then), each with its sha256
+# the libraries; not the loader's temporary copies, removed by then) and the loader's own
+# module and package files, each with its sha256
 # when the load is over: what the tool's cache keys on.
 # A FIFO, a device or a socket is refused when the config would open it (it could block).
 import hashlib, stat
@@ -144,6 +145,9 @@ def audit(event, args):
         opened.setdefault(name, None)
 
 sys.addaudithook(audit)
+# The loader's own code (an edit of an editable mmcv changes what it answers).
+LOADER_FILES = [os.path.abspath(f) for f in (
+    getattr(sys.modules[Config.__module__], "__file__", None), package.__file__) if f]
 
 def digest(name):
     try:
@@ -160,6 +164,8 @@ def files_of(before):
         name = getattr(module, "__file__", None)
         if isinstance(name, str) and module.__name__ not in before and not name.startswith(SKIP):
             opened.setdefault(os.path.abspath(name), None)
+    for name in LOADER_FILES:
+        opened.setdefault(name, None)
     # (the loader's temporary copies are gone by now)
     found = [name for name in opened if os.path.isfile(name)]
     if len(found) > FILES:
