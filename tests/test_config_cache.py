@@ -222,3 +222,13 @@ def test_env_warns_once_when_the_interpreter_fails(ws: Workspace) -> None:
     assert run.code == 0, run.err
     warnings = [line for line in run.err.splitlines() if "read the configs statically" in line]
     assert len(warnings) == 1 and "does not start" in warnings[0], run.err
+
+
+def test_an_answer_of_another_version_of_the_tool_is_asked_again(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found trying it: an answer kept by a tool whose loader script did not yet refuse a
+    config over 1 MiB was used by the next version. The script is part of the key."""
+    assert ws.run("fetch-checkpoints")[0] == 1
+    monkeypatch.setattr(configcache, "SCRIPT", configcache.SCRIPT + "\n# another version\n")
+    assert ws.run("status")[0] == 2

@@ -30,6 +30,7 @@ from mmlab_bootstrap.checkpoints.configload import (
     MAX_FILES,
     MAX_ITEMS,
     NAME,
+    SCRIPT,
     TEXT_LIMIT,
     Loaded,
     Refused,
@@ -116,14 +117,16 @@ def keep_config_answers(root: Path) -> None:
 
 
 def interpreter_identity(python: str) -> list[Any]:
-    """What says the interpreter and its installed packages are as they were."""
+    """What says the interpreter and its installed packages are as they were (and the
+    loader's script this tool runs in it)."""
     real = os.path.realpath(python)
     venv = os.path.dirname(os.path.dirname(os.path.abspath(python)))
     places = [python, real, os.path.join(venv, "pyvenv.cfg")]
     places += sorted(glob.glob(os.path.join(glob.escape(venv), "lib", "python*", "site-packages")))[
         :4
     ]
-    identity: list[Any] = [python, real]
+    script = hashlib.sha256(SCRIPT.encode()).hexdigest()[:16]  # (a new tool asks again)
+    identity: list[Any] = [python, real, script]
     for place in places:
         try:
             found = os.stat(place)

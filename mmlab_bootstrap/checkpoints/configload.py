@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mmlab_bootstrap.checkpoints.configread import (
+    FILE_LIMIT,
     VALUE_LIMIT,
     ConfigRead,
     EnvRead,
@@ -50,6 +51,7 @@ from collections.abc import MutableMapping
 MARK = %r
 NEST = 64
 FILES = %d
+SIZE = %d
 answer = {"loader": None, "configs": []}
 try:
     from mmcv import Config
@@ -124,7 +126,8 @@ def walk(found, where, depth, out):
 # the libraries; not the loader's temporary copies, removed by then) and the loader's own
 # module and package files, each with its sha256
 # when the load is over: what the tool's cache keys on.
-# A FIFO, a device or a socket is refused when the config would open it (it could block).
+# A FIFO, a device or a socket is refused when the config would open it (it could block), and
+# a file of its own larger than the static reader reads (FILE_LIMIT): it would load for minutes.
 import hashlib, stat
 SKIP = LIBRARIES + tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix,
     sys.exec_prefix, "/dev", "/proc"})
@@ -135,13 +138,16 @@ def audit(event, args):
         return
     name = os.path.abspath(os.fsdecode(args[0]))
     try:
-        mode = os.stat(name).st_mode
+        found = os.stat(name)
     except OSError:
         return
+    mode = found.st_mode
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (
             (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and name != os.devnull):
         raise OSError("refusing to open %%s: not a regular file" %% name)
     if stat.S_ISREG(mode) and not name.startswith(SKIP) and not name.endswith(".pyc"):
+        if found.st_size > SIZE:
+            raise OSError("refusing to open %%s: more than %%d bytes" %% (name, SIZE))
         opened.setdefault(name, None)
 
 sys.addaudithook(audit)
@@ -232,7 +238,7 @@ def load_configs(
     `environment` (what a shell that sourced `.env` has)."""
     loaded = Loaded(python)
     env = {**environment, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
-    command = [python, "-c", SCRIPT % (MARK, MAX_FILES, TEXT_LIMIT), *map(str, paths)]
+    command = [python, "-c", SCRIPT % (MARK, MAX_FILES, FILE_LIMIT, TEXT_LIMIT), *map(str, paths)]
     try:
         ran = run_bounded(
             command, seconds=LOAD_SECONDS, max_bytes=OUTPUT_LIMIT, env=env, cwd="/", say=say

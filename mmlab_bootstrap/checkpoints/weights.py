@@ -31,7 +31,8 @@ from mmlab_bootstrap.checkpoints.configvars import config_environment, unknown_v
 from mmlab_bootstrap.checkpoints.index import Model, final_path, hash_prefix, read_index
 from mmlab_bootstrap.checkpoints.modelzoo import Zoo, read_zoo, url_file_name
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs import make_folders
+from mmlab_bootstrap.fs import kind, make_folders
+from mmlab_bootstrap.output import some_names
 from mmlab_bootstrap.run import Session
 from mmlab_bootstrap.settings import Settings
 
@@ -77,6 +78,16 @@ def config_path(settings: Settings, text: str) -> Path | None:
     for candidate in candidates:
         if candidate.suffix == ".py" and candidate.is_file():
             return candidate
+    for candidate in candidates:
+        if candidate.suffix == ".py" and os.path.lexists(candidate):
+            try:
+                what = kind(os.stat(candidate).st_mode)
+            except OSError as error:
+                what = f"unreadable ({error.strerror or error})"
+            raise ConfigError(
+                f"the config {shown(str(candidate))} is {what}, not a regular file",
+                "name a config file (.py)",
+            )
     return None
 
 
@@ -133,14 +144,16 @@ def config_reader(
         absolute = Path(os.path.abspath(path))
         read = loaded.reads.get(absolute) if loaded is not None else None
         if read is None:
-            read = read_config(path, environment)
+            why = ""
             if loaded is not None:
                 why = loaded.refused or f"{loaded.loader} could not load it"
                 failed = loaded.failed.get(absolute)
                 if failed is not None:
                     why = f"{loaded.loader} in {python} could not load it: {failed}"
-                    if warn is not None:
+                    if warn is not None:  # (before the static reader's error, if it has one)
                         warn(f"read {text} statically: {why}")
+            read = read_config(path, environment)
+            if why:
                 read.reader = f"the static reader ({why})"
         read.path = Path(text)
         return read
@@ -331,7 +344,7 @@ def put_in_place(
         unknown = unknown_variables(read.variables, settings)
         if unknown:
             report.warn(
-                f"{read.path} reads {', '.join(unknown)}, which .env does not set: set them in"
+                f"{read.path} reads {some_names(unknown)}, which .env does not set: set them in"
                 " .env (your own lines are kept) before training"
             )
     problems = [w for w in weights if w.state == "problem"]
@@ -407,6 +420,7 @@ def configs_status(
             reader=read.reader,
         )
         problems += [f"config {line}" for line in missing]
-        problems += [f"config {name} reads {v}, which .env does not set" for v in unknown]
+        if unknown:
+            problems.append(f"config {name} reads {some_names(unknown)}, which .env does not set")
         found.append(entry)
     return found, problems

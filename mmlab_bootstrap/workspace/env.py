@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError, redacted, shown
+from mmlab_bootstrap.output import some_names
 from mmlab_bootstrap.run import Counted, Session, StepResult
 from mmlab_bootstrap.settings import (
     IDENTITY_HELP,
@@ -102,7 +103,7 @@ def unset_config_variables(settings: Settings, warn: Callable[[str], None]) -> l
         unknown = config.get("unknown")
         if isinstance(unknown, list) and unknown:
             lines.append(
-                f"{config['config']} reads {', '.join(str(n) for n in unknown)}, which .env"
+                f"{config['config']} reads {some_names([str(n) for n in unknown])}, which .env"
                 f" does not set: add your own line for it to {settings.root / '.env'} (it is kept)"
             )
     return lines
