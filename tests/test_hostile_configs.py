@@ -154,3 +154,22 @@ def test_a_hostile_config(
     assert not os.path.lexists("/nowhere-writable")
     if name.endswith("/e.py") and loader:
         assert "V0, V1, V2, V3, V4 and 995 more" in run.err  # one line, not a thousand names
+
+
+@pytest.mark.parametrize("make", [_fifo_link, _folder], ids=["fifo-link", "a-folder"])
+def test_mmlab_checkpoints_naming_what_is_not_a_config(
+    workspace: Path, tmp_path: Path, make: Make
+) -> None:
+    """Found trying it: naming it in MMLAB_CHECKPOINTS made `status` and `doctor` end with the
+    error instead of naming it; `fetch-checkpoints` names what it is."""
+    write_index(workspace / "mmlab_extension" / "mmdetection3d", [CAR])
+    outside = tmp_path / "configs"
+    outside.mkdir()
+    env = {"MMLAB_CHECKPOINTS": make(outside)}
+    fetch = inv(workspace, "fetch-checkpoints", env=env)
+    assert fetch.code == 1 and "not a regular file" in fetch.err, fetch.err
+    assert fetch.err.splitlines()[-2].startswith("error: ")
+    for task in ("status", "doctor"):
+        run = inv(workspace, task, env=env)
+        assert "error:" not in run.err and "Traceback" not in run.err, run.err
+        assert env["MMLAB_CHECKPOINTS"] in run.out, run.out

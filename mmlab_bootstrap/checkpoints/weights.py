@@ -67,27 +67,31 @@ def config_path(settings: Settings, text: str) -> Path | None:
     """The config file `text` names: absolute, or relative to MMLAB_EXTENSION_PATH, or
     `project:path` (relative to that sub-project, as MMLAB_CHECKPOINTS names configs);
     None when there is no such file."""
-    project, _, rest = text.rpartition(":")
-    if project in settings.projects and rest:
-        candidates = [settings.extension_path / project / rest]
-    elif os.path.isabs(text):
-        candidates = [Path(text)]
-    else:
-        candidates = [settings.extension_path / text]
-        candidates += [settings.extension_path / p / text for p in settings.projects]
-    for candidate in candidates:
+    for candidate in _candidates(settings, text):
         if candidate.suffix == ".py" and candidate.is_file():
             return candidate
-    for candidate in candidates:
+    return None
+
+
+def _candidates(settings: Settings, text: str) -> list[Path]:
+    project, _, rest = text.rpartition(":")
+    if project in settings.projects and rest:
+        return [settings.extension_path / project / rest]
+    if os.path.isabs(text):
+        return [Path(text)]
+    candidates = [settings.extension_path / text]
+    return candidates + [settings.extension_path / p / text for p in settings.projects]
+
+
+def not_a_config(settings: Settings, text: str) -> str | None:
+    """What is at the first place `text` may name that is there but not a regular file."""
+    for candidate in _candidates(settings, text):
         if candidate.suffix == ".py" and os.path.lexists(candidate):
             try:
                 what = kind(os.stat(candidate).st_mode)
             except OSError as error:
                 what = f"unreadable ({error.strerror or error})"
-            raise ConfigError(
-                f"the config {shown(str(candidate))} is {what}, not a regular file",
-                "name a config file (.py)",
-            )
+            return f"the config {shown(str(candidate))} is {what}, not a regular file"
     return None
 
 
@@ -106,6 +110,9 @@ def read_configs(
     named: list[tuple[str, Path]] = []
     for text in configs:
         path = config_path(settings, text)
+        odd = not_a_config(settings, text) if path is None else None
+        if odd is not None:
+            raise ConfigError(odd, "name a config file (.py)")
         if path is None:
             raise ConfigError(
                 f"there is no config {shown(text)} (relative to MMLAB_EXTENSION_PATH"
