@@ -44,7 +44,7 @@ CACHE_FILE = ".mmlab-bootstrap-configs.json"
 VERSION = 2
 CACHE_LIMIT = 4 << 20  # bytes of the cache file
 MAX_KEPT = 256  # answers kept on disk
-FILE_LIMIT = 64 << 20  # bytes of a file a config read, hashed to check it (bigger: not kept)
+FILE_LIMIT = 4 << 20  # bytes of a file a load opened, hashed at each check (bigger: not kept)
 # Variables that change what the interpreter imports, whether a config reads them or not.
 INTERPRETER_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONNOUSERSITE")
 HINT = f"remove {CACHE_FILE} (a cache of the tool's; it is made again)"

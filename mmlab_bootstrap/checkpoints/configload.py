@@ -37,7 +37,7 @@ from mmlab_bootstrap.proc import run_bounded
 LOAD_SECONDS = 120.0  # importing mmcv imports torch: seconds on a cold cache
 OUTPUT_LIMIT = 1 << 20  # bytes, both streams: real answers are under 10 KiB
 MAX_ITEMS = 1000  # weights or variables of one config; real ones have under 10
-MAX_FILES = 256  # files one config's load opened, kept to key the cache on; more: not kept
+MAX_FILES = 96  # files a config's load opened (a base tree holds up to 64), to key the cache on
 TEXT_LIMIT = 1000  # characters of a key, a variable's name, a loader's or an error's text
 MARK = "MMLAB-CONFIG "
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}\Z")
