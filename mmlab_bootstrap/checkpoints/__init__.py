@@ -3,7 +3,7 @@
 its bounded tries (`http`), partial files (`partial`), records and states (`store`), bars and
 heartbeat (`progress`); config-aware downloads: a config's `_base_` chain, weights and
 environment reads, read statically (`configread`) or by the sub-project's own loader in the
-training interpreter (`configload`), mmcv's model-zoo tables
+training interpreter (`configload`; its answers kept by `configcache`), mmcv's model-zoo tables
 (`modelzoo`), where each weight goes (`weights`), what `.env` exports for the configs
 (`configvars`).
 
@@ -21,6 +21,7 @@ from mmlab_bootstrap import lazy_surface
 TYPE_CHECKING = False  # (not typing's: importing typing costs start-up time)
 
 if TYPE_CHECKING:
+    from mmlab_bootstrap.checkpoints.configcache import keep_config_answers
     from mmlab_bootstrap.checkpoints.configvars import config_environment, exported
     from mmlab_bootstrap.checkpoints.download import failure_text
     from mmlab_bootstrap.checkpoints.http import (
@@ -56,6 +57,7 @@ __all__ = [
     "final_path",
     "find",
     "http_session",
+    "keep_config_answers",
     "list_models",
     "read_index",
     "timeouts",
@@ -77,6 +79,7 @@ _WHERE = {
     "final_path": "index",
     "find": "index",
     "http_session": "http",
+    "keep_config_answers": "configcache",
     "list_models": "step",
     "read_index": "index",
     "timeouts": "http",

@@ -16,6 +16,7 @@ reads statically (`configread`) and says why in one line.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mmlab_bootstrap.checkpoints.configread import (
+    FILE_LIMIT,
     VALUE_LIMIT,
     ConfigRead,
     EnvRead,
@@ -35,9 +37,11 @@ from mmlab_bootstrap.proc import run_bounded
 LOAD_SECONDS = 120.0  # importing mmcv imports torch: seconds on a cold cache
 OUTPUT_LIMIT = 1 << 20  # bytes, both streams: real answers are under 10 KiB
 MAX_ITEMS = 1000  # weights or variables of one config; real ones have under 10
+MAX_FILES = 96  # files a config's load opened (a base tree holds up to 64), to key the cache on
 TEXT_LIMIT = 1000  # characters of a key, a variable's name, a loader's or an error's text
 MARK = "MMLAB-CONFIG "
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}\Z")
+SHA256 = re.compile(r"([0-9a-f]{64})?\Z")  # empty: the loader could not read it again
 
 # Run in the training interpreter: `python -c SCRIPT config...`. Its standard library and the
 # sub-project's loader only; what it prints last on a line starting with MARK is its answer.
@@ -46,6 +50,8 @@ import json, os, sys
 from collections.abc import MutableMapping
 MARK = %r
 NEST = 64
+FILES = %d
+SIZE = %d
 answer = {"loader": None, "configs": []}
 try:
     from mmcv import Config
@@ -116,10 +122,67 @@ def walk(found, where, depth, out):
         for number, inner in enumerate(found):
             walk(inner, where + str(number) + ".", depth + 1, out)
 
+# The files a config's load opened (its own, its bases, modules it imported from outside
+# the libraries; not the loader's temporary copies, removed by then) and the loader's own
+# module and package files, each with its sha256
+# when the load is over: what the tool's cache keys on.
+# A FIFO, a device or a socket is refused when the config would open it (it could block), and
+# a file of its own larger than the static reader reads (FILE_LIMIT): it would load for minutes.
+import hashlib, stat
+SKIP = LIBRARIES + tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix,
+    sys.exec_prefix, "/dev", "/proc"})
+opened = None
+
+def audit(event, args):
+    if event != "open" or opened is None or not isinstance(args[0], (str, bytes)):
+        return
+    name = os.path.abspath(os.fsdecode(args[0]))
+    try:
+        found = os.stat(name)
+    except OSError:
+        return
+    mode = found.st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (
+            (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and name != os.devnull):
+        raise OSError("refusing to open %%s: not a regular file" %% name)
+    if stat.S_ISREG(mode) and not name.startswith(SKIP) and not name.endswith(".pyc"):
+        if found.st_size > SIZE:
+            raise OSError("refusing to open %%s: more than %%d bytes" %% (name, SIZE))
+        opened.setdefault(name, None)
+
+sys.addaudithook(audit)
+# The loader's own code (an edit of an editable mmcv changes what it answers).
+LOADER_FILES = [os.path.abspath(f) for f in (
+    getattr(sys.modules[Config.__module__], "__file__", None), package.__file__) if f]
+
+def digest(name):
+    try:
+        with open(name, "rb") as source:
+            found = hashlib.sha256()
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                found.update(chunk)
+            return found.hexdigest()
+    except OSError:
+        return ""
+
+def files_of(before):
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__file__", None)
+        if isinstance(name, str) and module.__name__ not in before and not name.startswith(SKIP):
+            opened.setdefault(os.path.abspath(name), None)
+    for name in LOADER_FILES:
+        opened.setdefault(name, None)
+    # (the loader's temporary copies are gone by now)
+    found = [name for name in opened if os.path.isfile(name)]
+    if len(found) > FILES:
+        return None
+    return [[name, digest(name)] for name in found]
+
 real = os.environ
 for path in sys.argv[1:]:
     recording = Recording(real)
     os.environ = recording
+    opened, before = {}, set(sys.modules)
     try:
         config = Config.fromfile(path)
         merged = getattr(config, "_cfg_dict", None)
@@ -133,13 +196,16 @@ for path in sys.argv[1:]:
         for weight in weights:
             if weight not in unique:
                 unique.append(weight)
-        env = [[name, present] for name, present in recording.read.items()]
-        answer["configs"].append({"path": path, "ok": True, "weights": unique, "env": env})
+        entry = {"path": path, "ok": True, "weights": unique}
     except BaseException as error:
         text = (type(error).__name__ + ": " + str(error))[:%d]
-        answer["configs"].append({"path": path, "ok": False, "error": text})
+        entry = {"path": path, "ok": False, "error": text}
     finally:
         os.environ = real
+    entry["env"] = [[name, present] for name, present in recording.read.items()]
+    entry["files"] = files_of(before)
+    opened = None
+    answer["configs"].append(entry)
 print(MARK + json.dumps(answer))
 """
 
@@ -155,10 +221,11 @@ class Loaded:
     reads: dict[Path, ConfigRead] = field(default_factory=dict)
     failed: dict[Path, str] = field(default_factory=dict)
     refused: str = ""
+    entries: dict[Path, Any] = field(default_factory=dict)  # checked entries, as answered
 
 
-class _Refused(Exception):
-    pass
+class Refused(Exception):
+    """An answer (or a cached entry) that is not what the loader's script prints."""
 
 
 def load_configs(
@@ -171,7 +238,7 @@ def load_configs(
     `environment` (what a shell that sourced `.env` has)."""
     loaded = Loaded(python)
     env = {**environment, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
-    command = [python, "-c", SCRIPT % (MARK, TEXT_LIMIT), *map(str, paths)]
+    command = [python, "-c", SCRIPT % (MARK, MAX_FILES, FILE_LIMIT, TEXT_LIMIT), *map(str, paths)]
     try:
         ran = run_bounded(
             command, seconds=LOAD_SECONDS, max_bytes=OUTPUT_LIMIT, env=env, cwd="/", say=say
@@ -198,73 +265,94 @@ def load_configs(
         loaded.refused = "its answer is not JSON"
         loaded.reads.clear()
         loaded.failed.clear()
-    except _Refused as refused:
+        loaded.entries.clear()
+    except Refused as refused:
         loaded.refused = f"its answer is refused: {refused}"
         loaded.reads.clear()
         loaded.failed.clear()
+        loaded.entries.clear()
     return loaded
 
 
 def _answer(loaded: Loaded, answer: Any, paths: Sequence[Path]) -> None:
-    """Check the answer's every part and keep it (else `_Refused`, saying what is wrong)."""
+    """Check the answer's every part and keep it (else `Refused`, saying what is wrong)."""
     if not isinstance(answer, dict):
-        raise _Refused("not an object")
+        raise Refused("not an object")
     if isinstance(answer.get("error"), str):
-        raise _Refused(_plain(_text(answer["error"], "error")))
+        raise Refused(_plain(_text(answer["error"], "error")))
     loaded.loader = _plain(_text(answer.get("loader"), "loader"))
     configs = answer.get("configs")
     if not isinstance(configs, list) or len(configs) != len(paths):
-        raise _Refused(f"not one entry for each of the {len(paths)} config(s)")
+        raise Refused(f"not one entry for each of the {len(paths)} config(s)")
     for path, entry in zip(paths, configs, strict=True):
-        if not isinstance(entry, dict) or entry.get("path") != str(path):
-            raise _Refused(f"the entry for {path} is not one")
-        if entry.get("ok") is False:
-            loaded.failed[path] = _plain(_text(entry.get("error"), "error"))
-            continue
-        if entry.get("ok") is not True:
-            raise _Refused(f"the entry for {path} says neither ok nor not")
-        read = ConfigRead(path, files=[path], reader=f"{loaded.loader} in {loaded.python}")
-        for item in _items(entry.get("weights"), "weights"):
-            if not isinstance(item, list) or len(item) != 2:
-                raise _Refused("a weight is not a [key, value] pair")
-            key, value = _text(item[0], "a weight's key"), item[1]
-            if isinstance(value, str):
-                read.weights.append(WeightRef(key, _text(value, "a weight", VALUE_LIMIT)))
-            elif isinstance(value, dict) and set(value) == {"type", "repr"}:
-                kind, text = _text(value["type"], "a type"), _text(value["repr"], "a value")
-                why = f"a {kind}, not a path or URL"
-                read.weights.append(WeightRef(key, Unresolved(text, why)))
-            else:
-                raise _Refused("a weight's value is neither a string nor a described value")
-        for item in _items(entry.get("env"), "env"):
-            if (
-                not isinstance(item, list)
-                or len(item) != 2
-                or not isinstance(item[0], str)
-                or not NAME.match(item[0])
-                or not isinstance(item[1], bool)
-            ):
-                raise _Refused("a variable read is not a [name, was-set] pair")
-            # set when read: training needs it set; not set (read with a default): it may be
-            read.env.append(EnvRead(item[0], path, 0, has_default=not item[1]))
-        loaded.reads[path] = read
+        add_entry(loaded, path, entry)
+
+
+def add_entry(loaded: Loaded, path: Path, entry: Any) -> None:
+    """Check one config's entry of the answer (or of the cache: `configcache`) and keep it in
+    `loaded` (else `Refused`)."""
+    if not isinstance(entry, dict) or entry.get("path") != str(path):
+        raise Refused(f"the entry for {path} is not one")
+    files = entry.get("files")
+    if files is not None:
+        for item in _items(files, "files"):
+            if not (isinstance(item, list) and len(item) == 2):
+                raise Refused("a file read is not a [path, sha256] pair")
+            if not os.path.isabs(_text(item[0], "a file's path", VALUE_LIMIT)):
+                raise Refused("a file read is not an absolute path")
+            if not SHA256.match(_text(item[1], "a file's sha256")):
+                raise Refused("a file's sha256 is not one")
+    env = _items(entry.get("env"), "env")
+    for item in env:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not NAME.match(item[0])
+            or not isinstance(item[1], bool)
+        ):
+            raise Refused("a variable read is not a [name, was-set] pair")
+    if entry.get("ok") is False:
+        loaded.failed[path] = _plain(_text(entry.get("error"), "error"))
+        loaded.entries[path] = entry
+        return
+    if entry.get("ok") is not True:
+        raise Refused(f"the entry for {path} says neither ok nor not")
+    read = ConfigRead(path, files=[path], reader=f"{loaded.loader} in {loaded.python}")
+    for item in _items(entry.get("weights"), "weights"):
+        if not isinstance(item, list) or len(item) != 2:
+            raise Refused("a weight is not a [key, value] pair")
+        key, value = _text(item[0], "a weight's key"), item[1]
+        if isinstance(value, str):
+            read.weights.append(WeightRef(key, _text(value, "a weight", VALUE_LIMIT)))
+        elif isinstance(value, dict) and set(value) == {"type", "repr"}:
+            kind, text = _text(value["type"], "a type"), _text(value["repr"], "a value")
+            why = f"a {kind}, not a path or URL"
+            read.weights.append(WeightRef(key, Unresolved(text, why)))
+        else:
+            raise Refused("a weight's value is neither a string nor a described value")
+    for name, present in env:
+        # set when read: training needs it set; not set (read with a default): it may be
+        read.env.append(EnvRead(name, path, 0, has_default=not present))
+    loaded.reads[path] = read
+    loaded.entries[path] = entry
 
 
 def _items(found: Any, what: str) -> list[Any]:
     if not isinstance(found, list):
-        raise _Refused(f"{what} is not a list")
+        raise Refused(f"{what} is not a list")
     if len(found) > MAX_ITEMS:
-        raise _Refused(f"{what} has more than {MAX_ITEMS} items")
+        raise Refused(f"{what} has more than {MAX_ITEMS} items")
     return found
 
 
 def _text(found: Any, what: str, limit: int = TEXT_LIMIT) -> str:
     if not isinstance(found, str):
-        raise _Refused(f"{what} is not a string")
+        raise Refused(f"{what} is not a string")
     if len(found) > limit:
-        raise _Refused(f"{what} is longer than {limit} characters")
+        raise Refused(f"{what} is longer than {limit} characters")
     if "\0" in found:
-        raise _Refused(f"{what} holds a NUL")
+        raise Refused(f"{what} holds a NUL")
     return found
 
 

@@ -130,6 +130,12 @@ def _read_tree(
                 " (scope::path); not read"
             )
             continue
+        if "://" in name:
+            raise ConfigError(
+                f"the base {shown(name)} of {shown(str(path))} is a URL: _base_ names files"
+                " (relative to the config's folder, or absolute), as mmcv reads them",
+                "put the base config beside the config and name its file",
+            )
         base = (path.parent / name) if not os.path.isabs(name) else Path(name)
         if base.suffix != ".py":
             found.problems.append(

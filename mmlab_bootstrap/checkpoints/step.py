@@ -180,6 +180,11 @@ def fetch_checkpoints_step(
     )
     for read in reads:
         report.info(f"{read.path}: read by {read.reader}")
+    if python is not None:
+        # startup: the loader's answers are kept only when it ran
+        from mmlab_bootstrap.checkpoints.configcache import keep_config_answers
+
+        session.changes.after_changes(lambda: keep_config_answers(settings.root))
     if model_names or not config_names:
         index = index_of(settings, session.report)
         models = wanted_models(settings, index, model_names, program)
@@ -253,12 +258,17 @@ def split_names(
     that is a config file of the workspace is read as a config too, and stays a model name
     when the model index has it."""
     # startup: configs are read only when one is named
-    from mmlab_bootstrap.checkpoints.weights import config_path
+    from mmlab_bootstrap.checkpoints.configread import ConfigError
+    from mmlab_bootstrap.checkpoints.weights import config_path, not_a_config
 
     models: list[str] = []
     found_configs = list(configs)
     index: list[Model] | None = None
     for name in names:
+        if name.endswith(".py") and config_path(settings, name) is None:
+            odd = not_a_config(settings, name)
+            if odd is not None:
+                raise ConfigError(odd, "name a config file (.py)")
         if not name.endswith(".py") or config_path(settings, name) is None:
             models.append(name)
             continue

@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmlab_bootstrap.checkpoints import store as ckptstore
-from mmlab_bootstrap.checkpoints.configload import Loaded, load_configs
+from mmlab_bootstrap.checkpoints.configcache import load_cached
+from mmlab_bootstrap.checkpoints.configload import Loaded
 from mmlab_bootstrap.checkpoints.configread import ConfigError, ConfigRead, Unresolved, read_config
 from mmlab_bootstrap.checkpoints.configvars import config_environment, unknown_variables
 from mmlab_bootstrap.checkpoints.index import Model, final_path, hash_prefix, read_index
 from mmlab_bootstrap.checkpoints.modelzoo import Zoo, read_zoo, url_file_name
 from mmlab_bootstrap.errors import shown
-from mmlab_bootstrap.fs import make_folders
+from mmlab_bootstrap.fs import kind, make_folders
+from mmlab_bootstrap.output import some_names
 from mmlab_bootstrap.run import Session
 from mmlab_bootstrap.settings import Settings
 
@@ -65,17 +67,31 @@ def config_path(settings: Settings, text: str) -> Path | None:
     """The config file `text` names: absolute, or relative to MMLAB_EXTENSION_PATH, or
     `project:path` (relative to that sub-project, as MMLAB_CHECKPOINTS names configs);
     None when there is no such file."""
-    project, _, rest = text.rpartition(":")
-    if project in settings.projects and rest:
-        candidates = [settings.extension_path / project / rest]
-    elif os.path.isabs(text):
-        candidates = [Path(text)]
-    else:
-        candidates = [settings.extension_path / text]
-        candidates += [settings.extension_path / p / text for p in settings.projects]
-    for candidate in candidates:
+    for candidate in _candidates(settings, text):
         if candidate.suffix == ".py" and candidate.is_file():
             return candidate
+    return None
+
+
+def _candidates(settings: Settings, text: str) -> list[Path]:
+    project, _, rest = text.rpartition(":")
+    if project in settings.projects and rest:
+        return [settings.extension_path / project / rest]
+    if os.path.isabs(text):
+        return [Path(text)]
+    candidates = [settings.extension_path / text]
+    return candidates + [settings.extension_path / p / text for p in settings.projects]
+
+
+def not_a_config(settings: Settings, text: str) -> str | None:
+    """What is at the first place `text` may name that is there but not a regular file."""
+    for candidate in _candidates(settings, text):
+        if candidate.suffix == ".py" and os.path.lexists(candidate):
+            try:
+                what = kind(os.stat(candidate).st_mode)
+            except OSError as error:
+                what = f"unreadable ({error.strerror or error})"
+            return f"the config {shown(str(candidate))} is {what}, not a regular file"
     return None
 
 
@@ -94,6 +110,9 @@ def read_configs(
     named: list[tuple[str, Path]] = []
     for text in configs:
         path = config_path(settings, text)
+        odd = not_a_config(settings, text) if path is None else None
+        if odd is not None:
+            raise ConfigError(odd, "name a config file (.py)")
         if path is None:
             raise ConfigError(
                 f"there is no config {shown(text)} (relative to MMLAB_EXTENSION_PATH"
@@ -114,14 +133,15 @@ def config_reader(
     warn: Callable[[str], None] | None,
     say: Callable[[str], None] | None,
 ) -> Callable[[str, Path], ConfigRead]:
-    """How each of the `named` configs is read: the loader's answer (one run of `python`
-    for all of them) where it has one, else the static reader (ConfigError when it refuses
-    the file); each fallback said once through `warn`."""
+    """How each of the `named` configs is read: the loader's answer (at most one run of
+    `python` for all of them; none for those whose answer `configcache` kept and still holds)
+    where it has one, else the static reader (ConfigError when it refuses the file); each
+    fallback said once through `warn`."""
     environment = config_environment(settings, os.environ.items())
     loaded: Loaded | None = None
     if python is not None and named:
         paths = list(dict.fromkeys(Path(os.path.abspath(path)) for _, path in named))
-        loaded = load_configs(python, paths, environment, say)
+        loaded = load_cached(python, paths, environment, say, settings.root)
         if loaded.refused and warn is not None:
             warn(
                 f"read the configs statically: the training interpreter {python}: {loaded.refused}"
@@ -131,14 +151,16 @@ def config_reader(
         absolute = Path(os.path.abspath(path))
         read = loaded.reads.get(absolute) if loaded is not None else None
         if read is None:
-            read = read_config(path, environment)
+            why = ""
             if loaded is not None:
                 why = loaded.refused or f"{loaded.loader} could not load it"
                 failed = loaded.failed.get(absolute)
                 if failed is not None:
                     why = f"{loaded.loader} in {python} could not load it: {failed}"
-                    if warn is not None:
+                    if warn is not None:  # (before the static reader's error, if it has one)
                         warn(f"read {text} statically: {why}")
+            read = read_config(path, environment)
+            if why:
                 read.reader = f"the static reader ({why})"
         read.path = Path(text)
         return read
@@ -329,7 +351,7 @@ def put_in_place(
         unknown = unknown_variables(read.variables, settings)
         if unknown:
             report.warn(
-                f"{read.path} reads {', '.join(unknown)}, which .env does not set: set them in"
+                f"{read.path} reads {some_names(unknown)}, which .env does not set: set them in"
                 " .env (your own lines are kept) before training"
             )
     problems = [w for w in weights if w.state == "problem"]
@@ -366,12 +388,15 @@ def put_in_place(
 
 
 def configs_status(
-    settings: Settings, python: str | None = None, say: Callable[[str], None] | None = None
+    settings: Settings,
+    python: str | None = None,
+    say: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[list[dict[str, object]], list[str]]:
     """Each config MMLAB_CHECKPOINTS names: whether every weight it loads is in place (no
     network, no hashing), the variables it reads and those `.env` does not set, and which
-    reader read it (the training interpreter `python`'s loader when given, else static); and
-    the problems, one line each."""
+    reader read it (the training interpreter `python`'s loader when given, else static:
+    `warn` gets why, as fetch-checkpoints says it); and the problems, one line each."""
 
     found: list[dict[str, object]] = []
     problems: list[str] = []
@@ -380,7 +405,7 @@ def configs_status(
     named = [(n, p) for n, p in paths.items() if p is not None]
     if not named:
         return found, problems
-    read_one = config_reader(settings, named, python, None, say)
+    read_one = config_reader(settings, named, python, warn, say)
     models = read_index(settings.extension_path, settings.projects, [])
     for name, path in named:
         entry: dict[str, object] = {"config": name, "path": str(path)}
@@ -402,6 +427,7 @@ def configs_status(
             reader=read.reader,
         )
         problems += [f"config {line}" for line in missing]
-        problems += [f"config {name} reads {v}, which .env does not set" for v in unknown]
+        if unknown:
+            problems.append(f"config {name} reads {some_names(unknown)}, which .env does not set")
         found.append(entry)
     return found, problems

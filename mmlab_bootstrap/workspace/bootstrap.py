@@ -177,6 +177,11 @@ def check_after(session: Session, flags: Mapping[str, str | None]) -> None:
     def check() -> None:
         settings = session.settings(flags)
         found = workspace_status(session, settings, session.read_env().values(), details=False)
+        if found["configs"]:
+            # startup: the loader's answers are kept only when configs are named
+            from mmlab_bootstrap.checkpoints import keep_config_answers
+
+            keep_config_answers(settings.root)  # a later status need not start the interpreter
         if not found["healthy"]:
             problems = found["problems"]
             listed = "; ".join(problems[:5]) + (

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mmlab_bootstrap.errors import BootstrapError, redacted, shown
+from mmlab_bootstrap.output import some_names
 from mmlab_bootstrap.run import Counted, Session, StepResult
 from mmlab_bootstrap.settings import (
     IDENTITY_HELP,
@@ -54,7 +55,7 @@ def env_step(
         if not lines and any(old.get(name) != value for name, value in owned.items()):
             lines = [f"record which .env this is ({', '.join(IDENTITY_HELP)})"]
         session.changes.write_file(session.env_path, text, would=lines)
-    for line in unset_config_variables(settings):
+    for line in unset_config_variables(settings, session.report.warn):
         session.report.warn(line)
     exposed = _credential_exposed(session.env_path, wanted)
     if exposed:
@@ -81,13 +82,20 @@ def _credential_exposed(path: Path, values: Mapping[str, str]) -> str | None:
     )
 
 
-def unset_config_variables(settings: Settings) -> list[str]:
-    """The variables the configs of MMLAB_CHECKPOINTS read that `.env` does not set, named."""
+def unset_config_variables(settings: Settings, warn: Callable[[str], None]) -> list[str]:
+    """The variables the configs of MMLAB_CHECKPOINTS read that `.env` does not set, named;
+    read as fetch-checkpoints reads them (the training interpreter's loader when there is
+    one, else statically; `warn` gets why it fell back)."""
+    if not any(name.endswith(".py") for name in settings.checkpoint_models):
+        return []
     # startup: only the tasks that write `.env` import the checkpoints package
     from mmlab_bootstrap.checkpoints import configs_status
 
+    # startup: the status checks (and the environment builder) only when configs are named
+    from mmlab_bootstrap.workspace.status import training_python
+
     try:
-        configs, _ = configs_status(settings)
+        configs, _ = configs_status(settings, training_python(settings), None, warn)
     except BootstrapError:
         return []
     lines: list[str] = []
@@ -95,7 +103,7 @@ def unset_config_variables(settings: Settings) -> list[str]:
         unknown = config.get("unknown")
         if isinstance(unknown, list) and unknown:
             lines.append(
-                f"{config['config']} reads {', '.join(str(n) for n in unknown)}, which .env"
+                f"{config['config']} reads {some_names([str(n) for n in unknown])}, which .env"
                 f" does not set: add your own line for it to {settings.root / '.env'} (it is kept)"
             )
     return lines
