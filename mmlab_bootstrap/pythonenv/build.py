@@ -627,6 +627,7 @@ class _Builder:
                 what=f"installing {checkout} editable",
                 hint=f"fix what {checkout}/setup.py needs, then run the same command again",
             )  # fmt: skip
+
         # The import check and the doctor's checks at once (two interpreters: neither waits).
         def check(which: str) -> list[str]:
             if which == "doctor":
