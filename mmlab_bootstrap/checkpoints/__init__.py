@@ -1,13 +1,14 @@
-"""Checkpoints (`fetch-checkpoints`): the model index and metafiles (`index`), the step
-(`step`: plan and apply), one verified resumable download (`download`), HTTP with
-its bounded tries (`http`), partial files (`partial`), records and states (`store`), bars and
-heartbeat (`progress`); config-aware downloads: a config's `_base_` chain, weights and
-environment reads, read statically (`configread`) or by the sub-project's own loader in the
-training interpreter (`configload`; its answers kept by `configcache`), mmcv's model-zoo tables
-(`modelzoo`), where each weight goes (`weights`), what `.env` exports for the configs
-(`configvars`).
+"""Checkpoints (`fetch-checkpoints`): the model index and metafiles (`index`), the
+planner (`plan`), the applier (`apply`), the step (`step`), one verified resumable download
+(`download`), HTTP with its bounded tries (`http`), partial files (`partial`), records and
+states (`store`), bars and heartbeat (`progress`); config-aware downloads: a config's
+`_base_` chain, weights and environment reads, read statically (`configread`) or by the
+sub-project's own loader in the training interpreter (`configload`; its answers kept by
+`configcache`), mmcv's model-zoo tables (`modelzoo`), where each weight goes (`weights`),
+what `.env` exports for the configs (`configvars`).
 
-Plan/apply: `step.plan_one` plans, `step` applies through `download`.
+Plan/apply: `plan` plans (and `weights.plan_weights` for the configs), `apply` applies
+through the seam, `download` (one file) on the one work pool.
 May import: run, settings, output, fs, errors (enforced by `lint-imports`).
 
 The names below are imported on first use (PEP 562), so importing the package costs

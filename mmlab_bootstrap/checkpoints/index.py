@@ -325,3 +325,20 @@ def final_path(settings: Settings, model: Model) -> Path:
     """Where a model's checkpoint goes: `<MMLAB_CHECKPOINTS_PATH>/<project>/checkpoints/<file>`."""
     assert model.file_name is not None
     return storage_folder(settings, CHECKPOINTS_PATH, model.project) / model.file_name
+
+
+OPENMMLAB_HOSTS = ("https://download.openmmlab.com/", "http://download.openmmlab.com/")
+
+
+def source_url(settings: Settings, url: str) -> str:
+    """Where to download `url` from: MMLAB_CHECKPOINT_MIRROR, when set, serves
+    download.openmmlab.com's files at `<mirror><path>` and every other host's at
+    `<mirror><host>/<path>` (e.g. `<mirror>download.pytorch.org/models/resnet50-….pth`)."""
+    mirror = settings.checkpoint_mirror
+    if not mirror:
+        return url
+    for host in OPENMMLAB_HOSTS:
+        if url.startswith(host):
+            return mirror + url[len(host) :]
+    scheme, _, rest = url.partition("://")
+    return mirror + rest if scheme in ("http", "https") else url

@@ -36,7 +36,6 @@ from mmlab_bootstrap.output import some_names
 from mmlab_bootstrap.run import Session
 from mmlab_bootstrap.settings import Settings
 
-OPENMMLAB_HOSTS = ("https://download.openmmlab.com/", "http://download.openmmlab.com/")
 HUB = "hub"  # the label's project part for a weight of torch's cache
 
 
@@ -166,20 +165,6 @@ def config_reader(
         return read
 
     return read_one
-
-
-def source_url(settings: Settings, url: str) -> str:
-    """Where to download `url` from: MMLAB_CHECKPOINT_MIRROR, when set, serves
-    download.openmmlab.com's files at `<mirror><path>` and every other host's at
-    `<mirror><host>/<path>` (e.g. `<mirror>download.pytorch.org/models/resnet50-….pth`)."""
-    mirror = settings.checkpoint_mirror
-    if not mirror:
-        return url
-    for host in OPENMMLAB_HOSTS:
-        if url.startswith(host):
-            return mirror + url[len(host) :]
-    scheme, _, rest = url.partition("://")
-    return mirror + rest if scheme in ("http", "https") else url
 
 
 def plan_weights(
