@@ -151,7 +151,8 @@ VARIABLES: tuple[Variable, ...] = (
         CHECKPOINT_MIRROR,
         "",
         Kind.HTTP_MIRROR,
-        "URL prefix that replaces https://download.openmmlab.com/ for checkpoints (empty: none)",
+        "URL prefix that replaces https://download.openmmlab.com/ for checkpoints; another"
+        " host's files come from <mirror><host>/<path> (empty: none)",
     ),
     Variable(
         GIT_CACHE,
