@@ -72,6 +72,38 @@ def test_importing_a_package_imports_none_of_its_modules() -> None:
     assert [name for name in before if name.startswith("mmlab_bootstrap.")] == []
 
 
+# What `inv --list` may import of the package (bench/startup_bench.py measures the cost): the
+# tasks and their support, the variables table (flags and help), the report (broken pipes)
+# and the error types. A new module here is a start-up cost: import it in the task body.
+LIST_IMPORTS = [
+    "mmlab_bootstrap",
+    "mmlab_bootstrap.cli",
+    "mmlab_bootstrap.cli.support",
+    "mmlab_bootstrap.cli.tasks",
+    "mmlab_bootstrap.errors",
+    "mmlab_bootstrap.output",
+    "mmlab_bootstrap.output.report",
+    "mmlab_bootstrap.settings",
+    "mmlab_bootstrap.settings.variables",
+]
+
+
+def test_listing_the_tasks_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """`inv --list` in a workspace imports the task table and what its flags need, no more."""
+    (tmp_path / "tasks.py").write_text((ROOT / "tasks.py").read_text())
+    code = (
+        "import sys\nfrom invoke.main import program\nsys.argv = ['inv', '--list']\n"
+        "try:\n    program.run()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mmlab_bootstrap'),"
+        " file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert ast.literal_eval(done.stderr.strip().splitlines()[-1]) == LIST_IMPORTS
+
+
 def _function_local_imports(tree: ast.AST) -> list[ast.stmt]:
     found: list[ast.stmt] = []
     for function in ast.walk(tree):

@@ -8,7 +8,7 @@ bodies, so that `inv --list` stays as quick as invoke itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -40,10 +40,12 @@ from mmlab_bootstrap.settings import (
     TORCH_HOME,
     TORCH_INDEX,
     VENVS_PATH,
-    Settings,
     flag_help,
 )
 from mmlab_bootstrap.settings import CUDA as CUDA_TAG
+
+if TYPE_CHECKING:  # (the settings' values module costs start-up time)
+    from mmlab_bootstrap.settings import Settings
 
 Flags = dict[str, str | None]
 
