@@ -1,11 +1,13 @@
 """Planners reached directly: no `inv`, no subprocess (checked), milliseconds each.
 
 The end-to-end files test the same decisions through the tasks; these pin the pure parts
-(settings resolution, link classification on a folder tree, URL helpers, checkpoint names,
+(settings resolution, link classification on a folder tree, URL helpers, checkpoint names
+and plans,
 version bounds) where a failure names the function at fault."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import sys
@@ -14,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from mmlab_bootstrap.checkpoints.store import name_problem
+from mmlab_bootstrap.checkpoints.index import Model, ModelError, final_path, source_url
+from mmlab_bootstrap.checkpoints.plan import plan_one
+from mmlab_bootstrap.checkpoints.store import name_problem, write_record
 from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.git.urls import mirrored, normal_url
 from mmlab_bootstrap.gitcache.store import cache_key
@@ -23,7 +27,7 @@ from mmlab_bootstrap.links.plan import State, Way, classify
 from mmlab_bootstrap.mirror.places import resolve_relative
 from mmlab_bootstrap.output.report import Reporter
 from mmlab_bootstrap.pythonenv.version_ranges import requirement_ranges, stricter
-from mmlab_bootstrap.settings import Source, resolve
+from mmlab_bootstrap.settings import Settings, Source, resolve
 
 GITHUB_REPO = "https://github.com/windzu/mmlab_extension.git"
 
@@ -231,3 +235,63 @@ def test_the_stricter_of_two_ranges_takes_the_higher_floor_and_the_lower_ceiling
         False,
         False,
     )
+
+
+# --- checkpoint planning: one model against what storage holds ------------------------------
+
+
+def _ckpt_settings(tmp_path: Path, mirror: str = "") -> Settings:
+    flags = {"MMLAB_CHECKPOINTS_PATH": str(tmp_path / "ckpt"), "MMLAB_CHECKPOINT_MIRROR": mirror}
+    return resolve(tmp_path / "ws", flags, {}, {})
+
+
+WEIGHTS = "https://download.openmmlab.com/mmdetection3d/v1.0.0_models/pp/pp_20220101-3fe7e2a4.pth"
+
+
+@pytest.mark.parametrize(
+    ("mirror", "url", "expected"),
+    [
+        ("", WEIGHTS, WEIGHTS),
+        ("http://m/", WEIGHTS, "http://m/mmdetection3d/v1.0.0_models/pp/pp_20220101-3fe7e2a4.pth"),
+        (
+            "http://m/",
+            WEIGHTS.replace("https", "http"),
+            "http://m/mmdetection3d/v1.0.0_models/pp/pp_20220101-3fe7e2a4.pth",
+        ),
+        (
+            "http://m/",
+            "https://download.pytorch.org/models/r50-0676ba61.pth",
+            "http://m/download.pytorch.org/models/r50-0676ba61.pth",
+        ),
+        ("http://m/", "ftp://elsewhere/x.pth", "ftp://elsewhere/x.pth"),
+    ],
+)
+def test_one_mirror_rule_for_models_and_config_weights(
+    tmp_path: Path, mirror: str, url: str, expected: str
+) -> None:
+    assert source_url(_ckpt_settings(tmp_path, mirror), url) == expected
+
+
+def test_plan_one_says_what_one_checkpoint_needs(tmp_path: Path) -> None:
+    """Absent: download; there and recorded: nothing; there, unrecorded, matching its name:
+    record it; there and not matching: refused (or recorded with --accept-mismatch)."""
+    settings = _ckpt_settings(tmp_path)
+    model = Model("mmdetection3d", "pp", "configs/pp.py", WEIGHTS)
+    final = final_path(settings, model)
+    assert final == tmp_path / "ckpt" / "mmdetection3d" / "checkpoints" / final.name
+    assert plan_one(settings, model, verify=False, accept=False).action == "download"
+
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"not the published bytes")
+    with pytest.raises(ModelError, match="does not match the 3fe7e2a4 its name promises"):
+        plan_one(settings, model, verify=False, accept=False)
+    odd = plan_one(settings, model, verify=False, accept=True)
+    assert (odd.action, odd.mismatch) == ("record", True)
+
+    digest = hashlib.sha256(b"not the published bytes").hexdigest()
+    matching = Model("mmdetection3d", "pp", "c.py", WEIGHTS.replace("3fe7e2a4", digest[:8]))
+    final_path(settings, matching).write_bytes(b"not the published bytes")
+    planned = plan_one(settings, matching, verify=False, accept=False)
+    assert (planned.action, planned.sha256) == ("record", digest)
+    write_record(final_path(settings, matching), digest, planned.url)
+    assert plan_one(settings, matching, verify=False, accept=False).action == "none"
