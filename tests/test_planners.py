@@ -2,8 +2,7 @@
 
 The end-to-end files test the same decisions through the tasks; these pin the pure parts
 (settings resolution, link classification on a folder tree, URL helpers, checkpoint names
-and plans,
-version bounds) where a failure names the function at fault."""
+and plans, version bounds) where a failure names the function at fault."""
 
 from __future__ import annotations
 
