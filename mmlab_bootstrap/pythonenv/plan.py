@@ -408,6 +408,7 @@ def read_overrides(path: Path, series: Series) -> tuple[Override, ...]:
     text = _read_text(path, OVERRIDES_LIMIT)
     if text is None:
         return ()
+    text = text.removeprefix("\ufeff")  # (the byte order mark some editors write first)
     found: list[Override] = []
     for number, raw in enumerate(text.splitlines(), 1):
         if raw.strip() and not raw.strip().startswith("#"):
