@@ -200,6 +200,18 @@ LOCKS: dict[str, tuple[Callable[[str], str], str]] = {
 }
 
 
+def test_a_lock_with_crlf_endings_is_the_same_lock(ws: Path, index: Served) -> None:
+    """As git checks it out with autocrlf (or an editor on Windows saves it): nothing to do."""
+    venv = built(ws, index)
+    lock = ws / LOCK
+    lock.write_bytes(lock.read_bytes().replace(b"\n", b"\r\n"))
+    asked = len(index.requests)
+    for flags in ([], ["--locked"]):
+        run = inv(ws, "python-env", *flags, env=environ(index))
+        assert run.code == 0 and f"up to date: {venv}" in run.out, run.out + run.err
+    assert len(index.requests) == asked
+
+
 @pytest.mark.parametrize("name", LOCKS)
 def test_hostile_locks(ws: Path, index: Served, name: str) -> None:
     """A lock edited by hand is refused before anything is installed from it: the venv made

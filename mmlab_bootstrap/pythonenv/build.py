@@ -161,7 +161,8 @@ def read_lock(path: Path) -> LockFile | None:
     data = read_regular(path, f"move {path} away: inv python-env writes it", limit=16 << 20)
     if data is None:
         return None
-    text = data.decode("utf-8", "replace")
+    # (CRLF: a lock checked out on Windows, or by git with autocrlf, is the same lock)
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
     header: dict[str, str] = {}
     for line in text.splitlines()[:8]:
         if line.startswith("# ") and ": " in line:
