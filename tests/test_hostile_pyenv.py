@@ -193,8 +193,12 @@ LOCKS: dict[str, tuple[Callable[[str], str], str]] = {
     "cut short at a line end": (_cut_at_a_line, "was changed after inv python-env wrote it"),
     "cut short mid-line": (lambda text: text[: len(text) // 2], "is not a pinned requirement"),
     "junk appended": (lambda text: text + "junk\n", "is not a pinned requirement"),
-    "pins without the digest": (
-        lambda text: "".join(line for line in text.splitlines(True) if "# pins:" not in line),
+    "without its digest": (
+        lambda text: "".join(line for line in text.splitlines(True) if "# digest:" not in line),
+        "was changed after inv python-env wrote it",
+    ),
+    "an index moved elsewhere": (
+        lambda text: text.replace("# mmcv-page: http://", "# mmcv-page: http://evil.", 1),
         "was changed after inv python-env wrote it",
     ),
 }

@@ -174,7 +174,7 @@ def read_lock(path: Path) -> LockFile | None:
             "move it away, then run inv python-env to write it again",
         )
     _check_lock(path, text, header)
-    _check_pins_digest(path, text, header)
+    _check_digest(path, text, header)
     indexes = Indexes(
         header["pypi-index"], header.get("torch-index") or None, header.get("mmcv-page") or None
     )
@@ -216,20 +216,18 @@ def _check_lock(path: Path, text: str, header: dict[str, str]) -> None:
         )
 
 
-def _pins_of(text: str) -> str:
-    """A lock's pins: what follows its header (the leading `#` lines)."""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
-    return "".join(lines[start:])
+def _digest_of(text: str) -> str:
+    """What a lock's `# digest:` line says of it: the SHA-256 of every other line."""
+    kept = [line for line in text.splitlines(keepends=True) if not line.startswith("# digest: ")]
+    return hashlib.sha256("".join(kept).encode()).hexdigest()
 
 
-def _check_pins_digest(path: Path, text: str, header: dict[str, str]) -> None:
-    """The pins are the ones this tool wrote: a pin taken out, a hash changed or a file cut
-    short is refused here, before anything is installed from it."""
-    digest = hashlib.sha256(_pins_of(text).encode()).hexdigest()
-    if header.get("pins") != digest:
+def _check_digest(path: Path, text: str, header: dict[str, str]) -> None:
+    """The lock is the one this tool wrote: a pin taken out, a hash or an index changed, a
+    file cut short is refused here, before anything is installed from it."""
+    if header.get("digest") != _digest_of(text):
         raise PythonEnvError(
-            f"{shown(str(path))} was changed after inv python-env wrote it (its pins do not"
+            f"{shown(str(path))} was changed after inv python-env wrote it (it does not"
             " match the digest in its header)",
             f"git checkout {path.name} (the team's lock), or write it again:"
             " inv python-env --update",
@@ -238,16 +236,15 @@ def _check_pins_digest(path: Path, text: str, header: dict[str, str]) -> None:
 
 def lock_text(inputs: str, indexes: Indexes, pins: str) -> str:
     """The lock as written: URLs without their credentials (a lock is committed), and the
-    digest of its pins."""
-    return (
+    digest of the rest."""
+    header = (
         f"{LOCK_HEADER} (inv python-env --update writes it again; commit it to share)\n"
         f"# inputs: {inputs}\n"
         f"# pypi-index: {redacted(indexes.pypi)}\n"
         f"# torch-index: {redacted(indexes.torch or '')}\n"
         f"# mmcv-page: {redacted(indexes.mmcv_page or '')}\n"
-        f"# pins: {hashlib.sha256(pins.encode()).hexdigest()}\n"
-        f"{pins}"
     )
+    return f"{header}# digest: {_digest_of(header + pins)}\n{pins}"
 
 
 def python_env_step(
