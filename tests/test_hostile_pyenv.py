@@ -549,3 +549,57 @@ def test_doctor_on_a_venv_whose_interpreter_misbehaves(
     assert run.code == 1 and "Traceback" not in run.out + run.err
     found = [line for line in run.out.splitlines() if line.strip().startswith("python: ")]
     assert len(found) == 1 and said in found[0], run.out
+
+
+COUNTING_PYTHON = """\
+#!/bin/sh
+# MMLAB_PYTHON for a kill test: counts its calls; at call $KILL_AT says so and waits
+n=$(( $(cat "{count}" 2>/dev/null || echo 0) + 1 )); echo $n > "{count}"
+if [ "$n" = "$KILL_AT" ]; then touch "{said}"; sleep 120; fi
+exec "{python}" "$@"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "call", [1, 2, 3], ids=["probing the interpreter", "uv resolving", "uv making the venv"]
+)
+def test_a_kill_at_each_call_of_the_interpreter_is_finished_by_the_next_run(
+    ws: Path, index: Served, tmp_path: Path, call: int
+) -> None:
+    """A real `inv python-env` and its process group SIGKILLed while the base interpreter is
+    asked (by the tool, by uv resolving, by uv making the venv): the next run finishes with
+    one healthy venv and no leftover (uv's scratch folder, a `.partial`, a lock temporary)."""
+    said = tmp_path / "said"
+    python = write(
+        tmp_path / "python3",
+        COUNTING_PYTHON.format(
+            count=tmp_path / "count", said=said, python=os.path.realpath(sys.executable)
+        ),
+    )
+    python.chmod(0o755)
+    env = {**os.environ, **environ(index), "MMLAB_PYTHON": str(python), "KILL_AT": str(call)}
+    inv_bin = shutil.which("inv", path=env["PATH"])
+    assert inv_bin is not None
+    process = subprocess.Popen(
+        [inv_bin, "python-env"],
+        cwd=ws,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(1200):  # the interpreter says when it waits (not a timing assertion)
+            if said.exists() or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert said.exists(), "the call never came"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    run = inv(ws, "python-env", env=environ(index))
+    assert run.code == 0, run.err
+    healthy(ws / ".venvs" / "mmdetection3d")
+    temporaries = (".mmlab-python-env-", ".python-env")
+    assert [p.name for p in ws.iterdir() if p.name.startswith(temporaries)] == []
