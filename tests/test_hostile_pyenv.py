@@ -491,6 +491,19 @@ def test_another_workspace_s_venv_is_never_replaced(
     healthy(shared / "mmdetection3d")
 
 
+def test_the_same_workspace_by_another_path_is_not_another_workspace(
+    ws: Path, index: Served, tmp_path: Path
+) -> None:
+    """The workspace reached through a symlink (a home folder linked to a data disk) is the
+    same workspace: its venv is its own."""
+    built(ws, index)
+    alias = tmp_path / "alias"
+    alias.symlink_to(ws)
+    run = inv(alias, "python-env", env=environ(index))
+    assert run.code == 0, run.err
+    healthy(ws / ".venvs" / "mmdetection3d")
+
+
 # -- interruptions, and the doctor on a broken venv ------------------------------------------
 def test_ctrl_c_mid_build_is_one_line_and_the_next_run_finishes(
     ws: Path, index: Served, tmp_path: Path

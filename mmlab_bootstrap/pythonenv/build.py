@@ -661,10 +661,14 @@ class _Builder:
         """A venv this tool made for another workspace (MMLAB_VENVS_PATH shared by two) is
         that workspace's: never replaced from here, while its checkout is still there."""
         theirs = said.get("editables")
-        ours = [str(path) for path in self.found.editables]
-        if not isinstance(theirs, list) or theirs == ours:
+        if not isinstance(theirs, list):
             return
-        there = [str(p) for p in theirs if isinstance(p, str) and os.path.isdir(p)]
+        ours = {os.path.realpath(path) for path in self.found.editables}  # (by any path)
+        there = [
+            p
+            for p in theirs
+            if isinstance(p, str) and os.path.isdir(p) and os.path.realpath(p) not in ours
+        ]
         if there:
             raise PythonEnvError(
                 f"{shown(str(self.venv))} is the environment of another workspace (its"
