@@ -128,6 +128,16 @@ def _dev_zero(path: Path) -> None:
     path.symlink_to("/dev/zero")
 
 
+def _link_out(path: Path) -> None:
+    secret = write(path.parent.parent / "netrc", "machine h login me password s3cret\n")
+    path.symlink_to(secret)
+
+
+def _link_in(path: Path) -> None:
+    kept = write(path.parent / "mmlab_extension" / "overrides.txt", OVERRIDE)
+    path.symlink_to(kept)
+
+
 OVERRIDES = {
     "a line without a reason": Override(b"numba>=0.57\n", "gives no reason"),
     "-e smuggled in": Override(b"-e /tmp/evil  # mine\n", "is an option"),
@@ -138,8 +148,10 @@ OVERRIDES = {
     "NUL bytes": Override(b"numba>=0.57  # r\x00\n", "control characters"),
     "not UTF-8": Override(b"numba>=0.57  # \xff\xfe\n", "is not UTF-8"),
     "10 MB": Override(b"# x\n" * (10 << 18), "more than 65536 bytes"),
-    "a symlink to /dev/zero": Override(make=_dev_zero, said="character device"),
+    "a symlink to /dev/zero": Override(make=_dev_zero, said="leading out of"),
     "a FIFO": Override(make=_fifo, said="FIFO"),
+    "a symlink out of the workspace": Override(make=_link_out, said="leading out of"),
+    "a symlink within the workspace": Override(make=_link_in),
     "mmcv overridden to a version with only an sdist": Override(
         (OVERRIDE + "mmcv-full==1.5.3  # the old one\n").encode(),
         "no prebuilt mmcv-full ==1.5.3 wheel",
@@ -167,7 +179,7 @@ def test_hostile_overrides(ws: Path, index: Served, name: str) -> None:
         assert "override numba>=0.57  # numba==0.53.0 has no wheel" in run.out
         return
     assert_clean_error(run, row.said)
-    assert "python-env.overrides.txt" in run.err
+    assert "python-env.overrides.txt" in run.err and "s3cret" not in run.err
     assert row.asks or len(index.requests) == asked_before
 
 
@@ -234,6 +246,16 @@ def test_hostile_locks(ws: Path, index: Served, name: str) -> None:
     assert "--update writes it again" in rewritten.err
     assert inv(ws, "python-env", "--locked", env=environ(index)).code == 0
     healthy(venv)
+
+
+def test_a_lock_linked_out_of_the_workspace_is_not_read(
+    ws: Path, index: Served, tmp_path: Path
+) -> None:
+    secret = write(tmp_path / "netrc", "machine h login me password s3cret\n")
+    (ws / LOCK).symlink_to(secret)
+    run = inv(ws, "python-env", env=environ(index))
+    assert_clean_error(run, "leading out of the workspace")
+    assert "s3cret" not in run.err and secret.read_text().endswith("s3cret\n")
 
 
 def test_a_lock_of_another_tag_is_refused(ws: Path, index: Served) -> None:

@@ -60,6 +60,7 @@ from mmlab_bootstrap.pythonenv.plan import (
     TRAINING,
     EnvRequirements,
     PythonEnvError,
+    linked_outside,
     plan_requirements,
 )
 from mmlab_bootstrap.pythonenv.uvrun import (
@@ -158,6 +159,7 @@ def inputs_digest(found: EnvRequirements, python: Interpreter, tag: str, bases: 
 
 
 def read_lock(path: Path) -> LockFile | None:
+    linked_outside(path)
     data = read_regular(path, f"move {path} away: inv python-env writes it", limit=16 << 20)
     if data is None:
         return None
