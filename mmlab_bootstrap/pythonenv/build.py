@@ -369,6 +369,7 @@ class _Builder:
         for tag in self.tags:
             path = lock_path(root, self.project, tag)
             self.session.changes.after_changes(functools.partial(self._clear_temporaries, path))
+            linked_outside(path)  # (never written through, even by --update)
             try:
                 lock = read_lock(path)
             except PythonEnvError as error:
