@@ -186,9 +186,6 @@ NOT_SWEEPS = {
     ("mmlab_bootstrap/git/command.py", "remove_stale_locks"),
     # a submodule clone without a commit, told by git, not by a name
     ("mmlab_bootstrap/clone/fetch/resume.py", "_forget_half_clone"),
-    # a venv's one temporary name (VENV_TEMPORARY), removed through the seam only when its
-    # contents prove it a venv, else refused with an error
-    ("mmlab_bootstrap/pythonenv/build.py", "_remove_leftover"),
 }
 
 

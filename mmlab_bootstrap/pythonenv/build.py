@@ -19,16 +19,20 @@ import re
 import shutil
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.version import Version
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
-from mmlab_bootstrap.errors import BootstrapError, shown
+from mmlab_bootstrap.errors import BootstrapError, redacted, shown
 from mmlab_bootstrap.fs import (
     UNLOCKED,
+    creatable_problem,
+    hold,
+    is_inside,
     read_regular,
     remove_stale_temporaries,
     sweep,
@@ -56,6 +60,7 @@ from mmlab_bootstrap.pythonenv.plan import (
     TRAINING,
     EnvRequirements,
     PythonEnvError,
+    linked_outside,
     plan_requirements,
 )
 from mmlab_bootstrap.pythonenv.uvrun import (
@@ -66,7 +71,7 @@ from mmlab_bootstrap.pythonenv.uvrun import (
     run_uv,
 )
 from mmlab_bootstrap.run import Session, WorkPool
-from mmlab_bootstrap.settings import Settings
+from mmlab_bootstrap.settings import BY_NAME, VENVS_PATH, Settings, fix_hint
 
 MARKER = "mmlab-bootstrap-env.json"  # in every venv this tool made (and only those)
 LOCK_HEADER = "# mmlab-bootstrap python-env lock"
@@ -115,6 +120,14 @@ def workspace_python(settings: Settings) -> str | None:
     return None
 
 
+def _same(one: str, other: str) -> bool:
+    """Whether two version texts name one version (a dist-info's and a pin's)."""
+    try:
+        return Version(one) == Version(other)
+    except InvalidVersion:
+        return one == other
+
+
 def lock_path(root: Path, project: str, tag: str) -> Path:
     return root / f"python-env.{project}.{tag}.lock.txt"
 
@@ -138,7 +151,7 @@ def inputs_digest(found: EnvRequirements, python: Interpreter, tag: str, bases: 
             "python": python.version,
             "platform": [python.system, python.machine],
             "tag": tag,
-            "indexes": bases,
+            "indexes": [redacted(base) for base in bases],
         },
         sort_keys=True,
     )
@@ -146,10 +159,12 @@ def inputs_digest(found: EnvRequirements, python: Interpreter, tag: str, bases: 
 
 
 def read_lock(path: Path) -> LockFile | None:
+    linked_outside(path)
     data = read_regular(path, f"move {path} away: inv python-env writes it", limit=16 << 20)
     if data is None:
         return None
-    text = data.decode("utf-8", "replace")
+    # (CRLF: a lock checked out on Windows, or by git with autocrlf, is the same lock)
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
     header: dict[str, str] = {}
     for line in text.splitlines()[:8]:
         if line.startswith("# ") and ": " in line:
@@ -161,6 +176,7 @@ def read_lock(path: Path) -> LockFile | None:
             "move it away, then run inv python-env to write it again",
         )
     _check_lock(path, text, header)
+    _check_digest(path, text, header)
     indexes = Indexes(
         header["pypi-index"], header.get("torch-index") or None, header.get("mmcv-page") or None
     )
@@ -170,6 +186,8 @@ def read_lock(path: Path) -> LockFile | None:
 _PIN = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!_-]+(?: ; [^\\]+)? \\"
 )
+# a pin that holds for every platform (one with a marker may not be installed here)
+_LOCKED_PIN = re.compile(r"(?m)^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+) \\$")
 _HASH = re.compile(r"    --hash=sha256:[0-9a-f]{64}(?: \\)?")
 _URL = re.compile(r"https?://[^\s\\]+")
 
@@ -200,15 +218,35 @@ def _check_lock(path: Path, text: str, header: dict[str, str]) -> None:
         )
 
 
+def _digest_of(text: str) -> str:
+    """What a lock's `# digest:` line says of it: the SHA-256 of every other line."""
+    kept = [line for line in text.splitlines(keepends=True) if not line.startswith("# digest: ")]
+    return hashlib.sha256("".join(kept).encode()).hexdigest()
+
+
+def _check_digest(path: Path, text: str, header: dict[str, str]) -> None:
+    """The lock is the one this tool wrote: a pin taken out, a hash or an index changed, a
+    file cut short is refused here, before anything is installed from it."""
+    if header.get("digest") != _digest_of(text):
+        raise PythonEnvError(
+            f"{shown(str(path))} was changed after inv python-env wrote it (it does not"
+            " match the digest in its header)",
+            f"git checkout {path.name} (the team's lock), or write it again:"
+            " inv python-env --update",
+        )
+
+
 def lock_text(inputs: str, indexes: Indexes, pins: str) -> str:
-    return (
+    """The lock as written: URLs without their credentials (a lock is committed), and the
+    digest of the rest."""
+    header = (
         f"{LOCK_HEADER} (inv python-env --update writes it again; commit it to share)\n"
         f"# inputs: {inputs}\n"
-        f"# pypi-index: {indexes.pypi}\n"
-        f"# torch-index: {indexes.torch or ''}\n"
-        f"# mmcv-page: {indexes.mmcv_page or ''}\n"
-        f"{pins}"
+        f"# pypi-index: {redacted(indexes.pypi)}\n"
+        f"# torch-index: {redacted(indexes.torch or '')}\n"
+        f"# mmcv-page: {redacted(indexes.mmcv_page or '')}\n"
     )
+    return f"{header}# digest: {_digest_of(header + pins)}\n{pins}"
 
 
 def python_env_step(
@@ -228,6 +266,7 @@ def python_env_step(
             f"MMLAB_PROJECTS names no project that trains ({' '.join(settings.projects)})",
             f"name one: inv env --projects '{' '.join(TRAINING)}'",
         )
+    _check_venvs_path(settings)
     python = probe_interpreter(_base_python(settings), "MMLAB_PYTHON")
     driver = None if settings.cuda else driver_version(session.environ.get("PATH"))
     tags, why = accelerator_tags(settings.cuda, driver)
@@ -261,6 +300,26 @@ def _remove_scratch(session: Session, root: Path) -> None:
     it locked, see fs.temporary_folder)."""
     for left in sweep(root, SCRATCH_TEMPORARY, rule=UNLOCKED, files=False, folders=True):
         session.report.done(f"removed {left} (left by an interrupted run)")
+
+
+def _check_venvs_path(settings: Settings) -> None:
+    """MMLAB_VENVS_PATH must be (or become) a folder, and not one in the checkouts (a venv
+    there is in a git work tree, and may take a checkout's name)."""
+    venvs = settings.venvs_path
+    hint = fix_hint(BY_NAME[VENVS_PATH], settings.values[VENVS_PATH].source, "./.venvs")
+    if is_inside(venvs, settings.extension_path):
+        raise PythonEnvError(
+            f"MMLAB_VENVS_PATH {shown(str(venvs))} is in the sub-projects' checkouts"
+            f" ({shown(str(settings.extension_path))})",
+            hint,
+        )
+    if os.path.lexists(venvs) and not venvs.is_dir():
+        what = "a symlink that leads to no folder" if venvs.is_symlink() else "not a folder"
+        raise PythonEnvError(f"MMLAB_VENVS_PATH {shown(str(venvs))} is {what}", hint)
+    if not os.path.lexists(venvs):
+        problem = creatable_problem(venvs)
+        if problem is not None:
+            raise PythonEnvError(f"MMLAB_VENVS_PATH cannot be made: {problem}", hint)
 
 
 def _base_python(settings: Settings) -> str:
@@ -310,9 +369,23 @@ class _Builder:
         for tag in self.tags:
             path = lock_path(root, self.project, tag)
             self.session.changes.after_changes(functools.partial(self._clear_temporaries, path))
-            lock = read_lock(path)
+            linked_outside(path)  # (never written through, even by --update)
+            try:
+                lock = read_lock(path)
+            except PythonEnvError as error:
+                if not update:  # (a file that is no regular file is refused either way)
+                    raise
+                self.report.warn(f"{error.message}: --update writes it again")
+                break
             if lock is None:
                 continue
+            if lock.indexes.torch and not lock.indexes.torch.rstrip("/").endswith(f"/{tag}"):
+                raise PythonEnvError(
+                    f"{shown(str(path))} is a lock for another accelerator (its torch index"
+                    f" is {shown(lock.indexes.torch)}, not one of {tag})",
+                    f"git checkout {path.name}, or write it again: inv python-env --update",
+                )
+            lock = replace(lock, indexes=self._credentialed(lock.indexes))
             digest = inputs_digest(self.found, self.python, tag, self.bases)
             if locked or (lock.inputs == digest and not update):
                 if lock.inputs != digest:
@@ -330,6 +403,20 @@ class _Builder:
                 "run inv python-env without --locked once to write it (then commit it)",
             )
         return self._resolve()
+
+    def _credentialed(self, indexes: Indexes) -> Indexes:
+        """The lock's indexes with the credentials of the configured ones (the lock is
+        written without them)."""
+
+        def given(url: str | None) -> str | None:
+            for base in self.bases:
+                hidden = redacted(base)
+                if url and hidden != base and url.startswith(hidden):
+                    return base + url[len(hidden) :]
+            return url
+
+        return Indexes(given(indexes.pypi) or indexes.pypi, given(indexes.torch),
+                       given(indexes.mmcv_page))  # fmt: skip
 
     def _clear_temporaries(self, path: Path) -> None:
         """What a run killed while writing the lock left beside it."""
@@ -494,6 +581,12 @@ class _Builder:
                 hint=hint,
             )
         except PythonEnvError as error:
+            if "Failed to inspect Python interpreter" in error.message:
+                raise PythonEnvError(
+                    error.message,
+                    "set MMLAB_PYTHON to a CPython 3.8+ interpreter uv can ask:"
+                    " inv env --python python3.10 (or a path)",
+                ) from None
             if not any(words in error.message for words in FETCH_FAILED):
                 raise
             raise PythonEnvError(
@@ -520,15 +613,28 @@ class _Builder:
             )
         if self.venv.exists():
             said = self._read_marker(self.venv)
-            if said == marker and os.access(self.venv / "bin" / "python", os.X_OK):
-                self.report.unchanged(f"up to date: {self.venv}")
-                return
+            self._check_workspace(said)
+            if said == marker:
+                missing = self._missing(lock)
+                if missing is None:
+                    self.report.unchanged(f"up to date: {self.venv}")
+                    return
+                self.report.warn(f"{self.venv} is incomplete ({missing}): made again")
         changes = self.session.changes
         if not self.venv.parent.is_dir():
             changes.make_folder(self.venv.parent)
 
         def build() -> None:
-            doctor = self._build(partial, lock, marker)
+            partial.mkdir()  # (uv makes the venv in it) held while it is made: see _in_use
+            descriptor = os.open(partial, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                hold(descriptor)
+                doctor = self._build(partial, lock, marker)
+            except BootstrapError:
+                shutil.rmtree(partial, ignore_errors=True)  # a failure leaves nothing behind
+                raise
+            finally:
+                os.close(descriptor)
             if self.venv.exists():
                 os.rename(self.venv, old)
             os.rename(partial, self.venv)
@@ -553,6 +659,54 @@ class _Builder:
             "python": self.python.path,
             "editables": [str(path) for path in self.found.editables],
         }
+
+    def _check_workspace(self, said: dict[str, object]) -> None:
+        """A venv this tool made for another workspace (MMLAB_VENVS_PATH shared by two) is
+        that workspace's: never replaced from here, while its checkout is still there."""
+        theirs = said.get("editables")
+        if not isinstance(theirs, list):
+            return
+        ours = {os.path.realpath(path) for path in self.found.editables}  # (by any path)
+        there = [
+            p
+            for p in theirs
+            if isinstance(p, str) and os.path.isdir(p) and os.path.realpath(p) not in ours
+        ]
+        if there:
+            raise PythonEnvError(
+                f"{shown(str(self.venv))} is the environment of another workspace (its"
+                f" {self.project} is installed editable from {shown(there[0])}): never"
+                " replaced from here",
+                "give each workspace its own folder: inv env --venvs-path ./.venvs",
+            )
+
+    def _missing(self, lock: LockFile) -> str | None:
+        """What a venv this tool made lacks (None: nothing): its interpreter link, its
+        pyvenv.cfg, or the dist-info of a locked pin or an editable (a folder deleted by
+        hand). Files only: no interpreter is started, so a no-op run stays quick."""
+        python = self.venv / "bin" / "python"
+        if not python.is_symlink() or not os.access(python, os.X_OK):
+            return "bin/python is not the link uv made"
+        if not (self.venv / "pyvenv.cfg").is_file():
+            return "no pyvenv.cfg"
+        site = self.venv / "lib" / f"python{self.python.version}" / "site-packages"
+        try:
+            names = os.listdir(site)
+        except OSError:
+            return f"no {site.relative_to(self.venv)}"
+        have: set[tuple[str, str]] = set()
+        for name in names:
+            if name.endswith(".dist-info"):
+                dist, _, version = name[: -len(".dist-info")].partition("-")
+                have.add((canonicalize_name(dist), version))
+        for pin in _LOCKED_PIN.findall(lock.text):
+            name, version = canonicalize_name(pin[0]), pin[1]
+            if not any(n == name and _same(v, version) for n, v in have):
+                return f"no {name} {version}"
+        for package in (TRAINING[self.project],):
+            if not any(n == package for n, _ in have):
+                return f"no {package} (the editable checkout)"
+        return None
 
     def _read_marker(self, venv: Path) -> dict[str, object]:
         """The marker of a venv this tool made; an error for any other folder there."""
@@ -587,7 +741,16 @@ class _Builder:
             )
 
         def remove() -> None:
-            shutil.rmtree(path)
+            stage = path.name.rpartition(".")[2]
+            if not sweep(path.parent, VENV_TEMPORARY, rule=UNLOCKED, files=False, folders=True,
+                         name=self.project, stage=stage):  # fmt: skip
+                raise PythonEnvError(
+                    f"{shown(str(path))} is being made by another run right now (one of a"
+                    " workspace whose MMLAB_VENVS_PATH is this folder too)",
+                    "wait for it to finish, then run the same command again; or give each"
+                    " workspace its own folder: inv env --venvs-path ./.venvs",
+                    rerun_helps=True,
+                )
             self.report.done(f"removed {path} (left by an interrupted run)")
 
         self.session.changes.make(f"remove {path} (left by an interrupted run)", remove)
@@ -649,6 +812,13 @@ class _Builder:
                 what=f"installing {lock.path.name}", hint=hint,
             )  # fmt: skip
         except PythonEnvError as error:
+            if "Hash mismatch" in error.message:
+                raise PythonEnvError(
+                    error.message,
+                    f"an index serves a file other than the one {lock.path.name} was written"
+                    " from: check the mirror (MMLAB_PYPI_INDEX, MMLAB_TORCH_INDEX,"
+                    " MMLAB_MMCV_INDEX); to take its files now: inv python-env --update",
+                ) from None
             if "no usable wheels" not in error.message:
                 raise
             raise PythonEnvError(

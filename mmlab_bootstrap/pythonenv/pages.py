@@ -140,9 +140,7 @@ def probe_interpreter(path: str, variable: str) -> Interpreter:
     except OSError as error:
         raise PythonEnvError(f"{variable} {shown(path)} could not be run: {error}", hint) from None
     if done.code is None:
-        raise PythonEnvError(
-            f"{variable} {shown(path)} did not answer within {PROBE_TIMEOUT} s", hint
-        )
+        raise PythonEnvError(f"{variable} {shown(path)} was stopped: {done.stopped}", hint)
     try:
         found = json.loads(done.out.decode("utf-8", "replace"))
         major, minor = (int(part) for part in found["version"])

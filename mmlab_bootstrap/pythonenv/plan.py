@@ -10,6 +10,7 @@ under its `[mim]` extra; both mmcv-full 1.x and mmcv 2.x own the `mmcv` import p
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from mmlab_bootstrap.errors import BootstrapError, shown
-from mmlab_bootstrap.fs import read_regular
+from mmlab_bootstrap.fs import is_inside, read_regular
 from mmlab_bootstrap.pythonenv.version_ranges import Range, checkout_version, sub_project_ranges
 
 OVERRIDES_FILE = "python-env.overrides.txt"
@@ -388,6 +389,18 @@ def _check_satisfiable(line: Line, overrides: tuple[Override, ...], path: Path) 
         )
 
 
+def linked_outside(path: Path) -> None:
+    """A team file of the workspace (the overrides, a lock) that is a symlink leading out of
+    the workspace is refused unread: its lines would be quoted in errors (a link committed
+    by someone else to ~/.netrc, say)."""
+    if path.is_symlink() and not is_inside(path, path.parent):
+        raise PythonEnvError(
+            f"{shown(str(path))} is a symlink leading out of the workspace (to"
+            f" {shown(os.readlink(path))}); it is not read",
+            f"make {path.name} a file of the workspace (commit it), or a link within it",
+        )
+
+
 def _read_text(path: Path, limit: int) -> str | None:
     hint = f"make {path} a regular file (UTF-8 text)"
     data = read_regular(path, hint, limit=limit)
@@ -405,9 +418,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\
 def read_overrides(path: Path, series: Series) -> tuple[Override, ...]:
     """python-env.overrides.txt: one requirement a line in uv's overrides format, each with a
     `# reason`; no options, no URLs, nothing the series rules out, one line a distribution."""
+    linked_outside(path)
     text = _read_text(path, OVERRIDES_LIMIT)
     if text is None:
         return ()
+    text = text.removeprefix("\ufeff")  # (the byte order mark some editors write first)
     found: list[Override] = []
     for number, raw in enumerate(text.splitlines(), 1):
         if raw.strip() and not raw.strip().startswith("#"):

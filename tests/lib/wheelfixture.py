@@ -306,3 +306,61 @@ def v14_workspace(extension: Path, *, runtime: str = "", mmcv: str = "2.1.0") ->
     write(project / "setup.py", MMDET3D_14_SETUP)
     write(extension / "mmcv" / "mmcv" / "version.py", f"__version__ = '{mmcv}'\n")
     return extension
+
+
+RC4_SETUP = """\
+import torch
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+from setuptools import find_packages, setup
+
+setup(name='mmdet3d', version='1.0.0rc4', packages=find_packages())
+"""
+
+
+def rc4_indexes(folder: Path) -> Indexes:
+    """What the recorded workspace's environment is installed from: torch 1.12.1 and 1.11.0
+    (cu113) on a PyTorch-style index; mmcv's pages (torch 1.12: mmcv-full 1.7.0 and mmcv
+    2.0.0, outside rc4's range; torch 1.11: mmcv-full 1.6.0); a PyPI with mmcv-full sdists
+    that fail loudly, mmdet 2.x and 3.x, mmsegmentation, numba (0.53.0 for cp38 only, and
+    0.57.0), the stand-in build tools."""
+    indexes = Indexes()
+    native = f"{CP}-{CP}-{PLATFORM}"
+    torches = [
+        wheel(folder, "torch", f"{v}+cu113", torch_files(f"{v}+cu113", "11.3"), tag=native)
+        for v in ("1.12.1", "1.11.0")
+    ]
+    indexes.simple("whl/cu113", torches)
+    on_pypi = f"{CP}-{CP}-{MANYLINUX}"
+    indexes.openmmlab(
+        "cu113",
+        "1.12",
+        [
+            wheel(folder / "p12", "mmcv-full", "1.7.0", mmcv_files("1.7.0"), tag=on_pypi),
+            wheel(folder / "p12", "mmcv", "2.0.0", mmcv_files("2.0.0"), tag=on_pypi),
+        ],
+        dotted=False,
+    )
+    indexes.openmmlab(
+        "cu113",
+        "1.11",
+        [wheel(folder / "p11", "mmcv-full", "1.6.0", mmcv_files("1.6.0"), tag=on_pypi)],
+        dotted=True,
+    )
+    mim = ("mmcv>=2.0.0rc4 ; extra == 'mim'",)
+    pypi = [
+        failing_sdist(folder, "mmcv-full", "1.6.0"),
+        failing_sdist(folder, "mmcv-full", "1.5.3"),
+        wheel(folder, "mmdet", "2.28.2", package_files("mmdet", "2.28.2"),
+              requires=("mmcv-full>=1.3.17 ; extra == 'mim'",)),
+        wheel(folder, "mmdet", "3.0.0", package_files("mmdet", "3.0.0"), requires=mim),
+        wheel(folder, "mmsegmentation", "0.30.0", package_files("mmseg", "0.30.0")),
+        wheel(folder, "mmsegmentation", "1.0.0", package_files("mmseg", "1.0.0")),
+        wheel(folder, "numba", "0.53.0", package_files("numba", "0.53.0"),
+              tag="cp38-cp38-manylinux1_x86_64"),
+        failing_sdist(folder, "numba", "0.53.0"),
+        wheel(folder, "numba", "0.57.0", package_files("numba", "0.57.0")),
+        wheel(folder, "setuptools", "65.5.0", STANDIN_SETUPTOOLS),
+        wheel(folder, "wheel", "0.43.0", {"wheel/__init__.py": ""}),
+    ]  # fmt: skip
+    indexes.simple("simple", pypi)
+    return indexes
