@@ -45,8 +45,8 @@ from benchtools import inv_command  # noqa: E402  (bench/ is on the path)
 
 from tests.lib.fakepython import write  # noqa: E402
 from tests.lib.httpserve import serving  # noqa: E402
+from tests.lib.pyenvfixture import OVERRIDE, SETUP_PY, environ, stand_in_indexes  # noqa: E402
 from tests.lib.wheelfixture import rc4_workspace  # noqa: E402
-from tests.test_pyenv_build import OVERRIDE, SETUP_PY, environ, stand_in_indexes  # noqa: E402
 
 MODULES = "import torch, mmcv, mmcv.ops, mmdet, mmseg, mmdet3d"
 

@@ -3,8 +3,8 @@
 `uv pip install -e` runs a checkout's setup.py twice (metadata, then the wheel) on every
 build of a venv; mmdet3d's imports torch, seconds each. Here the editable wheel is built once
 with the PEP 660 hook (setuptools' legacy backend, in the new venv, no build isolation) and
-kept in `<MMLAB_VENVS_PATH>/.editable-wheels/`, named by a key of everything that can change
-what it holds: the format below, the checkout's absolute path and HEAD commit, the interpreter
+kept in `<MMLAB_VENVS_PATH>/.editable-wheels/` (one per checkout: a newer replaces the older),
+named by a key of everything that can change what it holds: the format below, the checkout's absolute path and HEAD commit, the interpreter
 (its path, version, platform) and the setuptools and wheel the lock pins. Only a checkout
 that is the top of its own git repository and clean (`git status`: no change and no untracked
 file apart from what it ignores, the links' skip-worktree files included) is served from it;
@@ -123,7 +123,9 @@ def plan_editable(git: Git, checkout: Path, python: Interpreter, pins: dict[str,
         },
         sort_keys=True,
     )
-    key = hashlib.sha256(text.encode()).hexdigest()[:32]
+    # the first 8 digits name the checkout alone: its older entries are found and removed
+    where = hashlib.sha256(os.path.abspath(checkout).encode()).hexdigest()[:8]
+    key = where + hashlib.sha256(text.encode()).hexdigest()[:24]
     return Editable(checkout, key, f"commit {head[:12]}, clean", state)
 
 
@@ -268,6 +270,12 @@ def keep(folder: Path, editable: Editable, built: Path) -> Path | None:
     if entry.is_dir() and not entry.is_symlink():
         return None
     replace_atomically(entry, built, template=ENTRY_TEMPORARY)
+    for name in os.listdir(folder):
+        found = _ENTRY.fullmatch(name)
+        older = folder / name
+        if found and found["key"][:8] == editable.key[:8] and older != entry:
+            if older.is_symlink() or older.is_file():
+                older.unlink(missing_ok=True)
     return entry
 
 
