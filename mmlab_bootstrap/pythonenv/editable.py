@@ -3,14 +3,15 @@
 `uv pip install -e` runs a checkout's setup.py twice (metadata, then the wheel) on every
 build of a venv; mmdet3d's imports torch, seconds each. Here the editable wheel is built once
 with the PEP 660 hook (setuptools' legacy backend, in the new venv, no build isolation) and
-kept in `<MMLAB_VENVS_PATH>/.editable-wheels/` (one per checkout: a newer replaces the older),
-named by a key of everything that can change what it holds: the format below, the checkout's absolute path and HEAD commit, the interpreter
-(its path, version, platform) and the setuptools and wheel the lock pins. Only a checkout
-that is the top of its own git repository and clean (`git status`: no change and no untracked
-file apart from what it ignores, the links' skip-worktree files included) is served from it;
-any other is built every time, as uv would. A checkout with a pyproject.toml is left to uv
-(its backend may be anything). The wheel is installed with `uv pip install --no-deps`, then
-its `direct_url.json` says editable, as uv writes it for `-e`.
+kept in `<MMLAB_VENVS_PATH>/.editable-wheels/` (one per checkout: a newer replaces the
+older), named by a key of everything that can change what it holds: the format below, the
+checkout's absolute path and HEAD commit, the interpreter (its path, version, platform) and
+the setuptools and wheel the lock pins. Only a checkout that is the top of its own git
+repository and clean (`git status`: no change and no untracked file apart from what it
+ignores; the links' skip-worktree files do not count) is served from it; any other is built
+every time. A checkout with a pyproject.toml is left to uv's `-e` (its backend may be
+anything). The wheel is installed with `uv pip install --no-deps`, then its
+`direct_url.json` says editable, as uv writes it for `-e`.
 
 An entry is read as hostile input: a regular file (never a link or FIFO) of at most
 `WHEEL_LIMIT` bytes, a zip whose members pass their CRC and RECORD hashes, whose one
@@ -30,6 +31,8 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from mmlab_bootstrap.errors import BootstrapError, shown
 from mmlab_bootstrap.fs import UNLOCKED, read_regular, replace_atomically, sweep
@@ -59,6 +62,9 @@ _WHEEL_NAME = re.compile(
     r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.+!]+)(?:-\d[A-Za-z0-9_.]*)?"
     r"-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+\.whl"
 )
+ENTRY = "{where}{rest}.{wheel}"  # a kept wheel: its key (where: the checkout's 8), its name
+_ANY_KEY = re.compile(r"[0-9a-f]{24}")
+_ANY_WHEEL = re.compile(r"[^/]+\.whl")
 _ENTRY = re.compile(r"(?P<key>[0-9a-f]{32})\.(?P<wheel>.+\.whl)")
 
 
@@ -179,10 +185,6 @@ def checked_wheel(path: Path, wheel_name: str) -> tuple[bytes, str]:
     return data, info
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _check_metadata(files: dict[str, bytes], info: str, name: str, version: str) -> None:
     metadata = files.get(f"{info}/METADATA")
     record = files.get(f"{info}/RECORD")
@@ -194,7 +196,10 @@ def _check_metadata(files: dict[str, bytes], info: str, name: str, version: str)
             break
         key, _, value = line.partition(":")
         said.setdefault(key.strip().lower(), value.strip())
-    if _normal(said.get("name", "")) != _normal(name) or said.get("version") != version:
+    if (
+        canonicalize_name(said.get("name", "")) != canonicalize_name(name)
+        or said.get("version") != version
+    ):
         raise WheelRefused(
             f"its METADATA names {shown(said.get('name', ''))} {shown(said.get('version', ''))}"
         )
@@ -269,13 +274,17 @@ def keep(folder: Path, editable: Editable, built: Path) -> Path | None:
     folder.mkdir(mode=0o755, exist_ok=True)
     if entry.is_dir() and not entry.is_symlink():
         return None
+    # the checkout's older entries first (superseded: its HEAD or interpreter changed)
+    sweep(
+        folder,
+        ENTRY,
+        rule=UNLOCKED,
+        symlinks=False,
+        where=editable.key[:8],
+        rest=_ANY_KEY,
+        wheel=_ANY_WHEEL,
+    )
     replace_atomically(entry, built, template=ENTRY_TEMPORARY)
-    for name in os.listdir(folder):
-        found = _ENTRY.fullmatch(name)
-        older = folder / name
-        if found and found["key"][:8] == editable.key[:8] and older != entry:
-            if older.is_symlink() or older.is_file():
-                older.unlink(missing_ok=True)
     return entry
 
 
