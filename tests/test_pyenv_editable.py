@@ -210,6 +210,10 @@ def test_a_dirty_checkout_is_built_every_time_and_never_kept(
     git("checkout", "--", "setup.py", cwd=checkout.path)
     rebuild(checkout, index)
     assert checkout.runs == 4
+    shutil.rmtree(checkout.path / ".git")  # files alone (no repository): never kept either
+    said = rebuild(checkout, index)
+    assert checkout.runs == 5 and "not a git checkout of its own" in said
+    assert checkout.entries() == kept
 
 
 def test_another_interpreter_builds_again(

@@ -95,6 +95,15 @@ class Editable:
 def checkout_state(git: Git, checkout: Path) -> tuple[str, str] | str:
     """(HEAD, status) of a checkout that is the top of its own repository and clean; else
     why it is not kept."""
+    if not (checkout / ".git").exists():
+        return "not a git checkout of its own"
+    try:
+        return _state(git, checkout)
+    except (BootstrapError, OSError) as error:  # (no usable git here)
+        return f"git is not usable here ({error})"
+
+
+def _state(git: Git, checkout: Path) -> tuple[str, str] | str:
     top = git.probe(["rev-parse", "--show-toplevel"], cwd=checkout)
     if not top.ok or os.path.realpath(top.out.strip()) != os.path.realpath(checkout):
         return "not a git checkout of its own"
