@@ -287,7 +287,7 @@ def main() -> None:
         shutil.rmtree(ws / ".venvs")
         steps = timed_lines(inv, ws, env, "the rebuild from the lock")
         rebuild = steps[-1][0]
-        kept = [line for _, line in steps if " editable: " in line]  # the kept wheel, or why not
+        kept = [f"{at:5.1f} s {line}" for at, line in steps]  # the kept wheel (or why not)
         checked = next(at for at, line in steps if line.startswith("imports "))
         made = next(at for at, line in steps if line.startswith("made "))
         bare = work / "bare"

@@ -661,7 +661,7 @@ class _Builder:
         return [plan_editable(git, c, self.python, pins) for c in self.found.editables]
 
     def _editable_line(self, editable: Editable) -> str:
-        folder = self.settings.venvs_path / CACHE_FOLDER
+        folder = self.root / CACHE_FOLDER
         if editable.key is None:
             return f"{editable.checkout} editable: {editable.why}"
         entry = editable.entry(folder)
@@ -673,7 +673,7 @@ class _Builder:
         """Each checkout installed editable without its dependencies: a kept wheel when its
         key has one (no setup.py runs), else built once in the venv (and kept when the
         checkout is clean); a checkout with a pyproject.toml by uv's `-e`."""
-        folder = self.settings.venvs_path / CACHE_FOLDER
+        folder = self.root / CACHE_FOLDER
         for left in sweep_entries(folder):
             self.report.done(f"removed {left} (left by an interrupted run)")
         with self._scratch() as scratch:

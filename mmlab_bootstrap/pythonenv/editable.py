@@ -3,8 +3,9 @@
 `uv pip install -e` runs a checkout's setup.py twice (metadata, then the wheel) on every
 build of a venv; mmdet3d's imports torch, seconds each. Here the editable wheel is built once
 with the PEP 660 hook (setuptools' legacy backend, in the new venv, no build isolation) and
-kept in `<MMLAB_VENVS_PATH>/.editable-wheels/` (one per checkout: a newer replaces the
-older), named by a key of everything that can change what it holds: the format below, the
+kept in the workspace's `.mmlab-editable-wheels/` (one per checkout: a newer replaces the
+older; outside MMLAB_VENVS_PATH, so that removing the venvs keeps them, as uv's cache is
+kept), named by a key of everything that can change what it holds: the format below, the
 checkout's absolute path and HEAD commit, the interpreter (its path, version, platform) and
 the setuptools and wheel the lock pins. Only a checkout that is the top of its own git
 repository and clean (`git status`: no change and no untracked file apart from what it
@@ -42,7 +43,7 @@ from mmlab_bootstrap.pythonenv.pages import Interpreter
 from mmlab_bootstrap.pythonenv.plan import PythonEnvError
 from mmlab_bootstrap.pythonenv.uvrun import uv_environ
 
-CACHE_FOLDER = ".editable-wheels"  # in MMLAB_VENVS_PATH
+CACHE_FOLDER = ".mmlab-editable-wheels"  # in the workspace root (beside the locks)
 CACHE_FORMAT = 1  # part of every key: a change of what is kept makes every entry stale
 ENTRY_TEMPORARY = ".{name}.tmp-{token}"  # an entry being written (fs.replace_atomically)
 WHEEL_LIMIT = 16 << 20  # bytes of an editable wheel (a .pth, a finder, metadata: some KB)
@@ -70,7 +71,8 @@ _ENTRY = re.compile(r"(?P<key>[0-9a-f]{32})\.(?P<wheel>.+\.whl)")
 
 @dataclass(frozen=True)
 class Editable:
-    """How one checkout is installed: from `cache` (a key) or built each time (`why`)."""
+    """How one checkout is installed: from the wheel kept under its `key`, or built each
+    time (`why` says why)."""
 
     checkout: Path
     key: str | None  # None: not kept (why says so)
