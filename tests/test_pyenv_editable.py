@@ -421,3 +421,21 @@ def test_a_kill_mid_write_is_finished_by_the_next_run(
     assert len(checkout.entries()) == 1
     said = rebuild(checkout, index)
     assert "no setup.py run" in said
+
+
+@pytest.mark.parametrize("kind", ["a symlink", "a file"])
+def test_a_cache_folder_that_is_not_a_folder_is_not_used(
+    checkout: Checkout, index: Served, tmp_path: Path, kind: str
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if kind == "a symlink":
+        checkout.cache.symlink_to(elsewhere)
+    else:
+        write(checkout.cache, "the user's\n")
+    said = build(checkout, index)
+    assert said.count("editable wheels are neither read from it nor kept there") == 1, said
+    rebuild(checkout, index)
+    assert checkout.runs == 2 and list(elsewhere.iterdir()) == []
+    if kind == "a file":
+        assert checkout.cache.read_text() == "the user's\n"

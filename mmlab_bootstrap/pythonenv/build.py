@@ -49,6 +49,7 @@ from mmlab_bootstrap.pythonenv.editable import (
     mark_editable,
     plan_editable,
     sweep_entries,
+    usable_folder,
 )
 from mmlab_bootstrap.pythonenv.pages import (
     Interpreter,
@@ -676,6 +677,11 @@ class _Builder:
         folder = self.root / CACHE_FOLDER
         for left in sweep_entries(folder):
             self.report.done(f"removed {left} (left by an interrupted run)")
+        if not usable_folder(folder) and any(e.key for e in editables):
+            self.report.warn(
+                f"{folder} is not a folder (a link or a file): editable wheels are neither"
+                " read from it nor kept there; move it away to keep them"
+            )
         with self._scratch() as scratch:
             for editable in editables:
                 checkout = editable.checkout

@@ -81,7 +81,7 @@ class Editable:
 
     def entry(self, folder: Path) -> Path | None:
         """The entry kept for this key, when there is one (checked when it is read)."""
-        if self.key is None:
+        if self.key is None or not usable_folder(folder):
             return None
         try:
             names = sorted(os.listdir(folder))
@@ -92,6 +92,11 @@ class Editable:
             if found is not None and found["key"] == self.key:
                 return folder / name
         return None
+
+
+def usable_folder(folder: Path) -> bool:
+    """The folder of kept wheels is the tool's: a real folder or nothing (never a link)."""
+    return not folder.is_symlink() and (folder.is_dir() or not folder.exists())
 
 
 def checkout_state(git: Git, checkout: Path) -> tuple[str, str] | str:
@@ -280,7 +285,7 @@ def keep(folder: Path, editable: Editable, built: Path) -> Path | None:
     checkout); the entry, or None when the folder cannot hold it."""
     assert editable.key is not None
     entry = folder / f"{editable.key}.{built.name}"
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+    if not usable_folder(folder):
         return None
     folder.mkdir(mode=0o755, exist_ok=True)
     if entry.is_dir() and not entry.is_symlink():
@@ -301,7 +306,7 @@ def keep(folder: Path, editable: Editable, built: Path) -> Path | None:
 
 def sweep_entries(folder: Path) -> list[Path]:
     """What a killed write left in the cache folder."""
-    if folder.is_symlink() or not folder.is_dir():
+    if not usable_folder(folder) or not folder.exists():
         return []
     return sweep(folder, ENTRY_TEMPORARY, rule=UNLOCKED)
 
