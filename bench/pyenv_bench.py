@@ -45,8 +45,8 @@ from benchtools import inv_command  # noqa: E402  (bench/ is on the path)
 
 from tests.lib.fakepython import write  # noqa: E402
 from tests.lib.httpserve import serving  # noqa: E402
+from tests.lib.pyenvfixture import OVERRIDE, SETUP_PY, environ, stand_in_indexes  # noqa: E402
 from tests.lib.wheelfixture import rc4_workspace  # noqa: E402
-from tests.test_pyenv_build import OVERRIDE, SETUP_PY, environ, stand_in_indexes  # noqa: E402
 
 MODULES = "import torch, mmcv, mmcv.ops, mmdet, mmseg, mmdet3d"
 
@@ -80,6 +80,12 @@ def main() -> None:
         write(checkout / "setup.py", SETUP_PY)
         write(checkout / "requirements" / "runtime.txt", "numba==0.53.0\n")
         write(ws / "python-env.overrides.txt", OVERRIDE)
+        # a git checkout, clean, as a cloned workspace has it (its editable wheel is kept)
+        write(checkout / ".gitignore", "__pycache__/\n*.egg-info/\nbuild/\n")
+        quiet = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+        user = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        for step in (["init", "-q"], ["add", "-A"], [*user, "commit", "-q", "-m", "checkout"]):
+            subprocess.run(["git", *step], cwd=checkout, env=quiet, check=True)
         with serving(stand_in_indexes(base / "wheels").served()) as served:
             clean = {k: v for k, v in os.environ.items() if not k.startswith(("MMLAB_", "UV_"))}
             env = {**clean, **environ(served), "HOME": str(base / "home"), "NO_PROXY": "*"}

@@ -287,6 +287,7 @@ def main() -> None:
         shutil.rmtree(ws / ".venvs")
         steps = timed_lines(inv, ws, env, "the rebuild from the lock")
         rebuild = steps[-1][0]
+        kept = [f"{at:5.1f} s {line}" for at, line in steps]  # the kept wheel (or why not)
         checked = next(at for at, line in steps if line.startswith("imports "))
         made = next(at for at, line in steps if line.startswith("made "))
         bare = work / "bare"
@@ -326,6 +327,8 @@ def main() -> None:
     print(f"no-op re-run:                         {noop:7.2f} s, {noop_requests} requests"
           " (outside requests through a dead proxy)")  # fmt: skip
     print(f"rebuild from the lock (warm cache):   {rebuild:7.1f} s")
+    for line in kept:
+        print(f"  {line}")
     print(f"bare uv pip sync of the same lock:    {sync:7.1f} s (ratio {rebuild / sync:.2f}x)")
     print(f"  of which: venv, sync, editable install and import check {checked:.1f} s,"
           f" rename {made - checked:.1f} s, the doctor's check {rebuild - made:.1f} s")  # fmt: skip

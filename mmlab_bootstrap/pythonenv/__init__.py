@@ -1,13 +1,14 @@
 """The training environment (`python-env`): requirements from the workspace (`plan`),
 the torch/CUDA pair from the wheel pages (`pairs`, `pages`), the build through uv
-(`build`, `uvrun`), and how an environment is inspected: the interpreter asked in a
-subprocess (`interpreter`), its packages against the ranges the checkouts accept
-(`packages`, `version_ranges`), mmcv's prebuilt wheels (`mmcv_wheels`), and `inv verify`
-(`verify`: the sub-project's demo run in it, layer by layer).
+(`build`, `uvrun`), the checkouts' editable wheels kept between builds (`editable`), and
+how an environment is inspected: the interpreter asked in a subprocess (`interpreter`), its
+packages against the ranges the checkouts accept (`packages`, `version_ranges`), mmcv's
+prebuilt wheels (`mmcv_wheels`), and `inv verify` (`verify`: the sub-project's demo run in
+it, layer by layer).
 
 Plan/apply: `plan` and `pairs` look; `build` applies through the session's seam.
-May import: checkpoints (its bounded HTTP client), run, settings, output, fs, errors
-(enforced by `lint-imports`).
+May import: checkpoints (its bounded HTTP client), run, settings, git (a checkout's
+HEAD and status), output, fs, errors (enforced by `lint-imports`).
 
 The names below are imported on first use (PEP 562), so importing the package costs
 nothing at start-up.

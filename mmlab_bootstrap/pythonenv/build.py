@@ -39,7 +39,22 @@ from mmlab_bootstrap.fs import (
     temporary_beside,
     temporary_folder,
 )
+from mmlab_bootstrap.git import Git
 from mmlab_bootstrap.proc import run_bounded
+from mmlab_bootstrap.pythonenv.editable import (
+    CACHE_FOLDER,
+    Editable,
+    WheelRefused,
+    build_editable,
+    checked_wheel,
+    checkout_state,
+    keep,
+    lock_pins,
+    mark_editable,
+    plan_editable,
+    sweep_entries,
+    usable_folder,
+)
 from mmlab_bootstrap.pythonenv.pages import (
     Interpreter,
     Reader,
@@ -624,12 +639,14 @@ class _Builder:
         if not self.venv.parent.is_dir():
             changes.make_folder(self.venv.parent)
 
+        editables = self._plan_editables(lock)
+
         def build() -> None:
             partial.mkdir()  # (uv makes the venv in it) held while it is made: see _in_use
             descriptor = os.open(partial, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 hold(descriptor)
-                doctor = self._build(partial, lock, marker)
+                doctor = self._build(partial, lock, marker, editables)
             except BootstrapError:
                 shutil.rmtree(partial, ignore_errors=True)  # a failure leaves nothing behind
                 raise
@@ -647,7 +664,8 @@ class _Builder:
             [
                 f"make {partial} (uv venv from {self.python.path}), install {lock.path.name}"
                 f" into it, then {self.project} editable, then rename it to {self.venv}"
-            ],
+            ]
+            + [f"  {self._editable_line(e)}" for e in editables],
             build,
         )
 
@@ -755,7 +773,13 @@ class _Builder:
 
         self.session.changes.make(f"remove {path} (left by an interrupted run)", remove)
 
-    def _build(self, partial: Path, lock: LockFile, marker: dict[str, object]) -> list[str]:
+    def _build(
+        self,
+        partial: Path,
+        lock: LockFile,
+        marker: dict[str, object],
+        editables: list[Editable],
+    ) -> list[str]:
         """Make the venv at `partial`, checked; what the doctor's checks find in it."""
         hint = (
             "check that the indexes (MMLAB_PYPI_INDEX, MMLAB_TORCH_INDEX, MMLAB_MMCV_INDEX) are"
@@ -782,14 +806,7 @@ class _Builder:
                 )
             except PythonEnvError:
                 self._sync_online(sync, lock, hint)
-        for checkout in self.found.editables:
-            run_uv(
-                ["pip", "install", "--python", python, "--no-deps", "--no-build-isolation",
-                 "--offline", *common_flags(), "--editable", str(checkout)],
-                environ=self.environ, timeout=RESOLVE_TIMEOUT,
-                what=f"installing {checkout} editable",
-                hint=f"fix what {checkout}/setup.py needs, then run the same command again",
-            )  # fmt: skip
+        self._install_editables(partial, python, editables)
 
         # The import check and the doctor's checks at once (two interpreters: neither waits).
         def check(which: str) -> list[str]:
@@ -802,6 +819,96 @@ class _Builder:
         found = ended[1][1]
         (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         return found
+
+    # -- the checkouts, editable (see pythonenv.editable) ---------------------------------
+    def _plan_editables(self, lock: LockFile) -> list[Editable]:
+        """How each checkout is to be installed: from the kept wheel of its key, or built."""
+        git = Git(self.report, answers=self.session.changes.answers)
+        pins = lock_pins(lock.text)
+        return [plan_editable(git, c, self.python, pins) for c in self.found.editables]
+
+    def _editable_line(self, editable: Editable) -> str:
+        folder = self.root / CACHE_FOLDER
+        if editable.key is None:
+            return f"{editable.checkout} editable: {editable.why}"
+        entry = editable.entry(folder)
+        if entry is not None:
+            return f"{editable.checkout} editable: from the kept wheel {entry} ({editable.why})"
+        return f"{editable.checkout} editable: built, then kept in {folder} ({editable.why})"
+
+    def _install_editables(self, partial: Path, python: str, editables: list[Editable]) -> None:
+        """Each checkout installed editable without its dependencies: a kept wheel when its
+        key has one (no setup.py runs), else built once in the venv (and kept when the
+        checkout is clean); a checkout with a pyproject.toml by uv's `-e`."""
+        folder = self.root / CACHE_FOLDER
+        for left in sweep_entries(folder):
+            self.report.done(f"removed {left} (left by an interrupted run)")
+        if not usable_folder(folder) and any(e.key for e in editables):
+            self.report.warn(
+                f"{folder} is not a folder (a link or a file): editable wheels are neither"
+                " read from it nor kept there; move it away to keep them"
+            )
+        with self._scratch() as scratch:
+            for editable in editables:
+                checkout = editable.checkout
+                hint = f"fix what {checkout}/setup.py needs, then run the same command again"
+                if editable.key is None and editable.why.startswith("it has a pyproject"):
+                    run_uv(
+                        ["pip", "install", "--python", python, "--no-deps",
+                         "--no-build-isolation", "--offline", *common_flags(),
+                         "--editable", str(checkout)],
+                        environ=self.environ, timeout=RESOLVE_TIMEOUT,
+                        what=f"installing {checkout} editable", hint=hint,
+                    )  # fmt: skip
+                    continue
+                found = self._kept_wheel(folder, editable)
+                if found is None:
+                    if editable.key is None:
+                        self.report.info(f"{checkout} editable: {editable.why}")
+                    out = Path(scratch) / f"built-{len(os.listdir(scratch))}"
+                    out.mkdir()
+                    built = build_editable(python, checkout, out, self.environ, partial)
+                    try:
+                        data, info = checked_wheel(built, built.name)
+                    except WheelRefused as error:
+                        raise PythonEnvError(
+                            f"building {checkout} editable made no usable wheel: {error}", hint
+                        ) from None
+                    name = built.name
+                    git = Git(self.report, answers=self.session.changes.answers)
+                    if editable.key is not None and checkout_state(git, checkout) == editable.state:
+                        entry = keep(folder, editable, built)
+                        if entry is not None:
+                            self.report.done(f"kept {checkout}'s editable wheel: {entry.name}")
+                else:
+                    data, info, name = found
+                wheel = Path(scratch) / name
+                wheel.write_bytes(data)
+                run_uv(
+                    ["pip", "install", "--python", python, "--no-deps", "--offline",
+                     "--no-cache", *common_flags(), str(wheel)],
+                    environ=self.environ, timeout=RESOLVE_TIMEOUT,
+                    what=f"installing {checkout} editable", hint=hint,
+                )  # fmt: skip
+                site = partial / "lib" / f"python{self.python.version}" / "site-packages"
+                mark_editable(site, info, checkout)
+
+    def _kept_wheel(self, folder: Path, editable: Editable) -> tuple[bytes, str, str] | None:
+        """The kept wheel of `editable`'s key, checked (bytes, dist-info, wheel name); a
+        damaged or planted entry is removed with a warning (None: build it again)."""
+        entry = editable.entry(folder)
+        if entry is None:
+            return None
+        name = entry.name.split(".", 1)[1]
+        try:
+            data, info = checked_wheel(entry, name)
+        except WheelRefused as error:
+            self.report.warn(f"{entry}: not a usable editable wheel ({error}); building it again")
+            if entry.is_symlink() or not entry.is_dir():
+                entry.unlink(missing_ok=True)
+            return None
+        self.report.info(f"{editable.checkout} editable: from {entry} (no setup.py run)")
+        return data, info, name
 
     def _sync_online(self, sync: list[str], lock: LockFile, hint: str) -> None:
         """`uv pip sync` with the indexes (what uv's cache lacks is downloaded; what it has
