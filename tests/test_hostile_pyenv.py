@@ -207,7 +207,7 @@ LOCKS: dict[str, tuple[Callable[[str], str], str]] = {
     "junk appended": (lambda text: text + "junk\n", "is not a pinned requirement"),
     "without its digest": (
         lambda text: "".join(line for line in text.splitlines(True) if "# digest:" not in line),
-        "was changed after inv python-env wrote it",
+        "has no digest line: an older inv python-env wrote it",
     ),
     "an index moved elsewhere": (
         lambda text: text.replace("# mmcv-page: http://", "# mmcv-page: http://evil.", 1),

@@ -242,6 +242,13 @@ def _digest_of(text: str) -> str:
 def _check_digest(path: Path, text: str, header: dict[str, str]) -> None:
     """The lock is the one this tool wrote: a pin taken out, a hash or an index changed, a
     file cut short is refused here, before anything is installed from it."""
+    if "digest" not in header:
+        raise PythonEnvError(
+            f"{shown(str(path))} has no digest line: an older inv python-env wrote it, before"
+            " locks carried one (a pin taken out of it could not be told)",
+            "write it again (the same pins where they still resolve), then commit it:"
+            " inv python-env --update",
+        )
     if header.get("digest") != _digest_of(text):
         raise PythonEnvError(
             f"{shown(str(path))} was changed after inv python-env wrote it (it does not"
