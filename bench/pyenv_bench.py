@@ -45,8 +45,7 @@ from benchtools import inv_command  # noqa: E402  (bench/ is on the path)
 
 from tests.lib.fakepython import write  # noqa: E402
 from tests.lib.httpserve import serving  # noqa: E402
-from tests.lib.pyenvfixture import OVERRIDE, SETUP_PY, environ, stand_in_indexes  # noqa: E402
-from tests.lib.wheelfixture import rc4_workspace  # noqa: E402
+from tests.lib.pyenvfixture import OVERRIDE, environ, rc4, stand_in_indexes  # noqa: E402
 
 MODULES = "import torch, mmcv, mmcv.ops, mmdet, mmseg, mmdet3d"
 
@@ -75,11 +74,7 @@ def main() -> None:
         ws = base / "ws"
         ws.mkdir()
         shutil.copy(ROOT / "tasks.py", ws / "tasks.py")
-        extension = rc4_workspace(ws / "mmlab_extension")
-        checkout = extension / "mmdetection3d"
-        write(checkout / "setup.py", SETUP_PY)
-        write(checkout / "requirements" / "runtime.txt", "numba==0.53.0\n")
-        write(ws / "python-env.overrides.txt", OVERRIDE)
+        checkout = rc4(ws, overrides=OVERRIDE) / "mmlab_extension" / "mmdetection3d"
         # a git checkout, clean, as a cloned workspace has it (its editable wheel is kept)
         write(checkout / ".gitignore", "__pycache__/\n*.egg-info/\nbuild/\n")
         quiet = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}

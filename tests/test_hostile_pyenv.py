@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,59 +25,36 @@ from mmlab_bootstrap.pythonenv.build import MARKER
 
 from .conftest import Run, assert_clean_error, inv
 from .lib.fakepython import write
-from .lib.httpserve import Served, serving
-from .lib.wheelfixture import RC4_SETUP, rc4_indexes, rc4_workspace
-
-OVERRIDE = "numba>=0.57  # numba==0.53.0 has no wheel for this Python\n"
-LOCK = "python-env.mmdetection3d.cu113.lock.txt"
-HOLD_FOLDER = (
-    "import fcntl, os, sys\n"
-    "d = os.open(sys.argv[1], os.O_RDONLY)\n"
-    "fcntl.flock(d, fcntl.LOCK_EX)\n"
-    "print('held', flush=True)\n"
-    "sys.stdin.read()\n"
+from .lib.httpserve import Served
+from .lib.pyenvfixture import (
+    OVERRIDE,
+    environ,
+    held,
+    loopback_only,
+    python_env_until,
+    rc4,
+    served_indexes,
+    stand_in_indexes,
 )
+
+LOCK = "python-env.mmdetection3d.cu113.lock.txt"
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    served = rc4_indexes(tmp_path_factory.mktemp("wheels")).served()
-    served.max_requests = 20000
-    with serving(served) as running:
-        yield running
+    indexes = stand_in_indexes(tmp_path_factory.mktemp("wheels"))
+    with served_indexes(indexes, max_requests=20000) as served:
+        yield served
 
 
 @pytest.fixture(autouse=True)
 def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "PIP_INDEX_URL"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-def environ(served: Served) -> dict[str, str]:
-    return {
-        "MMLAB_PROJECTS": "mmdetection3d",
-        "MMLAB_CUDA": "cu113",
-        "MMLAB_PYTHON": sys.executable,
-        "MMLAB_TORCH_INDEX": served.url + "whl/",
-        "MMLAB_MMCV_INDEX": served.url,
-        "MMLAB_PYPI_INDEX": served.url + "simple/",
-    }
-
-
-def rc4(root: Path, *, overrides: str | None = OVERRIDE) -> Path:
-    extension = rc4_workspace(root / "mmlab_extension")
-    write(extension / "mmdetection3d" / "setup.py", RC4_SETUP)
-    write(extension / "mmdetection3d" / "requirements" / "runtime.txt", "numba==0.53.0\n")
-    if overrides is not None:
-        write(root / "python-env.overrides.txt", overrides)
-    return root
+    loopback_only(monkeypatch)
 
 
 @pytest.fixture
 def ws(workspace: Path) -> Path:
-    return rc4(workspace)
+    return rc4(workspace, overrides=OVERRIDE)
 
 
 def tree(folder: Path) -> dict[str, float]:
@@ -478,20 +454,12 @@ def test_a_failed_build_leaves_no_partial_venv(ws: Path, index: Served) -> None:
 def test_a_partial_venv_a_live_run_holds_is_left_alone(ws: Path, index: Served) -> None:
     """Two workspaces with one MMLAB_VENVS_PATH: the `.partial` venv the other's live run is
     making (it holds its flock) is never removed as a leftover."""
-    held = write(ws / ".venvs" / ".mmdetection3d.partial" / "pyvenv.cfg", "home = /x\n").parent
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_FOLDER, str(held)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    partial = write(ws / ".venvs" / ".mmdetection3d.partial" / "pyvenv.cfg", "home = /x\n").parent
+    with held(partial):
         run = inv(ws, "python-env", env=environ(index))
         assert_clean_error(run, "is being made by another run right now")
-        assert (held / "pyvenv.cfg").is_file() and not (ws / ".venvs" / "mmdetection3d").exists()
-    finally:
-        holder.kill()
-        holder.wait()
+        assert (partial / "pyvenv.cfg").is_file()
+        assert not (ws / ".venvs" / "mmdetection3d").exists()
     run = inv(ws, "python-env", env=environ(index))  # the holder is gone: a leftover now
     assert run.code == 0, run.err
     healthy(ws / ".venvs" / "mmdetection3d")
@@ -501,7 +469,7 @@ def test_another_workspace_s_venv_is_never_replaced(
     ws: Path, index: Served, tmp_path: Path
 ) -> None:
     shared = tmp_path / "shared-venvs"
-    other = rc4(tmp_path / "other")
+    other = rc4(tmp_path / "other", overrides=OVERRIDE)
     shutil.copy(ws / "tasks.py", other / "tasks.py")
     env = {**environ(index), "MMLAB_VENVS_PATH": str(shared)}
     assert inv(other, "python-env", env=env).code == 0
@@ -535,29 +503,10 @@ def test_ctrl_c_mid_build_is_one_line_and_the_next_run_finishes(
 ) -> None:
     gate = tmp_path / "gate"
     env = {**os.environ, **environ(index), "STANDIN_BUILD_WAIT": str(gate)}
-    inv_bin = shutil.which("inv", path=env["PATH"])
-    assert inv_bin is not None
-    process = subprocess.Popen(
-        [inv_bin, "python-env"],
-        cwd=ws,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        started = Path(f"{gate}.started")
-        for _ in range(1200):  # the backend says when it waits (not a timing assertion)
-            if started.exists() or process.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert started.exists(), "the build never started"
+    started = Path(f"{gate}.started")
+    with python_env_until(ws, env, started, output=subprocess.PIPE) as process:
         os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
     said = err.decode()
     assert process.returncode == 130, said
     assert said.splitlines()[0] == "error: interrupted" and "Traceback" not in said
@@ -617,25 +566,8 @@ def test_a_kill_at_each_call_of_the_interpreter_is_finished_by_the_next_run(
     )
     python.chmod(0o755)
     env = {**os.environ, **environ(index), "MMLAB_PYTHON": str(python), "KILL_AT": str(call)}
-    inv_bin = shutil.which("inv", path=env["PATH"])
-    assert inv_bin is not None
-    process = subprocess.Popen(
-        [inv_bin, "python-env"],
-        cwd=ws,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(1200):  # the interpreter says when it waits (not a timing assertion)
-            if said.exists() or process.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert said.exists(), "the call never came"
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    with python_env_until(ws, env, said, never="the call never came"):
+        pass  # killed there
     run = inv(ws, "python-env", env=environ(index))
     assert run.code == 0, run.err
     healthy(ws / ".venvs" / "mmdetection3d")

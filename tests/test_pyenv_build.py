@@ -8,11 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,47 +18,34 @@ from mmlab_bootstrap.pythonenv.build import MARKER
 
 from .conftest import Cloned, assert_clean_error, inv
 from .lib.fakepython import write
-from .lib.httpserve import Served, serving
-from .lib.pyenvfixture import OVERRIDE, SETUP_PY, environ, stand_in_indexes
-from .lib.wheelfixture import rc4_workspace
+from .lib.httpserve import Served
+from .lib.pyenvfixture import (
+    OVERRIDE,
+    environ,
+    held,
+    imported,
+    loopback_only,
+    python_env_until,
+    rc4,
+    served_indexes,
+    stand_in_indexes,
+)
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serving(stand_in_indexes(tmp_path_factory.mktemp("wheels")).served()) as served:
+    with served_indexes(stand_in_indexes(tmp_path_factory.mktemp("wheels"))) as served:
         yield served
 
 
 @pytest.fixture(autouse=True)
 def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "PIP_INDEX_URL"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    # A user's own uv settings, which would break every run if honoured: ignored.
-    monkeypatch.setenv("UV_OFFLINE", "1")
-    write(Path(os.environ["HOME"]) / ".config" / "uv" / "uv.toml", "offline = true\n")
+    loopback_only(monkeypatch, uv_offline=True, uv_config=True)
 
 
 @pytest.fixture
 def ws(workspace: Path) -> Path:
-    extension = rc4_workspace(workspace / "mmlab_extension")
-    write(extension / "mmdetection3d" / "setup.py", SETUP_PY)
-    write(extension / "mmdetection3d" / "requirements" / "runtime.txt", "numba==0.53.0\n")
-    return workspace
-
-
-def imported(venv: Path) -> dict[str, str]:
-    script = (
-        "import json, mmcv, mmcv.ops, mmdet, mmseg, mmdet3d, numba, torch\n"
-        "print(json.dumps({m.__name__: getattr(m, '__version__', m.__file__) for m in"
-        " (mmcv, mmdet, mmseg, numba, torch)} | {'mmdet3d': mmdet3d.__file__}))"
-    )
-    done = subprocess.run(
-        [str(venv / "bin" / "python"), "-I", "-c", script], capture_output=True, check=True
-    )
-    found: dict[str, str] = json.loads(done.stdout)
-    return found
+    return rc4(workspace)
 
 
 def test_build_then_nothing_to_do(ws: Path, index: Served) -> None:
@@ -193,26 +176,8 @@ def test_a_kill_mid_build_is_finished_by_the_next_run(
     write(ws / "python-env.overrides.txt", OVERRIDE)
     gate = tmp_path / "gate"
     env = {**os.environ, **environ(index), "STANDIN_BUILD_WAIT": str(gate)}
-    inv_bin = shutil.which("inv", path=env["PATH"])
-    assert inv_bin is not None
-    process = subprocess.Popen(
-        [inv_bin, "python-env"],
-        cwd=ws,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        started = Path(f"{gate}.started")
-        for _ in range(1200):  # the backend says when it waits (not a timing assertion)
-            if started.exists() or process.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert started.exists(), "the build never started"
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    with python_env_until(ws, env, Path(f"{gate}.started")):
+        pass  # killed there
     venvs = ws / ".venvs"
     assert (venvs / ".mmdetection3d.partial" / "pyvenv.cfg").is_file()
     assert not (venvs / "mmdetection3d").exists()
@@ -317,10 +282,7 @@ def test_a_project_without_checkout_is_passed_over(ws: Path, index: Served) -> N
 def test_bootstrap_builds_the_env_when_asked(cloned: Cloned, index: Served) -> None:
     """MMLAB_PYTHON_ENV=1: bootstrap's python-env step builds it; off by default."""
     write(cloned.root / "python-env.overrides.txt", OVERRIDE)
-    mmdet3d = cloned.ext / "mmdetection3d"
-    rc4_workspace(cloned.ext)
-    write(mmdet3d / "setup.py", SETUP_PY)
-    write(mmdet3d / "requirements" / "runtime.txt", "numba==0.53.0\n")
+    rc4(cloned.root)
     env = environ(index)
     off = inv(cloned.root, "--dry", "bootstrap", env=env)
     assert off.code == 0, off.err
@@ -429,15 +391,6 @@ def test_the_doctor_s_findings_name_the_venv_in_place(
     assert f"{venv}/bin/python -m pip install" in run.err and ".partial" not in run.err
 
 
-HOLD_FOLDER = (
-    "import fcntl, os, sys\n"
-    "d = os.open(sys.argv[1], os.O_RDONLY)\n"
-    "fcntl.flock(d, fcntl.LOCK_EX)\n"
-    "print('held', flush=True)\n"
-    "sys.stdin.read()\n"
-)
-
-
 def test_scratch_folders_of_a_killed_run_are_removed_by_the_next(ws: Path, index: Served) -> None:
     """A run killed while uv resolved or synced leaves its scratch folder in the workspace
     root (`.mmlab-python-env-` and 8 of tempfile's letters, as older versions named it): the
@@ -446,22 +399,13 @@ def test_scratch_folders_of_a_killed_run_are_removed_by_the_next(ws: Path, index
     write(ws / "python-env.overrides.txt", OVERRIDE)
     left = write(ws / ".mmlab-python-env-k3_x9zqa" / "requirements.in", "torch\n").parent
     write(left / "lock.txt", "half a lock\n")
-    held = write(ws / ".mmlab-python-env-0123abcd" / "overrides.txt", "").parent
+    busy = write(ws / ".mmlab-python-env-0123abcd" / "overrides.txt", "").parent
     kept = [write(ws / ".mmlab-python-env-abcdefgh", "a file"), ws / ".mmlab-python-env-mine"]
     kept[1].mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_FOLDER, str(held)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    with held(busy):
         run = inv(ws, "python-env", env=environ(index))
         assert run.code == 0, run.err
         assert f"removed {left} (left by an interrupted run)" in run.out
-        assert not left.exists() and held.is_dir() and all(p.exists() for p in kept)
-    finally:
-        holder.kill()
-        holder.wait()
+        assert not left.exists() and busy.is_dir() and all(p.exists() for p in kept)
     scratch = sorted(p.name for p in ws.iterdir() if p.name.startswith(".mmlab-python-env-"))
-    assert scratch == sorted([held.name, *(p.name for p in kept)])
+    assert scratch == sorted([busy.name, *(p.name for p in kept)])

@@ -8,10 +8,8 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,9 +29,16 @@ from mmlab_bootstrap.pythonenv.pages import Interpreter
 from .conftest import inv
 from .lib.fakepython import write
 from .lib.gitfixture import git
-from .lib.httpserve import Served, serving
-from .lib.pyenvfixture import OVERRIDE, environ, stand_in_indexes
-from .lib.wheelfixture import rc4_workspace
+from .lib.httpserve import Served
+from .lib.pyenvfixture import (
+    OVERRIDE,
+    environ,
+    loopback_only,
+    python_env_until,
+    rc4,
+    served_indexes,
+    stand_in_indexes,
+)
 
 # mmdet3d's shape: imports torch; every run appends a line to a file beside the workspace.
 COUNTING_SETUP_PY = """\
@@ -49,16 +54,13 @@ setup(name='mmdet3d', version={version!r}, packages=find_packages())
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serving(stand_in_indexes(tmp_path_factory.mktemp("wheels")).served()) as served:
+    with served_indexes(stand_in_indexes(tmp_path_factory.mktemp("wheels"))) as served:
         yield served
 
 
 @pytest.fixture(autouse=True)
 def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "PIP_INDEX_URL"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    loopback_only(monkeypatch)
 
 
 class Checkout:
@@ -100,11 +102,9 @@ class Checkout:
 
 @pytest.fixture
 def checkout(workspace: Path) -> Checkout:
-    rc4_workspace(workspace / "mmlab_extension")
+    rc4(workspace, overrides=OVERRIDE)
     found = Checkout(workspace)
     found.setup_py()
-    write(found.path / "requirements" / "runtime.txt", "numba==0.53.0\n")
-    write(workspace / "python-env.overrides.txt", OVERRIDE)
     write(found.path / ".gitignore", "__pycache__/\n*.egg-info/\n")  # (as the real one)
     git("init", "-q", cwd=found.path)
     found.commit("the checkout")
@@ -393,26 +393,8 @@ def test_a_kill_mid_write_is_finished_by_the_next_run(
     is removed; the next run builds and keeps the wheel."""
     gate = tmp_path / "gate"
     env = {**os.environ, **environ(index), "STANDIN_BUILD_WAIT": str(gate)}
-    inv_bin = shutil.which("inv", path=env["PATH"])
-    assert inv_bin is not None
-    process = subprocess.Popen(
-        [inv_bin, "python-env"],
-        cwd=checkout.ws,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        started = Path(f"{gate}.started")
-        for _ in range(1200):  # the backend says when it waits (not a timing assertion)
-            if started.exists() or process.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert started.exists(), "the build never started"
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    with python_env_until(checkout.ws, env, Path(f"{gate}.started")):
+        pass  # killed there
     assert checkout.entries() == []
     leftover = checkout.cache / ".0123456789abcdef0123456789abcdef.x.whl.tmp-0badc0de"
     write(leftover, "half a wheel")

@@ -28,7 +28,9 @@ from mmlab_bootstrap.pythonenv.plan import (
 from .conftest import assert_clean_error, inv
 from .lib.ckptfixture import checkpoint, random_bytes, write_index
 from .lib.fakepython import write
-from .lib.httpserve import Faults, Served, serving
+from .lib.httpserve import Faults, Served
+from .lib.pyenvfixture import environ as pyenv_environ
+from .lib.pyenvfixture import imported, loopback_only, served_indexes
 from .lib.wheelfixture import (
     CP,
     MANYLINUX,
@@ -48,6 +50,7 @@ from .lib.wheelfixture import (
 
 DEAD = "http://127.0.0.1:9/"  # nothing listens there: a page read from it fails at once
 LITE_ENV = {"MMLAB_MMCV_PACKAGE": "mmcv-lite"}
+LITE_MODULES = ("mmcv", "mmengine", "mmdet", "torch")  # (no mmseg, no numba)
 
 
 def lite_indexes(folder: Path) -> Indexes:
@@ -79,50 +82,24 @@ def lite_indexes(folder: Path) -> Indexes:
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serving(lite_indexes(tmp_path_factory.mktemp("wheels")).served()) as served:
+    with served_indexes(lite_indexes(tmp_path_factory.mktemp("wheels"))) as served:
         yield served
 
 
 @pytest.fixture(autouse=True)
 def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "PIP_INDEX_URL"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("UV_OFFLINE", "1")  # a user's uv setting: ignored by the tool
+    loopback_only(monkeypatch, uv_offline=True)  # a user's uv setting: ignored by the tool
 
 
 def environ(served: Served, **more: str) -> dict[str, str]:
-    return {
-        "MMLAB_PROJECTS": "mmdetection3d",
-        "MMLAB_CUDA": "cpu",
-        "MMLAB_PYTHON": sys.executable,
-        "MMLAB_TORCH_INDEX": served.url + "whl/",
-        "MMLAB_MMCV_INDEX": DEAD,  # download.openmmlab.com, blocked
-        "MMLAB_PYPI_INDEX": served.url + "simple/",
-        **more,
-    }
+    """CPU wheels; download.openmmlab.com blocked."""
+    return pyenv_environ(served, cuda="cpu", mmcv_index=DEAD, **more)
 
 
 @pytest.fixture
 def ws(workspace: Path) -> Path:
     v14_workspace(workspace / "mmlab_extension")
     return workspace
-
-
-def imported(venv: Path) -> dict[str, str]:
-    script = (
-        "import json, mmcv, mmengine, mmdet, mmdet3d, torch\n"
-        "try:\n    import mmcv.ops\n    ops = 'imports'\n"
-        "except ImportError as error:\n    ops = str(error)\n"
-        "print(json.dumps({m.__name__: m.__version__ for m in (mmcv, mmengine, mmdet, torch)}"
-        " | {'mmdet3d': mmdet3d.__file__, 'ops': ops}))"
-    )
-    done = subprocess.run(
-        [str(venv / "bin" / "python"), "-I", "-c", script], capture_output=True, check=True
-    )
-    found: dict[str, str] = json.loads(done.stdout)
-    return found
 
 
 def test_lite_builds_a_2x_environment_with_no_wheel_page(ws: Path, index: Served) -> None:
@@ -148,7 +125,7 @@ def test_lite_builds_a_2x_environment_with_no_wheel_page(ws: Path, index: Served
     assert "# mmcv-page: \n" in lock
     assert not [r for r in index.requests if r.path.endswith(".tar.gz")]
     assert not [r for r in index.requests if "/mmcv/" in r.path and "simple/mmcv/" in r.path]
-    found = imported(ws / ".venvs" / "mmdetection3d")
+    found = imported(ws / ".venvs" / "mmdetection3d", LITE_MODULES, ops=False)
     assert (found["mmcv"], found["mmdet"], found["torch"]) == ("2.1.0", "3.2.0", "2.1.0+cpu")
     assert "_ext" in found["ops"]
     assert found["mmdet3d"] == str(ws / "mmlab_extension/mmdetection3d/mmdet3d/__init__.py")
