@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -160,22 +159,6 @@ def test_a_terminal_shows_a_bar_per_file(tmp_path: Path) -> None:
         assert b"pointpillars_big" in output and b"total" in output
         assert b"downloaded mmdetection3d:pointpillars_big" in output
         assert final.read_bytes() == data
-
-
-def test_listing_the_tasks_imports_no_http_or_yaml_of_ours(tmp_path: Path) -> None:
-    """`inv --list` stays as quick as before: requests, urllib3, tqdm and the download modules
-    are imported only by fetch-checkpoints itself (PyYAML may be imported by invoke)."""
-    (tmp_path / "tasks.py").write_text((REPO_ROOT / "tasks.py").read_text())
-    code = (
-        "import sys\nfrom invoke.main import program\nsys.argv = ['inv', '--list']\n"
-        "try:\n    program.run()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('requests', 'urllib3',"
-        " 'tqdm') or m.startswith('mmlab_bootstrap.checkpoints')), file=sys.stderr)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
-    )
-    assert done.stderr.strip() == "[]", done.stderr
 
 
 def test_ctrl_c_during_a_stalled_download_exits_at_once_and_the_next_run_resumes(

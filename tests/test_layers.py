@@ -89,13 +89,15 @@ LIST_IMPORTS = [
 
 
 def test_listing_the_tasks_imports_only_what_it_needs(tmp_path: Path) -> None:
-    """`inv --list` in a workspace imports the task table and what its flags need, no more."""
+    """`inv --list` in a workspace imports the task table and what its flags need, no more:
+    no HTTP client, no progress bars (requests, urllib3 and tqdm are fetch-checkpoints'),
+    none of the download modules."""
     (tmp_path / "tasks.py").write_text((ROOT / "tasks.py").read_text())
     code = (
         "import sys\nfrom invoke.main import program\nsys.argv = ['inv', '--list']\n"
         "try:\n    program.run()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mmlab_bootstrap'),"
-        " file=sys.stderr)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mmlab_bootstrap',"
+        " 'requests', 'urllib3', 'tqdm')), file=sys.stderr)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
