@@ -4,7 +4,8 @@ items still running to stop.
 Who uses it: the submodules' fetch (`clone.fetch.submodules`: a tree walk, nested submodules
 added as their parent is done, their commits added early by the parent's own worker), the
 mirror walk (`mirror.walk`: a tree walk, every repository once) and the checkpoint downloads
-(`checkpoints.apply`: a flat list).
+(`checkpoints.apply`: a flat list), and python-env's import check beside the doctor's checks
+(`pythonenv.build`: two items).
 """
 
 from __future__ import annotations
