@@ -11,7 +11,7 @@ from mmlab_bootstrap.checkpoints.plan import CheckpointPlan, Planned
 from mmlab_bootstrap.errors import redacted
 from mmlab_bootstrap.fs import denied
 from mmlab_bootstrap.output import human_size
-from mmlab_bootstrap.run import Session, WorkPool
+from mmlab_bootstrap.run import Session
 from mmlab_bootstrap.settings import Settings
 
 STOP_GRACE = 2.0  # seconds the downloads get to stop after a Ctrl-C
@@ -69,6 +69,7 @@ def download_all(
     from mmlab_bootstrap.checkpoints.download import download_file
     from mmlab_bootstrap.checkpoints.http import Cancelled, Job, http_session
     from mmlab_bootstrap.checkpoints.progress import Downloads
+    from mmlab_bootstrap.run import WorkPool  # (status imports this module, and needs no pool)
 
     http = http_session(jobs)
     with Downloads(session.report, len(plans)) as shown_progress:
